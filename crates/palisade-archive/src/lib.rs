@@ -1,0 +1,247 @@
+//! Bounded reading of distribution archives.
+//!
+//! The upload path needs one thing from an archive: its core metadata file, found where the
+//! format says it lives, and proof that the archive is not hostile to whoever unpacks it. Every
+//! read here is bounded (entries, sizes, compression ratio), hostile member names are refused, and
+//! an archive that cannot be read completely is an error: the caller never sees a partial answer.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use palisade_dist::{DistFilename, DistKind};
+
+/// Limits applied while reading. The defaults suit uploads of up to a few hundred MiB.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Members in one archive.
+    pub max_entries: u64,
+    /// Size of the core metadata file.
+    pub max_metadata_bytes: u64,
+    /// Sum of all members' uncompressed sizes.
+    pub max_total_uncompressed: u64,
+    /// Uncompressed/compressed ratio allowed once the uncompressed total passes `ratio_floor`.
+    pub max_ratio: u64,
+    pub ratio_floor: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_entries: 100_000,
+            max_metadata_bytes: 8 << 20,
+            max_total_uncompressed: 4 << 30,
+            max_ratio: 50,
+            ratio_floor: 64 << 20,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("{0} is not a readable zip archive: {1}")]
+    Zip(String, String),
+    #[error("{0} is not a readable gzip-compressed tar archive: {1}")]
+    Tar(String, String),
+    #[error("{0} has more than {1} members")]
+    TooManyEntries(String, u64),
+    #[error("{0} expands to more than {1} bytes (a decompression bomb?)")]
+    TooLarge(String, u64),
+    #[error("{0} has a compression ratio above {1}:1 (a decompression bomb?)")]
+    Ratio(String, u64),
+    #[error("{0} contains a member with an unsafe path {1:?}")]
+    UnsafePath(String, String),
+    #[error("{0} contains the member {1:?} more than once")]
+    Duplicate(String, String),
+    #[error("{0} contains a link or special file {1:?}, which distributions must not have")]
+    SpecialMember(String, String),
+    #[error("{0}: {1}")]
+    Layout(String, String),
+    #[error("{0}: the core metadata file {1} is larger than {2} bytes")]
+    MetadataTooLarge(String, String, u64),
+    #[error("could not read {0}: {1}")]
+    Io(String, #[source] io::Error),
+}
+
+/// Reads the core metadata file of the distribution at `path`, whose name was parsed as `filename`:
+/// `{name}-{version}.dist-info/METADATA` for a wheel, `{name}-{version}/PKG-INFO` for an sdist.
+pub fn read_core_metadata(path: &Path, filename: &DistFilename, display: &str, limits: &Limits) -> Result<Vec<u8>, ArchiveError> {
+    let file = File::open(path).map_err(|e| ArchiveError::Io(display.to_string(), e))?;
+    let compressed = file.metadata().map_err(|e| ArchiveError::Io(display.to_string(), e))?.len();
+    match filename.kind {
+        DistKind::Wheel => read_wheel(file, compressed, display, limits),
+        DistKind::Sdist => read_sdist(file, compressed, display, limits),
+    }
+}
+
+/// Whether a member name is safe to extract below a root: relative, no `..`, no backslashes or
+/// drive letters, no NUL or other control characters.
+pub fn is_safe_member_path(name: &str) -> bool {
+    if name.is_empty() || name.starts_with('/') || name.contains('\\') || name.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return false;
+    }
+    if name.len() >= 2 && name.as_bytes()[1] == b':' {
+        return false;
+    }
+    !name.split('/').any(|c| c == "..")
+}
+
+fn read_wheel(file: File, compressed: u64, display: &str, limits: &Limits) -> Result<Vec<u8>, ArchiveError> {
+    let zerr = |e: zip::result::ZipError| ArchiveError::Zip(display.to_string(), e.to_string());
+    let mut zip = zip::ZipArchive::new(io::BufReader::new(file)).map_err(zerr)?;
+    if zip.len() as u64 > limits.max_entries {
+        return Err(ArchiveError::TooManyEntries(display.to_string(), limits.max_entries));
+    }
+    let mut seen = HashSet::with_capacity(zip.len());
+    let mut total: u64 = 0;
+    let mut dist_infos: Vec<String> = Vec::new();
+    for i in 0..zip.len() {
+        let entry = zip.by_index_raw(i).map_err(zerr)?;
+        let name = entry.name().map_err(zerr)?.to_string();
+        if !is_safe_member_path(&name) {
+            return Err(ArchiveError::UnsafePath(display.to_string(), name));
+        }
+        if entry.is_symlink() {
+            return Err(ArchiveError::SpecialMember(display.to_string(), name));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(ArchiveError::Duplicate(display.to_string(), name));
+        }
+        total = total.saturating_add(entry.size());
+        if let Some((top, rest)) = name.split_once('/') {
+            if top.ends_with(".dist-info") && rest == "METADATA" {
+                dist_infos.push(top.to_string());
+            }
+        }
+    }
+    check_totals(display, total, compressed, limits)?;
+    let dist_info = match dist_infos.as_slice() {
+        [one] => one.clone(),
+        [] => return Err(ArchiveError::Layout(display.to_string(), "the wheel has no *.dist-info/METADATA".into())),
+        _ => return Err(ArchiveError::Layout(display.to_string(), "the wheel has more than one *.dist-info directory".into())),
+    };
+    for required in ["WHEEL", "RECORD"] {
+        if !seen.contains(&format!("{dist_info}/{required}")) {
+            return Err(ArchiveError::Layout(display.to_string(), format!("the wheel has no {dist_info}/{required}")));
+        }
+    }
+    let member = format!("{dist_info}/METADATA");
+    let entry = zip.by_name(&member).map_err(zerr)?;
+    read_bounded(entry, display, &member, limits.max_metadata_bytes)
+}
+
+fn read_sdist(file: File, compressed: u64, display: &str, limits: &Limits) -> Result<Vec<u8>, ArchiveError> {
+    let terr = |e: io::Error| ArchiveError::Tar(display.to_string(), e.to_string());
+    let gz = flate2::read::GzDecoder::new(io::BufReader::new(file));
+    let mut archive = tar::Archive::new(gz);
+    let mut count: u64 = 0;
+    let mut total: u64 = 0;
+    let mut top: Option<String> = None;
+    let mut pkg_info: Option<Vec<u8>> = None;
+    let mut seen = HashSet::new();
+    for entry in archive.entries().map_err(terr)? {
+        let mut entry = entry.map_err(terr)?;
+        count += 1;
+        if count > limits.max_entries {
+            return Err(ArchiveError::TooManyEntries(display.to_string(), limits.max_entries));
+        }
+        let raw = entry.path_bytes();
+        let name = String::from_utf8(raw.to_vec()).map_err(|_| ArchiveError::UnsafePath(display.to_string(), String::from_utf8_lossy(&raw).into_owned()))?;
+        let name = name.trim_start_matches("./").trim_end_matches('/').to_string();
+        if name.is_empty() || name == "." {
+            continue;
+        }
+        if !is_safe_member_path(&name) {
+            return Err(ArchiveError::UnsafePath(display.to_string(), name));
+        }
+        let kind = entry.header().entry_type();
+        use tar::EntryType as T;
+        match kind {
+            T::Regular | T::Continuous | T::Directory | T::GNULongName | T::XHeader | T::XGlobalHeader | T::GNULongLink => {}
+            T::Symlink | T::Link => {
+                // Links are allowed only when they stay inside the sdist's own tree.
+                let target = entry.link_name_bytes().map(|t| String::from_utf8_lossy(&t).into_owned()).unwrap_or_default();
+                let base = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                let resolved = if kind == T::Link { target.clone() } else { format!("{base}/{target}") };
+                if target.starts_with('/') || escapes_root(&resolved) {
+                    return Err(ArchiveError::UnsafePath(display.to_string(), format!("{name} -> {target}")));
+                }
+            }
+            _ => return Err(ArchiveError::SpecialMember(display.to_string(), name)),
+        }
+        let first = name.split('/').next().unwrap_or("").to_string();
+        match &top {
+            None => top = Some(first.clone()),
+            Some(t) if *t != first => {
+                return Err(ArchiveError::Layout(display.to_string(), format!("an sdist has one top-level directory, found {t:?} and {first:?}")));
+            }
+            _ => {}
+        }
+        if kind == T::Regular || kind == T::Continuous {
+            if !seen.insert(name.clone()) {
+                return Err(ArchiveError::Duplicate(display.to_string(), name));
+            }
+            let size = entry.header().size().map_err(terr)?;
+            total = total.saturating_add(size);
+            if total > limits.max_total_uncompressed {
+                return Err(ArchiveError::TooLarge(display.to_string(), limits.max_total_uncompressed));
+            }
+            if name == format!("{first}/PKG-INFO") {
+                pkg_info = Some(read_bounded(&mut entry, display, &name, limits.max_metadata_bytes)?);
+            } else {
+                // Drain the member through the decompressor so a corrupt stream is noticed here.
+                io::copy(&mut entry, &mut io::sink()).map_err(terr)?;
+            }
+        }
+    }
+    // The gzip trailer (CRC and length) is checked only once the decoder reaches it.
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(terr)?;
+    check_totals(display, total, compressed, limits)?;
+    if count == 0 {
+        return Err(ArchiveError::Layout(display.to_string(), "the sdist is empty".into()));
+    }
+    pkg_info.ok_or_else(|| ArchiveError::Layout(display.to_string(), "the sdist has no {name}-{version}/PKG-INFO".into()))
+}
+
+fn escapes_root(path: &str) -> bool {
+    let mut depth: i64 = 0;
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+fn check_totals(display: &str, total: u64, compressed: u64, limits: &Limits) -> Result<(), ArchiveError> {
+    if total > limits.max_total_uncompressed {
+        return Err(ArchiveError::TooLarge(display.to_string(), limits.max_total_uncompressed));
+    }
+    if total > limits.ratio_floor && total / compressed.max(1) > limits.max_ratio {
+        return Err(ArchiveError::Ratio(display.to_string(), limits.max_ratio));
+    }
+    Ok(())
+}
+
+fn read_bounded(reader: impl Read, display: &str, member: &str, max: u64) -> Result<Vec<u8>, ArchiveError> {
+    let mut out = Vec::new();
+    reader
+        .take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ArchiveError::Io(format!("{display} ({member})"), e))?;
+    if out.len() as u64 > max {
+        return Err(ArchiveError::MetadataTooLarge(display.to_string(), member.to_string(), max));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

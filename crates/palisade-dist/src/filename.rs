@@ -1,0 +1,196 @@
+//! Distribution filenames: wheels (PEP 427 and the binary distribution format spec) and source
+//! distributions (PEP 625). Anything else, eggs and legacy sdist formats included, is refused here
+//! because PyPI refuses it too (PEP 715).
+
+use crate::name::normalize;
+use pep440_rs::Version;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DistKind {
+    Wheel,
+    Sdist,
+}
+
+impl DistKind {
+    /// The legacy upload API's `filetype` value.
+    pub fn filetype(self) -> &'static str {
+        match self {
+            DistKind::Wheel => "bdist_wheel",
+            DistKind::Sdist => "sdist",
+        }
+    }
+}
+
+/// A parsed distribution filename.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DistFilename {
+    pub kind: DistKind,
+    /// The name as spelled in the filename (for wheels, with `_` for `-`).
+    pub name: String,
+    /// PEP 503 normalized name.
+    pub normalized_name: String,
+    pub version: Version,
+    /// Wheel tags: `python-abi-platform` (`None` for sdists).
+    pub python_tag: Option<String>,
+    pub abi_tag: Option<String>,
+    pub platform_tag: Option<String>,
+    pub build_tag: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FilenameError {
+    #[error("invalid filename {0:?}: only wheels (.whl) and source distributions (.tar.gz) are accepted")]
+    Extension(String),
+    #[error("invalid filename {0:?}: {1}")]
+    Grammar(String, &'static str),
+    #[error("invalid filename {0:?}: version {1:?} is not a valid PEP 440 version")]
+    Version(String, String),
+}
+
+const MAX_FILENAME_LEN: usize = 255;
+
+impl DistFilename {
+    pub fn parse(filename: &str) -> Result<Self, FilenameError> {
+        let err = |why| FilenameError::Grammar(filename.to_string(), why);
+        if filename.len() > MAX_FILENAME_LEN {
+            return Err(err("longer than 255 characters"));
+        }
+        if !filename
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'!'))
+        {
+            return Err(err("it contains characters other than letters, digits, '.', '_', '-', '+', '!'"));
+        }
+        if let Some(stem) = filename.strip_suffix(".whl") {
+            Self::parse_wheel(filename, stem)
+        } else if let Some(stem) = filename.strip_suffix(".tar.gz") {
+            Self::parse_sdist(filename, stem)
+        } else {
+            Err(FilenameError::Extension(filename.to_string()))
+        }
+    }
+
+    fn parse_wheel(filename: &str, stem: &str) -> Result<Self, FilenameError> {
+        let err = |why| FilenameError::Grammar(filename.to_string(), why);
+        let parts: Vec<&str> = stem.split('-').collect();
+        let (name, version, build, py, abi, plat) = match parts.as_slice() {
+            [n, v, p, a, pl] => (*n, *v, None, *p, *a, *pl),
+            [n, v, b, p, a, pl] => (*n, *v, Some(*b), *p, *a, *pl),
+            _ => return Err(err("a wheel name is {name}-{version}(-{build})?-{python}-{abi}-{platform}.whl")),
+        };
+        if [name, version, py, abi, plat].iter().any(|p| p.is_empty()) {
+            return Err(err("a wheel filename has an empty component"));
+        }
+        check_name(filename, name)?;
+        if let Some(b) = build {
+            if !b.starts_with(|c: char| c.is_ascii_digit()) {
+                return Err(err("the wheel build tag must start with a digit"));
+            }
+        }
+        for tag in [py, abi, plat] {
+            if !tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_')) {
+                return Err(err("wheel tags contain only letters, digits, '.' and '_'"));
+            }
+        }
+        Ok(Self {
+            kind: DistKind::Wheel,
+            name: name.to_string(),
+            normalized_name: normalize(name),
+            version: parse_version(filename, version)?,
+            python_tag: Some(py.to_string()),
+            abi_tag: Some(abi.to_string()),
+            platform_tag: Some(plat.to_string()),
+            build_tag: build.map(str::to_string),
+        })
+    }
+
+    fn parse_sdist(filename: &str, stem: &str) -> Result<Self, FilenameError> {
+        let err = |why| FilenameError::Grammar(filename.to_string(), why);
+        // PEP 625 wants exactly one '-', but sdists made before it spelled names with '-', so split
+        // at the last '-' (a version never contains one) and check the name part separately.
+        let Some((name, version)) = stem.rsplit_once('-') else {
+            return Err(err("an sdist name is {name}-{version}.tar.gz"));
+        };
+        if name.is_empty() || version.is_empty() {
+            return Err(err("an sdist name is {name}-{version}.tar.gz"));
+        }
+        check_name(filename, name)?;
+        Ok(Self {
+            kind: DistKind::Sdist,
+            name: name.to_string(),
+            normalized_name: normalize(name),
+            version: parse_version(filename, version)?,
+            python_tag: None,
+            abi_tag: None,
+            platform_tag: None,
+            build_tag: None,
+        })
+    }
+
+    /// The legacy upload API's `pyversion` for this file (`source` for sdists).
+    pub fn pyversion(&self) -> &str {
+        self.python_tag.as_deref().unwrap_or("source")
+    }
+}
+
+fn check_name(filename: &str, name: &str) -> Result<(), FilenameError> {
+    crate::ProjectName::new(name)
+        .map(|_| ())
+        .map_err(|_| FilenameError::Grammar(filename.to_string(), "the project name part is not a valid name"))
+}
+
+fn parse_version(filename: &str, version: &str) -> Result<Version, FilenameError> {
+    version
+        .parse::<Version>()
+        .map_err(|_| FilenameError::Version(filename.to_string(), version.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, expected: Result<(&str, &str, DistKind), ()>) {
+        let got = DistFilename::parse(input)
+            .map(|f| (f.normalized_name.clone(), f.version.to_string(), f.kind))
+            .map_err(|_| ());
+        let expected = expected.map(|(n, v, k)| (n.to_string(), v.to_string(), k));
+        assert_eq!(got, expected, "input {input:?}");
+    }
+
+    #[test]
+    fn wheels() {
+        use DistKind::Wheel;
+        check("demo-1.0-py3-none-any.whl", Ok(("demo", "1.0", Wheel)));
+        check("my_pkg-2.0.post1-1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", Ok(("my-pkg", "2.0.post1", Wheel)));
+        check("Foo.Bar-1.0+local.1-py2.py3-none-any.whl", Ok(("foo-bar", "1.0+local.1", Wheel)));
+        check("demo-1.0-x-py3-none-any.whl", Err(()));
+        check("demo-1.0-py3-none.whl", Err(()));
+        check("demo-notaversion-py3-none-any.whl", Err(()));
+        check("bad-wheel.whl", Err(()));
+        check("demo-1.0--none-any.whl", Err(()));
+    }
+
+    #[test]
+    fn sdists() {
+        use DistKind::Sdist;
+        check("demo-1.0.tar.gz", Ok(("demo", "1.0", Sdist)));
+        check("pypi_attestations-0.0.19.tar.gz", Ok(("pypi-attestations", "0.0.19", Sdist)));
+        check("pypi-attestations-0.0.19.tar.gz", Ok(("pypi-attestations", "0.0.19", Sdist)));
+        check("demo.tar.gz", Err(()));
+        check("demo-.tar.gz", Err(()));
+        check("-1.0.tar.gz", Err(()));
+    }
+
+    #[test]
+    fn other_formats_are_refused() {
+        for name in ["demo-1.0.zip", "demo-1.0-py3.7.egg", "demo-1.0.tar.bz2", "demo-1.0-py3-none-any.zip", "foo.whl.exe", "../x-1.0.tar.gz", "demo-1.0.tar.gz\0"] {
+            assert!(DistFilename::parse(name).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn pyversion() {
+        assert_eq!(DistFilename::parse("demo-1.0.tar.gz").unwrap().pyversion(), "source");
+        assert_eq!(DistFilename::parse("demo-1.0-py3-none-any.whl").unwrap().pyversion(), "py3");
+    }
+}

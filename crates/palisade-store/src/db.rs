@@ -1,0 +1,491 @@
+//! The metadata database (SQLite, WAL). One writer connection serialises writes inside this
+//! process; readers use their own small pool so reads never wait behind a write. Other processes
+//! (the admin CLI) write to the same file and are serialised by SQLite's lock with a busy timeout.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::models::*;
+use crate::StoreError;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+/// Microseconds since the Unix epoch.
+pub fn now_micros() -> i64 {
+    jiff::Timestamp::now().as_microsecond()
+}
+
+/// A file that passed validation and whose blob is already stored.
+#[derive(Clone, Debug)]
+pub struct NewFile {
+    /// The project name as the core metadata spells it (used when the project is created).
+    pub project_name: String,
+    pub normalized: String,
+    pub version: String,
+    pub canonical_version: String,
+    /// JSON of the core metadata fields, stored on the release the first time it is seen.
+    pub metadata_json: String,
+    pub requires_python: Option<String>,
+    pub filename: String,
+    pub packagetype: String,
+    pub python_version: String,
+    pub size: i64,
+    pub sha256: String,
+    pub blake2b_256: String,
+    pub md5: String,
+    pub core_metadata: Vec<u8>,
+    pub metadata_sha256: String,
+    pub uploader_id: i64,
+    pub uploader_name: String,
+    /// Administrators may upload to any project.
+    pub uploader_is_admin: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// The file is now visible; `serial` is the journal entry that announced it.
+    Published { serial: i64, created_project: bool },
+    /// The same filename with the same sha256 already exists: an idempotent re-upload.
+    Identical,
+}
+
+const TOKEN_COLUMNS: &str = "t.id, t.user_id, u.name AS user_name, u.is_admin AS user_is_admin, t.hint, t.projects, t.description, t.created_at, t.expires_at, t.revoked_at, t.last_used_at, t.last_used_addr";
+const FILE_COLUMNS: &str = "f.id, f.release_id, f.project_id, r.version, f.filename, f.packagetype, f.python_version, f.size, f.sha256, f.blake2b_256, f.md5, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked, f.yanked_reason";
+
+impl Db {
+    /// Opens (creating) `palisade.db` in `data_dir` and applies migrations.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::io(data_dir, e))?;
+        let path = data_dir.join("palisade.db");
+        let opts = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before the client hears "200 OK".
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(Self { reader, writer })
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    // ---- users -------------------------------------------------------------------------------
+
+    pub async fn create_user(&self, name: &str, is_admin: bool) -> Result<User, StoreError> {
+        let res = sqlx::query_as::<_, User>("INSERT INTO users (name, is_admin, created_at) VALUES (?, ?, ?) RETURNING id, name, is_admin, created_at")
+            .bind(name)
+            .bind(is_admin)
+            .bind(now_micros())
+            .fetch_one(&self.writer)
+            .await;
+        match res {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Exists(format!("user {name:?}"))),
+            other => Ok(other?),
+        }
+    }
+
+    pub async fn user_by_name(&self, name: &str) -> Result<User, StoreError> {
+        sqlx::query_as::<_, User>("SELECT id, name, is_admin, created_at FROM users WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("user {name:?}")))
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        Ok(sqlx::query_as::<_, User>("SELECT id, name, is_admin, created_at FROM users ORDER BY name").fetch_all(&self.reader).await?)
+    }
+
+    // ---- tokens ------------------------------------------------------------------------------
+
+    pub async fn create_token(
+        &self,
+        user_id: i64,
+        hash: &str,
+        hint: &str,
+        projects: Option<&[String]>,
+        description: Option<&str>,
+        expires_at: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        let projects = projects.map(to_string_array);
+        let row = sqlx::query("INSERT INTO tokens (user_id, hash, hint, projects, description, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id")
+            .bind(user_id)
+            .bind(hash)
+            .bind(hint)
+            .bind(projects)
+            .bind(description)
+            .bind(now_micros())
+            .bind(expires_at)
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(row.get(0))
+    }
+
+    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<Token>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?");
+        Ok(sqlx::query_as::<_, Token>(sqlx::AssertSqlSafe(sql)).bind(hash).fetch_optional(&self.reader).await?)
+    }
+
+    pub async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<Token>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE (? IS NULL OR u.name = ?) ORDER BY t.id");
+        Ok(sqlx::query_as::<_, Token>(sqlx::AssertSqlSafe(sql)).bind(user).bind(user).fetch_all(&self.reader).await?)
+    }
+
+    pub async fn revoke_token(&self, id: i64) -> Result<(), StoreError> {
+        let res = sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now_micros())
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("active token {id}")));
+        }
+        Ok(())
+    }
+
+    pub async fn touch_token(&self, id: i64, addr: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tokens SET last_used_at = ?, last_used_addr = ? WHERE id = ?")
+            .bind(now_micros())
+            .bind(addr)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    // ---- projects and roles ------------------------------------------------------------------
+
+    pub async fn project(&self, normalized: &str) -> Result<Option<Project>, StoreError> {
+        Ok(sqlx::query_as::<_, Project>("SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects WHERE normalized = ?")
+            .bind(normalized)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    pub async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
+        Ok(sqlx::query_as::<_, Project>("SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects ORDER BY normalized")
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    pub async fn releases(&self, project_id: i64) -> Result<Vec<Release>, StoreError> {
+        Ok(sqlx::query_as::<_, Release>("SELECT id, project_id, version, canonical_version, created_at, metadata, requires_python FROM releases WHERE project_id = ? ORDER BY id")
+            .bind(project_id)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    pub async fn project_files(&self, project_id: i64) -> Result<Vec<FileRow>, StoreError> {
+        let sql = format!("SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id WHERE f.project_id = ? ORDER BY f.filename");
+        Ok(sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql)).bind(project_id).fetch_all(&self.reader).await?)
+    }
+
+    pub async fn file(&self, filename: &str) -> Result<Option<FileRow>, StoreError> {
+        let sql = format!("SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id WHERE f.filename = ?");
+        Ok(sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql)).bind(filename).fetch_optional(&self.reader).await?)
+    }
+
+    pub async fn core_metadata(&self, filename: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT core_metadata FROM files WHERE filename = ?").bind(filename).fetch_optional(&self.reader).await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Whether a filename was ever used, and with what sha256.
+    pub async fn filename_reserved(&self, filename: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT sha256 FROM filenames WHERE filename = ?").bind(filename).fetch_optional(&self.reader).await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub async fn role(&self, project_id: i64, user_id: i64) -> Result<Option<Role>, StoreError> {
+        let row = sqlx::query("SELECT role FROM roles WHERE project_id = ? AND user_id = ?")
+            .bind(project_id)
+            .bind(user_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.and_then(|r| Role::parse(r.get::<String, _>(0).as_str())))
+    }
+
+    pub async fn roles(&self, project: Option<&str>) -> Result<Vec<RoleRow>, StoreError> {
+        Ok(sqlx::query_as::<_, RoleRow>(
+            "SELECT p.normalized AS project, u.name AS user_name, r.role FROM roles r JOIN projects p ON p.id = r.project_id JOIN users u ON u.id = r.user_id WHERE (? IS NULL OR p.normalized = ?) ORDER BY p.normalized, u.name",
+        )
+        .bind(project)
+        .bind(project)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    pub async fn set_role(&self, normalized: &str, user: &str, role: Role, actor: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let project = project_in(&mut tx, normalized).await?;
+        let user_id: i64 = sqlx::query("SELECT id FROM users WHERE name = ?")
+            .bind(user)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("user {user:?}")))?
+            .get(0);
+        sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES (?, ?, ?) ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role")
+            .bind(project.id)
+            .bind(user_id)
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await?;
+        journal(&mut tx, &project, &format!("add {} {user}", role.as_str()), actor).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn remove_role(&self, normalized: &str, user: &str, actor: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let project = project_in(&mut tx, normalized).await?;
+        let res = sqlx::query("DELETE FROM roles WHERE project_id = ? AND user_id = (SELECT id FROM users WHERE name = ?)")
+            .bind(project.id)
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("a role for {user:?} on {normalized:?}")));
+        }
+        let owners: i64 = sqlx::query("SELECT COUNT(*) FROM roles WHERE project_id = ? AND role = 'owner'").bind(project.id).fetch_one(&mut *tx).await?.get(0);
+        if owners == 0 {
+            return Err(StoreError::Conflict(format!("{user:?} is the last owner of {normalized:?}; add another owner first")));
+        }
+        journal(&mut tx, &project, &format!("remove role {user}"), actor).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_status(&self, normalized: &str, status: &str, reason: Option<&str>, actor: &str) -> Result<(), StoreError> {
+        if !PROJECT_STATUSES.contains(&status) {
+            return Err(StoreError::Conflict(format!("unknown project status {status:?}; use one of {}", PROJECT_STATUSES.join(", "))));
+        }
+        let mut tx = self.begin().await?;
+        let project = project_in(&mut tx, normalized).await?;
+        sqlx::query("UPDATE projects SET status = ?, status_reason = ? WHERE id = ?").bind(status).bind(reason).bind(project.id).execute(&mut *tx).await?;
+        journal(&mut tx, &project, &format!("set status {status}"), actor).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- publishing --------------------------------------------------------------------------
+
+    /// Makes an uploaded file visible, in one transaction: creates the project (with the
+    /// uploader as owner) and the release if they are new, and records the file, its reserved
+    /// filename and a journal entry. Permission is re-checked here so that a project created
+    /// concurrently by someone else is not written to.
+    pub async fn publish(&self, f: &NewFile) -> Result<PublishOutcome, StoreError> {
+        let mut tx = self.begin().await?;
+        if let Some(existing) = sqlx::query("SELECT sha256 FROM filenames WHERE filename = ?").bind(&f.filename).fetch_optional(&mut *tx).await? {
+            let sha: String = existing.get(0);
+            let live = sqlx::query("SELECT 1 FROM files WHERE filename = ?").bind(&f.filename).fetch_optional(&mut *tx).await?.is_some();
+            if sha == f.sha256 && live {
+                return Ok(PublishOutcome::Identical);
+            }
+            return Err(StoreError::Exists(format!("file {:?}", f.filename)));
+        }
+        let now = now_micros();
+        let (project, created_project) = match sqlx::query_as::<_, Project>("SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects WHERE normalized = ?")
+            .bind(&f.normalized)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            Some(p) => {
+                if !f.uploader_is_admin {
+                    let role = sqlx::query("SELECT role FROM roles WHERE project_id = ? AND user_id = ?").bind(p.id).bind(f.uploader_id).fetch_optional(&mut *tx).await?;
+                    if role.is_none() {
+                        return Err(StoreError::Conflict(format!("forbidden: user {:?} is not an owner or maintainer of project {:?}", f.uploader_name, p.normalized)));
+                    }
+                }
+                if p.status == "archived" || p.status == "quarantined" {
+                    return Err(StoreError::Conflict(format!("project {:?} is {} and accepts no uploads", p.normalized, p.status)));
+                }
+                (p, false)
+            }
+            None => {
+                let p = sqlx::query_as::<_, Project>("INSERT INTO projects (name, normalized, created_at) VALUES (?, ?, ?) RETURNING id, name, normalized, created_at, last_serial, status, status_reason")
+                    .bind(&f.project_name)
+                    .bind(&f.normalized)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES (?, ?, 'owner')").bind(p.id).bind(f.uploader_id).execute(&mut *tx).await?;
+                journal(&mut tx, &p, "create", &f.uploader_name).await?;
+                (p, true)
+            }
+        };
+        let release_id: i64 = match sqlx::query("SELECT id FROM releases WHERE project_id = ? AND canonical_version = ?")
+            .bind(project.id)
+            .bind(&f.canonical_version)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            Some(r) => r.get(0),
+            None => {
+                let id: i64 = sqlx::query("INSERT INTO releases (project_id, version, canonical_version, created_at, metadata, requires_python) VALUES (?, ?, ?, ?, ?, ?) RETURNING id")
+                    .bind(project.id)
+                    .bind(&f.version)
+                    .bind(&f.canonical_version)
+                    .bind(now)
+                    .bind(&f.metadata_json)
+                    .bind(&f.requires_python)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .get(0);
+                journal(&mut tx, &project, &format!("new release {}", f.version), &f.uploader_name).await?;
+                id
+            }
+        };
+        if f.packagetype == "sdist" {
+            let existing = sqlx::query("SELECT filename FROM files WHERE release_id = ? AND packagetype = 'sdist'").bind(release_id).fetch_optional(&mut *tx).await?;
+            if let Some(row) = existing {
+                let other: String = row.get(0);
+                return Err(StoreError::Conflict(format!("only one sdist may be uploaded per release; this release already has {other}")));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO files (release_id, project_id, filename, packagetype, python_version, size, sha256, blake2b_256, md5, upload_time, requires_python, core_metadata, metadata_sha256, uploader_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(release_id)
+        .bind(project.id)
+        .bind(&f.filename)
+        .bind(&f.packagetype)
+        .bind(&f.python_version)
+        .bind(f.size)
+        .bind(&f.sha256)
+        .bind(&f.blake2b_256)
+        .bind(&f.md5)
+        .bind(now)
+        .bind(&f.requires_python)
+        .bind(&f.core_metadata)
+        .bind(&f.metadata_sha256)
+        .bind(f.uploader_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO filenames (filename, project_id, sha256, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&f.filename)
+            .bind(project.id)
+            .bind(&f.sha256)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let serial = journal(&mut tx, &project, &format!("add file {}", f.filename), &f.uploader_name).await?;
+        tx.commit().await?;
+        Ok(PublishOutcome::Published { serial, created_project })
+    }
+
+    /// Yanks (or with `yank = false` un-yanks) a release, or one file of it.
+    pub async fn set_yanked(&self, normalized: &str, version: &str, filename: Option<&str>, yank: bool, reason: Option<&str>, actor: &str) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let project = project_in(&mut tx, normalized).await?;
+        let canonical = palisade_dist::parse_version(version)
+            .map(|v| palisade_dist::canonical_version(&v))
+            .map_err(|e| StoreError::NotFound(format!("version {version:?} ({e})")))?;
+        let release_id: i64 = sqlx::query("SELECT id FROM releases WHERE project_id = ? AND canonical_version = ?")
+            .bind(project.id)
+            .bind(&canonical)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("release {version} of {normalized:?}")))?
+            .get(0);
+        let reason = if yank { reason.filter(|r| !r.is_empty()) } else { None };
+        let res = sqlx::query("UPDATE files SET yanked = ?, yanked_reason = ? WHERE release_id = ? AND (? IS NULL OR filename = ?)")
+            .bind(yank)
+            .bind(reason)
+            .bind(release_id)
+            .bind(filename)
+            .bind(filename)
+            .execute(&mut *tx)
+            .await?;
+        if res.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("file {:?} in release {version} of {normalized:?}", filename.unwrap_or("*"))));
+        }
+        let what = filename.map(|f| f.to_string()).unwrap_or_else(|| format!("release {version}"));
+        journal(&mut tx, &project, &format!("{} {what}", if yank { "yank" } else { "unyank" }), actor).await?;
+        tx.commit().await?;
+        Ok(res.rows_affected())
+    }
+
+    /// Removes a file. Its filename stays reserved. Returns the sha256 when no other file shares
+    /// the blob, so the caller can delete it after the commit.
+    pub async fn remove_file(&self, filename: &str, actor: &str) -> Result<Option<String>, StoreError> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT f.id, f.sha256, p.normalized FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = ?")
+            .bind(filename)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("file {filename:?}")))?;
+        let (id, sha, normalized): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
+        sqlx::query("DELETE FROM files WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        let project = project_in(&mut tx, &normalized).await?;
+        journal(&mut tx, &project, &format!("remove file {filename}"), actor).await?;
+        let shared = sqlx::query("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1").bind(&sha).fetch_optional(&mut *tx).await?.is_some();
+        tx.commit().await?;
+        Ok(if shared { None } else { Some(sha) })
+    }
+
+    /// Whether any live file has this sha256 (for the orphan sweep).
+    pub async fn blob_referenced(&self, sha256: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1").bind(sha256).fetch_optional(&self.reader).await?.is_some())
+    }
+
+    // ---- journal -----------------------------------------------------------------------------
+
+    pub async fn last_serial(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COALESCE(MAX(serial), 0) FROM journal").fetch_one(&self.reader).await?.get(0))
+    }
+
+    pub async fn journal_since(&self, serial: i64, limit: i64) -> Result<Vec<JournalEntry>, StoreError> {
+        Ok(sqlx::query_as::<_, JournalEntry>("SELECT serial, project, action, actor, at FROM journal WHERE serial > ? ORDER BY serial LIMIT ?")
+            .bind(serial)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+}
+
+async fn project_in(tx: &mut Transaction<'static, Sqlite>, normalized: &str) -> Result<Project, StoreError> {
+    sqlx::query_as::<_, Project>("SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects WHERE normalized = ?")
+        .bind(normalized)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("project {normalized:?}")))
+}
+
+/// Appends a journal entry and moves the project's serial to it.
+async fn journal(tx: &mut Transaction<'static, Sqlite>, project: &Project, action: &str, actor: &str) -> Result<i64, StoreError> {
+    let serial: i64 = sqlx::query("INSERT INTO journal (project_id, project, action, actor, at) VALUES (?, ?, ?, ?, ?) RETURNING serial")
+        .bind(project.id)
+        .bind(&project.normalized)
+        .bind(action)
+        .bind(actor)
+        .bind(now_micros())
+        .fetch_one(&mut **tx)
+        .await?
+        .get(0);
+    sqlx::query("UPDATE projects SET last_serial = ? WHERE id = ?").bind(serial).bind(project.id).execute(&mut **tx).await?;
+    Ok(serial)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,93 @@
+use super::*;
+
+fn new_file(filename: &str, sha: &str, user: &User) -> NewFile {
+    let sdist = filename.ends_with(".tar.gz");
+    NewFile {
+        project_name: "Demo".into(),
+        normalized: "demo".into(),
+        version: "1.0".into(),
+        canonical_version: "1".into(),
+        metadata_json: "{}".into(),
+        requires_python: None,
+        filename: filename.into(),
+        packagetype: if sdist { "sdist" } else { "bdist_wheel" }.into(),
+        python_version: if sdist { "source" } else { "py3" }.into(),
+        size: 3,
+        sha256: sha.into(),
+        blake2b_256: "b".into(),
+        md5: "m".into(),
+        core_metadata: b"Metadata-Version: 2.1\nName: Demo\nVersion: 1.0\n".to_vec(),
+        metadata_sha256: "x".into(),
+        uploader_id: user.id,
+        uploader_name: user.name.clone(),
+        uploader_is_admin: user.is_admin,
+    }
+}
+
+#[tokio::test]
+async fn publish_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let alice = db.create_user("alice", false).await.unwrap();
+    let bob = db.create_user("bob", false).await.unwrap();
+    assert!(matches!(db.create_user("alice", false).await, Err(StoreError::Exists(_))));
+
+    let out = db.publish(&new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
+    assert!(matches!(out, PublishOutcome::Published { created_project: true, .. }));
+    let project = db.project("demo").await.unwrap().unwrap();
+    assert_eq!(db.role(project.id, alice.id).await.unwrap(), Some(Role::Owner));
+
+    // Idempotent re-upload; a different file under the same name is refused.
+    assert_eq!(db.publish(&new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap(), PublishOutcome::Identical);
+    assert!(matches!(db.publish(&new_file("demo-1.0-py3-none-any.whl", "s2", &alice)).await, Err(StoreError::Exists(_))));
+
+    // Someone without a role cannot add to the project.
+    assert!(matches!(db.publish(&new_file("demo-1.0-py2-none-any.whl", "s3", &bob)).await, Err(StoreError::Conflict(_))));
+    db.set_role("demo", "bob", Role::Maintainer, "alice").await.unwrap();
+    db.publish(&new_file("demo-1.0-py2-none-any.whl", "s3", &bob)).await.unwrap();
+
+    // One sdist per release (1.0 and 1.0.0 are the same release).
+    db.publish(&new_file("demo-1.0.tar.gz", "s4", &alice)).await.unwrap();
+    let mut second = new_file("demo-1.0.0.tar.gz", "s5", &alice);
+    second.version = "1.0.0".into();
+    assert!(matches!(db.publish(&second).await, Err(StoreError::Conflict(_))));
+
+    // Removal keeps the name reserved forever.
+    assert_eq!(db.remove_file("demo-1.0.tar.gz", "admin").await.unwrap(), Some("s4".into()));
+    assert!(db.file("demo-1.0.tar.gz").await.unwrap().is_none());
+    assert!(matches!(db.publish(&new_file("demo-1.0.tar.gz", "s4", &alice)).await, Err(StoreError::Exists(_))));
+
+    // Yank a whole release, then one file back.
+    assert_eq!(db.set_yanked("demo", "1.0.0", None, true, Some("broken"), "alice").await.unwrap(), 2);
+    db.set_yanked("demo", "1.0", Some("demo-1.0-py2-none-any.whl"), false, None, "alice").await.unwrap();
+    let files = db.project_files(project.id).await.unwrap();
+    let yanked: Vec<_> = files.iter().map(|f| (f.filename.as_str(), f.yanked, f.yanked_reason.as_deref())).collect();
+    assert_eq!(yanked, vec![("demo-1.0-py2-none-any.whl", false, None), ("demo-1.0-py3-none-any.whl", true, Some("broken"))]);
+
+    // The last owner cannot be removed.
+    assert!(matches!(db.remove_role("demo", "alice", "x").await, Err(StoreError::Conflict(_))));
+
+    let serial = db.last_serial().await.unwrap();
+    assert_eq!(db.project("demo").await.unwrap().unwrap().last_serial, serial);
+    let journal = db.journal_since(0, 100).await.unwrap();
+    assert!(journal.iter().any(|j| j.action == "create"));
+}
+
+#[tokio::test]
+async fn tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let u = db.create_user("u", true).await.unwrap();
+    let id = db.create_token(u.id, "h1", "pal_ab", Some(&["a".to_string(), "b-c".to_string()]), None, None).await.unwrap();
+    let t = db.token_by_hash("h1").await.unwrap().unwrap();
+    assert_eq!(t.id, id);
+    assert!(t.user_is_admin);
+    assert_eq!(t.project_scope(), Some(vec!["a".to_string(), "b-c".to_string()]));
+    db.touch_token(id, "127.0.0.1").await.unwrap();
+    db.revoke_token(id).await.unwrap();
+    assert!(db.revoke_token(id).await.is_err());
+    let t = db.token_by_hash("h1").await.unwrap().unwrap();
+    assert!(t.revoked_at.is_some());
+    assert_eq!(t.last_used_addr.as_deref(), Some("127.0.0.1"));
+    assert!(db.token_by_hash("nope").await.unwrap().is_none());
+}

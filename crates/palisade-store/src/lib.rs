@@ -1,0 +1,17 @@
+//! Persistence for Palisade: the metadata database and the blob folder.
+//!
+//! The database (SQLite in WAL mode) is the source of truth for what is published; the blob
+//! folder holds file contents addressed by sha256. The ordering rule that keeps the two
+//! consistent: a blob is fully written and synced *before* the transaction that makes it visible
+//! commits, so a crash can leave an unreferenced blob (swept later) but never a visible file
+//! without its bytes.
+
+mod blobs;
+mod db;
+mod error;
+mod models;
+
+pub use blobs::{BlobStore, TempBlob};
+pub use db::{Db, NewFile, PublishOutcome, now_micros};
+pub use error::StoreError;
+pub use models::*;
