@@ -1,1 +1,170 @@
-//! placeholder
+//! The Palisade HTTP server: the simple API, PyPI's JSON API, file downloads and the upload API,
+//! with authentication, the index cache and metrics. It never prints and never exits the process;
+//! the binary decides that.
+
+pub mod admin;
+mod auth;
+mod cache;
+mod config;
+mod error;
+mod files;
+mod json_api;
+mod metrics;
+mod negotiate;
+mod render;
+mod simple;
+pub mod tokens;
+mod upload;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use palisade_store::{BlobStore, Db};
+
+pub use config::{Config, ConfigError};
+
+/// Everything a handler needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub blobs: BlobStore,
+    pub config: Arc<Config>,
+    cache: Arc<cache::IndexCache>,
+    metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    /// Opens the database and blob folder under `config.data_dir`.
+    pub async fn open(config: Config) -> anyhow::Result<Self> {
+        let db = Db::open(&config.data_dir).await?;
+        let blobs = BlobStore::open(&config.data_dir)?;
+        Ok(Self { db, blobs, config: Arc::new(config), cache: Default::default(), metrics: Default::default() })
+    }
+
+    /// The absolute base URL for links that must be absolute (the JSON API).
+    fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.config.public_url {
+            return url.trim_end_matches('/').to_string();
+        }
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| h.bytes().all(|b| b.is_ascii_graphic())).unwrap_or("localhost");
+        format!("http://{host}")
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let upload_limit = DefaultBodyLimit::disable();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/simple", get(|| async { Redirect::permanent("/simple/") }))
+        .route("/simple/", get(simple::root))
+        .route("/simple/{project}", get(simple::project_no_slash))
+        .route("/simple/{project}/", get(simple::project))
+        .route("/files/{filename}", get(files::download))
+        .route("/pypi/{project}/json", get(json_api::project))
+        .route("/pypi/{project}/json/", get(json_api::project))
+        .route("/pypi/{project}/{version}/json", get(json_api::release))
+        .route("/pypi/{project}/{version}/json/", get(json_api::release))
+        .route("/legacy/", post(upload::upload).layer(upload_limit))
+        .route("/legacy", post(upload::upload).layer(upload_limit))
+        .route("/", get(|| async { Redirect::temporary("/simple/") }).post(upload::upload).layer(upload_limit))
+        .fallback(|| async { error::not_found("not found") })
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| error::internal("a handler panicked").into_response()))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.db.last_serial().await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], state.metrics.render()).into_response()
+}
+
+static REQUEST_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Records metrics and logs one line per request, under a span carrying a request id.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = method_label(request.method());
+    let path = request.uri().path().to_string();
+    let id = REQUEST_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let span = tracing::info_span!("request", request.id = id, http.route = %route);
+    let mut response = {
+        let _enter = span.enter();
+        drop(_enter);
+        tracing::Instrument::instrument(next.run(request), span.clone()).await
+    };
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.observe(&route, method, status, elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(http.method = method, http.path = %path, http.status = status, duration_ms = elapsed.as_secs_f64() * 1000.0, "request");
+    });
+    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+fn method_label(m: &axum::http::Method) -> &'static str {
+    match *m {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
+}
+
+/// Serves until `shutdown` resolves. Also starts the journal watcher and the orphan sweep.
+pub async fn serve(state: AppState, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let serial = state.db.last_serial().await?;
+    state.cache.seen_serial.store(serial as u64, std::sync::atomic::Ordering::SeqCst);
+    tokio::spawn(cache::watch_journal(state.db.clone(), state.cache.clone(), Duration::from_millis(state.config.journal_poll_ms)));
+    tokio::spawn(sweep_orphans(state.clone()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+/// Removes blobs that no file references: what a crash between "blob stored" and "transaction
+/// committed" leaves. Runs once, after start-up, off the request path; blobs younger than a
+/// minute are left alone because an upload may be about to commit them.
+async fn sweep_orphans(state: AppState) {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let blobs = state.blobs.clone();
+    let Ok(Ok(list)) = tokio::task::spawn_blocking(move || blobs.list()).await else { return };
+    let mut removed = 0;
+    for sha in list {
+        let path = state.blobs.path_for(&sha);
+        let young = std::fs::metadata(&path).and_then(|m| m.modified()).map(|t| t.elapsed().unwrap_or_default() < Duration::from_secs(60)).unwrap_or(true);
+        if young && !state.config.sweep_young_blobs {
+            continue;
+        }
+        if let Ok(false) = state.db.blob_referenced(&sha).await {
+            if state.blobs.remove(&sha).await.is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::warn!(count = removed, "removed unreferenced blobs left by an interrupted upload");
+    }
+}

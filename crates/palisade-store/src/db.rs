@@ -60,7 +60,7 @@ pub enum PublishOutcome {
 }
 
 const TOKEN_COLUMNS: &str = "t.id, t.user_id, u.name AS user_name, u.is_admin AS user_is_admin, t.hint, t.projects, t.description, t.created_at, t.expires_at, t.revoked_at, t.last_used_at, t.last_used_addr";
-const FILE_COLUMNS: &str = "f.id, f.release_id, f.project_id, r.version, f.filename, f.packagetype, f.python_version, f.size, f.sha256, f.blake2b_256, f.md5, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked, f.yanked_reason";
+const FILE_COLUMNS: &str = "f.id, f.release_id, f.project_id, r.version, f.filename, f.packagetype, f.python_version, f.size, f.sha256, f.blake2b_256, f.md5, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked, f.yanked_reason, p.status AS project_status";
 
 impl Db {
     /// Opens (creating) `palisade.db` in `data_dir` and applies migrations.
@@ -196,12 +196,12 @@ impl Db {
     }
 
     pub async fn project_files(&self, project_id: i64) -> Result<Vec<FileRow>, StoreError> {
-        let sql = format!("SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id WHERE f.project_id = ? ORDER BY f.filename");
+        let sql = format!("SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE f.project_id = ? ORDER BY f.filename");
         Ok(sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql)).bind(project_id).fetch_all(&self.reader).await?)
     }
 
     pub async fn file(&self, filename: &str) -> Result<Option<FileRow>, StoreError> {
-        let sql = format!("SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id WHERE f.filename = ?");
+        let sql = format!("SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE f.filename = ?");
         Ok(sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql)).bind(filename).fetch_optional(&self.reader).await?)
     }
 

@@ -95,6 +95,8 @@ pub struct FileRow {
     pub metadata_sha256: String,
     pub yanked: bool,
     pub yanked_reason: Option<String>,
+    /// The PEP 792 status of the file's project.
+    pub project_status: String,
 }
 
 #[derive(Clone, Debug, FromRow)]

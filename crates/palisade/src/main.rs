@@ -1,1 +1,345 @@
-fn main() {}
+//! `palisade`: runs the server and the administrator's commands against a data directory.
+//!
+//! Exit codes: 0 success, 1 a command failed, 2 usage error (from clap).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use palisade_server::{AppState, Config, admin};
+use palisade_store::{Role, now_micros};
+
+#[derive(Parser)]
+#[command(name = "palisade", version, about = "A secure, self-hosted Python package repository")]
+struct Cli {
+    /// TOML configuration file (see palisade.example.toml).
+    #[arg(long, global = true, env = "PALISADE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory holding the database and files [default: ./palisade-data].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// More log output.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Manage project roles (owner, maintainer).
+    #[command(subcommand)]
+    Role(RoleCmd),
+    /// Inspect projects and set their status.
+    #[command(subcommand)]
+    Project(ProjectCmd),
+    /// Yank a release (or one file of it): installers skip it unless pinned exactly.
+    Yank(YankArgs),
+    /// Undo a yank.
+    Unyank(UnyankArgs),
+    /// Remove a file. Its filename stays reserved forever.
+    RemoveFile {
+        filename: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create an account.
+    Create {
+        name: String,
+        /// Make the account an instance administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List accounts.
+    List,
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create an API token and print it (only the token, on stdout; it is shown once).
+    Create {
+        #[arg(long)]
+        user: String,
+        /// Limit the token to this project (repeatable). Without it the token is user-wide.
+        #[arg(long = "project")]
+        projects: Vec<String>,
+        /// Lifetime such as 90s, 12h, 30d, 2w. Without it the token does not expire.
+        #[arg(long)]
+        expires: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a token by its id.
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum RoleCmd {
+    /// Give USER a role on PROJECT.
+    Add {
+        project: String,
+        user: String,
+        #[arg(long, value_parser = ["owner", "maintainer"])]
+        role: String,
+    },
+    /// Remove USER's role on PROJECT.
+    Remove { project: String, user: String },
+    /// List roles, of one project or all.
+    List { project: Option<String> },
+}
+
+#[derive(Subcommand)]
+enum ProjectCmd {
+    /// List projects.
+    List,
+    /// Show a project's releases, files and roles.
+    Show { name: String },
+    /// Set a PEP 792 status: active, archived, quarantined or deprecated.
+    Status {
+        name: String,
+        #[arg(value_parser = ["active", "archived", "quarantined", "deprecated"])]
+        status: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct YankArgs {
+    project: String,
+    version: String,
+    /// Only this file of the release.
+    file: Option<String>,
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+#[derive(Args)]
+struct UnyankArgs {
+    project: String,
+    version: String,
+    file: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => return report(e),
+    };
+    init_logging(&config, &cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return report(e.into()),
+    };
+    match runtime.block_on(run(cli, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(e),
+    }
+}
+
+fn report(e: anyhow::Error) -> ExitCode {
+    eprintln!("error: {e}");
+    for cause in e.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    ExitCode::FAILURE
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let text = match &cli.config {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading the configuration file {}", path.display()))?,
+        None => String::new(),
+    };
+    let mut config = Config::load(&text, |k| std::env::var(k).ok())?;
+    if let Some(d) = &cli.data_dir {
+        config.data_dir = d.clone();
+    }
+    if let Command::Serve { listen: Some(l) } = &cli.command {
+        anyhow::ensure!(l.parse::<std::net::SocketAddr>().is_ok(), "--listen {l:?}: expected an address such as 127.0.0.1:8080");
+        config.listen = l.clone();
+    }
+    Ok(config)
+}
+
+fn init_logging(config: &Config, cli: &Cli) {
+    let filter = if cli.verbose {
+        "debug".to_string()
+    } else if cli.quiet {
+        "warn".to_string()
+    } else {
+        config.log.clone()
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}
+
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    let state = AppState::open(config.clone()).await.with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    let db = &state.db;
+    let actor = "cli";
+    match cli.command {
+        Command::Serve { .. } => {
+            let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+            let addr = listener.local_addr()?;
+            eprintln!("palisade listening on http://{addr}/ (data in {})", config.data_dir.display());
+            palisade_server::serve(state, listener, shutdown_signal()).await?;
+        }
+        Command::User(UserCmd::Create { name, admin }) => {
+            let u = admin::create_user(db, &name, admin).await?;
+            eprintln!("created user {}{}", u.name, if u.is_admin { " (administrator)" } else { "" });
+        }
+        Command::User(UserCmd::List) => {
+            println!("{:<24} {:<6} created", "name", "admin");
+            for u in db.list_users().await? {
+                println!("{:<24} {:<6} {}", u.name, if u.is_admin { "yes" } else { "no" }, time(u.created_at));
+            }
+        }
+        Command::Token(TokenCmd::Create { user, projects, expires, description }) => {
+            let expires = expires.as_deref().map(admin::parse_duration).transpose()?;
+            let (id, secret) = admin::create_token(db, &user, &projects, expires, description.as_deref()).await?;
+            println!("{secret}");
+            eprintln!("created token {id} for {user}; it is shown only this once");
+        }
+        Command::Token(TokenCmd::List { user }) => {
+            println!("{:<5} {:<16} {:<12} {:<24} {:<20} {:<20} {:<20} state", "id", "user", "hint", "projects", "created", "expires", "last used");
+            let now = now_micros();
+            for t in db.list_tokens(user.as_deref()).await? {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else if t.expires_at.is_some_and(|e| e <= now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                let projects = t.project_scope().map(|p| p.join(",")).unwrap_or_else(|| "(all)".into());
+                let last = t.last_used_at.map(|l| format!("{} {}", time(l), t.last_used_addr.clone().unwrap_or_default())).unwrap_or_else(|| "never".into());
+                println!(
+                    "{:<5} {:<16} {:<12} {:<24} {:<20} {:<20} {:<20} {state}",
+                    t.id,
+                    t.user_name,
+                    format!("{}…", t.hint),
+                    projects,
+                    time(t.created_at),
+                    t.expires_at.map(time).unwrap_or_else(|| "never".into()),
+                    last
+                );
+            }
+        }
+        Command::Token(TokenCmd::Revoke { id }) => {
+            db.revoke_token(id).await?;
+            eprintln!("revoked token {id}");
+        }
+        Command::Role(RoleCmd::Add { project, user, role }) => {
+            let role = Role::parse(&role).context("role must be owner or maintainer")?;
+            db.set_role(&palisade_dist::normalize(&project), &user, role, actor).await?;
+            eprintln!("{user} is now {} of {project}", role.as_str());
+        }
+        Command::Role(RoleCmd::Remove { project, user }) => {
+            db.remove_role(&palisade_dist::normalize(&project), &user, actor).await?;
+            eprintln!("removed {user}'s role on {project}");
+        }
+        Command::Role(RoleCmd::List { project }) => {
+            let project = project.map(|p| palisade_dist::normalize(&p));
+            for r in db.roles(project.as_deref()).await? {
+                println!("{:<32} {:<24} {}", r.project, r.user_name, r.role);
+            }
+        }
+        Command::Project(ProjectCmd::List) => {
+            println!("{:<32} {:<12} {:<8} created", "name", "status", "serial");
+            for p in db.list_projects().await? {
+                println!("{:<32} {:<12} {:<8} {}", p.name, p.status, p.last_serial, time(p.created_at));
+            }
+        }
+        Command::Project(ProjectCmd::Show { name }) => show_project(db, &name).await?,
+        Command::Project(ProjectCmd::Status { name, status, reason }) => {
+            db.set_status(&palisade_dist::normalize(&name), &status, reason.as_deref(), actor).await?;
+            eprintln!("{name} is now {status}");
+        }
+        Command::Yank(a) => {
+            let n = db.set_yanked(&palisade_dist::normalize(&a.project), &a.version, a.file.as_deref(), true, a.reason.as_deref(), actor).await?;
+            eprintln!("yanked {n} file(s) of {} {}", a.project, a.version);
+        }
+        Command::Unyank(a) => {
+            let n = db.set_yanked(&palisade_dist::normalize(&a.project), &a.version, a.file.as_deref(), false, None, actor).await?;
+            eprintln!("un-yanked {n} file(s) of {} {}", a.project, a.version);
+        }
+        Command::RemoveFile { filename } => {
+            if let Some(sha) = db.remove_file(&filename, actor).await? {
+                state.blobs.remove(&sha).await?;
+            }
+            eprintln!("removed {filename}; the filename stays reserved");
+        }
+    }
+    Ok(())
+}
+
+async fn show_project(db: &palisade_store::Db, name: &str) -> anyhow::Result<()> {
+    let normalized = palisade_dist::normalize(name);
+    let p = db.project(&normalized).await?.with_context(|| format!("no project named {normalized:?}"))?;
+    println!("name:    {}", p.name);
+    println!("status:  {}{}", p.status, p.status_reason.map(|r| format!(" ({r})")).unwrap_or_default());
+    println!("serial:  {}", p.last_serial);
+    println!("created: {}", time(p.created_at));
+    println!("roles:");
+    for r in db.roles(Some(&normalized)).await? {
+        println!("  {:<24} {}", r.user_name, r.role);
+    }
+    println!("files:");
+    for f in db.project_files(p.id).await? {
+        let yank = if f.yanked { format!("  yanked{}", f.yanked_reason.map(|r| format!(": {r}")).unwrap_or_default()) } else { String::new() };
+        println!("  {:<10} {:<60} {:>10} sha256={}{yank}", f.version, f.filename, f.size, f.sha256);
+    }
+    Ok(())
+}
+
+fn time(micros: i64) -> String {
+    jiff::Timestamp::from_microsecond(micros).map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

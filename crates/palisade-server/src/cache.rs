@@ -1,0 +1,134 @@
+//! Index pages rendered once per change and served from memory.
+//!
+//! Every change to a project goes through the journal; whoever writes (this server after an
+//! upload, or the admin CLI in another process) bumps the serial. This server invalidates its own
+//! entries right after its writes, and a watcher polls the journal for the rest. A render that
+//! raced with an invalidation is served but not kept, so a stale page never sticks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::http::HeaderValue;
+use bytes::Bytes;
+use palisade_store::Db;
+use parking_lot::RwLock;
+
+use crate::render;
+
+/// One page in both formats.
+pub struct Page {
+    pub html: Bytes,
+    pub json: Bytes,
+    pub etag_html: HeaderValue,
+    pub etag_json: HeaderValue,
+    pub serial: HeaderValue,
+}
+
+impl Page {
+    fn new(html: String, json: serde_json::Value, serial: i64) -> Self {
+        let html = Bytes::from(html);
+        let json = Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
+        let tag = |body: &Bytes, kind: &str| {
+            let digest = palisade_dist::sha256_hex(body);
+            HeaderValue::from_str(&format!("\"{kind}-{}\"", &digest[..32])).unwrap_or(HeaderValue::from_static("\"x\""))
+        };
+        Self {
+            etag_html: tag(&html, "h"),
+            etag_json: tag(&json, "j"),
+            html,
+            json,
+            serial: HeaderValue::from(serial),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct IndexCache {
+    projects: RwLock<HashMap<String, Arc<Page>>>,
+    root: RwLock<Option<Arc<Page>>>,
+    generation: AtomicU64,
+    /// The journal serial this cache has seen.
+    pub seen_serial: AtomicU64,
+}
+
+impl IndexCache {
+    pub fn invalidate(&self, project: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.projects.write().remove(project);
+        *self.root.write() = None;
+    }
+
+    pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.projects.write().clear();
+        *self.root.write() = None;
+    }
+
+    /// The project page, rendered if needed; `None` if there is no such project.
+    pub async fn project(&self, db: &Db, normalized: &str) -> Result<Option<(Arc<Page>, bool)>, palisade_store::StoreError> {
+        if let Some(p) = self.projects.read().get(normalized) {
+            return Ok(Some((p.clone(), true)));
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let Some(project) = db.project(normalized).await? else { return Ok(None) };
+        let releases = db.releases(project.id).await?;
+        let files = db.project_files(project.id).await?;
+        let page = Arc::new(Page::new(
+            render::project_html(&project, &releases, &files),
+            render::project_json(&project, &releases, &files),
+            project.last_serial,
+        ));
+        if self.generation.load(Ordering::SeqCst) == generation {
+            self.projects.write().insert(normalized.to_string(), page.clone());
+        }
+        Ok(Some((page, false)))
+    }
+
+    pub async fn root(&self, db: &Db) -> Result<(Arc<Page>, bool), palisade_store::StoreError> {
+        if let Some(p) = self.root.read().as_ref() {
+            return Ok((p.clone(), true));
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let serial = db.last_serial().await?;
+        let projects = db.list_projects().await?;
+        let page = Arc::new(Page::new(render::root_html(&projects, serial), render::root_json(&projects, serial), serial));
+        if self.generation.load(Ordering::SeqCst) == generation {
+            *self.root.write() = Some(page.clone());
+        }
+        Ok((page, false))
+    }
+}
+
+/// Polls the journal and invalidates what other processes changed. Runs until the process ends.
+pub async fn watch_journal(db: Db, cache: Arc<IndexCache>, every: std::time::Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let seen = cache.seen_serial.load(Ordering::SeqCst) as i64;
+        let last = match db.last_serial().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "journal poll failed");
+                continue;
+            }
+        };
+        if last <= seen {
+            continue;
+        }
+        match db.journal_since(seen, 10_000).await {
+            Ok(entries) if entries.len() < 10_000 => {
+                for e in &entries {
+                    cache.invalidate(&e.project);
+                }
+            }
+            Ok(_) => cache.invalidate_all(),
+            Err(e) => {
+                tracing::warn!(error = %e, "journal read failed");
+                continue;
+            }
+        }
+        cache.seen_serial.store(last as u64, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,167 @@
+//! Typed configuration, read once at start from an optional TOML file and `PALISADE_*`
+//! environment variables (which win), validated up front with every problem reported at once.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// Where the database and files live.
+    pub data_dir: PathBuf,
+    /// Largest file accepted by the upload API, in bytes.
+    pub max_upload_bytes: u64,
+    /// Largest total uncompressed size of an uploaded archive, in bytes.
+    pub max_uncompressed_bytes: u64,
+    /// The URL clients reach this server at, for absolute links (the JSON API). Without it,
+    /// links are built from the request's Host header.
+    pub public_url: Option<String>,
+    /// Log filter (`info`, `warn`, `palisade_server=debug`, ...).
+    pub log: String,
+    /// How often the server checks the journal for changes made by other processes, in ms.
+    pub journal_poll_ms: u64,
+    /// Let the start-up orphan sweep remove blobs younger than a minute (tests use this).
+    pub sweep_young_blobs: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("palisade-data"),
+            max_upload_bytes: 100 << 20,
+            max_uncompressed_bytes: 4 << 30,
+            public_url: None,
+            log: "info".into(),
+            journal_poll_ms: 500,
+            sweep_young_blobs: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// The environment variables this configuration reads, one per field.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("PALISADE_LISTEN", "listen"),
+    ("PALISADE_DATA_DIR", "data_dir"),
+    ("PALISADE_MAX_UPLOAD_BYTES", "max_upload_bytes"),
+    ("PALISADE_MAX_UNCOMPRESSED_BYTES", "max_uncompressed_bytes"),
+    ("PALISADE_PUBLIC_URL", "public_url"),
+    ("PALISADE_LOG", "log"),
+    ("PALISADE_JOURNAL_POLL_MS", "journal_poll_ms"),
+    ("PALISADE_SWEEP_YOUNG_BLOBS", "sweep_young_blobs"),
+];
+
+impl Config {
+    /// Builds the configuration from TOML text (may be empty) and an environment lookup.
+    pub fn load(toml_text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = toml_text.parse().map_err(|e: toml::de::Error| ConfigError(vec![e.to_string()]))?;
+        let mut errors = Vec::new();
+        let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+        for (var, key) in ENV_VARS {
+            let Some(raw) = env(var) else { continue };
+            let value = match defaults.get(*key) {
+                Some(toml::Value::Integer(_)) => match raw.trim().parse::<i64>() {
+                    Ok(n) if n >= 0 => toml::Value::Integer(n),
+                    _ => {
+                        errors.push(format!("{var}={raw:?}: expected a whole number"));
+                        continue;
+                    }
+                },
+                Some(toml::Value::Boolean(_)) => match raw.trim() {
+                    "1" | "true" | "yes" => toml::Value::Boolean(true),
+                    "0" | "false" | "no" | "" => toml::Value::Boolean(false),
+                    _ => {
+                        errors.push(format!("{var}={raw:?}: expected true or false"));
+                        continue;
+                    }
+                },
+                _ => toml::Value::String(raw),
+            };
+            table.insert(key.to_string(), value);
+        }
+        let config: Config = match toml::Value::Table(table).try_into() {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(e.to_string());
+                return Err(ConfigError(errors));
+            }
+        };
+        errors.extend(config.validate());
+        if errors.is_empty() { Ok(config) } else { Err(ConfigError(errors)) }
+    }
+
+    fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            errors.push(format!("listen = {:?}: expected an address such as 127.0.0.1:8080", self.listen));
+        }
+        if self.max_upload_bytes == 0 {
+            errors.push("max_upload_bytes must be positive".into());
+        }
+        if self.journal_poll_ms == 0 {
+            errors.push("journal_poll_ms must be positive".into());
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                errors.push(format!("public_url = {url:?}: expected an http:// or https:// URL"));
+            }
+        }
+        errors
+    }
+}
+
+impl serde::Serialize for Config {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("listen", &self.listen)?;
+        m.serialize_entry("data_dir", &self.data_dir)?;
+        m.serialize_entry("max_upload_bytes", &self.max_upload_bytes)?;
+        m.serialize_entry("max_uncompressed_bytes", &self.max_uncompressed_bytes)?;
+        if let Some(u) = &self.public_url {
+            m.serialize_entry("public_url", u)?;
+        }
+        m.serialize_entry("log", &self.log)?;
+        m.serialize_entry("journal_poll_ms", &self.journal_poll_ms)?;
+        m.serialize_entry("sweep_young_blobs", &self.sweep_young_blobs)?;
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file() {
+        let c = Config::load("listen = \"127.0.0.1:9000\"\nmax_upload_bytes = 10\n", |k| (k == "PALISADE_MAX_UPLOAD_BYTES").then(|| "20".to_string())).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000");
+        assert_eq!(c.max_upload_bytes, 20);
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let err = Config::load("listen = \"nowhere\"\n", |k| (k == "PALISADE_JOURNAL_POLL_MS").then(|| "soon".to_string())).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        let err = Config::load("lisen = \"x\"\n", |_| None).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn example_file_is_in_sync() {
+        let text = include_str!("../../../palisade.example.toml");
+        let parsed = Config::load(text, |_| None).expect("palisade.example.toml must load");
+        let documented: Vec<&str> = text.lines().filter_map(|l| l.trim_start_matches('#').trim().split_once(" = ").map(|(k, _)| k.trim())).collect();
+        for (_, key) in ENV_VARS {
+            assert!(documented.contains(key), "palisade.example.toml does not document {key}");
+        }
+        assert_eq!(parsed.listen, Config::default().listen);
+    }
+}

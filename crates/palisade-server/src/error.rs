@@ -1,0 +1,87 @@
+//! One error type for every handler. The body is plain text, because that is what twine and pip
+//! show their users; the same text goes into the HTTP reason phrase, which is what older twine
+//! versions print. A 5xx never carries detail: that is logged once, with the request's id.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+}
+
+pub fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, message)
+}
+pub fn unauthorized(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, message)
+}
+pub fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, message)
+}
+pub fn not_found(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, message)
+}
+pub fn too_large(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+}
+
+/// Logs `err` and returns a 500 whose body says nothing about it.
+pub fn internal(err: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %err, "internal error");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error; the details are in the server log")
+}
+
+impl From<palisade_store::StoreError> for ApiError {
+    fn from(e: palisade_store::StoreError) -> Self {
+        match e {
+            palisade_store::StoreError::NotFound(what) => not_found(format!("{what} not found")),
+            other => internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = self.message.clone();
+        body.push('\n');
+        let mut resp = (self.status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"palisade\""));
+        }
+        if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason_phrase(&self.message).into_bytes()) {
+            resp.extensions_mut().insert(reason);
+        }
+        resp
+    }
+}
+
+/// A reason phrase must be visible ASCII on one line; keep it short.
+fn reason_phrase(message: &str) -> String {
+    let mut out: String = message.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { ' ' }).take(300).collect();
+    if out.trim().is_empty() {
+        out = "Error".into();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_phrases_are_safe() {
+        assert_eq!(reason_phrase("File already exists\r\nX-Evil: 1"), "File already exists  X-Evil: 1");
+        assert_eq!(reason_phrase("é"), "Error");
+        assert_eq!(reason_phrase(&"a".repeat(1000)).len(), 300);
+    }
+}

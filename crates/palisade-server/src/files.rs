@@ -1,0 +1,139 @@
+//! File downloads and PEP 658 metadata files, at `/files/<filename>` and
+//! `/files/<filename>.metadata`. Files are immutable, so they are cached forever and tagged with
+//! their sha256.
+
+use std::io::SeekFrom;
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::error::{ApiResult, internal, not_found};
+use crate::AppState;
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+pub async fn download(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+    if let Some(dist) = name.strip_suffix(".metadata") {
+        return metadata(&state, dist).await;
+    }
+    let file = state.db.file(&name).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {name:?}")))?;
+    if file.project_status == "quarantined" {
+        return Err(not_found(format!("no file named {name:?}")));
+    }
+    let etag = format!("\"{}\"", file.sha256);
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let path = state.blobs.path_for(&file.sha256);
+    let mut f = tokio::fs::File::open(&path).await.map_err(|e| internal(format!("blob {} for {name}: {e}", path.display())))?;
+    let size = file.size as u64;
+    let content_type = if name.ends_with(".whl") { "application/zip" } else { "application/gzip" };
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map_or(Range::Whole, |r| parse_range(r, size));
+    let (status, start, len) = match range {
+        Range::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        Range::Unsatisfiable => {
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{size}"))], "requested range not satisfiable\n").into_response());
+        }
+        Range::Whole => (StatusCode::OK, 0, size),
+    };
+    if start > 0 {
+        f.seek(SeekFrom::Start(start)).await.map_err(internal)?;
+    }
+    state.metrics.download_bytes.fetch_add(len, Ordering::Relaxed);
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(f.take(len), 64 * 1024));
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", start + len - 1)) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(resp)
+}
+
+async fn metadata(state: &AppState, dist: &str) -> ApiResult<Response> {
+    let file = state.db.file(dist).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {dist:?}")))?;
+    if file.project_status == "quarantined" {
+        return Err(not_found(format!("no file named {dist:?}")));
+    }
+    let data = state.db.core_metadata(dist).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {dist:?}")))?;
+    let etag = format!("\"{}\"", file.metadata_sha256);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CACHE_CONTROL, IMMUTABLE.to_string()),
+            (header::ETAG, etag),
+        ],
+        data,
+    )
+        .into_response())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Range {
+    Whole,
+    /// First and last byte, inclusive.
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range against a file of `size` bytes. Multiple ranges, other units and malformed
+/// headers are ignored (the whole file is served), which RFC 9110 allows.
+fn parse_range(header: &str, size: u64) -> Range {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else { return Range::Whole };
+    let Some((a, b)) = spec.split_once('-') else { return Range::Whole };
+    if spec.contains(',') {
+        return Range::Whole;
+    }
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        return match b.parse::<u64>() {
+            Ok(0) => Range::Unsatisfiable,
+            Ok(_) if size == 0 => Range::Unsatisfiable,
+            Ok(n) => Range::Part(size.saturating_sub(n), size - 1),
+            Err(_) => Range::Whole,
+        };
+    }
+    let Ok(start) = a.parse::<u64>() else { return Range::Whole };
+    let end = if b.is_empty() {
+        size.saturating_sub(1)
+    } else {
+        match b.parse::<u64>() {
+            Ok(e) => e.min(size.saturating_sub(1)),
+            Err(_) => return Range::Whole,
+        }
+    };
+    if start >= size || start > end {
+        return Range::Unsatisfiable;
+    }
+    Range::Part(start, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Range, parse_range};
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Range::Part(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), Range::Part(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), Range::Part(90, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), Range::Part(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), Range::Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-1", 100), Range::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Range::Whole);
+        assert_eq!(parse_range("items=0-1", 100), Range::Whole);
+        assert_eq!(parse_range("bytes=x-1", 100), Range::Whole);
+    }
+}

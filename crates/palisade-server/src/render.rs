@@ -1,0 +1,205 @@
+//! Rendering of simple API pages (PEP 503 HTML, PEP 691 JSON) from database rows. Pure functions,
+//! so the cache can call them and tests can check them without a server.
+
+use std::fmt::Write;
+
+use palisade_store::{FileRow, Project, Release};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::{Value, json};
+
+pub const API_VERSION: &str = "1.4";
+
+/// Characters kept as they are in a filename inside a URL path.
+const PATH_KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// URL of a file relative to a project page (`/simple/<name>/`), so the index works behind any
+/// path prefix.
+pub fn file_href(filename: &str) -> String {
+    format!("../../files/{}", encode_filename(filename))
+}
+
+/// A filename as one URL path segment.
+pub fn encode_filename(filename: &str) -> String {
+    utf8_percent_encode(filename, PATH_KEEP).to_string()
+}
+
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `yyyy-mm-ddThh:mm:ss.ffffffZ` (PEP 700).
+pub fn upload_time(micros: i64) -> String {
+    jiff::Timestamp::from_microsecond(micros).map(|t| t.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()).unwrap_or_default()
+}
+
+/// Files a client may see on this project: none while it is quarantined (PEP 792).
+fn visible<'a>(project: &Project, files: &'a [FileRow]) -> &'a [FileRow] {
+    if project.status == "quarantined" { &[] } else { files }
+}
+
+/// Versions in PEP 440 order.
+pub fn sorted_versions(releases: &[Release]) -> Vec<String> {
+    let mut v: Vec<(palisade_dist::Version, String)> =
+        releases.iter().filter_map(|r| palisade_dist::parse_version(&r.version).ok().map(|p| (p, r.version.clone()))).collect();
+    v.sort();
+    v.into_iter().map(|(_, s)| s).collect()
+}
+
+pub fn project_html(project: &Project, releases: &[Release], files: &[FileRow]) -> String {
+    let name = html_escape(&project.normalized);
+    let mut out = String::with_capacity(256 + files.len() * 300);
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    <meta name=\"pypi:project-status\" content=\"{}\">\n",
+        html_escape(&project.status)
+    );
+    if let Some(reason) = &project.status_reason {
+        let _ = writeln!(out, "    <meta name=\"pypi:project-status-reason\" content=\"{}\">", html_escape(reason));
+    }
+    let _ = write!(out, "    <title>Links for {name}</title>\n  </head>\n  <body>\n    <h1>Links for {name}</h1>\n");
+    let _ = releases;
+    for f in visible(project, files) {
+        let _ = write!(out, "    <a href=\"{}#sha256={}\"", html_escape(&file_href(&f.filename)), f.sha256);
+        if let Some(rp) = &f.requires_python {
+            let _ = write!(out, " data-requires-python=\"{}\"", html_escape(rp));
+        }
+        let _ = write!(out, " data-dist-info-metadata=\"sha256={0}\" data-core-metadata=\"sha256={0}\"", f.metadata_sha256);
+        if f.yanked {
+            match f.yanked_reason.as_deref().filter(|r| !r.is_empty()) {
+                Some(r) => {
+                    let _ = write!(out, " data-yanked=\"{}\"", html_escape(r));
+                }
+                None => out.push_str(" data-yanked=\"\""),
+            }
+        }
+        let _ = writeln!(out, ">{}</a><br>", html_escape(&f.filename));
+    }
+    let _ = write!(out, "  </body>\n</html>\n<!--SERIAL {}-->\n", project.last_serial);
+    out
+}
+
+pub fn project_json(project: &Project, releases: &[Release], files: &[FileRow]) -> Value {
+    let files: Vec<Value> = visible(project, files)
+        .iter()
+        .map(|f| {
+            let yanked = match (f.yanked, f.yanked_reason.as_deref().filter(|r| !r.is_empty())) {
+                (false, _) => Value::Bool(false),
+                (true, Some(r)) => Value::String(r.to_string()),
+                (true, None) => Value::Bool(true),
+            };
+            let meta = json!({ "sha256": f.metadata_sha256 });
+            json!({
+                "filename": f.filename,
+                "url": file_href(&f.filename),
+                "hashes": { "sha256": f.sha256 },
+                "requires-python": f.requires_python,
+                "core-metadata": meta,
+                "dist-info-metadata": meta,
+                "yanked": yanked,
+                "size": f.size,
+                "upload-time": upload_time(f.upload_time),
+            })
+        })
+        .collect();
+    let mut status = json!({ "status": project.status });
+    if let Some(reason) = &project.status_reason {
+        status["reason"] = json!(reason);
+    }
+    json!({
+        "meta": { "api-version": API_VERSION, "_last-serial": project.last_serial },
+        "name": project.normalized,
+        "versions": if project.status == "quarantined" { vec![] } else { sorted_versions(releases) },
+        "files": files,
+        "project-status": status,
+    })
+}
+
+pub fn root_html(projects: &[Project], serial: i64) -> String {
+    let mut out = String::with_capacity(200 + projects.len() * 60);
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    <title>Simple index</title>\n  </head>\n  <body>\n"
+    );
+    for p in projects {
+        let n = html_escape(&p.normalized);
+        let _ = writeln!(out, "    <a href=\"{n}/\">{}</a><br>", html_escape(&p.name));
+    }
+    let _ = write!(out, "  </body>\n</html>\n<!--SERIAL {serial}-->\n");
+    out
+}
+
+pub fn root_json(projects: &[Project], serial: i64) -> Value {
+    let list: Vec<Value> = projects.iter().map(|p| json!({ "name": p.name, "_last-serial": p.last_serial })).collect();
+    json!({ "meta": { "api-version": API_VERSION, "_last-serial": serial }, "projects": list })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(status: &str) -> Project {
+        Project { id: 1, name: "Demo".into(), normalized: "demo".into(), created_at: 0, last_serial: 7, status: status.into(), status_reason: None }
+    }
+
+    fn file(name: &str, yanked: bool, reason: Option<&str>) -> FileRow {
+        FileRow {
+            id: 1,
+            release_id: 1,
+            project_id: 1,
+            version: "1.0".into(),
+            filename: name.into(),
+            packagetype: "bdist_wheel".into(),
+            python_version: "py3".into(),
+            size: 10,
+            sha256: "ab".into(),
+            blake2b_256: "cd".into(),
+            md5: "ef".into(),
+            upload_time: 1_700_000_000_123_456,
+            requires_python: Some(">=3.8,<4".into()),
+            metadata_sha256: "12".into(),
+            yanked,
+            yanked_reason: reason.map(str::to_string),
+            project_status: "active".into(),
+        }
+    }
+
+    #[test]
+    fn html_escapes_and_marks() {
+        let html = project_html(&project("active"), &[], &[file("demo-1.0+x-py3-none-any.whl", true, Some("bad <b>"))]);
+        assert!(html.contains("href=\"../../files/demo-1.0%2Bx-py3-none-any.whl#sha256=ab\""), "{html}");
+        assert!(html.contains("data-requires-python=\"&gt;=3.8,&lt;4\""));
+        assert!(html.contains("data-yanked=\"bad &lt;b&gt;\""));
+        assert!(html.contains("data-core-metadata=\"sha256=12\""));
+        assert!(html.contains("<!--SERIAL 7-->"));
+    }
+
+    #[test]
+    fn json_fields() {
+        let v = project_json(&project("active"), &[], &[file("a-1.0-py3-none-any.whl", true, None)]);
+        let f = &v["files"][0];
+        assert_eq!(f["yanked"], json!(true));
+        assert_eq!(f["size"], json!(10));
+        assert_eq!(f["upload-time"], json!("2023-11-14T22:13:20.123456Z"));
+        assert_eq!(f["core-metadata"], json!({"sha256": "12"}));
+        assert_eq!(v["meta"]["api-version"], json!("1.4"));
+    }
+
+    #[test]
+    fn quarantined_projects_list_no_files() {
+        let v = project_json(&project("quarantined"), &[], &[file("a-1.0-py3-none-any.whl", false, None)]);
+        assert_eq!(v["files"], json!([]));
+        assert_eq!(v["project-status"]["status"], json!("quarantined"));
+        assert!(!project_html(&project("quarantined"), &[], &[file("a-1.0-py3-none-any.whl", false, None)]).contains("<a "));
+    }
+}

@@ -1,0 +1,82 @@
+//! The simple repository API: `/simple/` and `/simple/<project>/`, served from the cache.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::cache::Page;
+use crate::error::{ApiError, ApiResult, internal, not_found};
+use crate::negotiate::{self, Format};
+use crate::AppState;
+
+pub async fn root(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+    let format = pick(&headers, &q)?;
+    let (page, hit) = state.cache.root(&state.db).await.map_err(internal)?;
+    state.count_cache(hit);
+    Ok(respond(&page, format, &headers))
+}
+
+pub async fn project(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+    let normalized = palisade_dist::normalize(&name);
+    if normalized != name {
+        return Ok(redirect_to(&format!("/simple/{normalized}/"), &q));
+    }
+    let format = pick(&headers, &q)?;
+    let Some((page, hit)) = state.cache.project(&state.db, &normalized).await.map_err(internal)? else {
+        return Err(not_found(format!("no project named {normalized:?}")));
+    };
+    state.count_cache(hit);
+    Ok(respond(&page, format, &headers))
+}
+
+/// `/simple/<name>` without the slash.
+pub async fn project_no_slash(Path(name): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
+    redirect_to(&format!("/simple/{}/", palisade_dist::normalize(&name)), &q)
+}
+
+fn redirect_to(path: &str, q: &HashMap<String, String>) -> Response {
+    let location = match q.get("format") {
+        Some(f) => format!("{path}?format={}", percent_encoding::utf8_percent_encode(f, percent_encoding::NON_ALPHANUMERIC)),
+        None => path.to_string(),
+    };
+    Redirect::permanent(&location).into_response()
+}
+
+fn pick(headers: &HeaderMap, q: &HashMap<String, String>) -> ApiResult<Format> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    negotiate::choose(accept, q.get("format").map(String::as_str)).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            format!("none of the requested media types is served here; available: {}, {}, text/html", negotiate::JSON_V1, negotiate::HTML_V1),
+        )
+    })
+}
+
+fn respond(page: &Page, format: Format, headers: &HeaderMap) -> Response {
+    let (body, etag) = match format {
+        Format::Json => (page.json.clone(), &page.etag_json),
+        Format::Html(_) => (page.html.clone(), &page.etag_html),
+    };
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == etag.to_str().unwrap_or("")));
+    let mut resp = if not_modified { StatusCode::NOT_MODIFIED.into_response() } else { body.into_response() };
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    h.insert(header::ETAG, etag.clone());
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60, public"));
+    h.insert("x-pypi-last-serial", page.serial.clone());
+    resp
+}
+
+impl AppState {
+    fn count_cache(&self, hit: bool) {
+        let counter = if hit { &self.metrics.cache_hits } else { &self.metrics.cache_misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}

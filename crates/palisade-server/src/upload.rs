@@ -1,0 +1,290 @@
+//! The legacy upload API (`POST /legacy/`), as twine speaks it, with PyPI's rules.
+//!
+//! Order matters: credentials are checked before the body is read; the file is streamed to a
+//! temporary blob while its digests are computed, with a hard size limit; then cheap checks
+//! (filename grammar, form fields, digests, permission, filename reuse) run before the archive
+//! is opened; the blob is synced and moved into place; and one transaction makes it visible.
+//! Any failure drops the temporary blob, so a rejected upload leaves nothing behind.
+
+use std::collections::HashMap;
+
+use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use palisade_archive::Limits;
+use palisade_dist::{CoreMetadata, DistFilename, Hasher};
+use palisade_store::{NewFile, PublishOutcome, StoreError, TempBlob};
+use tokio::io::AsyncWriteExt;
+
+use crate::AppState;
+use crate::auth::{Principal, authenticate};
+use crate::error::{ApiError, ApiResult, bad_request, forbidden, internal, too_large};
+
+/// Text fields are small; a description of a few MiB is already generous.
+const MAX_TEXT_FIELD: usize = 4 << 20;
+const MAX_TEXT_TOTAL: usize = 8 << 20;
+const MAX_FIELDS: usize = 1_000;
+
+struct Form {
+    fields: HashMap<String, Vec<String>>,
+    content: Option<Received>,
+}
+
+struct Received {
+    filename: String,
+    dist: DistFilename,
+    blob: TempBlob,
+    digests: palisade_dist::Digests,
+    size: u64,
+}
+
+impl Form {
+    fn one(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).and_then(|v| v.first()).map(|s| s.trim()).filter(|s| !s.is_empty())
+    }
+}
+
+pub async fn upload(State(state): State<AppState>, ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>, request: Request) -> Response {
+    let result = handle(&state, addr, request).await;
+    match result {
+        Ok((outcome, size)) => {
+            state.metrics.upload(if outcome == PublishOutcome::Identical { "identical" } else { "accepted" }, size);
+            (StatusCode::OK, "OK\n").into_response()
+        }
+        Err(e) => {
+            state.metrics.upload("rejected", 0);
+            tracing::info!(status = e.status.as_u16(), reason = %e.message, "upload rejected");
+            e.into_response()
+        }
+    }
+}
+
+async fn handle(state: &AppState, addr: std::net::SocketAddr, request: Request) -> ApiResult<(PublishOutcome, u64)> {
+    let principal = authenticate(&state.db, request.headers()).await?;
+    let max = state.config.max_upload_bytes;
+    check_declared_length(request.headers(), max)?;
+    let multipart = Multipart::from_request(request, &()).await.map_err(|e| bad_request(format!("the upload must be multipart/form-data: {}", e.body_text())))?;
+    let form = read_form(state, multipart, max).await?;
+
+    let action = form.one(":action").unwrap_or("file_upload");
+    if action != "file_upload" {
+        return Err(bad_request(format!("unsupported :action {action:?}; only file_upload is supported")));
+    }
+    if let Some(p) = form.one("protocol_version") {
+        if p != "1" {
+            return Err(bad_request(format!("unsupported protocol_version {p:?}; only 1 is supported")));
+        }
+    }
+    let Some(received) = form.content.as_ref() else {
+        return Err(bad_request("the upload has no 'content' file field"));
+    };
+    let dist = &received.dist.clone();
+    let filename = &received.filename.clone();
+
+    // The form must describe the same file the filename names.
+    if let Some(filetype) = form.one("filetype") {
+        if filetype != dist.kind.filetype() {
+            return Err(bad_request(format!("filetype {filetype:?} does not match {filename:?}, which is a {}", dist.kind.filetype())));
+        }
+    }
+    if let Some(name) = form.one("name") {
+        if palisade_dist::normalize(name) != dist.normalized_name {
+            return Err(bad_request(format!("the form's name {name:?} does not match the filename {filename:?}")));
+        }
+    }
+    if let Some(version) = form.one("version") {
+        let same = palisade_dist::parse_version(version).is_ok_and(|v| v == dist.version);
+        if !same {
+            return Err(bad_request(format!("the form's version {version:?} does not match the filename {filename:?}")));
+        }
+    }
+    check_digests(&form, &received.digests, filename)?;
+
+    // Permission and reuse, before the (more expensive) archive read.
+    let normalized = dist.normalized_name.clone();
+    if !principal.may_touch(&normalized) {
+        return Err(forbidden(format!("this API token is not valid for project {normalized:?}")));
+    }
+    check_role(state, &principal, &normalized).await?;
+    if let Some(existing) = state.db.filename_reserved(filename).await.map_err(internal)? {
+        let live = state.db.file(filename).await.map_err(internal)?.is_some();
+        if existing == received.digests.sha256 && live {
+            return Ok((PublishOutcome::Identical, received.size));
+        }
+        return Err(file_exists(filename, &received.digests.blake2b_256));
+    }
+
+    // Read and check the core metadata inside the archive.
+    let limits = Limits { max_total_uncompressed: state.config.max_uncompressed_bytes, ..Limits::default() };
+    let path = received.blob.path().to_path_buf();
+    let (dist_c, fname) = (dist.clone(), filename.clone());
+    let raw = tokio::task::spawn_blocking(move || palisade_archive::read_core_metadata(&path, &dist_c, &fname, &limits))
+        .await
+        .map_err(internal)?
+        .map_err(|e| bad_request(format!("invalid distribution: {e}")))?;
+    let meta = CoreMetadata::parse(&raw).map_err(|e| bad_request(format!("invalid distribution {filename:?}: {e}")))?;
+    if meta.normalized_name != dist.normalized_name {
+        return Err(bad_request(format!("the metadata's Name {:?} does not match the filename {filename:?}", meta.fields.name)));
+    }
+    if meta.version != dist.version {
+        return Err(bad_request(format!("the metadata's Version {:?} does not match the filename {filename:?}", meta.fields.version)));
+    }
+
+    let Form { content: Some(received), .. } = form else { unreachable!("checked above") };
+    let new = NewFile {
+        project_name: meta.fields.name.trim().to_string(),
+        normalized: normalized.clone(),
+        version: meta.version.to_string(),
+        canonical_version: palisade_dist::canonical_version(&meta.version),
+        metadata_json: serde_json::to_string(&meta.fields).map_err(internal)?,
+        requires_python: meta.fields.requires_python.clone().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+        filename: received.filename.clone(),
+        packagetype: dist.kind.filetype().to_string(),
+        python_version: dist.pyversion().to_string(),
+        size: received.size as i64,
+        sha256: received.digests.sha256.clone(),
+        blake2b_256: received.digests.blake2b_256.clone(),
+        md5: received.digests.md5.clone(),
+        metadata_sha256: palisade_dist::sha256_hex(&raw),
+        core_metadata: raw,
+        uploader_id: principal.user_id,
+        uploader_name: principal.user_name.clone(),
+        uploader_is_admin: principal.is_admin,
+    };
+    let size = received.size;
+    let sha = received.digests.sha256.clone();
+    let blake = received.digests.blake2b_256.clone();
+    let existed = state.blobs.exists(&sha);
+    state.blobs.persist(received.blob, &sha).await.map_err(internal)?;
+    let outcome = match state.db.publish(&new).await {
+        Ok(o) => o,
+        Err(e) => {
+            // The blob is not referenced by this upload; drop it unless someone else owns it.
+            if !existed && !state.db.blob_referenced(&sha).await.unwrap_or(true) {
+                let _ = state.blobs.remove(&sha).await;
+            }
+            return Err(match e {
+                StoreError::Exists(_) => file_exists(&new.filename, &blake),
+                StoreError::Conflict(msg) if msg.starts_with("forbidden: ") => forbidden(msg.trim_start_matches("forbidden: ")),
+                StoreError::Conflict(msg) => bad_request(msg),
+                other => internal(other),
+            });
+        }
+    };
+    state.cache.invalidate(&normalized);
+    let db = state.db.clone();
+    let token_id = principal.token_id;
+    let ip = addr.ip().to_string();
+    tokio::spawn(async move {
+        if let Err(e) = db.touch_token(token_id, &ip).await {
+            tracing::warn!(error = %e, "could not record token use");
+        }
+    });
+    tracing::info!(project.name = %normalized, file.filename = %new.filename, size_bytes = size, user.name = %principal.user_name, "file published");
+    Ok((outcome, size))
+}
+
+fn file_exists(filename: &str, blake2: &str) -> ApiError {
+    bad_request(format!(
+        "File already exists ({filename:?}, with blake2_256 hash {blake2:?}). Filenames are never reused, even after a file is removed; upload a new version instead."
+    ))
+}
+
+fn check_declared_length(headers: &HeaderMap, max: u64) -> ApiResult<()> {
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max + MAX_TEXT_TOTAL as u64 + (1 << 20)) {
+        return Err(too_large(format!("the upload is larger than this server's limit of {max} bytes per file")));
+    }
+    Ok(())
+}
+
+async fn check_role(state: &AppState, principal: &Principal, normalized: &str) -> ApiResult<()> {
+    let Some(project) = state.db.project(normalized).await.map_err(internal)? else {
+        return Ok(()); // A new project: the uploader becomes its owner.
+    };
+    if project.status == "archived" || project.status == "quarantined" {
+        return Err(bad_request(format!("project {normalized:?} is {} and accepts no uploads", project.status)));
+    }
+    if principal.is_admin || state.db.role(project.id, principal.user_id).await.map_err(internal)?.is_some() {
+        return Ok(());
+    }
+    Err(forbidden(format!("user {:?} is not an owner or maintainer of project {normalized:?}", principal.user_name)))
+}
+
+fn check_digests(form: &Form, d: &palisade_dist::Digests, filename: &str) -> ApiResult<()> {
+    let sha = form.one("sha256_digest");
+    let blake = form.one("blake2_256_digest");
+    let md5 = form.one("md5_digest");
+    if sha.is_none() && blake.is_none() && md5.is_none() {
+        return Err(bad_request("the upload carries no digest: send sha256_digest (twine does)"));
+    }
+    let mismatch = |what: &str, sent: &str, actual: &str| bad_request(format!("the {what} sent ({sent}) does not match the uploaded file {filename:?} ({actual}); the file was corrupted in transit or the digest is wrong"));
+    if let Some(s) = sha {
+        if !s.eq_ignore_ascii_case(&d.sha256) {
+            return Err(mismatch("sha256_digest", s, &d.sha256));
+        }
+    }
+    if let Some(b) = blake {
+        if !b.eq_ignore_ascii_case(&d.blake2b_256) {
+            return Err(mismatch("blake2_256_digest", b, &d.blake2b_256));
+        }
+    }
+    if let Some(m) = md5 {
+        let b64 = d.md5_urlsafe_b64();
+        if m != b64 && !m.eq_ignore_ascii_case(&d.md5) {
+            return Err(mismatch("md5_digest", m, &b64));
+        }
+    }
+    Ok(())
+}
+
+async fn read_form(state: &AppState, mut multipart: Multipart, max: u64) -> ApiResult<Form> {
+    let malformed = |e: axum::extract::multipart::MultipartError| bad_request(format!("malformed or truncated multipart body: {}", e.body_text()));
+    let mut form = Form { fields: HashMap::new(), content: None };
+    let mut text_total = 0usize;
+    let mut count = 0usize;
+    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
+        count += 1;
+        if count > MAX_FIELDS {
+            return Err(bad_request(format!("the upload has more than {MAX_FIELDS} form fields")));
+        }
+        let name = field.name().unwrap_or("").to_string();
+        if name == "content" {
+            if form.content.is_some() {
+                return Err(bad_request("the upload has more than one 'content' field"));
+            }
+            let filename = field.file_name().map(str::to_string).ok_or_else(|| bad_request("the 'content' field has no filename"))?;
+            let base = filename.rsplit(['/', '\\']).next().unwrap_or("").to_string();
+            if base != filename {
+                return Err(bad_request(format!("invalid filename {filename:?}: it must not contain a path")));
+            }
+            let dist = DistFilename::parse(&filename).map_err(|e| bad_request(e.to_string()))?;
+            let mut blob = state.blobs.create_temp().await.map_err(internal)?;
+            let mut hasher = Hasher::new();
+            while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                if hasher.len() + chunk.len() as u64 > max {
+                    return Err(too_large(format!("{filename:?} is larger than this server's limit of {max} bytes per file")));
+                }
+                hasher.update(&chunk);
+                blob.file.write_all(&chunk).await.map_err(internal)?;
+            }
+            if hasher.is_empty() {
+                return Err(bad_request(format!("{filename:?} is empty")));
+            }
+            let size = hasher.len();
+            form.content = Some(Received { filename, dist, blob, digests: hasher.finish(), size });
+        } else {
+            let mut value = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                value.extend_from_slice(&chunk);
+                text_total += chunk.len();
+                if value.len() > MAX_TEXT_FIELD || text_total > MAX_TEXT_TOTAL {
+                    return Err(too_large(format!("the form field {name:?} is too large")));
+                }
+            }
+            let value = String::from_utf8(value).map_err(|_| bad_request(format!("the form field {name:?} is not valid UTF-8")))?;
+            form.fields.entry(name).or_default().push(value);
+        }
+    }
+    Ok(form)
+}
