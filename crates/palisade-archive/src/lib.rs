@@ -28,13 +28,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_entries: 100_000,
-            max_metadata_bytes: 8 << 20,
-            max_total_uncompressed: 4 << 30,
-            max_ratio: 50,
-            ratio_floor: 64 << 20,
-        }
+        Self { max_entries: 100_000, max_metadata_bytes: 8 << 20, max_total_uncompressed: 4 << 30, max_ratio: 50, ratio_floor: 64 << 20 }
     }
 }
 
@@ -109,10 +103,11 @@ fn read_wheel(file: File, compressed: u64, display: &str, limits: &Limits) -> Re
             return Err(ArchiveError::Duplicate(display.to_string(), name));
         }
         total = total.saturating_add(entry.size());
-        if let Some((top, rest)) = name.split_once('/') {
-            if top.ends_with(".dist-info") && rest == "METADATA" {
-                dist_infos.push(top.to_string());
-            }
+        if let Some((top, rest)) = name.split_once('/')
+            && top.ends_with(".dist-info")
+            && rest == "METADATA"
+        {
+            dist_infos.push(top.to_string());
         }
     }
     check_totals(display, total, compressed, limits)?;
@@ -147,7 +142,8 @@ fn read_sdist(file: File, compressed: u64, display: &str, limits: &Limits) -> Re
             return Err(ArchiveError::TooManyEntries(display.to_string(), limits.max_entries));
         }
         let raw = entry.path_bytes();
-        let name = String::from_utf8(raw.to_vec()).map_err(|_| ArchiveError::UnsafePath(display.to_string(), String::from_utf8_lossy(&raw).into_owned()))?;
+        let name = String::from_utf8(raw.to_vec())
+            .map_err(|_| ArchiveError::UnsafePath(display.to_string(), String::from_utf8_lossy(&raw).into_owned()))?;
         let name = name.trim_start_matches("./").trim_end_matches('/').to_string();
         if name.is_empty() || name == "." {
             continue;
@@ -174,7 +170,10 @@ fn read_sdist(file: File, compressed: u64, display: &str, limits: &Limits) -> Re
         match &top {
             None => top = Some(first.clone()),
             Some(t) if *t != first => {
-                return Err(ArchiveError::Layout(display.to_string(), format!("an sdist has one top-level directory, found {t:?} and {first:?}")));
+                return Err(ArchiveError::Layout(
+                    display.to_string(),
+                    format!("an sdist has one top-level directory, found {t:?} and {first:?}"),
+                ));
             }
             _ => {}
         }
@@ -233,10 +232,7 @@ fn check_totals(display: &str, total: u64, compressed: u64, limits: &Limits) -> 
 
 fn read_bounded(reader: impl Read, display: &str, member: &str, max: u64) -> Result<Vec<u8>, ArchiveError> {
     let mut out = Vec::new();
-    reader
-        .take(max + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| ArchiveError::Io(format!("{display} ({member})"), e))?;
+    reader.take(max + 1).read_to_end(&mut out).map_err(|e| ArchiveError::Io(format!("{display} ({member})"), e))?;
     if out.len() as u64 > max {
         return Err(ArchiveError::MetadataTooLarge(display.to_string(), member.to_string(), max));
     }

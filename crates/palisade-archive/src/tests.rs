@@ -38,7 +38,12 @@ const WHL: &str = "demo-1.0-py3-none-any.whl";
 
 #[test]
 fn reads_wheel_metadata() {
-    let f = wheel(&[("demo/__init__.py", b""), ("demo-1.0.dist-info/METADATA", META), ("demo-1.0.dist-info/WHEEL", b"x"), ("demo-1.0.dist-info/RECORD", b"")]);
+    let f = wheel(&[
+        ("demo/__init__.py", b""),
+        ("demo-1.0.dist-info/METADATA", META),
+        ("demo-1.0.dist-info/WHEEL", b"x"),
+        ("demo-1.0.dist-info/RECORD", b""),
+    ]);
     assert_eq!(read(&f, WHL).unwrap(), META);
 }
 
@@ -51,7 +56,12 @@ fn wheel_without_record_is_refused() {
 
 #[test]
 fn wheel_with_traversal_is_refused() {
-    let f = wheel(&[("../evil.py", b""), ("demo-1.0.dist-info/METADATA", META), ("demo-1.0.dist-info/WHEEL", b"x"), ("demo-1.0.dist-info/RECORD", b"")]);
+    let f = wheel(&[
+        ("../evil.py", b""),
+        ("demo-1.0.dist-info/METADATA", META),
+        ("demo-1.0.dist-info/WHEEL", b"x"),
+        ("demo-1.0.dist-info/RECORD", b""),
+    ]);
     assert!(matches!(read(&f, WHL), Err(ArchiveError::UnsafePath(..))));
 }
 
@@ -71,7 +81,12 @@ fn not_a_zip_is_refused() {
 #[test]
 fn wheel_bomb_is_refused() {
     let big = vec![0u8; 70 << 20];
-    let f = wheel(&[("demo/zeros", &big), ("demo-1.0.dist-info/METADATA", META), ("demo-1.0.dist-info/WHEEL", b"x"), ("demo-1.0.dist-info/RECORD", b"")]);
+    let f = wheel(&[
+        ("demo/zeros", &big),
+        ("demo-1.0.dist-info/METADATA", META),
+        ("demo-1.0.dist-info/WHEEL", b"x"),
+        ("demo-1.0.dist-info/RECORD", b""),
+    ]);
     assert!(matches!(read(&f, WHL), Err(ArchiveError::Ratio(..))));
 }
 

@@ -55,10 +55,7 @@ impl DistFilename {
         if filename.len() > MAX_FILENAME_LEN {
             return Err(err("longer than 255 characters"));
         }
-        if !filename
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'!'))
-        {
+        if !filename.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'!')) {
             return Err(err("it contains characters other than letters, digits, '.', '_', '-', '+', '!'"));
         }
         if let Some(stem) = filename.strip_suffix(".whl") {
@@ -82,10 +79,10 @@ impl DistFilename {
             return Err(err("a wheel filename has an empty component"));
         }
         check_name(filename, name)?;
-        if let Some(b) = build {
-            if !b.starts_with(|c: char| c.is_ascii_digit()) {
-                return Err(err("the wheel build tag must start with a digit"));
-            }
+        if let Some(b) = build
+            && !b.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Err(err("the wheel build tag must start with a digit"));
         }
         for tag in [py, abi, plat] {
             if !tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_')) {
@@ -140,9 +137,7 @@ fn check_name(filename: &str, name: &str) -> Result<(), FilenameError> {
 }
 
 fn parse_version(filename: &str, version: &str) -> Result<Version, FilenameError> {
-    version
-        .parse::<Version>()
-        .map_err(|_| FilenameError::Version(filename.to_string(), version.to_string()))
+    version.parse::<Version>().map_err(|_| FilenameError::Version(filename.to_string(), version.to_string()))
 }
 
 #[cfg(test)]
@@ -150,9 +145,7 @@ mod tests {
     use super::*;
 
     fn check(input: &str, expected: Result<(&str, &str, DistKind), ()>) {
-        let got = DistFilename::parse(input)
-            .map(|f| (f.normalized_name.clone(), f.version.to_string(), f.kind))
-            .map_err(|_| ());
+        let got = DistFilename::parse(input).map(|f| (f.normalized_name.clone(), f.version.to_string(), f.kind)).map_err(|_| ());
         let expected = expected.map(|(n, v, k)| (n.to_string(), v.to_string(), k));
         assert_eq!(got, expected, "input {input:?}");
     }
@@ -183,7 +176,15 @@ mod tests {
 
     #[test]
     fn other_formats_are_refused() {
-        for name in ["demo-1.0.zip", "demo-1.0-py3.7.egg", "demo-1.0.tar.bz2", "demo-1.0-py3-none-any.zip", "foo.whl.exe", "../x-1.0.tar.gz", "demo-1.0.tar.gz\0"] {
+        for name in [
+            "demo-1.0.zip",
+            "demo-1.0-py3.7.egg",
+            "demo-1.0.tar.bz2",
+            "demo-1.0-py3-none-any.zip",
+            "foo.whl.exe",
+            "../x-1.0.tar.gz",
+            "demo-1.0.tar.gz\0",
+        ] {
             assert!(DistFilename::parse(name).is_err(), "{name}");
         }
     }

@@ -37,7 +37,9 @@ mod tests {
 
     #[test]
     fn canonical_versions() {
-        for (a, b) in [("1.0", "1"), ("1.0.0", "1"), ("1.0.0.post1", "1.post1"), ("2!1.10.0rc1", "2!1.10rc1"), ("0", "0"), ("v1.0-1", "1.post1")] {
+        for (a, b) in
+            [("1.0", "1"), ("1.0.0", "1"), ("1.0.0.post1", "1.post1"), ("2!1.10.0rc1", "2!1.10rc1"), ("0", "0"), ("v1.0-1", "1.post1")]
+        {
             assert_eq!(canonical_version(&parse_version(a).unwrap()), b, "{a}");
         }
     }

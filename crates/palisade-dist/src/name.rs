@@ -15,9 +15,7 @@ pub enum NameError {
     Empty,
     #[error("project name {0:?} is too long (at most 200 characters)")]
     TooLong(String),
-    #[error(
-        "project name {0:?} is not valid: use ASCII letters, digits, '.', '_' and '-', starting and ending with a letter or digit"
-    )]
+    #[error("project name {0:?} is not valid: use ASCII letters, digits, '.', '_' and '-', starting and ending with a letter or digit")]
     Invalid(String),
 }
 

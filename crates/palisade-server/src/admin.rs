@@ -21,7 +21,13 @@ pub async fn create_user(db: &Db, name: &str, admin: bool) -> anyhow::Result<Use
 
 /// Creates a token for `user`, limited to `projects` when any are given, and returns the secret,
 /// which is not stored and cannot be shown again.
-pub async fn create_token(db: &Db, user: &str, projects: &[String], expires_in: Option<Duration>, description: Option<&str>) -> anyhow::Result<(i64, String)> {
+pub async fn create_token(
+    db: &Db,
+    user: &str,
+    projects: &[String],
+    expires_in: Option<Duration>,
+    description: Option<&str>,
+) -> anyhow::Result<(i64, String)> {
     let user = db.user_by_name(user).await?;
     let mut scope = Vec::new();
     for p in projects {

@@ -33,13 +33,7 @@ impl Page {
             let digest = palisade_dist::sha256_hex(body);
             HeaderValue::from_str(&format!("\"{kind}-{}\"", &digest[..32])).unwrap_or(HeaderValue::from_static("\"x\""))
         };
-        Self {
-            etag_html: tag(&html, "h"),
-            etag_json: tag(&json, "j"),
-            html,
-            json,
-            serial: HeaderValue::from(serial),
-        }
+        Self { etag_html: tag(&html, "h"), etag_json: tag(&json, "j"), html, json, serial: HeaderValue::from(serial) }
     }
 }
 

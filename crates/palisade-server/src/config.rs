@@ -108,10 +108,10 @@ impl Config {
         if self.journal_poll_ms == 0 {
             errors.push("journal_poll_ms must be positive".into());
         }
-        if let Some(url) = &self.public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                errors.push(format!("public_url = {url:?}: expected an http:// or https:// URL"));
-            }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            errors.push(format!("public_url = {url:?}: expected an http:// or https:// URL"));
         }
         errors
     }
@@ -141,7 +141,10 @@ mod tests {
 
     #[test]
     fn env_overrides_file() {
-        let c = Config::load("listen = \"127.0.0.1:9000\"\nmax_upload_bytes = 10\n", |k| (k == "PALISADE_MAX_UPLOAD_BYTES").then(|| "20".to_string())).unwrap();
+        let c = Config::load("listen = \"127.0.0.1:9000\"\nmax_upload_bytes = 10\n", |k| {
+            (k == "PALISADE_MAX_UPLOAD_BYTES").then(|| "20".to_string())
+        })
+        .unwrap();
         assert_eq!(c.listen, "127.0.0.1:9000");
         assert_eq!(c.max_upload_bytes, 20);
     }
@@ -158,7 +161,8 @@ mod tests {
     fn example_file_is_in_sync() {
         let text = include_str!("../../../palisade.example.toml");
         let parsed = Config::load(text, |_| None).expect("palisade.example.toml must load");
-        let documented: Vec<&str> = text.lines().filter_map(|l| l.trim_start_matches('#').trim().split_once(" = ").map(|(k, _)| k.trim())).collect();
+        let documented: Vec<&str> =
+            text.lines().filter_map(|l| l.trim_start_matches('#').trim().split_once(" = ").map(|(k, _)| k.trim())).collect();
         for (_, key) in ENV_VARS {
             assert!(documented.contains(key), "palisade.example.toml does not document {key}");
         }

@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::error::{ApiResult, internal, not_found};
 use crate::AppState;
+use crate::error::{ApiResult, internal, not_found};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
@@ -25,7 +25,11 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, h
         return Err(not_found(format!("no file named {name:?}")));
     }
     let etag = format!("\"{}\"", file.sha256);
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     let path = state.blobs.path_for(&file.sha256);
@@ -36,7 +40,12 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, h
     let (status, start, len) = match range {
         Range::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
         Range::Unsatisfiable => {
-            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{size}"))], "requested range not satisfiable\n").into_response());
+            return Ok((
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, format!("bytes */{size}"))],
+                "requested range not satisfiable\n",
+            )
+                .into_response());
         }
         Range::Whole => (StatusCode::OK, 0, size),
     };
@@ -54,10 +63,10 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, h
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
-    if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", start + len - 1)) {
-            h.insert(header::CONTENT_RANGE, v);
-        }
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", start + len - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
     }
     Ok(resp)
 }

@@ -18,7 +18,11 @@ pub async fn project(State(state): State<AppState>, Path(name): Path<String>, he
     render(&state, &name, None, &headers).await
 }
 
-pub async fn release(State(state): State<AppState>, Path((name, version)): Path<(String, String)>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn release(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     render(&state, &name, Some(&version), &headers).await
 }
 
@@ -36,7 +40,10 @@ async fn render(state: &AppState, name: &str, version: Option<&str>, headers: &H
     let release = match version {
         Some(v) => {
             let canonical = palisade_dist::parse_version(v).map(|v| palisade_dist::canonical_version(&v)).ok();
-            releases.iter().find(|r| Some(&r.canonical_version) == canonical.as_ref()).ok_or_else(|| not_found(format!("{normalized} has no release {v:?}")))?
+            releases
+                .iter()
+                .find(|r| Some(&r.canonical_version) == canonical.as_ref())
+                .ok_or_else(|| not_found(format!("{normalized} has no release {v:?}")))?
         }
         None => latest(&releases, &files).ok_or_else(|| not_found(format!("{normalized} has no releases")))?,
     };
@@ -70,7 +77,9 @@ fn latest<'a>(releases: &'a [Release], files: &[FileRow]) -> Option<&'a Release>
         let mut fs = files.iter().filter(|f| f.release_id == r.id).peekable();
         fs.peek().is_some() && fs.all(|f| f.yanked)
     };
-    let best = |pred: &dyn Fn(&Release) -> bool| releases.iter().filter(|r| pred(r)).filter_map(|r| parsed(r).map(|v| (v, r))).max_by(|a, b| a.0.cmp(&b.0)).map(|(_, r)| r);
+    let best = |pred: &dyn Fn(&Release) -> bool| {
+        releases.iter().filter(|r| pred(r)).filter_map(|r| parsed(r).map(|v| (v, r))).max_by(|a, b| a.0.cmp(&b.0)).map(|(_, r)| r)
+    };
     best(&|r| !all_yanked(r) && parsed(r).is_some_and(|v| !v.any_prerelease())).or_else(|| best(&|_| true))
 }
 

@@ -53,7 +53,11 @@ impl AppState {
         if let Some(url) = &self.config.public_url {
             return url.trim_end_matches('/').to_string();
         }
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| h.bytes().all(|b| b.is_ascii_graphic())).unwrap_or("localhost");
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or("localhost");
         format!("http://{host}")
     }
 }
@@ -134,7 +138,11 @@ fn method_label(m: &axum::http::Method) -> &'static str {
 }
 
 /// Serves until `shutdown` resolves. Also starts the journal watcher and the orphan sweep.
-pub async fn serve(state: AppState, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let serial = state.db.last_serial().await?;
     state.cache.seen_serial.store(serial as u64, std::sync::atomic::Ordering::SeqCst);
     tokio::spawn(cache::watch_journal(state.db.clone(), state.cache.clone(), Duration::from_millis(state.config.journal_poll_ms)));
@@ -154,14 +162,17 @@ async fn sweep_orphans(state: AppState) {
     let mut removed = 0;
     for sha in list {
         let path = state.blobs.path_for(&sha);
-        let young = std::fs::metadata(&path).and_then(|m| m.modified()).map(|t| t.elapsed().unwrap_or_default() < Duration::from_secs(60)).unwrap_or(true);
+        let young = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .map(|t| t.elapsed().unwrap_or_default() < Duration::from_secs(60))
+            .unwrap_or(true);
         if young && !state.config.sweep_young_blobs {
             continue;
         }
-        if let Ok(false) = state.db.blob_referenced(&sha).await {
-            if state.blobs.remove(&sha).await.is_ok() {
-                removed += 1;
-            }
+        if let Ok(false) = state.db.blob_referenced(&sha).await
+            && state.blobs.remove(&sha).await.is_ok()
+        {
+            removed += 1;
         }
     }
     if removed > 0 {

@@ -51,7 +51,9 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP palisade_http_requests_total HTTP requests by route, method and status.\n# TYPE palisade_http_requests_total counter\n");
+        out.push_str(
+            "# HELP palisade_http_requests_total HTTP requests by route, method and status.\n# TYPE palisade_http_requests_total counter\n",
+        );
         for ((route, method, status), n) in self.requests.lock().iter() {
             let _ = writeln!(out, "palisade_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {n}");
         }

@@ -87,10 +87,10 @@ fn parse_range(part: &str) -> Option<(String, f32)> {
     }
     let mut q = 1.0f32;
     for p in pieces {
-        if let Some((k, v)) = p.split_once('=') {
-            if k.trim().eq_ignore_ascii_case("q") {
-                q = v.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)).unwrap_or(0.0);
-            }
+        if let Some((k, v)) = p.split_once('=')
+            && k.trim().eq_ignore_ascii_case("q")
+        {
+            q = v.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)).unwrap_or(0.0);
         }
     }
     Some((media, q))
@@ -113,7 +113,10 @@ mod tests {
         check(Some(JSON_LATEST), Some(Format::Json));
         check(Some(HTML_V1), Some(Format::Html(HTML_V1)));
         // pip's header
-        check(Some("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"), Some(Format::Json));
+        check(
+            Some("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"),
+            Some(Format::Json),
+        );
         // uv's header
         check(Some("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"), Some(Format::Json));
         check(Some("text/html, application/vnd.pypi.simple.v1+json;q=0.5"), Some(Format::Html(TEXT_HTML)));
@@ -122,7 +125,8 @@ mod tests {
         check(Some("application/vnd.pypi.simple.v2+json"), None);
         check(Some("text/html;q=0, */*;q=0"), None);
         check(Some("text/*"), Some(Format::Html(TEXT_HTML)));
-        check(Some("*/*;q=0.1, text/html;q=0"), Some(Format::Json));
+        // Only text/html is refused: a wildcard still prefers HTML, in its versioned form.
+        check(Some("*/*;q=0.1, text/html;q=0"), Some(Format::Html(HTML_V1)));
     }
 
     #[test]

@@ -149,7 +149,15 @@ mod tests {
     use super::*;
 
     fn project(status: &str) -> Project {
-        Project { id: 1, name: "Demo".into(), normalized: "demo".into(), created_at: 0, last_serial: 7, status: status.into(), status_reason: None }
+        Project {
+            id: 1,
+            name: "Demo".into(),
+            normalized: "demo".into(),
+            created_at: 0,
+            last_serial: 7,
+            status: status.into(),
+            status_reason: None,
+        }
     }
 
     fn file(name: &str, yanked: bool, reason: Option<&str>) -> FileRow {

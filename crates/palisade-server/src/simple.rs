@@ -7,10 +7,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use crate::AppState;
 use crate::cache::Page;
 use crate::error::{ApiError, ApiResult, internal, not_found};
 use crate::negotiate::{self, Format};
-use crate::AppState;
 
 pub async fn root(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
     let format = pick(&headers, &q)?;
@@ -19,7 +19,12 @@ pub async fn root(State(state): State<AppState>, headers: HeaderMap, Query(q): Q
     Ok(respond(&page, format, &headers))
 }
 
-pub async fn project(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+pub async fn project(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
     let normalized = palisade_dist::normalize(&name);
     if normalized != name {
         return Ok(redirect_to(&format!("/simple/{normalized}/"), &q));
@@ -50,7 +55,11 @@ fn pick(headers: &HeaderMap, q: &HashMap<String, String>) -> ApiResult<Format> {
     negotiate::choose(accept, q.get("format").map(String::as_str)).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
-            format!("none of the requested media types is served here; available: {}, {}, text/html", negotiate::JSON_V1, negotiate::HTML_V1),
+            format!(
+                "none of the requested media types is served here; available: {}, {}, text/html",
+                negotiate::JSON_V1,
+                negotiate::HTML_V1
+            ),
         )
     })
 }

@@ -63,17 +63,19 @@ async fn handle(state: &AppState, addr: std::net::SocketAddr, request: Request) 
     let principal = authenticate(&state.db, request.headers()).await?;
     let max = state.config.max_upload_bytes;
     check_declared_length(request.headers(), max)?;
-    let multipart = Multipart::from_request(request, &()).await.map_err(|e| bad_request(format!("the upload must be multipart/form-data: {}", e.body_text())))?;
+    let multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| bad_request(format!("the upload must be multipart/form-data: {}", e.body_text())))?;
     let form = read_form(state, multipart, max).await?;
 
     let action = form.one(":action").unwrap_or("file_upload");
     if action != "file_upload" {
         return Err(bad_request(format!("unsupported :action {action:?}; only file_upload is supported")));
     }
-    if let Some(p) = form.one("protocol_version") {
-        if p != "1" {
-            return Err(bad_request(format!("unsupported protocol_version {p:?}; only 1 is supported")));
-        }
+    if let Some(p) = form.one("protocol_version")
+        && p != "1"
+    {
+        return Err(bad_request(format!("unsupported protocol_version {p:?}; only 1 is supported")));
     }
     let Some(received) = form.content.as_ref() else {
         return Err(bad_request("the upload has no 'content' file field"));
@@ -82,15 +84,15 @@ async fn handle(state: &AppState, addr: std::net::SocketAddr, request: Request) 
     let filename = &received.filename.clone();
 
     // The form must describe the same file the filename names.
-    if let Some(filetype) = form.one("filetype") {
-        if filetype != dist.kind.filetype() {
-            return Err(bad_request(format!("filetype {filetype:?} does not match {filename:?}, which is a {}", dist.kind.filetype())));
-        }
+    if let Some(filetype) = form.one("filetype")
+        && filetype != dist.kind.filetype()
+    {
+        return Err(bad_request(format!("filetype {filetype:?} does not match {filename:?}, which is a {}", dist.kind.filetype())));
     }
-    if let Some(name) = form.one("name") {
-        if palisade_dist::normalize(name) != dist.normalized_name {
-            return Err(bad_request(format!("the form's name {name:?} does not match the filename {filename:?}")));
-        }
+    if let Some(name) = form.one("name")
+        && palisade_dist::normalize(name) != dist.normalized_name
+    {
+        return Err(bad_request(format!("the form's name {name:?} does not match the filename {filename:?}")));
     }
     if let Some(version) = form.one("version") {
         let same = palisade_dist::parse_version(version).is_ok_and(|v| v == dist.version);
@@ -218,16 +220,20 @@ fn check_digests(form: &Form, d: &palisade_dist::Digests, filename: &str) -> Api
     if sha.is_none() && blake.is_none() && md5.is_none() {
         return Err(bad_request("the upload carries no digest: send sha256_digest (twine does)"));
     }
-    let mismatch = |what: &str, sent: &str, actual: &str| bad_request(format!("the {what} sent ({sent}) does not match the uploaded file {filename:?} ({actual}); the file was corrupted in transit or the digest is wrong"));
-    if let Some(s) = sha {
-        if !s.eq_ignore_ascii_case(&d.sha256) {
-            return Err(mismatch("sha256_digest", s, &d.sha256));
-        }
+    let mismatch = |what: &str, sent: &str, actual: &str| {
+        bad_request(format!(
+            "the {what} sent ({sent}) does not match the uploaded file {filename:?} ({actual}); the file was corrupted in transit or the digest is wrong"
+        ))
+    };
+    if let Some(s) = sha
+        && !s.eq_ignore_ascii_case(&d.sha256)
+    {
+        return Err(mismatch("sha256_digest", s, &d.sha256));
     }
-    if let Some(b) = blake {
-        if !b.eq_ignore_ascii_case(&d.blake2b_256) {
-            return Err(mismatch("blake2_256_digest", b, &d.blake2b_256));
-        }
+    if let Some(b) = blake
+        && !b.eq_ignore_ascii_case(&d.blake2b_256)
+    {
+        return Err(mismatch("blake2_256_digest", b, &d.blake2b_256));
     }
     if let Some(m) = md5 {
         let b64 = d.md5_urlsafe_b64();
@@ -239,7 +245,8 @@ fn check_digests(form: &Form, d: &palisade_dist::Digests, filename: &str) -> Api
 }
 
 async fn read_form(state: &AppState, mut multipart: Multipart, max: u64) -> ApiResult<Form> {
-    let malformed = |e: axum::extract::multipart::MultipartError| bad_request(format!("malformed or truncated multipart body: {}", e.body_text()));
+    let malformed =
+        |e: axum::extract::multipart::MultipartError| bad_request(format!("malformed or truncated multipart body: {}", e.body_text()));
     let mut form = Form { fields: HashMap::new(), content: None };
     let mut text_total = 0usize;
     let mut count = 0usize;

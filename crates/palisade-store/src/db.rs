@@ -9,8 +9,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::models::*;
 use crate::StoreError;
+use crate::models::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -77,11 +77,7 @@ impl Db {
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
         MIGRATOR.run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(1)
-            .connect_with(opts.read_only(true))
-            .await?;
+        let reader = SqlitePoolOptions::new().max_connections(4).min_connections(1).connect_with(opts.read_only(true)).await?;
         Ok(Self { reader, writer })
     }
 
@@ -92,12 +88,14 @@ impl Db {
     // ---- users -------------------------------------------------------------------------------
 
     pub async fn create_user(&self, name: &str, is_admin: bool) -> Result<User, StoreError> {
-        let res = sqlx::query_as::<_, User>("INSERT INTO users (name, is_admin, created_at) VALUES (?, ?, ?) RETURNING id, name, is_admin, created_at")
-            .bind(name)
-            .bind(is_admin)
-            .bind(now_micros())
-            .fetch_one(&self.writer)
-            .await;
+        let res = sqlx::query_as::<_, User>(
+            "INSERT INTO users (name, is_admin, created_at) VALUES (?, ?, ?) RETURNING id, name, is_admin, created_at",
+        )
+        .bind(name)
+        .bind(is_admin)
+        .bind(now_micros())
+        .fetch_one(&self.writer)
+        .await;
         match res {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Exists(format!("user {name:?}"))),
             other => Ok(other?),
@@ -147,7 +145,8 @@ impl Db {
     }
 
     pub async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<Token>, StoreError> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE (? IS NULL OR u.name = ?) ORDER BY t.id");
+        let sql =
+            format!("SELECT {TOKEN_COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE (? IS NULL OR u.name = ?) ORDER BY t.id");
         Ok(sqlx::query_as::<_, Token>(sqlx::AssertSqlSafe(sql)).bind(user).bind(user).fetch_all(&self.reader).await?)
     }
 
@@ -176,16 +175,20 @@ impl Db {
     // ---- projects and roles ------------------------------------------------------------------
 
     pub async fn project(&self, normalized: &str) -> Result<Option<Project>, StoreError> {
-        Ok(sqlx::query_as::<_, Project>("SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects WHERE normalized = ?")
-            .bind(normalized)
-            .fetch_optional(&self.reader)
-            .await?)
+        Ok(sqlx::query_as::<_, Project>(
+            "SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects WHERE normalized = ?",
+        )
+        .bind(normalized)
+        .fetch_optional(&self.reader)
+        .await?)
     }
 
     pub async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
-        Ok(sqlx::query_as::<_, Project>("SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects ORDER BY normalized")
-            .fetch_all(&self.reader)
-            .await?)
+        Ok(sqlx::query_as::<_, Project>(
+            "SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects ORDER BY normalized",
+        )
+        .fetch_all(&self.reader)
+        .await?)
     }
 
     pub async fn releases(&self, project_id: i64) -> Result<Vec<Release>, StoreError> {
@@ -196,12 +199,16 @@ impl Db {
     }
 
     pub async fn project_files(&self, project_id: i64) -> Result<Vec<FileRow>, StoreError> {
-        let sql = format!("SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE f.project_id = ? ORDER BY f.filename");
+        let sql = format!(
+            "SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE f.project_id = ? ORDER BY f.filename"
+        );
         Ok(sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql)).bind(project_id).fetch_all(&self.reader).await?)
     }
 
     pub async fn file(&self, filename: &str) -> Result<Option<FileRow>, StoreError> {
-        let sql = format!("SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE f.filename = ?");
+        let sql = format!(
+            "SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE f.filename = ?"
+        );
         Ok(sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql)).bind(filename).fetch_optional(&self.reader).await?)
     }
 
@@ -266,7 +273,11 @@ impl Db {
         if res.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("a role for {user:?} on {normalized:?}")));
         }
-        let owners: i64 = sqlx::query("SELECT COUNT(*) FROM roles WHERE project_id = ? AND role = 'owner'").bind(project.id).fetch_one(&mut *tx).await?.get(0);
+        let owners: i64 = sqlx::query("SELECT COUNT(*) FROM roles WHERE project_id = ? AND role = 'owner'")
+            .bind(project.id)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
         if owners == 0 {
             return Err(StoreError::Conflict(format!("{user:?} is the last owner of {normalized:?}; add another owner first")));
         }
@@ -281,7 +292,12 @@ impl Db {
         }
         let mut tx = self.begin().await?;
         let project = project_in(&mut tx, normalized).await?;
-        sqlx::query("UPDATE projects SET status = ?, status_reason = ? WHERE id = ?").bind(status).bind(reason).bind(project.id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE projects SET status = ?, status_reason = ? WHERE id = ?")
+            .bind(status)
+            .bind(reason)
+            .bind(project.id)
+            .execute(&mut *tx)
+            .await?;
         journal(&mut tx, &project, &format!("set status {status}"), actor).await?;
         tx.commit().await?;
         Ok(())
@@ -295,7 +311,9 @@ impl Db {
     /// concurrently by someone else is not written to.
     pub async fn publish(&self, f: &NewFile) -> Result<PublishOutcome, StoreError> {
         let mut tx = self.begin().await?;
-        if let Some(existing) = sqlx::query("SELECT sha256 FROM filenames WHERE filename = ?").bind(&f.filename).fetch_optional(&mut *tx).await? {
+        if let Some(existing) =
+            sqlx::query("SELECT sha256 FROM filenames WHERE filename = ?").bind(&f.filename).fetch_optional(&mut *tx).await?
+        {
             let sha: String = existing.get(0);
             let live = sqlx::query("SELECT 1 FROM files WHERE filename = ?").bind(&f.filename).fetch_optional(&mut *tx).await?.is_some();
             if sha == f.sha256 && live {
@@ -304,16 +322,25 @@ impl Db {
             return Err(StoreError::Exists(format!("file {:?}", f.filename)));
         }
         let now = now_micros();
-        let (project, created_project) = match sqlx::query_as::<_, Project>("SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects WHERE normalized = ?")
-            .bind(&f.normalized)
-            .fetch_optional(&mut *tx)
-            .await?
+        let (project, created_project) = match sqlx::query_as::<_, Project>(
+            "SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects WHERE normalized = ?",
+        )
+        .bind(&f.normalized)
+        .fetch_optional(&mut *tx)
+        .await?
         {
             Some(p) => {
                 if !f.uploader_is_admin {
-                    let role = sqlx::query("SELECT role FROM roles WHERE project_id = ? AND user_id = ?").bind(p.id).bind(f.uploader_id).fetch_optional(&mut *tx).await?;
+                    let role = sqlx::query("SELECT role FROM roles WHERE project_id = ? AND user_id = ?")
+                        .bind(p.id)
+                        .bind(f.uploader_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                     if role.is_none() {
-                        return Err(StoreError::Conflict(format!("forbidden: user {:?} is not an owner or maintainer of project {:?}", f.uploader_name, p.normalized)));
+                        return Err(StoreError::Conflict(format!(
+                            "forbidden: user {:?} is not an owner or maintainer of project {:?}",
+                            f.uploader_name, p.normalized
+                        )));
                     }
                 }
                 if p.status == "archived" || p.status == "quarantined" {
@@ -328,7 +355,11 @@ impl Db {
                     .bind(now)
                     .fetch_one(&mut *tx)
                     .await?;
-                sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES (?, ?, 'owner')").bind(p.id).bind(f.uploader_id).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES (?, ?, 'owner')")
+                    .bind(p.id)
+                    .bind(f.uploader_id)
+                    .execute(&mut *tx)
+                    .await?;
                 journal(&mut tx, &p, "create", &f.uploader_name).await?;
                 (p, true)
             }
@@ -356,7 +387,10 @@ impl Db {
             }
         };
         if f.packagetype == "sdist" {
-            let existing = sqlx::query("SELECT filename FROM files WHERE release_id = ? AND packagetype = 'sdist'").bind(release_id).fetch_optional(&mut *tx).await?;
+            let existing = sqlx::query("SELECT filename FROM files WHERE release_id = ? AND packagetype = 'sdist'")
+                .bind(release_id)
+                .fetch_optional(&mut *tx)
+                .await?;
             if let Some(row) = existing {
                 let other: String = row.get(0);
                 return Err(StoreError::Conflict(format!("only one sdist may be uploaded per release; this release already has {other}")));
@@ -395,7 +429,15 @@ impl Db {
     }
 
     /// Yanks (or with `yank = false` un-yanks) a release, or one file of it.
-    pub async fn set_yanked(&self, normalized: &str, version: &str, filename: Option<&str>, yank: bool, reason: Option<&str>, actor: &str) -> Result<u64, StoreError> {
+    pub async fn set_yanked(
+        &self,
+        normalized: &str,
+        version: &str,
+        filename: Option<&str>,
+        yank: bool,
+        reason: Option<&str>,
+        actor: &str,
+    ) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
         let project = project_in(&mut tx, normalized).await?;
         let canonical = palisade_dist::parse_version(version)
@@ -430,11 +472,12 @@ impl Db {
     /// the blob, so the caller can delete it after the commit.
     pub async fn remove_file(&self, filename: &str, actor: &str) -> Result<Option<String>, StoreError> {
         let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT f.id, f.sha256, p.normalized FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = ?")
-            .bind(filename)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("file {filename:?}")))?;
+        let row =
+            sqlx::query("SELECT f.id, f.sha256, p.normalized FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = ?")
+                .bind(filename)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("file {filename:?}")))?;
         let (id, sha, normalized): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
         sqlx::query("DELETE FROM files WHERE id = ?").bind(id).execute(&mut *tx).await?;
         let project = project_in(&mut tx, &normalized).await?;
@@ -456,20 +499,24 @@ impl Db {
     }
 
     pub async fn journal_since(&self, serial: i64, limit: i64) -> Result<Vec<JournalEntry>, StoreError> {
-        Ok(sqlx::query_as::<_, JournalEntry>("SELECT serial, project, action, actor, at FROM journal WHERE serial > ? ORDER BY serial LIMIT ?")
-            .bind(serial)
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await?)
+        Ok(sqlx::query_as::<_, JournalEntry>(
+            "SELECT serial, project, action, actor, at FROM journal WHERE serial > ? ORDER BY serial LIMIT ?",
+        )
+        .bind(serial)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
     }
 }
 
 async fn project_in(tx: &mut Transaction<'static, Sqlite>, normalized: &str) -> Result<Project, StoreError> {
-    sqlx::query_as::<_, Project>("SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects WHERE normalized = ?")
-        .bind(normalized)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("project {normalized:?}")))
+    sqlx::query_as::<_, Project>(
+        "SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects WHERE normalized = ?",
+    )
+    .bind(normalized)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("project {normalized:?}")))
 }
 
 /// Appends a journal entry and moves the project's serial to it.

@@ -29,7 +29,7 @@ pub struct Token {
 
 impl Token {
     pub fn project_scope(&self) -> Option<Vec<String>> {
-        self.projects.as_deref().map(|p| serde_json_lite::parse_string_array(p))
+        self.projects.as_deref().map(serde_json_lite::parse_string_array)
     }
 }
 

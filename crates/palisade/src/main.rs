@@ -54,9 +54,7 @@ enum Command {
     /// Undo a yank.
     Unyank(UnyankArgs),
     /// Remove a file. Its filename stays reserved forever.
-    RemoveFile {
-        filename: String,
-    },
+    RemoveFile { filename: String },
 }
 
 #[derive(Subcommand)]
@@ -203,12 +201,14 @@ fn init_logging(config: &Config, cli: &Cli) {
 }
 
 async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
-    let state = AppState::open(config.clone()).await.with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    let state =
+        AppState::open(config.clone()).await.with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
     let db = &state.db;
     let actor = "cli";
     match cli.command {
         Command::Serve { .. } => {
-            let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+            let listener =
+                tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
             let addr = listener.local_addr()?;
             eprintln!("palisade listening on http://{addr}/ (data in {})", config.data_dir.display());
             palisade_server::serve(state, listener, shutdown_signal()).await?;
@@ -230,7 +230,10 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             eprintln!("created token {id} for {user}; it is shown only this once");
         }
         Command::Token(TokenCmd::List { user }) => {
-            println!("{:<5} {:<16} {:<12} {:<24} {:<20} {:<20} {:<20} state", "id", "user", "hint", "projects", "created", "expires", "last used");
+            println!(
+                "{:<5} {:<16} {:<12} {:<24} {:<20} {:<20} {:<20} state",
+                "id", "user", "hint", "projects", "created", "expires", "last used"
+            );
             let now = now_micros();
             for t in db.list_tokens(user.as_deref()).await? {
                 let state = if t.revoked_at.is_some() {
@@ -241,7 +244,10 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     "active"
                 };
                 let projects = t.project_scope().map(|p| p.join(",")).unwrap_or_else(|| "(all)".into());
-                let last = t.last_used_at.map(|l| format!("{} {}", time(l), t.last_used_addr.clone().unwrap_or_default())).unwrap_or_else(|| "never".into());
+                let last = t
+                    .last_used_at
+                    .map(|l| format!("{} {}", time(l), t.last_used_addr.clone().unwrap_or_default()))
+                    .unwrap_or_else(|| "never".into());
                 println!(
                     "{:<5} {:<16} {:<12} {:<24} {:<20} {:<20} {:<20} {state}",
                     t.id,
@@ -285,7 +291,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             eprintln!("{name} is now {status}");
         }
         Command::Yank(a) => {
-            let n = db.set_yanked(&palisade_dist::normalize(&a.project), &a.version, a.file.as_deref(), true, a.reason.as_deref(), actor).await?;
+            let n = db
+                .set_yanked(&palisade_dist::normalize(&a.project), &a.version, a.file.as_deref(), true, a.reason.as_deref(), actor)
+                .await?;
             eprintln!("yanked {n} file(s) of {} {}", a.project, a.version);
         }
         Command::Unyank(a) => {
@@ -315,7 +323,8 @@ async fn show_project(db: &palisade_store::Db, name: &str) -> anyhow::Result<()>
     }
     println!("files:");
     for f in db.project_files(p.id).await? {
-        let yank = if f.yanked { format!("  yanked{}", f.yanked_reason.map(|r| format!(": {r}")).unwrap_or_default()) } else { String::new() };
+        let yank =
+            if f.yanked { format!("  yanked{}", f.yanked_reason.map(|r| format!(": {r}")).unwrap_or_default()) } else { String::new() };
         println!("  {:<10} {:<60} {:>10} sha256={}{yank}", f.version, f.filename, f.size, f.sha256);
     }
     Ok(())

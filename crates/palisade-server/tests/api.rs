@@ -1,0 +1,286 @@
+//! In-process tests of the HTTP API through the router, with a real SQLite database and blob
+//! folder per test. The end-to-end suite (tests/e2e) drives the real binary with real clients;
+//! these cover the rules quickly and precisely.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use http_body_util::BodyExt;
+use palisade_server::{AppState, Config, admin};
+use tower::ServiceExt;
+
+struct TestApp {
+    state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+impl TestApp {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { data_dir: dir.path().to_path_buf(), max_upload_bytes: 200_000, ..Config::default() };
+        let state = AppState::open(config).await.unwrap();
+        Self { state, _dir: dir }
+    }
+
+    async fn user(&self, name: &str, admin_: bool) -> String {
+        admin::create_user(&self.state.db, name, admin_).await.unwrap();
+        admin::create_token(&self.state.db, name, &[], None, None).await.unwrap().1
+    }
+
+    async fn send(&self, mut req: Request<Body>) -> Reply {
+        req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
+        let resp = palisade_server::router(self.state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        Reply { status, headers, body }
+    }
+
+    async fn get(&self, uri: &str, accept: Option<&str>) -> Reply {
+        let mut b = Request::get(uri);
+        if let Some(a) = accept {
+            b = b.header(header::ACCEPT, a);
+        }
+        self.send(b.body(Body::empty()).unwrap()).await
+    }
+
+    async fn upload(&self, token: Option<&str>, filename: &str, content: &[u8], extra: &[(&str, &str)]) -> Reply {
+        let boundary = "xXxBoundaryxXx";
+        let mut body = Vec::new();
+        let sha = palisade_dist::Digests::of(content).sha256;
+        let mut fields: Vec<(&str, String)> =
+            vec![(":action", "file_upload".into()), ("protocol_version", "1".into()), ("sha256_digest", sha)];
+        for (k, v) in extra {
+            fields.retain(|(f, _)| f != k);
+            fields.push((k, v.to_string()));
+        }
+        for (k, v) in &fields {
+            write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").unwrap();
+        }
+        write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"content\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").unwrap();
+        body.extend_from_slice(content);
+        write!(body, "\r\n--{boundary}--\r\n").unwrap();
+        let mut b = Request::post("/legacy/").header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"));
+        if let Some(t) = token {
+            let cred = base64::engine::general_purpose::STANDARD.encode(format!("__token__:{t}"));
+            b = b.header(header::AUTHORIZATION, format!("Basic {cred}"));
+        }
+        self.send(b.body(Body::from(body)).unwrap()).await
+    }
+
+    fn tmp_is_empty(&self) -> bool {
+        std::fs::read_dir(self._dir.path().join("tmp")).unwrap().next().is_none()
+    }
+
+    fn blob_count(&self) -> usize {
+        self.state.blobs.list().unwrap().len()
+    }
+}
+
+fn wheel(name: &str, version: &str, meta_name: &str, meta_version: &str) -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let o = zip::write::SimpleFileOptions::default();
+        let di = format!("{name}-{version}.dist-info");
+        z.start_file(format!("{name}/__init__.py"), o).unwrap();
+        z.write_all(b"").unwrap();
+        z.start_file(format!("{di}/METADATA"), o).unwrap();
+        write!(z, "Metadata-Version: 2.1\nName: {meta_name}\nVersion: {meta_version}\nRequires-Python: >=3.8\n").unwrap();
+        z.start_file(format!("{di}/WHEEL"), o).unwrap();
+        z.write_all(b"Wheel-Version: 1.0\n").unwrap();
+        z.start_file(format!("{di}/RECORD"), o).unwrap();
+        z.write_all(b"").unwrap();
+        z.finish().unwrap();
+    }
+    buf.into_inner()
+}
+
+const JSON: &str = "application/vnd.pypi.simple.v1+json";
+
+/// What, token, filename, content, extra form fields, expected status, expected text.
+type Case<'a> = (&'a str, Option<&'a str>, &'a str, Vec<u8>, Vec<(&'a str, &'a str)>, StatusCode, &'a str);
+
+#[tokio::test]
+async fn upload_then_index_and_download() {
+    let app = TestApp::new().await;
+    let token = app.user("alice", false).await;
+    let whl = wheel("demo_pkg", "1.0", "Demo-Pkg", "1.0");
+    let r = app
+        .upload(
+            Some(&token),
+            "demo_pkg-1.0-py3-none-any.whl",
+            &whl,
+            &[("name", "demo-pkg"), ("version", "1.0"), ("filetype", "bdist_wheel")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    let page = app.get("/simple/demo-pkg/", Some(JSON)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.headers[header::CONTENT_TYPE], JSON);
+    let v = page.json();
+    let file = &v["files"][0];
+    assert_eq!(file["filename"], "demo_pkg-1.0-py3-none-any.whl");
+    assert_eq!(file["hashes"]["sha256"], palisade_dist::Digests::of(&whl).sha256);
+    assert_eq!(file["size"], whl.len());
+    assert_eq!(v["versions"], serde_json::json!(["1.0"]));
+
+    // ETag round trip.
+    let etag = page.headers[header::ETAG].to_str().unwrap().to_string();
+    let mut req =
+        Request::get("/simple/demo-pkg/").header(header::ACCEPT, JSON).header(header::IF_NONE_MATCH, &etag).body(Body::empty()).unwrap();
+    req.extensions_mut();
+    assert_eq!(app.send(req).await.status, StatusCode::NOT_MODIFIED);
+
+    // Download and metadata.
+    let dl = app.get("/files/demo_pkg-1.0-py3-none-any.whl", None).await;
+    assert_eq!(dl.status, StatusCode::OK);
+    assert_eq!(dl.body, whl);
+    let meta = app.get("/files/demo_pkg-1.0-py3-none-any.whl.metadata", None).await;
+    assert_eq!(palisade_dist::sha256_hex(&meta.body), file["core-metadata"]["sha256"].as_str().unwrap());
+
+    // Redirects and 404s.
+    let r = app.get("/simple/Demo_Pkg/", None).await;
+    assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(r.headers[header::LOCATION], "/simple/demo-pkg/");
+    assert_eq!(app.get("/simple/nope/", None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/simple/demo-pkg/", Some("application/json")).await.status, StatusCode::NOT_ACCEPTABLE);
+
+    // JSON API.
+    let j = app.get("/pypi/demo-pkg/json", None).await.json();
+    assert_eq!(j["info"]["version"], "1.0");
+    assert_eq!(j["info"]["requires_python"], ">=3.8");
+    assert_eq!(j["urls"][0]["digests"]["sha256"], file["hashes"]["sha256"]);
+    assert!(app.tmp_is_empty());
+}
+
+#[tokio::test]
+async fn rejections_leave_nothing_behind() {
+    let app = TestApp::new().await;
+    let token = app.user("alice", false).await;
+    let good = wheel("demo", "1.0", "demo", "1.0");
+    let cases: Vec<Case> = vec![
+        ("no credentials", None, "demo-1.0-py3-none-any.whl", good.clone(), vec![], StatusCode::UNAUTHORIZED, "authentication required"),
+        ("not a token", Some("pal_nope"), "demo-1.0-py3-none-any.whl", good.clone(), vec![], StatusCode::FORBIDDEN, "not a Palisade token"),
+        ("bad filename", Some(&token), "demo.whl", good.clone(), vec![], StatusCode::BAD_REQUEST, "invalid filename"),
+        ("egg", Some(&token), "demo-1.0-py3.11.egg", good.clone(), vec![], StatusCode::BAD_REQUEST, "invalid filename"),
+        (
+            "wrong digest",
+            Some(&token),
+            "demo-1.0-py3-none-any.whl",
+            good.clone(),
+            vec![("sha256_digest", "00")],
+            StatusCode::BAD_REQUEST,
+            "does not match",
+        ),
+        (
+            "corrupt zip",
+            Some(&token),
+            "demo-1.0-py3-none-any.whl",
+            b"PK\x03\x04garbage".to_vec(),
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "not a readable zip",
+        ),
+        (
+            "metadata name",
+            Some(&token),
+            "demo-1.0-py3-none-any.whl",
+            wheel("demo", "1.0", "other", "1.0"),
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "Name",
+        ),
+        (
+            "metadata version",
+            Some(&token),
+            "demo-1.0-py3-none-any.whl",
+            wheel("demo", "1.0", "demo", "2.0"),
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "Version",
+        ),
+        (
+            "form name",
+            Some(&token),
+            "demo-1.0-py3-none-any.whl",
+            good.clone(),
+            vec![("name", "other")],
+            StatusCode::BAD_REQUEST,
+            "form's name",
+        ),
+        ("too large", Some(&token), "demo-1.0-py3-none-any.whl", vec![0u8; 300_000], vec![], StatusCode::PAYLOAD_TOO_LARGE, "limit"),
+        ("path in filename", Some(&token), "../demo-1.0-py3-none-any.whl", good.clone(), vec![], StatusCode::BAD_REQUEST, "path"),
+    ];
+    for (what, tok, filename, content, extra, status, needle) in cases {
+        let r = app.upload(tok, filename, &content, &extra).await;
+        assert_eq!(r.status, status, "{what}: {}", r.text());
+        assert!(r.text().contains(needle), "{what}: {:?} lacks {needle:?}", r.text());
+        assert!(app.tmp_is_empty(), "{what}: tmp/ not empty");
+        assert_eq!(app.blob_count(), 0, "{what}: a blob was left");
+    }
+    assert_eq!(app.get("/simple/demo/", None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn permissions_and_reuse() {
+    let app = TestApp::new().await;
+    let alice = app.user("alice", false).await;
+    let bob = app.user("bob", false).await;
+    let (_, scoped) = admin::create_token(&app.state.db, "alice", &["other".into()], None, None).await.unwrap();
+    let whl = wheel("demo", "1.0", "demo", "1.0");
+    let f = "demo-1.0-py3-none-any.whl";
+
+    let r = app.upload(Some(&scoped), f, &whl, &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert_eq!(app.upload(Some(&alice), f, &whl, &[]).await.status, StatusCode::OK);
+    // Identical re-upload is a no-op; anything else under the name is refused.
+    assert_eq!(app.upload(Some(&alice), f, &whl, &[]).await.status, StatusCode::OK);
+    let other = wheel("demo", "1.0", "demo", "1.0.0");
+    let r = app.upload(Some(&alice), f, &other, &[]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().starts_with("File already exists"), "{}", r.text());
+    // Bob has no role on demo.
+    let r = app.upload(Some(&bob), "demo-1.0-py2-none-any.whl", &wheel("demo", "1.0", "demo", "1.0"), &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    // A revoked token stops working.
+    let tokens = app.state.db.list_tokens(Some("alice")).await.unwrap();
+    app.state.db.revoke_token(tokens[0].id).await.unwrap();
+    let r = app.upload(Some(&alice), "demo-1.0-py2-none-any.whl", &whl, &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("revoked"));
+    // Removal keeps the name reserved.
+    app.state.db.remove_file(f, "test").await.unwrap();
+    let admin_token = app.user("root", true).await;
+    let r = app.upload(Some(&admin_token), f, &whl, &[]).await;
+    assert!(r.text().starts_with("File already exists"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let app = TestApp::new().await;
+    assert_eq!(app.get("/healthz", None).await.status, StatusCode::OK);
+    app.get("/simple/", None).await;
+    let m = app.get("/metrics", None).await.text();
+    assert!(m.contains("palisade_http_requests_total{route=\"/simple/\",method=\"GET\",status=\"200\"} 1"), "{m}");
+}
