@@ -24,6 +24,19 @@ use crate::error::{ApiError, ApiResult, bad_request, forbidden, internal, too_la
 const MAX_TEXT_FIELD: usize = 4 << 20;
 const MAX_TEXT_TOTAL: usize = 8 << 20;
 const MAX_FIELDS: usize = 1_000;
+/// A client that sends nothing for this long has gone away or is holding the connection open.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits for the next piece of the body, failing with 408 when the client stalls.
+async fn next<T>(fut: impl std::future::Future<Output = Result<T, axum::extract::multipart::MultipartError>>) -> ApiResult<T> {
+    match tokio::time::timeout(IDLE_TIMEOUT, fut).await {
+        Ok(r) => r.map_err(|e| bad_request(format!("malformed or truncated multipart body: {}", e.body_text()))),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the client sent nothing for {} seconds; upload aborted", IDLE_TIMEOUT.as_secs()),
+        )),
+    }
+}
 
 struct Form {
     fields: HashMap<String, Vec<String>>,
@@ -245,12 +258,10 @@ fn check_digests(form: &Form, d: &palisade_dist::Digests, filename: &str) -> Api
 }
 
 async fn read_form(state: &AppState, mut multipart: Multipart, max: u64) -> ApiResult<Form> {
-    let malformed =
-        |e: axum::extract::multipart::MultipartError| bad_request(format!("malformed or truncated multipart body: {}", e.body_text()));
     let mut form = Form { fields: HashMap::new(), content: None };
     let mut text_total = 0usize;
     let mut count = 0usize;
-    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
+    while let Some(mut field) = next(multipart.next_field()).await? {
         count += 1;
         if count > MAX_FIELDS {
             return Err(bad_request(format!("the upload has more than {MAX_FIELDS} form fields")));
@@ -268,7 +279,7 @@ async fn read_form(state: &AppState, mut multipart: Multipart, max: u64) -> ApiR
             let dist = DistFilename::parse(&filename).map_err(|e| bad_request(e.to_string()))?;
             let mut blob = state.blobs.create_temp().await.map_err(internal)?;
             let mut hasher = Hasher::new();
-            while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+            while let Some(chunk) = next(field.chunk()).await? {
                 if hasher.len() + chunk.len() as u64 > max {
                     return Err(too_large(format!("{filename:?} is larger than this server's limit of {max} bytes per file")));
                 }
@@ -282,7 +293,7 @@ async fn read_form(state: &AppState, mut multipart: Multipart, max: u64) -> ApiR
             form.content = Some(Received { filename, dist, blob, digests: hasher.finish(), size });
         } else {
             let mut value = Vec::new();
-            while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+            while let Some(chunk) = next(field.chunk()).await? {
                 value.extend_from_slice(&chunk);
                 text_total += chunk.len();
                 if value.len() > MAX_TEXT_FIELD || text_total > MAX_TEXT_TOTAL {
