@@ -12,6 +12,9 @@ use std::path::Path;
 
 use palisade_dist::{DistFilename, DistKind};
 
+mod walk;
+pub use walk::{Anomaly, Format, Member, Walk, WalkLimits, walk_bytes, walk_file};
+
 /// Limits applied while reading. The defaults suit uploads of up to a few hundred MiB.
 #[derive(Clone, Debug)]
 pub struct Limits {
