@@ -90,6 +90,11 @@ fn read_wheel(file: File, compressed: u64, display: &str, limits: &Limits) -> Re
     if zip.len() as u64 > limits.max_entries {
         return Err(ArchiveError::TooManyEntries(display.to_string(), limits.max_entries));
     }
+    // The zip reader indexes members by name, so a repeated name would silently hide one copy:
+    // exactly the parser confusion that lets an index and an installer see different files.
+    if zip.has_duplicate_names() {
+        return Err(ArchiveError::Duplicate(display.to_string(), "(a name in the central directory)".into()));
+    }
     let mut seen = HashSet::with_capacity(zip.len());
     let mut total: u64 = 0;
     let mut dist_infos: Vec<String> = Vec::new();

@@ -136,3 +136,23 @@ fn member_paths() {
     assert!(escapes_root("a/../../b"));
     assert!(!escapes_root("a/b/../c"));
 }
+
+#[test]
+fn duplicate_metadata_is_refused() {
+    let mut bytes = std::fs::read(
+        wheel(&[
+            ("demo-1.0.dist-info/METADATA", META),
+            ("demo-1.0.dist-info/METADATB", META),
+            ("demo-1.0.dist-info/WHEEL", b"x"),
+            ("demo-1.0.dist-info/RECORD", b""),
+        ])
+        .path(),
+    )
+    .unwrap();
+    for pos in bytes.windows(8).enumerate().filter(|(_, w)| *w == b"METADATB").map(|(i, _)| i).collect::<Vec<_>>() {
+        bytes[pos + 7] = b'A';
+    }
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(&bytes).unwrap();
+    assert!(matches!(read(&f, WHL), Err(ArchiveError::Duplicate(..))));
+}

@@ -361,6 +361,10 @@ impl Ctx<'_, '_> {
                 return;
             }
         };
+        if zip.has_duplicate_names() {
+            // The reader keeps one copy per name; the others are never seen.
+            self.walk.fail(Anomaly::Duplicate { path: format!("{prefix}(a name in the central directory)") });
+        }
         let mut seen = HashSet::new();
         let mut headers = Vec::with_capacity(zip.len());
         for i in 0..zip.len() {
@@ -597,6 +601,18 @@ mod tests {
         data[pos + 4..pos + 8].copy_from_slice(b"evil");
         let (w, _) = run(&data, "x.whl");
         assert!(ids(&w).contains(&"archive-zip-header-mismatch"), "{:?}", w.anomalies);
+    }
+
+    #[test]
+    fn duplicate_zip_names_are_found() {
+        let mut data = zip_bytes(&[("pkg/a.py", b"first"), ("pkg/b.py", b"second")]);
+        // Rename the second member to the first one's name, in both headers.
+        for pos in data.windows(8).enumerate().filter(|(_, w)| *w == b"pkg/b.py").map(|(i, _)| i).collect::<Vec<_>>() {
+            data[pos + 4] = b'a';
+        }
+        let (w, _) = run(&data, "x.whl");
+        assert!(!w.complete);
+        assert!(ids(&w).contains(&"archive-duplicate-member"), "{:?}", w.anomalies);
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub enum FilenameError {
     Extension(String),
     #[error("invalid filename {0:?}: {1}")]
     Grammar(String, &'static str),
+    #[error("invalid filename {0:?}: PEP 625 wants the normalized project name with underscores, here {1:?}")]
+    Sdist(String, String),
     #[error("invalid filename {0:?}: version {1:?} is not a valid PEP 440 version")]
     Version(String, String),
 }
@@ -112,6 +114,10 @@ impl DistFilename {
             return Err(err("an sdist name is {name}-{version}.tar.gz"));
         }
         check_name(filename, name)?;
+        let expected = normalize(name).replace('-', "_");
+        if name != expected {
+            return Err(FilenameError::Sdist(filename.to_string(), format!("{expected}-{version}.tar.gz")));
+        }
         Ok(Self {
             kind: DistKind::Sdist,
             name: name.to_string(),
@@ -168,7 +174,9 @@ mod tests {
         use DistKind::Sdist;
         check("demo-1.0.tar.gz", Ok(("demo", "1.0", Sdist)));
         check("pypi_attestations-0.0.19.tar.gz", Ok(("pypi-attestations", "0.0.19", Sdist)));
-        check("pypi-attestations-0.0.19.tar.gz", Ok(("pypi-attestations", "0.0.19", Sdist)));
+        check("pypi-attestations-0.0.19.tar.gz", Err(()));
+        check("Demo-1.0.tar.gz", Err(()));
+        check("zope_interface-5.0.tar.gz", Ok(("zope-interface", "5.0", Sdist)));
         check("demo.tar.gz", Err(()));
         check("demo-.tar.gz", Err(()));
         check("-1.0.tar.gz", Err(()));

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use palisade_store::{FileRow, Project, Release};
 use serde_json::{Map, Value, json};
 
@@ -30,7 +30,7 @@ async fn render(state: &AppState, name: &str, version: Option<&str>, headers: &H
     let normalized = palisade_dist::normalize(name);
     if normalized != name {
         let tail = version.map(|v| format!("{v}/")).unwrap_or_default();
-        return Ok(Redirect::permanent(&format!("/pypi/{normalized}/{tail}json")).into_response());
+        return Ok(crate::moved(&format!("/pypi/{normalized}/{tail}json")).into_response());
     }
     let project = state.db.project(&normalized).await.map_err(internal)?.filter(|p| p.status != "quarantined");
     let Some(project) = project else { return Err(not_found(format!("no project named {normalized:?}"))) };

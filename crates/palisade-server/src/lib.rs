@@ -67,7 +67,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .route("/simple", get(|| async { Redirect::permanent("/simple/") }))
+        .route("/simple", get(|| async { moved("/simple/") }))
         .route("/simple/", get(simple::root))
         .route("/simple/{project}", get(simple::project_no_slash))
         .route("/simple/{project}/", get(simple::project))
@@ -83,6 +83,15 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| error::internal("a handler panicked").into_response()))
         .with_state(state)
+}
+
+/// `301 Moved Permanently`: what PyPI answers for non-normalized names, and what every client
+/// version follows (axum's `Redirect::permanent` is a 308).
+pub(crate) fn moved(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(v) => (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, v)]).into_response(),
+        Err(_) => error::bad_request("invalid redirect target").into_response(),
+    }
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

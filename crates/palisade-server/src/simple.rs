@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::cache::Page;
@@ -47,7 +47,7 @@ fn redirect_to(path: &str, q: &HashMap<String, String>) -> Response {
         Some(f) => format!("{path}?format={}", percent_encoding::utf8_percent_encode(f, percent_encoding::NON_ALPHANUMERIC)),
         None => path.to_string(),
     };
-    Redirect::permanent(&location).into_response()
+    crate::moved(&location).into_response()
 }
 
 fn pick(headers: &HeaderMap, q: &HashMap<String, String>) -> ApiResult<Format> {

@@ -161,7 +161,7 @@ async fn upload_then_index_and_download() {
 
     // Redirects and 404s.
     let r = app.get("/simple/Demo_Pkg/", None).await;
-    assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
     assert_eq!(r.headers[header::LOCATION], "/simple/demo-pkg/");
     assert_eq!(app.get("/simple/nope/", None).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.get("/simple/demo-pkg/", Some("application/json")).await.status, StatusCode::NOT_ACCEPTABLE);

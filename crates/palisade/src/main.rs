@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use palisade_server::{AppState, Config, admin};
 use palisade_store::{Role, now_micros};
 
+mod scan;
+
 #[derive(Parser)]
 #[command(name = "palisade", version, about = "A secure, self-hosted Python package repository")]
 struct Cli {
@@ -55,6 +57,39 @@ enum Command {
     Unyank(UnyankArgs),
     /// Remove a file. Its filename stays reserved forever.
     RemoveFile { filename: String },
+    /// Scan distribution files or folders for malware, offline (no server or data needed).
+    ///
+    /// Exit code: 0 when everything is clean, 1 when anything is suspicious or malicious,
+    /// 2 on usage errors.
+    Scan(ScanArgs),
+    /// Work with YARA rule folders.
+    #[command(subcommand)]
+    Rules(RulesCmd),
+}
+
+#[derive(Args)]
+pub(crate) struct ScanArgs {
+    /// Files (.whl, .tar.gz, .zip, .tar.bz2, .egg, ...) or folders to search for them.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "sarif"])]
+    format: String,
+    /// Extra folder of YARA rules (repeatable).
+    #[arg(long = "rules")]
+    rules: Vec<PathBuf>,
+    /// A list of popular project names (one per line) to check typosquatting against.
+    #[arg(long)]
+    popular: Option<PathBuf>,
+    /// Only print files that are not clean (text format).
+    #[arg(long)]
+    only_flagged: bool,
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Compile the .yar/.yara files of DIR and report errors.
+    Check { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -144,6 +179,12 @@ struct UnyankArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Scanning is offline and needs no configuration, data directory or runtime.
+    match &cli.command {
+        Command::Scan(args) => return scan::run(args, cli.quiet),
+        Command::Rules(RulesCmd::Check { dir }) => return scan::check_rules(dir),
+        _ => {}
+    }
     let config = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => return report(e),
@@ -300,6 +341,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let n = db.set_yanked(&palisade_dist::normalize(&a.project), &a.version, a.file.as_deref(), false, None, actor).await?;
             eprintln!("un-yanked {n} file(s) of {} {}", a.project, a.version);
         }
+        Command::Scan(_) | Command::Rules(_) => unreachable!("handled before the data directory is opened"),
         Command::RemoveFile { filename } => {
             if let Some(sha) = db.remove_file(&filename, actor).await? {
                 state.blobs.remove(&sha).await?;

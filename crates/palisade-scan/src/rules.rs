@@ -1,0 +1,203 @@
+//! YARA-X rules: the shipped pack (compiled into the binary) plus operator folders.
+//!
+//! Every rule carries `meta: id, severity, description, false_positives`, and optionally
+//! `needs = "network"`: such a rule (credential stores, request catchers) counts in full only
+//! when the same file can also send data out; otherwise it is reported at low severity.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use crate::Context;
+use crate::report::{Finding, Severity};
+
+const SHIPPED: &[(&str, &str)] = &[
+    ("exfiltration.yar", include_str!("../rules/exfiltration.yar")),
+    ("credentials.yar", include_str!("../rules/credentials.yar")),
+    ("windows.yar", include_str!("../rules/windows.yar")),
+    ("obfuscation.yar", include_str!("../rules/obfuscation.yar")),
+    ("droppers.yar", include_str!("../rules/droppers.yar")),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("cannot read rule folder {0}: {1}")]
+    Io(PathBuf, #[source] std::io::Error),
+    #[error("rule file {0} does not compile:\n{1}")]
+    Compile(String, String),
+    #[error("rule {rule} in {file}: {problem}")]
+    Meta { file: String, rule: String, problem: String },
+}
+
+/// Compiled rules, leaked once so that every thread can keep its own `yara_x::Scanner` over them
+/// (a scanner is expensive to create and cheap to reuse).
+pub struct RuleSet {
+    rules: &'static yara_x::Rules,
+    count: usize,
+}
+
+pub struct RuleHit {
+    id: String,
+    severity: Severity,
+    description: String,
+    needs_network: bool,
+    offset: usize,
+}
+
+fn rule_files(dir: &Path) -> Result<Vec<(String, String)>, RuleError> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| RuleError::Io(dir.to_path_buf(), e))?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if p.is_file() && (ext == "yar" || ext == "yara") {
+            let text = std::fs::read_to_string(&p).map_err(|e| RuleError::Io(p.clone(), e))?;
+            out.push((p.display().to_string(), text));
+        }
+    }
+    Ok(out)
+}
+
+fn compile(sources: &[(String, String)]) -> Result<(yara_x::Rules, usize), RuleError> {
+    let mut compiler = yara_x::Compiler::new();
+    for (i, (name, text)) in sources.iter().enumerate() {
+        // One namespace per file, so operator rules may reuse identifiers of the shipped pack.
+        compiler.new_namespace(&format!("f{i}"));
+        compiler
+            .add_source(yara_x::SourceCode::from(text.as_str()).with_origin(name.as_str()))
+            .map_err(|e| RuleError::Compile(name.clone(), e.to_string()))?;
+    }
+    let rules = compiler.build();
+    let mut count = 0;
+    for rule in rules.iter() {
+        count += 1;
+        let meta: Vec<(&str, yara_x::MetaValue)> = rule.metadata().collect();
+        let get = |k: &str| meta.iter().find(|(key, _)| *key == k).map(|(_, v)| v);
+        let problem = match (get("id"), get("severity"), get("description")) {
+            (Some(yara_x::MetaValue::String(_)), Some(yara_x::MetaValue::String(s)), Some(yara_x::MetaValue::String(_)))
+                if Severity::parse(s).is_some() =>
+            {
+                None
+            }
+            (None, _, _) | (_, _, None) => Some("needs string metadata 'id' and 'description'".to_string()),
+            _ => Some("'severity' must be one of info, low, medium, high, critical".to_string()),
+        };
+        if let Some(problem) = problem {
+            return Err(RuleError::Meta { file: rule.namespace().to_string(), rule: rule.identifier().to_string(), problem });
+        }
+    }
+    Ok((rules, count))
+}
+
+/// Compiles the rule files of `dir` alone, for `palisade rules check`: the number of rules, or
+/// the first error with its location.
+pub fn check_rules_dir(dir: &Path) -> Result<usize, RuleError> {
+    let files = rule_files(dir)?;
+    compile(&files).map(|(_, n)| n)
+}
+
+impl RuleSet {
+    pub fn compile(extra_dirs: &[PathBuf]) -> Result<Self, RuleError> {
+        let mut sources: Vec<(String, String)> = SHIPPED.iter().map(|(n, t)| (format!("palisade:{n}"), t.to_string())).collect();
+        for dir in extra_dirs {
+            sources.extend(rule_files(dir)?);
+        }
+        let (rules, count) = compile(&sources)?;
+        Ok(Self { rules: Box::leak(Box::new(rules)), count })
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    pub fn scan(&self, data: &[u8]) -> Vec<RuleHit> {
+        thread_local! {
+            static SCANNER: RefCell<Option<(usize, yara_x::Scanner<'static>)>> = const { RefCell::new(None) };
+        }
+        let key = self.rules as *const yara_x::Rules as usize;
+        SCANNER.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.as_ref().is_none_or(|(k, _)| *k != key) {
+                *slot = Some((key, yara_x::Scanner::new(self.rules)));
+            }
+            let Some((_, scanner)) = slot.as_mut() else { return Vec::new() };
+            let Ok(results) = scanner.scan(data) else { return Vec::new() };
+            results
+                .matching_rules()
+                .map(|rule| {
+                    let meta: Vec<(&str, yara_x::MetaValue)> = rule.metadata().collect();
+                    let text = |k: &str| match meta.iter().find(|(key, _)| *key == k) {
+                        Some((_, yara_x::MetaValue::String(s))) => s.to_string(),
+                        _ => String::new(),
+                    };
+                    let offset = rule.patterns().flat_map(|p| p.matches().map(|m| m.range().start)).min().unwrap_or(0);
+                    RuleHit {
+                        id: text("id"),
+                        severity: Severity::parse(&text("severity")).unwrap_or(Severity::Medium),
+                        description: text("description"),
+                        needs_network: text("needs") == "network",
+                        offset,
+                    }
+                })
+                .collect()
+        })
+    }
+}
+
+impl RuleHit {
+    pub fn into_finding(self, path: &str, data: &[u8], ctx: Context, file_has_network: bool) -> Finding {
+        let (line, excerpt) = line_at(data, self.offset);
+        let (severity, message) = if self.needs_network && !file_has_network {
+            (Severity::Low, format!("{} (no network use in this file, so weighed low)", self.description))
+        } else {
+            (self.severity, self.description)
+        };
+        Finding::new(&self.id, severity, ctx, path, Some(line), &excerpt, &message)
+    }
+}
+
+/// The 1-based line number and text of the line holding byte `offset`.
+pub fn line_at(data: &[u8], offset: usize) -> (u32, String) {
+    let offset = offset.min(data.len());
+    let line = memchr::memchr_iter(b'\n', &data[..offset]).count() as u32 + 1;
+    let start = memchr::memrchr(b'\n', &data[..offset]).map_or(0, |p| p + 1);
+    let end = memchr::memchr(b'\n', &data[offset..]).map_or(data.len(), |p| offset + p);
+    // Show the neighbourhood of the match on very long lines.
+    let from = start.max(offset.saturating_sub(80));
+    let to = end.min(from + 200);
+    (line, String::from_utf8_lossy(&data[from..to]).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_rules_compile_with_metadata() {
+        let set = RuleSet::compile(&[]).unwrap();
+        assert!(set.count() >= 15, "{}", set.count());
+    }
+
+    #[test]
+    fn operator_rules_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("ok.yar"),
+            "rule r { meta: id = \"x\" severity = \"low\" description = \"d\" strings: $a = \"zz\" condition: $a }",
+        )
+        .unwrap();
+        assert_eq!(check_rules_dir(dir.path()).unwrap(), 1);
+        std::fs::write(dir.path().join("bad.yar"), "rule broken { condition: $nope }").unwrap();
+        let err = check_rules_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("bad.yar"), "{err}");
+        std::fs::remove_file(dir.path().join("bad.yar")).unwrap();
+        std::fs::write(dir.path().join("meta.yar"), "rule nometa { condition: true }").unwrap();
+        assert!(matches!(check_rules_dir(dir.path()), Err(RuleError::Meta { .. })));
+    }
+
+    #[test]
+    fn lines() {
+        assert_eq!(line_at(b"a\nbcd\ne", 3), (2, "bcd".to_string()));
+        assert_eq!(line_at(b"x", 0), (1, "x".to_string()));
+    }
+}

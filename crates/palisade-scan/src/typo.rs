@@ -1,0 +1,156 @@
+//! Typosquatting: is a project name a near miss of a popular (or already hosted) name?
+//!
+//! The checks follow what attackers do: one edit (a missing, doubled, swapped or changed
+//! letter), separators moved or dropped (`python-dateutil` → `pythondateutil`), confusable
+//! characters (`l`/`1`, `o`/`0`), and prefixes or suffixes (`python-`, `py-`, `-py`, `-python`,
+//! `2`, `3`, `-lib`). A name that is itself popular is never a squat.
+
+use std::collections::{HashMap, HashSet};
+
+const SHIPPED: &str = include_str!("../data/popular.txt");
+
+/// Affix squats are only checked against the most popular names: many honest projects are
+/// called `something-py`.
+const AFFIX_TOP: usize = 1000;
+/// One-edit squats need a name of at least this length; shorter names are too close to
+/// everything.
+const MIN_EDIT_LEN: usize = 5;
+
+pub struct TypoIndex {
+    popular: HashSet<String>,
+    /// Names by length, with their popularity rank.
+    by_len: HashMap<usize, Vec<(String, usize)>>,
+    squashed: HashMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Squat {
+    pub target: String,
+    pub how: &'static str,
+}
+
+fn squash(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '-' | '_' | '.'))
+        .map(|c| match c {
+            'l' | 'i' => '1',
+            'o' => '0',
+            c => c,
+        })
+        .collect()
+}
+
+impl TypoIndex {
+    pub fn shipped() -> Self {
+        Self::new(SHIPPED.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')))
+    }
+
+    /// Builds the index from names, most popular first.
+    pub fn new<'a>(names: impl Iterator<Item = &'a str>) -> Self {
+        let mut idx = Self { popular: HashSet::new(), by_len: HashMap::new(), squashed: HashMap::new() };
+        for (rank, raw) in names.enumerate() {
+            let n = palisade_dist::normalize(raw);
+            if !idx.popular.insert(n.clone()) {
+                continue;
+            }
+            idx.squashed.entry(squash(&n)).or_insert_with(|| n.clone());
+            idx.by_len.entry(n.len()).or_default().push((n, rank));
+        }
+        idx
+    }
+
+    pub fn is_popular(&self, name: &str) -> bool {
+        self.popular.contains(&palisade_dist::normalize(name))
+    }
+
+    /// The popular name `name` imitates, if any.
+    pub fn check(&self, name: &str) -> Option<Squat> {
+        let n = palisade_dist::normalize(name);
+        if self.popular.contains(&n) {
+            return None;
+        }
+        if let Some(t) = self.squashed.get(&squash(&n)) {
+            return Some(Squat { target: t.clone(), how: "separator or look-alike character variant" });
+        }
+        for len in [n.len().saturating_sub(1), n.len(), n.len() + 1] {
+            for (p, _) in self.by_len.get(&len).into_iter().flatten() {
+                if p.len() >= MIN_EDIT_LEN && strsim::damerau_levenshtein(&n, p) == 1 {
+                    return Some(Squat { target: p.clone(), how: "one letter added, removed, changed or swapped" });
+                }
+            }
+        }
+        for (pre, suf) in [
+            ("python-", ""),
+            ("py-", ""),
+            ("py", ""),
+            ("", "-py"),
+            ("", "-python"),
+            ("", "2"),
+            ("", "3"),
+            ("", "-lib"),
+            ("", "-dev"),
+            ("", "-sdk"),
+        ] {
+            if let Some(base) = n.strip_prefix(pre).and_then(|b| b.strip_suffix(suf))
+                && base.len() >= 4
+                && base != n
+                && let Some((_, rank)) = self.by_len.get(&base.len()).into_iter().flatten().find(|(p, _)| p == base)
+                && *rank < AFFIX_TOP
+            {
+                return Some(Squat { target: base.to_string(), how: "a popular name with a prefix or suffix added" });
+            }
+        }
+        None
+    }
+
+    /// Checks `name` against a list of hosted project names (normalized) with the same rules.
+    pub fn check_against(name: &str, hosted: &[String]) -> Option<Squat> {
+        if hosted.is_empty() {
+            return None;
+        }
+        Self::new(hosted.iter().map(String::as_str)).check(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idx() -> TypoIndex {
+        TypoIndex::new(["requests", "python-dateutil", "numpy", "django", "boto3", "colorama", "six"].into_iter())
+    }
+
+    fn check(name: &str, target: Option<&str>) {
+        assert_eq!(idx().check(name).map(|s| s.target), target.map(str::to_string), "{name}");
+    }
+
+    #[test]
+    fn squats() {
+        check("reqeusts", Some("requests"));
+        check("requestss", Some("requests"));
+        check("reqests", Some("requests"));
+        check("requets", Some("requests"));
+        check("pythondateutil", Some("python-dateutil"));
+        check("python_dateutil", None); // the same project, normalized
+        check("co1orama", Some("colorama"));
+        check("python-numpy", Some("numpy"));
+        check("django-py", Some("django"));
+        check("numpy2", Some("numpy"));
+    }
+
+    #[test]
+    fn honest_names() {
+        check("requests", None);
+        check("Requests", None);
+        check("sox", None); // too short for one-edit checks
+        check("my-own-tool", None);
+        check("numba", None); // two edits from numpy
+    }
+
+    #[test]
+    fn shipped_list_loads() {
+        let i = TypoIndex::shipped();
+        assert!(i.is_popular("boto3") && i.is_popular("requests"));
+        assert_eq!(i.check("reqeusts").map(|s| s.target), Some("requests".into()));
+    }
+}

@@ -1,0 +1,495 @@
+"""Shared machinery for the Palisade end-to-end tests.
+
+`Server` starts the real `palisade` binary on a free loopback port with its own data dir,
+drives its admin CLI and speaks HTTP to it. `Clients` runs twine, pip and uv from the
+test venv with an isolated HOME and caches. `eventually` retries an assertion, for admin
+changes that reach the running server through its change journal (about a second).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable, TypeVar
+from urllib.parse import urljoin, urlparse
+
+import requests
+
+from distbuilder import normalize
+
+T = TypeVar("T")
+
+JSON_V1 = "application/vnd.pypi.simple.v1+json"
+HTML_V1 = "application/vnd.pypi.simple.v1+html"
+JSON_LATEST = "application/vnd.pypi.simple.latest+json"
+STARTUP_TIMEOUT = 30.0
+PROPAGATION_TIMEOUT = 5.0
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+# Every server started in this session, so a failing test can print their logs.
+ALL_SERVERS: list["Server"] = []
+
+
+def eventually(fn: Callable[[], T], timeout: float = PROPAGATION_TIMEOUT, interval: float = 0.1) -> T:
+    """Call `fn` until it stops raising AssertionError, for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return fn()
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def isolated_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment with its own HOME and caches and no inherited tool configuration."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIP_", "UV_", "TWINE_", "PALISADE_", "XDG_", "PYTHON", "VIRTUAL_ENV", "CONDA"))
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+    }
+    home = root / "home"
+    for d in ("home", "cache", "config", "pip-cache", "uv-cache"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(root / "cache"),
+        XDG_CONFIG_HOME=str(root / "config"),
+        PIP_CACHE_DIR=str(root / "pip-cache"),
+        UV_CACHE_DIR=str(root / "uv-cache"),
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INPUT="1",
+        PIP_NO_COLOR="1",
+        UV_NO_CONFIG="1",
+        UV_PYTHON_DOWNLOADS="never",
+        UV_NO_PROGRESS="1",
+        NO_COLOR="1",
+        NO_PROXY="127.0.0.1,localhost",
+        PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    if extra:
+        env.update(extra)
+    return env
+
+
+def http_session() -> requests.Session:
+    s = requests.Session()
+    s.trust_env = False  # never a proxy, never ~/.netrc
+    return s
+
+
+class Server:
+    """One `palisade serve` process on a data dir. Survives restarts (same data dir)."""
+
+    def __init__(self, binary: Path, root: Path, name: str, extra_env: dict[str, str] | None = None):
+        self.binary = Path(binary)
+        self.root = Path(root)
+        self.name = name
+        self.data_dir = self.root / "data"
+        self.log_path = self.root / "server.log"
+        self.root.mkdir(parents=True, exist_ok=True)
+        env_extra = {"RUST_BACKTRACE": "1"}
+        for k in ("RUST_LOG",):
+            if k in os.environ:
+                env_extra[k] = os.environ[k]
+        env_extra.update(extra_env or {})
+        self.env = isolated_env(self.root / "env", env_extra)
+        self.proc: subprocess.Popen | None = None
+        self.issued_tokens: list[str] = []
+        self.port: int | None = None
+        self.http = http_session()
+        ALL_SERVERS.append(self)
+
+    # ---- process control -------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def upload_url(self) -> str:
+        return f"{self.url}/legacy/"
+
+    @property
+    def index_url(self) -> str:
+        return f"{self.url}/simple/"
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_text(self, offset: int = 0) -> str:
+        if not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return ANSI.sub("", f.read().decode("utf-8", "replace"))
+
+    def _log(self, line: str) -> None:
+        with open(self.log_path, "a") as f:
+            f.write(f"\n===== e2e: {line} =====\n")
+
+    def start(self, port: int | None = None) -> "Server":
+        assert self.proc is None or self.proc.poll() is not None, "server already running"
+        last_error = ""
+        for _attempt in range(3):
+            self.port = port or free_port()
+            self._log(f"starting {self.binary} on port {self.port}")
+            logf = open(self.log_path, "ab")
+            try:
+                self.proc = subprocess.Popen(
+                    [str(self.binary), "--data-dir", str(self.data_dir), "serve", "--listen", f"127.0.0.1:{self.port}"],
+                    stdout=logf,
+                    stderr=logf,
+                    stdin=subprocess.DEVNULL,
+                    env=self.env,
+                    cwd=self.root,
+                    start_new_session=True,
+                )
+            finally:
+                logf.close()
+            ok, last_error = self._wait_ready()
+            if ok:
+                return self
+            if self.proc.poll() is None:
+                self.kill9()
+            if port:
+                break
+        raise AssertionError(
+            f"palisade serve did not become ready ({last_error}); log:\n{self.log_text()[-8000:]}"
+        )
+
+    def _wait_ready(self) -> tuple[bool, str]:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False, f"process exited with code {self.proc.returncode}"
+            try:
+                r = self.http.get(f"{self.url}/healthz", timeout=2)
+                if r.status_code == 200 and r.text.strip() == "ok":
+                    return True, ""
+                last = f"/healthz answered {r.status_code} {r.text[:200]!r}"
+            except requests.RequestException as e:
+                last = f"{type(e).__name__}: {e}"
+            time.sleep(0.05)
+        return False, f"timed out after {STARTUP_TIMEOUT}s: {last}"
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._log("did not stop within 10s of SIGTERM; killing")
+            self.kill9()
+        self._log(f"stopped, exit code {self.proc.returncode}")
+
+    def kill9(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._log("killed with SIGKILL")
+
+    def restart(self, *, hard: bool = False) -> "Server":
+        self.kill9() if hard else self.stop()
+        return self.start()
+
+    # ---- admin CLI -------------------------------------------------------------------
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        cmd = [str(self.binary), "--data-dir", str(self.data_dir), *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env, cwd=self.root, timeout=timeout)
+        if check:
+            assert proc.returncode == 0, (
+                f"`palisade {' '.join(args)}` exited {proc.returncode}\n"
+                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            )
+        return proc
+
+    def create_user(self, name: str, admin: bool = False) -> None:
+        self.cli("user", "create", name, *(["--admin"] if admin else []))
+
+    def create_token(self, user: str, projects: Iterable[str] = (), expires: str | None = None) -> str:
+        args = ["token", "create", "--user", user]
+        for p in projects:
+            args += ["--project", p]
+        if expires:
+            args += ["--expires", expires]
+        out = self.cli(*args).stdout
+        token = out.strip()
+        assert re.fullmatch(r"pal_\S+", token), f"`token create` should print only the token, got {out!r}"
+        self.issued_tokens.append(token)
+        return token
+
+    # ---- HTTP ------------------------------------------------------------------------
+
+    def get(self, path: str, **kw) -> requests.Response:
+        kw.setdefault("allow_redirects", False)
+        kw.setdefault("timeout", 30)
+        return self.http.get(urljoin(self.url, path), **kw)
+
+    def head(self, path: str, **kw) -> requests.Response:
+        kw.setdefault("allow_redirects", False)
+        kw.setdefault("timeout", 30)
+        return self.http.head(urljoin(self.url, path), **kw)
+
+    def simple_json(self, project: str) -> requests.Response:
+        return self.get(f"/simple/{normalize(project)}/", headers={"Accept": JSON_V1})
+
+    def project_files(self, project: str) -> dict[str, dict]:
+        """filename -> JSON file object; {} when the project is unknown (404)."""
+        r = self.simple_json(project)
+        if r.status_code == 404:
+            return {}
+        assert r.status_code == 200, f"GET /simple/{normalize(project)}/ -> {r.status_code} {r.text[:500]}"
+        return {f["filename"]: f for f in r.json()["files"]}
+
+    def all_listed_files(self) -> dict[str, dict]:
+        r = self.get("/simple/", headers={"Accept": JSON_V1})
+        assert r.status_code == 200, f"GET /simple/ -> {r.status_code} {r.text[:500]}"
+        files: dict[str, dict] = {}
+        for p in r.json()["projects"]:
+            files.update(self.project_files(p["name"]))
+        return files
+
+    def download(self, file_obj: dict) -> bytes:
+        r = self.get(urljoin(self.url + "/simple/x/", file_obj["url"]))
+        assert r.status_code == 200, f"GET {file_obj['url']} -> {r.status_code} {r.text[:300]}"
+        return r.content
+
+    def file_url(self, file_obj: dict, base: str | None = None) -> str:
+        """Absolute URL of a file object (its url may be relative to the project page)."""
+        return urljoin(base or self.url + "/simple/x/", file_obj["url"])
+
+    def upload_raw(
+        self,
+        token: str | None,
+        filename: str,
+        content: bytes,
+        *,
+        name: str,
+        version: str,
+        fields: dict[str, str] | None = None,
+        omit: Iterable[str] = (),
+        username: str = "__token__",
+    ) -> requests.Response:
+        req = legacy_request(self.upload_url, token, filename, content, name=name, version=version,
+                             fields=fields, omit=omit, username=username)
+        return self.http.send(req, timeout=60, allow_redirects=False)
+
+    # ---- data dir --------------------------------------------------------------------
+
+    def tmp_entries(self) -> list[str]:
+        tmp = self.data_dir / "tmp"
+        if not tmp.exists():
+            return []
+        return sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
+
+    def blob_files(self) -> list[Path]:
+        files = self.data_dir / "files"
+        if not files.exists():
+            return []
+        return sorted(p for p in files.rglob("*") if p.is_file() and not p.is_symlink())
+
+    def assert_no_debris(self) -> None:
+        """tmp/ is empty and files/ holds exactly one blob per listed file."""
+
+        def check():
+            assert self.tmp_entries() == [], f"{self.data_dir}/tmp is not empty: {self.tmp_entries()}"
+            listed = self.all_listed_files()
+            blobs = self.blob_files()
+            assert len(blobs) == len(listed), (
+                f"files/ holds {len(blobs)} blobs but the index lists {len(listed)} files\n"
+                f"blobs: {[str(b.relative_to(self.data_dir)) for b in blobs]}\nlisted: {sorted(listed)}"
+            )
+
+        eventually(check)
+
+
+def legacy_fields(filename: str, content: bytes, name: str, version: str) -> dict[str, str]:
+    """The form fields twine sends for a file (minus the optional metadata)."""
+    is_sdist = filename.endswith((".tar.gz", ".zip"))
+    return {
+        ":action": "file_upload",
+        "protocol_version": "1",
+        "metadata_version": "2.1",
+        "name": name,
+        "version": version,
+        "filetype": "sdist" if is_sdist else "bdist_wheel",
+        "pyversion": "source" if is_sdist else "py3",
+        "summary": f"{name} test package",
+        "sha256_digest": hashlib.sha256(content).hexdigest(),
+        "blake2_256_digest": hashlib.blake2b(content, digest_size=32).hexdigest(),
+    }
+
+
+def legacy_request(
+    url: str,
+    token: str | None,
+    filename: str,
+    content: bytes,
+    *,
+    name: str,
+    version: str,
+    fields: dict[str, str] | None = None,
+    omit: Iterable[str] = (),
+    username: str = "__token__",
+) -> requests.PreparedRequest:
+    data = legacy_fields(filename, content, name, version)
+    data.update(fields or {})
+    for k in omit:
+        data.pop(k, None)
+    auth = (username, token) if token is not None else None
+    return requests.Request(
+        "POST",
+        url,
+        data=list(data.items()),
+        files={"content": (filename, content, "application/octet-stream")},
+        auth=auth,
+    ).prepare()
+
+
+def send_partial(req: requests.PreparedRequest, fraction: float = 0.5) -> socket.socket:
+    """Send a request's headers (with the full Content-Length) and only part of its body.
+
+    Returns the open socket; the caller decides whether to close it, half-close it or
+    kill the server while it waits for the rest.
+    """
+    u = urlparse(req.url)
+    body = req.body if isinstance(req.body, bytes) else req.body.encode()
+    head = [f"POST {u.path or '/'} HTTP/1.1", f"Host: {u.netloc}"]
+    for k, v in req.headers.items():
+        if k.lower() in ("host", "content-length"):
+            continue
+        head.append(f"{k}: {v}")
+    head.append(f"Content-Length: {len(body)}")
+    head.append("Connection: close")
+    sock = socket.create_connection((u.hostname, u.port), timeout=10)
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body[: int(len(body) * fraction)])
+    return sock
+
+
+def read_http_response(sock: socket.socket, timeout: float = 10) -> bytes:
+    """Read whatever the server answers until it closes (b"" if it closed without a word)."""
+    sock.settimeout(timeout)
+    chunks = []
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except (ConnectionResetError, socket.timeout):
+        pass
+    return b"".join(chunks)
+
+
+class Clients:
+    """twine, pip and uv from the test venv, with their own HOME and caches."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.env = isolated_env(self.root)
+        self.bin_dir = Path(sys.executable).parent
+        uv = self.bin_dir / "uv"
+        self.uv = str(uv if uv.exists() else (shutil.which("uv") or "uv"))
+
+    def run(self, args: list[str], timeout: float = 180, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [str(a) for a in args], capture_output=True, text=True, env=self.env,
+            cwd=cwd or self.root, timeout=timeout, stdin=subprocess.DEVNULL,
+        )
+        proc.output = proc.stdout + proc.stderr  # type: ignore[attr-defined]
+        return proc
+
+    @staticmethod
+    def describe(proc: subprocess.CompletedProcess) -> str:
+        return f"$ {' '.join(map(str, proc.args))}\nexit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+
+    def twine_upload(
+        self, server: Server, token: str, *files: Path, skip_existing: bool = False, check: bool | None = True
+    ) -> subprocess.CompletedProcess:
+        args = [
+            sys.executable, "-m", "twine", "upload",
+            "--repository-url", server.upload_url,
+            "-u", "__token__", "-p", token,
+            "--non-interactive", "--disable-progress-bar", "--verbose",
+        ]
+        if skip_existing:
+            args.append("--skip-existing")
+        proc = self.run(args + [str(f) for f in files])
+        if check is True:
+            assert proc.returncode == 0, "twine upload failed:\n" + self.describe(proc)
+        elif check is False:
+            assert proc.returncode != 0, "twine upload unexpectedly succeeded:\n" + self.describe(proc)
+        return proc
+
+    def pip_install(self, server: Server, *reqs: str, target: Path, extra: Iterable[str] = (),
+                    check: bool = True) -> subprocess.CompletedProcess:
+        args = [
+            sys.executable, "-m", "pip", "install",
+            "--index-url", server.index_url,
+            "--target", str(target),
+            "--only-binary", ":all:",
+            "--no-input", "--disable-pip-version-check",
+            *extra, *reqs,
+        ]
+        proc = self.run(args)
+        if check:
+            assert proc.returncode == 0, "pip install failed:\n" + self.describe(proc)
+        return proc
+
+    def uv_pip(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = self.run([self.uv, "pip", *args])
+        if check:
+            assert proc.returncode == 0, "uv pip failed:\n" + self.describe(proc)
+        return proc
+
+    def uv_install(self, server: Server, *reqs: str, target: Path, extra: Iterable[str] = (),
+                   check: bool = True) -> subprocess.CompletedProcess:
+        return self.uv_pip(
+            "install",
+            "--index-url", server.index_url,
+            "--python", sys.executable,
+            "--target", str(target),
+            "--only-binary", ":all:",
+            "--no-config",
+            *extra, *reqs,
+            check=check,
+        )
+
+
+def installed_versions(target: Path) -> dict[str, str]:
+    """normalized project name -> version, from the *.dist-info dirs in a --target dir."""
+    out = {}
+    for d in Path(target).glob("*.dist-info"):
+        name, _, version = d.name[: -len(".dist-info")].partition("-")
+        out[normalize(name)] = version
+    return out
+
+
+def request_lines(log: str, method: str, path: str) -> list[str]:
+    """Log lines that record a request with this method for exactly this path."""
+    pat = re.compile(re.escape(path) + r"(?![\w.\-/%])")
+    return [ln for ln in log.splitlines() if method in ln and pat.search(ln)]
