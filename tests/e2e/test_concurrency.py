@@ -73,11 +73,11 @@ def test_same_filename_different_bytes_one_winner(server, tokens):
 
 
 def test_identical_parallel_uploads_all_succeed(server, tokens):
-    w = WheelBuilder("twins", "1.0")
-    jobs = [(tokens["a"], w.default_filename(), w.to_bytes(), "twins", "1.0")] * 4
+    w = WheelBuilder("identical-pair", "1.0")
+    jobs = [(tokens["a"], w.default_filename(), w.to_bytes(), "identical-pair", "1.0")] * 4
     results = race(server, jobs)
     assert [r.status_code for r in results] == [200] * 4, [(r.status_code, r.text) for r in results]
-    assert list(server.project_files("twins")) == [w.default_filename()]
+    assert list(server.project_files("identical-pair")) == [w.default_filename()]
     server.assert_no_debris()
 
 

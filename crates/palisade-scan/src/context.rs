@@ -20,7 +20,7 @@ impl Context {
     pub fn weight(self) -> f64 {
         match self {
             Context::Install => 1.0,
-            Context::Import => 0.8,
+            Context::Import => 1.0,
             Context::Module => 0.5,
             Context::TestOrDocs => 0.2,
         }

@@ -82,3 +82,37 @@ mod tests {
         }
     }
 }
+
+/// What a rescan did.
+#[derive(Debug, Default)]
+pub struct RescanSummary {
+    pub scanned: usize,
+    pub newly_quarantined: Vec<(String, String)>,
+    pub missing_blobs: Vec<String>,
+}
+
+/// Re-scans every published file (of one project, or all) with the current rules and moves new
+/// hits into quarantine, recording each report.
+pub async fn rescan(state: &crate::AppState, project: Option<&str>, actor: &str) -> anyhow::Result<RescanSummary> {
+    let scan = &state.scan;
+    let mut summary = RescanSummary::default();
+    let files = state.db.all_files(project).await?;
+    for f in files.into_iter().filter(|f| f.is_published()) {
+        let path = state.blobs.path_for(&f.sha256);
+        if !path.is_file() {
+            summary.missing_blobs.push(f.filename.clone());
+            continue;
+        }
+        let report = scan.scan(&path, &f.filename, Vec::new()).await?;
+        summary.scanned += 1;
+        let outcome = scan.decide(&report);
+        if outcome != crate::scanning::Outcome::Publish {
+            // A file already published is held for review rather than deleted outright.
+            let record = crate::scanning::record(&report, crate::scanning::Outcome::Quarantine, "rescan");
+            state.db.quarantine_file(&f.filename, &record, actor).await?;
+            state.invalidate(&f.project);
+            summary.newly_quarantined.push((f.filename.clone(), crate::scanning::summary(&report)));
+        }
+    }
+    Ok(summary)
+}

@@ -32,6 +32,10 @@ pub async fn authenticate(db: &Db, headers: &HeaderMap) -> ApiResult<Principal> 
         return Err(unauthorized("authentication required: upload with username __token__ and an API token as the password"));
     };
     let value = value.to_str().map_err(|_| forbidden("malformed Authorization header"))?;
+    // The review API also takes `Authorization: Bearer <token>`.
+    if let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) {
+        return check_token(db, token.trim()).await;
+    }
     let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else {
         return Err(forbidden("unsupported authorization scheme: use HTTP Basic with username __token__"));
     };
@@ -44,6 +48,10 @@ pub async fn authenticate(db: &Db, headers: &HeaderMap) -> ApiResult<Principal> 
     if user != "__token__" {
         return Err(forbidden("username/password authentication is not supported: use username __token__ and an API token"));
     }
+    check_token(db, secret).await
+}
+
+async fn check_token(db: &Db, secret: &str) -> ApiResult<Principal> {
     if !tokens::well_formed(secret) {
         return Err(forbidden("invalid API token: it is not a Palisade token (expected pal_ followed by 38 letters and digits)"));
     }

@@ -16,12 +16,26 @@ use crate::error::{ApiResult, internal, not_found};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
+impl AppState {
+    /// Published files of a project that is not quarantined are public. Anything held for review
+    /// is served only to the project's owners and to administrators, who must authenticate.
+    async fn may_download(&self, file: &palisade_store::FileRow, headers: &HeaderMap) -> bool {
+        if file.is_published() && file.project_status != "quarantined" {
+            return true;
+        }
+        let Ok(p) = crate::auth::authenticate(&self.db, headers).await else { return false };
+        p.is_admin
+            || (p.may_touch(&file.project)
+                && matches!(self.db.role(file.project_id, p.user_id).await, Ok(Some(palisade_store::Role::Owner))))
+    }
+}
+
 pub async fn download(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(dist) = name.strip_suffix(".metadata") {
-        return metadata(&state, dist).await;
+        return metadata(&state, dist, &headers).await;
     }
     let file = state.db.file(&name).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {name:?}")))?;
-    if file.project_status == "quarantined" {
+    if !state.may_download(&file, &headers).await {
         return Err(not_found(format!("no file named {name:?}")));
     }
     let etag = format!("\"{}\"", file.sha256);
@@ -59,7 +73,7 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, h
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(if file.is_published() { IMMUTABLE } else { "private, no-store" }));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
@@ -71,9 +85,9 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, h
     Ok(resp)
 }
 
-async fn metadata(state: &AppState, dist: &str) -> ApiResult<Response> {
+async fn metadata(state: &AppState, dist: &str, headers: &HeaderMap) -> ApiResult<Response> {
     let file = state.db.file(dist).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {dist:?}")))?;
-    if file.project_status == "quarantined" {
+    if !state.may_download(&file, headers).await {
         return Err(not_found(format!("no file named {dist:?}")));
     }
     let data = state.db.core_metadata(dist).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {dist:?}")))?;

@@ -35,7 +35,15 @@ async fn render(state: &AppState, name: &str, version: Option<&str>, headers: &H
     let project = state.db.project(&normalized).await.map_err(internal)?.filter(|p| p.status != "quarantined");
     let Some(project) = project else { return Err(not_found(format!("no project named {normalized:?}"))) };
     let releases = state.db.releases(project.id).await.map_err(internal)?;
-    let files = state.db.project_files(project.id).await.map_err(internal)?;
+    let all_files = state.db.project_files(project.id).await.map_err(internal)?;
+    let files: Vec<FileRow> = crate::render::visible(&project, &all_files).into_iter().cloned().collect();
+    if files.is_empty() && !all_files.is_empty() {
+        return Err(not_found(format!("no project named {normalized:?}")));
+    }
+    let releases: Vec<Release> = releases
+        .into_iter()
+        .filter(|r| files.iter().any(|f| f.release_id == r.id) || !all_files.iter().any(|f| f.release_id == r.id))
+        .collect();
     let base = state.base_url(headers);
     let release = match version {
         Some(v) => {

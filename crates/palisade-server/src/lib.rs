@@ -12,6 +12,8 @@ mod json_api;
 mod metrics;
 mod negotiate;
 mod render;
+mod review;
+pub mod scanning;
 mod simple;
 pub mod tokens;
 mod upload;
@@ -36,6 +38,7 @@ pub struct AppState {
     pub db: Db,
     pub blobs: BlobStore,
     pub config: Arc<Config>,
+    pub scan: Arc<scanning::ScanService>,
     cache: Arc<cache::IndexCache>,
     metrics: Arc<metrics::Metrics>,
 }
@@ -45,7 +48,13 @@ impl AppState {
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         let db = Db::open(&config.data_dir).await?;
         let blobs = BlobStore::open(&config.data_dir)?;
-        Ok(Self { db, blobs, config: Arc::new(config), cache: Default::default(), metrics: Default::default() })
+        let scan = Arc::new(scanning::ScanService::new(config.scan.clone()));
+        Ok(Self { db, blobs, scan, config: Arc::new(config), cache: Default::default(), metrics: Default::default() })
+    }
+
+    /// Drops the cached pages of a project after a change made outside the upload path.
+    pub fn invalidate(&self, project: &str) {
+        self.cache.invalidate(project);
     }
 
     /// The absolute base URL for links that must be absolute (the JSON API).
@@ -76,6 +85,10 @@ pub fn router(state: AppState) -> Router {
         .route("/pypi/{project}/json/", get(json_api::project))
         .route("/pypi/{project}/{version}/json", get(json_api::release))
         .route("/pypi/{project}/{version}/json/", get(json_api::release))
+        .route("/api/quarantine", get(review::list))
+        .route("/api/quarantine/{filename}", get(review::show))
+        .route("/api/quarantine/{filename}/release", post(review::release))
+        .route("/api/quarantine/{filename}/confirm", post(review::confirm))
         .route("/legacy/", post(upload::upload).layer(upload_limit))
         .route("/legacy", post(upload::upload).layer(upload_limit))
         .route("/", get(|| async { Redirect::temporary("/simple/") }).post(upload::upload).layer(upload_limit))
@@ -156,6 +169,8 @@ pub async fn serve(
     state.cache.seen_serial.store(serial as u64, std::sync::atomic::Ordering::SeqCst);
     tokio::spawn(cache::watch_journal(state.db.clone(), state.cache.clone(), Duration::from_millis(state.config.journal_poll_ms)));
     tokio::spawn(sweep_orphans(state.clone()));
+    let scan = state.scan.clone();
+    tokio::spawn(async move { scan.warm_up().await });
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())

@@ -43,9 +43,27 @@ pub fn upload_time(micros: i64) -> String {
     jiff::Timestamp::from_microsecond(micros).map(|t| t.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()).unwrap_or_default()
 }
 
-/// Files a client may see on this project: none while it is quarantined (PEP 792).
-fn visible<'a>(project: &Project, files: &'a [FileRow]) -> &'a [FileRow] {
-    if project.status == "quarantined" { &[] } else { files }
+/// Files a client may see: published ones, and none while the project is quarantined (PEP 792).
+pub fn visible<'a>(project: &Project, files: &'a [FileRow]) -> Vec<&'a FileRow> {
+    if effective_status(project, files) == "quarantined" { Vec::new() } else { files.iter().filter(|f| f.is_published()).collect() }
+}
+
+/// The PEP 792 status clients see: the administrator's, or `quarantined` when every file of the
+/// project is held for review.
+pub fn effective_status<'a>(project: &'a Project, files: &[FileRow]) -> &'a str {
+    if project.status == "active" && !files.is_empty() && files.iter().all(|f| !f.is_published()) { "quarantined" } else { &project.status }
+}
+
+/// Releases with at least one visible file, or none at all.
+fn visible_releases<'a>(releases: &'a [Release], files: &[FileRow]) -> Vec<Release> {
+    releases
+        .iter()
+        .filter(|r| {
+            let mut fs = files.iter().filter(|f| f.release_id == r.id).peekable();
+            fs.peek().is_none() || fs.any(|f| f.is_published())
+        })
+        .cloned()
+        .collect()
 }
 
 /// Versions in PEP 440 order.
@@ -62,7 +80,7 @@ pub fn project_html(project: &Project, releases: &[Release], files: &[FileRow]) 
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    <meta name=\"pypi:project-status\" content=\"{}\">\n",
-        html_escape(&project.status)
+        html_escape(effective_status(project, files))
     );
     if let Some(reason) = &project.status_reason {
         let _ = writeln!(out, "    <meta name=\"pypi:project-status-reason\" content=\"{}\">", html_escape(reason));
@@ -90,7 +108,9 @@ pub fn project_html(project: &Project, releases: &[Release], files: &[FileRow]) 
 }
 
 pub fn project_json(project: &Project, releases: &[Release], files: &[FileRow]) -> Value {
-    let files: Vec<Value> = visible(project, files)
+    let status = effective_status(project, files);
+    let shown = visible(project, files);
+    let files_json: Vec<Value> = shown
         .iter()
         .map(|f| {
             let yanked = match (f.yanked, f.yanked_reason.as_deref().filter(|r| !r.is_empty())) {
@@ -112,16 +132,16 @@ pub fn project_json(project: &Project, releases: &[Release], files: &[FileRow]) 
             })
         })
         .collect();
-    let mut status = json!({ "status": project.status });
+    let mut status_json = json!({ "status": status });
     if let Some(reason) = &project.status_reason {
-        status["reason"] = json!(reason);
+        status_json["reason"] = json!(reason);
     }
     json!({
         "meta": { "api-version": API_VERSION, "_last-serial": project.last_serial },
         "name": project.normalized,
-        "versions": if project.status == "quarantined" { vec![] } else { sorted_versions(releases) },
-        "files": files,
-        "project-status": status,
+        "versions": if status == "quarantined" { vec![] } else { sorted_versions(&visible_releases(releases, files)) },
+        "files": files_json,
+        "project-status": status_json,
     })
 }
 
@@ -179,6 +199,8 @@ mod tests {
             yanked,
             yanked_reason: reason.map(str::to_string),
             project_status: "active".into(),
+            status: "published".into(),
+            project: "demo".into(),
         }
     }
 
@@ -201,6 +223,41 @@ mod tests {
         assert_eq!(f["upload-time"], json!("2023-11-14T22:13:20.123456Z"));
         assert_eq!(f["core-metadata"], json!({"sha256": "12"}));
         assert_eq!(v["meta"]["api-version"], json!("1.4"));
+    }
+
+    #[test]
+    fn quarantined_files_are_hidden() {
+        let mut held = file("a-2.0-py3-none-any.whl", false, None);
+        held.status = "quarantined".into();
+        held.release_id = 2;
+        let releases = vec![
+            Release {
+                id: 1,
+                project_id: 1,
+                version: "1.0".into(),
+                canonical_version: "1".into(),
+                created_at: 0,
+                metadata: "{}".into(),
+                requires_python: None,
+            },
+            Release {
+                id: 2,
+                project_id: 1,
+                version: "2.0".into(),
+                canonical_version: "2".into(),
+                created_at: 0,
+                metadata: "{}".into(),
+                requires_python: None,
+            },
+        ];
+        let files = vec![file("a-1.0-py3-none-any.whl", false, None), held.clone()];
+        let v = project_json(&project("active"), &releases, &files);
+        assert_eq!(v["files"].as_array().unwrap().len(), 1);
+        assert_eq!(v["versions"], json!(["1.0"]));
+        assert_eq!(v["project-status"]["status"], json!("active"));
+        // When every file is held, the whole project is quarantined.
+        let v = project_json(&project("active"), &releases, &[held]);
+        assert_eq!(v["project-status"]["status"], json!("quarantined"));
     }
 
     #[test]

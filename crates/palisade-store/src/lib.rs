@@ -12,6 +12,6 @@ mod error;
 mod models;
 
 pub use blobs::{BlobStore, TempBlob};
-pub use db::{Db, NewFile, PublishOutcome, now_micros};
+pub use db::{Db, NewFile, NewScan, PublishOutcome, now_micros};
 pub use error::StoreError;
 pub use models::*;

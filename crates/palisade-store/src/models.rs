@@ -97,6 +97,35 @@ pub struct FileRow {
     pub yanked_reason: Option<String>,
     /// The PEP 792 status of the file's project.
     pub project_status: String,
+    /// `published` or `quarantined`.
+    pub status: String,
+    /// The normalized name of the file's project.
+    pub project: String,
+}
+
+impl FileRow {
+    pub fn is_published(&self) -> bool {
+        self.status == "published"
+    }
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct ScanReportRow {
+    pub id: i64,
+    pub filename: String,
+    pub project: String,
+    pub sha256: String,
+    pub verdict: String,
+    pub score: f64,
+    pub report: String,
+    pub outcome: String,
+    pub trigger: String,
+    pub actor: Option<String>,
+    pub created_at: i64,
+    pub decision: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    pub note: Option<String>,
 }
 
 #[derive(Clone, Debug, FromRow)]

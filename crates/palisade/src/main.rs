@@ -65,6 +65,48 @@ enum Command {
     /// Work with YARA rule folders.
     #[command(subcommand)]
     Rules(RulesCmd),
+    /// Review files the scanner held back.
+    #[command(subcommand)]
+    Quarantine(QuarantineCmd),
+    /// Re-scan stored files with the current rules; new hits are quarantined.
+    Rescan {
+        /// Only this project.
+        #[arg(long)]
+        project: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCmd {
+    /// List files waiting for review.
+    List {
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// List recently refused uploads.
+    Rejected {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Show a file's scan reports.
+    Show {
+        filename: String,
+        /// Print the stored JSON reports.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a quarantined file (a false positive).
+    Release {
+        filename: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Confirm a quarantined file as malicious: remove it; the filename stays reserved.
+    Confirm {
+        filename: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -342,11 +384,100 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             eprintln!("un-yanked {n} file(s) of {} {}", a.project, a.version);
         }
         Command::Scan(_) | Command::Rules(_) => unreachable!("handled before the data directory is opened"),
+        Command::Quarantine(cmd) => quarantine(&state, cmd).await?,
+        Command::Rescan { project } => {
+            let project = project.map(|p| palisade_dist::normalize(&p));
+            let s = admin::rescan(&state, project.as_deref(), actor).await?;
+            for (f, why) in &s.newly_quarantined {
+                println!("quarantined {f}: {why}");
+            }
+            for f in &s.missing_blobs {
+                eprintln!("warning: the stored file for {f} is missing");
+            }
+            eprintln!("rescanned {} file(s); {} newly quarantined", s.scanned, s.newly_quarantined.len());
+        }
         Command::RemoveFile { filename } => {
             if let Some(sha) = db.remove_file(&filename, actor).await? {
                 state.blobs.remove(&sha).await?;
             }
             eprintln!("removed {filename}; the filename stays reserved");
+        }
+    }
+    Ok(())
+}
+
+async fn quarantine(state: &AppState, cmd: QuarantineCmd) -> anyhow::Result<()> {
+    let db = &state.db;
+    match cmd {
+        QuarantineCmd::List { project } => {
+            let project = project.map(|p| palisade_dist::normalize(&p));
+            println!("{:<60} {:<24} {:<11} {:>6}  uploaded", "file", "project", "verdict", "score");
+            for f in db.quarantined(project.as_deref()).await? {
+                let r = db.reports(&f.filename).await?.into_iter().next();
+                println!(
+                    "{:<60} {:<24} {:<11} {:>6.1}  {}",
+                    f.filename,
+                    f.project,
+                    r.as_ref().map(|r| r.verdict.as_str()).unwrap_or("?"),
+                    r.as_ref().map(|r| r.score).unwrap_or(0.0),
+                    time(f.upload_time)
+                );
+            }
+        }
+        QuarantineCmd::Rejected { limit } => {
+            println!("{:<60} {:<24} {:<11} {:>6}  when", "file", "project", "verdict", "score");
+            for r in db.rejections(limit).await? {
+                println!(
+                    "{:<60} {:<24} {:<11} {:>6.1}  {} by {}",
+                    r.filename,
+                    r.project,
+                    r.verdict,
+                    r.score,
+                    time(r.created_at),
+                    r.actor.unwrap_or_default()
+                );
+            }
+        }
+        QuarantineCmd::Show { filename, json } => {
+            let reports = db.reports(&filename).await?;
+            anyhow::ensure!(!reports.is_empty(), "no scan report for {filename:?}");
+            for r in reports {
+                if json {
+                    println!("{}", r.report);
+                    continue;
+                }
+                println!(
+                    "{} ({}): {} score {:.1} -> {} at {} ({})",
+                    r.filename,
+                    r.project,
+                    r.verdict,
+                    r.score,
+                    r.outcome,
+                    time(r.created_at),
+                    r.trigger
+                );
+                if let Some(d) = &r.decision {
+                    println!(
+                        "  decision: {d} by {} at {}{}",
+                        r.decided_by.clone().unwrap_or_default(),
+                        r.decided_at.map(time).unwrap_or_default(),
+                        r.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
+                    );
+                }
+                if let Ok(report) = serde_json::from_str::<palisade_scan::Report>(&r.report) {
+                    print!("{}", palisade_scan::format::text(&r.filename, &report));
+                }
+            }
+        }
+        QuarantineCmd::Release { filename, note } => {
+            db.release_file(&filename, "cli", note.as_deref()).await?;
+            eprintln!("released {filename}: it is published now");
+        }
+        QuarantineCmd::Confirm { filename, note } => {
+            if let Some(sha) = db.confirm_file(&filename, "cli", note.as_deref()).await? {
+                state.blobs.remove(&sha).await?;
+            }
+            eprintln!("confirmed {filename} as malicious: removed, and the filename stays reserved");
         }
     }
     Ok(())
@@ -365,9 +496,13 @@ async fn show_project(db: &palisade_store::Db, name: &str) -> anyhow::Result<()>
     }
     println!("files:");
     for f in db.project_files(p.id).await? {
-        let yank =
-            if f.yanked { format!("  yanked{}", f.yanked_reason.map(|r| format!(": {r}")).unwrap_or_default()) } else { String::new() };
-        println!("  {:<10} {:<60} {:>10} sha256={}{yank}", f.version, f.filename, f.size, f.sha256);
+        let yank = if f.yanked {
+            format!("  yanked{}", f.yanked_reason.clone().map(|r| format!(": {r}")).unwrap_or_default())
+        } else {
+            String::new()
+        };
+        let held = if f.is_published() { "" } else { "  QUARANTINED" };
+        println!("  {:<10} {:<60} {:>10} sha256={}{yank}{held}", f.version, f.filename, f.size, f.sha256);
     }
     Ok(())
 }

@@ -21,6 +21,8 @@ fn new_file(filename: &str, sha: &str, user: &User) -> NewFile {
         uploader_id: user.id,
         uploader_name: user.name.clone(),
         uploader_is_admin: user.is_admin,
+        status: "published".into(),
+        scan: None,
     }
 }
 
@@ -90,4 +92,37 @@ async fn tokens() {
     assert!(t.revoked_at.is_some());
     assert_eq!(t.last_used_addr.as_deref(), Some("127.0.0.1"));
     assert!(db.token_by_hash("nope").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn quarantine_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let alice = db.create_user("alice", false).await.unwrap();
+    let scan = NewScan {
+        verdict: "suspicious".into(),
+        score: 6.0,
+        report_json: "{}".into(),
+        outcome: "quarantined".into(),
+        trigger: "upload".into(),
+    };
+    let mut f = new_file("demo-1.0-py3-none-any.whl", "s1", &alice);
+    f.status = "quarantined".into();
+    f.scan = Some(scan.clone());
+    db.publish(&f).await.unwrap();
+    let q = db.quarantined(None).await.unwrap();
+    assert_eq!(q.len(), 1);
+    assert!(!q[0].is_published());
+    db.release_file("demo-1.0-py3-none-any.whl", "admin", Some("false positive")).await.unwrap();
+    assert!(db.quarantined(None).await.unwrap().is_empty());
+    assert!(db.file("demo-1.0-py3-none-any.whl").await.unwrap().unwrap().is_published());
+    let reports = db.reports("demo-1.0-py3-none-any.whl").await.unwrap();
+    assert_eq!(reports[0].decision.as_deref(), Some("released"));
+    assert_eq!(reports[0].decided_by.as_deref(), Some("admin"));
+    // A rescan can put it back; confirming removes it for good.
+    db.quarantine_file("demo-1.0-py3-none-any.whl", &scan, "rescan").await.unwrap();
+    assert_eq!(db.confirm_file("demo-1.0-py3-none-any.whl", "admin", None).await.unwrap(), Some("s1".into()));
+    assert!(db.file("demo-1.0-py3-none-any.whl").await.unwrap().is_none());
+    assert!(db.release_file("demo-1.0-py3-none-any.whl", "admin", None).await.is_err());
+    assert_eq!(db.reports("demo-1.0-py3-none-any.whl").await.unwrap().len(), 2);
 }

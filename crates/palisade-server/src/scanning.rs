@@ -1,0 +1,146 @@
+//! The scanner inside the server: built once in the background at start (rule compilation is
+//! kept off the start-up path), used by uploads and rescans, and the policy that turns a verdict
+//! into publish, quarantine or reject.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use palisade_scan::{Report, ScanConfig, Scanner, Thresholds, Verdict};
+use palisade_store::NewScan;
+use tokio::sync::OnceCell;
+
+use crate::config::ScanPolicy;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Publish,
+    Quarantine,
+    Reject,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Publish => "published",
+            Outcome::Quarantine => "quarantined",
+            Outcome::Reject => "rejected",
+        }
+    }
+}
+
+pub struct ScanService {
+    policy: ScanPolicy,
+    scanner: OnceCell<Arc<Scanner>>,
+}
+
+fn level(v: &str) -> Option<Verdict> {
+    match v {
+        "suspicious" => Some(Verdict::Suspicious),
+        "malicious" => Some(Verdict::Malicious),
+        _ => None,
+    }
+}
+
+impl ScanService {
+    pub fn new(policy: ScanPolicy) -> Self {
+        Self { policy, scanner: OnceCell::new() }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.policy.enabled
+    }
+
+    pub fn policy(&self) -> &ScanPolicy {
+        &self.policy
+    }
+
+    /// The compiled scanner, built on first use (or by [`ScanService::warm_up`]).
+    pub async fn scanner(&self) -> anyhow::Result<Arc<Scanner>> {
+        let policy = self.policy.clone();
+        let s = self
+            .scanner
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || build(&policy)).await.map_err(|e| anyhow::anyhow!("scanner start-up failed: {e}"))?
+            })
+            .await?;
+        Ok(s.clone())
+    }
+
+    /// Compiles the rules now, so the first upload does not wait for it.
+    pub async fn warm_up(&self) {
+        if self.policy.enabled {
+            if let Err(e) = self.scanner().await {
+                tracing::error!(error = %e, "the malware scanner could not be built; uploads will be refused until this is fixed");
+            }
+        }
+    }
+
+    /// Scans a stored or temporary file on a blocking thread.
+    pub async fn scan(&self, path: &Path, filename: &str, hosted: Vec<String>) -> anyhow::Result<Report> {
+        let scanner = self.scanner().await?;
+        let path = path.to_path_buf();
+        let filename = filename.to_string();
+        Ok(tokio::task::spawn_blocking(move || scanner.scan_path_with(&path, &filename, &hosted)).await?)
+    }
+
+    pub fn decide(&self, report: &Report) -> Outcome {
+        if level(&self.policy.reject_at).is_some_and(|v| report.verdict >= v) {
+            Outcome::Reject
+        } else if level(&self.policy.quarantine_at).is_some_and(|v| report.verdict >= v) {
+            Outcome::Quarantine
+        } else {
+            Outcome::Publish
+        }
+    }
+}
+
+/// Builds a scanner from the policy (the CLI's rescan uses this too).
+pub fn build(policy: &ScanPolicy) -> anyhow::Result<Arc<Scanner>> {
+    let popular = match &policy.popular_list {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("cannot read scan.popular_list {}: {e}", p.display()))?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect(),
+        ),
+        None => None,
+    };
+    let config = ScanConfig {
+        thresholds: Thresholds { suspicious: policy.suspicious_score, malicious: policy.malicious_score },
+        extra_rule_dirs: policy.rules_dirs.clone(),
+        popular,
+        ..ScanConfig::default()
+    };
+    Ok(Arc::new(Scanner::new(config)?))
+}
+
+/// The stored form of a report.
+pub fn record(report: &Report, outcome: Outcome, trigger: &str) -> NewScan {
+    NewScan {
+        verdict: report.verdict.as_str().to_string(),
+        score: report.score,
+        report_json: serde_json::to_string(report).unwrap_or_else(|_| "{}".into()),
+        outcome: outcome.as_str().to_string(),
+        trigger: trigger.to_string(),
+    }
+}
+
+/// One line naming the strongest findings, for the 4xx a refused upload gets.
+pub fn summary(report: &Report) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let parts: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.weight > 0.0 && seen.insert(f.rule.clone()))
+        .take(5)
+        .map(|f| match f.line {
+            Some(l) if !f.path.is_empty() => format!("{} ({}:{l})", f.rule, f.path),
+            _ if !f.path.is_empty() => format!("{} ({})", f.rule, f.path),
+            _ => f.rule.clone(),
+        })
+        .collect();
+    parts.join(", ")
+}
