@@ -55,7 +55,7 @@ pub fn effective_status<'a>(project: &'a Project, files: &[FileRow]) -> &'a str 
 }
 
 /// Releases with at least one visible file, or none at all.
-fn visible_releases<'a>(releases: &'a [Release], files: &[FileRow]) -> Vec<Release> {
+fn visible_releases(releases: &[Release], files: &[FileRow]) -> Vec<Release> {
     releases
         .iter()
         .filter(|r| {

@@ -68,10 +68,10 @@ impl ScanService {
 
     /// Compiles the rules now, so the first upload does not wait for it.
     pub async fn warm_up(&self) {
-        if self.policy.enabled {
-            if let Err(e) = self.scanner().await {
-                tracing::error!(error = %e, "the malware scanner could not be built; uploads will be refused until this is fixed");
-            }
+        if self.policy.enabled
+            && let Err(e) = self.scanner().await
+        {
+            tracing::error!(error = %e, "the malware scanner could not be built; uploads will be refused until this is fixed");
         }
     }
 
