@@ -21,26 +21,47 @@ impl Context {
         match self {
             Context::Install => 1.0,
             Context::Import => 1.0,
-            Context::Module => 0.5,
+            Context::Module => 0.6,
             Context::TestOrDocs => 0.2,
         }
     }
 }
 
-const TEST_DIRS: &[&str] =
-    &["test", "tests", "testing", "docs", "doc", "examples", "example", "benchmarks", "bench", "samples", "fixtures"];
+/// Folders whose contents users never run: tests, documentation, examples, and the project's own
+/// development tooling (CI configuration, maintenance scripts).
+const TEST_DIRS: &[&str] = &[
+    "test",
+    "tests",
+    "testing",
+    "docs",
+    "doc",
+    "examples",
+    "example",
+    "benchmarks",
+    "benchmark",
+    "bench",
+    "samples",
+    "fixtures",
+    "tools",
+    "ci",
+    ".github",
+    ".circleci",
+    ".gitlab",
+    ".azure-pipelines",
+    "devtools",
+    "dev",
+];
 
 /// Classifies a member path. In an sdist the first component is the `{name}-{version}` folder.
+/// Members of nested archives (`outer/x.zip!inner/y.py`) take the test/docs status of the outer
+/// path too: a fixture archive under `tests/` is a test fixture whatever it contains.
 pub fn classify(path: &str, is_sdist: bool) -> Context {
+    let in_tests = path.split(['/', '!']).rev().skip(1).any(|d| TEST_DIRS.contains(&d.to_ascii_lowercase().as_str()));
     let inner = path.rsplit('!').next().unwrap_or(path);
     let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
     let Some(file) = parts.last() else { return Context::Module };
     let dirs = &parts[..parts.len() - 1];
-    if dirs.iter().any(|d| TEST_DIRS.contains(&d.to_ascii_lowercase().as_str()))
-        || file.starts_with("test_")
-        || file.ends_with("_test.py")
-        || *file == "conftest.py"
-    {
+    if in_tests || file.starts_with("test_") || file.ends_with("_test.py") || *file == "conftest.py" {
         return Context::TestOrDocs;
     }
     if file.ends_with(".pth") {
@@ -114,6 +135,8 @@ mod tests {
         check("demo-1.0/demo/test_util.py", true, Context::TestOrDocs);
         check("demo-1.0/README.md", true, Context::TestOrDocs);
         check("demo-1.0.dist-info/METADATA", false, Context::TestOrDocs);
+        check("demo-1.0/tests/data/bad.zip!../evil.py", true, Context::TestOrDocs);
+        check("demo-1.0/tools/release.py", true, Context::TestOrDocs);
     }
 
     #[test]

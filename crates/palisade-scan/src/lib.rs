@@ -173,7 +173,7 @@ impl<'s> Accumulator<'s> {
         {
             self.findings.push(Finding::new(
                 "native-binary-in-sdist",
-                Severity::Medium,
+                Severity::Low,
                 ctx,
                 m.path,
                 None,

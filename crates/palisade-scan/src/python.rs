@@ -150,7 +150,7 @@ fn pth_checks(path: &str, data: &[u8], facts: &mut Facts) {
         if line.starts_with(b"import ") || line.starts_with(b"import\t") {
             facts.findings.push(Finding::new(
                 "pth-executable-line",
-                Severity::Medium,
+                Severity::Low,
                 Context::Install,
                 path,
                 Some(i as u32 + 1),
@@ -178,6 +178,10 @@ struct Analyzer<'s> {
     caps: HashMap<Cap, (u32, String)>,
     chains: Vec<(Cap, u32, String, bool)>,
     has_env_attr: Option<u32>,
+    /// exec/eval of something that is neither a literal nor a file read.
+    dynamic_exec: Option<u32>,
+    /// A network call whose arguments come out of a decoder: a hidden endpoint.
+    hidden_endpoint: Option<u32>,
 }
 
 impl<'s> Analyzer<'s> {
@@ -191,6 +195,8 @@ impl<'s> Analyzer<'s> {
             caps: HashMap::new(),
             chains: Vec::new(),
             has_env_attr: None,
+            dynamic_exec: None,
+            hidden_endpoint: None,
         }
     }
 
@@ -350,7 +356,13 @@ impl<'s> Analyzer<'s> {
                 Some(self.aliases.get(t).cloned().unwrap_or_else(|| t.to_string()))
             }
             "attribute" => {
-                let obj = self.dotted(node.child_by_field_name("object")?)?;
+                let object = node.child_by_field_name("object")?;
+                let obj = match self.dotted(object) {
+                    Some(o) => o,
+                    // `Fernet(key).decrypt`, `AES.new(k).decrypt`: a method of a call's result.
+                    None if object.kind() == "call" => format!("{}()", self.dotted(object.child_by_field_name("function")?)?),
+                    None => return None,
+                };
                 let attr = self.text(node.child_by_field_name("attribute")?);
                 let full = format!("{obj}.{attr}");
                 Some(
@@ -399,6 +411,15 @@ impl<'s> Analyzer<'s> {
             } else if arg_text.contains("open(") || is_plain_literal(arg_text) {
                 // exec(open("version.py").read()) and exec("x = 1") are ordinary.
                 caps.retain(|c| *c != Cap::DynamicExec);
+            } else {
+                self.dynamic_exec.get_or_insert(line);
+            }
+        }
+        if caps.contains(&Cap::Network) {
+            if let Some(args) = args {
+                if self.subtree_has(args, Cap::Decode) && self.hidden_endpoint.is_none() {
+                    self.hidden_endpoint = Some(line);
+                }
             }
         }
         for cap in &caps {
@@ -539,7 +560,12 @@ pub fn classify(name: &str) -> Vec<Cap> {
             | "marshal.loads"
             | "bytes.fromhex"
             | "bytearray.fromhex"
-    ) || (first == "base64" && last.ends_with("decode"));
+    ) || (first == "base64" && last.ends_with("decode"))
+        || (n.contains('.')
+            && matches!(
+                last,
+                "decrypt" | "decompress" | "b64decode" | "b32decode" | "b85decode" | "a85decode" | "unhexlify" | "fromhex" | "decodebytes"
+            ));
     if decode {
         caps.push(Cap::Decode);
     }
@@ -561,8 +587,12 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
             Cap::Network => ("py-network-exec", Severity::Critical, "code downloaded from the network is executed with exec/eval"),
             _ => (
                 "py-decode-exec",
-                if eager { Severity::Critical } else { Severity::High },
-                "decoded or decompressed data is executed with exec/eval/compile: hidden code",
+                Severity::Critical,
+                if eager {
+                    "decoded, decrypted or decompressed data is executed with exec/eval/compile as the package installs or is imported: hidden code"
+                } else {
+                    "decoded, decrypted or decompressed data is executed with exec/eval/compile: hidden code"
+                },
             ),
         };
         facts.findings.push(Finding::new(rule, sev, ctx, path, Some(*l), text, msg));
@@ -614,12 +644,50 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
             _ => {}
         }
     }
-    // Downloading, writing and running a file, anywhere in the package: a dropper.
+    let eager_ctx = ctx == Context::Install || ctx == Context::Import;
+    if let Some(l) = a.dynamic_exec.filter(|_| ctx == Context::Install) {
+        facts.findings.push(Finding::new(
+            "py-install-dynamic-exec",
+            Severity::Medium,
+            ctx,
+            path,
+            Some(l),
+            &a.line_text(l),
+            "setup.py executes code built at run time with exec/eval (not a literal, not a file of the package)",
+        ));
+    }
+    if let Some(l) = a.hidden_endpoint {
+        facts.findings.push(Finding::new(
+            "py-hidden-endpoint",
+            Severity::High,
+            ctx,
+            path,
+            Some(l),
+            &a.line_text(l),
+            "a network request whose address or data is decoded at run time: an endpoint hidden from reviewers",
+        ));
+    }
+    // Host details sent out from ordinary code (install and import time are covered above).
+    if !eager_ctx {
+        if let (Some(n), Some(_)) = (first(Cap::Network), first(Cap::HostInfo)) {
+            facts.findings.push(Finding::new(
+                "py-exfil-hostinfo",
+                Severity::High,
+                ctx,
+                path,
+                Some(n.line),
+                &a.line_text(n.line),
+                "collects host or user details (host name, user name, MAC address) and uses the network in the same file",
+            ));
+        }
+    }
+    // Downloading, writing and running a file in one file: a dropper. Installers and build tools
+    // do this honestly too, so it weighs fully only where code runs by itself.
     if let (Some(n), Some(w), Some(r)) = (first(Cap::Network), first(Cap::FileWrite), first(Cap::Process)) {
         let _ = w;
         facts.findings.push(Finding::new(
             "py-dropper",
-            Severity::High,
+            if eager_ctx { Severity::High } else { Severity::Medium },
             ctx,
             path,
             line(Some(n)),

@@ -151,7 +151,16 @@ pub fn anomaly_finding(a: &Anomaly) -> Finding {
         TooManyEntries { .. } | TooLarge { .. } | Unreadable { .. } => Severity::Medium,
         Link { .. } | FormatMismatch { .. } => Severity::Low,
     };
-    Finding::new(a.id(), severity, Context::Install, a.path(), None, "", &a.to_string())
+    // Anomalies of members under tests/ or docs/ (fixture archives) weigh as those members do.
+    let ctx = if a.path().is_empty() {
+        Context::Install
+    } else {
+        match crate::context::classify(a.path(), false) {
+            Context::TestOrDocs => Context::TestOrDocs,
+            _ => Context::Install,
+        }
+    };
+    Finding::new(a.id(), severity, ctx, a.path(), None, "", &a.to_string())
 }
 
 #[cfg(test)]

