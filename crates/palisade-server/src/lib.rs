@@ -172,6 +172,11 @@ pub async fn serve(
     let scan = state.scan.clone();
     tokio::spawn(async move { scan.warm_up().await });
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Without TCP_NODELAY a response whose body follows its headers in a second write waits for
+    // the client's delayed ACK (~40 ms): every file download would.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

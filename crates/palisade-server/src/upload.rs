@@ -331,6 +331,9 @@ async fn read_form(state: &AppState, mut multipart: Multipart, max: u64) -> ApiR
             if hasher.is_empty() {
                 return Err(bad_request(format!("{filename:?} is empty")));
             }
+            // tokio's File hands writes to a background thread; the archive is read next by path,
+            // so every byte must have reached the file first.
+            blob.file.flush().await.map_err(internal)?;
             let size = hasher.len();
             form.content = Some(Received { filename, dist, blob, digests: hasher.finish(), size });
         } else {
