@@ -1,14 +1,25 @@
 // Obfuscation that benign open-source packages do not ship.
 
-rule obf_known_obfuscator {
+rule obf_pyarmor {
   meta:
-    id = "obf-known-obfuscator"
+    id = "obf-pyarmor"
     severity = "medium"
-    description = "Output of a known Python obfuscator or protector (PyArmor runtime, BlankOBF, Hyperion, Kramer, pyobfuscate, Development-based lambda packers)."
+    description = "Code protected with PyArmor: unreadable to reviewers and scanners."
     false_positives = "Commercial packages protected with PyArmor."
   strings:
     $ = "__pyarmor__" ascii
     $ = "pyarmor_runtime" ascii
+  condition:
+    any of them
+}
+
+rule obf_known_obfuscator {
+  meta:
+    id = "obf-known-obfuscator"
+    severity = "critical"
+    description = "Output of a known malware-grade Python obfuscator or packer (BlankOBF, Hyperion, Kramer, pyobfuscate, lambda/zlib packers)."
+    false_positives = "None known in open-source packages."
+  strings:
     $ = /Obfuscated (with|by) (BlankOBF|Hyperion|Kramer|pyobfuscate|PyObfuscator|Specter|Pyarmor)/ nocase ascii
     $ = /_{2,}\s*=\s*eval\s*\(\s*["']\s*__import__/ ascii
     $ = /lambda\s+_{1,3}\s*:\s*__import__\(\s*['"]zlib['"]\s*\)\.decompress\(\s*_{1,3}\[::-1\]/ ascii

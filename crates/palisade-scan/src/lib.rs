@@ -110,6 +110,15 @@ impl Scanner {
     }
 
     fn finish(&self, mut acc: Accumulator, walk: Walk, hosted: &[String], started: Instant) -> Report {
+        if !acc.package_has_network {
+            for &i in &acc.needs_network {
+                if let Some(f) = acc.findings.get_mut(i) {
+                    f.severity = Severity::Low;
+                    f.weight = Severity::Low.points() * f.context.weight();
+                    f.message.push_str(" (nothing in the package uses the network, so weighed low)");
+                }
+            }
+        }
         for a in &walk.anomalies {
             acc.findings.push(report::anomaly_finding(a));
         }
@@ -143,13 +152,24 @@ struct Accumulator<'s> {
     is_sdist: bool,
     findings: Vec<Finding>,
     metadata: Option<metadata::Meta>,
+    /// Findings of rules that count fully only if the package uses the network somewhere.
+    needs_network: Vec<usize>,
+    package_has_network: bool,
 }
 
 impl<'s> Accumulator<'s> {
     fn new(scanner: &'s Scanner, name: &str) -> Self {
         let lower = name.to_ascii_lowercase();
         let is_sdist = lower.ends_with(".tar.gz") || lower.ends_with(".zip") || lower.ends_with(".tar.bz2") || lower.ends_with(".tgz");
-        Self { scanner, filename: name.to_string(), is_sdist, findings: Vec::new(), metadata: None }
+        Self {
+            scanner,
+            filename: name.to_string(),
+            is_sdist,
+            findings: Vec::new(),
+            metadata: None,
+            needs_network: Vec::new(),
+            package_has_network: false,
+        }
     }
 
     fn member(&mut self, m: &palisade_archive::Member) {
@@ -161,9 +181,16 @@ impl<'s> Accumulator<'s> {
         let is_python = context::is_python(m.path);
         let facts =
             if is_python || context::is_pth(m.path) { Some(python::analyze(m.path, m.data, ctx, context::is_pth(m.path))) } else { None };
-        let has_network = facts.as_ref().is_some_and(|f| f.has_network());
+        if facts.as_ref().is_some_and(|f| f.has_network()) {
+            self.package_has_network = true;
+        }
+        // Rules that need network use are decided at the end, once the whole package is known:
+        // the URL and the request often live in different files.
         for hit in yara_hits {
-            self.findings.push(hit.into_finding(m.path, m.data, ctx, has_network));
+            if hit.needs_network() {
+                self.needs_network.push(self.findings.len());
+            }
+            self.findings.push(hit.into_finding(m.path, m.data, ctx, true));
         }
         if let Some(f) = facts {
             self.findings.extend(f.findings);

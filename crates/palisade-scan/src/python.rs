@@ -715,7 +715,8 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
             )),
             (Some(n), None, false) => facts.findings.push(Finding::new(
                 &format!("{tag}-network"),
-                Severity::Medium,
+                // setup.py has no business on the network; import-time update checks exist.
+                if install { Severity::High } else { Severity::Medium },
                 ctx,
                 path,
                 Some(n.line),
@@ -735,6 +736,18 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
         }
     }
     let eager_ctx = ctx == Context::Install || ctx == Context::Import;
+    // Executing run-time-built code in a file that also carries packed, enormous lines.
+    if let (Some(l), true) = (a.dynamic_exec, facts.findings.iter().any(|f| f.rule == "py-long-line")) {
+        facts.findings.push(Finding::new(
+            "py-packed-exec",
+            if eager_ctx { Severity::Critical } else { Severity::High },
+            ctx,
+            path,
+            Some(l),
+            &a.line_text(l),
+            "executes run-time-built code in a file with packed lines of thousands of characters: an obfuscated payload",
+        ));
+    }
     if let Some(l) = a.dynamic_exec.filter(|_| ctx == Context::Install) {
         facts.findings.push(Finding::new(
             "py-install-dynamic-exec",

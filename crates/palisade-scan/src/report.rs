@@ -150,7 +150,7 @@ pub fn anomaly_finding(a: &Anomaly) -> Finding {
         Duplicate { .. } | SpecialFile { .. } | UndecodableName { .. } | Encrypted { .. } | TooDeep { .. } => Severity::Medium,
         TooManyEntries { .. } | TooLarge { .. } | Unreadable { .. } => Severity::Medium,
         // Content that disguises its format is an evasion technique, not an accident.
-        FormatMismatch { .. } => Severity::Medium,
+        FormatMismatch { .. } => Severity::High,
         Link { .. } => Severity::Low,
     };
     // Anomalies of members under tests/ or docs/ (fixture archives) weigh as those members do.

@@ -145,6 +145,10 @@ impl RuleSet {
 }
 
 impl RuleHit {
+    pub fn needs_network(&self) -> bool {
+        self.needs_network
+    }
+
     pub fn into_finding(self, path: &str, data: &[u8], ctx: Context, file_has_network: bool) -> Finding {
         let (line, excerpt) = line_at(data, self.offset);
         let (severity, message) = if self.needs_network && !file_has_network {

