@@ -25,6 +25,8 @@ mod report;
 mod rules;
 pub mod typo;
 
+pub use metadata::typosquat_finding;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

@@ -53,25 +53,31 @@ fn python_pkginfo_lite(data: &[u8]) -> Option<Meta> {
     Some(Meta { name: name?, version: version.unwrap_or_default(), summary, description })
 }
 
+/// The typosquatting finding for `name` against an index, if it imitates something there.
+/// `others` are the package's other findings: a look-alike name is a reason to look; a
+/// look-alike that also runs code at install is the classic attack.
+pub fn typosquat_finding(name: &str, index: &TypoIndex, what: &str, others: &[Finding]) -> Option<Finding> {
+    let s = index.check(name)?;
+    let runs_code = others.iter().any(|f| f.rule.starts_with("py-install") || f.rule == "py-import-download-exec");
+    let severity = if runs_code { Severity::High } else { Severity::Medium };
+    Some(Finding::new(
+        "meta-typosquat",
+        severity,
+        Context::Install,
+        "",
+        None,
+        name,
+        &format!("the name {name:?} imitates the {what} project {:?} ({})", s.target, s.how),
+    ))
+}
+
 pub fn check(meta: Option<&Meta>, _filename: &str, typo: &TypoIndex, hosted: &[String], others: &[Finding]) -> Vec<Finding> {
     let mut out = Vec::new();
     let Some(m) = meta else { return out };
-    let runs_code = others.iter().any(|f| f.rule.starts_with("py-install") || f.rule == "py-import-download-exec");
-    let squat = typo.check(&m.name).or_else(|| TypoIndex::check_against(&m.name, hosted));
-    if let Some(s) = squat {
-        // A look-alike name is a reason to look; a look-alike that also runs code at install is
-        // the classic attack.
-        let severity = if runs_code { Severity::High } else { Severity::Medium };
-        out.push(Finding::new(
-            "meta-typosquat",
-            severity,
-            Context::Install,
-            "",
-            None,
-            &m.name,
-            &format!("the name {:?} imitates the popular project {:?} ({})", m.name, s.target, s.how),
-        ));
-    }
+    let hosted_index = (!hosted.is_empty()).then(|| TypoIndex::new(hosted.iter().map(String::as_str)));
+    let squat = typosquat_finding(&m.name, typo, "popular", others)
+        .or_else(|| hosted_index.as_ref().and_then(|h| typosquat_finding(&m.name, h, "hosted", others)));
+    out.extend(squat);
     let major: u64 = m.version.trim_start_matches(['v', 'V']).split(['.', '-', '+']).next().and_then(|p| p.parse().ok()).unwrap_or(0);
     let empty = |s: &str| {
         let t = s.trim();

@@ -143,6 +143,23 @@ impl Report {
     }
 }
 
+impl Report {
+    /// Adds findings made outside the scanner (the server's check against hosted names) and
+    /// recomputes score and verdict.
+    pub fn with_findings(self, extra: Vec<Finding>, t: &Thresholds) -> Self {
+        if extra.is_empty() {
+            return self;
+        }
+        let mut findings = self.findings;
+        findings.extend(extra);
+        let mut r = Report::new(self.file, findings, t, self.complete);
+        r.project = self.project;
+        r.version = self.version;
+        r.duration_ms = self.duration_ms;
+        r
+    }
+}
+
 pub fn anomaly_finding(a: &Anomaly) -> Finding {
     use Anomaly::*;
     let severity = match a {

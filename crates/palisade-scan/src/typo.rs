@@ -29,6 +29,10 @@ pub struct Squat {
     pub how: &'static str,
 }
 
+fn without_digits(name: &str) -> String {
+    name.chars().filter(|c| !c.is_ascii_digit()).collect()
+}
+
 fn squash(name: &str) -> String {
     name.chars()
         .filter(|c| !matches!(c, '-' | '_' | '.'))
@@ -48,15 +52,29 @@ impl TypoIndex {
     /// Builds the index from names, most popular first.
     pub fn new<'a>(names: impl Iterator<Item = &'a str>) -> Self {
         let mut idx = Self { popular: HashSet::new(), by_len: HashMap::new(), squashed: HashMap::new() };
-        for (rank, raw) in names.enumerate() {
-            let n = palisade_dist::normalize(raw);
-            if !idx.popular.insert(n.clone()) {
-                continue;
-            }
-            idx.squashed.entry(squash(&n)).or_insert_with(|| n.clone());
-            idx.by_len.entry(n.len()).or_default().push((n, rank));
+        for raw in names {
+            idx.insert(raw);
         }
         idx
+    }
+
+    /// Adds a name (ranked after those already present): the server adds each new project.
+    pub fn insert(&mut self, raw: &str) {
+        let n = palisade_dist::normalize(raw);
+        let rank = self.popular.len();
+        if !self.popular.insert(n.clone()) {
+            return;
+        }
+        self.squashed.entry(squash(&n)).or_insert_with(|| n.clone());
+        self.by_len.entry(n.len()).or_default().push((n, rank));
+    }
+
+    pub fn len(&self) -> usize {
+        self.popular.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.popular.is_empty()
     }
 
     pub fn is_popular(&self, name: &str) -> bool {
@@ -74,7 +92,9 @@ impl TypoIndex {
         }
         for len in [n.len().saturating_sub(1), n.len(), n.len() + 1] {
             for (p, _) in self.by_len.get(&len).into_iter().flatten() {
-                if p.len() >= MIN_EDIT_LEN && strsim::damerau_levenshtein(&n, p) == 1 {
+                // Names that differ only in digits are a numbered family (`svc-1`, `svc-2`), not a
+                // squat of each other.
+                if p.len() >= MIN_EDIT_LEN && strsim::damerau_levenshtein(&n, p) == 1 && without_digits(&n) != without_digits(p) {
                     return Some(Squat { target: p.clone(), how: "one letter added, removed, changed or swapped" });
                 }
             }
@@ -101,14 +121,6 @@ impl TypoIndex {
             }
         }
         None
-    }
-
-    /// Checks `name` against a list of hosted project names (normalized) with the same rules.
-    pub fn check_against(name: &str, hosted: &[String]) -> Option<Squat> {
-        if hosted.is_empty() {
-            return None;
-        }
-        Self::new(hosted.iter().map(String::as_str)).check(name)
     }
 }
 
@@ -145,6 +157,11 @@ mod tests {
         check("sox", None); // too short for one-edit checks
         check("my-own-tool", None);
         check("numba", None); // two edits from numpy
+        let family = TypoIndex::new(["benchpkg-00001", "team-svc-1", "boto3"].into_iter());
+        assert_eq!(family.check("benchpkg-00002"), None);
+        assert_eq!(family.check("team-svc-2"), None);
+        assert_eq!(family.check("boto2"), None);
+        assert_eq!(family.check("team-svx-1").map(|s| s.target), Some("team-svc-1".into()));
     }
 
     #[test]

@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use palisade_scan::typo::TypoIndex;
 use palisade_scan::{Report, ScanConfig, Scanner, Thresholds, Verdict};
-use palisade_store::NewScan;
+use palisade_store::{Db, NewScan};
 use tokio::sync::OnceCell;
 
 use crate::config::ScanPolicy;
@@ -31,6 +32,9 @@ impl Outcome {
 pub struct ScanService {
     policy: ScanPolicy,
     scanner: OnceCell<Arc<Scanner>>,
+    /// Hosted project names for typosquatting checks, loaded once and extended as projects are
+    /// created, so a new project's check does not reread every name.
+    hosted: tokio::sync::Mutex<Option<TypoIndex>>,
 }
 
 fn level(v: &str) -> Option<Verdict> {
@@ -43,7 +47,7 @@ fn level(v: &str) -> Option<Verdict> {
 
 impl ScanService {
     pub fn new(policy: ScanPolicy) -> Self {
-        Self { policy, scanner: OnceCell::new() }
+        Self { policy, scanner: OnceCell::new(), hosted: tokio::sync::Mutex::new(None) }
     }
 
     pub fn enabled(&self) -> bool {
@@ -81,6 +85,27 @@ impl ScanService {
         let path = path.to_path_buf();
         let filename = filename.to_string();
         Ok(tokio::task::spawn_blocking(move || scanner.scan_path_with(&path, &filename, &hosted)).await?)
+    }
+
+    /// Whether `name` (a project about to be created) imitates a hosted project; if so the
+    /// finding is added to the report.
+    pub async fn check_hosted(&self, db: &Db, name: &str, report: Report) -> anyhow::Result<Report> {
+        let mut guard = self.hosted.lock().await;
+        if guard.is_none() {
+            let names = db.project_names().await?;
+            *guard = Some(TypoIndex::new(names.iter().map(String::as_str)));
+        }
+        let Some(index) = guard.as_ref() else { return Ok(report) };
+        let finding = palisade_scan::typosquat_finding(name, index, "hosted", &report.findings);
+        let thresholds = Thresholds { suspicious: self.policy.suspicious_score, malicious: self.policy.malicious_score };
+        Ok(report.with_findings(finding.into_iter().collect(), &thresholds))
+    }
+
+    /// Records a newly created project for later typosquatting checks.
+    pub async fn project_created(&self, name: &str) {
+        if let Some(index) = self.hosted.lock().await.as_mut() {
+            index.insert(name);
+        }
     }
 
     pub fn decide(&self, report: &Report) -> Outcome {

@@ -151,11 +151,13 @@ async fn handle(state: &AppState, addr: std::net::SocketAddr, request: Request) 
     let mut scan_record = None;
     if state.scan.enabled() {
         let new_project = state.db.project(&normalized).await.map_err(internal)?.is_none();
-        let hosted = if new_project { state.db.project_names().await.map_err(internal)? } else { Vec::new() };
-        let report = state.scan.scan(received.blob.path(), filename, hosted).await.map_err(|e| {
+        let mut report = state.scan.scan(received.blob.path(), filename, Vec::new()).await.map_err(|e| {
             tracing::error!(error = %e, "scanner unavailable");
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the malware scanner is unavailable, so uploads are refused; try again later")
         })?;
+        if new_project && !report.findings.iter().any(|f| f.rule == "meta-typosquat") {
+            report = state.scan.check_hosted(&state.db, &normalized, report).await.map_err(internal)?;
+        }
         let mut outcome = state.scan.decide(&report);
         if new_project && report.findings.iter().any(|f| f.rule == "meta-typosquat") {
             match state.scan.policy().typosquat.as_str() {
@@ -229,6 +231,9 @@ async fn handle(state: &AppState, addr: std::net::SocketAddr, request: Request) 
         }
     };
     state.cache.invalidate(&normalized);
+    if let PublishOutcome::Published { created_project: true, .. } = outcome {
+        state.scan.project_created(&normalized).await;
+    }
     let db = state.db.clone();
     let token_id = principal.token_id;
     let ip = addr.ip().to_string();

@@ -405,3 +405,22 @@ async fn typosquatted_new_projects_are_quarantined() {
     assert_eq!(rep[0].outcome, "quarantined");
     assert!(rep[0].report.contains("meta-typosquat"));
 }
+
+#[tokio::test]
+async fn hosted_names_are_protected_but_numbered_families_are_not() {
+    let app = TestApp::new().await;
+    let token = app.user("t", false).await;
+    for n in ["acme-billing", "acme-svc-1"] {
+        let f = format!("{}-1.0-py3-none-any.whl", n.replace('-', "_"));
+        assert_eq!(app.upload(Some(&token), &f, &wheel(&n.replace('-', "_"), "1.0", n, "1.0"), &[]).await.status, StatusCode::OK);
+    }
+    // A numbered sibling is published; a one-letter look-alike is held.
+    let r = app.upload(Some(&token), "acme_svc_2-1.0-py3-none-any.whl", &wheel("acme_svc_2", "1.0", "acme-svc-2", "1.0"), &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(app.get("/simple/acme-svc-2/", Some(JSON)).await.json()["files"].as_array().unwrap().len(), 1);
+    let r = app.upload(Some(&token), "acme_biling-1.0-py3-none-any.whl", &wheel("acme_biling", "1.0", "acme-biling", "1.0"), &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(app.get("/simple/acme-biling/", Some(JSON)).await.json()["project-status"]["status"], "quarantined");
+    let rep = app.state.db.reports("acme_biling-1.0-py3-none-any.whl").await.unwrap();
+    assert!(rep[0].report.contains("hosted project"), "{}", rep[0].report);
+}
