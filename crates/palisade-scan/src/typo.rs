@@ -21,6 +21,16 @@ pub struct TypoIndex {
     /// Names by length, with their popularity rank.
     by_len: HashMap<usize, Vec<(String, usize)>>,
     squashed: HashMap<String, String>,
+    /// Every name with one character deleted, mapped to the names it came from: two names one
+    /// edit apart (insertion, deletion, substitution or transposition) always share such a
+    /// variant, so a look-up costs the length of the name, not the size of the list.
+    deletions: HashMap<String, Vec<u32>>,
+    names: Vec<String>,
+}
+
+fn one_deletions(name: &str) -> impl Iterator<Item = String> + '_ {
+    let chars: Vec<char> = name.chars().collect();
+    (0..chars.len()).map(move |i| chars.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, c)| *c).collect())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,7 +61,13 @@ impl TypoIndex {
 
     /// Builds the index from names, most popular first.
     pub fn new<'a>(names: impl Iterator<Item = &'a str>) -> Self {
-        let mut idx = Self { popular: HashSet::new(), by_len: HashMap::new(), squashed: HashMap::new() };
+        let mut idx = Self {
+            popular: HashSet::new(),
+            by_len: HashMap::new(),
+            squashed: HashMap::new(),
+            deletions: HashMap::new(),
+            names: Vec::new(),
+        };
         for raw in names {
             idx.insert(raw);
         }
@@ -66,7 +82,29 @@ impl TypoIndex {
             return;
         }
         self.squashed.entry(squash(&n)).or_insert_with(|| n.clone());
+        let id = self.names.len() as u32;
+        self.deletions.entry(n.clone()).or_default().push(id);
+        for d in one_deletions(&n) {
+            self.deletions.entry(d).or_default().push(id);
+        }
+        self.names.push(n.clone());
         self.by_len.entry(n.len()).or_default().push((n, rank));
+    }
+
+    /// Names within one edit of `n`, found through the deletion index.
+    fn one_edit_candidates(&self, n: &str) -> Vec<&str> {
+        let mut ids: Vec<u32> = Vec::new();
+        if let Some(v) = self.deletions.get(n) {
+            ids.extend(v);
+        }
+        for d in one_deletions(n) {
+            if let Some(v) = self.deletions.get(&d) {
+                ids.extend(v);
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter().filter_map(|i| self.names.get(i as usize).map(String::as_str)).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -90,12 +128,12 @@ impl TypoIndex {
         if let Some(t) = self.squashed.get(&squash(&n)) {
             return Some(Squat { target: t.clone(), how: "separator or look-alike character variant" });
         }
-        for len in [n.len().saturating_sub(1), n.len(), n.len() + 1] {
-            for (p, _) in self.by_len.get(&len).into_iter().flatten() {
+        {
+            for p in self.one_edit_candidates(&n) {
                 // Names that differ only in digits are a numbered family (`svc-1`, `svc-2`), not a
                 // squat of each other.
                 if p.len() >= MIN_EDIT_LEN && strsim::damerau_levenshtein(&n, p) == 1 && without_digits(&n) != without_digits(p) {
-                    return Some(Squat { target: p.clone(), how: "one letter added, removed, changed or swapped" });
+                    return Some(Squat { target: p.to_string(), how: "one letter added, removed, changed or swapped" });
                 }
             }
         }
@@ -162,6 +200,16 @@ mod tests {
         assert_eq!(family.check("team-svc-2"), None);
         assert_eq!(family.check("boto2"), None);
         assert_eq!(family.check("team-svx-1").map(|s| s.target), Some("team-svc-1".into()));
+    }
+
+    #[test]
+    fn look_ups_do_not_scan_the_whole_list() {
+        let names: Vec<String> = (0..20_000).map(|i| format!("internal-pkg-{i:05}")).collect();
+        let idx = TypoIndex::new(names.iter().map(String::as_str));
+        // Same length as every name in the index, yet only true one-edit neighbours are compared.
+        assert!(idx.one_edit_candidates("internal-pkg-0000x").len() < 100);
+        assert_eq!(idx.check("internal-pkq-00042").map(|s| s.target), Some("internal-pkg-00042".into()));
+        assert_eq!(idx.check("internal-pkg-20001"), None);
     }
 
     #[test]

@@ -16,31 +16,33 @@ use parking_lot::RwLock;
 
 use crate::render;
 
-/// One page in both formats.
+/// Which rendering of a page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Html,
+    Json,
+}
+
+/// One rendered page. Only the formats clients ask for are rendered and kept.
 pub struct Page {
-    pub html: Bytes,
-    pub json: Bytes,
-    pub etag_html: HeaderValue,
-    pub etag_json: HeaderValue,
+    pub body: Bytes,
+    pub etag: HeaderValue,
     pub serial: HeaderValue,
 }
 
 impl Page {
-    fn new(html: String, json: serde_json::Value, serial: i64) -> Self {
-        let html = Bytes::from(html);
-        let json = Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
-        let tag = |body: &Bytes, kind: &str| {
-            let digest = palisade_dist::sha256_hex(body);
-            HeaderValue::from_str(&format!("\"{kind}-{}\"", &digest[..32])).unwrap_or(HeaderValue::from_static("\"x\""))
-        };
-        Self { etag_html: tag(&html, "h"), etag_json: tag(&json, "j"), html, json, serial: HeaderValue::from(serial) }
+    fn new(body: Vec<u8>, kind: Kind, serial: i64) -> Self {
+        let digest = palisade_dist::sha256_hex(&body);
+        let tag = if kind == Kind::Json { "j" } else { "h" };
+        let etag = HeaderValue::from_str(&format!("\"{tag}-{}\"", &digest[..32])).unwrap_or(HeaderValue::from_static("\"x\""));
+        Self { body: Bytes::from(body), etag, serial: HeaderValue::from(serial) }
     }
 }
 
 #[derive(Default)]
 pub struct IndexCache {
-    projects: RwLock<HashMap<String, Arc<Page>>>,
-    root: RwLock<Option<Arc<Page>>>,
+    projects: RwLock<HashMap<(String, Kind), Arc<Page>>>,
+    root: RwLock<HashMap<Kind, Arc<Page>>>,
     generation: AtomicU64,
     /// The journal serial this cache has seen.
     pub seen_serial: AtomicU64,
@@ -49,46 +51,55 @@ pub struct IndexCache {
 impl IndexCache {
     pub fn invalidate(&self, project: &str) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.projects.write().remove(project);
-        *self.root.write() = None;
+        {
+            let mut p = self.projects.write();
+            p.remove(&(project.to_string(), Kind::Html));
+            p.remove(&(project.to_string(), Kind::Json));
+        }
+        self.root.write().clear();
     }
 
     pub fn invalidate_all(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.projects.write().clear();
-        *self.root.write() = None;
+        self.root.write().clear();
     }
 
     /// The project page, rendered if needed; `None` if there is no such project.
-    pub async fn project(&self, db: &Db, normalized: &str) -> Result<Option<(Arc<Page>, bool)>, palisade_store::StoreError> {
-        if let Some(p) = self.projects.read().get(normalized) {
+    pub async fn project(&self, db: &Db, normalized: &str, kind: Kind) -> Result<Option<(Arc<Page>, bool)>, palisade_store::StoreError> {
+        let key = (normalized.to_string(), kind);
+        if let Some(p) = self.projects.read().get(&key) {
             return Ok(Some((p.clone(), true)));
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let Some(project) = db.project(normalized).await? else { return Ok(None) };
         let releases = db.releases(project.id).await?;
         let files = db.project_files(project.id).await?;
-        let page = Arc::new(Page::new(
-            render::project_html(&project, &releases, &files),
-            render::project_json(&project, &releases, &files),
-            project.last_serial,
-        ));
+        let body = match kind {
+            Kind::Html => render::project_html(&project, &releases, &files).into_bytes(),
+            Kind::Json => serde_json::to_vec(&render::project_json(&project, &releases, &files)).unwrap_or_default(),
+        };
+        let page = Arc::new(Page::new(body, kind, project.last_serial));
         if self.generation.load(Ordering::SeqCst) == generation {
-            self.projects.write().insert(normalized.to_string(), page.clone());
+            self.projects.write().insert(key, page.clone());
         }
         Ok(Some((page, false)))
     }
 
-    pub async fn root(&self, db: &Db) -> Result<(Arc<Page>, bool), palisade_store::StoreError> {
-        if let Some(p) = self.root.read().as_ref() {
+    pub async fn root(&self, db: &Db, kind: Kind) -> Result<(Arc<Page>, bool), palisade_store::StoreError> {
+        if let Some(p) = self.root.read().get(&kind) {
             return Ok((p.clone(), true));
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let serial = db.last_serial().await?;
         let projects = db.list_projects().await?;
-        let page = Arc::new(Page::new(render::root_html(&projects, serial), render::root_json(&projects, serial), serial));
+        let body = match kind {
+            Kind::Html => render::root_html(&projects, serial).into_bytes(),
+            Kind::Json => serde_json::to_vec(&render::root_json(&projects, serial)).unwrap_or_default(),
+        };
+        let page = Arc::new(Page::new(body, kind, serial));
         if self.generation.load(Ordering::SeqCst) == generation {
-            *self.root.write() = Some(page.clone());
+            self.root.write().insert(kind, page.clone());
         }
         Ok((page, false))
     }

@@ -8,13 +8,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
-use crate::cache::Page;
+use crate::cache::{Kind, Page};
 use crate::error::{ApiError, ApiResult, internal, not_found};
 use crate::negotiate::{self, Format};
 
 pub async fn root(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
     let format = pick(&headers, &q)?;
-    let (page, hit) = state.cache.root(&state.db).await.map_err(internal)?;
+    let (page, hit) = state.cache.root(&state.db, kind_of(format)).await.map_err(internal)?;
     state.count_cache(hit);
     Ok(respond(&page, format, &headers))
 }
@@ -30,7 +30,7 @@ pub async fn project(
         return Ok(redirect_to(&format!("/simple/{normalized}/"), &q));
     }
     let format = pick(&headers, &q)?;
-    let Some((page, hit)) = state.cache.project(&state.db, &normalized).await.map_err(internal)? else {
+    let Some((page, hit)) = state.cache.project(&state.db, &normalized, kind_of(format)).await.map_err(internal)? else {
         return Err(not_found(format!("no project named {normalized:?}")));
     };
     state.count_cache(hit);
@@ -64,11 +64,15 @@ fn pick(headers: &HeaderMap, q: &HashMap<String, String>) -> ApiResult<Format> {
     })
 }
 
+fn kind_of(format: Format) -> Kind {
+    match format {
+        Format::Json => Kind::Json,
+        Format::Html(_) => Kind::Html,
+    }
+}
+
 fn respond(page: &Page, format: Format, headers: &HeaderMap) -> Response {
-    let (body, etag) = match format {
-        Format::Json => (page.json.clone(), &page.etag_json),
-        Format::Html(_) => (page.html.clone(), &page.etag_html),
-    };
+    let (body, etag) = (page.body.clone(), &page.etag);
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
