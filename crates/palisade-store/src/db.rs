@@ -74,6 +74,9 @@ pub enum PublishOutcome {
 }
 
 const TOKEN_COLUMNS: &str = "t.id, t.user_id, u.name AS user_name, u.is_admin AS user_is_admin, t.hint, t.projects, t.description, t.created_at, t.expires_at, t.revoked_at, t.last_used_at, t.last_used_addr";
+const PROJECT_COLUMNS: &str = "id, name, normalized, created_at, last_serial, status, status_reason";
+const REPORT_COLUMNS: &str =
+    "id, filename, project, sha256, verdict, score, report, outcome, trigger, actor, created_at, decision, decided_by, decided_at, note";
 const FILE_COLUMNS: &str = "f.id, f.release_id, f.project_id, r.version, f.filename, f.packagetype, f.python_version, f.size, f.sha256, f.blake2b_256, f.md5, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked, f.yanked_reason, p.status AS project_status, f.status, p.normalized AS project";
 
 impl Db {
@@ -189,20 +192,16 @@ impl Db {
     // ---- projects and roles ------------------------------------------------------------------
 
     pub async fn project(&self, normalized: &str) -> Result<Option<Project>, StoreError> {
-        Ok(sqlx::query_as::<_, Project>(
-            "SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects WHERE normalized = ?",
-        )
-        .bind(normalized)
-        .fetch_optional(&self.reader)
-        .await?)
+        Ok(sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE normalized = ?")))
+            .bind(normalized)
+            .fetch_optional(&self.reader)
+            .await?)
     }
 
     pub async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
-        Ok(sqlx::query_as::<_, Project>(
-            "SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects ORDER BY normalized",
-        )
-        .fetch_all(&self.reader)
-        .await?)
+        Ok(sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY normalized")))
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     pub async fn releases(&self, project_id: i64) -> Result<Vec<Release>, StoreError> {
@@ -336,48 +335,49 @@ impl Db {
             return Err(StoreError::Exists(format!("file {:?}", f.filename)));
         }
         let now = now_micros();
-        let (project, created_project) = match sqlx::query_as::<_, Project>(
-            "SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects WHERE normalized = ?",
-        )
-        .bind(&f.normalized)
-        .fetch_optional(&mut *tx)
-        .await?
-        {
-            Some(p) => {
-                if !f.uploader_is_admin {
-                    let role = sqlx::query("SELECT role FROM roles WHERE project_id = ? AND user_id = ?")
-                        .bind(p.id)
-                        .bind(f.uploader_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if role.is_none() {
-                        return Err(StoreError::Conflict(format!(
-                            "forbidden: user {:?} is not an owner or maintainer of project {:?}",
-                            f.uploader_name, p.normalized
-                        )));
+        let (project, created_project) =
+            match sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE normalized = ?")))
+                .bind(&f.normalized)
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                Some(p) => {
+                    if !f.uploader_is_admin {
+                        let role = sqlx::query("SELECT role FROM roles WHERE project_id = ? AND user_id = ?")
+                            .bind(p.id)
+                            .bind(f.uploader_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        if role.is_none() {
+                            return Err(StoreError::Conflict(format!(
+                                "forbidden: user {:?} is not an owner or maintainer of project {:?}",
+                                f.uploader_name, p.normalized
+                            )));
+                        }
                     }
+                    if p.status == "archived" || p.status == "quarantined" {
+                        return Err(StoreError::Conflict(format!("project {:?} is {} and accepts no uploads", p.normalized, p.status)));
+                    }
+                    (p, false)
                 }
-                if p.status == "archived" || p.status == "quarantined" {
-                    return Err(StoreError::Conflict(format!("project {:?} is {} and accepts no uploads", p.normalized, p.status)));
-                }
-                (p, false)
-            }
-            None => {
-                let p = sqlx::query_as::<_, Project>("INSERT INTO projects (name, normalized, created_at) VALUES (?, ?, ?) RETURNING id, name, normalized, created_at, last_serial, status, status_reason")
+                None => {
+                    let p = sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!(
+                        "INSERT INTO projects (name, normalized, created_at) VALUES (?, ?, ?) RETURNING {PROJECT_COLUMNS}"
+                    )))
                     .bind(&f.project_name)
                     .bind(&f.normalized)
                     .bind(now)
                     .fetch_one(&mut *tx)
                     .await?;
-                sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES (?, ?, 'owner')")
-                    .bind(p.id)
-                    .bind(f.uploader_id)
-                    .execute(&mut *tx)
-                    .await?;
-                journal(&mut tx, &p, "create", &f.uploader_name).await?;
-                (p, true)
-            }
-        };
+                    sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES (?, ?, 'owner')")
+                        .bind(p.id)
+                        .bind(f.uploader_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    journal(&mut tx, &p, "create", &f.uploader_name).await?;
+                    (p, true)
+                }
+            };
         let release_id: i64 = match sqlx::query("SELECT id FROM releases WHERE project_id = ? AND canonical_version = ?")
             .bind(project.id)
             .bind(&f.canonical_version)
@@ -538,9 +538,9 @@ impl Db {
 
     /// Every report recorded for a filename, newest first.
     pub async fn reports(&self, filename: &str) -> Result<Vec<ScanReportRow>, StoreError> {
-        Ok(sqlx::query_as::<_, ScanReportRow>(
-            "SELECT id, filename, project, sha256, verdict, score, report, outcome, trigger, actor, created_at, decision, decided_by, decided_at, note FROM scan_reports WHERE filename = ? ORDER BY id DESC",
-        )
+        Ok(sqlx::query_as::<_, ScanReportRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {REPORT_COLUMNS} FROM scan_reports WHERE filename = ? ORDER BY id DESC"
+        )))
         .bind(filename)
         .fetch_all(&self.reader)
         .await?)
@@ -548,9 +548,9 @@ impl Db {
 
     /// Recent rejected uploads.
     pub async fn rejections(&self, limit: i64) -> Result<Vec<ScanReportRow>, StoreError> {
-        Ok(sqlx::query_as::<_, ScanReportRow>(
-            "SELECT id, filename, project, sha256, verdict, score, report, outcome, trigger, actor, created_at, decision, decided_by, decided_at, note FROM scan_reports WHERE outcome = 'rejected' ORDER BY id DESC LIMIT ?",
-        )
+        Ok(sqlx::query_as::<_, ScanReportRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {REPORT_COLUMNS} FROM scan_reports WHERE outcome = 'rejected' ORDER BY id DESC LIMIT ?"
+        )))
         .bind(limit)
         .fetch_all(&self.reader)
         .await?)
@@ -674,13 +674,11 @@ async fn insert_report(
 }
 
 async fn project_in(tx: &mut Transaction<'static, Sqlite>, normalized: &str) -> Result<Project, StoreError> {
-    sqlx::query_as::<_, Project>(
-        "SELECT id, name, normalized, created_at, last_serial, status, status_reason FROM projects WHERE normalized = ?",
-    )
-    .bind(normalized)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| StoreError::NotFound(format!("project {normalized:?}")))
+    sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE normalized = ?")))
+        .bind(normalized)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("project {normalized:?}")))
 }
 
 /// Appends a journal entry and moves the project's serial to it.
