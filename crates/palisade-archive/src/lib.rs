@@ -194,6 +194,11 @@ fn read_sdist(file: File, compressed: u64, display: &str, limits: &Limits) -> Re
             if total > limits.max_total_uncompressed {
                 return Err(ArchiveError::TooLarge(display.to_string(), limits.max_total_uncompressed));
             }
+            // A tar header states its member's exact size, so a bomb is refused here, before
+            // its content is decompressed, not after gigabytes of it.
+            if total > limits.ratio_floor && total / compressed.max(1) > limits.max_ratio {
+                return Err(ArchiveError::Ratio(display.to_string(), limits.max_ratio));
+            }
             if name == format!("{first}/PKG-INFO") {
                 pkg_info = Some(read_bounded(&mut entry, display, &name, limits.max_metadata_bytes)?);
             } else {

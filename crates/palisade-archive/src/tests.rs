@@ -156,3 +156,14 @@ fn duplicate_metadata_is_refused() {
     f.write_all(&bytes).unwrap();
     assert!(matches!(read(&f, WHL), Err(ArchiveError::Duplicate(..))));
 }
+
+#[test]
+fn sdist_bomb_is_refused_before_it_is_expanded() {
+    // 40 MiB of zeros compress to ~40 KiB: with a 1 MiB floor the ratio trips on the header.
+    let f = sdist(&[("demo-1.0/PKG-INFO", META), ("demo-1.0/zeros", &vec![0u8; 40 << 20])]);
+    let limits = Limits { ratio_floor: 1 << 20, ..Limits::default() };
+    let started = std::time::Instant::now();
+    let r = read_core_metadata(f.path(), &DistFilename::parse("demo-1.0.tar.gz").unwrap(), "demo-1.0.tar.gz", &limits);
+    assert!(matches!(r, Err(ArchiveError::Ratio(..))), "{r:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -225,7 +225,7 @@ pub fn walk_file(path: &Path, name: &str, limits: &WalkLimits, visit: &mut dyn F
         walk.fail(Anomaly::Unreadable { path: String::new(), reason: "cannot seek".into() });
         return walk;
     }
-    let mut ctx = Ctx { limits, walk: &mut walk, visit };
+    let mut ctx = Ctx { limits, compressed, walk: &mut walk, visit };
     ctx.walk_reader(io::BufReader::new(file), format, "", 0);
     finish(&mut walk, compressed, limits);
     walk
@@ -236,7 +236,7 @@ pub fn walk_bytes(data: &[u8], name: &str, limits: &WalkLimits, visit: &mut dyn 
     let format = Format::sniff(&data[..data.len().min(512)]);
     let mut walk = Walk::new(format);
     check_claim(&mut walk, name, format);
-    let mut ctx = Ctx { limits, walk: &mut walk, visit };
+    let mut ctx = Ctx { limits, compressed: data.len() as u64, walk: &mut walk, visit };
     ctx.walk_reader(Cursor::new(data), format, "", 0);
     finish(&mut walk, data.len() as u64, limits);
     walk
@@ -274,6 +274,8 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 struct Ctx<'a, 'v> {
     limits: &'a WalkLimits,
+    /// Size of the outermost file, for the ratio check while reading.
+    compressed: u64,
     walk: &'a mut Walk,
     visit: &'v mut dyn FnMut(&Member),
 }
@@ -314,7 +316,10 @@ impl Ctx<'_, '_> {
         let mut size = data.len() as u64;
         let mut truncated = false;
         if size == keep {
-            let budget = self.limits.max_total_uncompressed.saturating_sub(self.walk.uncompressed + size);
+            // Read no further than the size limit or the ratio allows, whichever comes first, so
+            // a bomb costs at most that much decompression.
+            let ratio_cap = self.limits.ratio_floor.max(self.compressed.saturating_mul(self.limits.max_ratio));
+            let budget = self.limits.max_total_uncompressed.min(ratio_cap).saturating_sub(self.walk.uncompressed + size);
             match io::copy(&mut (&mut r).take(budget + 1), &mut io::sink()) {
                 Ok(rest) => {
                     size += rest;
@@ -327,6 +332,11 @@ impl Ctx<'_, '_> {
             }
         }
         self.walk.uncompressed += size;
+        let ratio_cap = self.limits.ratio_floor.max(self.compressed.saturating_mul(self.limits.max_ratio));
+        if self.walk.uncompressed > ratio_cap && self.walk.uncompressed <= self.limits.max_total_uncompressed {
+            self.walk.fail(Anomaly::Bomb { path: path.to_string(), ratio: self.walk.uncompressed / self.compressed.max(1) });
+            return None;
+        }
         if self.walk.uncompressed > self.limits.max_total_uncompressed {
             self.walk.fail(Anomaly::TooLarge { limit: self.limits.max_total_uncompressed });
             return None;
@@ -670,6 +680,21 @@ mod tests {
         let (w, _) = run(&data, "b.zip");
         assert!(!w.complete);
         assert!(ids(&w).contains(&"archive-bomb"), "{:?}", w.anomalies);
+    }
+
+    #[test]
+    fn tar_bombs_stop_at_the_ratio() {
+        let data = tgz_bytes(|t| file(t, "p-1.0/zeros", &vec![0u8; 40 << 20]));
+        let limits = WalkLimits { ratio_floor: 1 << 20, ..WalkLimits::default() };
+        let w = walk_bytes(&data, "p-1.0.tar.gz", &limits, &mut |_| {});
+        assert!(!w.complete);
+        assert!(w.anomalies.iter().any(|a| matches!(a, Anomaly::Bomb { .. })), "{:?}", w.anomalies);
+        // It stopped near the cap rather than reading all 40 MiB.
+        assert!(
+            w.uncompressed <= (data.len() as u64 * limits.max_ratio).max(limits.ratio_floor) + limits.max_member_bytes,
+            "{}",
+            w.uncompressed
+        );
     }
 
     #[test]
