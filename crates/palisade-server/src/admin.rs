@@ -14,21 +14,85 @@ pub fn validate_user_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn create_user(db: &Db, name: &str, admin: bool) -> anyhow::Result<User> {
+/// A new account. With a password, its strength is checked as at registration; an administrator
+/// may vouch for the email address (`email_verified`), which skips the verification mail.
+pub async fn create_user(
+    db: &Db,
+    name: &str,
+    admin: bool,
+    email: Option<&str>,
+    email_verified: bool,
+    password: Option<&str>,
+) -> anyhow::Result<User> {
     validate_user_name(name)?;
-    Ok(db.create_user(name, admin).await?)
+    if let Some(e) = email {
+        anyhow::ensure!(e.contains('@') && !e.chars().any(char::is_whitespace) && e.len() <= 254, "invalid email address {e:?}");
+    }
+    let hash = match password {
+        Some(pw) => {
+            let mut inputs = vec![name];
+            inputs.extend(email);
+            palisade_auth::check_strength(pw, &inputs)?;
+            Some(palisade_auth::hash_password(pw)?)
+        }
+        None => None,
+    };
+    Ok(db.create_user(name, admin, email, email_verified, hash.as_deref()).await?)
 }
 
-/// Creates a token for `user`, limited to `projects` when any are given, and returns the secret,
-/// which is not stored and cannot be shown again.
+/// Sets a user's password from the CLI (ends their sessions and revokes their tokens).
+pub async fn set_password(db: &Db, name: &str, password: &str) -> anyhow::Result<(u64, u64)> {
+    let user = db.user_by_name(name).await?;
+    let mut inputs = vec![name];
+    inputs.extend(user.email.as_deref());
+    palisade_auth::check_strength(password, &inputs)?;
+    let hash = palisade_auth::hash_password(password)?;
+    Ok(db.set_password(user.id, &hash).await?)
+}
+
+/// Creates a token for `user` from the CLI, under the same instance policy as the API: the user
+/// needs a second factor and a verified address when the configuration requires them.
 pub async fn create_token(
     db: &Db,
+    policy: &crate::config::AccountPolicy,
     user: &str,
     projects: &[String],
+    actions: &[String],
     expires_in: Option<Duration>,
     description: Option<&str>,
 ) -> anyhow::Result<(i64, String)> {
     let user = db.user_by_name(user).await?;
+    anyhow::ensure!(
+        !policy.require_2fa || user.has_2fa,
+        "user {:?} has no second factor, and this instance requires one to create tokens (they enrol with POST /api/account/2fa/totp)",
+        user.name
+    );
+    anyhow::ensure!(
+        !policy.require_verified_email || user.email_verified(),
+        "user {:?} has no verified email address, and this instance requires one (palisade user verify-email {})",
+        user.name,
+        user.name
+    );
+    create_token_for(db, &user, projects, actions, expires_in, description).await
+}
+
+/// Creates a token for `user` (rules already checked), limited to `projects` and `actions` when
+/// any are given, and returns the secret, which is not stored and cannot be shown again.
+pub async fn create_token_for(
+    db: &Db,
+    user: &User,
+    projects: &[String],
+    actions: &[String],
+    expires_in: Option<Duration>,
+    description: Option<&str>,
+) -> anyhow::Result<(i64, String)> {
+    let mut acts: Vec<String> = Vec::new();
+    for a in actions {
+        anyhow::ensure!(crate::auth::Action::SCOPES.contains(&a.as_str()), "unknown action {a:?}: expected upload, yank or manage");
+        acts.push(a.clone());
+    }
+    acts.sort();
+    acts.dedup();
     let mut scope = Vec::new();
     for p in projects {
         let name = palisade_dist::ProjectName::new(p)?;
@@ -38,8 +102,56 @@ pub async fn create_token(
     scope.dedup();
     let expires_at = expires_in.map(|d| now_micros() + d.as_micros() as i64);
     let t = tokens::generate();
-    let id = db.create_token(user.id, &t.hash, &t.hint, (!scope.is_empty()).then_some(&scope[..]), description, expires_at).await?;
+    let id = db
+        .create_token(
+            Some(user.id),
+            None,
+            &t.hash,
+            &t.hint,
+            (!scope.is_empty()).then_some(&scope[..]),
+            (!acts.is_empty()).then_some(&acts[..]),
+            description.map(|d| d.chars().filter(|c| !c.is_control()).take(200).collect::<String>()).as_deref(),
+            expires_at,
+        )
+        .await?;
     Ok((id, t.secret))
+}
+
+/// Registers a trusted publisher for `project` from the CLI: for an existing project, or a
+/// pending one (which may create the project on its first upload, owned by `pending_owner`).
+pub async fn add_publisher(
+    db: &Db,
+    config: &crate::Config,
+    project: &str,
+    input: crate::publishers::PublisherInput,
+    pending_owner: Option<&str>,
+) -> anyhow::Result<palisade_store::Publisher> {
+    let name = palisade_dist::ProjectName::new(project)?;
+    let (issuer, spec) = crate::publishers::resolve(input, &config.oidc).map_err(anyhow::Error::msg)?;
+    let spec_json = serde_json::to_string(&spec)?;
+    let id = match db.project(name.normalized()).await? {
+        Some(p) => db.add_publisher(Some(p.id), None, &issuer, &spec_json, None).await?,
+        None => {
+            let owner = pending_owner.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "project {:?} does not exist; to let the publisher create it, name its future owner with --owner USER",
+                    name.normalized()
+                )
+            })?;
+            let owner = db.user_by_name(owner).await?;
+            db.add_publisher(None, Some(name.normalized()), &issuer, &spec_json, Some(owner.id)).await?
+        }
+    };
+    let p = db.publisher(id).await?.ok_or_else(|| anyhow::anyhow!("publisher {id} vanished"))?;
+    let event = palisade_store::NewEvent {
+        kind: "publisher_added".into(),
+        project_id: p.project_id,
+        actor: "admin-cli".into(),
+        details: Some(serde_json::json!({ "publisher_id": id, "issuer": issuer, "spec": spec, "pending": p.pending }).to_string()),
+        ..Default::default()
+    };
+    db.record_event(&event).await?;
+    Ok(p)
 }
 
 /// Parses `90s`, `15m`, `12h`, `30d`, `2w`.

@@ -27,6 +27,159 @@ pub struct Config {
     pub sweep_young_blobs: bool,
     /// Malware scanning of uploads.
     pub scan: ScanPolicy,
+    /// Accounts, login and the two-factor policy.
+    pub accounts: AccountPolicy,
+    /// Outgoing email (verification, password reset, security notifications).
+    pub smtp: SmtpConfig,
+    /// Trusted publishing (OIDC token exchange).
+    pub oidc: OidcConfig,
+    /// Leaked-token reports from secret-scanning partners.
+    pub disclosure: DisclosureConfig,
+}
+
+/// Who may do what with an account.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountPolicy {
+    /// Two-factor authentication is required to publish, manage projects or create tokens.
+    pub require_2fa: bool,
+    /// A verified email address is required to publish, manage projects or create tokens.
+    pub require_verified_email: bool,
+    /// Anyone may create an account through `POST /api/register`.
+    pub registration: bool,
+    /// How long a login session lasts, in hours.
+    pub session_hours: u64,
+    /// Failed attempts (password, second factor) per account and per client address before a lockout.
+    pub max_failures: u64,
+    /// The window in which failures are counted, and the lockout that follows, in seconds.
+    pub lockout_secs: u64,
+}
+
+impl Default for AccountPolicy {
+    fn default() -> Self {
+        Self { require_2fa: true, require_verified_email: true, registration: false, session_hours: 12, max_failures: 5, lockout_secs: 900 }
+    }
+}
+
+/// The SMTP server that sends Palisade's mail. Without a host, no mail is sent.
+#[derive(Clone, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: Option<String>,
+    pub port: u64,
+    /// starttls, tls or none.
+    pub security: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: 587,
+            security: "starttls".into(),
+            username: None,
+            password: None,
+            from: "Palisade <palisade@localhost>".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+/// Trusted publishing: which OIDC issuers may exchange their ID tokens for upload tokens.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcConfig {
+    pub enabled: bool,
+    /// The `aud` claim ID tokens must carry (`GET /_/oidc/audience`).
+    pub audience: String,
+    /// GitHub Actions' issuer (GitHub Enterprise Server has its own).
+    pub github_issuer: String,
+    /// GitLab's issuer (self-managed GitLab has its own).
+    pub gitlab_issuer: String,
+    /// Further issuers the administrator trusts for publishers with custom claim matchers.
+    pub trusted_issuers: Vec<String>,
+    /// Accept plain-http issuers on loopback addresses (for tests; never in production).
+    pub allow_insecure_loopback: bool,
+    /// Clock skew tolerated on exp, nbf and iat, in seconds.
+    pub leeway_secs: u64,
+    /// Lifetime of the upload tokens the exchange mints, in seconds (at most 900).
+    pub token_ttl_secs: u64,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            audience: "palisade".into(),
+            github_issuer: "https://token.actions.githubusercontent.com".into(),
+            gitlab_issuer: "https://gitlab.com".into(),
+            trusted_issuers: Vec::new(),
+            allow_insecure_loopback: false,
+            leeway_secs: 60,
+            token_ttl_secs: 900,
+        }
+    }
+}
+
+/// Secret-scanning partners that may report leaked tokens to `POST /_/secrets/disclose-token`.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DisclosureConfig {
+    pub enabled: bool,
+    pub partners: Vec<DisclosurePartner>,
+}
+
+impl Default for DisclosureConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            partners: vec![DisclosurePartner {
+                name: "github".into(),
+                key_id_header: "Github-Public-Key-Identifier".into(),
+                signature_header: "Github-Public-Key-Signature".into(),
+                keys_url: Some("https://api.github.com/meta/public_keys/secret_scanning".into()),
+                public_keys: Vec::new(),
+            }],
+        }
+    }
+}
+
+/// One partner: the headers carrying its key id and signature, and where its keys come from.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisclosurePartner {
+    pub name: String,
+    pub key_id_header: String,
+    pub signature_header: String,
+    /// A URL serving `{"public_keys": [{"key_identifier", "key", "is_current"}]}`.
+    #[serde(default)]
+    pub keys_url: Option<String>,
+    /// Keys given inline.
+    #[serde(default)]
+    pub public_keys: Vec<PartnerKey>,
+}
+
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerKey {
+    pub key_identifier: String,
+    /// PEM SubjectPublicKeyInfo of an ECDSA P-256 key.
+    pub key: String,
 }
 
 /// What the server does with the scanner's verdicts.
@@ -78,6 +231,10 @@ impl Default for Config {
             journal_poll_ms: 500,
             sweep_young_blobs: false,
             scan: ScanPolicy::default(),
+            accounts: AccountPolicy::default(),
+            smtp: SmtpConfig::default(),
+            oidc: OidcConfig::default(),
+            disclosure: DisclosureConfig::default(),
         }
     }
 }
@@ -103,6 +260,27 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PALISADE_SCAN_MALICIOUS_SCORE", "scan.malicious_score"),
     ("PALISADE_SCAN_POPULAR_LIST", "scan.popular_list"),
     ("PALISADE_SCAN_TYPOSQUAT", "scan.typosquat"),
+    ("PALISADE_ACCOUNTS_REQUIRE_2FA", "accounts.require_2fa"),
+    ("PALISADE_ACCOUNTS_REQUIRE_VERIFIED_EMAIL", "accounts.require_verified_email"),
+    ("PALISADE_ACCOUNTS_REGISTRATION", "accounts.registration"),
+    ("PALISADE_ACCOUNTS_SESSION_HOURS", "accounts.session_hours"),
+    ("PALISADE_ACCOUNTS_MAX_FAILURES", "accounts.max_failures"),
+    ("PALISADE_ACCOUNTS_LOCKOUT_SECS", "accounts.lockout_secs"),
+    ("PALISADE_SMTP_HOST", "smtp.host"),
+    ("PALISADE_SMTP_PORT", "smtp.port"),
+    ("PALISADE_SMTP_SECURITY", "smtp.security"),
+    ("PALISADE_SMTP_USERNAME", "smtp.username"),
+    ("PALISADE_SMTP_PASSWORD", "smtp.password"),
+    ("PALISADE_SMTP_FROM", "smtp.from"),
+    ("PALISADE_OIDC_ENABLED", "oidc.enabled"),
+    ("PALISADE_OIDC_AUDIENCE", "oidc.audience"),
+    ("PALISADE_OIDC_GITHUB_ISSUER", "oidc.github_issuer"),
+    ("PALISADE_OIDC_GITLAB_ISSUER", "oidc.gitlab_issuer"),
+    ("PALISADE_OIDC_TRUSTED_ISSUERS", "oidc.trusted_issuers"),
+    ("PALISADE_OIDC_ALLOW_INSECURE_LOOPBACK", "oidc.allow_insecure_loopback"),
+    ("PALISADE_OIDC_LEEWAY_SECS", "oidc.leeway_secs"),
+    ("PALISADE_OIDC_TOKEN_TTL_SECS", "oidc.token_ttl_secs"),
+    ("PALISADE_DISCLOSURE_ENABLED", "disclosure.enabled"),
 ];
 
 impl Config {
@@ -144,6 +322,10 @@ impl Config {
                         continue;
                     }
                 },
+                // Lists are comma-separated in the environment.
+                Some(toml::Value::Array(_)) => toml::Value::Array(
+                    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
+                ),
                 _ => toml::Value::String(raw),
             };
             match section {
@@ -197,6 +379,29 @@ impl Config {
         {
             errors.push(format!("public_url = {url:?}: expected an http:// or https:// URL"));
         }
+        if !["starttls", "tls", "none"].contains(&self.smtp.security.as_str()) {
+            errors.push(format!("smtp.security = {:?}: expected starttls, tls or none", self.smtp.security));
+        }
+        if self.smtp.port == 0 || self.smtp.port > 65535 {
+            errors.push(format!("smtp.port = {}: expected a TCP port", self.smtp.port));
+        }
+        if self.accounts.session_hours == 0 || self.accounts.max_failures == 0 {
+            errors.push("accounts.session_hours and accounts.max_failures must be positive".into());
+        }
+        if self.oidc.token_ttl_secs == 0 || self.oidc.token_ttl_secs > 900 {
+            errors.push(format!("oidc.token_ttl_secs = {}: expected 1 to 900 (15 minutes)", self.oidc.token_ttl_secs));
+        }
+        let oidc = &self.oidc;
+        for issuer in std::iter::once(&oidc.github_issuer).chain(std::iter::once(&oidc.gitlab_issuer)).chain(&oidc.trusted_issuers) {
+            if let Err(e) = crate::oidc::check_issuer_url(issuer, oidc.allow_insecure_loopback) {
+                errors.push(format!("oidc issuer {issuer:?}: {e}"));
+            }
+        }
+        for p in &self.disclosure.partners {
+            if p.keys_url.is_none() && p.public_keys.is_empty() {
+                errors.push(format!("disclosure partner {:?}: needs keys_url or public_keys", p.name));
+            }
+        }
         errors
     }
 }
@@ -216,6 +421,10 @@ impl serde::Serialize for Config {
         m.serialize_entry("journal_poll_ms", &self.journal_poll_ms)?;
         m.serialize_entry("sweep_young_blobs", &self.sweep_young_blobs)?;
         m.serialize_entry("scan", &self.scan)?;
+        m.serialize_entry("accounts", &self.accounts)?;
+        m.serialize_entry("smtp", &self.smtp)?;
+        m.serialize_entry("oidc", &self.oidc)?;
+        m.serialize_entry("disclosure", &self.disclosure)?;
         m.end()
     }
 }

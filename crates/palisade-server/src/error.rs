@@ -9,13 +9,15 @@ use axum::response::{IntoResponse, Response};
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429 answers).
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self { status, message: message.into(), retry_after: None }
     }
 }
 
@@ -31,6 +33,23 @@ pub fn forbidden(message: impl Into<String>) -> ApiError {
 pub fn not_found(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, message)
 }
+/// 429 with `Retry-After`.
+pub fn too_many(retry: std::time::Duration) -> ApiError {
+    let secs = retry.as_secs().max(1);
+    ApiError {
+        retry_after: Some(secs),
+        ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("too many failed attempts; try again in {secs} seconds"))
+    }
+}
+
+/// Parses a JSON request body into `T`, with a 400 that says what is wrong.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    if body.len() > 64 * 1024 {
+        return Err(too_large("the JSON body is larger than 64 KiB"));
+    }
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
+}
+
 pub fn too_large(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
 }
@@ -45,6 +64,7 @@ impl From<palisade_store::StoreError> for ApiError {
     fn from(e: palisade_store::StoreError) -> Self {
         match e {
             palisade_store::StoreError::NotFound(what) => not_found(format!("{what} not found")),
+            palisade_store::StoreError::Exists(what) => ApiError::new(StatusCode::CONFLICT, format!("{what} already exists")),
             other => internal(other),
         }
     }
@@ -55,6 +75,11 @@ impl IntoResponse for ApiError {
         let mut body = self.message.clone();
         body.push('\n');
         let mut resp = (self.status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], body).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"palisade\""));
         }

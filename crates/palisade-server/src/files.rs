@@ -24,9 +24,9 @@ impl AppState {
             return true;
         }
         let Ok(p) = crate::auth::authenticate(&self.db, headers).await else { return false };
+        let Some(uid) = p.user_id else { return false };
         p.is_admin
-            || (p.may_touch(&file.project)
-                && matches!(self.db.role(file.project_id, p.user_id).await, Ok(Some(palisade_store::Role::Owner))))
+            || (p.may_touch(&file.project) && matches!(self.db.role(file.project_id, uid).await, Ok(Some(palisade_store::Role::Owner))))
     }
 }
 

@@ -2,15 +2,22 @@
 //! with authentication, the index cache and metrics. It never prints and never exits the process;
 //! the binary decides that.
 
+mod accounts;
 pub mod admin;
-mod auth;
+pub mod auth;
 mod cache;
-mod config;
+pub mod config;
+mod disclose;
 mod error;
+pub mod events;
 mod files;
 mod json_api;
+mod mail;
 mod metrics;
 mod negotiate;
+pub mod oidc;
+mod projects;
+pub mod publishers;
 mod render;
 mod review;
 pub mod scanning;
@@ -27,7 +34,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use palisade_store::{BlobStore, Db};
 
 pub use config::{Config, ConfigError};
@@ -41,6 +48,11 @@ pub struct AppState {
     pub scan: Arc<scanning::ScanService>,
     cache: Arc<cache::IndexCache>,
     metrics: Arc<metrics::Metrics>,
+    mailer: mail::Mailer,
+    limits: Arc<accounts::Limits>,
+    oidc: Arc<oidc::OidcKeys>,
+    disclosure_keys: Arc<disclose::PartnerKeys>,
+    http: reqwest::Client,
 }
 
 impl AppState {
@@ -49,7 +61,27 @@ impl AppState {
         let db = Db::open(&config.data_dir).await?;
         let blobs = BlobStore::open(&config.data_dir)?;
         let scan = Arc::new(scanning::ScanService::new(config.scan.clone()));
-        Ok(Self { db, blobs, scan, config: Arc::new(config), cache: Default::default(), metrics: Default::default() })
+        // One TLS crypto provider for every client (reqwest, lettre): aws-lc-rs.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("palisade/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        let mailer = mail::Mailer::new(&config.smtp)?;
+        let limits = Arc::new(accounts::Limits::new(config.accounts.max_failures, config.accounts.lockout_secs));
+        Ok(Self {
+            db,
+            blobs,
+            scan,
+            config: Arc::new(config),
+            cache: Default::default(),
+            metrics: Default::default(),
+            mailer,
+            limits,
+            oidc: Arc::new(oidc::OidcKeys::new(http.clone())),
+            disclosure_keys: Default::default(),
+            http,
+        })
     }
 
     /// Drops the cached pages of a project after a change made outside the upload path.
@@ -89,6 +121,38 @@ pub fn router(state: AppState) -> Router {
         .route("/api/quarantine/{filename}", get(review::show))
         .route("/api/quarantine/{filename}/release", post(review::release))
         .route("/api/quarantine/{filename}/confirm", post(review::confirm))
+        .route("/_/oidc/audience", get(oidc::audience))
+        .route("/_/oidc/mint-token", post(oidc::mint_token))
+        .route("/_/secrets/disclose-token", post(disclose::disclose))
+        .route("/api/register", post(accounts::register))
+        .route("/api/verify-email", get(accounts::verify_email).post(accounts::verify_email))
+        .route("/api/password/forgot", post(accounts::forgot_password))
+        .route("/api/password/reset", post(accounts::reset_password))
+        .route("/api/login", post(accounts::login))
+        .route("/api/login/second-factor", post(accounts::second_factor))
+        .route("/api/logout", post(accounts::logout))
+        .route("/api/account", get(accounts::account))
+        .route("/api/account/password", post(accounts::change_password))
+        .route("/api/account/email", post(accounts::change_email))
+        .route("/api/account/email/verify", post(accounts::resend_verification))
+        .route("/api/account/2fa/totp", post(accounts::totp_begin))
+        .route("/api/account/2fa/totp/{id}/confirm", post(accounts::totp_confirm))
+        .route("/api/account/2fa/{id}", delete(accounts::remove_factor))
+        .route("/api/account/recovery-codes", post(accounts::new_recovery_codes))
+        .route("/api/account/sessions", get(accounts::sessions))
+        .route("/api/account/sessions/{id}", delete(accounts::end_session))
+        .route("/api/account/tokens", get(accounts::list_tokens).post(accounts::create_token))
+        .route("/api/account/tokens/{id}", delete(accounts::revoke_token))
+        .route("/api/account/events", get(accounts::events))
+        .route("/api/account/pending-publishers", get(projects::list_pending).post(projects::create_pending))
+        .route("/api/projects/{project}/roles", get(projects::roles))
+        .route("/api/projects/{project}/roles/{user}", axum::routing::put(projects::set_role).delete(projects::remove_role))
+        .route("/api/projects/{project}/publishers", get(projects::publishers).post(projects::create_publisher))
+        .route("/api/projects/{project}/publishers/{id}", delete(projects::delete_publisher))
+        .route("/api/projects/{project}/releases/{version}/yank", post(projects::yank))
+        .route("/api/projects/{project}/releases/{version}/unyank", post(projects::unyank))
+        .route("/api/projects/{project}/files/{filename}", delete(projects::remove_file))
+        .route("/api/projects/{project}/events", get(projects::events))
         .route("/legacy/", post(upload::upload).layer(upload_limit))
         .route("/legacy", post(upload::upload).layer(upload_limit))
         .route("/", get(|| async { Redirect::temporary("/simple/") }).post(upload::upload).layer(upload_limit))

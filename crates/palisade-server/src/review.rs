@@ -15,7 +15,7 @@ use palisade_store::{Role, ScanReportRow};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::{Principal, authenticate};
+use crate::auth::{Action, Client, Principal, authenticate, authorize};
 use crate::error::{ApiResult, bad_request, forbidden, internal, not_found};
 use crate::render::upload_time;
 
@@ -27,7 +27,8 @@ async fn may_read(state: &AppState, p: &Principal, project: &str) -> ApiResult<b
         return Ok(false);
     }
     let Some(proj) = state.db.project(project).await.map_err(internal)? else { return Ok(false) };
-    Ok(matches!(state.db.role(proj.id, p.user_id).await.map_err(internal)?, Some(Role::Owner)))
+    let Some(uid) = p.user_id else { return Ok(false) };
+    Ok(matches!(state.db.role(proj.id, uid).await.map_err(internal)?, Some(Role::Owner)))
 }
 
 pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
@@ -95,11 +96,30 @@ async fn admin(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
     if !p.is_admin {
         return Err(forbidden("only administrators may release or confirm quarantined files"));
     }
+    authorize(state, &p, Action::Admin, None, "").await?;
     Ok(p)
+}
+
+async fn record_decision(
+    state: &AppState,
+    p: &Principal,
+    client: &Client,
+    filename: &str,
+    project: Option<&str>,
+    decision: &str,
+    note: Option<&str>,
+) {
+    let project_id = match project {
+        Some(name) => state.db.project(name).await.ok().flatten().map(|p| p.id),
+        None => None,
+    };
+    let details = json!({ "filename": filename, "decision": decision, "note": note });
+    crate::events::record(state, "quarantine_decision", &p.user_name, p.user_id, project_id, client, details).await;
 }
 
 pub async fn release(
     State(state): State<AppState>,
+    client: Client,
     headers: HeaderMap,
     Path(filename): Path<String>,
     body: Bytes,
@@ -107,15 +127,18 @@ pub async fn release(
     let p = admin(&state, &headers).await?;
     let note = note_of(&body)?;
     state.db.release_file(&filename, &p.user_name, note.as_deref()).await?;
-    if let Ok(Some(f)) = state.db.file(&filename).await {
-        state.invalidate(&f.project);
+    let project = state.db.file(&filename).await.ok().flatten().map(|f| f.project);
+    if let Some(project) = &project {
+        state.invalidate(project);
     }
+    record_decision(&state, &p, &client, &filename, project.as_deref(), "released", note.as_deref()).await;
     tracing::info!(file.filename = %filename, user.name = %p.user_name, "quarantined file released");
     Ok(Json(json!({ "filename": filename, "decision": "released" })))
 }
 
 pub async fn confirm(
     State(state): State<AppState>,
+    client: Client,
     headers: HeaderMap,
     Path(filename): Path<String>,
     body: Bytes,
@@ -126,9 +149,10 @@ pub async fn confirm(
     if let Some(sha) = state.db.confirm_file(&filename, &p.user_name, note.as_deref()).await? {
         state.blobs.remove(&sha).await.map_err(internal)?;
     }
-    if let Some(project) = project {
-        state.invalidate(&project);
+    if let Some(project) = &project {
+        state.invalidate(project);
     }
+    record_decision(&state, &p, &client, &filename, project.as_deref(), "confirmed", note.as_deref()).await;
     tracing::info!(file.filename = %filename, user.name = %p.user_name, "quarantined file confirmed malicious and removed");
     Ok(Json(json!({ "filename": filename, "decision": "confirmed" })))
 }

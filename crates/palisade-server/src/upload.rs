@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use palisade_archive::Limits;
@@ -17,7 +17,7 @@ use palisade_store::{NewFile, PublishOutcome, StoreError, TempBlob};
 use tokio::io::AsyncWriteExt;
 
 use crate::AppState;
-use crate::auth::{Principal, authenticate};
+use crate::auth::{Action, Client, Credential, authenticate, authorize, check_policy};
 use crate::error::{ApiError, ApiResult, bad_request, forbidden, internal, too_large};
 use crate::scanning::{self, Outcome};
 
@@ -58,8 +58,8 @@ impl Form {
     }
 }
 
-pub async fn upload(State(state): State<AppState>, ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>, request: Request) -> Response {
-    let result = handle(&state, addr, request).await;
+pub async fn upload(State(state): State<AppState>, client: Client, request: Request) -> Response {
+    let result = handle(&state, &client, request).await;
     match result {
         Ok((outcome, size)) => {
             state.metrics.upload(if outcome == PublishOutcome::Identical { "identical" } else { "accepted" }, size);
@@ -73,8 +73,10 @@ pub async fn upload(State(state): State<AppState>, ConnectInfo(addr): ConnectInf
     }
 }
 
-async fn handle(state: &AppState, addr: std::net::SocketAddr, request: Request) -> ApiResult<(PublishOutcome, u64)> {
+async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResult<(PublishOutcome, u64)> {
     let principal = authenticate(&state.db, request.headers()).await?;
+    // The instance policy needs no project: refuse before reading the body.
+    check_policy(state, &principal, "upload")?;
     let max = state.config.max_upload_bytes;
     check_declared_length(request.headers(), max)?;
     let multipart = Multipart::from_request(request, &())
@@ -118,10 +120,13 @@ async fn handle(state: &AppState, addr: std::net::SocketAddr, request: Request) 
 
     // Permission and reuse, before the (more expensive) archive read.
     let normalized = dist.normalized_name.clone();
-    if !principal.may_touch(&normalized) {
-        return Err(forbidden(format!("this API token is not valid for project {normalized:?}")));
+    let project = state.db.project(&normalized).await.map_err(internal)?;
+    if let Some(p) = &project
+        && (p.status == "archived" || p.status == "quarantined")
+    {
+        return Err(bad_request(format!("project {normalized:?} is {} and accepts no uploads", p.status)));
     }
-    check_role(state, &principal, &normalized).await?;
+    authorize(state, &principal, Action::Upload, project.as_ref(), &normalized).await?;
     if let Some(existing) = state.db.filename_reserved(filename).await.map_err(internal)? {
         let live = state.db.file(filename).await.map_err(internal)?.is_some();
         if existing == received.digests.sha256 && live {
@@ -205,6 +210,10 @@ async fn handle(state: &AppState, addr: std::net::SocketAddr, request: Request) 
         metadata_sha256: palisade_dist::sha256_hex(&raw),
         core_metadata: raw,
         uploader_id: principal.user_id,
+        publisher_id: match principal.credential {
+            Credential::Publisher { publisher_id, .. } => Some(publisher_id),
+            _ => None,
+        },
         uploader_name: principal.user_name.clone(),
         uploader_is_admin: principal.is_admin,
         status: status.to_string(),
@@ -234,14 +243,21 @@ async fn handle(state: &AppState, addr: std::net::SocketAddr, request: Request) 
     if let PublishOutcome::Published { created_project: true, .. } = outcome {
         state.scan.project_created(&normalized).await;
     }
-    let db = state.db.clone();
-    let token_id = principal.token_id;
-    let ip = addr.ip().to_string();
-    tokio::spawn(async move {
-        if let Err(e) = db.touch_token(token_id, &ip).await {
-            tracing::warn!(error = %e, "could not record token use");
-        }
-    });
+    if let Some(token_id) = principal.token_id() {
+        let db = state.db.clone();
+        let ip = client.addr.clone().unwrap_or_default();
+        tokio::spawn(async move {
+            if let Err(e) = db.touch_token(token_id, &ip).await {
+                tracing::warn!(error = %e, "could not record token use");
+            }
+        });
+    }
+    if let PublishOutcome::Published { .. } = outcome {
+        let project_id = state.db.project(&normalized).await.ok().flatten().map(|p| p.id);
+        let kind = if new.status == "quarantined" { "file_quarantined" } else { "file_uploaded" };
+        let details = serde_json::json!({ "filename": new.filename, "sha256": new.sha256, "token_id": principal.token_id() });
+        crate::events::record(state, kind, &principal.user_name, principal.user_id, project_id, client, details).await;
+    }
     tracing::info!(project.name = %normalized, file.filename = %new.filename, size_bytes = size, user.name = %principal.user_name, status = %new.status, "file stored");
     Ok((outcome, size))
 }
@@ -258,19 +274,6 @@ fn check_declared_length(headers: &HeaderMap, max: u64) -> ApiResult<()> {
         return Err(too_large(format!("the upload is larger than this server's limit of {max} bytes per file")));
     }
     Ok(())
-}
-
-async fn check_role(state: &AppState, principal: &Principal, normalized: &str) -> ApiResult<()> {
-    let Some(project) = state.db.project(normalized).await.map_err(internal)? else {
-        return Ok(()); // A new project: the uploader becomes its owner.
-    };
-    if project.status == "archived" || project.status == "quarantined" {
-        return Err(bad_request(format!("project {normalized:?} is {} and accepts no uploads", project.status)));
-    }
-    if principal.is_admin || state.db.role(project.id, principal.user_id).await.map_err(internal)?.is_some() {
-        return Ok(());
-    }
-    Err(forbidden(format!("user {:?} is not an owner or maintainer of project {normalized:?}", principal.user_name)))
 }
 
 fn check_digests(form: &Form, d: &palisade_dist::Digests, filename: &str) -> ApiResult<()> {

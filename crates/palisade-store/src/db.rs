@@ -45,7 +45,10 @@ pub struct NewFile {
     pub md5: String,
     pub core_metadata: Vec<u8>,
     pub metadata_sha256: String,
-    pub uploader_id: i64,
+    /// The uploading user; `None` when a trusted publisher uploads.
+    pub uploader_id: Option<i64>,
+    /// The trusted publisher whose short-lived token was used.
+    pub publisher_id: Option<i64>,
     pub uploader_name: String,
     /// Administrators may upload to any project.
     pub uploader_is_admin: bool,
@@ -73,7 +76,15 @@ pub enum PublishOutcome {
     Identical,
 }
 
-const TOKEN_COLUMNS: &str = "t.id, t.user_id, u.name AS user_name, u.is_admin AS user_is_admin, t.hint, t.projects, t.description, t.created_at, t.expires_at, t.revoked_at, t.last_used_at, t.last_used_addr";
+pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.user_id, t.publisher_id, COALESCE(u.name, 'publisher:' || t.publisher_id) AS user_name, \
+     COALESCE(u.is_admin, 0) AS user_is_admin, \
+     EXISTS (SELECT 1 FROM second_factors s WHERE s.user_id = t.user_id AND s.confirmed_at IS NOT NULL) AS user_has_2fa, \
+     (u.email IS NOT NULL AND u.email_verified_at IS NOT NULL) AS user_email_verified, (u.disabled_at IS NOT NULL) AS user_disabled, \
+     t.hint, t.projects, t.actions, t.description, t.created_at, t.expires_at, t.revoked_at, t.revoked_reason, t.last_used_at, t.last_used_addr";
+pub(crate) const TOKEN_FROM: &str = "tokens t LEFT JOIN users u ON u.id = t.user_id";
+pub(crate) const USER_COLUMNS: &str = "u.id, u.name, u.is_admin, u.created_at, u.email, u.email_verified_at, u.disabled_at, \
+     EXISTS (SELECT 1 FROM second_factors s WHERE s.user_id = u.id AND s.confirmed_at IS NOT NULL) AS has_2fa, \
+     (u.password_hash IS NOT NULL) AS has_password";
 const PROJECT_COLUMNS: &str = "id, name, normalized, created_at, last_serial, status, status_reason";
 const REPORT_COLUMNS: &str =
     "id, filename, project, sha256, verdict, score, report, outcome, trigger, actor, created_at, decision, decided_by, decided_at, note";
@@ -104,50 +115,86 @@ impl Db {
 
     // ---- users -------------------------------------------------------------------------------
 
-    pub async fn create_user(&self, name: &str, is_admin: bool) -> Result<User, StoreError> {
-        let res = sqlx::query_as::<_, User>(
-            "INSERT INTO users (name, is_admin, created_at) VALUES (?, ?, ?) RETURNING id, name, is_admin, created_at",
+    /// Creates a user. `password_hash` is an argon2id PHC string (or `None`: the user cannot log
+    /// in until a password is set); `email_verified` is for administrators vouching for an address.
+    pub async fn create_user(
+        &self,
+        name: &str,
+        is_admin: bool,
+        email: Option<&str>,
+        email_verified: bool,
+        password_hash: Option<&str>,
+    ) -> Result<User, StoreError> {
+        let now = now_micros();
+        let res = sqlx::query(
+            "INSERT INTO users (name, is_admin, created_at, email, email_verified_at, password_hash, password_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(name)
         .bind(is_admin)
-        .bind(now_micros())
+        .bind(now)
+        .bind(email)
+        .bind((email.is_some() && email_verified).then_some(now))
+        .bind(password_hash)
+        .bind(password_hash.map(|_| now))
         .fetch_one(&self.writer)
         .await;
         match res {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Exists(format!("user {name:?}"))),
-            other => Ok(other?),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Exists(if e.message().contains("email") {
+                "a user with this email address".into()
+            } else {
+                format!("user {name:?}")
+            })),
+            Err(e) => Err(e.into()),
+            Ok(row) => self.user_by_id(row.get(0)).await,
         }
     }
 
     pub async fn user_by_name(&self, name: &str) -> Result<User, StoreError> {
-        sqlx::query_as::<_, User>("SELECT id, name, is_admin, created_at FROM users WHERE name = ?")
+        sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users u WHERE u.name = ?")))
             .bind(name)
-            .fetch_optional(&self.reader)
+            .fetch_optional(&self.writer)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("user {name:?}")))
     }
 
+    pub async fn user_by_id(&self, id: i64) -> Result<User, StoreError> {
+        sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?")))
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("user {id}")))
+    }
+
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        Ok(sqlx::query_as::<_, User>("SELECT id, name, is_admin, created_at FROM users ORDER BY name").fetch_all(&self.reader).await?)
+        Ok(sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.name")))
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     // ---- tokens ------------------------------------------------------------------------------
 
+    /// Stores a user's token (`publisher_id = None`) or a trusted publisher's (`user_id = None`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_token(
         &self,
-        user_id: i64,
+        user_id: Option<i64>,
+        publisher_id: Option<i64>,
         hash: &str,
         hint: &str,
         projects: Option<&[String]>,
+        actions: Option<&[String]>,
         description: Option<&str>,
         expires_at: Option<i64>,
     ) -> Result<i64, StoreError> {
         let projects = projects.map(to_string_array);
-        let row = sqlx::query("INSERT INTO tokens (user_id, hash, hint, projects, description, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id")
+        let actions = actions.map(to_string_array);
+        let row = sqlx::query("INSERT INTO tokens (user_id, publisher_id, hash, hint, projects, actions, description, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id")
             .bind(user_id)
+            .bind(publisher_id)
             .bind(hash)
             .bind(hint)
             .bind(projects)
+            .bind(actions)
             .bind(description)
             .bind(now_micros())
             .bind(expires_at)
@@ -157,19 +204,20 @@ impl Db {
     }
 
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<Token>, StoreError> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?");
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM {TOKEN_FROM} WHERE t.hash = ?");
         Ok(sqlx::query_as::<_, Token>(sqlx::AssertSqlSafe(sql)).bind(hash).fetch_optional(&self.reader).await?)
     }
 
     pub async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<Token>, StoreError> {
         let sql =
-            format!("SELECT {TOKEN_COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE (? IS NULL OR u.name = ?) ORDER BY t.id");
+            format!("SELECT {TOKEN_COLUMNS} FROM {TOKEN_FROM} WHERE t.user_id IS NOT NULL AND (? IS NULL OR u.name = ?) ORDER BY t.id");
         Ok(sqlx::query_as::<_, Token>(sqlx::AssertSqlSafe(sql)).bind(user).bind(user).fetch_all(&self.reader).await?)
     }
 
-    pub async fn revoke_token(&self, id: i64) -> Result<(), StoreError> {
-        let res = sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+    pub async fn revoke_token(&self, id: i64, reason: &str) -> Result<(), StoreError> {
+        let res = sqlx::query("UPDATE tokens SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(now_micros())
+            .bind(reason)
             .bind(id)
             .execute(&self.writer)
             .await?;
@@ -335,49 +383,91 @@ impl Db {
             return Err(StoreError::Exists(format!("file {:?}", f.filename)));
         }
         let now = now_micros();
-        let (project, created_project) =
-            match sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE normalized = ?")))
-                .bind(&f.normalized)
-                .fetch_optional(&mut *tx)
-                .await?
-            {
-                Some(p) => {
-                    if !f.uploader_is_admin {
-                        let role = sqlx::query("SELECT role FROM roles WHERE project_id = ? AND user_id = ?")
-                            .bind(p.id)
-                            .bind(f.uploader_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        if role.is_none() {
-                            return Err(StoreError::Conflict(format!(
-                                "forbidden: user {:?} is not an owner or maintainer of project {:?}",
-                                f.uploader_name, p.normalized
-                            )));
-                        }
+        let (project, created_project) = match sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE normalized = ?"
+        )))
+        .bind(&f.normalized)
+        .fetch_optional(&mut *tx)
+        .await?
+        {
+            Some(p) => {
+                if let Some(publisher) = f.publisher_id {
+                    let bound = sqlx::query("SELECT 1 FROM publishers WHERE id = ? AND project_id = ?")
+                        .bind(publisher)
+                        .bind(p.id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if bound.is_none() {
+                        return Err(StoreError::Conflict(format!(
+                            "forbidden: this trusted publisher is not registered for project {:?}",
+                            p.normalized
+                        )));
                     }
-                    if p.status == "archived" || p.status == "quarantined" {
-                        return Err(StoreError::Conflict(format!("project {:?} is {} and accepts no uploads", p.normalized, p.status)));
-                    }
-                    (p, false)
-                }
-                None => {
-                    let p = sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO projects (name, normalized, created_at) VALUES (?, ?, ?) RETURNING {PROJECT_COLUMNS}"
-                    )))
-                    .bind(&f.project_name)
-                    .bind(&f.normalized)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES (?, ?, 'owner')")
+                } else if !f.uploader_is_admin {
+                    let role = sqlx::query("SELECT role FROM roles WHERE project_id = ? AND user_id = ?")
                         .bind(p.id)
                         .bind(f.uploader_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if role.is_none() {
+                        return Err(StoreError::Conflict(format!(
+                            "forbidden: user {:?} is not an owner or maintainer of project {:?}",
+                            f.uploader_name, p.normalized
+                        )));
+                    }
+                }
+                if p.status == "archived" || p.status == "quarantined" {
+                    return Err(StoreError::Conflict(format!("project {:?} is {} and accepts no uploads", p.normalized, p.status)));
+                }
+                (p, false)
+            }
+            None => {
+                // A user creates a project and owns it; a trusted publisher may create only the
+                // project it is pending for, and the user who registered it becomes the owner.
+                let owner = match f.publisher_id {
+                    None => f.uploader_id,
+                    Some(publisher) => sqlx::query("SELECT created_by FROM publishers WHERE id = ? AND pending_name = ?")
+                        .bind(publisher)
+                        .bind(&f.normalized)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Conflict(format!(
+                                "forbidden: this trusted publisher may not create project {:?}; register a pending publisher for it first",
+                                f.normalized
+                            ))
+                        })?
+                        .get::<Option<i64>, _>(0),
+                };
+                let p = sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO projects (name, normalized, created_at) VALUES (?, ?, ?) RETURNING {PROJECT_COLUMNS}"
+                )))
+                .bind(&f.project_name)
+                .bind(&f.normalized)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                if let Some(owner) = owner {
+                    sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES (?, ?, 'owner')")
+                        .bind(p.id)
+                        .bind(owner)
                         .execute(&mut *tx)
                         .await?;
-                    journal(&mut tx, &p, "create", &f.uploader_name).await?;
-                    (p, true)
                 }
-            };
+                if let Some(publisher) = f.publisher_id {
+                    // The pending publisher becomes an ordinary one of the new project.
+                    sqlx::query("UPDATE publishers SET project_id = ?, pending_name = NULL WHERE id = ?")
+                        .bind(p.id)
+                        .bind(publisher)
+                        .execute(&mut *tx)
+                        .await?;
+                    // Other users' pending publishers for the same name lost the race.
+                    sqlx::query("DELETE FROM publishers WHERE pending_name = ?").bind(&f.normalized).execute(&mut *tx).await?;
+                }
+                journal(&mut tx, &p, "create", &f.uploader_name).await?;
+                (p, true)
+            }
+        };
         let release_id: i64 = match sqlx::query("SELECT id FROM releases WHERE project_id = ? AND canonical_version = ?")
             .bind(project.id)
             .bind(&f.canonical_version)
@@ -411,8 +501,8 @@ impl Db {
             }
         }
         sqlx::query(
-            "INSERT INTO files (release_id, project_id, filename, packagetype, python_version, size, sha256, blake2b_256, md5, upload_time, requires_python, core_metadata, metadata_sha256, uploader_id, status) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO files (release_id, project_id, filename, packagetype, python_version, size, sha256, blake2b_256, md5, upload_time, requires_python, core_metadata, metadata_sha256, uploader_id, publisher_id, status) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(release_id)
         .bind(project.id)
@@ -428,6 +518,7 @@ impl Db {
         .bind(&f.core_metadata)
         .bind(&f.metadata_sha256)
         .bind(f.uploader_id)
+        .bind(f.publisher_id)
         .bind(&f.status)
         .execute(&mut *tx)
         .await?;
@@ -695,6 +786,8 @@ async fn journal(tx: &mut Transaction<'static, Sqlite>, project: &Project, actio
     sqlx::query("UPDATE projects SET last_serial = ? WHERE id = ?").bind(serial).bind(project.id).execute(&mut **tx).await?;
     Ok(serial)
 }
+
+mod accounts;
 
 #[cfg(test)]
 mod tests;

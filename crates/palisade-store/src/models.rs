@@ -8,21 +8,43 @@ pub struct User {
     pub name: String,
     pub is_admin: bool,
     pub created_at: i64,
+    pub email: Option<String>,
+    pub email_verified_at: Option<i64>,
+    pub disabled_at: Option<i64>,
+    /// Whether the user has at least one confirmed second factor.
+    pub has_2fa: bool,
+    /// Whether a password is set (the hash itself is only read by `Db::password_hash`).
+    pub has_password: bool,
+}
+
+impl User {
+    pub fn email_verified(&self) -> bool {
+        self.email.is_some() && self.email_verified_at.is_some()
+    }
 }
 
 #[derive(Clone, Debug, FromRow)]
 pub struct Token {
     pub id: i64,
-    pub user_id: i64,
+    /// The owning user; `None` for the short-lived tokens of a trusted publisher.
+    pub user_id: Option<i64>,
+    pub publisher_id: Option<i64>,
+    /// The user's name, or `publisher:<id>` for publisher tokens.
     pub user_name: String,
     pub user_is_admin: bool,
+    pub user_has_2fa: bool,
+    pub user_email_verified: bool,
+    pub user_disabled: bool,
     pub hint: String,
     /// JSON array of normalized project names; `None` means every project the user may touch.
     pub projects: Option<String>,
+    /// JSON array of actions (`upload`, `yank`, `manage`); `None` means all of them.
+    pub actions: Option<String>,
     pub description: Option<String>,
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
     pub last_used_at: Option<i64>,
     pub last_used_addr: Option<String>,
 }
@@ -30,6 +52,10 @@ pub struct Token {
 impl Token {
     pub fn project_scope(&self) -> Option<Vec<String>> {
         self.projects.as_deref().map(serde_json_lite::parse_string_array)
+    }
+
+    pub fn action_scope(&self) -> Option<Vec<String>> {
+        self.actions.as_deref().map(serde_json_lite::parse_string_array)
     }
 }
 
@@ -165,6 +191,95 @@ impl Role {
             _ => None,
         }
     }
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct Session {
+    pub id: i64,
+    pub user_id: i64,
+    pub stage: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_seen_at: i64,
+    pub addr: Option<String>,
+    pub user_agent: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct SecondFactor {
+    pub id: i64,
+    pub user_id: i64,
+    pub kind: String,
+    pub name: String,
+    pub created_at: i64,
+    pub confirmed_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+/// A TOTP factor with its secret, for verification only.
+#[derive(Clone, FromRow)]
+pub struct TotpFactor {
+    pub id: i64,
+    pub secret: Vec<u8>,
+    pub confirmed_at: Option<i64>,
+    pub last_used_step: Option<i64>,
+}
+
+impl std::fmt::Debug for TotpFactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpFactor").field("id", &self.id).field("secret", &"[redacted]").finish()
+    }
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct EmailToken {
+    pub user_id: i64,
+    pub purpose: String,
+    pub email: String,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct Publisher {
+    pub id: i64,
+    pub project_id: Option<i64>,
+    /// The project's normalized name (for a pending publisher: the name it may create).
+    pub project: String,
+    pub pending: bool,
+    pub issuer: String,
+    /// JSON of the claims to match.
+    pub spec: String,
+    pub created_by: Option<i64>,
+    pub created_by_name: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct Event {
+    pub id: i64,
+    pub at: i64,
+    pub kind: String,
+    pub user_name: Option<String>,
+    pub project: Option<String>,
+    pub actor: String,
+    pub addr: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: Option<String>,
+}
+
+/// An event to record.
+#[derive(Clone, Debug, Default)]
+pub struct NewEvent {
+    pub kind: String,
+    pub user_id: Option<i64>,
+    pub project_id: Option<i64>,
+    pub actor: String,
+    pub addr: Option<String>,
+    pub user_agent: Option<String>,
+    /// A JSON object.
+    pub details: Option<String>,
 }
 
 /// PEP 792 project status markers.

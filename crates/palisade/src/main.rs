@@ -74,6 +74,60 @@ enum Command {
         #[arg(long)]
         project: Option<String>,
     },
+    /// Manage trusted publishers (OIDC): CI workflows that may upload without a stored token.
+    #[command(subcommand)]
+    Publisher(PublisherCmd),
+    /// Read the security event log, newest first.
+    Audit {
+        /// Only events about this project.
+        #[arg(long)]
+        project: Option<String>,
+        /// Only events about this user.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PublisherCmd {
+    /// Register a trusted publisher for PROJECT (a pending one, with --owner, if PROJECT does not exist yet).
+    ///
+    /// GitHub Actions: --github OWNER/REPO --workflow FILE [--environment ENV].
+    /// GitLab CI: --gitlab NAMESPACE/PROJECT --ci-config PATH [--environment ENV].
+    /// Any trusted OIDC issuer: --issuer URL --claim KEY=VALUE ... (exact matches).
+    Add {
+        project: String,
+        #[arg(long, conflicts_with_all = ["gitlab", "issuer"], requires = "workflow")]
+        github: Option<String>,
+        /// The workflow file name, such as release.yml.
+        #[arg(long)]
+        workflow: Option<String>,
+        #[arg(long, conflicts_with = "issuer", requires = "ci_config")]
+        gitlab: Option<String>,
+        /// GitLab's CI configuration path, such as .gitlab-ci.yml.
+        #[arg(long = "ci-config")]
+        ci_config: Option<String>,
+        /// Only runs in this deployment environment.
+        #[arg(long)]
+        environment: Option<String>,
+        #[arg(long, requires = "claims")]
+        issuer: Option<String>,
+        /// A claim the ID token must carry with exactly this value (repeatable).
+        #[arg(long = "claim", value_name = "KEY=VALUE")]
+        claims: Vec<String>,
+        /// For a project that does not exist yet: the user who will own it.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// List trusted publishers, of one project or all.
+    List { project: Option<String> },
+    /// Remove a trusted publisher by its id (its live tokens are revoked).
+    Remove { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -142,7 +196,20 @@ enum UserCmd {
         /// Make the account an instance administrator.
         #[arg(long)]
         admin: bool,
+        /// The account's email address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Vouch for the email address instead of sending a verification link.
+        #[arg(long, requires = "email")]
+        email_verified: bool,
+        /// Read the initial password from standard input (first line).
+        #[arg(long)]
+        password_stdin: bool,
     },
+    /// Set a user's password, read from standard input; ends their sessions and revokes their tokens.
+    Password { name: String },
+    /// Mark a user's current email address as verified.
+    VerifyEmail { name: String },
     /// List accounts.
     List,
 }
@@ -156,6 +223,9 @@ enum TokenCmd {
         /// Limit the token to this project (repeatable). Without it the token is user-wide.
         #[arg(long = "project")]
         projects: Vec<String>,
+        /// Limit the token to this action: upload, yank or manage (repeatable). Without it, all.
+        #[arg(long = "action", value_parser = ["upload", "yank", "manage"])]
+        actions: Vec<String>,
         /// Lifetime such as 90s, 12h, 30d, 2w. Without it the token does not expire.
         #[arg(long)]
         expires: Option<String>,
@@ -296,20 +366,61 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             eprintln!("palisade listening on http://{addr}/ (data in {})", config.data_dir.display());
             palisade_server::serve(state, listener, shutdown_signal()).await?;
         }
-        Command::User(UserCmd::Create { name, admin }) => {
-            let u = admin::create_user(db, &name, admin).await?;
+        Command::User(UserCmd::Create { name, admin, email, email_verified, password_stdin }) => {
+            let password = if password_stdin { Some(read_secret_line()?) } else { None };
+            let u = admin::create_user(db, &name, admin, email.as_deref(), email_verified, password.as_deref()).await?;
+            cli_event(db, "account_created", Some(u.id), None, serde_json::json!({ "admin": admin, "email": email })).await?;
             eprintln!("created user {}{}", u.name, if u.is_admin { " (administrator)" } else { "" });
         }
+        Command::User(UserCmd::Password { name }) => {
+            let password = read_secret_line()?;
+            let (sessions, tokens) = admin::set_password(db, &name, &password).await?;
+            let u = db.user_by_name(&name).await?;
+            cli_event(
+                db,
+                "password_changed",
+                Some(u.id),
+                None,
+                serde_json::json!({ "sessions_ended": sessions, "tokens_revoked": tokens }),
+            )
+            .await?;
+            eprintln!("password of {name} set; {sessions} session(s) ended, {tokens} token(s) revoked");
+        }
+        Command::User(UserCmd::VerifyEmail { name }) => {
+            let u = db.user_by_name(&name).await?;
+            let email = u.email.clone().with_context(|| format!("user {name:?} has no email address"))?;
+            db.mark_email_verified(u.id, &email).await?;
+            cli_event(db, "email_verified", Some(u.id), None, serde_json::json!({ "email": email })).await?;
+            eprintln!("{email} of {name} is verified");
+        }
         Command::User(UserCmd::List) => {
-            println!("{:<24} {:<6} created", "name", "admin");
+            println!("{:<24} {:<6} {:<4} {:<32} created", "name", "admin", "2fa", "email");
             for u in db.list_users().await? {
-                println!("{:<24} {:<6} {}", u.name, if u.is_admin { "yes" } else { "no" }, time(u.created_at));
+                let email = u.email.clone().map(|e| if u.email_verified() { e } else { format!("{e} (unverified)") }).unwrap_or_default();
+                println!(
+                    "{:<24} {:<6} {:<4} {:<32} {}",
+                    u.name,
+                    if u.is_admin { "yes" } else { "no" },
+                    if u.has_2fa { "yes" } else { "no" },
+                    email,
+                    time(u.created_at)
+                );
             }
         }
-        Command::Token(TokenCmd::Create { user, projects, expires, description }) => {
+        Command::Token(TokenCmd::Create { user, projects, actions, expires, description }) => {
             let expires = expires.as_deref().map(admin::parse_duration).transpose()?;
-            let (id, secret) = admin::create_token(db, &user, &projects, expires, description.as_deref()).await?;
+            let (id, secret) =
+                admin::create_token(db, &config.accounts, &user, &projects, &actions, expires, description.as_deref()).await?;
             println!("{secret}");
+            let u = db.user_by_name(&user).await?;
+            cli_event(
+                db,
+                "token_created",
+                Some(u.id),
+                None,
+                serde_json::json!({ "token_id": id, "projects": projects, "actions": actions, "via": "cli" }),
+            )
+            .await?;
             eprintln!("created token {id} for {user}; it is shown only this once");
         }
         Command::Token(TokenCmd::List { user }) => {
@@ -344,16 +455,26 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             }
         }
         Command::Token(TokenCmd::Revoke { id }) => {
-            db.revoke_token(id).await?;
+            db.revoke_token(id, "revoked by an administrator").await?;
+            let user_id = db.token_by_id(id).await?.and_then(|t| t.user_id);
+            cli_event(db, "token_revoked", user_id, None, serde_json::json!({ "token_id": id })).await?;
             eprintln!("revoked token {id}");
         }
+        Command::Publisher(cmd) => publisher(&state, cmd).await?,
+        Command::Audit { project, user, limit, json } => audit(db, project, user, limit, json).await?,
         Command::Role(RoleCmd::Add { project, user, role }) => {
             let role = Role::parse(&role).context("role must be owner or maintainer")?;
-            db.set_role(&palisade_dist::normalize(&project), &user, role, actor).await?;
+            let normalized = palisade_dist::normalize(&project);
+            db.set_role(&normalized, &user, role, actor).await?;
+            let (u, p) = (db.user_by_name(&user).await?, db.project(&normalized).await?);
+            cli_event(db, "role_changed", Some(u.id), p.map(|p| p.id), serde_json::json!({ "user": user, "to": role.as_str() })).await?;
             eprintln!("{user} is now {} of {project}", role.as_str());
         }
         Command::Role(RoleCmd::Remove { project, user }) => {
-            db.remove_role(&palisade_dist::normalize(&project), &user, actor).await?;
+            let normalized = palisade_dist::normalize(&project);
+            db.remove_role(&normalized, &user, actor).await?;
+            let (u, p) = (db.user_by_name(&user).await?, db.project(&normalized).await?);
+            cli_event(db, "role_changed", Some(u.id), p.map(|p| p.id), serde_json::json!({ "user": user, "to": null })).await?;
             eprintln!("removed {user}'s role on {project}");
         }
         Command::Role(RoleCmd::List { project }) => {
@@ -377,10 +498,21 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let n = db
                 .set_yanked(&palisade_dist::normalize(&a.project), &a.version, a.file.as_deref(), true, a.reason.as_deref(), actor)
                 .await?;
+            let p = db.project(&palisade_dist::normalize(&a.project)).await?;
+            cli_event(
+                db,
+                "release_yanked",
+                None,
+                p.map(|p| p.id),
+                serde_json::json!({ "version": a.version, "file": a.file, "reason": a.reason }),
+            )
+            .await?;
             eprintln!("yanked {n} file(s) of {} {}", a.project, a.version);
         }
         Command::Unyank(a) => {
             let n = db.set_yanked(&palisade_dist::normalize(&a.project), &a.version, a.file.as_deref(), false, None, actor).await?;
+            let p = db.project(&palisade_dist::normalize(&a.project)).await?;
+            cli_event(db, "release_unyanked", None, p.map(|p| p.id), serde_json::json!({ "version": a.version, "file": a.file })).await?;
             eprintln!("un-yanked {n} file(s) of {} {}", a.project, a.version);
         }
         Command::Scan(_) | Command::Rules(_) => unreachable!("handled before the data directory is opened"),
@@ -397,11 +529,123 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             eprintln!("rescanned {} file(s); {} newly quarantined", s.scanned, s.newly_quarantined.len());
         }
         Command::RemoveFile { filename } => {
+            let project_id = db.file(&filename).await?.map(|f| f.project_id);
             if let Some(sha) = db.remove_file(&filename, actor).await? {
                 state.blobs.remove(&sha).await?;
             }
+            cli_event(db, "file_removed", None, project_id, serde_json::json!({ "filename": filename })).await?;
             eprintln!("removed {filename}; the filename stays reserved");
         }
+    }
+    Ok(())
+}
+
+/// Records an administrator's CLI action in the security event log.
+async fn cli_event(
+    db: &palisade_store::Db,
+    kind: &str,
+    user_id: Option<i64>,
+    project_id: Option<i64>,
+    details: serde_json::Value,
+) -> anyhow::Result<()> {
+    let operator = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
+    let event = palisade_store::NewEvent {
+        kind: kind.into(),
+        user_id,
+        project_id,
+        actor: format!("admin-cli ({operator})"),
+        details: Some(details.to_string()),
+        ..Default::default()
+    };
+    db.record_event(&event).await?;
+    Ok(())
+}
+
+/// The first line of standard input, for passwords (never an argument: those show up in `ps`).
+fn read_secret_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    anyhow::ensure!(!pw.is_empty(), "no password on standard input");
+    Ok(pw)
+}
+
+async fn publisher(state: &AppState, cmd: PublisherCmd) -> anyhow::Result<()> {
+    let db = &state.db;
+    match cmd {
+        PublisherCmd::Add { project, github, workflow, gitlab, ci_config, environment, issuer, claims, owner } => {
+            let mut input = palisade_server::publishers::PublisherInput::default();
+            if let Some(repository) = github {
+                input.github = Some(palisade_server::publishers::GithubInput {
+                    repository,
+                    workflow: workflow.unwrap_or_default(),
+                    environment,
+                    owner_id: None,
+                    repository_id: None,
+                });
+            } else if let Some(project) = gitlab {
+                input.gitlab =
+                    Some(palisade_server::publishers::GitlabInput { project, ci_config_path: ci_config.unwrap_or_default(), environment });
+            } else if let Some(issuer) = issuer {
+                input.issuer = Some(issuer);
+                for c in claims {
+                    let (k, v) = c.split_once('=').with_context(|| format!("--claim {c:?}: expected KEY=VALUE"))?;
+                    input.claims.insert(k.to_string(), v.to_string());
+                }
+            } else {
+                anyhow::bail!(
+                    "describe the publisher with --github OWNER/REPO --workflow FILE, --gitlab NAMESPACE/PROJECT --ci-config PATH, or --issuer URL --claim KEY=VALUE"
+                );
+            }
+            let p = admin::add_publisher(db, &state.config, &project, input, owner.as_deref()).await?;
+            println!("{}", palisade_server::publishers::describe(&p));
+            eprintln!(
+                "added trusted publisher {}{}",
+                p.id,
+                if p.pending { " (pending: it may create the project on its first upload)" } else { "" }
+            );
+        }
+        PublisherCmd::List { project } => {
+            let project = project.map(|p| palisade_dist::normalize(&p));
+            for p in db.publishers(project.as_deref()).await? {
+                println!("{}", palisade_server::publishers::describe(&p));
+            }
+        }
+        PublisherCmd::Remove { id } => {
+            let p = db.publisher(id).await?.with_context(|| format!("no trusted publisher with id {id}"))?;
+            db.remove_publisher(id).await?;
+            cli_event(db, "publisher_removed", None, p.project_id, serde_json::json!({ "publisher_id": id, "issuer": p.issuer })).await?;
+            eprintln!("removed trusted publisher {id} of {}", p.project);
+        }
+    }
+    Ok(())
+}
+
+async fn audit(db: &palisade_store::Db, project: Option<String>, user: Option<String>, limit: i64, json: bool) -> anyhow::Result<()> {
+    let project_id = match &project {
+        Some(p) => Some(db.project(&palisade_dist::normalize(p)).await?.with_context(|| format!("no project {p:?}"))?.id),
+        None => None,
+    };
+    let user_id = match &user {
+        Some(u) => Some(db.user_by_name(u).await?.id),
+        None => None,
+    };
+    for e in db.events(user_id, project_id, limit).await? {
+        if json {
+            println!("{}", palisade_server::events::to_json(&e));
+            continue;
+        }
+        println!(
+            "{}  {:<26} actor={} user={} project={} addr={} ua={:?} {}",
+            time(e.at),
+            e.kind,
+            e.actor,
+            e.user_name.as_deref().unwrap_or("-"),
+            e.project.as_deref().unwrap_or("-"),
+            e.addr.as_deref().unwrap_or("-"),
+            e.user_agent.as_deref().unwrap_or("-"),
+            e.details.as_deref().unwrap_or("")
+        );
     }
     Ok(())
 }
@@ -471,12 +715,30 @@ async fn quarantine(state: &AppState, cmd: QuarantineCmd) -> anyhow::Result<()> 
         }
         QuarantineCmd::Release { filename, note } => {
             db.release_file(&filename, "cli", note.as_deref()).await?;
+            let project_id = db.file(&filename).await?.map(|f| f.project_id);
+            cli_event(
+                db,
+                "quarantine_decision",
+                None,
+                project_id,
+                serde_json::json!({ "filename": filename, "decision": "released", "note": note }),
+            )
+            .await?;
             eprintln!("released {filename}: it is published now");
         }
         QuarantineCmd::Confirm { filename, note } => {
+            let project_id = db.file(&filename).await?.map(|f| f.project_id);
             if let Some(sha) = db.confirm_file(&filename, "cli", note.as_deref()).await? {
                 state.blobs.remove(&sha).await?;
             }
+            cli_event(
+                db,
+                "quarantine_decision",
+                None,
+                project_id,
+                serde_json::json!({ "filename": filename, "decision": "confirmed", "note": note }),
+            )
+            .await?;
             eprintln!("confirmed {filename} as malicious: removed, and the filename stays reserved");
         }
     }

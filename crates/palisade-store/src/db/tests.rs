@@ -18,7 +18,8 @@ fn new_file(filename: &str, sha: &str, user: &User) -> NewFile {
         md5: "m".into(),
         core_metadata: b"Metadata-Version: 2.1\nName: Demo\nVersion: 1.0\n".to_vec(),
         metadata_sha256: "x".into(),
-        uploader_id: user.id,
+        uploader_id: Some(user.id),
+        publisher_id: None,
         uploader_name: user.name.clone(),
         uploader_is_admin: user.is_admin,
         status: "published".into(),
@@ -30,9 +31,9 @@ fn new_file(filename: &str, sha: &str, user: &User) -> NewFile {
 async fn publish_rules() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path()).await.unwrap();
-    let alice = db.create_user("alice", false).await.unwrap();
-    let bob = db.create_user("bob", false).await.unwrap();
-    assert!(matches!(db.create_user("alice", false).await, Err(StoreError::Exists(_))));
+    let alice = db.create_user("alice", false, None, false, None).await.unwrap();
+    let bob = db.create_user("bob", false, None, false, None).await.unwrap();
+    assert!(matches!(db.create_user("alice", false, None, false, None).await, Err(StoreError::Exists(_))));
 
     let out = db.publish(&new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
     assert!(matches!(out, PublishOutcome::Published { created_project: true, .. }));
@@ -79,15 +80,16 @@ async fn publish_rules() {
 async fn tokens() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path()).await.unwrap();
-    let u = db.create_user("u", true).await.unwrap();
-    let id = db.create_token(u.id, "h1", "pal_ab", Some(&["a".to_string(), "b-c".to_string()]), None, None).await.unwrap();
+    let u = db.create_user("u", true, None, false, None).await.unwrap();
+    let id =
+        db.create_token(Some(u.id), None, "h1", "pal_ab", Some(&["a".to_string(), "b-c".to_string()]), None, None, None).await.unwrap();
     let t = db.token_by_hash("h1").await.unwrap().unwrap();
     assert_eq!(t.id, id);
     assert!(t.user_is_admin);
     assert_eq!(t.project_scope(), Some(vec!["a".to_string(), "b-c".to_string()]));
     db.touch_token(id, "127.0.0.1").await.unwrap();
-    db.revoke_token(id).await.unwrap();
-    assert!(db.revoke_token(id).await.is_err());
+    db.revoke_token(id, "test").await.unwrap();
+    assert!(db.revoke_token(id, "test").await.is_err());
     let t = db.token_by_hash("h1").await.unwrap().unwrap();
     assert!(t.revoked_at.is_some());
     assert_eq!(t.last_used_addr.as_deref(), Some("127.0.0.1"));
@@ -98,7 +100,7 @@ async fn tokens() {
 async fn quarantine_review() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path()).await.unwrap();
-    let alice = db.create_user("alice", false).await.unwrap();
+    let alice = db.create_user("alice", false, None, false, None).await.unwrap();
     let scan = NewScan {
         verdict: "suspicious".into(),
         score: 6.0,

@@ -1,0 +1,810 @@
+//! The account API: registration, email verification, password reset, login with a second
+//! factor, sessions, TOTP enrolment and recovery codes, API tokens and the account's security
+//! history. Every route answers JSON; errors use the server's plain-text envelope.
+//!
+//! Passwords and one-time codes are checked in constant time (argon2's verifier, `ct_eq`), an
+//! unknown user costs the same as a wrong password, and failures are rate limited per account
+//! and per client address with a lockout. Secrets (passwords, codes, session and email tokens)
+//! are never logged and never echoed in errors.
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use palisade_auth::RateLimiter;
+use palisade_store::{Session, User, now_micros};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::{Action, Client, Principal, SESSION_PREFIX, authenticate, check_policy, require_session};
+use crate::error::{ApiResult, bad_request, forbidden, internal, json_body, not_found, too_many, unauthorized};
+use crate::events::record;
+use crate::mail::notify;
+
+/// The rate limiters of login, second factor and token endpoints.
+pub struct Limits {
+    pub login: RateLimiter,
+    pub second_factor: RateLimiter,
+    /// Token creation and OIDC exchanges (counted, not only failures).
+    pub tokens: RateLimiter,
+    /// Invalid API tokens presented, per client address.
+    pub token_auth: RateLimiter,
+}
+
+impl Limits {
+    pub fn new(max_failures: u64, lockout_secs: u64) -> Self {
+        let window = Duration::from_secs(lockout_secs);
+        let n = max_failures as u32;
+        Self {
+            login: RateLimiter::new(n, window, window),
+            second_factor: RateLimiter::new(n, window, window),
+            tokens: RateLimiter::new(30, Duration::from_secs(3600), Duration::from_secs(600)),
+            token_auth: RateLimiter::new(n * 4, window, window),
+        }
+    }
+}
+
+/// Refuses when any of `keys` is locked out.
+pub fn check_limit(limiter: &RateLimiter, keys: &[String]) -> ApiResult<()> {
+    let now = Instant::now();
+    for k in keys {
+        limiter.check(k, now).map_err(too_many)?;
+    }
+    Ok(())
+}
+
+fn fail_limit(limiter: &RateLimiter, keys: &[String]) {
+    let now = Instant::now();
+    for k in keys {
+        limiter.fail(k, now);
+    }
+}
+
+fn addr_key(client: &Client) -> String {
+    format!("addr:{}", client.addr.as_deref().unwrap_or("unknown"))
+}
+
+fn micros_to_rfc3339(us: i64) -> String {
+    crate::render::upload_time(us)
+}
+
+async fn hash_password(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || palisade_auth::hash_password(&password)).await.map_err(internal)?.map_err(internal)
+}
+
+/// Verifies `password` for `user` (or burns the same time when there is no such user).
+async fn password_ok(state: &AppState, user: Option<&User>, password: &str) -> ApiResult<bool> {
+    let hash = match user {
+        Some(u) => state.db.password_hash(u.id).await.map_err(internal)?,
+        None => None,
+    };
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || match hash {
+        Some(h) => palisade_auth::verify_password(&password, &h),
+        None => {
+            palisade_auth::verify_dummy(&password);
+            false
+        }
+    })
+    .await
+    .map_err(internal)
+}
+
+fn check_strength(password: &str, user: &str, email: Option<&str>) -> ApiResult<()> {
+    let mut inputs = vec![user];
+    if let Some(e) = email {
+        inputs.push(e);
+        inputs.extend(e.split('@').next());
+    }
+    palisade_auth::check_strength(password, &inputs).map_err(|e| bad_request(e.to_string()))
+}
+
+fn valid_email(email: &str) -> ApiResult<()> {
+    let ok = email.len() <= 254
+        && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ',');
+    if ok { Ok(()) } else { Err(bad_request(format!("invalid email address {email:?}"))) }
+}
+
+// ---- email links --------------------------------------------------------------------------
+
+/// Sends a verification link for `email` to `user`. Returns false if no mail can be sent.
+pub async fn send_verification(state: &AppState, headers: &HeaderMap, user: &User, email: &str) -> ApiResult<bool> {
+    if !state.mailer.enabled() {
+        return Ok(false);
+    }
+    let secret = palisade_auth::random_token("", 32);
+    let expires = now_micros() + 48 * 3600 * 1_000_000;
+    state.db.create_email_token(&palisade_auth::hash_secret(&secret), user.id, "verify", email, expires).await.map_err(internal)?;
+    let link = format!("{}/api/verify-email?token={secret}", state.base_url(headers));
+    let body = format!(
+        "Hello {},\n\nconfirm that {email} is your address for Palisade by opening this link within 48 hours:\n\n{link}\n\nIf you did not ask for this, ignore this message.\n",
+        user.name
+    );
+    state.mailer.send(email, "[Palisade] Verify your email address", body);
+    Ok(true)
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    pub token: Option<String>,
+}
+
+/// `GET|POST /api/verify-email?token=...` (the link in the mail; POST also takes `{"token"}`).
+pub async fn verify_email(
+    State(state): State<AppState>,
+    client: Client,
+    Query(q): Query<TokenQuery>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let token = match q.token {
+        Some(t) => t,
+        None if !body.is_empty() => json_body::<TokenQuery>(&body)?.token.unwrap_or_default(),
+        None => String::new(),
+    };
+    check_limit(&state.limits.second_factor, &[addr_key(&client)])?;
+    let Some(t) = state.db.use_email_token(&palisade_auth::hash_secret(token.trim()), "verify").await.map_err(internal)? else {
+        fail_limit(&state.limits.second_factor, &[addr_key(&client)]);
+        return Err(bad_request("this verification link is invalid, expired or already used"));
+    };
+    if !state.db.mark_email_verified(t.user_id, &t.email).await.map_err(internal)? {
+        return Err(bad_request("this address is no longer the account's address"));
+    }
+    let user = state.db.user_by_id(t.user_id).await?;
+    record(&state, "email_verified", &user.name, Some(user.id), None, &client, json!({ "email": t.email })).await;
+    Ok(Json(json!({ "verified": true, "email": t.email })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    name: String,
+    email: String,
+    password: String,
+}
+
+/// `POST /api/register`, when `accounts.registration` is on.
+pub async fn register(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    if !state.config.accounts.registration {
+        return Err(forbidden("self-registration is disabled on this instance; ask an administrator for an account"));
+    }
+    let b: RegisterBody = json_body(&body)?;
+    check_limit(&state.limits.tokens, &[addr_key(&client)])?;
+    crate::admin::validate_user_name(&b.name).map_err(|e| bad_request(e.to_string()))?;
+    valid_email(&b.email)?;
+    check_strength(&b.password, &b.name, Some(&b.email))?;
+    let hash = hash_password(b.password).await?;
+    fail_limit(&state.limits.tokens, &[addr_key(&client)]);
+    let user = state.db.create_user(&b.name, false, Some(&b.email), false, Some(&hash)).await?;
+    record(&state, "account_created", &user.name, Some(user.id), None, &client, json!({ "email": b.email })).await;
+    let sent = send_verification(&state, &headers, &user, &b.email).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "name": user.name, "email": b.email, "verification_sent": sent }))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForgotBody {
+    login: String,
+}
+
+/// `POST /api/password/forgot`: always 202, so it does not reveal whether an account exists.
+pub async fn forgot_password(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let b: ForgotBody = json_body(&body)?;
+    let keys = [addr_key(&client), format!("reset:{}", b.login.to_lowercase())];
+    check_limit(&state.limits.second_factor, &keys)?;
+    fail_limit(&state.limits.second_factor, &keys);
+    if let Some(user) = state.db.user_by_login(b.login.trim()).await.map_err(internal)?
+        && user.email_verified()
+        && let Some(email) = &user.email
+    {
+        let secret = palisade_auth::random_token("", 32);
+        let expires = now_micros() + 3600 * 1_000_000;
+        state.db.create_email_token(&palisade_auth::hash_secret(&secret), user.id, "reset", email, expires).await.map_err(internal)?;
+        let body = format!(
+            "Hello {},\n\nsomeone asked to reset your Palisade password. Use this token within an hour:\n\n{secret}\n\n\
+             POST {}/api/password/reset with {{\"token\": \"...\", \"new_password\": \"...\"}}\n\nIf it was not you, ignore this message; your password is unchanged.\n",
+            user.name,
+            state.base_url(&headers)
+        );
+        state.mailer.send(email, "[Palisade] Password reset", body);
+        record(&state, "password_reset_requested", "anonymous", Some(user.id), None, &client, Value::Null).await;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "accepted": true, "message": "if the account exists and has a verified address, a reset token was sent" })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    token: String,
+    new_password: String,
+}
+
+/// `POST /api/password/reset`: sets a new password with a mailed token; ends every session and
+/// revokes every API token.
+pub async fn reset_password(State(state): State<AppState>, client: Client, body: Bytes) -> ApiResult<Json<Value>> {
+    let b: ResetBody = json_body(&body)?;
+    check_limit(&state.limits.second_factor, &[addr_key(&client)])?;
+    let hash = palisade_auth::hash_secret(b.token.trim());
+    // Check strength before consuming the token, so a weak choice can be retried.
+    let Some(t) = state.db.use_email_token(&hash, "reset").await.map_err(internal)? else {
+        fail_limit(&state.limits.second_factor, &[addr_key(&client)]);
+        return Err(bad_request("this reset token is invalid, expired or already used"));
+    };
+    let user = state.db.user_by_id(t.user_id).await?;
+    if let Err(e) = check_strength(&b.new_password, &user.name, user.email.as_deref()) {
+        // Give the token back: the user did nothing wrong but choose a weak password.
+        state.db.create_email_token(&hash, user.id, "reset", &t.email, t.expires_at).await.map_err(internal)?;
+        return Err(e);
+    }
+    let phc = hash_password(b.new_password).await?;
+    let (sessions, tokens) = state.db.set_password(user.id, &phc).await.map_err(internal)?;
+    record(
+        &state,
+        "password_reset",
+        &user.name,
+        Some(user.id),
+        None,
+        &client,
+        json!({ "sessions_ended": sessions, "tokens_revoked": tokens }),
+    )
+    .await;
+    notify(
+        &state.mailer,
+        &user,
+        "Your password was reset",
+        "The password of your Palisade account was reset with a mailed token. All sessions were ended and all API tokens revoked.",
+    );
+    Ok(Json(json!({ "reset": true, "sessions_ended": sessions, "tokens_revoked": tokens })))
+}
+
+// ---- login --------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    login: String,
+    password: String,
+}
+
+async fn new_session(state: &AppState, user: &User, stage: &str, client: &Client) -> ApiResult<(String, i64)> {
+    let secret = palisade_auth::random_token(SESSION_PREFIX, 32);
+    let ttl = if stage == "active" { state.config.accounts.session_hours as i64 * 3600 } else { 300 };
+    let expires = now_micros() + ttl * 1_000_000;
+    state
+        .db
+        .create_session(user.id, &palisade_auth::hash_secret(&secret), stage, expires, client.addr.as_deref(), client.user_agent.as_deref())
+        .await
+        .map_err(internal)?;
+    Ok((secret, expires))
+}
+
+/// Finishes a login: an active session, the event, and a mail when the client is new.
+async fn complete_login(state: &AppState, user: &User, client: &Client, method: &str) -> ApiResult<Json<Value>> {
+    let known = state.db.known_client(user.id, client.addr.as_deref(), client.user_agent.as_deref()).await.map_err(internal)?;
+    let (secret, expires) = new_session(state, user, "active", client).await?;
+    record(state, "login", &user.name, Some(user.id), None, client, json!({ "method": method })).await;
+    if !known {
+        let what = format!(
+            "There was a login to your Palisade account from a client not seen before: address {}, user agent {}.",
+            client.addr.as_deref().unwrap_or("unknown"),
+            client.user_agent.as_deref().unwrap_or("unknown")
+        );
+        notify(&state.mailer, user, "New login to your account", &what);
+    }
+    Ok(Json(json!({
+        "session": secret,
+        "expires": micros_to_rfc3339(expires),
+        "user": user.name,
+        "two_factor": user.has_2fa,
+    })))
+}
+
+/// `POST /api/login` `{"login", "password"}`: a session, or a ticket for the second factor.
+pub async fn login(State(state): State<AppState>, client: Client, body: Bytes) -> ApiResult<Json<Value>> {
+    let b: LoginBody = json_body(&body)?;
+    let login = b.login.trim().to_lowercase();
+    let mut keys = vec![addr_key(&client), format!("login:{login}")];
+    check_limit(&state.limits.login, &keys)?;
+    let user = state.db.user_by_login(b.login.trim()).await.map_err(internal)?;
+    if let Some(u) = &user {
+        keys.push(format!("user:{}", u.id));
+        check_limit(&state.limits.login, &keys[2..])?;
+    }
+    if !password_ok(&state, user.as_ref(), &b.password).await? {
+        fail_limit(&state.limits.login, &keys);
+        if let Some(u) = &user {
+            record(&state, "login_failed", "anonymous", Some(u.id), None, &client, json!({ "reason": "password" })).await;
+        }
+        return Err(unauthorized("invalid login or password"));
+    }
+    let user = user.ok_or_else(|| unauthorized("invalid login or password"))?;
+    if user.disabled_at.is_some() {
+        return Err(forbidden("this account is disabled"));
+    }
+    for k in &keys[1..] {
+        state.limits.login.succeed(k);
+    }
+    if user.has_2fa {
+        let (ticket, expires) = new_session(&state, &user, "second_factor", &client).await?;
+        return Ok(Json(json!({
+            "second_factor_required": true,
+            "ticket": ticket,
+            "expires": micros_to_rfc3339(expires),
+            "methods": ["totp", "recovery_code"],
+        })));
+    }
+    complete_login(&state, &user, &client, "password").await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecondFactorBody {
+    ticket: String,
+    code: Option<String>,
+    recovery_code: Option<String>,
+}
+
+/// Checks a TOTP code against the user's confirmed factors and consumes its time step.
+async fn totp_ok(state: &AppState, user_id: i64, code: &str, pending: Option<i64>) -> ApiResult<Option<i64>> {
+    let now = jiff::Timestamp::now().as_second().max(0) as u64;
+    for f in state.db.totp_factors(user_id, pending).await.map_err(internal)? {
+        if pending.is_some() && Some(f.id) != pending {
+            continue;
+        }
+        if let Some(step) = palisade_auth::verify_totp(&f.secret, code, now, f.last_used_step)
+            && state.db.use_totp_step(f.id, step, pending.is_some()).await.map_err(internal)?
+        {
+            return Ok(Some(f.id));
+        }
+    }
+    Ok(None)
+}
+
+/// `POST /api/login/second-factor` `{"ticket", "code"}` or `{"ticket", "recovery_code"}`.
+pub async fn second_factor(State(state): State<AppState>, client: Client, body: Bytes) -> ApiResult<Json<Value>> {
+    let b: SecondFactorBody = json_body(&body)?;
+    let addr = addr_key(&client);
+    check_limit(&state.limits.second_factor, std::slice::from_ref(&addr))?;
+    let Some(ticket) = state.db.session_by_hash(&palisade_auth::hash_secret(b.ticket.trim())).await.map_err(internal)? else {
+        fail_limit(&state.limits.second_factor, &[addr]);
+        return Err(unauthorized("the login ticket is invalid or expired; log in again"));
+    };
+    if ticket.stage != "second_factor" {
+        return Err(bad_request("this is not a login ticket"));
+    }
+    let keys = [addr, format!("user:{}", ticket.user_id)];
+    check_limit(&state.limits.second_factor, &keys)?;
+    let user = state.db.user_by_id(ticket.user_id).await?;
+    let method = match (&b.code, &b.recovery_code) {
+        (Some(code), None) => totp_ok(&state, user.id, code, None).await?.map(|_| "totp"),
+        (None, Some(rc)) => {
+            let hash = palisade_auth::hash_secret(&palisade_auth::normalize_recovery_code(rc));
+            state.db.use_recovery_code(user.id, &hash).await.map_err(internal)?.then_some("recovery_code")
+        }
+        _ => return Err(bad_request("send exactly one of \"code\" and \"recovery_code\"")),
+    };
+    let Some(method) = method else {
+        fail_limit(&state.limits.second_factor, &keys);
+        record(&state, "login_failed", "anonymous", Some(user.id), None, &client, json!({ "reason": "second_factor" })).await;
+        return Err(unauthorized("invalid or already used code"));
+    };
+    state.limits.second_factor.succeed(&keys[1]);
+    state.db.revoke_session(ticket.id, user.id).await.map_err(internal)?;
+    if method == "recovery_code" {
+        let left = state.db.recovery_codes_left(user.id).await.map_err(internal)?;
+        notify(
+            &state.mailer,
+            &user,
+            "A recovery code was used",
+            &format!("A recovery code was used to log in to your account; {left} remain."),
+        );
+    }
+    complete_login(&state, &user, &client, method).await
+}
+
+/// `POST /api/logout`: ends the calling session.
+pub async fn logout(State(state): State<AppState>, client: Client, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let p = authenticate(&state.db, &headers).await?;
+    let uid = require_session(&p)?;
+    if let crate::auth::Credential::Session { id } = p.credential {
+        state.db.revoke_session(id, uid).await.map_err(internal)?;
+    }
+    record(&state, "logout", &p.user_name, Some(uid), None, &client, Value::Null).await;
+    Ok(Json(json!({ "logged_out": true })))
+}
+
+// ---- the account ----------------------------------------------------------------------------
+
+async fn session_user(state: &AppState, headers: &HeaderMap) -> ApiResult<(Principal, User)> {
+    let p = authenticate(&state.db, headers).await?;
+    let uid = require_session(&p)?;
+    let user = state.db.user_by_id(uid).await?;
+    Ok((p, user))
+}
+
+/// `GET /api/account`
+pub async fn account(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let (p, user) = session_user(&state, &headers).await?;
+    let factors = state.db.second_factors(user.id).await.map_err(internal)?;
+    let left = state.db.recovery_codes_left(user.id).await.map_err(internal)?;
+    Ok(Json(json!({
+        "name": user.name,
+        "email": user.email,
+        "email_verified": user.email_verified(),
+        "is_admin": user.is_admin,
+        "second_factors": factors.iter().map(|f| json!({ "id": f.id, "kind": f.kind, "name": f.name, "created": micros_to_rfc3339(f.created_at), "last_used": f.last_used_at.map(micros_to_rfc3339) })).collect::<Vec<_>>(),
+        "recovery_codes_left": left,
+        "may_publish": check_policy(&state, &p, "publish").is_ok(),
+        "policy": { "require_2fa": state.config.accounts.require_2fa, "require_verified_email": state.config.accounts.require_verified_email },
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// Re-checks the password for a sensitive change, rate limited like login.
+async fn confirm_password(state: &AppState, user: &User, client: &Client, password: &str) -> ApiResult<()> {
+    let keys = [addr_key(client), format!("user:{}", user.id)];
+    check_limit(&state.limits.login, &keys)?;
+    if !password_ok(state, Some(user), password).await? {
+        fail_limit(&state.limits.login, &keys);
+        record(state, "password_check_failed", &user.name, Some(user.id), None, client, Value::Null).await;
+        return Err(forbidden("the password is wrong"));
+    }
+    Ok(())
+}
+
+/// `POST /api/account/password`: ends every session and revokes every API token, then opens a
+/// new session for the caller.
+pub async fn change_password(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
+    let (_, user) = session_user(&state, &headers).await?;
+    let b: PasswordChange = json_body(&body)?;
+    confirm_password(&state, &user, &client, &b.current_password).await?;
+    check_strength(&b.new_password, &user.name, user.email.as_deref())?;
+    let phc = hash_password(b.new_password).await?;
+    let (sessions, tokens) = state.db.set_password(user.id, &phc).await.map_err(internal)?;
+    record(
+        &state,
+        "password_changed",
+        &user.name,
+        Some(user.id),
+        None,
+        &client,
+        json!({ "sessions_ended": sessions, "tokens_revoked": tokens }),
+    )
+    .await;
+    notify(
+        &state.mailer,
+        &user,
+        "Your password was changed",
+        "The password of your Palisade account was changed. All other sessions were ended and all API tokens revoked.",
+    );
+    let (secret, expires) = new_session(&state, &user, "active", &client).await?;
+    Ok(Json(
+        json!({ "changed": true, "sessions_ended": sessions, "tokens_revoked": tokens, "session": secret, "expires": micros_to_rfc3339(expires) }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailChange {
+    email: String,
+    password: String,
+}
+
+/// `POST /api/account/email`: a new, unverified address; a verification link goes to it.
+pub async fn change_email(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
+    let (_, user) = session_user(&state, &headers).await?;
+    let b: EmailChange = json_body(&body)?;
+    valid_email(&b.email)?;
+    confirm_password(&state, &user, &client, &b.password).await?;
+    state.db.set_email(user.id, &b.email).await?;
+    record(&state, "email_changed", &user.name, Some(user.id), None, &client, json!({ "old": user.email, "new": b.email })).await;
+    notify(
+        &state.mailer,
+        &user,
+        "Your email address was changed",
+        &format!("The address of your Palisade account was changed to {}.", b.email),
+    );
+    let user = state.db.user_by_id(user.id).await?;
+    let sent = send_verification(&state, &headers, &user, &b.email).await?;
+    Ok(Json(json!({ "email": b.email, "verification_sent": sent })))
+}
+
+/// `POST /api/account/email/verify`: sends the verification link again.
+pub async fn resend_verification(State(state): State<AppState>, client: Client, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let (_, user) = session_user(&state, &headers).await?;
+    let Some(email) = user.email.clone() else { return Err(bad_request("the account has no email address")) };
+    if user.email_verified() {
+        return Ok(Json(json!({ "email": email, "verified": true })));
+    }
+    let keys = [format!("verify:{}", user.id)];
+    check_limit(&state.limits.second_factor, &keys)?;
+    fail_limit(&state.limits.second_factor, &keys);
+    let sent = send_verification(&state, &headers, &user, &email).await?;
+    if !sent {
+        return Err(bad_request("this instance sends no mail (no SMTP server configured); ask an administrator to verify the address"));
+    }
+    record(&state, "email_verification_sent", &user.name, Some(user.id), None, &client, Value::Null).await;
+    Ok(Json(json!({ "email": email, "verification_sent": true })))
+}
+
+// ---- second factors -------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrolBody {
+    password: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /api/account/2fa/totp` `{"password", "name"?}`: a new TOTP secret and its
+/// `otpauth://` URI; the factor counts once confirmed with a code.
+pub async fn totp_begin(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
+    let (_, user) = session_user(&state, &headers).await?;
+    let b: EnrolBody = json_body(&body)?;
+    confirm_password(&state, &user, &client, &b.password).await?;
+    let name: String = b.name.unwrap_or_else(|| "authenticator".into()).chars().filter(|c| !c.is_control()).take(64).collect();
+    let secret = palisade_auth::new_totp_secret();
+    let id = state.db.add_totp(user.id, &name, &secret).await.map_err(internal)?;
+    let issuer = state
+        .config
+        .public_url
+        .as_deref()
+        .map(|u| format!("Palisade ({})", u.trim_start_matches("https://").trim_start_matches("http://")))
+        .unwrap_or_else(|| "Palisade".into());
+    Ok(Json(json!({
+        "id": id,
+        "secret": palisade_auth::secret_base32(&secret),
+        "otpauth_uri": palisade_auth::otpauth_uri(&secret, &issuer, &user.name),
+        "confirm": format!("/api/account/2fa/totp/{id}/confirm"),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    code: String,
+}
+
+/// `POST /api/account/2fa/totp/{id}/confirm` `{"code"}`. The first factor also yields recovery codes.
+pub async fn totp_confirm(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let (_, user) = session_user(&state, &headers).await?;
+    let b: CodeBody = json_body(&body)?;
+    let keys = [addr_key(&client), format!("user:{}", user.id)];
+    check_limit(&state.limits.second_factor, &keys)?;
+    if totp_ok(&state, user.id, &b.code, Some(id)).await?.is_none() {
+        fail_limit(&state.limits.second_factor, &keys);
+        return Err(bad_request("the code does not match this authenticator (check the device's clock), or was already used"));
+    }
+    let mut out = json!({ "id": id, "confirmed": true });
+    if state.db.recovery_codes_left(user.id).await.map_err(internal)? == 0 {
+        out["recovery_codes"] = json!(issue_recovery_codes(&state, user.id).await?);
+    }
+    record(&state, "2fa_added", &user.name, Some(user.id), None, &client, json!({ "kind": "totp", "id": id })).await;
+    notify(&state.mailer, &user, "Two-factor authentication added", "A TOTP authenticator was added to your Palisade account.");
+    Ok(Json(out))
+}
+
+async fn issue_recovery_codes(state: &AppState, user_id: i64) -> ApiResult<Vec<String>> {
+    let codes = palisade_auth::new_recovery_codes(10);
+    let hashes: Vec<String> = codes.iter().map(|c| palisade_auth::hash_secret(&palisade_auth::normalize_recovery_code(c))).collect();
+    state.db.replace_recovery_codes(user_id, &hashes).await.map_err(internal)?;
+    Ok(codes)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    password: String,
+}
+
+/// `DELETE /api/account/2fa/{id}` `{"password"}`.
+pub async fn remove_factor(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let (_, user) = session_user(&state, &headers).await?;
+    let b: PasswordBody = json_body(&body)?;
+    confirm_password(&state, &user, &client, &b.password).await?;
+    if !state.db.remove_second_factor(id, user.id).await.map_err(internal)? {
+        return Err(not_found(format!("second factor {id} not found")));
+    }
+    record(&state, "2fa_removed", &user.name, Some(user.id), None, &client, json!({ "id": id })).await;
+    notify(&state.mailer, &user, "Two-factor authentication removed", "A second factor was removed from your Palisade account.");
+    let user = state.db.user_by_id(user.id).await?;
+    Ok(Json(json!({ "removed": id, "two_factor": user.has_2fa })))
+}
+
+/// `POST /api/account/recovery-codes` `{"password"}`: replaces the recovery codes.
+pub async fn new_recovery_codes(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
+    let (_, user) = session_user(&state, &headers).await?;
+    let b: PasswordBody = json_body(&body)?;
+    confirm_password(&state, &user, &client, &b.password).await?;
+    if !user.has_2fa {
+        return Err(bad_request("recovery codes need a second factor; enrol one first"));
+    }
+    let codes = issue_recovery_codes(&state, user.id).await?;
+    record(&state, "recovery_codes_regenerated", &user.name, Some(user.id), None, &client, Value::Null).await;
+    notify(
+        &state.mailer,
+        &user,
+        "New recovery codes",
+        "New recovery codes were generated for your Palisade account; the old ones no longer work.",
+    );
+    Ok(Json(json!({ "recovery_codes": codes })))
+}
+
+// ---- sessions -----------------------------------------------------------------------------
+
+fn session_json(s: &Session, current: Option<i64>) -> Value {
+    json!({
+        "id": s.id,
+        "created": micros_to_rfc3339(s.created_at),
+        "last_seen": micros_to_rfc3339(s.last_seen_at),
+        "expires": micros_to_rfc3339(s.expires_at),
+        "addr": s.addr,
+        "user_agent": s.user_agent,
+        "current": Some(s.id) == current,
+    })
+}
+
+/// `GET /api/account/sessions`
+pub async fn sessions(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let (p, user) = session_user(&state, &headers).await?;
+    let current = match p.credential {
+        crate::auth::Credential::Session { id } => Some(id),
+        _ => None,
+    };
+    let list = state.db.sessions(user.id).await.map_err(internal)?;
+    Ok(Json(json!({ "sessions": list.iter().map(|s| session_json(s, current)).collect::<Vec<_>>() })))
+}
+
+/// `DELETE /api/account/sessions/{id}`
+pub async fn end_session(State(state): State<AppState>, client: Client, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+    let (_, user) = session_user(&state, &headers).await?;
+    if !state.db.revoke_session(id, user.id).await.map_err(internal)? {
+        return Err(not_found(format!("session {id} not found")));
+    }
+    record(&state, "session_ended", &user.name, Some(user.id), None, &client, json!({ "id": id })).await;
+    Ok(Json(json!({ "ended": id })))
+}
+
+// ---- API tokens -----------------------------------------------------------------------------
+
+pub fn token_json(t: &palisade_store::Token) -> Value {
+    json!({
+        "id": t.id,
+        "hint": t.hint,
+        "description": t.description,
+        "projects": t.project_scope(),
+        "actions": t.action_scope(),
+        "created": micros_to_rfc3339(t.created_at),
+        "expires": t.expires_at.map(micros_to_rfc3339),
+        "revoked": t.revoked_at.map(micros_to_rfc3339),
+        "revoked_reason": t.revoked_reason,
+        "last_used": t.last_used_at.map(micros_to_rfc3339),
+        "last_used_addr": t.last_used_addr,
+    })
+}
+
+/// `GET /api/account/tokens`
+pub async fn list_tokens(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let (_, user) = session_user(&state, &headers).await?;
+    let tokens = state.db.user_tokens(user.id).await.map_err(internal)?;
+    Ok(Json(json!({ "tokens": tokens.iter().map(token_json).collect::<Vec<_>>(), "regex": crate::tokens::REGEX })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTokenBody {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    projects: Vec<String>,
+    #[serde(default)]
+    actions: Vec<String>,
+    #[serde(default)]
+    expires_in: Option<String>,
+}
+
+/// `POST /api/account/tokens` `{"description", "projects": [...], "actions": [...], "expires_in": "30d"}`:
+/// the secret is in this answer and nowhere else, ever.
+pub async fn create_token(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let (p, user) = session_user(&state, &headers).await?;
+    check_policy(&state, &p, "create API tokens")?;
+    let b: NewTokenBody = json_body(&body)?;
+    let keys = [format!("user:{}", user.id)];
+    check_limit(&state.limits.tokens, &keys)?;
+    for a in &b.actions {
+        if !Action::SCOPES.contains(&a.as_str()) {
+            return Err(bad_request(format!("unknown action {a:?}: expected upload, yank or manage")));
+        }
+    }
+    // A token may name only projects the user has a role on (or that do not exist yet).
+    for name in &b.projects {
+        let n = palisade_dist::ProjectName::new(name).map_err(|e| bad_request(e.to_string()))?;
+        if let Some(project) = state.db.project(n.normalized()).await.map_err(internal)?
+            && !user.is_admin
+            && state.db.role(project.id, user.id).await.map_err(internal)?.is_none()
+        {
+            return Err(forbidden(format!("user {:?} has no role on project {:?}", user.name, n.normalized())));
+        }
+    }
+    let expires = match &b.expires_in {
+        Some(d) => Some(crate::admin::parse_duration(d).map_err(|e| bad_request(e.to_string()))?),
+        None => None,
+    };
+    fail_limit(&state.limits.tokens, &keys);
+    let (id, secret) = crate::admin::create_token_for(&state.db, &user, &b.projects, &b.actions, expires, b.description.as_deref())
+        .await
+        .map_err(|e| bad_request(e.to_string()))?;
+    let t = state.db.token_by_id(id).await?.ok_or_else(|| internal("token vanished"))?;
+    record(
+        &state,
+        "token_created",
+        &user.name,
+        Some(user.id),
+        None,
+        &client,
+        json!({ "token_id": id, "projects": t.project_scope(), "actions": t.action_scope(), "via": "api" }),
+    )
+    .await;
+    notify(
+        &state.mailer,
+        &user,
+        "API token created",
+        &format!("An API token ({}…, {}) was created for your account.", t.hint, t.description.as_deref().unwrap_or("no description")),
+    );
+    let mut out = token_json(&t);
+    out["token"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// `DELETE /api/account/tokens/{id}`
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    let (_, user) = session_user(&state, &headers).await?;
+    let t = state.db.token_by_id(id).await.map_err(internal)?.filter(|t| t.user_id == Some(user.id));
+    let Some(t) = t else { return Err(not_found(format!("token {id} not found"))) };
+    if t.revoked_at.is_some() {
+        return Err(bad_request(format!("token {id} is already revoked")));
+    }
+    state.db.revoke_token(id, "revoked by its owner").await?;
+    record(&state, "token_revoked", &user.name, Some(user.id), None, &client, json!({ "token_id": id })).await;
+    Ok(Json(json!({ "revoked": id })))
+}
+
+/// `GET /api/account/events`: the account's security history, newest first.
+pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let p = authenticate(&state.db, &headers).await?;
+    let uid = require_session(&p)?;
+    let list = state.db.events(Some(uid), None, 500).await.map_err(internal)?;
+    Ok(Json(json!({ "events": list.iter().map(crate::events::to_json).collect::<Vec<_>>() })))
+}

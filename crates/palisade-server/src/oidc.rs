@@ -1,0 +1,272 @@
+//! Trusted publishing: PyPI's OIDC token exchange, so existing publishing workflows work when
+//! pointed at Palisade.
+//!
+//! - `GET /_/oidc/audience` → `{"audience": "<configured audience>"}`
+//! - `POST /_/oidc/mint-token` `{"token": "<OIDC ID token>"}` → `{"success": true, "token": "pal_…",
+//!   "expires": <unix seconds>}`, or a 422 `{"message": "Token request failed", "errors": [{"code",
+//!   "description"}]}` with PyPI's codes.
+//!
+//! The ID token is read unverified only to learn its issuer, which must be one this instance
+//! trusts. Its signature is then checked against the issuer's JWKS (discovery document and keys
+//! fetched over https and cached; fetched again when a token names an unknown key id), then
+//! `iss`, `aud`, `exp`/`nbf`/`iat` with a small leeway, the risky-trigger rule, the publishers'
+//! claim matchers and finally the `jti` replay cache. The minted token is an ordinary Palisade
+//! token bound to the publisher: upload only, one project, at most 15 minutes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use palisade_auth::JwkSet;
+use palisade_auth::PublisherSpec;
+use palisade_store::now_micros;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::Client;
+use crate::events::record;
+
+const CACHE_TTL: Duration = Duration::from_secs(3600);
+const REFETCH_AFTER: Duration = Duration::from_secs(30);
+const MAX_DOCUMENT: usize = 1 << 20;
+
+/// Issuer URLs must be https; plain http only on a loopback host, and only when allowed.
+pub fn check_issuer_url(url: &str, allow_insecure_loopback: bool) -> Result<(), String> {
+    if let Some(rest) = url.strip_prefix("https://") {
+        return if rest.is_empty() || rest.starts_with('/') { Err("missing host".into()) } else { Ok(()) };
+    }
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+        let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]") || host.starts_with("127.");
+        return match (loopback, allow_insecure_loopback) {
+            (true, true) => Ok(()),
+            (true, false) => {
+                Err("plain http issuers are refused (set [oidc] allow_insecure_loopback = true for a test issuer on loopback)".into())
+            }
+            (false, _) => Err("plain http issuers are refused; use https".into()),
+        };
+    }
+    Err("expected an https:// URL".into())
+}
+
+struct Cached {
+    jwks: Arc<JwkSet>,
+    fetched: Instant,
+}
+
+/// The JWKS of each trusted issuer, fetched on demand and cached.
+pub struct OidcKeys {
+    http: reqwest::Client,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+impl OidcKeys {
+    pub fn new(http: reqwest::Client) -> Self {
+        Self { http, cache: Mutex::new(HashMap::new()) }
+    }
+
+    async fn keys(&self, issuer: &str, kid: Option<&str>, allow_loopback: bool) -> Result<Arc<JwkSet>, String> {
+        if let Some(c) = self.cache.lock().get(issuer) {
+            let known = kid.is_none_or(|k| c.jwks.find(k).is_some());
+            let fresh = c.fetched.elapsed() < CACHE_TTL;
+            // An unknown key id triggers a refresh, but not more than once per REFETCH_AFTER.
+            if (known && fresh) || c.fetched.elapsed() < REFETCH_AFTER {
+                return Ok(c.jwks.clone());
+            }
+        }
+        let jwks = Arc::new(self.fetch(issuer, allow_loopback).await?);
+        self.cache.lock().insert(issuer.to_string(), Cached { jwks: jwks.clone(), fetched: Instant::now() });
+        Ok(jwks)
+    }
+
+    async fn get_json(&self, url: &str) -> Result<Value, String> {
+        let resp = self.http.get(url).timeout(Duration::from_secs(10)).send().await.map_err(|e| format!("fetching {url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("fetching {url}: HTTP {}", resp.status()));
+        }
+        if resp.content_length().is_some_and(|n| n as usize > MAX_DOCUMENT) {
+            return Err(format!("fetching {url}: the document is too large"));
+        }
+        let body = resp.bytes().await.map_err(|e| format!("fetching {url}: {e}"))?;
+        if body.len() > MAX_DOCUMENT {
+            return Err(format!("fetching {url}: the document is too large"));
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
+    }
+
+    async fn fetch(&self, issuer: &str, allow_loopback: bool) -> Result<JwkSet, String> {
+        let discovery_url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+        let discovery = self.get_json(&discovery_url).await?;
+        if discovery.get("issuer").and_then(Value::as_str) != Some(issuer) {
+            return Err(format!("{discovery_url}: the discovery document names another issuer"));
+        }
+        let jwks_uri = discovery.get("jwks_uri").and_then(Value::as_str).ok_or_else(|| format!("{discovery_url}: no jwks_uri"))?;
+        check_issuer_url(jwks_uri, allow_loopback).map_err(|e| format!("jwks_uri {jwks_uri:?}: {e}"))?;
+        let keys = self.get_json(jwks_uri).await?;
+        serde_json::from_value(keys).map_err(|e| format!("{jwks_uri}: not a JWK set: {e}"))
+    }
+}
+
+fn failure(code: &str, description: impl Into<String>) -> Response {
+    let body = json!({ "message": "Token request failed", "errors": [{ "code": code, "description": description.into() }] });
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+}
+
+pub async fn audience(State(state): State<AppState>) -> Response {
+    if !state.config.oidc.enabled {
+        return failure("not-enabled", "trusted publishing is disabled on this instance");
+    }
+    Json(json!({ "audience": state.config.oidc.audience })).into_response()
+}
+
+/// The kind of publisher each trusted issuer may match.
+fn issuer_kind(state: &AppState, issuer: &str) -> Option<&'static str> {
+    let o = &state.config.oidc;
+    if issuer == o.github_issuer {
+        Some("github")
+    } else if issuer == o.gitlab_issuer {
+        Some("gitlab")
+    } else if o.trusted_issuers.iter().any(|i| i == issuer) {
+        Some("custom")
+    } else {
+        None
+    }
+}
+
+pub async fn mint_token(State(state): State<AppState>, client: Client, body: Bytes) -> Response {
+    let o = &state.config.oidc;
+    if !o.enabled {
+        return failure("not-enabled", "trusted publishing is disabled on this instance");
+    }
+    let jwt = match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => match v.get("token").and_then(Value::as_str) {
+            Some(t) if t.len() < 16 * 1024 => t.to_string(),
+            _ => return failure("invalid-payload", "the body must be {\"token\": \"<OIDC ID token>\"}"),
+        },
+        Err(_) => return failure("invalid-payload", "the body must be JSON: {\"token\": \"<OIDC ID token>\"}"),
+    };
+    let addr = format!("addr:{}", client.addr.as_deref().unwrap_or("unknown"));
+    if let Err(e) = crate::accounts::check_limit(&state.limits.token_auth, std::slice::from_ref(&addr)) {
+        return e.into_response();
+    }
+    let fail = |code: &str, description: String| {
+        state.limits.token_auth.fail(&addr, Instant::now());
+        tracing::info!(oidc.error = code, reason = %description, "trusted publishing exchange refused");
+        failure(code, description)
+    };
+    let issuer = match palisade_auth::peek_issuer(&jwt) {
+        Ok(i) => i,
+        Err(e) => return fail("invalid-token", format!("malformed ID token: {e}")),
+    };
+    let Some(kind) = issuer_kind(&state, &issuer) else {
+        return fail("invalid-token", format!("the issuer {issuer:?} is not trusted by this instance"));
+    };
+    let kid = match palisade_auth::peek_kid(&jwt) {
+        Ok(k) => k,
+        Err(e) => return fail("invalid-token", format!("malformed ID token: {e}")),
+    };
+    let jwks = match state.oidc.keys(&issuer, kid.as_deref(), o.allow_insecure_loopback).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(error = %e, oidc.issuer = %issuer, "could not fetch the issuer's keys");
+            return failure("invalid-token", format!("could not fetch the keys of {issuer}; try again later"));
+        }
+    };
+    let now = jiff::Timestamp::now().as_second().max(0) as u64;
+    let claims = match palisade_auth::verify_id_token(&jwt, &jwks, &issuer, &o.audience, now, o.leeway_secs) {
+        Ok(c) => c,
+        Err(e) => return fail("invalid-token", format!("invalid ID token: {e}")),
+    };
+    if let Some(trigger) = palisade_auth::risky_trigger(&claims) {
+        return fail(
+            "invalid-publisher",
+            format!("workflows triggered by {trigger} may not publish: they run with the base repository's identity on untrusted code"),
+        );
+    }
+    let publishers = match state.db.publishers_for_issuer(&issuer).await {
+        Ok(p) => p,
+        Err(e) => return crate::error::internal(e).into_response(),
+    };
+    let mut reasons = Vec::new();
+    let mut matched = None;
+    for p in &publishers {
+        let Ok(spec) = serde_json::from_str::<PublisherSpec>(&p.spec) else { continue };
+        let spec_kind = match spec {
+            PublisherSpec::Github { .. } => "github",
+            PublisherSpec::Gitlab { .. } => "gitlab",
+            PublisherSpec::Custom { .. } => "custom",
+        };
+        if spec_kind != kind {
+            continue;
+        }
+        match palisade_auth::match_publisher(&spec, &claims) {
+            // Prefer a publisher of an existing project over a pending one.
+            Ok(()) if matched.as_ref().is_none_or(|(m, _): &(&palisade_store::Publisher, PublisherSpec)| m.pending && !p.pending) => {
+                matched = Some((p, spec))
+            }
+            Ok(()) => {}
+            Err(e) => reasons.push(format!("publisher {}: {e}", p.id)),
+        }
+    }
+    let Some((publisher, spec)) = matched else {
+        let why = if reasons.is_empty() { "no trusted publisher is registered for this issuer".to_string() } else { reasons.join("; ") };
+        let code = if publishers.iter().any(|p| p.pending) { "invalid-pending-publisher" } else { "invalid-publisher" };
+        return fail(code, format!("no trusted publisher matches this token's claims ({why})"));
+    };
+    let jti = claims.get("jti").and_then(Value::as_str).unwrap_or_default().to_string();
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+    match state.db.use_jti(&issuer, &jti, (exp + o.leeway_secs as i64) * 1_000_000).await {
+        Ok(true) => {}
+        Ok(false) => return fail("invalid-reuse-token", "this ID token was already exchanged (its jti was seen before)".into()),
+        Err(e) => return crate::error::internal(e).into_response(),
+    }
+    // Bind a GitHub publisher to the immutable owner and repository ids on first use, so a
+    // deleted and re-created account or repository of the same name cannot publish.
+    if let PublisherSpec::Github { owner_id, repository_id, owner, repository, workflow, environment } = &spec
+        && (owner_id.is_none() || repository_id.is_none())
+    {
+        let (oid, rid) = palisade_auth::github_ids(&claims);
+        let bound = PublisherSpec::Github {
+            owner: owner.clone(),
+            repository: repository.clone(),
+            workflow: workflow.clone(),
+            environment: environment.clone(),
+            owner_id: owner_id.clone().or(oid),
+            repository_id: repository_id.clone().or(rid),
+        };
+        if let Ok(text) = serde_json::to_string(&bound)
+            && let Err(e) = state.db.update_publisher_spec(publisher.id, &text).await
+        {
+            return crate::error::internal(e).into_response();
+        }
+    }
+    let ttl = o.token_ttl_secs.min(900) as i64;
+    let expires_at = now_micros() + ttl * 1_000_000;
+    let t = crate::tokens::generate();
+    let projects = [publisher.project.clone()];
+    let actions = ["upload".to_string()];
+    let description = format!("trusted publisher {} ({})", publisher.id, claims.get("sub").and_then(Value::as_str).unwrap_or(""));
+    let id = match state
+        .db
+        .create_token(None, Some(publisher.id), &t.hash, &t.hint, Some(&projects), Some(&actions), Some(&description), Some(expires_at))
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => return crate::error::internal(e).into_response(),
+    };
+    let pick = |k: &str| claims.get(k).cloned().unwrap_or(Value::Null);
+    let details = json!({
+        "publisher_id": publisher.id, "token_id": id, "issuer": issuer, "sub": pick("sub"), "repository": pick("repository"),
+        "workflow_ref": pick("job_workflow_ref"), "ref": pick("ref"), "sha": pick("sha"), "jti": jti, "pending": publisher.pending,
+    });
+    record(&state, "publisher_token_minted", &format!("publisher:{}", publisher.id), None, publisher.project_id, &client, details).await;
+    tracing::info!(publisher.id = publisher.id, project.name = %publisher.project, "trusted publisher token minted");
+    Json(json!({ "success": true, "token": t.secret, "expires": expires_at / 1_000_000 })).into_response()
+}

@@ -1,0 +1,159 @@
+//! Trusted publishers as users and administrators describe them, turned into the issuer and
+//! claim matchers that the OIDC exchange checks. Shared by the HTTP API and the CLI.
+
+use palisade_auth::PublisherSpec;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::config::OidcConfig;
+
+/// A publisher as the API receives it: exactly one of `github`, `gitlab` or `issuer`+`claims`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublisherInput {
+    #[serde(default)]
+    pub github: Option<GithubInput>,
+    #[serde(default)]
+    pub gitlab: Option<GitlabInput>,
+    #[serde(default)]
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub claims: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubInput {
+    /// `OWNER/REPO`
+    pub repository: String,
+    pub workflow: String,
+    #[serde(default)]
+    pub environment: Option<String>,
+    #[serde(default)]
+    pub owner_id: Option<String>,
+    #[serde(default)]
+    pub repository_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitlabInput {
+    /// `NAMESPACE/PROJECT` (the namespace may contain slashes).
+    pub project: String,
+    /// The CI configuration file, such as `.gitlab-ci.yml`.
+    pub ci_config_path: String,
+    #[serde(default)]
+    pub environment: Option<String>,
+}
+
+fn plain(what: &str, s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 200 || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!("invalid {what} {s:?}"));
+    }
+    Ok(())
+}
+
+/// Validates the input and returns the issuer URL and the spec to store.
+pub fn resolve(input: PublisherInput, oidc: &OidcConfig) -> Result<(String, PublisherSpec), String> {
+    let given = input.github.is_some() as u8 + input.gitlab.is_some() as u8 + input.issuer.is_some() as u8;
+    if given != 1 {
+        return Err("describe the publisher with exactly one of \"github\", \"gitlab\" or \"issuer\" (with \"claims\")".into());
+    }
+    if let Some(g) = input.github {
+        let (owner, repo) =
+            g.repository.split_once('/').ok_or_else(|| format!("github repository {:?}: expected OWNER/REPO", g.repository))?;
+        plain("GitHub owner", owner)?;
+        plain("GitHub repository", repo)?;
+        if repo.contains('/') {
+            return Err(format!("github repository {:?}: expected OWNER/REPO", g.repository));
+        }
+        let workflow = g.workflow.trim_start_matches(".github/workflows/").to_string();
+        if !(workflow.ends_with(".yml") || workflow.ends_with(".yaml")) || workflow.contains('/') {
+            return Err(format!("workflow {:?}: expected the file name of a workflow, such as release.yml", g.workflow));
+        }
+        if let Some(e) = &g.environment {
+            plain("environment", e)?;
+        }
+        let spec = PublisherSpec::Github {
+            owner: owner.to_string(),
+            repository: repo.to_string(),
+            workflow,
+            environment: g.environment.filter(|e| !e.is_empty()),
+            owner_id: g.owner_id,
+            repository_id: g.repository_id,
+        };
+        return Ok((oidc.github_issuer.clone(), spec));
+    }
+    if let Some(g) = input.gitlab {
+        let (namespace, project) =
+            g.project.rsplit_once('/').ok_or_else(|| format!("gitlab project {:?}: expected NAMESPACE/PROJECT", g.project))?;
+        plain("GitLab namespace", namespace)?;
+        plain("GitLab project", project)?;
+        plain("CI config path", &g.ci_config_path)?;
+        if let Some(e) = &g.environment {
+            plain("environment", e)?;
+        }
+        let spec = PublisherSpec::Gitlab {
+            namespace: namespace.to_string(),
+            project: project.to_string(),
+            ci_config_path: g.ci_config_path,
+            environment: g.environment.filter(|e| !e.is_empty()),
+        };
+        return Ok((oidc.gitlab_issuer.clone(), spec));
+    }
+    let issuer = input.issuer.unwrap_or_default();
+    if !oidc.trusted_issuers.contains(&issuer) {
+        return Err(format!(
+            "issuer {issuer:?} is not trusted by this instance (the administrator lists trusted issuers in [oidc] trusted_issuers)"
+        ));
+    }
+    if input.claims.is_empty() {
+        return Err("a custom publisher needs at least one claim to match (--claim KEY=VALUE); matching only iss and aud would let anyone with a token from that issuer publish".into());
+    }
+    if !input.claims.contains_key("sub") && input.claims.len() < 2 {
+        return Err("a custom publisher must match `sub` or at least two claims".into());
+    }
+    for (k, v) in &input.claims {
+        plain("claim name", k)?;
+        if v.is_empty() || v.len() > 500 {
+            return Err(format!("claim {k:?}: the value must be 1 to 500 characters"));
+        }
+    }
+    Ok((issuer.clone(), PublisherSpec::Custom { issuer, claims: input.claims }))
+}
+
+pub fn to_json(p: &palisade_store::Publisher) -> Value {
+    json!({
+        "id": p.id,
+        "project": p.project,
+        "pending": p.pending,
+        "issuer": p.issuer,
+        "spec": serde_json::from_str::<Value>(&p.spec).unwrap_or(Value::Null),
+        "created_by": p.created_by_name,
+        "created": crate::render::upload_time(p.created_at),
+    })
+}
+
+/// One line for the CLI.
+pub fn describe(p: &palisade_store::Publisher) -> String {
+    let spec: Option<PublisherSpec> = serde_json::from_str(&p.spec).ok();
+    let what = match spec {
+        Some(PublisherSpec::Github { owner, repository, workflow, environment, .. }) => {
+            format!(
+                "github {owner}/{repository} workflow {workflow}{}",
+                environment.map(|e| format!(" environment {e}")).unwrap_or_default()
+            )
+        }
+        Some(PublisherSpec::Gitlab { namespace, project, ci_config_path, environment }) => {
+            format!(
+                "gitlab {namespace}/{project} config {ci_config_path}{}",
+                environment.map(|e| format!(" environment {e}")).unwrap_or_default()
+            )
+        }
+        Some(PublisherSpec::Custom { issuer, claims }) => {
+            format!("issuer {issuer} claims {}", claims.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+        }
+        None => p.spec.clone(),
+    };
+    format!("{}\t{}{}\t{what}", p.id, p.project, if p.pending { " (pending)" } else { "" })
+}

@@ -1,0 +1,464 @@
+//! Accounts: passwords, email addresses, sessions, second factors, recovery codes, trusted
+//! publishers, the OIDC replay cache and the security event log. Everything that must not race
+//! (a one-time code, a TOTP step, an email link) is consumed with one conditional UPDATE, so two
+//! concurrent requests cannot both use it.
+
+use sqlx::Row;
+
+use super::{Db, TOKEN_COLUMNS, TOKEN_FROM, USER_COLUMNS, now_micros};
+use crate::StoreError;
+use crate::models::*;
+
+const PUBLISHER_COLUMNS: &str = "pb.id, pb.project_id, COALESCE(p.normalized, pb.pending_name) AS project, (pb.project_id IS NULL) AS pending, \
+     pb.issuer, pb.spec, pb.created_by, u.name AS created_by_name, pb.created_at";
+const PUBLISHER_FROM: &str = "publishers pb LEFT JOIN projects p ON p.id = pb.project_id LEFT JOIN users u ON u.id = pb.created_by";
+const EVENT_COLUMNS: &str = "e.id, e.at, e.kind, u.name AS user_name, p.normalized AS project, e.actor, e.addr, e.user_agent, e.details";
+const SESSION_COLUMNS: &str = "id, user_id, stage, created_at, expires_at, last_seen_at, addr, user_agent, revoked_at";
+
+impl Db {
+    // ---- users -------------------------------------------------------------------------------
+
+    /// A user by name or (case-insensitively) by email address, for login and password reset.
+    pub async fn user_by_login(&self, login: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.name = ? OR (u.email IS NOT NULL AND lower(u.email) = lower(?))");
+        Ok(sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(sql)).bind(login).bind(login).fetch_optional(&self.writer).await?)
+    }
+
+    pub async fn password_hash(&self, user_id: i64) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query("SELECT password_hash FROM users WHERE id = ?")
+            .bind(user_id)
+            .fetch_optional(&self.writer)
+            .await?
+            .and_then(|r| r.get::<Option<String>, _>(0)))
+    }
+
+    /// Sets a new password and, in the same transaction, ends every session and revokes every
+    /// API token of the user: whoever knew the old password must not keep a way in.
+    pub async fn set_password(&self, user_id: i64, hash: &str) -> Result<(u64, u64), StoreError> {
+        let mut tx = self.begin().await?;
+        let now = now_micros();
+        sqlx::query("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?")
+            .bind(hash)
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let sessions = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let tokens =
+            sqlx::query("UPDATE tokens SET revoked_at = ?, revoked_reason = 'password changed' WHERE user_id = ? AND revoked_at IS NULL")
+                .bind(now)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        tx.commit().await?;
+        Ok((sessions, tokens))
+    }
+
+    /// Changes the address (unverified until the new address is confirmed).
+    pub async fn set_email(&self, user_id: i64, email: &str) -> Result<(), StoreError> {
+        let res = sqlx::query("UPDATE users SET email = ?, email_verified_at = NULL WHERE id = ?")
+            .bind(email)
+            .bind(user_id)
+            .execute(&self.writer)
+            .await;
+        match res {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Exists("a user with this email address".into())),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    /// Marks `email` verified if it is still the user's address.
+    pub async fn mark_email_verified(&self, user_id: i64, email: &str) -> Result<bool, StoreError> {
+        let res = sqlx::query("UPDATE users SET email_verified_at = ? WHERE id = ? AND lower(email) = lower(?)")
+            .bind(now_micros())
+            .bind(user_id)
+            .bind(email)
+            .execute(&self.writer)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    pub async fn set_admin(&self, user_id: i64, is_admin: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET is_admin = ? WHERE id = ?").bind(is_admin).bind(user_id).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    // ---- email links -------------------------------------------------------------------------
+
+    pub async fn create_email_token(
+        &self,
+        hash: &str,
+        user_id: i64,
+        purpose: &str,
+        email: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO email_tokens (hash, user_id, purpose, email, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(hash)
+            .bind(user_id)
+            .bind(purpose)
+            .bind(email)
+            .bind(now_micros())
+            .bind(expires_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Consumes a one-time email link: `None` if it is unknown, used, expired or for another purpose.
+    pub async fn use_email_token(&self, hash: &str, purpose: &str) -> Result<Option<EmailToken>, StoreError> {
+        let now = now_micros();
+        Ok(sqlx::query_as::<_, EmailToken>(
+            "UPDATE email_tokens SET used_at = ? WHERE hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ? \
+             RETURNING user_id, purpose, email, expires_at, used_at",
+        )
+        .bind(now)
+        .bind(hash)
+        .bind(purpose)
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await?)
+    }
+
+    // ---- sessions ----------------------------------------------------------------------------
+
+    pub async fn create_session(
+        &self,
+        user_id: i64,
+        hash: &str,
+        stage: &str,
+        expires_at: i64,
+        addr: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let now = now_micros();
+        let row = sqlx::query(
+            "INSERT INTO sessions (user_id, hash, stage, created_at, expires_at, last_seen_at, addr, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(hash)
+        .bind(stage)
+        .bind(now)
+        .bind(expires_at)
+        .bind(now)
+        .bind(addr)
+        .bind(user_agent)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(row.get(0))
+    }
+
+    /// A live session (not revoked, not expired) by the hash of its secret.
+    pub async fn session_by_hash(&self, hash: &str) -> Result<Option<Session>, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE hash = ? AND revoked_at IS NULL AND expires_at > ?");
+        Ok(sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql)).bind(hash).bind(now_micros()).fetch_optional(&self.writer).await?)
+    }
+
+    pub async fn touch_session(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id = ?").bind(now_micros()).bind(id).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    /// Ends one session of `user_id`; false if there was no such live session.
+    pub async fn revoke_session(&self, id: i64, user_id: i64) -> Result<bool, StoreError> {
+        let res = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL")
+            .bind(now_micros())
+            .bind(id)
+            .bind(user_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Ends every session of a user except `keep`.
+    pub async fn revoke_sessions(&self, user_id: i64, keep: Option<i64>) -> Result<u64, StoreError> {
+        let res = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND (? IS NULL OR id <> ?)")
+            .bind(now_micros())
+            .bind(user_id)
+            .bind(keep)
+            .bind(keep)
+            .execute(&self.writer)
+            .await?;
+        Ok(res.rows_affected())
+    }
+
+    pub async fn sessions(&self, user_id: i64) -> Result<Vec<Session>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ? AND stage = 'active' AND revoked_at IS NULL AND expires_at > ? ORDER BY id"
+        );
+        Ok(sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql)).bind(user_id).bind(now_micros()).fetch_all(&self.reader).await?)
+    }
+
+    // ---- second factors ----------------------------------------------------------------------
+
+    /// Adds an unconfirmed TOTP factor.
+    pub async fn add_totp(&self, user_id: i64, name: &str, secret: &[u8]) -> Result<i64, StoreError> {
+        // Abandoned enrolments are replaced, not accumulated.
+        sqlx::query("DELETE FROM second_factors WHERE user_id = ? AND confirmed_at IS NULL").bind(user_id).execute(&self.writer).await?;
+        let row =
+            sqlx::query("INSERT INTO second_factors (user_id, kind, name, secret, created_at) VALUES (?, 'totp', ?, ?, ?) RETURNING id")
+                .bind(user_id)
+                .bind(name)
+                .bind(secret)
+                .bind(now_micros())
+                .fetch_one(&self.writer)
+                .await?;
+        Ok(row.get(0))
+    }
+
+    /// The user's TOTP factors (confirmed ones, plus the unconfirmed `pending` one if given).
+    pub async fn totp_factors(&self, user_id: i64, pending: Option<i64>) -> Result<Vec<TotpFactor>, StoreError> {
+        Ok(sqlx::query_as::<_, TotpFactor>(
+            "SELECT id, secret, confirmed_at, last_used_step FROM second_factors \
+             WHERE user_id = ? AND kind = 'totp' AND secret IS NOT NULL AND (confirmed_at IS NOT NULL OR id = ?) ORDER BY id",
+        )
+        .bind(user_id)
+        .bind(pending)
+        .fetch_all(&self.writer)
+        .await?)
+    }
+
+    /// Records that the code of time step `step` was used; false if that step or a later one was
+    /// already used (a replay), so a code works once even under concurrent requests.
+    pub async fn use_totp_step(&self, factor_id: i64, step: i64, confirm: bool) -> Result<bool, StoreError> {
+        let now = now_micros();
+        let res = sqlx::query(
+            "UPDATE second_factors SET last_used_step = ?, last_used_at = ?, confirmed_at = CASE WHEN ? THEN COALESCE(confirmed_at, ?) ELSE confirmed_at END \
+             WHERE id = ? AND (last_used_step IS NULL OR last_used_step < ?)",
+        )
+        .bind(step)
+        .bind(now)
+        .bind(confirm)
+        .bind(now)
+        .bind(factor_id)
+        .bind(step)
+        .execute(&self.writer)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    pub async fn second_factors(&self, user_id: i64) -> Result<Vec<SecondFactor>, StoreError> {
+        Ok(sqlx::query_as::<_, SecondFactor>(
+            "SELECT id, user_id, kind, name, created_at, confirmed_at, last_used_at FROM second_factors WHERE user_id = ? AND confirmed_at IS NOT NULL ORDER BY id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Removes a factor; when it was the last one, the recovery codes go with it.
+    pub async fn remove_second_factor(&self, id: i64, user_id: i64) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let res = sqlx::query("DELETE FROM second_factors WHERE id = ? AND user_id = ?").bind(id).bind(user_id).execute(&mut *tx).await?;
+        let left = sqlx::query("SELECT 1 FROM second_factors WHERE user_id = ? AND confirmed_at IS NOT NULL LIMIT 1")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if left.is_none() {
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    // ---- recovery codes ----------------------------------------------------------------------
+
+    /// Replaces all recovery codes of a user with these hashes.
+    pub async fn replace_recovery_codes(&self, user_id: i64, hashes: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?;
+        let now = now_micros();
+        for h in hashes {
+            sqlx::query("INSERT INTO recovery_codes (user_id, hash, created_at) VALUES (?, ?, ?)")
+                .bind(user_id)
+                .bind(h)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Consumes a recovery code; false if it is unknown or already used.
+    pub async fn use_recovery_code(&self, user_id: i64, hash: &str) -> Result<bool, StoreError> {
+        let res = sqlx::query("UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND hash = ? AND used_at IS NULL")
+            .bind(now_micros())
+            .bind(user_id)
+            .bind(hash)
+            .execute(&self.writer)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    pub async fn recovery_codes_left(&self, user_id: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL")
+            .bind(user_id)
+            .fetch_one(&self.writer)
+            .await?
+            .get(0))
+    }
+
+    // ---- tokens ------------------------------------------------------------------------------
+
+    pub async fn user_tokens(&self, user_id: i64) -> Result<Vec<Token>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM {TOKEN_FROM} WHERE t.user_id = ? ORDER BY t.id");
+        Ok(sqlx::query_as::<_, Token>(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_all(&self.reader).await?)
+    }
+
+    pub async fn token_by_id(&self, id: i64) -> Result<Option<Token>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM {TOKEN_FROM} WHERE t.id = ?");
+        Ok(sqlx::query_as::<_, Token>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.writer).await?)
+    }
+
+    /// Revokes a token by the hash of its secret (secret-scanning disclosures). Returns the token
+    /// as it was if it was live.
+    pub async fn revoke_token_by_hash(&self, hash: &str, reason: &str) -> Result<Option<Token>, StoreError> {
+        let Some(token) = self.token_by_hash(hash).await? else { return Ok(None) };
+        let res = sqlx::query("UPDATE tokens SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now_micros())
+            .bind(reason)
+            .bind(token.id)
+            .execute(&self.writer)
+            .await?;
+        Ok((res.rows_affected() == 1).then_some(token))
+    }
+
+    // ---- trusted publishers ------------------------------------------------------------------
+
+    /// Registers a publisher for an existing project, or a pending one for a name.
+    pub async fn add_publisher(
+        &self,
+        project_id: Option<i64>,
+        pending_name: Option<&str>,
+        issuer: &str,
+        spec: &str,
+        created_by: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        let dup = sqlx::query("SELECT 1 FROM publishers WHERE issuer = ? AND spec = ? AND (project_id IS ? AND pending_name IS ?) LIMIT 1")
+            .bind(issuer)
+            .bind(spec)
+            .bind(project_id)
+            .bind(pending_name)
+            .fetch_optional(&self.writer)
+            .await?;
+        if dup.is_some() {
+            return Err(StoreError::Exists("an identical trusted publisher".into()));
+        }
+        let row = sqlx::query("INSERT INTO publishers (project_id, pending_name, issuer, spec, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id")
+            .bind(project_id)
+            .bind(pending_name)
+            .bind(issuer)
+            .bind(spec)
+            .bind(created_by)
+            .bind(now_micros())
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(row.get(0))
+    }
+
+    pub async fn publisher(&self, id: i64) -> Result<Option<Publisher>, StoreError> {
+        let sql = format!("SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE pb.id = ?");
+        Ok(sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.writer).await?)
+    }
+
+    /// Every publisher (ordinary and pending) whose issuer is `issuer`.
+    pub async fn publishers_for_issuer(&self, issuer: &str) -> Result<Vec<Publisher>, StoreError> {
+        let sql = format!("SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE pb.issuer = ? ORDER BY pb.id");
+        Ok(sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql)).bind(issuer).fetch_all(&self.writer).await?)
+    }
+
+    /// The publishers of a project, or with `None` all of them; pending ones included.
+    pub async fn publishers(&self, project: Option<&str>) -> Result<Vec<Publisher>, StoreError> {
+        let sql = format!(
+            "SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE (? IS NULL OR COALESCE(p.normalized, pb.pending_name) = ?) ORDER BY pb.id"
+        );
+        Ok(sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql)).bind(project).bind(project).fetch_all(&self.reader).await?)
+    }
+
+    /// Removes a publisher and revokes the short-lived tokens it minted.
+    pub async fn remove_publisher(&self, id: i64) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE tokens SET revoked_at = ?, revoked_reason = 'publisher removed' WHERE publisher_id = ? AND revoked_at IS NULL")
+            .bind(now_micros())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE files SET publisher_id = NULL WHERE publisher_id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM tokens WHERE publisher_id = ?").bind(id).execute(&mut *tx).await?;
+        let res = sqlx::query("DELETE FROM publishers WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Binds a publisher's spec to the immutable ids seen in its first token.
+    pub async fn update_publisher_spec(&self, id: i64, spec: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE publishers SET spec = ? WHERE id = ?").bind(spec).bind(id).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    /// Records an OIDC token id; false if it was already used (a replay).
+    pub async fn use_jti(&self, issuer: &str, jti: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let now = now_micros();
+        sqlx::query("DELETE FROM oidc_jtis WHERE expires_at < ?").bind(now).execute(&self.writer).await?;
+        let res = sqlx::query("INSERT OR IGNORE INTO oidc_jtis (issuer, jti, expires_at) VALUES (?, ?, ?)")
+            .bind(issuer)
+            .bind(jti)
+            .bind(expires_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    // ---- the security event log --------------------------------------------------------------
+
+    pub async fn record_event(&self, e: &NewEvent) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO events (at, kind, user_id, project_id, actor, addr, user_agent, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(now_micros())
+        .bind(&e.kind)
+        .bind(e.user_id)
+        .bind(e.project_id)
+        .bind(&e.actor)
+        .bind(&e.addr)
+        .bind(&e.user_agent)
+        .bind(&e.details)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(row.get(0))
+    }
+
+    /// Events about a user and/or a project (both `None`: all), newest first.
+    pub async fn events(&self, user_id: Option<i64>, project_id: Option<i64>, limit: i64) -> Result<Vec<Event>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN users u ON u.id = e.user_id LEFT JOIN projects p ON p.id = e.project_id \
+             WHERE (? IS NULL OR e.user_id = ?) AND (? IS NULL OR e.project_id = ?) ORDER BY e.id DESC LIMIT ?"
+        );
+        Ok(sqlx::query_as::<_, Event>(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .bind(user_id)
+            .bind(project_id)
+            .bind(project_id)
+            .bind(limit)
+            .fetch_all(&self.writer)
+            .await?)
+    }
+
+    /// Whether this user has logged in before from this address with this user agent.
+    pub async fn known_client(&self, user_id: i64, addr: Option<&str>, user_agent: Option<&str>) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT 1 FROM events WHERE user_id = ? AND kind = 'login' AND addr IS ? AND user_agent IS ? LIMIT 1")
+            .bind(user_id)
+            .bind(addr)
+            .bind(user_agent)
+            .fetch_optional(&self.writer)
+            .await?
+            .is_some())
+    }
+}
