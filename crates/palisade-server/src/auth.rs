@@ -99,8 +99,8 @@ impl Principal {
             Credential::Session { .. } => true,
             Credential::Publisher { .. } => action == Action::Upload,
             Credential::Token { actions, .. } => match action {
-                // Administration is never delegated to a token.
-                Action::Admin => false,
+                // Administration needs an unrestricted token (or a session) of an administrator.
+                Action::Admin => actions.is_none(),
                 _ => actions.as_ref().is_none_or(|a| a.iter().any(|x| x == action.as_str())),
             },
         }

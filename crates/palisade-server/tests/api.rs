@@ -41,9 +41,14 @@ impl TestApp {
         Self { state, _dir: dir }
     }
 
+    /// A user who meets the instance policy (verified email, a confirmed TOTP factor), and a
+    /// user-wide token of theirs.
     async fn user(&self, name: &str, admin_: bool) -> String {
-        admin::create_user(&self.state.db, name, admin_).await.unwrap();
-        admin::create_token(&self.state.db, name, &[], None, None).await.unwrap().1
+        let db = &self.state.db;
+        let u = admin::create_user(db, name, admin_, Some(&format!("{name}@example.test")), true, None).await.unwrap();
+        let factor = db.add_totp(u.id, "test", b"12345678901234567890").await.unwrap();
+        assert!(db.use_totp_step(factor, 1, true).await.unwrap());
+        admin::create_token(db, &self.state.config.accounts, name, &[], &[], None, None).await.unwrap().1
     }
 
     async fn send(&self, mut req: Request<Body>) -> Reply {
@@ -251,7 +256,7 @@ async fn permissions_and_reuse() {
     let app = TestApp::new().await;
     let alice = app.user("alice", false).await;
     let bob = app.user("bob", false).await;
-    let (_, scoped) = admin::create_token(&app.state.db, "alice", &["other".into()], None, None).await.unwrap();
+    let (_, scoped) = admin::create_token(&app.state.db, &app.state.config.accounts, "alice", &["other".into()], &[], None, None).await.unwrap();
     let whl = wheel("demo", "1.0", "demo", "1.0");
     let f = "demo-1.0-py3-none-any.whl";
 
@@ -269,7 +274,7 @@ async fn permissions_and_reuse() {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     // A revoked token stops working.
     let tokens = app.state.db.list_tokens(Some("alice")).await.unwrap();
-    app.state.db.revoke_token(tokens[0].id).await.unwrap();
+    app.state.db.revoke_token(tokens[0].id, "test").await.unwrap();
     let r = app.upload(Some(&alice), "demo-1.0-py2-none-any.whl", &whl, &[]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.text().contains("revoked"));
