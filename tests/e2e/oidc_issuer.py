@@ -141,6 +141,11 @@ class Issuer:
         self.kid = self.add_key()
         return self.kid
 
+    def private_key(self, kid: str | None = None):
+        """The private key registered under `kid` (default: the current signing key)."""
+        with self._lock:
+            return self._keys[kid or self.kid]
+
     def unpublished_key(self):
         """A private key of the right type that the JWKS never lists."""
         return generate_key(self.alg)

@@ -24,10 +24,13 @@ use crate::config::DisclosurePartner;
 use crate::error::{ApiResult, bad_request, forbidden};
 use crate::events::record;
 
-/// Partner keys fetched from their key URLs: partner name → (key id → PEM), with fetch time.
+/// Key id → PEM, and when they were fetched.
+type KeySet = (HashMap<String, String>, Instant);
+
+/// Partner keys fetched from their key URLs, per partner name.
 #[derive(Default)]
 pub struct PartnerKeys {
-    cache: Mutex<HashMap<String, (HashMap<String, String>, Instant)>>,
+    cache: Mutex<HashMap<String, KeySet>>,
 }
 
 impl PartnerKeys {

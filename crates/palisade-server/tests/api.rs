@@ -256,7 +256,8 @@ async fn permissions_and_reuse() {
     let app = TestApp::new().await;
     let alice = app.user("alice", false).await;
     let bob = app.user("bob", false).await;
-    let (_, scoped) = admin::create_token(&app.state.db, &app.state.config.accounts, "alice", &["other".into()], &[], None, None).await.unwrap();
+    let (_, scoped) =
+        admin::create_token(&app.state.db, &app.state.config.accounts, "alice", &["other".into()], &[], None, None).await.unwrap();
     let whl = wheel("demo", "1.0", "demo", "1.0");
     let f = "demo-1.0-py3-none-any.whl";
 
@@ -428,4 +429,176 @@ async fn hosted_names_are_protected_but_numbered_families_are_not() {
     assert_eq!(app.get("/simple/acme-biling/", Some(JSON)).await.json()["project-status"]["status"], "quarantined");
     let rep = app.state.db.reports("acme_biling-1.0-py3-none-any.whl").await.unwrap();
     assert!(rep[0].report.contains("hosted project"), "{}", rep[0].report);
+}
+
+async fn api_json(app: &TestApp, method: &str, uri: &str, token: Option<&str>, body: serde_json::Value) -> Reply {
+    let mut b = Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, "application/json");
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    app.send(b.body(Body::from(body.to_string())).unwrap()).await
+}
+
+/// The authorization matrix: every mutating (and owner-only) endpoint against every kind of
+/// caller. Each row states the expected status per actor, in the order of `ACTORS`.
+#[tokio::test]
+async fn authorization_matrix() {
+    const ACTORS: [&str; 8] =
+        ["anonymous", "other user", "maintainer", "owner", "admin", "token for another project", "expired token", "revoked token"];
+    let app = TestApp::new().await;
+    let db = &app.state.db;
+    let policy = &app.state.config.accounts;
+    let owner = app.user("owen", false).await;
+    let maintainer = app.user("maya", false).await;
+    let other = app.user("oscar", false).await;
+    let admin_token = app.user("ada", true).await;
+    app.user("carol", false).await;
+    assert_eq!(
+        app.upload(Some(&owner), "demo-1.0-py3-none-any.whl", &wheel("demo", "1.0", "demo", "1.0"), &[]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.upload(Some(&other), "elsewhere-1.0-py3-none-any.whl", &wheel("elsewhere", "1.0", "elsewhere", "1.0"), &[]).await.status,
+        StatusCode::OK
+    );
+    db.set_role("demo", "maya", palisade_store::Role::Maintainer, "test").await.unwrap();
+    let (_, scoped) = admin::create_token(db, policy, "owen", &["elsewhere".into()], &[], None, None).await.unwrap();
+    let (_, expired) = admin::create_token(db, policy, "owen", &[], &[], Some(std::time::Duration::from_secs(1)), None).await.unwrap();
+    let (revoked_id, revoked) = admin::create_token(db, policy, "owen", &[], &[], None, None).await.unwrap();
+    db.revoke_token(revoked_id, "test").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let tokens: [Option<&str>; 8] =
+        [None, Some(&other), Some(&maintainer), Some(&owner), Some(&admin_token), Some(&scoped), Some(&expired), Some(&revoked)];
+
+    use StatusCode as S;
+    const A: S = S::UNAUTHORIZED;
+    const F: S = S::FORBIDDEN;
+    const O: S = S::OK;
+    const C: S = S::CREATED;
+    let rows: Vec<(&str, [S; 8])> = vec![
+        ("upload a file", [A, F, O, O, O, F, F, F]),
+        ("yank a release", [A, F, O, O, O, F, F, F]),
+        ("unyank a release", [A, F, O, O, O, F, F, F]),
+        ("give a role", [A, F, F, O, O, F, F, F]),
+        ("remove a role", [A, F, F, O, O, F, F, F]),
+        ("list roles", [A, F, F, O, O, F, F, F]),
+        ("add a trusted publisher", [A, F, F, C, C, F, F, F]),
+        ("remove a trusted publisher", [A, F, F, O, O, F, F, F]),
+        ("remove a file", [A, F, F, O, O, F, F, F]),
+        ("read the project's events", [A, F, F, O, O, F, F, F]),
+        // Authorized administrators get past the check to a 404: there is nothing to release.
+        ("release a quarantined file", [A, F, F, F, S::NOT_FOUND, F, F, F]),
+        ("create an API token (needs a session)", [A, F, F, F, F, F, F, F]),
+        ("register a pending publisher (needs a session)", [A, F, F, F, F, F, F, F]),
+    ];
+    let mut failures = Vec::new();
+    for (row, expected) in &rows {
+        for (i, token) in tokens.iter().enumerate() {
+            let version = format!("2.{}.{i}", rows.iter().position(|(r, _)| r == row).unwrap());
+            let reply = match *row {
+                "upload a file" => {
+                    let f = format!("demo-{version}-py3-none-any.whl");
+                    app.upload(*token, &f, &wheel("demo", &version, "demo", &version), &[]).await
+                }
+                "yank a release" => api(&app, "POST", "/api/projects/demo/releases/1.0/yank", *token).await,
+                "unyank a release" => api(&app, "POST", "/api/projects/demo/releases/1.0/unyank", *token).await,
+                "give a role" => {
+                    api_json(&app, "PUT", "/api/projects/demo/roles/carol", *token, serde_json::json!({"role": "maintainer"})).await
+                }
+                "remove a role" => {
+                    db.set_role("demo", "carol", palisade_store::Role::Maintainer, "test").await.unwrap();
+                    api(&app, "DELETE", "/api/projects/demo/roles/carol", *token).await
+                }
+                "list roles" => api(&app, "GET", "/api/projects/demo/roles", *token).await,
+                "add a trusted publisher" => {
+                    let body = serde_json::json!({"github": {"repository": "acme/demo", "workflow": format!("release-{i}.yml")}});
+                    api_json(&app, "POST", "/api/projects/demo/publishers", *token, body).await
+                }
+                "remove a trusted publisher" => {
+                    let project = db.project("demo").await.unwrap().unwrap();
+                    let spec = format!(
+                        "{{\"kind\":\"github\",\"owner\":\"acme\",\"repository\":\"demo\",\"workflow\":\"rm-{i}.yml\",\"environment\":null,\"owner_id\":null,\"repository_id\":null}}"
+                    );
+                    let id =
+                        db.add_publisher(Some(project.id), None, "https://token.actions.githubusercontent.com", &spec, None).await.unwrap();
+                    api(&app, "DELETE", &format!("/api/projects/demo/publishers/{id}"), *token).await
+                }
+                "remove a file" => {
+                    let f = format!("demo-{version}-py3-none-any.whl");
+                    assert_eq!(app.upload(Some(&admin_token), &f, &wheel("demo", &version, "demo", &version), &[]).await.status, S::OK);
+                    api(&app, "DELETE", &format!("/api/projects/demo/files/{f}"), *token).await
+                }
+                "read the project's events" => api(&app, "GET", "/api/projects/demo/events", *token).await,
+                "release a quarantined file" => api(&app, "POST", "/api/quarantine/demo-9.9-py3-none-any.whl/release", *token).await,
+                "create an API token (needs a session)" => {
+                    api_json(&app, "POST", "/api/account/tokens", *token, serde_json::json!({})).await
+                }
+                "register a pending publisher (needs a session)" => {
+                    let body = serde_json::json!({"project": "brand-new", "github": {"repository": "acme/new", "workflow": "release.yml"}});
+                    api_json(&app, "POST", "/api/account/pending-publishers", *token, body).await
+                }
+                other => unreachable!("{other}"),
+            };
+            if reply.status != expected[i] {
+                failures.push(format!("{row} as {}: expected {}, got {} ({})", ACTORS[i], expected[i], reply.status, reply.text().trim()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "authorization matrix mismatches:\n{}", failures.join("\n"));
+    // The owner's actions are in the project's event log, with the client address.
+    let events = db.events(None, Some(db.project("demo").await.unwrap().unwrap().id), 500).await.unwrap();
+    for kind in ["file_uploaded", "release_yanked", "role_changed", "publisher_added", "publisher_removed", "file_removed"] {
+        assert!(events.iter().any(|e| e.kind == kind && e.addr.as_deref() == Some("127.0.0.1")), "no {kind} event with an address");
+    }
+}
+
+/// Token action scopes: an upload-only token cannot yank; a yank-only token cannot upload.
+#[tokio::test]
+async fn token_action_scopes() {
+    let app = TestApp::new().await;
+    let db = &app.state.db;
+    let owner = app.user("owen", false).await;
+    assert_eq!(
+        app.upload(Some(&owner), "demo-1.0-py3-none-any.whl", &wheel("demo", "1.0", "demo", "1.0"), &[]).await.status,
+        StatusCode::OK
+    );
+    let policy = &app.state.config.accounts;
+    let (_, upload_only) = admin::create_token(db, policy, "owen", &[], &["upload".into()], None, None).await.unwrap();
+    let (_, yank_only) = admin::create_token(db, policy, "owen", &[], &["yank".into()], None, None).await.unwrap();
+    assert_eq!(api(&app, "POST", "/api/projects/demo/releases/1.0/yank", Some(&upload_only)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(api(&app, "POST", "/api/projects/demo/releases/1.0/yank", Some(&yank_only)).await.status, StatusCode::OK);
+    let r = app.upload(Some(&yank_only), "demo-2.0-py3-none-any.whl", &wheel("demo", "2.0", "demo", "2.0"), &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    let r = app.upload(Some(&upload_only), "demo-2.0-py3-none-any.whl", &wheel("demo", "2.0", "demo", "2.0"), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(api(&app, "GET", "/api/projects/demo/roles", Some(&upload_only)).await.status, StatusCode::FORBIDDEN);
+    assert!(admin::create_token(db, policy, "owen", &[], &["delete-everything".into()], None, None).await.is_err());
+}
+
+/// The instance policy: without a second factor or a verified address, a user's token cannot
+/// publish, and the CLI refuses to create one.
+#[tokio::test]
+async fn publishing_needs_two_factor_and_verified_email() {
+    let app = TestApp::new().await;
+    let db = &app.state.db;
+    let policy = &app.state.config.accounts;
+    let token = app.user("owen", false).await;
+    // Remove the factor: the existing token stops working for uploads.
+    let factor = db.second_factors(db.user_by_name("owen").await.unwrap().id).await.unwrap()[0].id;
+    assert!(db.remove_second_factor(factor, db.user_by_name("owen").await.unwrap().id).await.unwrap());
+    let r = app.upload(Some(&token), "demo-1.0-py3-none-any.whl", &wheel("demo", "1.0", "demo", "1.0"), &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("two-factor authentication is required"), "{}", r.text());
+    let err = admin::create_token(db, policy, "owen", &[], &[], None, None).await.unwrap_err();
+    assert!(err.to_string().contains("second factor"), "{err}");
+    // Unverified email, with a factor.
+    let u = admin::create_user(db, "una", false, Some("una@example.test"), false, None).await.unwrap();
+    let f = db.add_totp(u.id, "t", b"abcdefghijabcdefghij").await.unwrap();
+    assert!(db.use_totp_step(f, 5, true).await.unwrap());
+    let err = admin::create_token(db, policy, "una", &[], &[], None, None).await.unwrap_err();
+    assert!(err.to_string().contains("verified email"), "{err}");
+    // A TOTP step is accepted once: replays and older steps are refused.
+    assert!(!db.use_totp_step(f, 5, false).await.unwrap());
+    assert!(!db.use_totp_step(f, 4, false).await.unwrap());
+    assert!(db.use_totp_step(f, 6, false).await.unwrap());
 }

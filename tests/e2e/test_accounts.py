@@ -1,0 +1,849 @@
+"""Accounts end to end: registration and email verification, login with TOTP and recovery codes,
+the two-factor policy for tokens (API and CLI) and token scopes, lockouts, password change and
+reset, security notifications by mail, sessions, the security history (API and `palisade audit`),
+leaked-token reports from a secret-scanning partner, and no secret ever in the server log.
+
+Mail goes to an in-process SMTP sink (`smtp_sink.py`). The module's server runs with
+self-registration on, a config file naming a test disclosure partner, and a high failure limit:
+every request comes from 127.0.0.1, and the per-address failure counter is shared by all tests
+and not cleared by a successful login, so the default limit (5) would lock later tests out. The
+lockout tests start their own servers with `PALISADE_ACCOUNTS_MAX_FAILURES=3`.
+
+TOTP codes are accepted for the previous, current and next 30-second step, each step once per
+factor and never older than the last one used; `next_code` picks the oldest step still usable
+(and waits for a new step when all three are used), so the tests need not sleep 30 seconds.
+
+Assertion messages never show a secret: response bodies are only shown for error statuses, and
+checks that a secret is absent compare first and report a label.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from dataclasses import dataclass, field
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from distbuilder import WheelBuilder
+from smtp_sink import SmtpSink
+from support import Server, legacy_request, strong_password, totp
+
+UA = "palisade-e2e-accounts/1.0"
+OTHER_UA = "Mozilla/5.0 (X11; Linux x86_64) e2e-other-device/2.0"
+PARTNER_KEY_ID_HEADER = "X-Test-Key-Id"
+PARTNER_SIGNATURE_HEADER = "X-Test-Signature"
+
+# (label, value) of every secret the tests handle; the last test looks for them in the logs.
+SECRETS: list[tuple[str, str]] = []
+# Every server this module started, for the log check.
+SERVERS: list[Server] = []
+
+
+def remember(label: str, value: str) -> str:
+    SECRETS.append((label, value))
+    return value
+
+
+def desc(r: requests.Response) -> str:
+    """Status and, for errors only, the body (a 2xx body may carry a session or a token)."""
+    if r.status_code < 300:
+        return f"HTTP {r.status_code} (body withheld: it may hold a secret)"
+    return f"HTTP {r.status_code}: {r.text[:500]}"
+
+
+# ---- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sink():
+    s = SmtpSink().start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def partner_key():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def partner_pem(key) -> str:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+@pytest.fixture(scope="module")
+def srv(palisade_bin, tmp_path_factory, sink, partner_key):
+    root = tmp_path_factory.mktemp("srv-accounts")
+    config = root / "palisade.toml"
+    # A JSON string is a valid TOML basic string (the PEM is ASCII).
+    config.write_text(
+        "[[disclosure.partners]]\n"
+        'name = "test"\n'
+        f'key_id_header = "{PARTNER_KEY_ID_HEADER}"\n'
+        f'signature_header = "{PARTNER_SIGNATURE_HEADER}"\n'
+        f'public_keys = [{{ key_identifier = "k1", key = {json.dumps(partner_pem(partner_key))} }}]\n'
+    )
+    env = {
+        **sink.env(),
+        "PALISADE_ACCOUNTS_REGISTRATION": "true",
+        "PALISADE_ACCOUNTS_MAX_FAILURES": "100",
+        "PALISADE_CONFIG": str(config),
+    }
+    s = Server(palisade_bin, root / "server", "test_accounts", env).start()
+    SERVERS.append(s)
+    yield s
+    s.stop()
+
+
+# ---- accounts, TOTP and HTTP helpers -------------------------------------------------------
+
+
+@dataclass
+class Acct:
+    name: str
+    password: str
+    email: str
+    session: str | None = None
+    totp_secret: str | None = None
+    factor_id: int | None = None
+    last_step: int | None = None  # the newest TOTP step the server has seen used
+    recovery_codes: list[str] = field(default_factory=list)
+
+
+def call(s: Server, method: str, path: str, session: str | None = None, ua: str = UA, **kw) -> requests.Response:
+    headers = dict(kw.pop("headers", {}))
+    headers.setdefault("User-Agent", ua)
+    return s.api(method, path, session, headers=headers, **kw)
+
+
+def pick_step(last: int | None) -> int:
+    """The oldest TOTP step the server accepts now that is newer than `last`."""
+    while True:
+        now = time.time()
+        cur = int(now // 30)
+        lo = cur - 1 if now - cur * 30 < 25 else cur  # leave the previous step alone near a boundary
+        step = lo if last is None else max(lo, last + 1)
+        if step <= cur + 1:
+            return step
+        time.sleep((cur + 1) * 30 - now + 0.2)
+
+
+def code_at(secret: str, step: int) -> str:
+    return totp(secret, at=step * 30 + 1)
+
+
+def next_code(acct: Acct) -> str:
+    step = pick_step(acct.last_step)
+    acct.last_step = step
+    return code_at(acct.totp_secret, step)
+
+
+def wrong_code(secret: str) -> str:
+    valid = {totp(secret, offset=k) for k in range(-3, 4)}
+    return next(c for c in ("000000", "123456", "999999", "424242") if c not in valid)
+
+
+def begin_totp(s: Server, acct: Acct, name: str | None = None) -> dict:
+    body = {"password": acct.password, **({"name": name} if name else {})}
+    r = call(s, "POST", "/api/account/2fa/totp", acct.session, json=body)
+    assert r.status_code == 200, f"TOTP enrolment: {desc(r)}"
+    begun = r.json()
+    remember(f"TOTP secret of {acct.name}", begun["secret"])
+    return begun
+
+
+def enrol(s: Server, acct: Acct) -> dict:
+    """Enrols the account's (first) TOTP factor, confirming with the oldest usable step."""
+    begun = begin_totp(s, acct)
+    step = pick_step(None)
+    r = call(s, "POST", begun["confirm"], acct.session, json={"code": code_at(begun["secret"], step)})
+    assert r.status_code == 200, f"TOTP confirmation: {desc(r)}"
+    confirmed = r.json()
+    acct.totp_secret, acct.factor_id, acct.last_step = begun["secret"], begun["id"], step
+    acct.recovery_codes = [remember(f"recovery code of {acct.name}", c) for c in confirmed.get("recovery_codes", [])]
+    return {"begun": begun, "confirmed": confirmed}
+
+
+def login(s: Server, acct: Acct, ua: str = UA, password: str | None = None) -> str:
+    r = call(s, "POST", "/api/login", json={"login": acct.name, "password": password or acct.password}, ua=ua)
+    assert r.status_code == 200, f"login {acct.name}: {desc(r)}"
+    body = r.json()
+    if body.get("second_factor_required"):
+        ticket = remember("login ticket", body["ticket"])
+        r = call(s, "POST", "/api/login/second-factor", json={"ticket": ticket, "code": next_code(acct)}, ua=ua)
+        assert r.status_code == 200, f"second factor {acct.name}: {desc(r)}"
+        body = r.json()
+    return remember(f"session of {acct.name}", body["session"])
+
+
+def make_account(s: Server, name: str, *, two_factor: bool = True) -> Acct:
+    """A user created by the administrator with a vouched-for address, logged in, and (by
+    default) with a TOTP factor enrolled through the API."""
+    password = remember(f"password of {name}", strong_password(name))
+    email = f"{name}@example.test"
+    s.cli_input(password + "\n", "user", "create", name, "--email", email, "--email-verified", "--password-stdin")
+    acct = Acct(name, password, email)
+    acct.session = login(s, acct)
+    if two_factor:
+        enrol(s, acct)
+    return acct
+
+
+def api_token(s: Server, acct: Acct, **body) -> dict:
+    r = call(s, "POST", "/api/account/tokens", acct.session, json=body)
+    assert r.status_code == 201, f"token creation: {desc(r)}"
+    out = r.json()
+    remember(f"API token of {acct.name}", out["token"])
+    return out
+
+
+def cli_token(s: Server, user: str, *args: str) -> str:
+    out = s.cli("token", "create", "--user", user, *args).stdout.strip()
+    ok = re.fullmatch(r"pal_[0-9A-Za-z]{38}", out) is not None
+    assert ok, "`token create` should print only the token"
+    return remember(f"CLI token of {user}", out)
+
+
+def upload(s: Server, token: str, project: str, version: str, tmp_path) -> requests.Response:
+    w = WheelBuilder(project, version).build(tmp_path)
+    return s.upload_raw(token, w.name, w.read_bytes(), name=project, version=version)
+
+
+def upload_with_session(s: Server, session: str, project: str, version: str, tmp_path) -> requests.Response:
+    w = WheelBuilder(project, version).build(tmp_path)
+    req = legacy_request(s.upload_url, None, w.name, w.read_bytes(), name=project, version=version)
+    req.headers["Authorization"] = f"Bearer {session}"
+    return s.http.send(req, timeout=60, allow_redirects=False)
+
+
+def account_status(s: Server, session: str) -> int:
+    return call(s, "GET", "/api/account", session).status_code
+
+
+def events_of(s: Server, session: str) -> list[dict]:
+    r = call(s, "GET", "/api/account/events", session)
+    assert r.status_code == 200, desc(r)
+    return r.json()["events"]
+
+
+def mail_line_after(body: str, marker: str) -> str:
+    """The first non-empty line after the line containing `marker`."""
+    lines = [ln.strip() for ln in body.splitlines()]
+    i = next(i for i, ln in enumerate(lines) if marker in ln)
+    return next(ln for ln in lines[i + 1:] if ln)
+
+
+# ---- registration -----------------------------------------------------------------------------
+
+
+def test_registration_weak_passwords_verification_and_policy(srv, sink, tmp_path):
+    name = "newcomer-quill"
+    email = f"{name}@example.test"
+    for weak in ("password123", name + "1"):
+        r = call(srv, "POST", "/api/register", json={"name": name, "email": email, "password": weak})
+        assert r.status_code == 400, desc(r)
+        assert "password is too weak" in r.text, r.text
+        echoed = weak in r.text
+        assert not echoed, "the error must not echo the password"
+
+    password = remember(f"password of {name}", strong_password(name))
+    mark = sink.mark()
+    r = call(srv, "POST", "/api/register", json={"name": name, "email": email, "password": password})
+    assert r.status_code == 201, desc(r)
+    assert r.json() == {"name": name, "email": email, "verification_sent": True}
+
+    # The same name again: the account exists.
+    r = call(srv, "POST", "/api/register", json={"name": name, "email": email, "password": password})
+    assert r.status_code == 409, desc(r)
+
+    mail = sink.wait_for(to=email, subject_contains="Verify your email address", start=mark)
+    m = re.search(r"(http://\S+/api/verify-email\?token=)(\S+)", mail.body)
+    assert m, f"no verification link in the mail (subject {mail.subject!r})"
+    remember("email verification token", m.group(2))
+    link = m.group(0)
+    assert link.startswith(f"{srv.url}/api/verify-email?token="), "the link should point at this server"
+
+    acct = Acct(name, password, email)
+    acct.session = login(srv, acct)
+    r = call(srv, "GET", "/api/account", acct.session)
+    assert r.status_code == 200, desc(r)
+    assert r.json()["email_verified"] is False
+    assert r.json()["may_publish"] is False
+    assert r.json()["second_factors"] == []
+
+    # Neither a token nor an upload (here with the session itself) for an unverified, 1-factor account.
+    r = call(srv, "POST", "/api/account/tokens", acct.session, json={"description": "too early"})
+    assert r.status_code == 403, desc(r)
+    assert "two-factor" in r.text or "verified email" in r.text, r.text
+    r = upload_with_session(srv, acct.session, "quillwort-registered", "1.0", tmp_path)
+    assert r.status_code == 403, desc(r)
+    assert "two-factor" in r.text or "verified email" in r.text, r.text
+    assert srv.project_files("quillwort-registered") == {}
+
+    # Following the mailed link verifies the address, once.
+    r = srv.http.get(link, headers={"User-Agent": UA}, timeout=30, allow_redirects=False)
+    assert r.status_code == 200, desc(r)
+    assert r.json() == {"verified": True, "email": email}
+    r = call(srv, "GET", "/api/account", acct.session)
+    assert r.json()["email_verified"] is True
+    r = srv.http.get(link, headers={"User-Agent": UA}, timeout=30, allow_redirects=False)
+    assert r.status_code == 400, desc(r)
+    assert "invalid, expired or already used" in r.text, r.text
+
+    # Verified but still without a second factor: still no token.
+    r = call(srv, "POST", "/api/account/tokens", acct.session, json={"description": "still too early"})
+    assert r.status_code == 403, desc(r)
+    assert "two-factor authentication is required" in r.text, r.text
+
+    kinds = [e["kind"] for e in events_of(srv, acct.session)]
+    assert "account_created" in kinds and "email_verified" in kinds, kinds
+
+
+def test_registration_disabled_by_default(make_server, sink):
+    s = make_server(sink.env())
+    SERVERS.append(s)
+    password = strong_password("closed-door")
+    r = call(s, "POST", "/api/register", json={"name": "closed-door", "email": "closed-door@example.test", "password": password})
+    assert r.status_code == 403, desc(r)
+    assert "self-registration is disabled" in r.text, r.text
+    assert "closed-door" not in s.cli("user", "list").stdout
+    time.sleep(0.5)
+    assert sink.messages_to("closed-door@example.test") == []
+
+
+# ---- login and second factor ------------------------------------------------------------------
+
+
+def test_login_errors_totp_replay_and_recovery_codes(srv, sink):
+    acct = make_account(srv, "login-otter", two_factor=False)
+
+    wrong = call(srv, "POST", "/api/login", json={"login": acct.name, "password": acct.password + "x"})
+    assert wrong.status_code == 401, desc(wrong)
+    assert wrong.text.strip() == "invalid login or password"
+    unknown = call(srv, "POST", "/api/login", json={"login": "nobody-otter", "password": acct.password})
+    assert unknown.status_code == 401, desc(unknown)
+    assert unknown.text == wrong.text, "an unknown user must look exactly like a wrong password"
+
+    enrolled = srv.enrol_totp(acct.name, acct.session, acct.password)
+    # That helper confirmed with the code of the step current at its call: nothing newer was used.
+    acct.last_step = int(time.time() // 30)
+    acct.totp_secret = remember("TOTP secret of login-otter", enrolled["totp_secret"])
+    acct.recovery_codes = [remember("recovery code", c) for c in enrolled["recovery_codes"]]
+    assert len(acct.recovery_codes) == 10
+    uri = enrolled["otpauth_uri"]
+    assert uri.startswith("otpauth://totp/")
+    has_secret = f"secret={acct.totp_secret}" in uri
+    assert has_secret, "otpauth URI should carry the secret"
+    assert "issuer=" in uri
+
+    def start_login() -> str:
+        r = call(srv, "POST", "/api/login", json={"login": acct.name, "password": acct.password})
+        assert r.status_code == 200, desc(r)
+        body = r.json()
+        assert body["second_factor_required"] is True
+        assert set(body["methods"]) == {"totp", "recovery_code"}
+        assert "session" not in body
+        return remember("login ticket", body["ticket"])
+
+    ticket = start_login()
+    # A ticket is not a session.
+    r = call(srv, "GET", "/api/account", ticket)
+    assert r.status_code == 401, desc(r)
+    assert "login is not complete" in r.text
+
+    r = call(srv, "POST", "/api/login/second-factor", json={"ticket": ticket, "code": wrong_code(acct.totp_secret)})
+    assert r.status_code == 401, desc(r)
+    assert "invalid or already used code" in r.text
+
+    code = next_code(acct)
+    r = call(srv, "POST", "/api/login/second-factor", json={"ticket": ticket, "code": code})
+    assert r.status_code == 200, desc(r)
+    session = remember("session", r.json()["session"])
+    assert r.json()["user"] == acct.name and r.json()["two_factor"] is True
+    r = call(srv, "GET", "/api/account", session)
+    assert r.status_code == 200 and r.json()["name"] == acct.name, desc(r)
+    # The ticket was used up.
+    r = call(srv, "POST", "/api/login/second-factor", json={"ticket": ticket, "code": wrong_code(acct.totp_secret)})
+    assert r.status_code == 401, desc(r)
+    assert "ticket is invalid or expired" in r.text
+
+    # The same code on a fresh ticket: a replay.
+    ticket2 = start_login()
+    r = call(srv, "POST", "/api/login/second-factor", json={"ticket": ticket2, "code": code})
+    assert r.status_code == 401, desc(r)
+    assert "invalid or already used code" in r.text
+
+    # A recovery code works once.
+    mark = sink.mark()
+    rc = acct.recovery_codes[0]
+    r = call(srv, "POST", "/api/login/second-factor", json={"ticket": start_login(), "recovery_code": rc})
+    assert r.status_code == 200, desc(r)
+    remember("session", r.json()["session"])
+    r = call(srv, "POST", "/api/login/second-factor", json={"ticket": start_login(), "recovery_code": rc})
+    assert r.status_code == 401, desc(r)
+    mail = sink.wait_for(to=acct.email, subject_contains="A recovery code was used", start=mark)
+    assert "9 remain" in mail.body, mail.body
+    r = call(srv, "GET", "/api/account", session)
+    assert r.json()["recovery_codes_left"] == 9
+
+
+# ---- the two-factor policy and token scopes --------------------------------------------------
+
+
+def test_two_factor_policy_for_tokens_and_token_scopes(srv, tmp_path):
+    project = "zanthoxylum-scoped"
+    acct = make_account(srv, "policy-heron", two_factor=False)
+
+    r = call(srv, "POST", "/api/account/tokens", acct.session, json={"description": "no 2fa yet"})
+    assert r.status_code == 403, desc(r)
+    assert "two-factor authentication is required" in r.text, r.text
+    proc = srv.cli("token", "create", "--user", acct.name, check=False)
+    assert proc.returncode != 0, "the CLI must refuse a token to a user without a second factor"
+    printed_token = "pal_" in proc.stdout
+    assert not printed_token, "the refused CLI call must not print a token"
+    assert "second factor" in proc.stderr, proc.stderr
+
+    enrol(srv, acct)
+    cli_token(srv, acct.name)  # the CLI now agrees
+    up = api_token(srv, acct, description="upload only", projects=[project], actions=["upload"])
+    assert up["projects"] == [project] and up["actions"] == ["upload"]
+    assert up["description"] == "upload only" and up["revoked"] is None
+    yk = api_token(srv, acct, description="yank only", projects=[project], actions=["yank"])
+    assert yk["projects"] == [project] and yk["actions"] == ["yank"]
+
+    r = call(srv, "GET", "/api/account/tokens", acct.session)
+    assert r.status_code == 200, desc(r)
+    listed = r.text
+    leaked = up["token"] in listed or yk["token"] in listed
+    assert not leaked, "the token list must not show secrets"
+    by_id = {t["id"]: t for t in r.json()["tokens"]}
+    assert by_id[up["id"]]["actions"] == ["upload"] and by_id[yk["id"]]["projects"] == [project]
+
+    r = upload(srv, up["token"], project, "1.0", tmp_path)
+    assert r.status_code == 200, desc(r)
+    r = upload(srv, yk["token"], project, "1.1", tmp_path)
+    assert r.status_code == 403, desc(r)
+    assert 'does not allow the "upload" action' in r.text, r.text
+    r = upload(srv, up["token"], "quokkafold-elsewhere", "1.0", tmp_path)
+    assert r.status_code == 403, desc(r)
+
+    yank_path = f"/api/projects/{project}/releases/1.0/yank"
+    r = call(srv, "POST", yank_path, up["token"])
+    assert r.status_code == 403, desc(r)
+    assert 'does not allow the "yank" action' in r.text, r.text
+    r = call(srv, "POST", yank_path, yk["token"], json={"reason": "scope test"})
+    assert r.status_code == 200, desc(r)
+    assert r.json() == {"project": project, "version": "1.0", "yanked": True, "files": 1}
+    files = srv.project_files(project)
+    assert all(f.get("yanked") == "scope test" for f in files.values()), files
+    # A token cannot manage account settings.
+    r = call(srv, "GET", "/api/account/sessions", yk["token"])
+    assert r.status_code == 403, desc(r)
+
+
+# ---- lockouts ------------------------------------------------------------------------------------
+
+
+def test_login_lockout_per_account_and_per_address(make_server, sink):
+    """With max_failures 3 the account locks after 3 wrong passwords. The address counter has the
+    same limit, counts every failure from the address (any account) and is not cleared by a
+    success, so the same 3 failures also lock every other account out from this address."""
+    s = make_server({**sink.env(), "PALISADE_ACCOUNTS_MAX_FAILURES": "3"})
+    SERVERS.append(s)
+    a = make_account(s, "lock-alpha", two_factor=False)
+    b = make_account(s, "lock-bravo", two_factor=False)
+
+    def attempt(acct: Acct, password: str) -> requests.Response:
+        return call(s, "POST", "/api/login", json={"login": acct.name, "password": password})
+
+    for _ in range(2):
+        r = attempt(a, a.password + "-wrong")
+        assert r.status_code == 401, desc(r)
+    # Two failures from this address: another account still logs in.
+    r = attempt(b, b.password)
+    assert r.status_code == 200, desc(r)
+    remember("session", r.json()["session"])
+    r = attempt(a, a.password + "-wrong")
+    assert r.status_code == 401, desc(r)
+
+    # The 4th attempt on the account is refused even with the right password.
+    r = attempt(a, a.password)
+    assert r.status_code == 429, desc(r)
+    retry = r.headers.get("Retry-After")
+    assert retry is not None and retry.isdigit() and 0 < int(retry) <= 900, r.headers
+    assert "too many failed attempts" in r.text
+    # The address limit (also 3) was reached by the same failures: the other account is locked out
+    # from this address too.
+    r = attempt(b, b.password)
+    assert r.status_code == 429, desc(r)
+    assert r.headers.get("Retry-After", "").isdigit()
+    # The lockout does not leak whether the account exists.
+    r = call(s, "POST", "/api/login", json={"login": "no-such-lock", "password": "whatever-password"})
+    assert r.status_code == 429, desc(r)
+
+
+def test_second_factor_failures_lock_out(make_server, sink):
+    s = make_server({**sink.env(), "PALISADE_ACCOUNTS_MAX_FAILURES": "3"})
+    SERVERS.append(s)
+    acct = make_account(s, "lock-charlie")
+
+    def ticket() -> str:
+        r = call(s, "POST", "/api/login", json={"login": acct.name, "password": acct.password})
+        assert r.status_code == 200 and r.json()["second_factor_required"], desc(r)
+        return remember("login ticket", r.json()["ticket"])
+
+    t = ticket()
+    bad = wrong_code(acct.totp_secret)
+    for _ in range(3):
+        r = call(s, "POST", "/api/login/second-factor", json={"ticket": t, "code": bad})
+        assert r.status_code == 401, desc(r)
+    r = call(s, "POST", "/api/login/second-factor", json={"ticket": t, "code": next_code(acct)})
+    assert r.status_code == 429, desc(r)
+    retry = r.headers.get("Retry-After")
+    assert retry is not None and retry.isdigit() and 0 < int(retry) <= 900, r.headers
+    # A fresh ticket does not help: account and address are locked for the second factor.
+    r = call(s, "POST", "/api/login/second-factor", json={"ticket": ticket(), "code": next_code(acct)})
+    assert r.status_code == 429, desc(r)
+    kinds = [e["kind"] for e in events_of(s, acct.session)]
+    assert kinds.count("login_failed") == 3, kinds
+
+
+# ---- password change and reset ---------------------------------------------------------------
+
+
+def test_password_change_ends_sessions_and_revokes_tokens(srv, sink, tmp_path):
+    project = "brambleberry-pwchange"
+    acct = make_account(srv, "pwchange-lynx")
+    other = login(srv, acct)
+    token = api_token(srv, acct, description="before the change")["token"]
+    r = upload(srv, token, project, "1.0", tmp_path)
+    assert r.status_code == 200, desc(r)
+    new_password = remember("new password", strong_password("pwchange-lynx-new"))
+
+    r = call(srv, "POST", "/api/account/password", acct.session,
+             json={"current_password": acct.password + "-wrong", "new_password": new_password})
+    assert r.status_code == 403, desc(r)
+    assert "the password is wrong" in r.text
+    assert account_status(srv, other) == 200, "a refused change must not end sessions"
+
+    # A weak new password is refused and changes nothing.
+    r = call(srv, "POST", "/api/account/password", acct.session,
+             json={"current_password": acct.password, "new_password": "password123"})
+    assert r.status_code == 400, desc(r)
+    assert "too weak" in r.text
+
+    mark = sink.mark()
+    r = call(srv, "POST", "/api/account/password", acct.session,
+             json={"current_password": acct.password, "new_password": new_password})
+    assert r.status_code == 200, desc(r)
+    body = r.json()
+    assert body["changed"] is True
+    assert body["sessions_ended"] >= 2 and body["tokens_revoked"] == 1, {k: v for k, v in body.items() if k != "session"}
+    fresh = remember("session", body["session"])
+
+    assert account_status(srv, other) == 401
+    assert account_status(srv, acct.session) == 401
+    assert account_status(srv, fresh) == 200
+    r = upload(srv, token, project, "1.0", tmp_path)
+    assert r.status_code == 403, desc(r)
+    assert "revoked" in r.text, r.text
+
+    mail = sink.wait_for(to=acct.email, subject_contains="password was changed", start=mark)
+    assert "API tokens revoked" in mail.body
+
+    r = call(srv, "POST", "/api/login", json={"login": acct.name, "password": acct.password})
+    assert r.status_code == 401, desc(r)
+    acct.password = new_password
+    assert account_status(srv, login(srv, acct)) == 200
+
+
+def test_password_reset_by_mail(srv, sink):
+    acct = make_account(srv, "reset-marten")
+    mark = sink.mark()
+    r1 = call(srv, "POST", "/api/password/forgot", json={"login": acct.name})
+    assert r1.status_code == 202, desc(r1)
+    r2 = call(srv, "POST", "/api/password/forgot", json={"login": "ghost-marten"})
+    assert r2.status_code == 202, desc(r2)
+    r3 = call(srv, "POST", "/api/password/forgot", json={"login": "ghost-marten@example.test"})
+    assert r3.status_code == 202, desc(r3)
+    assert r1.json() == r2.json() == r3.json()
+    assert r1.json()["accepted"] is True
+
+    mail = sink.wait_for(to=acct.email, subject_contains="Password reset", start=mark)
+    token = remember("reset token", mail_line_after(mail.body, "Use this token within an hour"))
+    time.sleep(1)  # mail is sent off the request path: give a wrong one time to show up
+    resets = sink.find(subject_contains="Password reset", start=mark)
+    assert [m.to for m in resets] == [[acct.email]], [m.to for m in resets]
+    assert sink.messages_to("ghost-marten@example.test", start=mark) == []
+
+    new_password = remember("new password", strong_password("reset-marten-new"))
+    r = call(srv, "POST", "/api/password/reset", json={"token": token, "new_password": new_password})
+    assert r.status_code == 200, desc(r)
+    assert r.json()["reset"] is True and r.json()["sessions_ended"] >= 1
+    assert account_status(srv, acct.session) == 401
+
+    r = call(srv, "POST", "/api/password/reset", json={"token": token, "new_password": strong_password("again")})
+    assert r.status_code == 400, desc(r)
+    assert "invalid, expired or already used" in r.text
+
+    r = call(srv, "POST", "/api/login", json={"login": acct.name, "password": acct.password})
+    assert r.status_code == 401, desc(r)
+    acct.password = new_password
+    assert account_status(srv, login(srv, acct)) == 200
+    sink.wait_for(to=acct.email, subject_contains="Your password was reset", start=mark)
+
+
+def test_password_reset_with_weak_password_keeps_the_token(srv, sink):
+    """reset_password documents: a weak new password is refused (400) and the token is given
+    back, so the user can retry with the same mail."""
+    acct = make_account(srv, "reset-stoat", two_factor=False)
+    mark = sink.mark()
+    r = call(srv, "POST", "/api/password/forgot", json={"login": acct.email})
+    assert r.status_code == 202, desc(r)
+    mail = sink.wait_for(to=acct.email, subject_contains="Password reset", start=mark)
+    token = remember("reset token", mail_line_after(mail.body, "Use this token within an hour"))
+
+    weak = call(srv, "POST", "/api/password/reset", json={"token": token, "new_password": "password123"})
+    new_password = remember("new password", strong_password("reset-stoat-new"))
+    retry = call(srv, "POST", "/api/password/reset", json={"token": token, "new_password": new_password})
+    assert (weak.status_code, retry.status_code) == (400, 200), (
+        f"weak password: {desc(weak)}; retry with a strong one and the same token: {desc(retry)}"
+    )
+    assert "too weak" in weak.text
+    acct.password = new_password
+    assert account_status(srv, login(srv, acct)) == 200
+
+
+# ---- notifications ------------------------------------------------------------------------------
+
+
+def test_security_notifications_by_mail(srv, sink, tmp_path):
+    project = "lanternfishery"
+    start = sink.mark()
+    owner = make_account(srv, "notify-owl")
+    helper = make_account(srv, "notify-wren")
+
+    # 2FA added (the enrolment in make_account)
+    sink.wait_for(to=owner.email, subject_contains="Two-factor authentication added", start=start)
+
+    # 2FA removed: a second authenticator, then its removal (the wrong password first).
+    begun = begin_totp(srv, owner, name="backup phone")
+    r = call(srv, "POST", begun["confirm"], owner.session, json={"code": code_at(begun["secret"], pick_step(None))})
+    assert r.status_code == 200, desc(r)
+    assert "recovery_codes" not in r.json(), "a second factor must not replace the recovery codes"
+    r = call(srv, "DELETE", f"/api/account/2fa/{begun['id']}", owner.session, json={"password": owner.password + "x"})
+    assert r.status_code == 403, desc(r)
+    mark = sink.mark()
+    r = call(srv, "DELETE", f"/api/account/2fa/{begun['id']}", owner.session, json={"password": owner.password})
+    assert r.status_code == 200, desc(r)
+    assert r.json() == {"removed": begun["id"], "two_factor": True}
+    sink.wait_for(to=owner.email, subject_contains="Two-factor authentication removed", start=mark)
+
+    # Token created
+    mark = sink.mark()
+    tok = api_token(srv, owner, description="notify test")
+    mail = sink.wait_for(to=owner.email, subject_contains="API token created", start=mark)
+    assert tok["hint"] in mail.body and "notify test" in mail.body
+    token_shown = tok["token"] in mail.body
+    assert not token_shown, "the mail must not carry the token itself"
+
+    r = upload(srv, tok["token"], project, "1.0", tmp_path)
+    assert r.status_code == 200, desc(r)
+
+    # Trusted publisher added (by the owner)
+    mark = sink.mark()
+    r = call(srv, "POST", f"/api/projects/{project}/publishers", owner.session,
+             json={"github": {"repository": "o/r", "workflow": "release.yml"}})
+    assert r.status_code == 201, desc(r)
+    mail = sink.wait_for(to=owner.email, subject_contains="Trusted publisher added", start=mark)
+    assert project in mail.body and "o/r" in mail.body, mail.body
+
+    # Role change: the user whose role changed is told.
+    mark = sink.mark()
+    r = call(srv, "PUT", f"/api/projects/{project}/roles/{helper.name}", owner.session, json={"role": "maintainer"})
+    assert r.status_code == 200, desc(r)
+    assert r.json() == {"project": project, "user": helper.name, "role": "maintainer"}
+    mail = sink.wait_for(to=helper.email, subject_contains="Your role changed", start=mark)
+    assert "maintainer" in mail.body and project in mail.body and owner.name in mail.body
+
+    # New login: none for a client seen before, one for an unknown user agent.
+    sink.wait_for(to=owner.email, subject_contains="New login", start=start)
+    before = len(sink.find(to=owner.email, subject_contains="New login"))
+    assert before >= 1, "the very first login is from an unknown client too"
+    login(srv, owner)
+    mark = sink.mark()
+    login(srv, owner, ua=OTHER_UA)
+    mail = sink.wait_for(to=owner.email, subject_contains="New login", start=mark)
+    assert OTHER_UA in mail.body and "127.0.0.1" in mail.body, mail.body
+    time.sleep(0.5)
+    after = len(sink.find(to=owner.email, subject_contains="New login"))
+    assert after == before + 1, f"expected one new-login mail (unknown user agent only), got {after - before}"
+
+
+# ---- sessions -------------------------------------------------------------------------------------
+
+
+def test_sessions_list_end_and_logout(srv):
+    acct = make_account(srv, "session-vole", two_factor=False)
+    a = acct.session
+    b = login(srv, acct, ua=OTHER_UA)
+
+    def listing(session: str) -> list[dict]:
+        r = call(srv, "GET", "/api/account/sessions", session)
+        assert r.status_code == 200, desc(r)
+        return r.json()["sessions"]
+
+    seen_a, seen_b = listing(a), listing(b)
+    current_a = [s for s in seen_a if s["current"]]
+    current_b = [s for s in seen_b if s["current"]]
+    assert len(current_a) == 1 and len(current_b) == 1
+    assert current_a[0]["id"] != current_b[0]["id"]
+    assert {s["id"] for s in seen_a} == {s["id"] for s in seen_b} == {current_a[0]["id"], current_b[0]["id"]}
+    assert current_a[0]["addr"] == "127.0.0.1" and current_a[0]["user_agent"] == UA
+    assert current_b[0]["user_agent"] == OTHER_UA
+    listed = json.dumps(seen_a)
+    shows_secret = a in listed or b in listed
+    assert not shows_secret, "the session list must not show session secrets"
+
+    r = call(srv, "DELETE", f"/api/account/sessions/{current_b[0]['id']}", a)
+    assert r.status_code == 200, desc(r)
+    assert r.json() == {"ended": current_b[0]["id"]}
+    assert account_status(srv, b) == 401
+    assert [s["id"] for s in listing(a)] == [current_a[0]["id"]]
+    r = call(srv, "DELETE", f"/api/account/sessions/{current_b[0]['id']}", a)
+    assert r.status_code == 404, desc(r)
+
+    r = call(srv, "POST", "/api/logout", a)
+    assert r.status_code == 200, desc(r)
+    assert r.json() == {"logged_out": True}
+    assert account_status(srv, a) == 401
+    r = call(srv, "POST", "/api/logout", a)
+    assert r.status_code == 401, desc(r)
+
+
+# ---- security history ------------------------------------------------------------------------------
+
+
+def test_security_history_api_and_audit_cli(srv):
+    acct = make_account(srv, "history-ibis", two_factor=False)
+    r = call(srv, "POST", "/api/login", json={"login": acct.name, "password": acct.password + "-wrong"})
+    assert r.status_code == 401, desc(r)
+    enrol(srv, acct)
+    api_token(srv, acct, description="history")
+    new_password = remember("new password", strong_password("history-ibis-new"))
+    r = call(srv, "POST", "/api/account/password", acct.session,
+             json={"current_password": acct.password, "new_password": new_password})
+    assert r.status_code == 200, desc(r)
+    acct.password, acct.session = new_password, remember("session", r.json()["session"])
+
+    wanted = {"login", "login_failed", "2fa_added", "token_created", "password_changed"}
+    events = events_of(srv, acct.session)
+    for kind in wanted:
+        matching = [e for e in events if e["kind"] == kind]
+        assert matching, f"no {kind} event in {[e['kind'] for e in events]}"
+        e = matching[0]
+        assert e["addr"] == "127.0.0.1" and e["user_agent"] == UA, e
+        assert e["user"] == acct.name, e
+    assert next(e for e in events if e["kind"] == "login_failed")["details"] == {"reason": "password"}
+    assert next(e for e in events if e["kind"] == "token_created")["details"]["via"] == "api"
+    # Newest first.
+    assert [e["id"] for e in events] == sorted((e["id"] for e in events), reverse=True)
+
+    out = srv.cli("audit", "--user", acct.name, "--json").stdout
+    cli_events = [json.loads(ln) for ln in out.splitlines() if ln.strip()]
+    assert {e["kind"] for e in cli_events} >= wanted, [e["kind"] for e in cli_events]
+    api_view = {(e["id"], e["kind"], e["addr"], e["user_agent"]) for e in events}
+    cli_view = {(e["id"], e["kind"], e["addr"], e["user_agent"]) for e in cli_events}
+    assert cli_view == api_view
+    shows_secret = any(v in out for _, v in SECRETS)
+    assert not shows_secret, "`palisade audit` printed a secret"
+
+
+# ---- leaked-token reports ------------------------------------------------------------------------
+
+
+def test_token_disclosure_by_partner(srv, sink, partner_key, tmp_path):
+    project = "marzipanic-leak"
+    acct = make_account(srv, "leak-puffin")
+    leaked = api_token(srv, acct, description="about to leak")
+    kept = api_token(srv, acct, description="stays")
+    r = upload(srv, leaked["token"], project, "1.0", tmp_path)
+    assert r.status_code == 200, desc(r)
+
+    body = json.dumps([
+        {"token": leaked["token"], "type": "palisade_api_token", "url": "https://example.test/leak", "source": "content"}
+    ]).encode()
+
+    def sign(data: bytes) -> str:
+        return base64.b64encode(partner_key.sign(data, ec.ECDSA(hashes.SHA256()))).decode()
+
+    def report(data: bytes, headers: dict[str, str]) -> requests.Response:
+        return call(srv, "POST", "/_/secrets/disclose-token", data=data,
+                    headers={"Content-Type": "application/json", **headers})
+
+    r = report(body, {})
+    assert r.status_code == 400, desc(r)
+    assert "not signed" in r.text
+    r = report(body, {PARTNER_KEY_ID_HEADER: "k1", PARTNER_SIGNATURE_HEADER: sign(body + b" ")})
+    assert r.status_code == 400, desc(r)
+    assert "does not verify" in r.text
+    r = report(body, {PARTNER_KEY_ID_HEADER: "k1", PARTNER_SIGNATURE_HEADER: "not base64 at all!"})
+    assert r.status_code == 400, desc(r)
+    r = report(body, {PARTNER_KEY_ID_HEADER: "k2", PARTNER_SIGNATURE_HEADER: sign(body)})
+    assert r.status_code == 400, desc(r)
+    assert "unknown key identifier" in r.text
+    # None of those touched the token.
+    r = upload(srv, leaked["token"], project, "1.0", tmp_path)
+    assert r.status_code == 200, desc(r)
+
+    mark = sink.mark()
+    r = report(body, {PARTNER_KEY_ID_HEADER: "k1", PARTNER_SIGNATURE_HEADER: sign(body)})
+    assert r.status_code == 204, desc(r)
+    assert r.content == b""
+
+    r = upload(srv, leaked["token"], project, "1.0", tmp_path)
+    assert r.status_code == 403, desc(r)
+    assert "revoked" in r.text
+    r = upload(srv, kept["token"], project, "1.0", tmp_path)
+    assert r.status_code == 200, f"an unreported token must keep working: {desc(r)}"
+
+    mail = sink.wait_for(to=acct.email, subject_contains="leaked and was revoked", start=mark)
+    assert leaked["hint"] in mail.body and "https://example.test/leak" in mail.body and "test" in mail.body
+
+    r = call(srv, "GET", "/api/account/tokens", acct.session)
+    t = {t["id"]: t for t in r.json()["tokens"]}[leaked["id"]]
+    assert t["revoked"] is not None
+    assert t["revoked_reason"] == "reported as leaked by test (https://example.test/leak)"
+
+    # The same report again: still 204, nothing revoked twice.
+    r = report(body, {PARTNER_KEY_ID_HEADER: "k1", PARTNER_SIGNATURE_HEADER: sign(body)})
+    assert r.status_code == 204, desc(r)
+    leaks = [e for e in events_of(srv, acct.session) if e["kind"] == "token_revoked_leaked"]
+    assert len(leaks) == 1, leaks
+    assert leaks[0]["actor"] == "disclosure:test"
+    assert leaks[0]["details"]["token_id"] == leaked["id"]
+    assert leaks[0]["details"]["partner"] == "test"
+    assert leaks[0]["details"]["url"] == "https://example.test/leak"
+    shows_secret = leaked["token"] in json.dumps(leaks)
+    assert not shows_secret, "the event must not record the token"
+
+
+# ---- no secrets in the logs (keep this test last) -----------------------------------------------
+
+
+def test_no_secrets_in_server_logs(srv):
+    found = []
+    for s in SERVERS:
+        log = s.log_text()
+        assert log.strip(), f"{s.name} wrote no log"
+        for label, value in SECRETS:
+            if value and value in log:
+                found.append(f"{label} in the log of {s.name}")
+    assert not found, "secrets in server logs: " + "; ".join(sorted(set(found)))
