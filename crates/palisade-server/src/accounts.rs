@@ -25,42 +25,68 @@ use crate::error::{ApiResult, bad_request, forbidden, internal, json_body, not_f
 use crate::events::record;
 use crate::mail::notify;
 
-/// The rate limiters of login, second factor and token endpoints.
+/// One rate limit with separate budgets for accounts (and login names) and for client
+/// addresses. An address gets four times an account's budget: many people may share one (NAT),
+/// but an address guessing across many accounts is still stopped.
+pub struct Limit {
+    account: RateLimiter,
+    addr: RateLimiter,
+}
+
+impl Limit {
+    fn new(max: u32, window: Duration, lockout: Duration) -> Self {
+        Self { account: RateLimiter::new(max, window, lockout), addr: RateLimiter::new(max.saturating_mul(4), window, lockout) }
+    }
+
+    fn of(&self, key: &str) -> &RateLimiter {
+        if key.starts_with("addr:") { &self.addr } else { &self.account }
+    }
+
+    pub fn fail(&self, key: &str, now: Instant) {
+        self.of(key).fail(key, now);
+    }
+
+    pub fn succeed(&self, key: &str) {
+        self.of(key).succeed(key);
+    }
+}
+
+/// The rate limits of login, second factor and token endpoints.
 pub struct Limits {
-    pub login: RateLimiter,
-    pub second_factor: RateLimiter,
-    /// Token creation and OIDC exchanges (counted, not only failures).
-    pub tokens: RateLimiter,
-    /// Invalid API tokens presented, per client address.
-    pub token_auth: RateLimiter,
+    pub login: Limit,
+    pub second_factor: Limit,
+    /// Token creation and registration (counted, not only failures).
+    pub tokens: Limit,
+    /// Invalid API tokens presented and refused OIDC exchanges.
+    pub token_auth: Limit,
 }
 
 impl Limits {
     pub fn new(max_failures: u64, lockout_secs: u64) -> Self {
         let window = Duration::from_secs(lockout_secs);
-        let n = max_failures as u32;
+        let n = max_failures.min(u32::MAX as u64) as u32;
         Self {
-            login: RateLimiter::new(n, window, window),
-            second_factor: RateLimiter::new(n, window, window),
-            tokens: RateLimiter::new(30, Duration::from_secs(3600), Duration::from_secs(600)),
-            token_auth: RateLimiter::new(n * 4, window, window),
+            login: Limit::new(n, window, window),
+            second_factor: Limit::new(n, window, window),
+            tokens: Limit::new(30, Duration::from_secs(3600), Duration::from_secs(600)),
+            token_auth: Limit::new(n.saturating_mul(4), window, window),
         }
     }
 }
 
 /// Refuses when any of `keys` is locked out.
-pub fn check_limit(limiter: &RateLimiter, keys: &[String]) -> ApiResult<()> {
+pub fn check_limit(limit: &Limit, keys: &[String]) -> ApiResult<()> {
     let now = Instant::now();
     for k in keys {
-        limiter.check(k, now).map_err(too_many)?;
+        limit.of(k).check(k, now).map_err(too_many)?;
     }
     Ok(())
 }
 
-fn fail_limit(limiter: &RateLimiter, keys: &[String]) {
+pub fn fail_limit(limit: &Limit, keys: &[String]) {
     let now = Instant::now();
     for k in keys {
-        limiter.fail(k, now);
+        limit.fail(k, now);
     }
 }
 
@@ -233,7 +259,6 @@ pub async fn reset_password(State(state): State<AppState>, client: Client, body:
     let b: ResetBody = json_body(&body)?;
     check_limit(&state.limits.second_factor, &[addr_key(&client)])?;
     let hash = palisade_auth::hash_secret(b.token.trim());
-    // Check strength before consuming the token, so a weak choice can be retried.
     let Some(t) = state.db.use_email_token(&hash, "reset").await.map_err(internal)? else {
         fail_limit(&state.limits.second_factor, &[addr_key(&client)]);
         return Err(bad_request("this reset token is invalid, expired or already used"));
@@ -241,7 +266,7 @@ pub async fn reset_password(State(state): State<AppState>, client: Client, body:
     let user = state.db.user_by_id(t.user_id).await?;
     if let Err(e) = check_strength(&b.new_password, &user.name, user.email.as_deref()) {
         // Give the token back: the user did nothing wrong but choose a weak password.
-        state.db.create_email_token(&hash, user.id, "reset", &t.email, t.expires_at).await.map_err(internal)?;
+        state.db.restore_email_token(&hash).await.map_err(internal)?;
         return Err(e);
     }
     let phc = hash_password(b.new_password).await?;
@@ -332,6 +357,9 @@ pub async fn login(State(state): State<AppState>, client: Client, body: Bytes) -
     for k in &keys[1..] {
         state.limits.login.succeed(k);
     }
+    // A password that today's policy would refuse (common, short, guessable) still logs in,
+    // but the client is told to have it changed.
+    let weak = check_strength(&b.password, &user.name, user.email.as_deref()).is_err();
     if user.has_2fa {
         let (ticket, expires) = new_session(&state, &user, "second_factor", &client).await?;
         return Ok(Json(json!({
@@ -339,9 +367,12 @@ pub async fn login(State(state): State<AppState>, client: Client, body: Bytes) -
             "ticket": ticket,
             "expires": micros_to_rfc3339(expires),
             "methods": ["totp", "recovery_code"],
+            "password_change_recommended": weak,
         })));
     }
-    complete_login(&state, &user, &client, "password").await
+    let Json(mut out) = complete_login(&state, &user, &client, "password").await?;
+    out["password_change_recommended"] = json!(weak);
+    Ok(Json(out))
 }
 
 #[derive(Deserialize)]

@@ -195,6 +195,7 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
         Err(e) => return crate::error::internal(e).into_response(),
     };
     let mut reasons = Vec::new();
+    let mut shown = Vec::new();
     let mut matched = None;
     for p in &publishers {
         let Ok(spec) = serde_json::from_str::<PublisherSpec>(&p.spec) else { continue };
@@ -212,14 +213,33 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
                 matched = Some((p, spec))
             }
             Ok(()) => {}
+            // A mismatch behind a matching repository concerns the caller's own repository and
+            // may be explained; any other would describe someone else's publisher.
+            Err(e)
+                if matches!(spec, PublisherSpec::Github { .. } | PublisherSpec::Gitlab { .. })
+                    && !["repository", "repository_owner", "project_path"].contains(&e.claim.as_str()) =>
+            {
+                shown.push(e.to_string())
+            }
             Err(e) => reasons.push(format!("publisher {}: {e}", p.id)),
         }
     }
     let Some((publisher, spec)) = matched else {
-        let why = if reasons.is_empty() { "no trusted publisher is registered for this issuer".to_string() } else { reasons.join("; ") };
-        let code = if publishers.iter().any(|p| p.pending) { "invalid-pending-publisher" } else { "invalid-publisher" };
-        return fail(code, format!("no trusted publisher matches this token's claims ({why})"));
+        // The reasons name other projects' publishers: they go to the log, not to the caller.
+        tracing::debug!(reasons = %reasons.join("; "), "no trusted publisher matched");
+        let why = if shown.is_empty() {
+            "check the repository, workflow file and environment registered for the project".to_string()
+        } else {
+            shown.join("; ")
+        };
+        return fail("invalid-publisher", format!("no trusted publisher matches this token's claims ({why})"));
     };
+    if publisher.pending && matches!(state.db.project(&publisher.project).await, Ok(Some(_))) {
+        return fail(
+            "invalid-pending-publisher",
+            format!("valid token, but project {:?} already exists; its owners must add this publisher to it", publisher.project),
+        );
+    }
     let jti = claims.get("jti").and_then(Value::as_str).unwrap_or_default().to_string();
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
     match state.db.use_jti(&issuer, &jti, (exp + o.leeway_secs as i64) * 1_000_000).await {

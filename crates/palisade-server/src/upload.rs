@@ -74,7 +74,18 @@ pub async fn upload(State(state): State<AppState>, client: Client, request: Requ
 }
 
 async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResult<(PublishOutcome, u64)> {
-    let principal = authenticate(&state.db, request.headers()).await?;
+    // Guessing tokens is rate limited per client address.
+    let addr = vec![format!("addr:{}", client.addr.as_deref().unwrap_or("unknown"))];
+    crate::accounts::check_limit(&state.limits.token_auth, &addr)?;
+    let principal = match authenticate(&state.db, request.headers()).await {
+        Ok(p) => p,
+        Err(e) => {
+            if e.status == axum::http::StatusCode::FORBIDDEN {
+                crate::accounts::fail_limit(&state.limits.token_auth, &addr);
+            }
+            return Err(e);
+        }
+    };
     // The instance policy needs no project: refuse before reading the body.
     check_policy(state, &principal, "upload")?;
     let max = state.config.max_upload_bytes;

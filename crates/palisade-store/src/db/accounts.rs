@@ -126,6 +126,13 @@ impl Db {
         .await?)
     }
 
+    /// Makes a consumed email link usable again (the reset failed for a reason that was not
+    /// the link's fault).
+    pub async fn restore_email_token(&self, hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE email_tokens SET used_at = NULL WHERE hash = ?").bind(hash).execute(&self.writer).await?;
+        Ok(())
+    }
+
     // ---- sessions ----------------------------------------------------------------------------
 
     pub async fn create_session(
