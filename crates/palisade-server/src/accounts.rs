@@ -83,6 +83,15 @@ pub fn check_limit(limit: &Limit, keys: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
+/// Checks and counts an attempt against account keys in one step, before the (slow) check of the
+/// secret: requests in flight at the same time cannot all slip under the limit. The caller
+/// clears the keys on success.
+pub fn reserve(limit: &Limit, keys: &[String]) -> ApiResult<()> {
+    check_limit(limit, keys)?;
+    fail_limit(limit, keys);
+    Ok(())
+}
+
 pub fn fail_limit(limit: &Limit, keys: &[String]) {
     let now = Instant::now();
     for k in keys {
@@ -139,14 +148,14 @@ fn valid_email(email: &str) -> ApiResult<()> {
 // ---- email links --------------------------------------------------------------------------
 
 /// Sends a verification link for `email` to `user`. Returns false if no mail can be sent.
-pub async fn send_verification(state: &AppState, headers: &HeaderMap, user: &User, email: &str) -> ApiResult<bool> {
+pub async fn send_verification(state: &AppState, user: &User, email: &str) -> ApiResult<bool> {
     if !state.mailer.enabled() {
         return Ok(false);
     }
     let secret = palisade_auth::random_token("", 32);
     let expires = now_micros() + 48 * 3600 * 1_000_000;
     state.db.create_email_token(&palisade_auth::hash_secret(&secret), user.id, "verify", email, expires).await.map_err(internal)?;
-    let link = format!("{}/api/verify-email?token={secret}", state.base_url(headers));
+    let link = format!("{}/api/verify-email?token={secret}", state.mail_base_url());
     let body = format!(
         "Hello {},\n\nconfirm that {email} is your address for Palisade by opening this link within 48 hours:\n\n{link}\n\nIf you did not ask for this, ignore this message.\n",
         user.name
@@ -194,7 +203,7 @@ struct RegisterBody {
 }
 
 /// `POST /api/register`, when `accounts.registration` is on.
-pub async fn register(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn register(State(state): State<AppState>, client: Client, body: Bytes) -> ApiResult<Response> {
     if !state.config.accounts.registration {
         return Err(forbidden("self-registration is disabled on this instance; ask an administrator for an account"));
     }
@@ -207,7 +216,7 @@ pub async fn register(State(state): State<AppState>, client: Client, headers: He
     fail_limit(&state.limits.tokens, &[addr_key(&client)]);
     let user = state.db.create_user(&b.name, false, Some(&b.email), false, Some(&hash)).await?;
     record(&state, "account_created", &user.name, Some(user.id), None, &client, json!({ "email": b.email })).await;
-    let sent = send_verification(&state, &headers, &user, &b.email).await?;
+    let sent = send_verification(&state, &user, &b.email).await?;
     Ok((StatusCode::CREATED, Json(json!({ "name": user.name, "email": b.email, "verification_sent": sent }))).into_response())
 }
 
@@ -218,7 +227,7 @@ struct ForgotBody {
 }
 
 /// `POST /api/password/forgot`: always 202, so it does not reveal whether an account exists.
-pub async fn forgot_password(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn forgot_password(State(state): State<AppState>, client: Client, body: Bytes) -> ApiResult<Response> {
     let b: ForgotBody = json_body(&body)?;
     let keys = [addr_key(&client), format!("reset:{}", b.login.to_lowercase())];
     check_limit(&state.limits.second_factor, &keys)?;
@@ -234,7 +243,7 @@ pub async fn forgot_password(State(state): State<AppState>, client: Client, head
             "Hello {},\n\nsomeone asked to reset your Palisade password. Use this token within an hour:\n\n{secret}\n\n\
              POST {}/api/password/reset with {{\"token\": \"...\", \"new_password\": \"...\"}}\n\nIf it was not you, ignore this message; your password is unchanged.\n",
             user.name,
-            state.base_url(&headers)
+            state.mail_base_url()
         );
         state.mailer.send(email, "[Palisade] Password reset", body);
         record(&state, "password_reset_requested", "anonymous", Some(user.id), None, &client, Value::Null).await;
@@ -336,15 +345,16 @@ async fn complete_login(state: &AppState, user: &User, client: &Client, method: 
 pub async fn login(State(state): State<AppState>, client: Client, body: Bytes) -> ApiResult<Json<Value>> {
     let b: LoginBody = json_body(&body)?;
     let login = b.login.trim().to_lowercase();
-    let mut keys = vec![addr_key(&client), format!("login:{login}")];
-    check_limit(&state.limits.login, &keys)?;
+    let addr = [addr_key(&client)];
+    check_limit(&state.limits.login, &addr)?;
+    let mut keys = vec![format!("login:{login}")];
     let user = state.db.user_by_login(b.login.trim()).await.map_err(internal)?;
     if let Some(u) = &user {
         keys.push(format!("user:{}", u.id));
-        check_limit(&state.limits.login, &keys[2..])?;
     }
+    reserve(&state.limits.login, &keys)?;
     if !password_ok(&state, user.as_ref(), &b.password).await? {
-        fail_limit(&state.limits.login, &keys);
+        fail_limit(&state.limits.login, &addr);
         if let Some(u) = &user {
             record(&state, "login_failed", "anonymous", Some(u.id), None, &client, json!({ "reason": "password" })).await;
         }
@@ -354,7 +364,7 @@ pub async fn login(State(state): State<AppState>, client: Client, body: Bytes) -
     if user.disabled_at.is_some() {
         return Err(forbidden("this account is disabled"));
     }
-    for k in &keys[1..] {
+    for k in &keys {
         state.limits.login.succeed(k);
     }
     // A password that today's policy would refuse (common, short, guessable) still logs in,
@@ -411,8 +421,9 @@ pub async fn second_factor(State(state): State<AppState>, client: Client, body: 
     if ticket.stage != "second_factor" {
         return Err(bad_request("this is not a login ticket"));
     }
-    let keys = [addr, format!("user:{}", ticket.user_id)];
-    check_limit(&state.limits.second_factor, &keys)?;
+    let account = [format!("user:{}", ticket.user_id)];
+    check_limit(&state.limits.second_factor, std::slice::from_ref(&addr))?;
+    reserve(&state.limits.second_factor, &account)?;
     let user = state.db.user_by_id(ticket.user_id).await?;
     let method = match (&b.code, &b.recovery_code) {
         (Some(code), None) => totp_ok(&state, user.id, code, None).await?.map(|_| "totp"),
@@ -423,12 +434,15 @@ pub async fn second_factor(State(state): State<AppState>, client: Client, body: 
         _ => return Err(bad_request("send exactly one of \"code\" and \"recovery_code\"")),
     };
     let Some(method) = method else {
-        fail_limit(&state.limits.second_factor, &keys);
+        fail_limit(&state.limits.second_factor, &[addr]);
         record(&state, "login_failed", "anonymous", Some(user.id), None, &client, json!({ "reason": "second_factor" })).await;
         return Err(unauthorized("invalid or already used code"));
     };
-    state.limits.second_factor.succeed(&keys[1]);
-    state.db.revoke_session(ticket.id, user.id).await.map_err(internal)?;
+    state.limits.second_factor.succeed(&account[0]);
+    // The ticket is single-use: of two concurrent completions only one gets a session.
+    if !state.db.revoke_session(ticket.id, user.id).await.map_err(internal)? {
+        return Err(unauthorized("the login ticket was already used; log in again"));
+    }
     if method == "recovery_code" {
         let left = state.db.recovery_codes_left(user.id).await.map_err(internal)?;
         notify(
@@ -487,10 +501,14 @@ struct PasswordChange {
 
 /// Re-checks the password for a sensitive change, rate limited like login.
 async fn confirm_password(state: &AppState, user: &User, client: &Client, password: &str) -> ApiResult<()> {
-    let keys = [addr_key(client), format!("user:{}", user.id)];
-    check_limit(&state.limits.login, &keys)?;
-    if !password_ok(state, Some(user), password).await? {
-        fail_limit(&state.limits.login, &keys);
+    let addr = [addr_key(client)];
+    let account = [format!("user:{}", user.id)];
+    check_limit(&state.limits.login, &addr)?;
+    reserve(&state.limits.login, &account)?;
+    if password_ok(state, Some(user), password).await? {
+        state.limits.login.succeed(&account[0]);
+    } else {
+        fail_limit(&state.limits.login, &addr);
         record(state, "password_check_failed", &user.name, Some(user.id), None, client, Value::Null).await;
         return Err(forbidden("the password is wrong"));
     }
@@ -550,7 +568,7 @@ pub async fn change_email(State(state): State<AppState>, client: Client, headers
         &format!("The address of your Palisade account was changed to {}.", b.email),
     );
     let user = state.db.user_by_id(user.id).await?;
-    let sent = send_verification(&state, &headers, &user, &b.email).await?;
+    let sent = send_verification(&state, &user, &b.email).await?;
     Ok(Json(json!({ "email": b.email, "verification_sent": sent })))
 }
 
@@ -564,7 +582,7 @@ pub async fn resend_verification(State(state): State<AppState>, client: Client, 
     let keys = [format!("verify:{}", user.id)];
     check_limit(&state.limits.second_factor, &keys)?;
     fail_limit(&state.limits.second_factor, &keys);
-    let sent = send_verification(&state, &headers, &user, &email).await?;
+    let sent = send_verification(&state, &user, &email).await?;
     if !sent {
         return Err(bad_request("this instance sends no mail (no SMTP server configured); ask an administrator to verify the address"));
     }
@@ -621,11 +639,20 @@ pub async fn totp_confirm(
 ) -> ApiResult<Json<Value>> {
     let (_, user) = session_user(&state, &headers).await?;
     let b: CodeBody = json_body(&body)?;
-    let keys = [addr_key(&client), format!("user:{}", user.id)];
-    check_limit(&state.limits.second_factor, &keys)?;
+    let addr = [addr_key(&client)];
+    let account = [format!("user:{}", user.id)];
+    check_limit(&state.limits.second_factor, &addr)?;
+    reserve(&state.limits.second_factor, &account)?;
     if totp_ok(&state, user.id, &b.code, Some(id)).await?.is_none() {
-        fail_limit(&state.limits.second_factor, &keys);
+        fail_limit(&state.limits.second_factor, &addr);
         return Err(bad_request("the code does not match this authenticator (check the device's clock), or was already used"));
+    }
+    state.limits.second_factor.succeed(&account[0]);
+    // Sessions opened with the password alone before this factor existed must not carry the
+    // new assurance: end every session but this one.
+    let (p, _) = session_user(&state, &headers).await?;
+    if let crate::auth::Credential::Session { id: current } = p.credential {
+        state.db.revoke_sessions(user.id, Some(current)).await.map_err(internal)?;
     }
     let mut out = json!({ "id": id, "confirmed": true });
     if state.db.recovery_codes_left(user.id).await.map_err(internal)? == 0 {

@@ -139,6 +139,8 @@ pub async fn add_publisher(
                 )
             })?;
             let owner = db.user_by_name(owner).await?;
+            let taken = db.publishers(Some(name.normalized())).await?.iter().any(|pb| pb.pending && pb.created_by != Some(owner.id));
+            anyhow::ensure!(!taken, "another user has a pending publisher for {:?}", name.normalized());
             db.add_publisher(None, Some(name.normalized()), &issuer, &spec_json, Some(owner.id)).await?
         }
     };
@@ -169,6 +171,7 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
         _ => anyhow::bail!("invalid duration {text:?}: the unit is one of s, m, h, d, w"),
     };
     anyhow::ensure!(n > 0, "invalid duration {text:?}: it must be positive");
+    anyhow::ensure!(n.saturating_mul(secs) <= 10 * 366 * 86_400, "invalid duration {text:?}: at most ten years");
     Ok(Duration::from_secs(n.saturating_mul(secs)))
 }
 

@@ -100,7 +100,7 @@ impl Principal {
             Credential::Publisher { .. } => action == Action::Upload,
             Credential::Token { actions, .. } => match action {
                 // Administration needs an unrestricted token (or a session) of an administrator.
-                Action::Admin => actions.is_none(),
+                Action::Admin => actions.is_none() && self.scope.is_none(),
                 _ => actions.as_ref().is_none_or(|a| a.iter().any(|x| x == action.as_str())),
             },
         }
@@ -114,11 +114,18 @@ pub struct Client {
     pub user_agent: Option<String>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
+impl FromRequestParts<AppState> for Client {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        // Behind a reverse proxy the peer is the proxy; the proxy appends the real client last.
+        let forwarded = state.config.client_ip_header.as_deref().and_then(|h| {
+            let value = parts.headers.get_all(h).iter().filter_map(|v| v.to_str().ok()).next_back()?;
+            let last = value.rsplit(',').next()?.trim();
+            last.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
+        });
+        let addr = forwarded.or(peer);
         let user_agent = parts
             .headers
             .get(axum::http::header::USER_AGENT)

@@ -25,6 +25,9 @@ pub struct Config {
     pub journal_poll_ms: u64,
     /// Let the start-up orphan sweep remove blobs younger than a minute (tests use this).
     pub sweep_young_blobs: bool,
+    /// A header set by the reverse proxy in front of Palisade carrying the client's address
+    /// (`X-Forwarded-For`: its last entry is used). Without it, the TCP peer is the client.
+    pub client_ip_header: Option<String>,
     /// Malware scanning of uploads.
     pub scan: ScanPolicy,
     /// Accounts, login and the two-factor policy.
@@ -230,6 +233,7 @@ impl Default for Config {
             log: "info".into(),
             journal_poll_ms: 500,
             sweep_young_blobs: false,
+            client_ip_header: None,
             scan: ScanPolicy::default(),
             accounts: AccountPolicy::default(),
             smtp: SmtpConfig::default(),
@@ -253,6 +257,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PALISADE_LOG", "log"),
     ("PALISADE_JOURNAL_POLL_MS", "journal_poll_ms"),
     ("PALISADE_SWEEP_YOUNG_BLOBS", "sweep_young_blobs"),
+    ("PALISADE_CLIENT_IP_HEADER", "client_ip_header"),
     ("PALISADE_SCAN_ENABLED", "scan.enabled"),
     ("PALISADE_SCAN_QUARANTINE_AT", "scan.quarantine_at"),
     ("PALISADE_SCAN_REJECT_AT", "scan.reject_at"),
@@ -420,6 +425,9 @@ impl serde::Serialize for Config {
         m.serialize_entry("log", &self.log)?;
         m.serialize_entry("journal_poll_ms", &self.journal_poll_ms)?;
         m.serialize_entry("sweep_young_blobs", &self.sweep_young_blobs)?;
+        if let Some(h) = &self.client_ip_header {
+            m.serialize_entry("client_ip_header", h)?;
+        }
         m.serialize_entry("scan", &self.scan)?;
         m.serialize_entry("accounts", &self.accounts)?;
         m.serialize_entry("smtp", &self.smtp)?;

@@ -25,8 +25,8 @@ impl AppState {
         }
         let Ok(p) = crate::auth::authenticate(&self.db, headers).await else { return false };
         let Some(uid) = p.user_id else { return false };
-        p.is_admin
-            || (p.may_touch(&file.project) && matches!(self.db.role(file.project_id, uid).await, Ok(Some(palisade_store::Role::Owner))))
+        p.may_touch(&file.project)
+            && (p.is_admin || matches!(self.db.role(file.project_id, uid).await, Ok(Some(palisade_store::Role::Owner))))
     }
 }
 

@@ -89,6 +89,15 @@ impl AppState {
         self.cache.invalidate(project);
     }
 
+    /// The base URL of links in mail. Never the request's Host header: anyone can send a reset
+    /// request with `Host: evil.example`. Without `public_url`, the listening address.
+    fn mail_base_url(&self) -> String {
+        match &self.config.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.config.listen),
+        }
+    }
+
     /// The absolute base URL for links that must be absolute (the JSON API).
     fn base_url(&self, headers: &HeaderMap) -> String {
         if let Some(url) = &self.config.public_url {

@@ -196,6 +196,7 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
     };
     let mut reasons = Vec::new();
     let mut shown = Vec::new();
+    let mut targets = std::collections::BTreeSet::new();
     let mut matched = None;
     for p in &publishers {
         let Ok(spec) = serde_json::from_str::<PublisherSpec>(&p.spec) else { continue };
@@ -209,10 +210,12 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
         }
         match palisade_auth::match_publisher(&spec, &claims) {
             // Prefer a publisher of an existing project over a pending one.
-            Ok(()) if matched.as_ref().is_none_or(|(m, _): &(&palisade_store::Publisher, PublisherSpec)| m.pending && !p.pending) => {
-                matched = Some((p, spec))
+            Ok(()) => {
+                targets.insert((p.project.clone(), p.created_by));
+                if matched.as_ref().is_none_or(|(m, _): &(&palisade_store::Publisher, PublisherSpec)| m.pending && !p.pending) {
+                    matched = Some((p, spec))
+                }
             }
-            Ok(()) => {}
             // A mismatch behind a matching repository concerns the caller's own repository and
             // may be explained; any other would describe someone else's publisher.
             Err(e)
@@ -234,6 +237,14 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
         };
         return fail("invalid-publisher", format!("no trusted publisher matches this token's claims ({why})"));
     };
+    // Publishers registered by different users (or for different projects) that all match the
+    // same token: publishing to any of them would be a guess, and a squatter could win it.
+    if targets.len() > 1 {
+        return fail(
+            "invalid-publisher",
+            "this token matches trusted publishers of more than one project or owner; the owners must remove the ambiguity".into(),
+        );
+    }
     if publisher.pending && matches!(state.db.project(&publisher.project).await, Ok(Some(_))) {
         return fail(
             "invalid-pending-publisher",
@@ -241,8 +252,9 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
         );
     }
     let jti = claims.get("jti").and_then(Value::as_str).unwrap_or_default().to_string();
-    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-    match state.db.use_jti(&issuer, &jti, (exp + o.leeway_secs as i64) * 1_000_000).await {
+    // Kept until the token could no longer be accepted anyway (exp may be a float or huge).
+    let exp = claims.get("exp").and_then(Value::as_f64).unwrap_or(0.0).clamp(now as f64, now as f64 + 86_400.0 * 366.0) as i64;
+    match state.db.use_jti(&issuer, &jti, exp.saturating_add(o.leeway_secs as i64 + 60).saturating_mul(1_000_000)).await {
         Ok(true) => {}
         Ok(false) => return fail("invalid-reuse-token", "this ID token was already exchanged (its jti was seen before)".into()),
         Err(e) => return crate::error::internal(e).into_response(),

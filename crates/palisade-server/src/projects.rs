@@ -24,6 +24,14 @@ use crate::events::record;
 use crate::mail::notify;
 use crate::publishers::{PublisherInput, resolve};
 
+/// Like [`project_for`], for changes of who may publish (roles, trusted publishers): these need
+/// a login session, so a leaked API token cannot grant itself lasting access.
+async fn project_for_trust_change(state: &AppState, headers: &HeaderMap, name: &str) -> ApiResult<(Principal, Project)> {
+    let (p, project) = project_for(state, headers, name, Action::Manage).await?;
+    require_session(&p)?;
+    Ok((p, project))
+}
+
 /// Authenticates and authorizes `action` on an existing project.
 async fn project_for(state: &AppState, headers: &HeaderMap, name: &str, action: Action) -> ApiResult<(Principal, Project)> {
     let p = authenticate(&state.db, headers).await?;
@@ -67,7 +75,7 @@ pub async fn set_role(
     Path((name, user)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let (p, project) = project_for(&state, &headers, &name, Action::Manage).await?;
+    let (p, project) = project_for_trust_change(&state, &headers, &name).await?;
     let b: RoleBody = json_body(&body)?;
     let role = Role::parse(&b.role).ok_or_else(|| bad_request(format!("unknown role {:?}: expected owner or maintainer", b.role)))?;
     let target = state.db.user_by_name(&user).await?;
@@ -94,7 +102,7 @@ pub async fn remove_role(
     headers: HeaderMap,
     Path((name, user)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let (p, project) = project_for(&state, &headers, &name, Action::Manage).await?;
+    let (p, project) = project_for_trust_change(&state, &headers, &name).await?;
     let target = state.db.user_by_name(&user).await?;
     let before = state.db.role(project.id, target.id).await.map_err(internal)?;
     if before.is_none() {
@@ -159,7 +167,7 @@ pub async fn create_publisher(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (p, project) = project_for(&state, &headers, &name, Action::Manage).await?;
+    let (p, project) = project_for_trust_change(&state, &headers, &name).await?;
     let input: PublisherInput = json_body(&body)?;
     add_publisher(&state, &p, &client, Some(&project), None, input).await
 }
@@ -170,7 +178,7 @@ pub async fn delete_publisher(
     headers: HeaderMap,
     Path((name, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<Value>> {
-    let (p, project) = project_for(&state, &headers, &name, Action::Manage).await?;
+    let (p, project) = project_for_trust_change(&state, &headers, &name).await?;
     let publisher = state.db.publisher(id).await.map_err(internal)?.filter(|pb| pb.project_id == Some(project.id));
     let Some(publisher) = publisher else { return Err(not_found(format!("publisher {id} of {:?} not found", project.normalized))) };
     state.db.remove_publisher(id).await.map_err(internal)?;
@@ -217,6 +225,14 @@ pub async fn create_pending(State(state): State<AppState>, client: Client, heade
     let name = palisade_dist::ProjectName::new(&b.project).map_err(|e| bad_request(e.to_string()))?;
     if state.db.project(name.normalized()).await.map_err(internal)?.is_some() {
         return Err(bad_request(format!("project {:?} exists; add the publisher to the project instead", name.normalized())));
+    }
+    let taken =
+        state.db.publishers(Some(name.normalized())).await.map_err(internal)?.iter().any(|pb| pb.pending && pb.created_by != p.user_id);
+    if taken {
+        return Err(bad_request(format!(
+            "another user has a pending publisher for {:?}; the name is reserved for them until it expires or is used",
+            name.normalized()
+        )));
     }
     let input =
         PublisherInput { github: b.publisher.github, gitlab: b.publisher.gitlab, issuer: b.publisher.issuer, claims: b.publisher.claims };

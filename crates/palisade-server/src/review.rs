@@ -20,11 +20,11 @@ use crate::error::{ApiResult, bad_request, forbidden, internal, not_found};
 use crate::render::upload_time;
 
 async fn may_read(state: &AppState, p: &Principal, project: &str) -> ApiResult<bool> {
-    if p.is_admin {
-        return Ok(true);
-    }
     if !p.may_touch(project) {
         return Ok(false);
+    }
+    if p.is_admin {
+        return Ok(true);
     }
     let Some(proj) = state.db.project(project).await.map_err(internal)? else { return Ok(false) };
     let Some(uid) = p.user_id else { return Ok(false) };

@@ -74,13 +74,13 @@ pub async fn upload(State(state): State<AppState>, client: Client, request: Requ
 }
 
 async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResult<(PublishOutcome, u64)> {
-    // Guessing tokens is rate limited per client address.
-    let addr = vec![format!("addr:{}", client.addr.as_deref().unwrap_or("unknown"))];
-    crate::accounts::check_limit(&state.limits.token_auth, &addr)?;
+    // Guessing tokens is rate limited per client address; a valid token always gets through.
     let principal = match authenticate(&state.db, request.headers()).await {
         Ok(p) => p,
         Err(e) => {
             if e.status == axum::http::StatusCode::FORBIDDEN {
+                let addr = [format!("addr:{}", client.addr.as_deref().unwrap_or("unknown"))];
+                crate::accounts::check_limit(&state.limits.token_auth, &addr)?;
                 crate::accounts::fail_limit(&state.limits.token_auth, &addr);
             }
             return Err(e);

@@ -443,8 +443,18 @@ async fn api_json(app: &TestApp, method: &str, uri: &str, token: Option<&str>, b
 /// caller. Each row states the expected status per actor, in the order of `ACTORS`.
 #[tokio::test]
 async fn authorization_matrix() {
-    const ACTORS: [&str; 8] =
-        ["anonymous", "other user", "maintainer", "owner", "admin", "token for another project", "expired token", "revoked token"];
+    const ACTORS: [&str; 10] = [
+        "anonymous",
+        "other user",
+        "maintainer",
+        "owner",
+        "admin",
+        "token for another project",
+        "expired token",
+        "revoked token",
+        "owner's login session",
+        "admin's login session",
+    ];
     let app = TestApp::new().await;
     let db = &app.state.db;
     let policy = &app.state.config.accounts;
@@ -467,29 +477,53 @@ async fn authorization_matrix() {
     let (revoked_id, revoked) = admin::create_token(db, policy, "owen", &[], &[], None, None).await.unwrap();
     db.revoke_token(revoked_id, "test").await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let tokens: [Option<&str>; 8] =
-        [None, Some(&other), Some(&maintainer), Some(&owner), Some(&admin_token), Some(&scoped), Some(&expired), Some(&revoked)];
+    let session = |name: &'static str| async move {
+        let secret = palisade_auth::random_token("palsess_", 32);
+        let uid = db.user_by_name(name).await.unwrap().id;
+        let far = palisade_store::now_micros() + 3_600_000_000;
+        db.create_session(uid, &palisade_auth::hash_secret(&secret), "active", far, Some("127.0.0.1"), None).await.unwrap();
+        secret
+    };
+    let owner_session = session("owen").await;
+    let admin_session = session("ada").await;
+    let tokens: [Option<&str>; 10] = [
+        None,
+        Some(&other),
+        Some(&maintainer),
+        Some(&owner),
+        Some(&admin_token),
+        Some(&scoped),
+        Some(&expired),
+        Some(&revoked),
+        Some(&owner_session),
+        Some(&admin_session),
+    ];
 
     use StatusCode as S;
     const A: S = S::UNAUTHORIZED;
     const F: S = S::FORBIDDEN;
     const O: S = S::OK;
     const C: S = S::CREATED;
-    let rows: Vec<(&str, [S; 8])> = vec![
-        ("upload a file", [A, F, O, O, O, F, F, F]),
-        ("yank a release", [A, F, O, O, O, F, F, F]),
-        ("unyank a release", [A, F, O, O, O, F, F, F]),
-        ("give a role", [A, F, F, O, O, F, F, F]),
-        ("remove a role", [A, F, F, O, O, F, F, F]),
-        ("list roles", [A, F, F, O, O, F, F, F]),
-        ("add a trusted publisher", [A, F, F, C, C, F, F, F]),
-        ("remove a trusted publisher", [A, F, F, O, O, F, F, F]),
-        ("remove a file", [A, F, F, O, O, F, F, F]),
-        ("read the project's events", [A, F, F, O, O, F, F, F]),
+    // Uploads go through the upload API, which takes API tokens only.
+    const X: S = S::FORBIDDEN;
+    let rows: Vec<(&str, [S; 10])> = vec![
+        ("upload a file", [A, F, O, O, O, F, F, F, X, X]),
+        ("yank a release", [A, F, O, O, O, F, F, F, O, O]),
+        ("unyank a release", [A, F, O, O, O, F, F, F, O, O]),
+        // Who may publish changes only with a login session: a leaked token cannot add owners
+        // or publishers that outlive its revocation.
+        ("give a role", [A, F, F, F, F, F, F, F, O, O]),
+        ("remove a role", [A, F, F, F, F, F, F, F, O, O]),
+        ("list roles", [A, F, F, O, O, F, F, F, O, O]),
+        ("add a trusted publisher", [A, F, F, F, F, F, F, F, C, C]),
+        ("remove a trusted publisher", [A, F, F, F, F, F, F, F, O, O]),
+        ("remove a file", [A, F, F, O, O, F, F, F, O, O]),
+        ("read the project's events", [A, F, F, O, O, F, F, F, O, O]),
         // Authorized administrators get past the check to a 404: there is nothing to release.
-        ("release a quarantined file", [A, F, F, F, S::NOT_FOUND, F, F, F]),
-        ("create an API token (needs a session)", [A, F, F, F, F, F, F, F]),
-        ("register a pending publisher (needs a session)", [A, F, F, F, F, F, F, F]),
+        ("release a quarantined file", [A, F, F, F, S::NOT_FOUND, F, F, F, F, S::NOT_FOUND]),
+        ("create an API token (needs a session)", [A, F, F, F, F, F, F, F, C, C]),
+        // The owner's session registers it; the admin then meets the owner's pending name.
+        ("register a pending publisher (needs a session)", [A, F, F, F, F, F, F, F, C, S::BAD_REQUEST]),
     ];
     let mut failures = Vec::new();
     for (row, expected) in &rows {
@@ -531,7 +565,8 @@ async fn authorization_matrix() {
                 "read the project's events" => api(&app, "GET", "/api/projects/demo/events", *token).await,
                 "release a quarantined file" => api(&app, "POST", "/api/quarantine/demo-9.9-py3-none-any.whl/release", *token).await,
                 "create an API token (needs a session)" => {
-                    api_json(&app, "POST", "/api/account/tokens", *token, serde_json::json!({})).await
+                    api_json(&app, "POST", "/api/account/tokens", *token, serde_json::json!({"projects": ["demo"], "actions": ["upload"]}))
+                        .await
                 }
                 "register a pending publisher (needs a session)" => {
                     let body = serde_json::json!({"project": "brand-new", "github": {"repository": "acme/new", "workflow": "release.yml"}});

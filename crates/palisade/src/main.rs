@@ -210,6 +210,9 @@ enum UserCmd {
     Password { name: String },
     /// Mark a user's current email address as verified.
     VerifyEmail { name: String },
+    /// Remove all of a user's second factors and recovery codes and end their sessions, after
+    /// checking the person's identity out of band (lost authenticator and recovery codes).
+    Reset2fa { name: String },
     /// List accounts.
     List,
 }
@@ -392,6 +395,12 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             db.mark_email_verified(u.id, &email).await?;
             cli_event(db, "email_verified", Some(u.id), None, serde_json::json!({ "email": email })).await?;
             eprintln!("{email} of {name} is verified");
+        }
+        Command::User(UserCmd::Reset2fa { name }) => {
+            let u = db.user_by_name(&name).await?;
+            let n = db.reset_second_factors(u.id).await?;
+            cli_event(db, "2fa_removed", Some(u.id), None, serde_json::json!({ "factors": n, "by": "administrator" })).await?;
+            eprintln!("removed {n} second factor(s) of {name} and ended their sessions; they must enrol again before publishing");
         }
         Command::User(UserCmd::List) => {
             println!("{:<24} {:<6} {:<4} {:<32} created", "name", "admin", "2fa", "email");

@@ -6,7 +6,8 @@ ALTER TABLE users ADD COLUMN email_verified_at INTEGER;
 ALTER TABLE users ADD COLUMN password_hash TEXT;          -- argon2id PHC string; NULL: cannot log in
 ALTER TABLE users ADD COLUMN password_changed_at INTEGER;
 ALTER TABLE users ADD COLUMN disabled_at INTEGER;
-CREATE UNIQUE INDEX users_email ON users(lower(email)) WHERE email IS NOT NULL;
+-- Only one account can hold a verified address; unverified ones may collide (no squatting).
+CREATE UNIQUE INDEX users_email ON users(lower(email)) WHERE email IS NOT NULL AND email_verified_at IS NOT NULL;
 
 -- Several second factors per user: TOTP now, WebAuthn credentials later.
 CREATE TABLE second_factors (

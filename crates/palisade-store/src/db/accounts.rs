@@ -20,8 +20,12 @@ impl Db {
 
     /// A user by name or (case-insensitively) by email address, for login and password reset.
     pub async fn user_by_login(&self, login: &str) -> Result<Option<User>, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.name = ? OR (u.email IS NOT NULL AND lower(u.email) = lower(?))");
-        Ok(sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(sql)).bind(login).bind(login).fetch_optional(&self.writer).await?)
+        // By email only when verified: an unverified address proves nothing about who holds it.
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.name = ? OR (u.email_verified_at IS NOT NULL AND lower(u.email) = lower(?)) \
+             ORDER BY u.name = ? DESC LIMIT 1"
+        );
+        Ok(sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(sql)).bind(login).bind(login).bind(login).fetch_optional(&self.writer).await?)
     }
 
     pub async fn password_hash(&self, user_id: i64) -> Result<Option<String>, StoreError> {
@@ -56,12 +60,23 @@ impl Db {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+        // Outstanding reset links die with the password they were meant to replace.
+        sqlx::query("UPDATE email_tokens SET used_at = ? WHERE user_id = ? AND purpose = 'reset' AND used_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok((sessions, tokens))
     }
 
     /// Changes the address (unverified until the new address is confirmed).
     pub async fn set_email(&self, user_id: i64, email: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE email_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL")
+            .bind(now_micros())
+            .bind(user_id)
+            .execute(&self.writer)
+            .await?;
         let res = sqlx::query("UPDATE users SET email = ?, email_verified_at = NULL WHERE id = ?")
             .bind(email)
             .bind(user_id)
@@ -73,15 +88,36 @@ impl Db {
         }
     }
 
-    /// Marks `email` verified if it is still the user's address.
+    /// Marks `email` verified if it is still the user's address. Two accounts may name the same
+    /// unverified address, but only one can verify it.
     pub async fn mark_email_verified(&self, user_id: i64, email: &str) -> Result<bool, StoreError> {
         let res = sqlx::query("UPDATE users SET email_verified_at = ? WHERE id = ? AND lower(email) = lower(?)")
             .bind(now_micros())
             .bind(user_id)
             .bind(email)
             .execute(&self.writer)
+            .await;
+        match res {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Exists("a verified account with this email address".into()))
+            }
+            other => Ok(other?.rows_affected() == 1),
+        }
+    }
+
+    /// Removes every second factor and recovery code of a user and ends their sessions (an
+    /// administrator's recovery step after checking the person's identity out of band).
+    pub async fn reset_second_factors(&self, user_id: i64) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("DELETE FROM second_factors WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?.rows_affected();
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+            .bind(now_micros())
+            .bind(user_id)
+            .execute(&mut *tx)
             .await?;
-        Ok(res.rows_affected() == 1)
+        tx.commit().await?;
+        Ok(n)
     }
 
     pub async fn set_admin(&self, user_id: i64, is_admin: bool) -> Result<(), StoreError> {
