@@ -235,9 +235,9 @@ class Server:
 
     # ---- admin CLI -------------------------------------------------------------------
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, check: bool = True, timeout: float = 60, stdin: str | None = None) -> subprocess.CompletedProcess:
         cmd = [str(self.binary), "--data-dir", str(self.data_dir), *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env, cwd=self.root, timeout=timeout)
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=self.env, cwd=self.root, timeout=timeout)
         if check:
             assert proc.returncode == 0, (
                 f"`palisade {' '.join(args)}` exited {proc.returncode}\n"
@@ -246,11 +246,7 @@ class Server:
         return proc
 
     def cli_input(self, stdin: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        cmd = [str(self.binary), "--data-dir", str(self.data_dir), *args]
-        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=self.env, cwd=self.root, timeout=60)
-        if check:
-            assert proc.returncode == 0, f"`palisade {' '.join(args)}` exited {proc.returncode}\n{proc.stderr}"
-        return proc
+        return self.cli(*args, check=check, stdin=stdin)
 
     def api(self, method: str, path: str, session: str | None = None, **kw) -> requests.Response:
         headers = kw.pop("headers", {})

@@ -262,6 +262,24 @@ struct ResetBody {
     new_password: String,
 }
 
+/// Stores a new (already strength-checked) password, which ends every session and revokes every
+/// token, then records the event and tells the user. Returns (sessions ended, tokens revoked).
+async fn apply_new_password(
+    state: &AppState,
+    user: &User,
+    client: &Client,
+    password: String,
+    kind: &str,
+    how: &str,
+) -> ApiResult<(u64, u64)> {
+    let phc = hash_password(password).await?;
+    let (sessions, tokens) = state.db.set_password(user.id, &phc).await.map_err(internal)?;
+    record(state, kind, &user.name, Some(user.id), None, client, json!({ "sessions_ended": sessions, "tokens_revoked": tokens })).await;
+    let what = format!("The password of your Palisade account was {how}. All sessions were ended and all API tokens revoked.");
+    notify(&state.mailer, user, &format!("Your password was {}", if kind == "password_reset" { "reset" } else { "changed" }), &what);
+    Ok((sessions, tokens))
+}
+
 /// `POST /api/password/reset`: sets a new password with a mailed token; ends every session and
 /// revokes every API token.
 pub async fn reset_password(State(state): State<AppState>, client: Client, body: Bytes) -> ApiResult<Json<Value>> {
@@ -278,24 +296,8 @@ pub async fn reset_password(State(state): State<AppState>, client: Client, body:
         state.db.restore_email_token(&hash).await.map_err(internal)?;
         return Err(e);
     }
-    let phc = hash_password(b.new_password).await?;
-    let (sessions, tokens) = state.db.set_password(user.id, &phc).await.map_err(internal)?;
-    record(
-        &state,
-        "password_reset",
-        &user.name,
-        Some(user.id),
-        None,
-        &client,
-        json!({ "sessions_ended": sessions, "tokens_revoked": tokens }),
-    )
-    .await;
-    notify(
-        &state.mailer,
-        &user,
-        "Your password was reset",
-        "The password of your Palisade account was reset with a mailed token. All sessions were ended and all API tokens revoked.",
-    );
+    let (sessions, tokens) =
+        apply_new_password(&state, &user, &client, b.new_password, "password_reset", "reset with a mailed token").await?;
     Ok(Json(json!({ "reset": true, "sessions_ended": sessions, "tokens_revoked": tokens })))
 }
 
@@ -522,24 +524,7 @@ pub async fn change_password(State(state): State<AppState>, client: Client, head
     let b: PasswordChange = json_body(&body)?;
     confirm_password(&state, &user, &client, &b.current_password).await?;
     check_strength(&b.new_password, &user.name, user.email.as_deref())?;
-    let phc = hash_password(b.new_password).await?;
-    let (sessions, tokens) = state.db.set_password(user.id, &phc).await.map_err(internal)?;
-    record(
-        &state,
-        "password_changed",
-        &user.name,
-        Some(user.id),
-        None,
-        &client,
-        json!({ "sessions_ended": sessions, "tokens_revoked": tokens }),
-    )
-    .await;
-    notify(
-        &state.mailer,
-        &user,
-        "Your password was changed",
-        "The password of your Palisade account was changed. All other sessions were ended and all API tokens revoked.",
-    );
+    let (sessions, tokens) = apply_new_password(&state, &user, &client, b.new_password, "password_changed", "changed").await?;
     let (secret, expires) = new_session(&state, &user, "active", &client).await?;
     Ok(Json(
         json!({ "changed": true, "sessions_ended": sessions, "tokens_revoked": tokens, "session": secret, "expires": micros_to_rfc3339(expires) }),

@@ -637,3 +637,19 @@ async fn publishing_needs_two_factor_and_verified_email() {
     assert!(!db.use_totp_step(f, 4, false).await.unwrap());
     assert!(db.use_totp_step(f, 6, false).await.unwrap());
 }
+
+/// A disabled account's tokens are refused, and work again once it is re-enabled.
+#[tokio::test]
+async fn disabled_accounts_cannot_publish() {
+    let app = TestApp::new().await;
+    let db = &app.state.db;
+    let token = app.user("owen", false).await;
+    let uid = db.user_by_name("owen").await.unwrap().id;
+    db.set_disabled(uid, true).await.unwrap();
+    let r = app.upload(Some(&token), "demo-1.0-py3-none-any.whl", &wheel("demo", "1.0", "demo", "1.0"), &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("disabled"), "{}", r.text());
+    db.set_disabled(uid, false).await.unwrap();
+    let r = app.upload(Some(&token), "demo-1.0-py3-none-any.whl", &wheel("demo", "1.0", "demo", "1.0"), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}

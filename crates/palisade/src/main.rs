@@ -213,6 +213,10 @@ enum UserCmd {
     /// Remove all of a user's second factors and recovery codes and end their sessions, after
     /// checking the person's identity out of band (lost authenticator and recovery codes).
     Reset2fa { name: String },
+    /// Disable an account (a compromised or departed user): its sessions end and its tokens stop working.
+    Disable { name: String },
+    /// Re-enable a disabled account.
+    Enable { name: String },
     /// List accounts.
     List,
 }
@@ -395,6 +399,17 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             db.mark_email_verified(u.id, &email).await?;
             cli_event(db, "email_verified", Some(u.id), None, serde_json::json!({ "email": email })).await?;
             eprintln!("{email} of {name} is verified");
+        }
+        Command::User(cmd @ (UserCmd::Disable { .. } | UserCmd::Enable { .. })) => {
+            let (name, disable) = match cmd {
+                UserCmd::Disable { name } => (name, true),
+                UserCmd::Enable { name } => (name, false),
+                _ => unreachable!("matched above"),
+            };
+            let u = db.user_by_name(&name).await?;
+            db.set_disabled(u.id, disable).await?;
+            cli_event(db, if disable { "account_disabled" } else { "account_enabled" }, Some(u.id), None, serde_json::Value::Null).await?;
+            eprintln!("{name} is {}", if disable { "disabled: sessions ended, tokens refused" } else { "enabled again" });
         }
         Command::User(UserCmd::Reset2fa { name }) => {
             let u = db.user_by_name(&name).await?;

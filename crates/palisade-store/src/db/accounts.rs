@@ -120,6 +120,23 @@ impl Db {
         Ok(n)
     }
 
+    /// Disables (or re-enables) an account. Disabling ends its sessions; its tokens stop working
+    /// while it is disabled.
+    pub async fn set_disabled(&self, user_id: i64, disabled: bool) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let now = now_micros();
+        sqlx::query("UPDATE users SET disabled_at = ? WHERE id = ?").bind(disabled.then_some(now)).bind(user_id).execute(&mut *tx).await?;
+        if disabled {
+            sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+                .bind(now)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn set_admin(&self, user_id: i64, is_admin: bool) -> Result<(), StoreError> {
         sqlx::query("UPDATE users SET is_admin = ? WHERE id = ?").bind(is_admin).bind(user_id).execute(&self.writer).await?;
         Ok(())
