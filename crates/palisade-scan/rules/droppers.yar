@@ -12,6 +12,10 @@ rule dropper_shell_pipe {
     $ = /certutil(\.exe)?\s+(-|\/)urlcache\s+(-|\/)split\s+(-|\/)f\s+https?:/ nocase ascii wide
     $ = /bitsadmin(\.exe)?\s+\/transfer\s+[^\n]{0,100}https?:/ nocase ascii wide
     $ = /mshta(\.exe)?\s+https?:\/\// nocase ascii wide
+    // A base64 blob decoded straight into a shell.
+    $ = /base64\s+(-d|--decode|-D)\s*\|\s*(sudo\s+)?(ba|z|da)?sh\b/ ascii
+    // PowerShell: download to a file, then start it.
+    $ = /(invoke-webrequest|iwr|start-bitstransfer|downloadfile)[^\n]{0,300}(-outfile|-destination|,)[^\n]{0,300}(start-process|saps|&\s*\$|\.exe['"]?\s*;?\s*start)/ nocase ascii wide
   condition:
     any of them
 }
@@ -19,15 +23,17 @@ rule dropper_shell_pipe {
 rule dropper_reverse_shell {
   meta:
     id = "dropper-reverse-shell"
-    severity = "high"
+    severity = "critical"
     description = "A reverse shell: a socket duplicated onto stdin/stdout before spawning a shell, or /dev/tcp redirection."
     false_positives = "Penetration-testing tools."
   strings:
-    $dup = /os\.dup2\(\s*[a-z_]+\.fileno\(\)\s*,\s*[0-2]\s*\)/ ascii
-    $sh = /(pty\.spawn|subprocess\.call|os\.system)\(\s*\[?\s*["']\/bin\/(ba)?sh/ ascii
+    $dup = /os\.dup2\(\s*[a-z_\.]+\.fileno\(\)\s*,\s*([0-2]|[a-z_]+)\s*\)/ ascii
+    // The shell may sit in a string that is itself quoted (`python -c "...pty.spawn(\'/bin/sh\')"`).
+    $sh = /(pty\.spawn|subprocess\.(call|Popen|run)|os\.system)\(\s*\[?\s*\\?["'](\/bin\/)?(ba|z|da)?sh\b/ ascii
     $tcp = /\/dev\/tcp\/[0-9a-z\.\-]+\/[0-9]{2,5}/ ascii
+    $ps = /New-Object\s+System\.Net\.Sockets\.TCPClient\s*\([^)]{1,100}\)[\s\S]{0,400}GetStream\s*\(\)/ nocase ascii wide
   condition:
-    ($dup and $sh) or $tcp
+    ($dup and $sh) or $tcp or $ps
 }
 
 rule dropper_exec_remote_code {

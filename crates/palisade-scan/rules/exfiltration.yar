@@ -5,11 +5,11 @@
 rule exfil_discord_webhook {
   meta:
     id = "exfil-discord-webhook"
-    severity = "high"
+    severity = "critical"
     description = "A hard-coded Discord webhook (id and token): the most common exfiltration channel of PyPI stealers."
     false_positives = "Example webhooks in documentation; such files weigh less in docs/ and tests/."
   strings:
-    $a = /discord(app)?\.com\/api\/webhooks\/[0-9]{17,20}\/[A-Za-z0-9_\-]{30,}/
+    $a = /discord(app)?\.com\/api\/(v[0-9]{1,2}\/)?webhooks\/[0-9]{17,20}\/[A-Za-z0-9_\-]{30,}/
   condition:
     $a
 }
@@ -17,14 +17,15 @@ rule exfil_discord_webhook {
 rule exfil_telegram_bot {
   meta:
     id = "exfil-telegram-bot"
-    severity = "high"
+    severity = "critical"
     description = "A hard-coded Telegram bot token in an API URL, used to send stolen data to a chat."
     false_positives = "Bots that ship their own token (bad practice, still worth review)."
   strings:
     $a = /api\.telegram\.org\/bot[0-9]{6,12}:[A-Za-z0-9_\-]{30,}/
-    $b = /[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}/
+    // A bot token on its own: the bot id starts at a word boundary, so a 10-digit id matches once.
+    $b = /\b[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}\b/
   condition:
-    $a or ($b and #b < 3)
+    $a or ($b and #b < 6)
 }
 
 rule exfil_request_catcher {
@@ -51,8 +52,8 @@ rule exfil_tunnel_or_paste {
     false_positives = "Development tools that integrate with ngrok or pastebin."
     needs = "network"
   strings:
-    $ = /https?:\/\/[a-z0-9\-]+\.(ngrok\.io|ngrok-free\.app|ngrok\.app|trycloudflare\.com|serveo\.net|loca\.lt|localhost\.run)/ nocase
-    $ = /https?:\/\/(pastebin\.com\/raw|paste\.ee\/r|hastebin\.com\/raw|rentry\.co\/[a-z0-9]+\/raw|transfer\.sh|anonfiles\.com|gofile\.io|bashupload\.com|0x0\.st|file\.io|filebin\.net|temp\.sh)/ nocase
+    $ = /https?:\/\/[a-z0-9\-]+\.(ngrok\.io|ngrok-free\.app|ngrok-free\.dev|ngrok\.app|ngrok\.dev|trycloudflare\.com|serveo\.net|loca\.lt|localhost\.run|pinggy\.link|bore\.pub)/ nocase
+    $ = /https?:\/\/(pastebin\.(com|pl)\/(raw|view\/raw)|paste\.ee\/r|hastebin\.com\/raw|rentry\.(co|org)\/[a-z0-9]+\/raw|transfer\.sh|anonfiles\.com|gofile\.io|bashupload\.com|0x0\.st|file\.io|filebin\.net|temp\.sh|paste\.c-net\.org|dpaste\.(com|org)\/[a-z0-9]+\/raw)/ nocase
     $ = /https?:\/\/(cdn|media)\.discordapp\.(com|net)\/attachments\/[0-9]{17,20}\// nocase
   condition:
     any of them

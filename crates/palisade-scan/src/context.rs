@@ -42,6 +42,8 @@ const TEST_DIRS: &[&str] = &[
     "bench",
     "samples",
     "fixtures",
+    "testdata",
+    "test_data",
     "tools",
     "ci",
     ".github",

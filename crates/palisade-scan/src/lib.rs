@@ -20,6 +20,7 @@
 mod context;
 pub mod format;
 mod metadata;
+mod package;
 mod python;
 mod report;
 mod rules;
@@ -57,6 +58,10 @@ pub struct ScanConfig {
     /// Popular project names (normalized), most popular first; `None` uses the shipped list.
     pub popular: Option<Vec<String>>,
     pub limits: WalkLimits,
+    /// Threads that analyse one archive's members (1: the walking thread alone). The server
+    /// uses its cores so that one upload's scan finishes sooner; the CLI scans files in
+    /// parallel instead.
+    pub member_threads: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,15 +105,68 @@ impl Scanner {
     pub fn scan_path_with(&self, path: &Path, name: &str, hosted: &[String]) -> Report {
         let started = Instant::now();
         let mut acc = Accumulator::new(self, name);
-        let walk = palisade_archive::walk_file(path, name, &self.config.limits, &mut |m| acc.member(m));
+        let walk = self.walk(&mut acc, |visit| palisade_archive::walk_file(path, name, &self.config.limits, visit));
         self.finish(acc, walk, hosted, started)
     }
 
     pub fn scan_bytes(&self, data: &[u8], name: &str) -> Report {
         let started = Instant::now();
         let mut acc = Accumulator::new(self, name);
-        let walk = palisade_archive::walk_bytes(data, name, &self.config.limits, &mut |m| acc.member(m));
+        let walk = self.walk(&mut acc, |visit| palisade_archive::walk_bytes(data, name, &self.config.limits, visit));
         self.finish(acc, walk, &[], started)
+    }
+
+    /// Walks the archive, analysing members on the walking thread or, with `member_threads`
+    /// above 1, on helper threads too; results are merged in walk order, so the report does not
+    /// depend on the number of threads.
+    fn walk(&self, acc: &mut Accumulator, run: impl FnOnce(&mut dyn FnMut(&palisade_archive::Member)) -> Walk) -> Walk {
+        let helpers = self.config.member_threads.saturating_sub(1);
+        if helpers == 0 {
+            return run(&mut |m| acc.member(m));
+        }
+        type Task = (usize, String, Vec<u8>, Job);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Task>(helpers * 4);
+        let rx = std::sync::Mutex::new(rx);
+        let results: std::sync::Mutex<Vec<(usize, MemberResult)>> = std::sync::Mutex::new(Vec::new());
+        let is_sdist = acc.is_sdist;
+        let walk = std::thread::scope(|scope| {
+            for _ in 0..helpers {
+                scope.spawn(|| {
+                    loop {
+                        let task = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((index, path, data, job)) = task else { return };
+                        let done = analyze_member(self, &path, &data, job, is_sdist);
+                        if let Ok(mut r) = results.lock() {
+                            r.push((index, done));
+                        }
+                    }
+                });
+            }
+            let mut index = 0;
+            let walk = run(&mut |m| {
+                let job = acc.admit(m.path, m.data);
+                let task = (index, m.path.to_string(), m.data.to_vec(), job);
+                index += 1;
+                // When the helpers are busy, the walking thread does the work itself.
+                if let Err(std::sync::mpsc::TrySendError::Full((i, path, data, job))) = tx.try_send(task) {
+                    let done = analyze_member(self, &path, &data, job, is_sdist);
+                    if let Ok(mut r) = results.lock() {
+                        r.push((i, done));
+                    }
+                }
+            });
+            drop(tx);
+            walk
+        });
+        let mut done = results.into_inner().unwrap_or_default();
+        done.sort_by_key(|(i, _)| *i);
+        for (_, r) in done {
+            acc.merge(r);
+        }
+        walk
     }
 
     fn finish(&self, mut acc: Accumulator, walk: Walk, hosted: &[String], started: Instant) -> Report {
@@ -135,6 +193,9 @@ impl Scanner {
                 "the archive could not be read completely, so it cannot be called clean",
             ));
         }
+        acc.parse_imported_tests();
+        let py_files = std::mem::take(&mut acc.py_files);
+        acc.findings.extend(package::findings(&py_files, acc.is_sdist));
         let meta = acc.metadata.take();
         acc.findings.extend(metadata::check(meta.as_ref(), &acc.filename, &self.typo, hosted, &acc.findings));
         let mut report = Report::new(acc.filename, acc.findings, &self.config.thresholds, walk.complete);
@@ -147,6 +208,12 @@ impl Scanner {
     }
 }
 
+/// How much test and documentation code one package gets parsed (the rest is still matched
+/// against the rules): malicious test files are small, honest test suites are large.
+const TEST_PARSE_BUDGET: usize = 256 << 10;
+/// Test files past the budget kept for a late parse if the package imports them.
+const MAX_DEFERRED_BYTES: usize = 16 << 20;
+
 /// Collects findings while the archive is walked.
 struct Accumulator<'s> {
     scanner: &'s Scanner,
@@ -157,6 +224,13 @@ struct Accumulator<'s> {
     /// Findings of rules that count fully only if the package uses the network somewhere.
     needs_network: Vec<usize>,
     package_has_network: bool,
+    /// Python files' behaviour, for the package-level analysis at the end.
+    py_files: Vec<package::PyFile>,
+    /// Bytes of test and documentation code still to parse.
+    test_parse_budget: usize,
+    /// Test files not parsed for the budget, and their total size.
+    deferred: Vec<(String, Vec<u8>)>,
+    deferred_bytes: usize,
 }
 
 impl<'s> Accumulator<'s> {
@@ -171,44 +245,130 @@ impl<'s> Accumulator<'s> {
             metadata: None,
             needs_network: Vec::new(),
             package_has_network: false,
+            py_files: Vec::new(),
+            test_parse_budget: TEST_PARSE_BUDGET,
+            deferred: Vec::new(),
+            deferred_bytes: 0,
         }
     }
 
-    fn member(&mut self, m: &palisade_archive::Member) {
-        let ctx = context::classify(m.path, self.is_sdist);
-        if metadata::is_metadata_file(m.path) && self.metadata.is_none() {
-            self.metadata = metadata::parse(m.data);
+    /// Takes one member in walk order: the order-dependent decisions (the metadata file, the
+    /// test parse budget) are made here; the analysis itself may run on another thread.
+    fn admit(&mut self, path: &str, data: &[u8]) -> Job {
+        let ctx = context::classify(path, self.is_sdist);
+        if metadata::is_metadata_file(path) && self.metadata.is_none() {
+            self.metadata = metadata::parse(data);
         }
-        let yara_hits = self.scanner.rules.scan(m.data);
-        let is_python = context::is_python(m.path);
-        let facts =
-            if is_python || context::is_pth(m.path) { Some(python::analyze(m.path, m.data, ctx, context::is_pth(m.path))) } else { None };
-        if facts.as_ref().is_some_and(|f| f.has_network()) {
+        // Tests and documentation weigh a fifth of runtime code, and large packages carry huge
+        // test suites: past a budget their files get the rules and text checks, not the parse.
+        let parse_allowed = ctx != Context::TestOrDocs || self.test_parse_budget >= data.len();
+        if ctx == Context::TestOrDocs && context::is_python(path) {
+            if parse_allowed {
+                self.test_parse_budget -= data.len();
+            } else if self.deferred_bytes + data.len() <= MAX_DEFERRED_BYTES {
+                // Kept in case the package's own code imports it (a payload hidden as a test
+                // module): then it is parsed at the end after all.
+                self.deferred_bytes += data.len();
+                self.deferred.push((path.to_string(), data.to_vec()));
+            }
+        }
+        Job { ctx, parse_allowed }
+    }
+
+    fn member(&mut self, m: &palisade_archive::Member) {
+        let job = self.admit(m.path, m.data);
+        let done = analyze_member(self.scanner, m.path, m.data, job, self.is_sdist);
+        self.merge(done);
+    }
+
+    /// Parses the test files left out for the budget that the package's entry files import
+    /// (by module name), so that a payload cannot hide behind a large test suite.
+    fn parse_imported_tests(&mut self) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let mut imported: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for f in self.py_files.iter().filter(|f| matches!(f.ctx, Context::Install | Context::Import)) {
+            for imp in &f.facts.imports {
+                imported.extend(imp.module.rsplit('.').next().map(str::to_string));
+                imported.extend(imp.names.iter().cloned());
+            }
+        }
+        for (path, data) in std::mem::take(&mut self.deferred) {
+            let stem = path.rsplit('/').next().unwrap_or(&path).trim_end_matches(".py");
+            if !imported.contains(stem) {
+                continue;
+            }
+            let mut facts = python::analyze(&path, &data, Context::TestOrDocs, false, true);
+            // The text checks ran already, with the rules, when the file was walked.
+            self.findings.extend(facts.findings.drain(..).filter(|f| !matches!(f.rule.as_str(), "py-long-line" | "py-hidden-code")));
+            if facts.has_network() {
+                self.package_has_network = true;
+            }
+            if let Some(module) = facts.module.take() {
+                self.py_files.push(package::PyFile { path, ctx: Context::TestOrDocs, facts: module });
+            }
+        }
+    }
+
+    /// Adds one member's results (in walk order).
+    fn merge(&mut self, done: MemberResult) {
+        if done.has_network {
             self.package_has_network = true;
         }
         // Rules that need network use are decided at the end, once the whole package is known:
         // the URL and the request often live in different files.
-        for hit in yara_hits {
-            if hit.needs_network() {
+        for (finding, needs_network) in done.findings {
+            if needs_network {
                 self.needs_network.push(self.findings.len());
             }
-            self.findings.push(hit.into_finding(m.path, m.data, ctx, true));
+            self.findings.push(finding);
         }
-        if let Some(f) = facts {
-            self.findings.extend(f.findings);
-        }
-        if self.is_sdist
-            && let Some(kind) = context::native_executable(m.data)
-        {
-            self.findings.push(Finding::new(
+        self.py_files.extend(done.module);
+    }
+}
+
+/// What the walker decided about a member before handing it to be analysed.
+#[derive(Clone, Copy)]
+struct Job {
+    ctx: Context,
+    parse_allowed: bool,
+}
+
+/// One member's findings (each with whether it counts only if the package uses the network),
+/// its behaviour for the package-level analysis, and whether it uses the network.
+struct MemberResult {
+    findings: Vec<(Finding, bool)>,
+    module: Option<package::PyFile>,
+    has_network: bool,
+}
+
+fn analyze_member(scanner: &Scanner, path: &str, data: &[u8], job: Job, is_sdist: bool) -> MemberResult {
+    let Job { ctx, parse_allowed } = job;
+    let mut out = MemberResult { findings: Vec::new(), module: None, has_network: false };
+    for hit in scanner.rules.scan(data) {
+        let needs = hit.needs_network();
+        out.findings.push((hit.into_finding(path, data, ctx, true), needs));
+    }
+    if context::is_python(path) || context::is_pth(path) {
+        let mut facts = python::analyze(path, data, ctx, context::is_pth(path), parse_allowed);
+        out.has_network = facts.has_network();
+        out.findings.extend(std::mem::take(&mut facts.findings).into_iter().map(|f| (f, false)));
+        out.module = facts.module.take().map(|module| package::PyFile { path: path.to_string(), ctx, facts: module });
+    }
+    if is_sdist && let Some(kind) = context::native_executable(data) {
+        out.findings.push((
+            Finding::new(
                 "native-binary-in-sdist",
                 Severity::Low,
                 ctx,
-                m.path,
+                path,
                 None,
                 kind,
                 "a source distribution ships a compiled executable; sources should be built, not shipped prebuilt",
-            ));
-        }
+            ),
+            false,
+        ));
     }
+    out
 }

@@ -22,12 +22,47 @@ pub enum Cap {
     HostInfo,
     EnvAccess,
     FileWrite,
+    /// Only as taint: a value holding the whole environment or a wallet secret.
+    Secret,
 }
 
 /// What one file does, and the findings drawn from it.
 pub struct Facts {
     caps: HashMap<Cap, (u32, String)>,
     pub findings: Vec<Finding>,
+    /// What the package-level analysis needs: calls, imports and function summaries.
+    pub module: Option<ModuleFacts>,
+}
+
+/// One call that has capabilities, as the package-level analysis sees it.
+#[derive(Clone, Debug)]
+pub struct CallFact {
+    pub line: u32,
+    pub top_level: bool,
+    pub caps: Vec<Cap>,
+    pub indirect: bool,
+    pub excerpt: String,
+}
+
+/// An import statement: `module` as written (leading dots for relative imports), the names it
+/// imports (`*` for all), and whether it runs when the file runs (not inside a function).
+#[derive(Clone, Debug)]
+pub struct Import {
+    pub module: String,
+    pub names: Vec<String>,
+    pub top: bool,
+}
+
+/// A file's behaviour for the package-level analysis: which of its calls run at its top level,
+/// what its functions do, what it imports, and which imported names its top level calls.
+#[derive(Clone, Debug, Default)]
+pub struct ModuleFacts {
+    pub calls: Vec<CallFact>,
+    pub fn_caps: HashMap<String, Vec<Cap>>,
+    pub imports: Vec<Import>,
+    /// Resolved names of calls (and thread or timer targets) that are not the file's own
+    /// functions: (name, line, at top level).
+    pub called: Vec<(String, u32, bool)>,
 }
 
 impl Facts {
@@ -36,8 +71,12 @@ impl Facts {
     }
 }
 
-/// Files larger than this are only scanned with rules, not parsed.
+/// Files larger than this are only scanned with rules, not parsed...
 const MAX_PARSE_BYTES: usize = 2 << 20;
+/// ...unless they have few lines: a packed payload padded to slip under a size limit is one
+/// huge literal, cheap to parse.
+const MAX_PACKED_PARSE_BYTES: usize = 32 << 20;
+const MAX_PACKED_LINES: usize = 2_000;
 /// Tokens without which a file cannot show any capability we look for; files lacking all of
 /// them skip the parse.
 const TRIGGERS: &[&[u8]] = &[
@@ -69,14 +108,24 @@ const TRIGGERS: &[&[u8]] = &[
     b"open(",
 ];
 
-pub fn analyze(path: &str, data: &[u8], ctx: Context, is_pth: bool) -> Facts {
-    let mut facts = Facts { caps: HashMap::new(), findings: Vec::new() };
+/// `parse_allowed` is false when the caller's budget for parsing test and documentation files is
+/// spent: those get the text checks only.
+pub fn analyze(path: &str, data: &[u8], ctx: Context, is_pth: bool, parse_allowed: bool) -> Facts {
+    let mut facts = Facts { caps: HashMap::new(), findings: Vec::new(), module: None };
     text_checks(path, data, ctx, &mut facts);
     if is_pth {
         pth_checks(path, data, &mut facts);
     }
-    let interesting = TRIGGERS.iter().any(|t| memchr::memmem::find(data, t).is_some());
-    if data.len() <= MAX_PARSE_BYTES && interesting {
+    // A file without those may still import one that has them: the package-level analysis
+    // needs its imports.
+    // Entry files (setup.py, `__init__.py`) are parsed whenever they import: their calls to
+    // imported functions matter to the package-level analysis.
+    let entry = matches!(ctx, Context::Install | Context::Import) && memchr::memmem::find(data, b"import").is_some();
+    let interesting = entry || TRIGGERS.iter().any(|t| memchr::memmem::find(data, t).is_some());
+    let parse = data.len() <= MAX_PARSE_BYTES
+        || (data.len() <= MAX_PACKED_PARSE_BYTES
+            && memchr::memchr_iter(b'\n', data).take(MAX_PACKED_LINES + 1).count() <= MAX_PACKED_LINES);
+    if parse && interesting && parse_allowed {
         let source: Vec<u8> = if is_pth {
             // Only lines starting with `import` are executed by site.py.
             data.split(|b| *b == b'\n')
@@ -89,9 +138,77 @@ pub fn analyze(path: &str, data: &[u8], ctx: Context, is_pth: bool) -> Facts {
         let mut a = Analyzer::new(&source);
         a.run();
         facts.caps = a.caps.clone();
+        facts.module = Some(ModuleFacts {
+            calls: firsts_of_kind(&a.calls)
+                .into_iter()
+                .map(|c| CallFact {
+                    line: c.line,
+                    top_level: c.top_level,
+                    caps: c.caps.clone(),
+                    indirect: c.indirect,
+                    excerpt: a.line_text(c.line),
+                })
+                .collect(),
+            fn_caps: a.fn_caps.clone(),
+            imports: std::mem::take(&mut a.imports),
+            called: std::mem::take(&mut a.called),
+        });
         combine(path, ctx, a, &mut facts);
+    } else if parse_allowed && memchr::memmem::find(data, b"import").is_some() {
+        // Nothing here can act, but what it imports may: the package-level analysis follows
+        // imports through such files, read from the lines without a parse.
+        facts.module = Some(ModuleFacts { imports: scan_imports(data), ..ModuleFacts::default() });
     }
     facts
+}
+
+/// The first call with each capability for each (top level, indirect) kind: all the
+/// package-level analysis looks at, so that a file of a hundred thousand calls does not hand on
+/// a hundred thousand facts.
+fn firsts_of_kind(calls: &[Call]) -> Vec<&Call> {
+    let mut seen: HashSet<(Cap, bool, bool)> = HashSet::new();
+    calls
+        .iter()
+        .filter(|c| {
+            let mut new = false;
+            for cap in &c.caps {
+                new |= seen.insert((*cap, c.top_level, c.indirect));
+            }
+            new
+        })
+        .collect()
+}
+
+/// The import statements of a file that has no capabilities, from its lines: `import a.b`,
+/// `from .m import x, y`; at the top level when not indented.
+fn scan_imports(data: &[u8]) -> Vec<Import> {
+    let mut out = Vec::new();
+    for line in data.split(|b| *b == b'\n').take(20_000) {
+        let Ok(line) = std::str::from_utf8(line) else { continue };
+        let trimmed = line.trim_start();
+        let top = trimmed.len() == line.len();
+        let names = |list: &str| -> Vec<String> {
+            list.trim_matches(|c: char| c == '(' || c == ')' || c.is_whitespace() || c == '\\')
+                .split(',')
+                .filter_map(|n| n.split_whitespace().next())
+                .map(|n| n.trim_matches(|c: char| c == '(' || c == ')').to_string())
+                .filter(|n| !n.is_empty())
+                .collect()
+        };
+        if let Some(rest) = trimmed.strip_prefix("from ") {
+            if let Some((module, list)) = rest.split_once(" import ") {
+                out.push(Import { module: module.trim().to_string(), names: names(list), top });
+            }
+        } else if let Some(rest) = trimmed.strip_prefix("import ") {
+            for module in names(rest) {
+                out.push(Import { module, names: Vec::new(), top });
+            }
+        }
+        if out.len() >= 256 {
+            break;
+        }
+    }
+    out
 }
 
 /// Lines that hide code: far off-screen after whitespace, or enormous single lines.
@@ -180,14 +297,29 @@ struct Call {
     line: u32,
     top_level: bool,
     caps: Vec<Cap>,
+    /// Some capabilities come from a function of the file that this call reaches.
+    indirect: bool,
 }
 
 struct Analyzer<'s> {
     src: &'s [u8],
     aliases: HashMap<String, String>,
     /// Variables holding decoded or downloaded data, and lambdas/functions that decode.
-    tainted: HashMap<String, Cap>,
+    tainted: HashMap<String, Vec<Cap>>,
     decoder_fns: HashSet<String>,
+    /// What the package's own functions do (by bare name, methods included), transitively: a
+    /// call to `run(cmd)` that wraps `subprocess.Popen` is a process call.
+    fn_caps: HashMap<String, Vec<Cap>>,
+    /// Variables assigned a string literal, for reading command lines kept in a variable.
+    consts: HashMap<String, String>,
+    /// String literals that hold Python code (a second stage written to a file or passed to
+    /// `python -c`), analysed as code in turn.
+    code_strings: Vec<(String, u32, bool)>,
+    depth: u8,
+    imports: Vec<Import>,
+    called: Vec<(String, u32, bool)>,
+    /// Byte offsets where lines start, built on first use.
+    line_starts: std::cell::OnceCell<Vec<usize>>,
     calls: Vec<Call>,
     caps: HashMap<Cap, (u32, String)>,
     chains: Vec<(Cap, u32, String, bool)>,
@@ -202,6 +334,32 @@ struct Analyzer<'s> {
     hidden_command: Option<u32>,
     /// `pip install` run from code.
     pip_install: Option<u32>,
+    /// Paths of files written (`open(p, "wb")`, `urlretrieve(u, p)`), as written in the code.
+    written: Vec<String>,
+    /// Argument text of process calls, with their lines.
+    run_args: Vec<(String, u32)>,
+    /// Decoded data written to a file.
+    decoded_write: Option<u32>,
+    /// A program run with a command that came from the network.
+    remote_command: Option<u32>,
+    /// A wallet secret or the whole environment sent over the network.
+    secret_exfil: Option<u32>,
+}
+
+/// What a shell command line does besides running: fetching (Network) or reading out who and
+/// where it runs (HostInfo), as `curl -d "$(whoami)@$(hostname)" https://...` does.
+fn shell_caps(args: &str) -> Vec<Cap> {
+    let lower = args.to_ascii_lowercase();
+    let mut caps = Vec::new();
+    if DOWNLOAD_TOOLS.iter().any(|t| lower.contains(t))
+        || ["nslookup", "\"dig\"", "'dig'", "dig +", "dig @"].iter().any(|t| lower.contains(t))
+    {
+        caps.push(Cap::Network);
+    }
+    if ["whoami", "hostname", "uname -a", "$(id)", "`id`", "ifconfig", "ipconfig"].iter().any(|t| lower.contains(t)) {
+        caps.push(Cap::HostInfo);
+    }
+    caps
 }
 
 /// Words in a command line that mean it downloads something.
@@ -231,6 +389,13 @@ impl<'s> Analyzer<'s> {
             aliases: HashMap::new(),
             tainted: HashMap::new(),
             decoder_fns: HashSet::new(),
+            fn_caps: HashMap::new(),
+            consts: HashMap::new(),
+            code_strings: Vec::new(),
+            depth: 0,
+            imports: Vec::new(),
+            called: Vec::new(),
+            line_starts: std::cell::OnceCell::new(),
             calls: Vec::new(),
             caps: HashMap::new(),
             chains: Vec::new(),
@@ -240,6 +405,11 @@ impl<'s> Analyzer<'s> {
             hostinfo_flow: None,
             hidden_command: None,
             pip_install: None,
+            written: Vec::new(),
+            run_args: Vec::new(),
+            decoded_write: None,
+            remote_command: None,
+            secret_exfil: None,
         }
     }
 
@@ -248,8 +418,13 @@ impl<'s> Analyzer<'s> {
     }
 
     fn line_text(&self, line: u32) -> String {
-        let l = self.src.split(|b| *b == b'\n').nth(line.saturating_sub(1) as usize).unwrap_or(b"");
-        String::from_utf8_lossy(l).into_owned()
+        let starts =
+            self.line_starts.get_or_init(|| std::iter::once(0).chain(memchr::memchr_iter(b'\n', self.src).map(|i| i + 1)).collect());
+        let i = line.saturating_sub(1) as usize;
+        let Some(&start) = starts.get(i) else { return String::new() };
+        let end = starts.get(i + 1).map(|e| e - 1).unwrap_or(self.src.len()).max(start);
+        // Excerpts are short: a packed line of megabytes is cut, not copied per call.
+        String::from_utf8_lossy(&self.src[start..end.min(start + 400)]).into_owned()
     }
 
     fn run(&mut self) {
@@ -259,23 +434,71 @@ impl<'s> Analyzer<'s> {
         }
         let Some(tree) = parser.parse(self.src, None) else { return };
         let root = tree.root_node();
-        // Pass 1: imports and assignments (flow-insensitive), twice so taint crosses one hop.
-        for _ in 0..2 {
+        // Pass 1: imports and assignments, in document order, so that taint follows assignments
+        // forward through any number of variables; again when the file defines decoding
+        // functions, for uses written above them (a function body calling a decoder defined
+        // below it).
+        self.visit(root, Pass::Bindings);
+        if !self.decoder_fns.is_empty() {
             self.visit(root, Pass::Bindings);
         }
+        self.summarize(root);
         // Pass 2: calls.
         self.visit(root, Pass::Calls);
+        self.nested_code();
+    }
+
+    /// Analyses the code held in string literals as if it ran where the literal sits: malware
+    /// writes its second stage to a file, or hands it to `python -c`, as a string.
+    fn nested_code(&mut self) {
+        if self.depth >= 2 {
+            return;
+        }
+        for (code, line, top) in std::mem::take(&mut self.code_strings).into_iter().take(16) {
+            let mut inner = Analyzer::new(code.as_bytes());
+            inner.depth = self.depth + 1;
+            inner.run();
+            for c in inner.calls {
+                self.calls.push(Call { line, top_level: top && c.top_level, caps: c.caps, indirect: c.indirect });
+            }
+            for (cap, (_, what)) in inner.caps {
+                self.caps.entry(cap).or_insert((line, what));
+            }
+            self.written.extend(inner.written);
+            self.run_args.extend(inner.run_args.into_iter().map(|(a, _)| (a, line)));
+            for (cap, _, _, t) in inner.chains {
+                self.chains.push((cap, line, self.line_text(line), top && t));
+            }
+            for (mine, theirs) in [
+                (&mut self.dynamic_exec, inner.dynamic_exec),
+                (&mut self.hidden_endpoint, inner.hidden_endpoint),
+                (&mut self.hostinfo_flow, inner.hostinfo_flow),
+                (&mut self.hidden_command, inner.hidden_command),
+                (&mut self.pip_install, inner.pip_install),
+                (&mut self.decoded_write, inner.decoded_write),
+                (&mut self.remote_command, inner.remote_command),
+                (&mut self.secret_exfil, inner.secret_exfil),
+            ] {
+                if theirs.is_some() && mine.is_none() {
+                    *mine = Some(line);
+                }
+            }
+        }
     }
 
     fn visit(&mut self, root: Node, pass: Pass) {
-        let mut stack = vec![(root, true)];
-        while let Some((node, top)) = stack.pop() {
+        walk_with(root, true, |node, top| {
             let kind = node.kind();
-            let child_top = top && !matches!(kind, "function_definition" | "lambda" | "class_definition");
+            // `if __name__ == "__main__":` does not run when the module is imported.
+            let main_guard =
+                kind == "if_statement" && node.child_by_field_name("condition").is_some_and(|c| self.text(c).contains("__main__"));
+            // Class bodies run when the module does; function bodies when called.
+            let child_top = top && !main_guard && !matches!(kind, "function_definition" | "lambda");
             match (pass, kind) {
                 (Pass::Bindings, "import_statement") => self.import(node),
                 (Pass::Bindings, "import_from_statement") => self.import_from(node),
-                (Pass::Bindings, "assignment") => self.assignment(node),
+                (Pass::Bindings, "assignment" | "augmented_assignment") => self.assignment(node),
+                (Pass::Bindings, "decorated_definition") => self.handler_params(node),
                 (Pass::Bindings, "function_definition") => {
                     if let (Some(name), Some(body)) = (node.child_by_field_name("name"), node.child_by_field_name("body"))
                         && self.subtree_has(body, Cap::Decode)
@@ -284,15 +507,298 @@ impl<'s> Analyzer<'s> {
                         self.decoder_fns.insert(self.text(name).to_string());
                     }
                 }
+                (Pass::Calls, "string") if self.depth < 2 => self.code_string(node, top),
                 (Pass::Calls, "call") => self.call(node, top),
+                (Pass::Calls, "import_statement" | "import_from_statement") if self.depth == 0 => self.record_import(node, top),
                 (Pass::Calls, "attribute") if self.dotted(node).as_deref() == Some("os.environ") && self.has_env_attr.is_none() => {
                     self.has_env_attr = Some(node.start_position().row as u32 + 1);
                 }
                 _ => {}
             }
+            Flow::Descend(child_top)
+        });
+    }
+
+    /// Summarises what each function of the file does, through the calls it makes to the file's
+    /// other functions (to a fixed point), so that calling a wrapper counts as what it wraps.
+    fn summarize(&mut self, root: Node) {
+        // (name, direct capabilities, names of local functions it calls)
+        let mut fns: Vec<(String, Vec<Cap>, Vec<String>)> = Vec::new();
+        walk_with(root, None, |n, current: Option<usize>| {
+            let mut inside = current;
+            match n.kind() {
+                "function_definition" => {
+                    if let Some(name) = n.child_by_field_name("name") {
+                        fns.push((self.text(name).to_string(), Vec::new(), Vec::new()));
+                        inside = Some(fns.len() - 1);
+                    }
+                }
+                "call" => {
+                    if let (Some(i), Some(name)) = (current, n.child_by_field_name("function").and_then(|f| self.dotted(f))) {
+                        let mut caps = classify(&name);
+                        if caps.contains(&Cap::DynamicExec)
+                            && let Some(args) = n.child_by_field_name("arguments")
+                        {
+                            let t = self.text(args);
+                            if t.contains("open(") || is_plain_literal(t) || t.trim() == "()" {
+                                caps.retain(|c| *c != Cap::DynamicExec);
+                            }
+                        }
+                        if caps.contains(&Cap::Process)
+                            && let Some(args) = n.child_by_field_name("arguments")
+                        {
+                            caps.extend(shell_caps(&self.expanded(args)));
+                        }
+                        let entry = &mut fns[i];
+                        for c in caps {
+                            if !entry.1.contains(&c) {
+                                entry.1.push(c);
+                            }
+                        }
+                        let callee = self.callback_target(&name, n).unwrap_or(name);
+                        let bare = callee.strip_prefix("self.").or_else(|| callee.strip_prefix("cls.")).unwrap_or(&callee);
+                        if !bare.contains('.') {
+                            entry.2.push(bare.to_string());
+                        }
+                    }
+                }
+                _ => {}
+            }
+            Flow::Descend(inside)
+        });
+        let mut caps: HashMap<String, Vec<Cap>> = HashMap::new();
+        for (name, c, _) in &fns {
+            let e = caps.entry(name.clone()).or_default();
+            for cap in c {
+                if !e.contains(cap) {
+                    e.push(*cap);
+                }
+            }
+        }
+        // Propagate along calls to a fixed point with a worklist: capabilities only grow (at
+        // most eight per function), so this ends after a bounded number of steps however long
+        // the chain of wrappers.
+        let mut callers: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (name, _, callees) in &fns {
+            for callee in callees {
+                if callee != name {
+                    callers.entry(callee.as_str()).or_default().push(name.as_str());
+                }
+            }
+        }
+        let mut work: Vec<&str> = fns.iter().filter(|(_, c, _)| !c.is_empty()).map(|(n, _, _)| n.as_str()).collect();
+        while let Some(callee) = work.pop() {
+            let Some(add) = caps.get(callee).cloned() else { continue };
+            for &caller in callers.get(callee).map(Vec::as_slice).unwrap_or(&[]) {
+                let e = caps.entry(caller.to_string()).or_default();
+                let before = e.len();
+                for cap in &add {
+                    if !e.contains(cap) {
+                        e.push(*cap);
+                    }
+                }
+                if e.len() > before {
+                    work.push(caller);
+                }
+            }
+        }
+        caps.retain(|_, c| !c.is_empty());
+        self.fn_caps = caps;
+    }
+
+    /// The function a thread, timer, process pool or exit hook is started with:
+    /// `Thread(target=f)`, `Timer(5, f)`, `atexit.register(f)`, `pool.submit(f)`.
+    fn callback_target(&self, name: &str, call: Node) -> Option<String> {
+        let last = name.rsplit('.').next().unwrap_or(name);
+        let positional = match (name, last) {
+            (_, "Thread" | "Process") if name.starts_with("threading.") || name.starts_with("multiprocessing.") => None,
+            (_, "Timer") if name.starts_with("threading.") => Some(1),
+            ("atexit.register", _) | (_, "submit" | "run_in_executor" | "start_new_thread" | "call_soon" | "call_later") => {
+                Some(if last == "run_in_executor" || last == "call_later" { 1 } else { 0 })
+            }
+            _ => return None,
+        };
+        let args = call.child_by_field_name("arguments")?;
+        let mut cursor = args.walk();
+        let mut target = None;
+        let mut index = 0;
+        for a in args.named_children(&mut cursor) {
+            if a.kind() == "keyword_argument" {
+                if a.child_by_field_name("name").map(|n| self.text(n)) == Some("target") {
+                    target = a.child_by_field_name("value");
+                }
+                continue;
+            }
+            if Some(index) == positional {
+                target = Some(a);
+            }
+            index += 1;
+        }
+        self.dotted(target?)
+    }
+
+    /// The summary of a function of this file called as `name`, `self.name` or `cls.name`.
+    fn local_fn(&self, name: &str) -> Option<&Vec<Cap>> {
+        let bare = name.strip_prefix("self.").or_else(|| name.strip_prefix("cls.")).unwrap_or(name);
+        if bare.contains('.') {
+            return None;
+        }
+        self.fn_caps.get(bare)
+    }
+
+    /// Remembers a string literal that reads as Python code doing something worth a look.
+    fn code_string(&mut self, node: Node, top: bool) {
+        // Docstrings are prose.
+        if node.parent().is_some_and(|p| p.kind() == "expression_statement" && p.named_child_count() == 1) {
+            return;
+        }
+        let raw = self.text(node);
+        if raw.len() < 40 || self.code_strings.len() >= 16 {
+            return;
+        }
+        let has = |k: &str| raw.contains(k);
+        let importing = has("import ") || has("__import__");
+        let acting = [
+            "exec(",
+            "eval(",
+            "socket",
+            "subprocess",
+            "os.system",
+            "urlopen",
+            "urlretrieve",
+            "requests.",
+            "os.dup2",
+            "pty.spawn",
+            "b64decode",
+            "Popen",
+            "marshal",
+        ]
+        .iter()
+        .any(|k| has(k));
+        if !(importing && acting) {
+            return;
+        }
+        let text = unescape(raw);
+        let start = ["import ", "from ", "__import__", "exec(", "eval("].iter().filter_map(|k| text.find(k)).min().unwrap_or(0);
+        let code = text[start..].trim_end().trim_end_matches(['"', '\'', ' ']).to_string();
+        self.code_strings.push((code, node.start_position().row as u32 + 1, top));
+    }
+
+    fn remember_written(&mut self, path: Node) {
+        if self.written.len() < 64 {
+            // A literal path, or the expression that names it (often a one-letter variable).
+            let t = self.text(path);
+            let t = string_value(t).filter(|v| v.len() >= 2).unwrap_or_else(|| t.to_string());
+            if !t.is_empty() {
+                self.written.push(t);
+            }
+        }
+    }
+
+    /// Whether a network call's arguments carry a wallet secret (by name: a variable, keyword
+    /// or dictionary key) or the whole environment.
+    fn sends_secret(&self, args: Node) -> bool {
+        if is_env_dump(self.text(args)) || self.subtree_has(args, Cap::Secret) {
+            return true;
+        }
+        walk(args, |n| {
+            let hit = match n.kind() {
+                "identifier" => is_wallet_secret_name(self.text(n)),
+                "string" => string_value(self.text(n)).is_some_and(|v| is_wallet_secret_name(&v)),
+                // What a call makes of a secret (a signature, an address) is not the secret,
+                // unless the call only serialises it.
+                "call" => {
+                    let f = n.child_by_field_name("function").and_then(|f| self.dotted(f)).unwrap_or_default();
+                    if !matches!(f.as_str(), "json.dumps" | "dict" | "str" | "repr" | "urllib.parse.urlencode" | "urlencode")
+                        && !f.ends_with(".format")
+                    {
+                        return Flow::Skip;
+                    }
+                    false
+                }
+                _ => false,
+            };
+            if hit { Flow::Stop } else { Flow::Descend(()) }
+        })
+    }
+
+    /// Whether an expression puts a secret-named value into a container or a string as is (not
+    /// through a call: deriving an address from a key is what wallets do).
+    fn packs_secret(&self, expr: Node) -> bool {
+        if !matches!(expr.kind(), "list" | "dictionary" | "set" | "tuple" | "string" | "binary_operator" | "concatenated_string") {
+            return false;
+        }
+        walk(expr, |n| match n.kind() {
+            "identifier" if is_wallet_secret_name(self.text(n)) => Flow::Stop,
+            "call" | "lambda" => Flow::Skip,
+            _ => Flow::Descend(()),
+        })
+    }
+
+    /// A file that was written is then run (`open(p, "wb")` ... `subprocess.Popen([p])`).
+    fn written_then_run(&self) -> Option<u32> {
+        for (args, line) in &self.run_args {
+            if self.written.iter().any(|w| runs_file(args, w)) {
+                return Some(*line);
+            }
+        }
+        None
+    }
+
+    /// A chat-bot or socket event handler receives what a remote party sent: its first parameter
+    /// (`message`, `event`, `ctx`) is network data.
+    fn handler_params(&mut self, node: Node) {
+        let mut cursor = node.walk();
+        let handler = node.named_children(&mut cursor).filter(|c| c.kind() == "decorator").any(|d| {
+            let t = self.text(d);
+            ["message_handler", "on_message", "channel_post_handler", ".on(", "callback_query_handler", "bot.command", ".event"]
+                .iter()
+                .any(|k| t.contains(k))
+        });
+        if !handler {
+            return;
+        }
+        let Some(def) = node.child_by_field_name("definition") else { return };
+        let Some(params) = def.child_by_field_name("parameters") else { return };
+        let mut pc = params.walk();
+        if let Some(p) = params.named_children(&mut pc).map(|p| self.text(p)).find(|p| *p != "self" && *p != "cls") {
+            let name = p.split([':', '=']).next().unwrap_or(p).trim().to_string();
+            self.taint(name, Cap::Network);
+        }
+    }
+
+    fn record_import(&mut self, node: Node, top: bool) {
+        if self.imports.len() >= 256 {
+            return;
+        }
+        let mut names = Vec::new();
+        let module;
+        if node.kind() == "import_from_statement" {
+            let Some(m) = node.child_by_field_name("module_name") else { return };
+            module = self.text(m).to_string();
             let mut cursor = node.walk();
-            for child in node.children(&mut cursor) {
-                stack.push((child, child_top));
+            for child in node.named_children(&mut cursor) {
+                match child.kind() {
+                    "wildcard_import" => names.push("*".to_string()),
+                    "dotted_name" if child != m => names.push(self.text(child).to_string()),
+                    "aliased_import" => {
+                        if let Some(n) = child.child_by_field_name("name") {
+                            names.push(self.text(n).to_string());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            self.imports.push(Import { module, names, top });
+        } else {
+            let mut cursor = node.walk();
+            for child in node.named_children(&mut cursor) {
+                let m = match child.kind() {
+                    "dotted_name" => self.text(child),
+                    "aliased_import" => child.child_by_field_name("name").map(|n| self.text(n)).unwrap_or(""),
+                    _ => continue,
+                };
+                self.imports.push(Import { module: m.to_string(), names: Vec::new(), top });
             }
         }
     }
@@ -338,10 +844,41 @@ impl<'s> Analyzer<'s> {
 
     fn assignment(&mut self, node: Node) {
         let (Some(left), Some(right)) = (node.child_by_field_name("left"), node.child_by_field_name("right")) else { return };
+        // `A, B = exec, compile`: aliases pairwise.
+        if matches!(left.kind(), "pattern_list" | "tuple_pattern") && matches!(right.kind(), "expression_list" | "tuple") {
+            let mut lc = left.walk();
+            let mut rc = right.walk();
+            for (l, r) in left.named_children(&mut lc).zip(right.named_children(&mut rc)) {
+                if l.kind() == "identifier"
+                    && let Some(d) = self.dotted(r)
+                {
+                    if matches!(d.as_str(), "exec" | "eval" | "compile" | "__import__" | "getattr") {
+                        self.aliases.insert(self.text(l).to_string(), d.clone());
+                    }
+                    if classify(&d).contains(&Cap::Decode) {
+                        self.decoder_fns.insert(self.text(l).to_string());
+                    }
+                }
+            }
+            return;
+        }
         if left.kind() != "identifier" {
             return;
         }
+        // Character arithmetic builds text out of numbers: `out += chr(ord(c) ^ key)`.
+        if is_char_decoding(self.text(right)) {
+            self.taint(self.text(left).to_string(), Cap::Decode);
+        }
+        if node.kind() == "augmented_assignment" {
+            return;
+        }
         let name = self.text(left).to_string();
+        if matches!(right.kind(), "string" | "concatenated_string") && self.consts.len() < 1024 {
+            let value = self.text(right);
+            if value.len() <= 16 << 10 {
+                self.consts.insert(name.clone(), value.to_string());
+            }
+        }
         if right.kind() == "lambda" {
             if let Some(body) = right.child_by_field_name("body")
                 && self.subtree_has(body, Cap::Decode)
@@ -359,50 +896,100 @@ impl<'s> Analyzer<'s> {
                 self.aliases.insert(name.clone(), d.clone());
             }
         }
-        if self.subtree_has(right, Cap::Network) {
-            self.tainted.insert(name, Cap::Network);
+        if is_env_dump(self.text(right)) || self.packs_secret(right) || is_env_secret(self.text(right)) {
+            self.taint(name, Cap::Secret);
+        } else if self.subtree_has(right, Cap::Network) {
+            self.taint(name, Cap::Network);
         } else if self.subtree_has(right, Cap::Decode) {
-            self.tainted.insert(name, Cap::Decode);
+            self.taint(name, Cap::Decode);
         } else if self.subtree_has(right, Cap::HostInfo) {
-            self.tainted.insert(name, Cap::HostInfo);
+            self.taint(name, Cap::HostInfo);
+        }
+    }
+
+    /// The text of an argument list with the string values of the variables it names appended:
+    /// `subprocess.run(cmd, shell=True)` reads as the command `cmd` holds.
+    fn expanded(&self, args: Node) -> String {
+        let mut out = self.text(args).to_string();
+        if self.consts.is_empty() {
+            return out;
+        }
+        // Each name once, and at most 64 KiB added, whatever the expression repeats.
+        let mut seen: HashSet<&str> = HashSet::new();
+        let limit = out.len() + (64 << 10);
+        walk(args, |n| {
+            if n.kind() == "identifier"
+                && seen.insert(self.text(n))
+                && let Some(v) = self.consts.get(self.text(n))
+            {
+                if out.len() + v.len() > limit {
+                    return Flow::Stop;
+                }
+                out.push(' ');
+                out.push_str(v);
+            }
+            Flow::Descend(())
+        });
+        out
+    }
+
+    /// Marks a variable as holding data of this kind (a name may hold several over a file).
+    fn taint(&mut self, name: impl Into<String>, cap: Cap) {
+        // A name keeps its latest kind of data, except that once it held a secret it stays
+        // suspect: secrets are rare and sending one is what matters.
+        let t = self.tainted.entry(name.into()).or_default();
+        if cap != Cap::Secret {
+            t.retain(|c| *c == Cap::Secret);
+        }
+        if !t.contains(&cap) {
+            t.push(cap);
         }
     }
 
     /// Whether a call of this capability occurs in the subtree, or a tainted variable flows in.
     fn subtree_has(&self, node: Node, cap: Cap) -> bool {
-        let mut stack = vec![node];
-        while let Some(n) = stack.pop() {
+        walk(node, |n| {
             match n.kind() {
                 "call" => {
                     if let Some(f) = n.child_by_field_name("function") {
                         if let Some(name) = self.dotted(f)
                             && (classify(&name).contains(&cap) || (cap == Cap::Decode && self.decoder_fns.contains(&name)))
                         {
-                            return true;
+                            return Flow::Stop;
+                        }
+                        // `"".join(map(chr, [...]))`, `"".join(chr(c ^ k) for c in data)`.
+                        if cap == Cap::Decode
+                            && f.kind() == "attribute"
+                            && f.child_by_field_name("attribute").is_some_and(|a| self.text(a) == "join")
+                            && n.child_by_field_name("arguments").is_some_and(|a| is_char_decoding(self.text(a)))
+                        {
+                            return Flow::Stop;
                         }
                         // `x.decode("base64")`, `codecs.decode(x, "rot13")`, `"...".decode("hex")`.
                         if cap == Cap::Decode && f.kind() == "attribute" {
                             let attr = f.child_by_field_name("attribute").map(|a| self.text(a)).unwrap_or("");
                             let args = n.child_by_field_name("arguments").map(|a| self.text(a)).unwrap_or("");
                             if attr == "decode" && ["base64", "hex", "rot13", "rot_13", "zlib", "bz2"].iter().any(|c| args.contains(c)) {
-                                return true;
+                                return Flow::Stop;
                             }
                         }
                     }
                 }
-                "identifier" if self.tainted.get(self.text(n)) == Some(&cap) => {
-                    return true;
+                "identifier" if self.tainted.get(self.text(n)).is_some_and(|t| t.contains(&cap)) => {
+                    return Flow::Stop;
                 }
                 _ => {}
             }
-            let mut cursor = n.walk();
-            stack.extend(n.children(&mut cursor));
-        }
-        false
+            Flow::Descend(())
+        })
     }
 
     /// The dotted name an expression refers to, with imports and aliases resolved.
     fn dotted(&self, node: Node) -> Option<String> {
+        // Names are short; a long expression is no name (and deep nesting would recurse deeply).
+        if node.byte_range().len() > 512 {
+            return None;
+        }
         match node.kind() {
             "identifier" => {
                 let t = self.text(node);
@@ -449,41 +1036,107 @@ impl<'s> Analyzer<'s> {
         if self.decoder_fns.contains(&name) {
             caps.push(Cap::Decode);
         }
-        if name == "open" && is_write_open(self.text(node)) {
-            caps.push(Cap::FileWrite);
+        // A call to one of the file's own functions does what that function does; such
+        // reachable-but-indirect evidence is marked so that it can weigh less. A thread, timer,
+        // process or exit hook started with one of them runs it too.
+        let target = self.callback_target(&name, node);
+        let callee = target.clone().unwrap_or_else(|| name.clone());
+        let local = self.local_fn(&callee).cloned().unwrap_or_default();
+        if self.depth == 0 && self.local_fn(&callee).is_none() && self.called.len() < 512 {
+            self.called.push((callee.clone(), line, top));
+        }
+        let mut direct = caps.clone();
+        let exec_wrapper =
+            local.contains(&Cap::DynamicExec) && node.child_by_field_name("arguments").is_some_and(|a| a.named_child_count() > 0);
+        for c in local {
+            if !caps.contains(&c) {
+                caps.push(c);
+            }
         }
         let args = node.child_by_field_name("arguments");
+        if name == "open" && is_write_open(self.text(node)) {
+            caps.push(Cap::FileWrite);
+            direct.push(Cap::FileWrite);
+            if let Some(p) = args.and_then(|a| a.named_child(0)) {
+                self.remember_written(p);
+            }
+        }
+        // Downloads straight to a file.
+        if name.ends_with("urlretrieve") || name == "wget.download" {
+            caps.push(Cap::FileWrite);
+            direct.push(Cap::FileWrite);
+            if let Some(p) = args.and_then(|a| a.named_child(1)) {
+                self.remember_written(p);
+            }
+        }
+        if func.kind() == "attribute"
+            && func.child_by_field_name("attribute").is_some_and(|a| matches!(self.text(a), "write" | "write_bytes" | "writelines"))
+            && let Some(a) = args
+            && self.subtree_has(a, Cap::Decode)
+        {
+            self.decoded_write.get_or_insert(line);
+        }
         if caps.contains(&Cap::Process)
             && let Some(args) = args
         {
-            let lower = self.text(args).to_ascii_lowercase();
+            let lower = self.expanded(args).to_ascii_lowercase();
             // A shell command that fetches something is network use, whatever runs it.
-            if DOWNLOAD_TOOLS.iter().any(|t| lower.contains(t)) {
-                caps.push(Cap::Network);
+            for c in shell_caps(&lower) {
+                if !caps.contains(&c) {
+                    caps.push(c);
+                }
+                if !direct.contains(&c) {
+                    direct.push(c);
+                }
             }
-            if lower.contains("pip install") || lower.contains("-m pip") {
+            let pip_list =
+                lower.contains("\"pip\"") && lower.contains("\"install\"") || lower.contains("'pip'") && lower.contains("'install'");
+            if lower.contains("pip install") || lower.contains("-m pip") || pip_list {
                 self.pip_install.get_or_insert(line);
             }
-            if self.subtree_has(args, Cap::Decode) {
+            // Through a wrapper the decoded argument may be data rather than the command.
+            if direct.contains(&Cap::Process) && self.subtree_has(args, Cap::Decode) {
                 self.hidden_command.get_or_insert(line);
             }
+            if direct.contains(&Cap::Process) {
+                // The command is the first positional argument (or `args=`); the rest are
+                // options such as `stderr=open("build.log", "w")`.
+                let mut cursor = args.walk();
+                let command = args
+                    .named_children(&mut cursor)
+                    .find(|a| a.kind() != "keyword_argument" || a.child_by_field_name("name").is_some_and(|n| self.text(n) == "args"));
+                if let Some(c) = command
+                    && self.run_args.len() < 256
+                {
+                    let t = self.text(c);
+                    let cut = (0..=t.len().min(4096)).rev().find(|i| t.is_char_boundary(*i)).unwrap_or(0);
+                    self.run_args.push((t[..cut].to_string(), line));
+                }
+                if self.remote_command.is_none() && self.subtree_has(args, Cap::Network) {
+                    self.remote_command = Some(line);
+                }
+            }
         }
-        if matches!(name.as_str(), "exec" | "eval" | "compile" | "execfile")
+        if (matches!(name.as_str(), "exec" | "eval" | "compile" | "execfile") || exec_wrapper)
             && let Some(args) = args
         {
             let arg_text = self.text(args);
-            if self.subtree_has(args, Cap::Network) {
+            let fetched_by_shell = self.subtree_has(args, Cap::Process) && {
+                let lower = arg_text.to_ascii_lowercase();
+                DOWNLOAD_TOOLS.iter().any(|t| lower.contains(t))
+            };
+            if self.subtree_has(args, Cap::Network) || fetched_by_shell {
                 self.chains.push((Cap::Network, line, self.line_text(line), top));
             } else if self.subtree_has(args, Cap::Decode) {
                 self.chains.push((Cap::Decode, line, self.line_text(line), top));
             } else if arg_text.contains("open(") || is_plain_literal(arg_text) {
                 // exec(open("version.py").read()) and exec("x = 1") are ordinary.
                 caps.retain(|c| *c != Cap::DynamicExec);
-            } else {
+            } else if !exec_wrapper {
                 self.dynamic_exec.get_or_insert(line);
             }
         }
-        if caps.contains(&Cap::Network)
+        if direct.contains(&Cap::Network)
             && let Some(args) = args
         {
             // Only a decoder written straight into the call's arguments counts: libraries
@@ -494,37 +1147,209 @@ impl<'s> Analyzer<'s> {
             if self.hostinfo_flow.is_none() && self.subtree_has(args, Cap::HostInfo) {
                 self.hostinfo_flow = Some(line);
             }
+            if self.secret_exfil.is_none() && self.sends_secret(args) {
+                self.secret_exfil = Some(line);
+            }
         }
         for cap in &caps {
             self.caps.entry(*cap).or_insert_with(|| (line, String::new()));
         }
         if !caps.is_empty() {
-            self.calls.push(Call { line, top_level: top, caps });
+            let indirect = caps.iter().any(|c| !direct.contains(c));
+            self.calls.push(Call { line, top_level: top, caps, indirect });
         }
     }
 }
 
 /// Whether a decoding call sits directly in `args` (not through a variable).
 fn has_direct_decoder(a: &Analyzer, args: Node) -> bool {
-    let mut stack = vec![args];
-    while let Some(n) = stack.pop() {
+    walk(args, |n| {
         if n.kind() == "call"
             && let Some(f) = n.child_by_field_name("function")
             && let Some(name) = a.dotted(f)
             && classify(&name).contains(&Cap::Decode)
         {
-            return true;
+            return Flow::Stop;
         }
-        let mut cursor = n.walk();
-        stack.extend(n.children(&mut cursor));
+        Flow::Descend(())
+    })
+}
+
+/// What to do after visiting a node.
+enum Flow<T> {
+    /// Visit the children, handing them this state.
+    Descend(T),
+    /// Leave the children out.
+    Skip,
+    /// End the walk.
+    Stop,
+}
+
+/// Visits `root` and the nodes under it in document order with a single cursor (creating a
+/// cursor per node costs more than the parse). Each node gets the state its parent handed
+/// down. Returns whether the walk was stopped.
+fn walk_with<'t, T: Copy>(root: Node<'t>, init: T, mut f: impl FnMut(Node<'t>, T) -> Flow<T>) -> bool {
+    let mut cursor = root.walk();
+    let mut states: Vec<T> = Vec::new();
+    let mut cur = init;
+    loop {
+        match f(cursor.node(), cur) {
+            Flow::Stop => return true,
+            Flow::Descend(child) => {
+                if cursor.goto_first_child() {
+                    states.push(cur);
+                    cur = child;
+                    continue;
+                }
+            }
+            Flow::Skip => {}
+        }
+        loop {
+            if states.is_empty() {
+                return false;
+            }
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            cursor.goto_parent();
+            cur = states.pop().unwrap_or(init);
+        }
     }
-    false
+}
+
+/// [`walk_with`] without state: whether `f` stopped the walk.
+fn walk(root: Node, mut f: impl FnMut(Node) -> Flow<()>) -> bool {
+    walk_with(root, (), |n, ()| f(n))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Pass {
     Bindings,
     Calls,
+}
+
+/// Whether a command line (or argument list) runs the file `path`: it is the program itself
+/// (the first word or element), or the operand of a launcher or interpreter (`python x.py`,
+/// `cmd /c start x.exe`, `powershell -File x.ps1`), rather than a file a tool reads or deletes.
+fn runs_file(cmd: &str, path: &str) -> bool {
+    const LAUNCHERS: &[&str] = &[
+        "python",
+        "python3",
+        "python2",
+        "pythonw",
+        "py",
+        "sys.executable",
+        "executable",
+        "sh",
+        "bash",
+        "zsh",
+        "dash",
+        "cmd",
+        "start",
+        "powershell",
+        "pwsh",
+        "wscript",
+        "cscript",
+        "mshta",
+        "rundll32",
+        "regsvr32",
+        "node",
+        "perl",
+        "ruby",
+        "open",
+        "nohup",
+        "exec",
+        "setsid",
+        "sudo",
+        "&&",
+        ";",
+        "|",
+    ];
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    // Commands are short; the first matches decide (bounded work on hostile input).
+    cmd.match_indices(path).take(32).any(|(i, _)| {
+        let before = &cmd[..i];
+        let after = cmd[i + path.len()..].chars().next();
+        if before.chars().next_back().is_some_and(ident) || after.is_some_and(ident) {
+            return false;
+        }
+        let prev = before.rsplit(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '[' | '(' | '{' | '+')).take(64).find(|t| {
+            let flag = t.starts_with('-') || (t.starts_with('/') && t.len() <= 3);
+            !t.is_empty() && !flag
+        });
+        let Some(prev) = prev else { return true };
+        let tool = prev.rsplit(['/', '\\']).next().unwrap_or(prev).trim_end_matches(".exe").to_ascii_lowercase();
+        LAUNCHERS.contains(&tool.as_str()) || tool.starts_with("python") || tool.ends_with("&&") || tool.ends_with(';')
+    })
+}
+
+/// Text built from character codes: `chr(...)` with `ord`, `^`, or mapped over numbers.
+fn is_char_decoding(t: &str) -> bool {
+    t.contains("chr(") && (t.contains("ord(") || t.contains('^') || t.contains("map(chr") || t.contains("for ")) || t.contains("map(chr")
+}
+
+/// The whole environment as a value: `dict(os.environ)`, `os.environ.copy()`, `str(os.environ)`.
+fn is_env_dump(t: &str) -> bool {
+    [
+        "dict(os.environ)",
+        "os.environ.copy()",
+        "str(os.environ)",
+        "{**os.environ",
+        "json.dumps(os.environ",
+        "os.environ.items()",
+        "dict(environ)",
+        "environ.copy()",
+    ]
+    .iter()
+    .any(|k| t.contains(k))
+}
+
+/// Reading a secret that services never receive as is (they take signatures made with it) out
+/// of the environment: `os.environ.get("AWS_SECRET_ACCESS_KEY")`.
+fn is_env_secret(t: &str) -> bool {
+    (t.contains("environ") || t.contains("getenv"))
+        && ["SECRET_ACCESS_KEY", "PRIVATE_KEY", "MNEMONIC", "SEED_PHRASE", "ACCESS_KEY_SECRET"].iter().any(|k| t.contains(k))
+}
+
+/// Names of values that are wallet secrets: sending one anywhere hands over the money.
+fn is_wallet_secret_name(ident: &str) -> bool {
+    let n: String = ident.chars().filter(|c| *c != '_' && *c != '-').collect::<String>().to_ascii_lowercase();
+    matches!(
+        n.as_str(),
+        "privatekey"
+            | "privkey"
+            | "privatekeys"
+            | "mnemonic"
+            | "mnemonicphrase"
+            | "seedphrase"
+            | "secretphrase"
+            | "recoveryphrase"
+            | "walletkey"
+            | "secretrecoveryphrase"
+    )
+}
+
+/// The text of a string literal with its quotes and the common escapes undone (enough to read
+/// code that was escaped to fit in a string; tree-sitter copes with the rest).
+fn unescape(lit: &str) -> String {
+    let t = lit.trim_start_matches(['b', 'r', 'u', 'f', 'B', 'R', 'U', 'F']);
+    let t = t.trim_start_matches(['"', '\'']).trim_end_matches(['"', '\'']);
+    let mut out = String::with_capacity(t.len());
+    let mut chars = t.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => {}
+            Some(o) => out.push(o),
+            None => {}
+        }
+    }
+    out
 }
 
 fn string_value(lit: &str) -> Option<String> {
@@ -586,7 +1411,9 @@ pub fn classify(name: &str) -> Vec<Cap> {
         || n.starts_with("asyncio.create_subprocess")
         || n.ends_with("ShellExecuteW")
         || n.ends_with("ShellExecuteA")
-        || n == "win32api.ShellExecute";
+        || n == "win32api.ShellExecute"
+        || n == "pip.main"
+        || n == "pip._internal.main";
     if process {
         caps.push(Cap::Process);
     }
@@ -622,7 +1449,11 @@ pub fn classify(name: &str) -> Vec<Cap> {
                     | "dns.resolver.resolve"
                     | "dns.resolver.query"
             )
-            || first == "websocket");
+            || first == "websocket"
+            || first == "wget"
+            || first == "telebot"
+            || first == "dropbox"
+            || n.ends_with("Repo.clone_from"));
     if network {
         caps.push(Cap::Network);
     }
@@ -662,6 +1493,90 @@ pub fn classify(name: &str) -> Vec<Cap> {
     caps
 }
 
+/// Evidence of one capability: where it was seen, and whether only through a function call.
+#[derive(Clone, Debug)]
+pub(crate) struct Ev {
+    pub path: String,
+    pub line: u32,
+    pub excerpt: String,
+    pub indirect: bool,
+    pub process: bool,
+}
+
+/// The finding for what runs while a package installs (setup.py) or is imported (`__init__`):
+/// network use with programs or dynamic code, with host details, or alone; or programs alone at
+/// install. `entry` is the file that runs it (setup.py or `__init__.py`); the finding sits
+/// where the network use is. `reached` names the module the behaviour was found in when it is
+/// not the entry itself.
+pub(crate) fn behaviour(
+    ctx: Context,
+    entry: &str,
+    net: Option<Ev>,
+    run: Option<Ev>,
+    host: Option<Ev>,
+    env_attr: bool,
+    reached: Option<&str>,
+) -> Option<Finding> {
+    if ctx != Context::Install && ctx != Context::Import {
+        return None;
+    }
+    let install = ctx == Context::Install;
+    let tag = if install { "py-install" } else { "py-import" };
+    // At import, behaviour seen only inside functions that the top level calls is likely but not
+    // certain (it may sit behind a condition), so it weighs one step less.
+    let indirect = !install && [&net, &run, &host].iter().any(|e| e.as_ref().is_some_and(|e| e.indirect));
+    let weigh = |s: Severity| if indirect { s.lower() } else { s };
+    let mut via = String::new();
+    if let Some(m) = reached {
+        via.push_str(&format!(" (in {m}, which {} runs)", entry.rsplit('/').next().unwrap_or(entry)));
+    }
+    if indirect {
+        via.push_str(" (in functions of the package that the top level calls)");
+    }
+    let at =
+        |e: &Ev, rule: String, sev: Severity, msg: String| Finding::new(&rule, weigh(sev), ctx, &e.path, Some(e.line), &e.excerpt, &msg);
+    match (net, run, host.is_some() || env_attr) {
+        (Some(n), Some(_), _) => Some(at(
+            &n,
+            format!("{tag}-download-exec"),
+            if install { Severity::Critical } else { Severity::High },
+            if install {
+                format!("setup.py uses the network and runs programs or dynamic code while the package installs{via}")
+            } else {
+                format!("importing the package uses the network and runs programs or dynamic code{via}")
+            },
+        )),
+        (Some(n), None, true) => Some(at(
+            &n,
+            format!("{tag}-exfil-hostinfo"),
+            Severity::High,
+            format!(
+                "collects host or user information (host name, user, working directory, environment) and sends it over the network while the package installs or is imported{via}"
+            ),
+        )),
+        (Some(n), None, false) => Some(at(
+            &n,
+            format!("{tag}-network"),
+            // setup.py has no business on the network; import-time update checks exist.
+            if install { Severity::High } else { Severity::Medium },
+            format!("uses the network while the package installs or is imported{via}"),
+        )),
+        (None, Some(r), _) if install && r.process => Some(at(
+            &r,
+            "py-install-process".to_string(),
+            Severity::Low,
+            format!("runs an external program while the package installs (common for builds; weighs more with network use){via}"),
+        )),
+        (None, Some(r), _) if r.process => Some(at(
+            &r,
+            "py-import-process".to_string(),
+            Severity::Medium,
+            format!("runs an external program as soon as the package is imported{via}"),
+        )),
+        _ => None,
+    }
+}
+
 /// Turns what one file does into findings, by context.
 fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
     let first = |cap: Cap| a.calls.iter().find(|c| c.caps.contains(&cap));
@@ -669,7 +1584,13 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
     let excerpt = |c: Option<&Call>| c.map(|c| a.line_text(c.line)).unwrap_or_default();
     // Code runs at install for the whole of setup.py; at import only at the top of __init__.
     let runs_now = |c: &Call| ctx == Context::Install || (ctx == Context::Import && c.top_level);
-    let now = |cap: Cap| a.calls.iter().find(|c| c.caps.contains(&cap) && runs_now(c));
+    // Direct evidence first; a call that only reaches the capability through one of the file's
+    // own functions is used when there is nothing better.
+    let now = |cap: Cap| {
+        let mut hits = a.calls.iter().filter(|c| c.caps.contains(&cap) && runs_now(c));
+        let first = hits.next();
+        first.filter(|c| !c.indirect).or_else(|| hits.find(|c| !c.indirect)).or(first)
+    };
 
     for (cap, l, text, top) in &a.chains {
         let eager = ctx == Context::Install || (ctx == Context::Import && *top);
@@ -688,122 +1609,85 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
         facts.findings.push(Finding::new(rule, sev, ctx, path, Some(*l), text, msg));
     }
 
-    let net = now(Cap::Network);
-    let run = now(Cap::Process).or_else(|| now(Cap::DynamicExec));
-    let host = now(Cap::HostInfo).or_else(|| now(Cap::EnvAccess)).is_some() || (ctx == Context::Install && a.has_env_attr.is_some());
-    if ctx == Context::Install || ctx == Context::Import {
-        let install = ctx == Context::Install;
-        let tag = if install { "py-install" } else { "py-import" };
-        match (net, run, host) {
-            (Some(n), Some(_), _) => facts.findings.push(Finding::new(
-                &format!("{tag}-download-exec"),
-                if install { Severity::Critical } else { Severity::High },
-                ctx,
-                path,
-                Some(n.line),
-                &a.line_text(n.line),
-                if install { "setup.py uses the network and runs programs or dynamic code while the package installs" } else { "importing the package uses the network and runs programs or dynamic code" },
-            )),
-            (Some(n), None, true) => facts.findings.push(Finding::new(
-                &format!("{tag}-exfil-hostinfo"),
-                Severity::High,
-                ctx,
-                path,
-                Some(n.line),
-                &a.line_text(n.line),
-                "collects host or user information (host name, user, working directory, environment) and sends it over the network while the package installs or is imported",
-            )),
-            (Some(n), None, false) => facts.findings.push(Finding::new(
-                &format!("{tag}-network"),
-                // setup.py has no business on the network; import-time update checks exist.
-                if install { Severity::High } else { Severity::Medium },
-                ctx,
-                path,
-                Some(n.line),
-                &a.line_text(n.line),
-                "uses the network while the package installs or is imported",
-            )),
-            (None, Some(r), _) if install && r.caps.contains(&Cap::Process) => facts.findings.push(Finding::new(
-                "py-install-process",
-                Severity::Low,
-                ctx,
-                path,
-                Some(r.line),
-                &a.line_text(r.line),
-                "runs an external program while the package installs (common for builds; weighs more with network use)",
-            )),
-            _ => {}
-        }
-    }
+    let ev = |c: &Call| Ev {
+        path: path.to_string(),
+        line: c.line,
+        excerpt: a.line_text(c.line),
+        indirect: c.indirect,
+        process: c.caps.contains(&Cap::Process),
+    };
+    let net = now(Cap::Network).map(ev);
+    let run = now(Cap::Process).or_else(|| now(Cap::DynamicExec)).map(ev);
+    let host = now(Cap::HostInfo).or_else(|| now(Cap::EnvAccess)).map(ev);
+    let env_attr = ctx == Context::Install && a.has_env_attr.is_some();
+    facts.findings.extend(behaviour(ctx, path, net, run, host, env_attr, None));
     let eager_ctx = ctx == Context::Install || ctx == Context::Import;
-    // Executing run-time-built code in a file that also carries packed, enormous lines.
-    if let (Some(l), true) = (a.dynamic_exec, facts.findings.iter().any(|f| f.rule == "py-long-line")) {
-        facts.findings.push(Finding::new(
+    let packed = facts.findings.iter().any(|f| f.rule == "py-long-line");
+    let dropped = a.written_then_run().filter(|_| a.caps.contains_key(&Cap::Network) || a.decoded_write.is_some());
+    let dropped_what = if a.caps.contains_key(&Cap::Network) { "downloads" } else { "decodes" };
+    let eager_or = |s: Severity| if eager_ctx { Severity::Critical } else { s };
+    // Findings tied to one line: (where, rule, severity, message).
+    let at_line: [(Option<u32>, &str, Severity, String); 9] = [
+        // Shapes that are malicious wherever they sit: what they do has no honest reading.
+        (
+            dropped,
+            "py-drop-run",
+            Severity::Critical,
+            format!("{dropped_what} data, writes it to a file and runs that same file: a dropper"),
+        ),
+        (
+            a.remote_command,
+            "py-remote-command",
+            eager_or(Severity::High),
+            "runs a program with a command received from the network (a socket, a web response or a chat message): a backdoor".into(),
+        ),
+        (
+            a.secret_exfil,
+            "py-exfil-secret",
+            Severity::Critical,
+            "sends a wallet private key, a seed phrase or the whole environment over the network".into(),
+        ),
+        // Executing run-time-built code in a file that also carries packed, enormous lines.
+        (
+            a.dynamic_exec.filter(|_| packed),
             "py-packed-exec",
-            if eager_ctx { Severity::Critical } else { Severity::High },
-            ctx,
-            path,
-            Some(l),
-            &a.line_text(l),
-            "executes run-time-built code in a file with packed lines of thousands of characters: an obfuscated payload",
-        ));
-    }
-    if let Some(l) = a.dynamic_exec.filter(|_| ctx == Context::Install) {
-        facts.findings.push(Finding::new(
+            eager_or(Severity::High),
+            "executes run-time-built code in a file with packed lines of thousands of characters: an obfuscated payload".into(),
+        ),
+        (
+            a.dynamic_exec.filter(|_| ctx == Context::Install),
             "py-install-dynamic-exec",
             Severity::Low,
-            ctx,
-            path,
-            Some(l),
-            &a.line_text(l),
-            "setup.py executes code built at run time with exec/eval (not a literal, not a file of the package)",
-        ));
-    }
-    if let Some(l) = a.hidden_endpoint {
-        facts.findings.push(Finding::new(
+            "setup.py executes code built at run time with exec/eval (not a literal, not a file of the package)".into(),
+        ),
+        (
+            a.hidden_endpoint,
             "py-hidden-endpoint",
             Severity::High,
-            ctx,
-            path,
-            Some(l),
-            &a.line_text(l),
-            "a network request whose address or data is decoded at run time: an endpoint hidden from reviewers",
-        ));
-    }
-    if let Some(l) = a.hidden_command {
-        facts.findings.push(Finding::new(
-            "py-hidden-command",
-            if eager_ctx { Severity::Critical } else { Severity::High },
-            ctx,
-            path,
-            Some(l),
-            &a.line_text(l),
-            "runs a program whose command line is decoded at run time",
-        ));
-    }
-    if let Some(l) = a.pip_install.filter(|_| eager_ctx) {
-        facts.findings.push(Finding::new(
+            "a network request whose address or data is decoded at run time: an endpoint hidden from reviewers".into(),
+        ),
+        // Decoding a command line only to run it has no honest use.
+        (a.hidden_command, "py-hidden-command", Severity::Critical, "runs a program whose command line is decoded at run time".into()),
+        (
+            a.pip_install.filter(|_| eager_ctx),
             "py-install-pip-install",
             Severity::Medium,
-            ctx,
-            path,
-            Some(l),
-            &a.line_text(l),
-            "installs further packages with pip while this package installs or is imported, outside the resolver's view",
-        ));
-    }
-    // Host details sent out from ordinary code (install and import time are covered above): only
-    // when they flow into the request, since clients routinely send a user agent with the OS.
-    if !eager_ctx && let Some(l) = a.hostinfo_flow {
-        facts.findings.push(Finding::new(
+            "installs further packages with pip while this package installs or is imported, outside the resolver's view".into(),
+        ),
+        // Host details sent out from ordinary code (install and import time are covered above):
+        // only when they flow into the request, since clients routinely send a user agent with
+        // the OS.
+        (
+            a.hostinfo_flow.filter(|_| !eager_ctx),
             "py-exfil-hostinfo",
             Severity::High,
-            ctx,
-            path,
-            Some(l),
-            &a.line_text(l),
-            "host or user details (host name, user name, MAC address) flow into a network request",
-        ));
+            "host or user details (host name, user name, MAC address) flow into a network request".into(),
+        ),
+    ];
+    for (l, rule, severity, message) in at_line {
+        if let Some(l) = l {
+            facts.findings.push(Finding::new(rule, severity, ctx, path, Some(l), &a.line_text(l), &message));
+        }
     }
     // Downloading, writing and running a file in one file: a dropper. Installers and build tools
     // do this honestly too, so it weighs fully only where code runs by itself.

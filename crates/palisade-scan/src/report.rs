@@ -28,6 +28,16 @@ impl Severity {
         }
     }
 
+    /// One step less severe (info stays info).
+    pub fn lower(self) -> Self {
+        match self {
+            Severity::Critical => Severity::High,
+            Severity::High => Severity::Medium,
+            Severity::Medium => Severity::Low,
+            Severity::Low | Severity::Info => Severity::Info,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s.to_ascii_lowercase().as_str() {
             "info" => Severity::Info,

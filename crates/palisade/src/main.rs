@@ -180,6 +180,10 @@ pub(crate) struct ScanArgs {
     /// Only print files that are not clean (text format).
     #[arg(long)]
     only_flagged: bool,
+    /// Threads that analyse the members of one file (as the server does for an upload); files
+    /// are scanned in parallel anyway.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    member_threads: u16,
 }
 
 #[derive(Subcommand)]

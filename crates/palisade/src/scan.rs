@@ -59,7 +59,12 @@ pub fn run(args: &ScanArgs, quiet: bool) -> ExitCode {
         },
         None => None,
     };
-    let scanner = match Scanner::new(ScanConfig { extra_rule_dirs: args.rules.clone(), popular, ..ScanConfig::default() }) {
+    let scanner = match Scanner::new(ScanConfig {
+        extra_rule_dirs: args.rules.clone(),
+        popular,
+        member_threads: usize::from(args.member_threads),
+        ..ScanConfig::default()
+    }) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

