@@ -52,6 +52,17 @@ def server(palisade_bin, tmp_path_factory, request):
     srv.stop()
 
 
+@pytest.fixture(scope="module")
+def sink():
+    """An in-process SMTP server that keeps every mail Palisade sends (`sink.env()` points a
+    server at it)."""
+    from smtp_sink import SmtpSink
+
+    s = SmtpSink().start()
+    yield s
+    s.stop()
+
+
 @pytest.fixture
 def make_server(palisade_bin, tmp_path):
     """Factory for servers owned by one test: make_server(extra_env={...})."""

@@ -101,6 +101,7 @@ class WheelBuilder:
     payload: bytes = b""
     omit_metadata: bool = False
     compress: bool = True
+    init_source: str | None = None  # replaces the generated `<module>/__init__.py`
 
     @property
     def module(self) -> str:
@@ -132,6 +133,8 @@ class WheelBuilder:
             f'NAME = "{self.name}"\n'
             f'VERSION = "{self.version}"\n'
         ).encode()
+        if self.init_source is not None:
+            init = self.init_source.encode()
         members: list[tuple[str, bytes]] = [(f"{self.module}/__init__.py", init)]
         if self.payload:
             members.append((f"{self.module}/payload.bin", self.payload))

@@ -31,7 +31,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from distbuilder import WheelBuilder
-from smtp_sink import SmtpSink
 from support import Server, legacy_request, strong_password, totp
 
 UA = "palisade-e2e-accounts/1.0"
@@ -58,13 +57,6 @@ def desc(r: requests.Response) -> str:
 
 
 # ---- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sink():
-    s = SmtpSink().start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,7 @@ struct RoleBody {
     role: String,
 }
 
-async fn owners(state: &AppState, project: &Project) -> ApiResult<Vec<palisade_store::User>> {
+pub(crate) async fn owners(state: &AppState, project: &Project) -> ApiResult<Vec<palisade_store::User>> {
     let mut out = Vec::new();
     for r in state.db.roles(Some(&project.normalized)).await.map_err(internal)? {
         if r.role == "owner"

@@ -137,6 +137,9 @@ pub fn build(policy: &ScanPolicy) -> anyhow::Result<Arc<Scanner>> {
         thresholds: Thresholds { suspicious: policy.suspicious_score, malicious: policy.malicious_score },
         extra_rule_dirs: policy.rules_dirs.clone(),
         popular,
+        // One upload's scan uses the machine's cores (at most four), so that it adds little
+        // to the upload's time.
+        member_threads: std::thread::available_parallelism().map(|n| n.get().min(4)).unwrap_or(1),
         ..ScanConfig::default()
     };
     Ok(Arc::new(Scanner::new(config)?))

@@ -264,13 +264,45 @@ async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResul
         });
     }
     if let PublishOutcome::Published { .. } = outcome {
-        let project_id = state.db.project(&normalized).await.ok().flatten().map(|p| p.id);
+        let project = state.db.project(&normalized).await.ok().flatten();
+        let project_id = project.as_ref().map(|p| p.id);
         let kind = if new.status == "quarantined" { "file_quarantined" } else { "file_uploaded" };
         let details = serde_json::json!({ "filename": new.filename, "sha256": new.sha256, "token_id": principal.token_id() });
         crate::events::record(state, kind, &principal.user_name, principal.user_id, project_id, client, details).await;
+        if new.status == "quarantined"
+            && let Some(project) = &project
+        {
+            notify_quarantine(state, project, &new.filename, &principal.user_name).await;
+        }
     }
     tracing::info!(project.name = %normalized, file.filename = %new.filename, size_bytes = size, user.name = %principal.user_name, status = %new.status, "file stored");
     Ok((outcome, size))
+}
+
+/// Tells the project's owners (and the uploader, if not one of them) that a file was held for
+/// review, so a legitimate publisher is not left wondering why pip cannot see it.
+async fn notify_quarantine(state: &AppState, project: &palisade_store::Project, filename: &str, uploader: &str) {
+    let mut to = match crate::projects::owners(state, project).await {
+        Ok(owners) => owners,
+        Err(_) => {
+            tracing::warn!("could not list owners to notify of a quarantine");
+            return;
+        }
+    };
+    if !to.iter().any(|u| u.name == uploader)
+        && let Ok(u) = state.db.user_by_name(uploader).await
+    {
+        to.push(u);
+    }
+    let normalized = &project.normalized;
+    let what = format!(
+        "The file {filename} uploaded to {normalized} by {uploader} was quarantined by the malware scanner: it is stored, \
+         but not installable until an administrator reviews it. Project owners can read the scanner's report with \
+         GET /api/quarantine; administrators release or confirm it with `palisade quarantine`."
+    );
+    for user in to {
+        crate::mail::notify(&state.mailer, &user, "An upload was quarantined for review", &what);
+    }
 }
 
 fn file_exists(filename: &str, blake2: &str) -> ApiError {

