@@ -117,18 +117,24 @@ impl Scanner {
     }
 
     /// Walks the archive, analysing members on the walking thread or, with `member_threads`
-    /// above 1, on helper threads too; results are merged in walk order, so the report does not
-    /// depend on the number of threads.
+    /// above 1, on helper threads too. Results carry their walk index and are merged in walk
+    /// order, so the report does not depend on the number of threads.
     fn walk(&self, acc: &mut Accumulator, run: impl FnOnce(&mut dyn FnMut(&palisade_archive::Member)) -> Walk) -> Walk {
         let helpers = self.config.member_threads.saturating_sub(1);
+        let is_sdist = acc.is_sdist;
         if helpers == 0 {
-            return run(&mut |m| acc.member(m));
+            let mut done = Vec::new();
+            let walk = run(&mut |m| {
+                for (i, path, data, job) in acc.admit(m.path, m.data) {
+                    done.push((i, analyze_member(self, &path, &data, job, is_sdist)));
+                }
+            });
+            acc.done.extend(done);
+            return walk;
         }
-        type Task = (usize, String, Vec<u8>, Job);
         let (tx, rx) = std::sync::mpsc::sync_channel::<Task>(helpers * 4);
         let rx = std::sync::Mutex::new(rx);
         let results: std::sync::Mutex<Vec<(usize, MemberResult)>> = std::sync::Mutex::new(Vec::new());
-        let is_sdist = acc.is_sdist;
         let walk = std::thread::scope(|scope| {
             for _ in 0..helpers {
                 scope.spawn(|| {
@@ -145,31 +151,33 @@ impl Scanner {
                     }
                 });
             }
-            let mut index = 0;
             let walk = run(&mut |m| {
-                let job = acc.admit(m.path, m.data);
-                let task = (index, m.path.to_string(), m.data.to_vec(), job);
-                index += 1;
-                // When the helpers are busy, the walking thread does the work itself.
-                if let Err(std::sync::mpsc::TrySendError::Full((i, path, data, job))) = tx.try_send(task) {
-                    let done = analyze_member(self, &path, &data, job, is_sdist);
-                    if let Ok(mut r) = results.lock() {
-                        r.push((i, done));
+                for task in acc.admit(m.path, m.data) {
+                    // When the helpers are busy, the walking thread does the work itself.
+                    if let Err(std::sync::mpsc::TrySendError::Full((i, path, data, job))) = tx.try_send(task) {
+                        let done = analyze_member(self, &path, &data, job, is_sdist);
+                        if let Ok(mut r) = results.lock() {
+                            r.push((i, done));
+                        }
                     }
                 }
             });
             drop(tx);
             walk
         });
-        let mut done = results.into_inner().unwrap_or_default();
-        done.sort_by_key(|(i, _)| *i);
-        for (_, r) in done {
-            acc.merge(r);
-        }
+        acc.done.extend(results.into_inner().unwrap_or_default());
         walk
     }
 
     fn finish(&self, mut acc: Accumulator, walk: Walk, hosted: &[String], started: Instant) -> Report {
+        // Files held back without a sink: the package turned out to have none that matters, so
+        // they get the rules and the text checks without the parse.
+        acc.settle_held();
+        let mut done = std::mem::take(&mut acc.done);
+        done.sort_by_key(|(i, _)| *i);
+        for (_, r) in done {
+            acc.merge(r);
+        }
         if !acc.package_has_network {
             for &i in &acc.needs_network {
                 if let Some(f) = acc.findings.get_mut(i) {
@@ -213,6 +221,12 @@ impl Scanner {
 const TEST_PARSE_BUDGET: usize = 256 << 10;
 /// Test files past the budget kept for a late parse if the package imports them.
 const MAX_DEFERRED_BYTES: usize = 16 << 20;
+/// Python files without a sink held back until the package is known to have one (past this,
+/// they are analysed at once, parse included).
+const MAX_HELD_BYTES: usize = 64 << 20;
+
+/// A member to analyse: its walk index, path, bytes and what the walker decided.
+type Task = (usize, String, Vec<u8>, Job);
 
 /// Collects findings while the archive is walked.
 struct Accumulator<'s> {
@@ -231,6 +245,17 @@ struct Accumulator<'s> {
     /// Test files not parsed for the budget, and their total size.
     deferred: Vec<(String, Vec<u8>)>,
     deferred_bytes: usize,
+    /// Members handed out so far (the next walk index).
+    next_index: usize,
+    /// Analysed members by walk index, merged in that order at the end.
+    done: Vec<(usize, MemberResult)>,
+    /// Whether a file outside tests and docs runs programs, uses the network or executes code
+    /// (see [`python::has_sink`]): until then Python files are held, unparsed.
+    live: bool,
+    held: Vec<Task>,
+    held_bytes: usize,
+    /// Module names of test and documentation files that have a sink.
+    test_sinks: Vec<String>,
 }
 
 impl<'s> Accumulator<'s> {
@@ -249,12 +274,19 @@ impl<'s> Accumulator<'s> {
             test_parse_budget: TEST_PARSE_BUDGET,
             deferred: Vec::new(),
             deferred_bytes: 0,
+            next_index: 0,
+            done: Vec::new(),
+            live: false,
+            held: Vec::new(),
+            held_bytes: 0,
+            test_sinks: Vec::new(),
         }
     }
 
-    /// Takes one member in walk order: the order-dependent decisions (the metadata file, the
-    /// test parse budget) are made here; the analysis itself may run on another thread.
-    fn admit(&mut self, path: &str, data: &[u8]) -> Job {
+    /// Takes one member in walk order and returns what to analyse now: the order-dependent
+    /// decisions (the metadata file, the test parse budget, holding files back) are made here;
+    /// the analysis itself may run on another thread.
+    fn admit(&mut self, path: &str, data: &[u8]) -> Vec<Task> {
         let ctx = context::classify(path, self.is_sdist);
         if metadata::is_metadata_file(path) && self.metadata.is_none() {
             self.metadata = metadata::parse(data);
@@ -272,13 +304,58 @@ impl<'s> Accumulator<'s> {
                 self.deferred.push((path.to_string(), data.to_vec()));
             }
         }
-        Job { ctx, parse_allowed }
+        let index = self.next_index;
+        self.next_index += 1;
+        let task = (index, path.to_string(), data.to_vec(), Job { ctx, parse_allowed });
+        if !context::is_python(path) {
+            return vec![task];
+        }
+        // Most small packages never run a program, open a connection or execute code: their
+        // files cannot show behaviour, and parsing them is most of a scan's time. They are
+        // held until a file with a sink shows up, then analysed in full after all.
+        if python::has_sink(data) {
+            if ctx == Context::TestOrDocs {
+                self.test_sinks.push(module_stem(path).to_string());
+                return vec![task];
+            }
+            if !self.live {
+                self.live = true;
+                self.held_bytes = 0;
+                let mut out = std::mem::take(&mut self.held);
+                out.push(task);
+                return out;
+            }
+            return vec![task];
+        }
+        if self.live || !parse_allowed || self.held_bytes + data.len() > MAX_HELD_BYTES {
+            return vec![task];
+        }
+        self.held_bytes += data.len();
+        self.held.push(task);
+        Vec::new()
     }
 
-    fn member(&mut self, m: &palisade_archive::Member) {
-        let job = self.admit(m.path, m.data);
-        let done = analyze_member(self.scanner, m.path, m.data, job, self.is_sdist);
-        self.merge(done);
+    /// Analyses the files still held at the end: parsed if the package turned out to have a
+    /// sink after all (a test module with one that an entry file imports by name), otherwise
+    /// with the rules and text checks only, since nothing in them can act.
+    fn settle_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        if !self.live && !self.test_sinks.is_empty() {
+            let imported: std::collections::HashSet<String> = self
+                .held
+                .iter()
+                .filter(|(_, _, _, job)| matches!(job.ctx, Context::Install | Context::Import))
+                .flat_map(|(_, _, data, _)| python::imported_names(data))
+                .collect();
+            self.live = self.test_sinks.iter().any(|s| imported.contains(s));
+        }
+        for (index, path, data, mut job) in std::mem::take(&mut self.held) {
+            job.parse_allowed &= self.live;
+            let done = analyze_member(self.scanner, &path, &data, job, self.is_sdist);
+            self.done.push((index, done));
+        }
     }
 
     /// Parses the test files left out for the budget that the package's entry files import
@@ -295,8 +372,7 @@ impl<'s> Accumulator<'s> {
             }
         }
         for (path, data) in std::mem::take(&mut self.deferred) {
-            let stem = path.rsplit('/').next().unwrap_or(&path).trim_end_matches(".py");
-            if !imported.contains(stem) {
+            if !imported.contains(module_stem(&path)) {
                 continue;
             }
             let mut facts = python::analyze(&path, &data, Context::TestOrDocs, false, true);
@@ -326,6 +402,12 @@ impl<'s> Accumulator<'s> {
         }
         self.py_files.extend(done.module);
     }
+}
+
+/// The last part of a Python file's module name: `pkg/util.py` is `util`.
+fn module_stem(path: &str) -> &str {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.strip_suffix(".py").or_else(|| file.strip_suffix(".pyw")).unwrap_or(file)
 }
 
 /// What the walker decided about a member before handing it to be analysed.

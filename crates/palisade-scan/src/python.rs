@@ -7,8 +7,9 @@
 //! decoders), and turns combinations into findings weighted by where the file runs.
 
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
-use tree_sitter::{Node, Parser};
+use tree_sitter::{Node, Parser, Tree};
 
 use crate::Context;
 use crate::report::{Finding, Severity};
@@ -108,6 +109,59 @@ const TRIGGERS: &[&[u8]] = &[
     b"open(",
 ];
 
+/// Whether a file names anything that acts: runs a program, uses the network or executes code
+/// (identifiers, wherever they sit, strings included, so `__import__("subprocess")` counts).
+/// Every finding of the Python analysis, in one file or across the package's modules, needs one
+/// of those in some file: [`classify`] gives `Process`, `Network` and `DynamicExec` only to
+/// names built from these tokens, and aliases keep the module's name in their import. A package
+/// in which no file has one cannot show behaviour, so its files skip the parse.
+pub fn has_sink(data: &[u8]) -> bool {
+    let mut i = 0;
+    while i < data.len() {
+        if !is_ident_byte(data[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < data.len() && is_ident_byte(data[i]) {
+            i += 1;
+        }
+        if is_sink_token(&data[start..i], &data[..start], &data[i..]) {
+            return true;
+        }
+    }
+    false
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// `before` and `after` are the bytes around the token, for the few names that are sinks only
+/// in one spelling (`os.system`, not `platform.system`). `compile` and `__import__` are not
+/// sinks: compiled code needs `exec`, `eval` or a `FunctionType` to run, and a module imported
+/// by name needs one of its sinks named to act.
+fn is_sink_token(t: &[u8], before: &[u8], after: &[u8]) -> bool {
+    match t {
+        b"exec" | b"eval" | b"execfile" | b"FunctionType" | b"CodeType" => true,
+        b"execl" | b"execle" | b"execlp" | b"execlpe" | b"execv" | b"execve" | b"execvp" | b"execvpe" => true,
+        b"system" => !before.ends_with(b"platform."),
+        b"popen" | b"Popen" | b"startfile" | b"getoutput" | b"getstatusoutput" | b"subprocess" => true,
+        b"requests" | b"httpx" | b"aiohttp" | b"urllib" | b"urllib2" | b"urllib3" | b"pycurl" | b"ftplib" | b"smtplib" => true,
+        b"telnetlib" | b"paramiko" | b"httplib" | b"socket" | b"dns" | b"websocket" | b"wget" | b"telebot" | b"dropbox" => true,
+        b"urlopen" | b"urlretrieve" | b"clone_from" => true,
+        b"http" => after.starts_with(b".client") || after.starts_with(b" import"),
+        b"pip" => after.starts_with(b".main") || after.starts_with(b"._internal") || after.starts_with(b" import"),
+        _ => {
+            t.starts_with(b"spawn")
+                || t.starts_with(b"posix_spawn")
+                || t.starts_with(b"ShellExecute")
+                || t.starts_with(b"create_subprocess")
+                || t.starts_with(b"popen")
+        }
+    }
+}
+
 /// `parse_allowed` is false when the caller's budget for parsing test and documentation files is
 /// spent: those get the text checks only.
 pub fn analyze(path: &str, data: &[u8], ctx: Context, is_pth: bool, parse_allowed: bool) -> Facts {
@@ -122,10 +176,10 @@ pub fn analyze(path: &str, data: &[u8], ctx: Context, is_pth: bool, parse_allowe
     // imported functions matter to the package-level analysis.
     let entry = matches!(ctx, Context::Install | Context::Import) && memchr::memmem::find(data, b"import").is_some();
     let interesting = entry || TRIGGERS.iter().any(|t| memchr::memmem::find(data, t).is_some());
-    let parse = data.len() <= MAX_PARSE_BYTES
+    let parseable = data.len() <= MAX_PARSE_BYTES
         || (data.len() <= MAX_PACKED_PARSE_BYTES
             && memchr::memchr_iter(b'\n', data).take(MAX_PACKED_LINES + 1).count() <= MAX_PACKED_LINES);
-    if parse && interesting && parse_allowed {
+    if parseable && interesting && parse_allowed {
         let source: Vec<u8> = if is_pth {
             // Only lines starting with `import` are executed by site.py.
             data.split(|b| *b == b'\n')
@@ -135,8 +189,11 @@ pub fn analyze(path: &str, data: &[u8], ctx: Context, is_pth: bool, parse_allowe
         } else {
             data.to_vec()
         };
+        let tree = parse(&source);
         let mut a = Analyzer::new(&source);
-        a.run();
+        if let Some(tree) = &tree {
+            a.run(tree);
+        }
         facts.caps = a.caps.clone();
         facts.module = Some(ModuleFacts {
             calls: firsts_of_kind(&a.calls)
@@ -177,6 +234,12 @@ fn firsts_of_kind(calls: &[Call]) -> Vec<&Call> {
             new
         })
         .collect()
+}
+
+/// The names a file imports, read from its lines: each module's last part and each imported
+/// name (`from a.b import c` gives `b` and `c`).
+pub(crate) fn imported_names(data: &[u8]) -> Vec<String> {
+    scan_imports(data).into_iter().flat_map(|imp| imp.module.rsplit('.').next().map(str::to_string).into_iter().chain(imp.names)).collect()
 }
 
 /// The import statements of a file that has no capabilities, from its lines: `import a.b`,
@@ -301,8 +364,10 @@ struct Call {
     indirect: bool,
 }
 
-struct Analyzer<'s> {
+struct Analyzer<'s, 't> {
     src: &'s [u8],
+    /// The syntax tree's nodes in document order, walked many times over.
+    flat: Rc<Flat<'t>>,
     aliases: HashMap<String, String>,
     /// Variables holding decoded or downloaded data, and lambdas/functions that decode.
     tainted: HashMap<String, Vec<Cap>>,
@@ -382,10 +447,11 @@ const DOWNLOAD_TOOLS: &[&str] = &[
     "invoke-restmethod",
 ];
 
-impl<'s> Analyzer<'s> {
+impl<'s, 't> Analyzer<'s, 't> {
     fn new(src: &'s [u8]) -> Self {
         Self {
             src,
+            flat: Rc::new(Flat::default()),
             aliases: HashMap::new(),
             tainted: HashMap::new(),
             decoder_fns: HashSet::new(),
@@ -427,13 +493,9 @@ impl<'s> Analyzer<'s> {
         String::from_utf8_lossy(&self.src[start..end.min(start + 400)]).into_owned()
     }
 
-    fn run(&mut self) {
-        let mut parser = Parser::new();
-        if parser.set_language(&tree_sitter_python::LANGUAGE.into()).is_err() {
-            return;
-        }
-        let Some(tree) = parser.parse(self.src, None) else { return };
+    fn run(&mut self, tree: &'t Tree) {
         let root = tree.root_node();
+        self.flat = Rc::new(Flat::new(root));
         // Pass 1: imports and assignments, in document order, so that taint follows assignments
         // forward through any number of variables; again when the file defines decoding
         // functions, for uses written above them (a function body calling a decoder defined
@@ -455,9 +517,10 @@ impl<'s> Analyzer<'s> {
             return;
         }
         for (code, line, top) in std::mem::take(&mut self.code_strings).into_iter().take(16) {
+            let Some(tree) = parse(code.as_bytes()) else { continue };
             let mut inner = Analyzer::new(code.as_bytes());
             inner.depth = self.depth + 1;
-            inner.run();
+            inner.run(&tree);
             for c in inner.calls {
                 self.calls.push(Call { line, top_level: top && c.top_level, caps: c.caps, indirect: c.indirect });
             }
@@ -487,11 +550,11 @@ impl<'s> Analyzer<'s> {
     }
 
     fn visit(&mut self, root: Node, pass: Pass) {
-        walk_with(root, true, |node, top| {
-            let kind = node.kind();
+        let flat = Rc::clone(&self.flat);
+        flat.walk_with(root, true, |node, top| {
+            let kind = node.kind_str();
             // `if __name__ == "__main__":` does not run when the module is imported.
-            let main_guard =
-                kind == "if_statement" && node.child_by_field_name("condition").is_some_and(|c| self.text(c).contains("__main__"));
+            let main_guard = kind == "if_statement" && node.field("condition").is_some_and(|c| self.text(c).contains("__main__"));
             // Class bodies run when the module does; function bodies when called.
             let child_top = top && !main_guard && !matches!(kind, "function_definition" | "lambda");
             match (pass, kind) {
@@ -500,9 +563,9 @@ impl<'s> Analyzer<'s> {
                 (Pass::Bindings, "assignment" | "augmented_assignment") => self.assignment(node),
                 (Pass::Bindings, "decorated_definition") => self.handler_params(node),
                 (Pass::Bindings, "function_definition") => {
-                    if let (Some(name), Some(body)) = (node.child_by_field_name("name"), node.child_by_field_name("body"))
-                        && self.subtree_has(body, Cap::Decode)
+                    if let (Some(name), Some(body)) = (node.field("name"), node.field("body"))
                         && self.text(body).contains("return")
+                        && self.subtree_has(body, Cap::Decode)
                     {
                         self.decoder_fns.insert(self.text(name).to_string());
                     }
@@ -510,7 +573,11 @@ impl<'s> Analyzer<'s> {
                 (Pass::Calls, "string") if self.depth < 2 => self.code_string(node, top),
                 (Pass::Calls, "call") => self.call(node, top),
                 (Pass::Calls, "import_statement" | "import_from_statement") if self.depth == 0 => self.record_import(node, top),
-                (Pass::Calls, "attribute") if self.dotted(node).as_deref() == Some("os.environ") && self.has_env_attr.is_none() => {
+                (Pass::Calls, "attribute")
+                    if self.has_env_attr.is_none()
+                        && self.text(node).ends_with("environ")
+                        && self.dotted(node).as_deref() == Some("os.environ") =>
+                {
                     self.has_env_attr = Some(node.start_position().row as u32 + 1);
                 }
                 _ => {}
@@ -524,20 +591,21 @@ impl<'s> Analyzer<'s> {
     fn summarize(&mut self, root: Node) {
         // (name, direct capabilities, names of local functions it calls)
         let mut fns: Vec<(String, Vec<Cap>, Vec<String>)> = Vec::new();
-        walk_with(root, None, |n, current: Option<usize>| {
+        let flat = Rc::clone(&self.flat);
+        flat.walk_with(root, None, |n, current: Option<usize>| {
             let mut inside = current;
-            match n.kind() {
+            match n.kind_str() {
                 "function_definition" => {
-                    if let Some(name) = n.child_by_field_name("name") {
+                    if let Some(name) = n.field("name") {
                         fns.push((self.text(name).to_string(), Vec::new(), Vec::new()));
                         inside = Some(fns.len() - 1);
                     }
                 }
                 "call" => {
-                    if let (Some(i), Some(name)) = (current, n.child_by_field_name("function").and_then(|f| self.dotted(f))) {
+                    if let (Some(i), Some(name)) = (current, n.field("function").and_then(|f| self.dotted(f))) {
                         let mut caps = classify(&name);
                         if caps.contains(&Cap::DynamicExec)
-                            && let Some(args) = n.child_by_field_name("arguments")
+                            && let Some(args) = n.field("arguments")
                         {
                             let t = self.text(args);
                             if t.contains("open(") || is_plain_literal(t) || t.trim() == "()" {
@@ -545,7 +613,7 @@ impl<'s> Analyzer<'s> {
                             }
                         }
                         if caps.contains(&Cap::Process)
-                            && let Some(args) = n.child_by_field_name("arguments")
+                            && let Some(args) = n.field("arguments")
                         {
                             caps.extend(shell_caps(&self.expanded(args)));
                         }
@@ -618,14 +686,14 @@ impl<'s> Analyzer<'s> {
             }
             _ => return None,
         };
-        let args = call.child_by_field_name("arguments")?;
+        let args = call.field("arguments")?;
         let mut cursor = args.walk();
         let mut target = None;
         let mut index = 0;
         for a in args.named_children(&mut cursor) {
-            if a.kind() == "keyword_argument" {
-                if a.child_by_field_name("name").map(|n| self.text(n)) == Some("target") {
-                    target = a.child_by_field_name("value");
+            if a.kind_str() == "keyword_argument" {
+                if a.field("name").map(|n| self.text(n)) == Some("target") {
+                    target = a.field("value");
                 }
                 continue;
             }
@@ -648,10 +716,6 @@ impl<'s> Analyzer<'s> {
 
     /// Remembers a string literal that reads as Python code doing something worth a look.
     fn code_string(&mut self, node: Node, top: bool) {
-        // Docstrings are prose.
-        if node.parent().is_some_and(|p| p.kind() == "expression_statement" && p.named_child_count() == 1) {
-            return;
-        }
         let raw = self.text(node);
         if raw.len() < 40 || self.code_strings.len() >= 16 {
             return;
@@ -678,6 +742,10 @@ impl<'s> Analyzer<'s> {
         if !(importing && acting) {
             return;
         }
+        // Docstrings are prose. (Asked last: finding a node's parent walks down from the root.)
+        if node.parent().is_some_and(|p| p.kind_str() == "expression_statement" && p.named_child_count() == 1) {
+            return;
+        }
         let text = unescape(raw);
         let start = ["import ", "from ", "__import__", "exec(", "eval("].iter().filter_map(|k| text.find(k)).min().unwrap_or(0);
         let code = text[start..].trim_end().trim_end_matches(['"', '\'', ' ']).to_string();
@@ -701,14 +769,14 @@ impl<'s> Analyzer<'s> {
         if is_env_dump(self.text(args)) || self.subtree_has(args, Cap::Secret) {
             return true;
         }
-        walk(args, |n| {
-            let hit = match n.kind() {
+        self.flat.walk(args, |n| {
+            let hit = match n.kind_str() {
                 "identifier" => is_wallet_secret_name(self.text(n)),
                 "string" => string_value(self.text(n)).is_some_and(|v| is_wallet_secret_name(&v)),
                 // What a call makes of a secret (a signature, an address) is not the secret,
                 // unless the call only serialises it.
                 "call" => {
-                    let f = n.child_by_field_name("function").and_then(|f| self.dotted(f)).unwrap_or_default();
+                    let f = n.field("function").and_then(|f| self.dotted(f)).unwrap_or_default();
                     if !matches!(f.as_str(), "json.dumps" | "dict" | "str" | "repr" | "urllib.parse.urlencode" | "urlencode")
                         && !f.ends_with(".format")
                     {
@@ -725,10 +793,10 @@ impl<'s> Analyzer<'s> {
     /// Whether an expression puts a secret-named value into a container or a string as is (not
     /// through a call: deriving an address from a key is what wallets do).
     fn packs_secret(&self, expr: Node) -> bool {
-        if !matches!(expr.kind(), "list" | "dictionary" | "set" | "tuple" | "string" | "binary_operator" | "concatenated_string") {
+        if !matches!(expr.kind_str(), "list" | "dictionary" | "set" | "tuple" | "string" | "binary_operator" | "concatenated_string") {
             return false;
         }
-        walk(expr, |n| match n.kind() {
+        self.flat.walk(expr, |n| match n.kind_str() {
             "identifier" if is_wallet_secret_name(self.text(n)) => Flow::Stop,
             "call" | "lambda" => Flow::Skip,
             _ => Flow::Descend(()),
@@ -749,7 +817,7 @@ impl<'s> Analyzer<'s> {
     /// (`message`, `event`, `ctx`) is network data.
     fn handler_params(&mut self, node: Node) {
         let mut cursor = node.walk();
-        let handler = node.named_children(&mut cursor).filter(|c| c.kind() == "decorator").any(|d| {
+        let handler = node.named_children(&mut cursor).filter(|c| c.kind_str() == "decorator").any(|d| {
             let t = self.text(d);
             ["message_handler", "on_message", "channel_post_handler", ".on(", "callback_query_handler", "bot.command", ".event"]
                 .iter()
@@ -758,8 +826,8 @@ impl<'s> Analyzer<'s> {
         if !handler {
             return;
         }
-        let Some(def) = node.child_by_field_name("definition") else { return };
-        let Some(params) = def.child_by_field_name("parameters") else { return };
+        let Some(def) = node.field("definition") else { return };
+        let Some(params) = def.field("parameters") else { return };
         let mut pc = params.walk();
         if let Some(p) = params.named_children(&mut pc).map(|p| self.text(p)).find(|p| *p != "self" && *p != "cls") {
             let name = p.split([':', '=']).next().unwrap_or(p).trim().to_string();
@@ -773,16 +841,16 @@ impl<'s> Analyzer<'s> {
         }
         let mut names = Vec::new();
         let module;
-        if node.kind() == "import_from_statement" {
-            let Some(m) = node.child_by_field_name("module_name") else { return };
+        if node.kind_str() == "import_from_statement" {
+            let Some(m) = node.field("module_name") else { return };
             module = self.text(m).to_string();
             let mut cursor = node.walk();
             for child in node.named_children(&mut cursor) {
-                match child.kind() {
+                match child.kind_str() {
                     "wildcard_import" => names.push("*".to_string()),
                     "dotted_name" if child != m => names.push(self.text(child).to_string()),
                     "aliased_import" => {
-                        if let Some(n) = child.child_by_field_name("name") {
+                        if let Some(n) = child.field("name") {
                             names.push(self.text(n).to_string());
                         }
                     }
@@ -793,9 +861,9 @@ impl<'s> Analyzer<'s> {
         } else {
             let mut cursor = node.walk();
             for child in node.named_children(&mut cursor) {
-                let m = match child.kind() {
+                let m = match child.kind_str() {
                     "dotted_name" => self.text(child),
-                    "aliased_import" => child.child_by_field_name("name").map(|n| self.text(n)).unwrap_or(""),
+                    "aliased_import" => child.field("name").map(|n| self.text(n)).unwrap_or(""),
                     _ => continue,
                 };
                 self.imports.push(Import { module: m.to_string(), names: Vec::new(), top });
@@ -806,14 +874,14 @@ impl<'s> Analyzer<'s> {
     fn import(&mut self, node: Node) {
         let mut cursor = node.walk();
         for child in node.named_children(&mut cursor) {
-            match child.kind() {
+            match child.kind_str() {
                 "dotted_name" => {
                     let full = self.text(child).to_string();
                     let first = full.split('.').next().unwrap_or("").to_string();
                     self.aliases.insert(first.clone(), first);
                 }
                 "aliased_import" => {
-                    if let (Some(n), Some(a)) = (child.child_by_field_name("name"), child.child_by_field_name("alias")) {
+                    if let (Some(n), Some(a)) = (child.field("name"), child.field("alias")) {
                         self.aliases.insert(self.text(a).to_string(), self.text(n).to_string());
                     }
                 }
@@ -823,17 +891,17 @@ impl<'s> Analyzer<'s> {
     }
 
     fn import_from(&mut self, node: Node) {
-        let Some(module) = node.child_by_field_name("module_name") else { return };
+        let Some(module) = node.field("module_name") else { return };
         let module = self.text(module).trim_start_matches('.').to_string();
         let mut cursor = node.walk();
         for child in node.children_by_field_name("name", &mut cursor) {
-            match child.kind() {
+            match child.kind_str() {
                 "dotted_name" => {
                     let n = self.text(child).to_string();
                     self.aliases.insert(n.clone(), format!("{module}.{n}"));
                 }
                 "aliased_import" => {
-                    if let (Some(n), Some(a)) = (child.child_by_field_name("name"), child.child_by_field_name("alias")) {
+                    if let (Some(n), Some(a)) = (child.field("name"), child.field("alias")) {
                         self.aliases.insert(self.text(a).to_string(), format!("{module}.{}", self.text(n)));
                     }
                 }
@@ -843,13 +911,13 @@ impl<'s> Analyzer<'s> {
     }
 
     fn assignment(&mut self, node: Node) {
-        let (Some(left), Some(right)) = (node.child_by_field_name("left"), node.child_by_field_name("right")) else { return };
+        let (Some(left), Some(right)) = (node.field("left"), node.field("right")) else { return };
         // `A, B = exec, compile`: aliases pairwise.
-        if matches!(left.kind(), "pattern_list" | "tuple_pattern") && matches!(right.kind(), "expression_list" | "tuple") {
+        if matches!(left.kind_str(), "pattern_list" | "tuple_pattern") && matches!(right.kind_str(), "expression_list" | "tuple") {
             let mut lc = left.walk();
             let mut rc = right.walk();
             for (l, r) in left.named_children(&mut lc).zip(right.named_children(&mut rc)) {
-                if l.kind() == "identifier"
+                if l.kind_str() == "identifier"
                     && let Some(d) = self.dotted(r)
                 {
                     if matches!(d.as_str(), "exec" | "eval" | "compile" | "__import__" | "getattr") {
@@ -862,25 +930,25 @@ impl<'s> Analyzer<'s> {
             }
             return;
         }
-        if left.kind() != "identifier" {
+        if left.kind_str() != "identifier" {
             return;
         }
         // Character arithmetic builds text out of numbers: `out += chr(ord(c) ^ key)`.
         if is_char_decoding(self.text(right)) {
             self.taint(self.text(left).to_string(), Cap::Decode);
         }
-        if node.kind() == "augmented_assignment" {
+        if node.kind_str() == "augmented_assignment" {
             return;
         }
         let name = self.text(left).to_string();
-        if matches!(right.kind(), "string" | "concatenated_string") && self.consts.len() < 1024 {
+        if matches!(right.kind_str(), "string" | "concatenated_string") && self.consts.len() < 1024 {
             let value = self.text(right);
             if value.len() <= 16 << 10 {
                 self.consts.insert(name.clone(), value.to_string());
             }
         }
-        if right.kind() == "lambda" {
-            if let Some(body) = right.child_by_field_name("body")
+        if right.kind_str() == "lambda" {
+            if let Some(body) = right.field("body")
                 && self.subtree_has(body, Cap::Decode)
             {
                 self.decoder_fns.insert(name);
@@ -917,8 +985,8 @@ impl<'s> Analyzer<'s> {
         // Each name once, and at most 64 KiB added, whatever the expression repeats.
         let mut seen: HashSet<&str> = HashSet::new();
         let limit = out.len() + (64 << 10);
-        walk(args, |n| {
-            if n.kind() == "identifier"
+        self.flat.walk(args, |n| {
+            if n.kind_str() == "identifier"
                 && seen.insert(self.text(n))
                 && let Some(v) = self.consts.get(self.text(n))
             {
@@ -948,10 +1016,10 @@ impl<'s> Analyzer<'s> {
 
     /// Whether a call of this capability occurs in the subtree, or a tainted variable flows in.
     fn subtree_has(&self, node: Node, cap: Cap) -> bool {
-        walk(node, |n| {
-            match n.kind() {
+        self.flat.walk(node, |n| {
+            match n.kind_str() {
                 "call" => {
-                    if let Some(f) = n.child_by_field_name("function") {
+                    if let Some(f) = n.field("function") {
                         if let Some(name) = self.dotted(f)
                             && (classify(&name).contains(&cap) || (cap == Cap::Decode && self.decoder_fns.contains(&name)))
                         {
@@ -959,23 +1027,23 @@ impl<'s> Analyzer<'s> {
                         }
                         // `"".join(map(chr, [...]))`, `"".join(chr(c ^ k) for c in data)`.
                         if cap == Cap::Decode
-                            && f.kind() == "attribute"
-                            && f.child_by_field_name("attribute").is_some_and(|a| self.text(a) == "join")
-                            && n.child_by_field_name("arguments").is_some_and(|a| is_char_decoding(self.text(a)))
+                            && f.kind_str() == "attribute"
+                            && f.field("attribute").is_some_and(|a| self.text(a) == "join")
+                            && n.field("arguments").is_some_and(|a| is_char_decoding(self.text(a)))
                         {
                             return Flow::Stop;
                         }
                         // `x.decode("base64")`, `codecs.decode(x, "rot13")`, `"...".decode("hex")`.
-                        if cap == Cap::Decode && f.kind() == "attribute" {
-                            let attr = f.child_by_field_name("attribute").map(|a| self.text(a)).unwrap_or("");
-                            let args = n.child_by_field_name("arguments").map(|a| self.text(a)).unwrap_or("");
+                        if cap == Cap::Decode && f.kind_str() == "attribute" {
+                            let attr = f.field("attribute").map(|a| self.text(a)).unwrap_or("");
+                            let args = n.field("arguments").map(|a| self.text(a)).unwrap_or("");
                             if attr == "decode" && ["base64", "hex", "rot13", "rot_13", "zlib", "bz2"].iter().any(|c| args.contains(c)) {
                                 return Flow::Stop;
                             }
                         }
                     }
                 }
-                "identifier" if self.tainted.get(self.text(n)).is_some_and(|t| t.contains(&cap)) => {
+                "identifier" if !self.tainted.is_empty() && self.tainted.get(self.text(n)).is_some_and(|t| t.contains(&cap)) => {
                     return Flow::Stop;
                 }
                 _ => {}
@@ -990,20 +1058,20 @@ impl<'s> Analyzer<'s> {
         if node.byte_range().len() > 512 {
             return None;
         }
-        match node.kind() {
+        match node.kind_str() {
             "identifier" => {
                 let t = self.text(node);
                 Some(self.aliases.get(t).cloned().unwrap_or_else(|| t.to_string()))
             }
             "attribute" => {
-                let object = node.child_by_field_name("object")?;
+                let object = node.field("object")?;
                 let obj = match self.dotted(object) {
                     Some(o) => o,
                     // `Fernet(key).decrypt`, `AES.new(k).decrypt`: a method of a call's result.
-                    None if object.kind() == "call" => format!("{}()", self.dotted(object.child_by_field_name("function")?)?),
+                    None if object.kind_str() == "call" => format!("{}()", self.dotted(object.field("function")?)?),
                     None => return None,
                 };
-                let attr = self.text(node.child_by_field_name("attribute")?);
+                let attr = self.text(node.field("attribute")?);
                 let full = format!("{obj}.{attr}");
                 Some(
                     full.strip_prefix("builtins.")
@@ -1015,9 +1083,9 @@ impl<'s> Analyzer<'s> {
             }
             "call" => {
                 // __import__('x') and importlib.import_module('x') stand for module x.
-                let f = self.dotted(node.child_by_field_name("function")?)?;
+                let f = self.dotted(node.field("function")?)?;
                 if f == "__import__" || f == "importlib.import_module" {
-                    let args = node.child_by_field_name("arguments")?;
+                    let args = node.field("arguments")?;
                     let first = args.named_child(0)?;
                     return string_value(self.text(first));
                 }
@@ -1029,7 +1097,7 @@ impl<'s> Analyzer<'s> {
     }
 
     fn call(&mut self, node: Node, top: bool) {
-        let Some(func) = node.child_by_field_name("function") else { return };
+        let Some(func) = node.field("function") else { return };
         let Some(name) = self.dotted(func) else { return };
         let line = node.start_position().row as u32 + 1;
         let mut caps = classify(&name);
@@ -1046,14 +1114,13 @@ impl<'s> Analyzer<'s> {
             self.called.push((callee.clone(), line, top));
         }
         let mut direct = caps.clone();
-        let exec_wrapper =
-            local.contains(&Cap::DynamicExec) && node.child_by_field_name("arguments").is_some_and(|a| a.named_child_count() > 0);
+        let exec_wrapper = local.contains(&Cap::DynamicExec) && node.field("arguments").is_some_and(|a| a.named_child_count() > 0);
         for c in local {
             if !caps.contains(&c) {
                 caps.push(c);
             }
         }
-        let args = node.child_by_field_name("arguments");
+        let args = node.field("arguments");
         if name == "open" && is_write_open(self.text(node)) {
             caps.push(Cap::FileWrite);
             direct.push(Cap::FileWrite);
@@ -1069,8 +1136,8 @@ impl<'s> Analyzer<'s> {
                 self.remember_written(p);
             }
         }
-        if func.kind() == "attribute"
-            && func.child_by_field_name("attribute").is_some_and(|a| matches!(self.text(a), "write" | "write_bytes" | "writelines"))
+        if func.kind_str() == "attribute"
+            && func.field("attribute").is_some_and(|a| matches!(self.text(a), "write" | "write_bytes" | "writelines"))
             && let Some(a) = args
             && self.subtree_has(a, Cap::Decode)
         {
@@ -1104,7 +1171,7 @@ impl<'s> Analyzer<'s> {
                 let mut cursor = args.walk();
                 let command = args
                     .named_children(&mut cursor)
-                    .find(|a| a.kind() != "keyword_argument" || a.child_by_field_name("name").is_some_and(|n| self.text(n) == "args"));
+                    .find(|a| a.kind_str() != "keyword_argument" || a.field("name").is_some_and(|n| self.text(n) == "args"));
                 if let Some(c) = command
                     && self.run_args.len() < 256
                 {
@@ -1163,9 +1230,9 @@ impl<'s> Analyzer<'s> {
 
 /// Whether a decoding call sits directly in `args` (not through a variable).
 fn has_direct_decoder(a: &Analyzer, args: Node) -> bool {
-    walk(args, |n| {
-        if n.kind() == "call"
-            && let Some(f) = n.child_by_field_name("function")
+    a.flat.walk(args, |n| {
+        if n.kind_str() == "call"
+            && let Some(f) = n.field("function")
             && let Some(name) = a.dotted(f)
             && classify(&name).contains(&Cap::Decode)
         {
@@ -1185,41 +1252,168 @@ enum Flow<T> {
     Stop,
 }
 
-/// Visits `root` and the nodes under it in document order with a single cursor (creating a
-/// cursor per node costs more than the parse). Each node gets the state its parent handed
-/// down. Returns whether the walk was stopped.
-fn walk_with<'t, T: Copy>(root: Node<'t>, init: T, mut f: impl FnMut(Node<'t>, T) -> Flow<T>) -> bool {
-    let mut cursor = root.walk();
-    let mut states: Vec<T> = Vec::new();
-    let mut cur = init;
-    loop {
-        match f(cursor.node(), cur) {
-            Flow::Stop => return true,
-            Flow::Descend(child) => {
-                if cursor.goto_first_child() {
-                    states.push(cur);
-                    cur = child;
-                    continue;
-                }
-            }
-            Flow::Skip => {}
-        }
-        loop {
-            if states.is_empty() {
-                return false;
-            }
-            if cursor.goto_next_sibling() {
-                break;
-            }
-            cursor.goto_parent();
-            cur = states.pop().unwrap_or(init);
+/// Node kinds and field ids of the Python grammar, looked up once: tree-sitter's `kind()` measures
+/// and validates a C string on every call, and `child_by_field_name` compares names, and the
+/// analysis asks both of every node several times over.
+struct Grammar {
+    kinds: Vec<&'static str>,
+    fields: [u16; 14],
+}
+
+fn grammar() -> &'static Grammar {
+    static G: std::sync::OnceLock<Grammar> = std::sync::OnceLock::new();
+    G.get_or_init(|| {
+        let lang: tree_sitter::Language = tree_sitter_python::LANGUAGE.into();
+        let kinds = (0..lang.node_kind_count()).map(|id| lang.node_kind_for_id(id as u16).unwrap_or("")).collect();
+        let fields = [
+            "alias",
+            "arguments",
+            "attribute",
+            "body",
+            "condition",
+            "definition",
+            "function",
+            "left",
+            "module_name",
+            "name",
+            "object",
+            "parameters",
+            "right",
+            "value",
+        ]
+        .map(|f| lang.field_id_for_name(f).map_or(0, |id| id.get()));
+        Grammar { kinds, fields }
+    })
+}
+
+trait NodeExt<'t> {
+    fn kind_str(&self) -> &'static str;
+    fn field(&self, name: &str) -> Option<Node<'t>>;
+}
+
+impl<'t> NodeExt<'t> for Node<'t> {
+    fn kind_str(&self) -> &'static str {
+        grammar().kinds.get(self.kind_id() as usize).copied().unwrap_or("")
+    }
+
+    fn field(&self, name: &str) -> Option<Node<'t>> {
+        let i = match name {
+            "alias" => 0,
+            "arguments" => 1,
+            "attribute" => 2,
+            "body" => 3,
+            "condition" => 4,
+            "definition" => 5,
+            "function" => 6,
+            "left" => 7,
+            "module_name" => 8,
+            "name" => 9,
+            "object" => 10,
+            "parameters" => 11,
+            "right" => 12,
+            "value" => 13,
+            _ => return self.child_by_field_name(name),
+        };
+        match grammar().fields[i] {
+            0 => None,
+            id => self.child_by_field_id(id),
         }
     }
 }
 
-/// [`walk_with`] without state: whether `f` stopped the walk.
-fn walk(root: Node, mut f: impl FnMut(Node) -> Flow<()>) -> bool {
-    walk_with(root, (), |n, ()| f(n))
+/// Parses Python source with this thread's parser.
+fn parse(src: &[u8]) -> Option<Tree> {
+    thread_local! {
+        static PARSER: std::cell::RefCell<Option<Parser>> = const { std::cell::RefCell::new(None) };
+    }
+    PARSER.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.is_none() {
+            let mut parser = Parser::new();
+            parser.set_language(&tree_sitter_python::LANGUAGE.into()).ok()?;
+            *p = Some(parser);
+        }
+        p.as_mut()?.parse(src, None)
+    })
+}
+
+/// A syntax tree's nodes in document order (pre-order), each with the index just past its
+/// subtree. The analysis walks the tree several times and walks many subtrees again; stepping
+/// through an array is several times cheaper than moving a tree-sitter cursor, which must skip
+/// hidden nodes at every step.
+#[derive(Default)]
+struct Flat<'t> {
+    nodes: Vec<Node<'t>>,
+    ends: Vec<u32>,
+    starts: Vec<u32>,
+}
+
+impl<'t> Flat<'t> {
+    fn new(root: Node<'t>) -> Self {
+        let mut flat = Flat::default();
+        let mut cursor = root.walk();
+        // Indices of the open ancestors, whose ends are filled in when the walk leaves them.
+        let mut open: Vec<usize> = Vec::new();
+        loop {
+            let node = cursor.node();
+            open.push(flat.nodes.len());
+            flat.nodes.push(node);
+            flat.ends.push(0);
+            flat.starts.push(node.start_byte() as u32);
+            if cursor.goto_first_child() {
+                continue;
+            }
+            loop {
+                if let Some(i) = open.pop() {
+                    flat.ends[i] = flat.nodes.len() as u32;
+                }
+                if open.is_empty() {
+                    return flat;
+                }
+                if cursor.goto_next_sibling() {
+                    break;
+                }
+                cursor.goto_parent();
+            }
+        }
+    }
+
+    /// Where `node` sits in the array: nodes are ordered by start, and a few share one.
+    fn index_of(&self, node: Node) -> Option<usize> {
+        let start = node.start_byte() as u32;
+        let first = self.starts.partition_point(|&s| s < start);
+        (first..self.nodes.len()).take_while(|&i| self.starts[i] == start).find(|&i| self.nodes[i].id() == node.id())
+    }
+
+    /// Visits `root` and the nodes under it in document order. Each node gets the state its
+    /// parent handed down. Returns whether the walk was stopped.
+    fn walk_with<T: Copy>(&self, root: Node, init: T, mut f: impl FnMut(Node<'t>, T) -> Flow<T>) -> bool {
+        let Some(first) = self.index_of(root) else { return false };
+        let end = self.ends[first] as usize;
+        // (end of a subtree, the state its nodes get), innermost last.
+        let mut scopes: Vec<(usize, T)> = Vec::new();
+        let mut i = first;
+        while i < end {
+            while scopes.last().is_some_and(|&(e, _)| i >= e) {
+                scopes.pop();
+            }
+            let state = scopes.last().map_or(init, |&(_, s)| s);
+            match f(self.nodes[i], state) {
+                Flow::Stop => return true,
+                Flow::Descend(child) => {
+                    scopes.push((self.ends[i] as usize, child));
+                    i += 1;
+                }
+                Flow::Skip => i = self.ends[i] as usize,
+            }
+        }
+        false
+    }
+
+    /// [`Flat::walk_with`] without state: whether `f` stopped the walk.
+    fn walk(&self, root: Node, mut f: impl FnMut(Node<'t>) -> Flow<()>) -> bool {
+        self.walk_with(root, (), |n, ()| f(n))
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

