@@ -308,6 +308,10 @@ impl<'s> Accumulator<'s> {
         self.next_index += 1;
         let task = (index, path.to_string(), data.to_vec(), Job { ctx, parse_allowed });
         if !context::is_python(path) {
+            // A `.pth` file runs at every interpreter start: with a sink, the package can act.
+            if context::is_pth(path) && python::has_sink(data) {
+                return self.go_live(task);
+            }
             return vec![task];
         }
         // Most small packages never run a program, open a connection or execute code: their
@@ -315,17 +319,10 @@ impl<'s> Accumulator<'s> {
         // held until a file with a sink shows up, then analysed in full after all.
         if python::has_sink(data) {
             if ctx == Context::TestOrDocs {
-                self.test_sinks.push(module_stem(path).to_string());
+                self.test_sinks.push(path.to_string());
                 return vec![task];
             }
-            if !self.live {
-                self.live = true;
-                self.held_bytes = 0;
-                let mut out = std::mem::take(&mut self.held);
-                out.push(task);
-                return out;
-            }
-            return vec![task];
+            return self.go_live(task);
         }
         if self.live || !parse_allowed || self.held_bytes + data.len() > MAX_HELD_BYTES {
             return vec![task];
@@ -333,6 +330,15 @@ impl<'s> Accumulator<'s> {
         self.held_bytes += data.len();
         self.held.push(task);
         Vec::new()
+    }
+
+    /// The package can act: the held files are analysed after all, before `task`.
+    fn go_live(&mut self, task: Task) -> Vec<Task> {
+        self.live = true;
+        self.held_bytes = 0;
+        let mut out = std::mem::take(&mut self.held);
+        out.push(task);
+        out
     }
 
     /// Analyses the files still held at the end: parsed if the package turned out to have a
@@ -343,13 +349,24 @@ impl<'s> Accumulator<'s> {
             return;
         }
         if !self.live && !self.test_sinks.is_empty() {
-            let imported: std::collections::HashSet<String> = self
+            // A test or documentation module with a sink counts if the package's entry files
+            // reach it through imports, as the package-level analysis would follow them.
+            let mut files: Vec<package::PyFile> = self
                 .held
                 .iter()
-                .filter(|(_, _, _, job)| matches!(job.ctx, Context::Install | Context::Import))
-                .flat_map(|(_, _, data, _)| python::imported_names(data))
+                .map(|(_, path, data, job)| package::PyFile {
+                    path: path.clone(),
+                    ctx: job.ctx,
+                    facts: python::ModuleFacts { imports: python::imports_of(data), ..Default::default() },
+                })
                 .collect();
-            self.live = self.test_sinks.iter().any(|s| imported.contains(s));
+            let first_sink = files.len();
+            files.extend(self.test_sinks.iter().map(|path| package::PyFile {
+                path: path.clone(),
+                ctx: Context::TestOrDocs,
+                facts: python::ModuleFacts::default(),
+            }));
+            self.live = package::entries_reach(&files, first_sink, self.is_sdist);
         }
         for (index, path, data, mut job) in std::mem::take(&mut self.held) {
             job.parse_allowed &= self.live;

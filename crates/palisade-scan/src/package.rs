@@ -106,6 +106,17 @@ pub fn findings(files: &[PyFile], is_sdist: bool) -> Vec<Finding> {
     out
 }
 
+/// Whether an entry file (setup.py, an `__init__.py`) reaches any of the files from index
+/// `targets_from` on through imports, as far as [`findings`] follows them.
+pub fn entries_reach(files: &[PyFile], targets_from: usize, is_sdist: bool) -> bool {
+    let modules = ModuleMap::new(files, is_sdist);
+    files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| matches!(f.ctx, Context::Install | Context::Import))
+        .any(|(i, f)| modules.reached_from(files, i, f.ctx == Context::Install).iter().any(|&m| m >= targets_from))
+}
+
 fn ev(path: &str, line: u32, excerpt: &str, indirect: bool, caps: &[Cap]) -> Ev {
     Ev { path: path.to_string(), line, excerpt: excerpt.to_string(), indirect, process: caps.contains(&Cap::Process) }
 }

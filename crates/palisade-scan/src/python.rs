@@ -116,8 +116,15 @@ const TRIGGERS: &[&[u8]] = &[
 /// names built from these tokens, and aliases keep the module's name in their import. A package
 /// in which no file has one cannot show behaviour, so its files skip the parse.
 pub fn has_sink(data: &[u8]) -> bool {
+    // `import os as platform` would make `platform.system` a sink after all.
+    let platform_alias = memchr::memmem::find(data, b"as platform").is_some();
     let mut i = 0;
     while i < data.len() {
+        if data[i] == b'\\' {
+            // An escape inside a string separates words: `"\nexec(..."` holds `exec`.
+            i += 2;
+            continue;
+        }
         if !is_ident_byte(data[i]) {
             i += 1;
             continue;
@@ -126,7 +133,7 @@ pub fn has_sink(data: &[u8]) -> bool {
         while i < data.len() && is_ident_byte(data[i]) {
             i += 1;
         }
-        if is_sink_token(&data[start..i], &data[..start], &data[i..]) {
+        if is_sink_token(&data[start..i], &data[..start], &data[i..], platform_alias) {
             return true;
         }
     }
@@ -138,20 +145,21 @@ fn is_ident_byte(b: u8) -> bool {
 }
 
 /// `before` and `after` are the bytes around the token, for the few names that are sinks only
-/// in one spelling (`os.system`, not `platform.system`). `compile` and `__import__` are not
-/// sinks: compiled code needs `exec`, `eval` or a `FunctionType` to run, and a module imported
-/// by name needs one of its sinks named to act.
-fn is_sink_token(t: &[u8], before: &[u8], after: &[u8]) -> bool {
+/// in one spelling: `os.system` but not `platform.system` (unless the file names something else
+/// `platform`), the `compile` builtin but not `re.compile`, `http` as a module but not in a URL.
+/// `__import__` and `import_module` are not sinks: a module imported by name needs one of its
+/// sinks named to act.
+fn is_sink_token(t: &[u8], before: &[u8], after: &[u8], platform_alias: bool) -> bool {
     match t {
-        b"exec" | b"eval" | b"execfile" | b"FunctionType" | b"CodeType" => true,
+        b"exec" | b"eval" | b"execfile" | b"FunctionType" | b"CodeType" | b"pip" => true,
         b"execl" | b"execle" | b"execlp" | b"execlpe" | b"execv" | b"execve" | b"execvp" | b"execvpe" => true,
-        b"system" => !before.ends_with(b"platform."),
+        b"compile" => !(before.ends_with(b"re.") || before.ends_with(b"regex.")),
+        b"system" => platform_alias || !before.ends_with(b"platform."),
+        b"http" => !after.starts_with(b"://"),
         b"popen" | b"Popen" | b"startfile" | b"getoutput" | b"getstatusoutput" | b"subprocess" => true,
         b"requests" | b"httpx" | b"aiohttp" | b"urllib" | b"urllib2" | b"urllib3" | b"pycurl" | b"ftplib" | b"smtplib" => true,
         b"telnetlib" | b"paramiko" | b"httplib" | b"socket" | b"dns" | b"websocket" | b"wget" | b"telebot" | b"dropbox" => true,
         b"urlopen" | b"urlretrieve" | b"clone_from" => true,
-        b"http" => after.starts_with(b".client") || after.starts_with(b" import"),
-        b"pip" => after.starts_with(b".main") || after.starts_with(b"._internal") || after.starts_with(b" import"),
         _ => {
             t.starts_with(b"spawn")
                 || t.starts_with(b"posix_spawn")
@@ -236,18 +244,44 @@ fn firsts_of_kind(calls: &[Call]) -> Vec<&Call> {
         .collect()
 }
 
-/// The names a file imports, read from its lines: each module's last part and each imported
-/// name (`from a.b import c` gives `b` and `c`).
-pub(crate) fn imported_names(data: &[u8]) -> Vec<String> {
-    scan_imports(data).into_iter().flat_map(|imp| imp.module.rsplit('.').next().map(str::to_string).into_iter().chain(imp.names)).collect()
+/// A file's imports, read from its lines (no parse).
+pub(crate) fn imports_of(data: &[u8]) -> Vec<Import> {
+    scan_imports(data)
 }
 
 /// The import statements of a file that has no capabilities, from its lines: `import a.b`,
 /// `from .m import x, y`; at the top level when not indented.
 fn scan_imports(data: &[u8]) -> Vec<Import> {
     let mut out = Vec::new();
-    for line in data.split(|b| *b == b'\n').take(20_000) {
+    let mut lines = data.split(|b| *b == b'\n').take(20_000);
+    while let Some(line) = lines.next() {
         let Ok(line) = std::str::from_utf8(line) else { continue };
+        // `from x import (` continued over the following lines, as formatters write it.
+        let mut joined;
+        let mut line = line;
+        if line.contains(" import (") && !line.contains(')') {
+            joined = line.to_string();
+            for next in lines.by_ref().take(200) {
+                let next = String::from_utf8_lossy(next);
+                joined.push(' ');
+                joined.push_str(next.trim());
+                if next.contains(')') {
+                    break;
+                }
+            }
+            line = &joined;
+        }
+        // `__import__("a.b")` and `importlib.import_module("a.b")` with a literal name.
+        for call in ["__import__(", "import_module("] {
+            for (i, _) in line.match_indices(call) {
+                let arg = line[i + call.len()..].trim_start();
+                if let Some(q) = arg.chars().next().filter(|q| *q == '"' || *q == '\'')
+                    && let Some(end) = arg[1..].find(q)
+                {
+                    out.push(Import { module: arg[1..1 + end].to_string(), names: Vec::new(), top: !line.starts_with([' ', '\t']) });
+                }
+            }
+        }
         let trimmed = line.trim_start();
         let top = trimmed.len() == line.len();
         let names = |list: &str| -> Vec<String> {
@@ -259,7 +293,7 @@ fn scan_imports(data: &[u8]) -> Vec<Import> {
                 .collect()
         };
         if let Some(rest) = trimmed.strip_prefix("from ") {
-            if let Some((module, list)) = rest.split_once(" import ") {
+            if let Some((module, list)) = rest.split_once(" import ").or_else(|| rest.split_once("\timport ")) {
                 out.push(Import { module: module.trim().to_string(), names: names(list), top });
             }
         } else if let Some(rest) = trimmed.strip_prefix("import ") {
@@ -835,18 +869,53 @@ impl<'s, 't> Analyzer<'s, 't> {
             return None;
         }
         let mut cursor = args.walk();
-        let target = args.named_children(&mut cursor).find(|a| {
-            a.kind_str() != "keyword_argument" && a.kind_str() != "comment"
-                || a.field("name").is_some_and(|n| matches!(self.text(n), "url" | "uri" | "endpoint"))
-        })?;
-        let url = self.expanded(target);
+        let children: Vec<Node> = args.named_children(&mut cursor).filter(|a| a.kind_str() != "comment").collect();
+        let positional: Vec<Node> = children.iter().copied().filter(|a| a.kind_str() != "keyword_argument").collect();
+        let keyword = |names: &[&str]| {
+            children
+                .iter()
+                .copied()
+                .find(|a| a.kind_str() == "keyword_argument" && a.field("name").is_some_and(|n| names.contains(&self.text(n))))
+        };
+        // `requests.request("POST", url)`: the method comes first.
+        let verb = (method == "request").then(|| positional.first().and_then(|m| string_value(self.text(*m)))).flatten();
+        let target = match &verb {
+            Some(_) => positional.get(1).copied(),
+            None => positional.first().copied(),
+        }
+        .or_else(|| keyword(&["url", "uri", "endpoint"]).and_then(|k| k.field("value")))?;
+        let url = self.resolve_text(target);
         if out_of_band_url(&url) {
             return Some(Exfil::OutOfBand);
         }
-        let arg_text = self.text(args);
-        let sends = ["post", "put", "patch", "send", "upload", "submit"].iter().any(|m| method.contains(m))
-            || ["data=", "files=", "json="].iter().any(|k| arg_text.contains(k));
+        let sends = method.split('_').any(|w| matches!(w, "post" | "put" | "patch" | "send" | "upload" | "submit"))
+            || verb.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "post" | "put" | "patch"))
+            || keyword(&["data", "files", "json", "content"]).is_some();
         (sends && public_ip_url(&url)).then_some(Exfil::RawIp)
+    }
+
+    /// The text an expression builds from literals and constants, in order: the contents of
+    /// string literals (f-strings' literal parts too) and the values of names assigned a string
+    /// literal, so that `"http://" + HOST + "/x"` reads `http://5.6.7.8/x`. Bounded.
+    fn resolve_text(&self, expr: Node) -> String {
+        let mut out = String::new();
+        self.flat.walk(expr, |n| {
+            if out.len() > 4096 {
+                return Flow::Stop;
+            }
+            match n.kind_str() {
+                "string_content" => out.push_str(self.text(n)),
+                "identifier" => {
+                    if let Some(v) = self.consts.get(self.text(n)).and_then(|v| string_value(v)) {
+                        out.push_str(&v);
+                    }
+                }
+                "keyword_argument" => return Flow::Skip,
+                _ => {}
+            }
+            Flow::Descend(())
+        });
+        out
     }
 
     fn packs_secret(&self, expr: Node) -> bool {
@@ -1389,6 +1458,37 @@ impl<'t> NodeExt<'t> for Node<'t> {
     }
 }
 
+/// Visits `root` and the nodes under it in document order with a single cursor, each node with
+/// the state its parent handed down; whether the walk was stopped.
+fn cursor_walk<'t, T: Copy>(root: Node<'t>, init: T, mut f: impl FnMut(Node<'t>, T) -> Flow<T>) -> bool {
+    let mut cursor = root.walk();
+    let mut states: Vec<T> = Vec::new();
+    let mut cur = init;
+    loop {
+        match f(cursor.node(), cur) {
+            Flow::Stop => return true,
+            Flow::Descend(child) => {
+                if cursor.goto_first_child() {
+                    states.push(cur);
+                    cur = child;
+                    continue;
+                }
+            }
+            Flow::Skip => {}
+        }
+        loop {
+            if states.is_empty() {
+                return false;
+            }
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            cursor.goto_parent();
+            cur = states.pop().unwrap_or(init);
+        }
+    }
+}
+
 /// Parses Python source with this thread's parser.
 fn parse(src: &[u8]) -> Option<Tree> {
     thread_local! {
@@ -1409,16 +1509,31 @@ fn parse(src: &[u8]) -> Option<Tree> {
 /// subtree. The analysis walks the tree several times and walks many subtrees again; stepping
 /// through an array is several times cheaper than moving a tree-sitter cursor, which must skip
 /// hidden nodes at every step.
+/// Trees larger than this (a packed file of millions of tokens) are walked with a cursor
+/// instead: the array costs 40 bytes a node.
+const MAX_FLAT_NODES: usize = 2 << 20;
+
+thread_local! {
+    /// [`MAX_FLAT_NODES`], lowered by tests to exercise the cursor walks.
+    static FLAT_LIMIT: std::cell::Cell<usize> = const { std::cell::Cell::new(MAX_FLAT_NODES) };
+}
+
 #[derive(Default)]
 struct Flat<'t> {
     nodes: Vec<Node<'t>>,
     ends: Vec<u32>,
     starts: Vec<u32>,
+    /// Set when the tree was too large to flatten: walks use a cursor from here.
+    root: Option<Node<'t>>,
 }
 
 impl<'t> Flat<'t> {
     fn new(root: Node<'t>) -> Self {
         let mut flat = Flat::default();
+        if root.descendant_count() > FLAT_LIMIT.with(std::cell::Cell::get) {
+            flat.root = Some(root);
+            return flat;
+        }
         let mut cursor = root.walk();
         // Indices of the open ancestors, whose ends are filled in when the walk leaves them.
         let mut open: Vec<usize> = Vec::new();
@@ -1456,7 +1571,13 @@ impl<'t> Flat<'t> {
     /// Visits `root` and the nodes under it in document order. Each node gets the state its
     /// parent handed down. Returns whether the walk was stopped.
     fn walk_with<T: Copy>(&self, root: Node, init: T, mut f: impl FnMut(Node<'t>, T) -> Flow<T>) -> bool {
-        let Some(first) = self.index_of(root) else { return false };
+        if self.root.is_some() {
+            return self.relift(root).is_some_and(|r| cursor_walk(r, init, f));
+        }
+        let Some(first) = self.index_of(root) else {
+            debug_assert!(false, "a node from another tree");
+            return false;
+        };
         let end = self.ends[first] as usize;
         // (end of a subtree, the state its nodes get), innermost last.
         let mut scopes: Vec<(usize, T)> = Vec::new();
@@ -1476,6 +1597,16 @@ impl<'t> Flat<'t> {
             }
         }
         false
+    }
+
+    /// `node` as a node of this tree's lifetime, for a cursor walk of a tree not flattened.
+    fn relift(&self, node: Node) -> Option<Node<'t>> {
+        let mut n = self.root?.descendant_for_byte_range(node.start_byte(), node.end_byte())?;
+        // The deepest node spanning the range; `node` may be one of its ancestors of the same span.
+        while n.id() != node.id() {
+            n = n.parent().filter(|p| p.byte_range() == node.byte_range())?;
+        }
+        Some(n)
     }
 
     /// [`Flat::walk_with`] without state: whether `f` stopped the walk.
@@ -1611,39 +1742,63 @@ const OUT_OF_BAND_HOSTS: &[&str] = &[
     "bore.pub",
 ];
 
-/// Whether `text` holds an `http(s)://` URL on one of [`OUT_OF_BAND_HOSTS`] (or a subdomain).
-fn out_of_band_url(text: &str) -> bool {
-    text.match_indices("://").any(|(i, _)| {
-        let host: String = text[i + 3..]
+/// The hosts of the `scheme://host` URLs in `text`, lowercased, without user info, port or a
+/// trailing dot.
+fn url_hosts(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.match_indices("://").map(|(i, _)| {
+        let authority: String = text[i + 3..]
             .chars()
-            .take_while(|c| !matches!(c, '/' | ':' | '?' | '#' | '"' | '\'' | ' ' | ')'))
+            .take_while(|c| !matches!(c, '/' | '?' | '#' | '"' | '\'' | ' ' | ')' | '\\' | '\n'))
             .collect::<String>()
             .to_ascii_lowercase();
-        OUT_OF_BAND_HOSTS.iter().any(|h| host == *h || host.strip_suffix(h).is_some_and(|rest| rest.ends_with('.')))
+        let host = authority.rsplit('@').next().unwrap_or("");
+        let host = if host.starts_with('[') {
+            host.split(']').next().unwrap_or("").trim_start_matches('[')
+        } else {
+            host.split(':').next().unwrap_or("")
+        };
+        host.trim_end_matches('.').to_string()
     })
 }
 
-/// Whether `text` holds an `http(s)://` URL whose host is a public IPv4 address: not loopback,
-/// private, shared (100.64.0.0/10), link-local, unspecified, multicast or reserved, nor set
-/// aside for documentation (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24) or benchmarks.
+/// Whether `text` holds an `http(s)://` URL on one of [`OUT_OF_BAND_HOSTS`] (or a subdomain).
+fn out_of_band_url(text: &str) -> bool {
+    url_hosts(text).any(|host| OUT_OF_BAND_HOSTS.iter().any(|h| host == *h || host.strip_suffix(h).is_some_and(|rest| rest.ends_with('.'))))
+}
+
+/// Whether `text` holds a URL whose host is a public IPv4 address (an IPv4-mapped IPv6 one
+/// too): not loopback, private, shared (100.64.0.0/10), link-local, unspecified, multicast or
+/// reserved, not set aside for documentation (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24)
+/// or benchmarks, and not one of the big public DNS resolvers (DNS-over-HTTPS clients post to
+/// them). An octet written with a leading zero counts as public: resolvers read it as octal.
 fn public_ip_url(text: &str) -> bool {
-    for scheme in ["http://", "https://"] {
-        for (i, _) in text.match_indices(scheme) {
-            let host: String = text[i + scheme.len()..].chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
-            let parts: Vec<u8> = host.split('.').filter_map(|p| p.parse().ok()).collect();
-            if host.split('.').count() != 4 || parts.len() != 4 {
-                continue;
-            }
-            let reserved = matches!(parts[..], [0 | 10 | 127, ..] | [169, 254, ..] | [192, 168, ..] | [224..=255, ..] | [198, 18 | 19, ..])
-                || matches!(parts[..], [172, b, ..] if (16..=31).contains(&b))
-                || matches!(parts[..], [100, b, ..] if (64..=127).contains(&b))
-                || matches!(parts[..], [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _]);
-            if !reserved {
-                return true;
-            }
+    url_hosts(text).any(|host| {
+        let host = host.strip_prefix("::ffff:").unwrap_or(&host);
+        let parts: Vec<&str> = host.split('.').collect();
+        if parts.len() != 4 || !parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())) {
+            return false;
         }
-    }
-    false
+        if parts.iter().any(|p| p.len() > 1 && p.starts_with('0')) {
+            return true;
+        }
+        let Ok(o) = parts.iter().map(|p| p.parse::<u8>()).collect::<Result<Vec<u8>, _>>() else { return false };
+        let reserved = matches!(o[..], [0 | 10 | 127, ..] | [169, 254, ..] | [192, 168, ..] | [224..=255, ..] | [198, 18 | 19, ..])
+            || matches!(o[..], [172, b, ..] if (16..=31).contains(&b))
+            || matches!(o[..], [100, b, ..] if (64..=127).contains(&b))
+            || matches!(o[..], [192, 0, 0 | 2, _] | [192, 88, 99, _] | [198, 51, 100, _] | [203, 0, 113, _]);
+        let resolver = matches!(
+            o[..],
+            [1, 1, 1, 1]
+                | [1, 0, 0, 1]
+                | [8, 8, 8, 8]
+                | [8, 8, 4, 4]
+                | [9, 9, 9, 9]
+                | [149, 112, 112, 112]
+                | [208, 67, 222, 222]
+                | [208, 67, 220, 220]
+        );
+        !reserved && !resolver
+    })
 }
 
 fn is_env_secret(t: &str) -> bool {

