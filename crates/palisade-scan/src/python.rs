@@ -140,6 +140,18 @@ pub fn has_sink(data: &[u8]) -> bool {
     false
 }
 
+/// Whether a token is used as a module name: imported, or followed by an attribute, or a
+/// whole string literal.
+fn names_module(before: &[u8], after: &[u8]) -> bool {
+    let before = before.trim_ascii_end();
+    let after = after.trim_ascii_start();
+    before.ends_with(b"import")
+        || before.ends_with(b"from")
+        || before.ends_with(b",")
+        || after.starts_with(b".") && !after.starts_with(b"..")
+        || (before.ends_with(b"\"") || before.ends_with(b"'")) && (after.starts_with(b"\"") || after.starts_with(b"'"))
+}
+
 fn is_ident_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
@@ -151,11 +163,13 @@ fn is_ident_byte(b: u8) -> bool {
 /// sinks named to act.
 fn is_sink_token(t: &[u8], before: &[u8], after: &[u8], platform_alias: bool) -> bool {
     match t {
-        b"exec" | b"eval" | b"execfile" | b"FunctionType" | b"CodeType" | b"pip" => true,
+        b"exec" | b"eval" | b"execfile" | b"FunctionType" | b"CodeType" => true,
         b"execl" | b"execle" | b"execlp" | b"execlpe" | b"execv" | b"execve" | b"execvp" | b"execvpe" => true,
         b"compile" => !(before.ends_with(b"re.") || before.ends_with(b"regex.")),
         b"system" => platform_alias || !before.ends_with(b"platform."),
-        b"http" => !after.starts_with(b"://"),
+        // As a module (`import http as h`, `http . client`, `__import__("pip")`), not in prose
+        // such as "pip install" or a URL.
+        b"http" | b"pip" => names_module(before, after),
         b"popen" | b"Popen" | b"startfile" | b"getoutput" | b"getstatusoutput" | b"subprocess" => true,
         b"requests" | b"httpx" | b"aiohttp" | b"urllib" | b"urllib2" | b"urllib3" | b"pycurl" | b"ftplib" | b"smtplib" => true,
         b"telnetlib" | b"paramiko" | b"httplib" | b"socket" | b"dns" | b"websocket" | b"wget" | b"telebot" | b"dropbox" => true,

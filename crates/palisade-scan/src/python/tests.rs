@@ -320,6 +320,8 @@ fn sinks_are_names_that_act() {
         "code = compile(src, 'f', 'single')",
         "import http as h",
         "from  http import client",
+        "import os, pip\npip . main(['install', 'x'])",
+        "__import__('pip').main(['install', 'x'])",
     ] {
         assert!(has_sink(src.as_bytes()), "{src}");
     }
@@ -331,6 +333,8 @@ fn sinks_are_names_that_act() {
         "executable = sys.executable",
         "pipeline = pipes",
         "importlib.import_module(name)",
+        "\"\"\"Install with pip install demo; see the http docs.\"\"\"",
+        "print('pip install demo')",
         "",
     ] {
         assert!(!has_sink(src.as_bytes()), "{src}");
