@@ -125,8 +125,12 @@ impl Scanner {
         if helpers == 0 {
             let mut done = Vec::new();
             let walk = run(&mut |m| {
-                for (i, path, data, job) in acc.admit(m.path, m.data) {
+                let admitted = acc.admit(m.path, m.data);
+                for (i, path, data, job) in admitted.flushed {
                     done.push((i, analyze_member(self, &path, &data, job, is_sdist)));
+                }
+                if let Some((i, job)) = admitted.current {
+                    done.push((i, analyze_member(self, m.path, m.data, job, is_sdist)));
                 }
             });
             acc.done.extend(done);
@@ -152,7 +156,9 @@ impl Scanner {
                 });
             }
             let walk = run(&mut |m| {
-                for task in acc.admit(m.path, m.data) {
+                let admitted = acc.admit(m.path, m.data);
+                let current = admitted.current.map(|(i, job)| (i, m.path.to_string(), m.data.to_vec(), job));
+                for task in admitted.flushed.into_iter().chain(current) {
                     // When the helpers are busy, the walking thread does the work itself.
                     if let Err(std::sync::mpsc::TrySendError::Full((i, path, data, job))) = tx.try_send(task) {
                         let done = analyze_member(self, &path, &data, job, is_sdist);
@@ -228,6 +234,13 @@ const MAX_HELD_BYTES: usize = 64 << 20;
 /// A member to analyse: its walk index, path, bytes and what the walker decided.
 type Task = (usize, String, Vec<u8>, Job);
 
+/// What to analyse once a member is admitted: held files let go (with their bytes), and the
+/// member itself unless it is held (its walk index; its bytes are the walker's, not copied).
+struct Admitted {
+    flushed: Vec<Task>,
+    current: Option<(usize, Job)>,
+}
+
 /// Collects findings while the archive is walked.
 struct Accumulator<'s> {
     scanner: &'s Scanner,
@@ -283,10 +296,10 @@ impl<'s> Accumulator<'s> {
         }
     }
 
-    /// Takes one member in walk order and returns what to analyse now: the order-dependent
+    /// Takes one member in walk order and says what to analyse now: the order-dependent
     /// decisions (the metadata file, the test parse budget, holding files back) are made here;
     /// the analysis itself may run on another thread.
-    fn admit(&mut self, path: &str, data: &[u8]) -> Vec<Task> {
+    fn admit(&mut self, path: &str, data: &[u8]) -> Admitted {
         let ctx = context::classify(path, self.is_sdist);
         if metadata::is_metadata_file(path) && self.metadata.is_none() {
             self.metadata = metadata::parse(data);
@@ -306,13 +319,18 @@ impl<'s> Accumulator<'s> {
         }
         let index = self.next_index;
         self.next_index += 1;
-        let task = (index, path.to_string(), data.to_vec(), Job { ctx, parse_allowed });
+        let job = Job { ctx, parse_allowed };
+        let now = Admitted { flushed: Vec::new(), current: Some((index, job)) };
+        // Once the package can act nothing is held, and sinks no longer matter.
+        if self.live {
+            return now;
+        }
         if !context::is_python(path) {
             // A `.pth` file runs at every interpreter start: with a sink, the package can act.
             if context::is_pth(path) && python::has_sink(data) {
-                return self.go_live(task);
+                return self.go_live(now);
             }
-            return vec![task];
+            return now;
         }
         // Most small packages never run a program, open a connection or execute code: their
         // files cannot show behaviour, and parsing them is most of a scan's time. They are
@@ -320,25 +338,23 @@ impl<'s> Accumulator<'s> {
         if python::has_sink(data) {
             if ctx == Context::TestOrDocs {
                 self.test_sinks.push(path.to_string());
-                return vec![task];
+                return now;
             }
-            return self.go_live(task);
+            return self.go_live(now);
         }
-        if self.live || !parse_allowed || self.held_bytes + data.len() > MAX_HELD_BYTES {
-            return vec![task];
+        if !parse_allowed || self.held_bytes + data.len() > MAX_HELD_BYTES {
+            return now;
         }
         self.held_bytes += data.len();
-        self.held.push(task);
-        Vec::new()
+        self.held.push((index, path.to_string(), data.to_vec(), job));
+        Admitted { flushed: Vec::new(), current: None }
     }
 
-    /// The package can act: the held files are analysed after all, before `task`.
-    fn go_live(&mut self, task: Task) -> Vec<Task> {
+    /// The package can act: the held files are analysed after all, before the current member.
+    fn go_live(&mut self, now: Admitted) -> Admitted {
         self.live = true;
         self.held_bytes = 0;
-        let mut out = std::mem::take(&mut self.held);
-        out.push(task);
-        out
+        Admitted { flushed: std::mem::take(&mut self.held), ..now }
     }
 
     /// Analyses the files still held at the end: parsed if the package turned out to have a
