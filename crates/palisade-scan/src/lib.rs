@@ -29,6 +29,7 @@ pub mod typo;
 pub use metadata::typosquat_finding;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use palisade_archive::{Walk, WalkLimits};
@@ -122,19 +123,21 @@ impl Scanner {
     fn walk(&self, acc: &mut Accumulator, run: impl FnOnce(&mut dyn FnMut(&palisade_archive::Member)) -> Walk) -> Walk {
         let helpers = self.config.member_threads.saturating_sub(1);
         let is_sdist = acc.is_sdist;
+        // Bytes of unparsed files kept for a late parse, across threads.
+        let kept = AtomicUsize::new(0);
         if helpers == 0 {
             let mut done = Vec::new();
             let walk = run(&mut |m| {
                 let admitted = acc.admit(m.path, m.data);
                 for (i, path, data, job) in admitted.flushed {
-                    done.push((i, analyze_member(self, &path, &data, job, is_sdist)));
+                    done.push((i, analyze_member(self, &path, &data, job, is_sdist, &kept)));
                 }
                 if let Some((i, job)) = admitted.current {
-                    done.push((i, analyze_member(self, m.path, m.data, job, is_sdist)));
+                    done.push((i, analyze_member(self, m.path, m.data, job, is_sdist, &kept)));
                 }
             });
             for (i, path, data, job) in acc.settle_held() {
-                done.push((i, analyze_member(self, &path, &data, job, is_sdist)));
+                done.push((i, analyze_member(self, &path, &data, job, is_sdist, &kept)));
             }
             acc.done.extend(done);
             return walk;
@@ -143,7 +146,7 @@ impl Scanner {
         let rx = std::sync::Mutex::new(rx);
         let results: std::sync::Mutex<Vec<(usize, MemberResult)>> = std::sync::Mutex::new(Vec::new());
         let work = |(index, path, data, job): Task| {
-            let done = analyze_member(self, &path, &data, job, is_sdist);
+            let done = analyze_member(self, &path, &data, job, is_sdist, &kept);
             if let Ok(mut r) = results.lock() {
                 r.push((index, done));
             }
@@ -223,6 +226,7 @@ impl Scanner {
             ));
         }
         acc.parse_imported_tests();
+        acc.parse_callers();
         let py_files = std::mem::take(&mut acc.py_files);
         acc.findings.extend(package::findings(&py_files, acc.is_sdist));
         let meta = acc.metadata.take();
@@ -242,6 +246,9 @@ impl Scanner {
 const TEST_PARSE_BUDGET: usize = 64 << 10;
 /// Test files past the budget kept for a late parse if the package imports them.
 const MAX_DEFERRED_BYTES: usize = 16 << 20;
+/// Unparsed files kept for a late parse, should they call a function that acts (past this, the
+/// rest are not kept).
+const MAX_LATER_BYTES: usize = 16 << 20;
 /// Python files without a sink held back until the package is known to have one (past this,
 /// they are analysed at once, parse included).
 const MAX_HELD_BYTES: usize = 64 << 20;
@@ -283,6 +290,8 @@ struct Accumulator {
     held_bytes: usize,
     /// Module names of test and documentation files that have a sink.
     test_sinks: Vec<String>,
+    /// Files not parsed (index into `py_files`) with their source, for [`Accumulator::parse_callers`].
+    later: Vec<(usize, Vec<u8>)>,
 }
 
 impl Accumulator {
@@ -306,6 +315,7 @@ impl Accumulator {
             held: Vec::new(),
             held_bytes: 0,
             test_sinks: Vec::new(),
+            later: Vec::new(),
         }
     }
 
@@ -447,7 +457,40 @@ impl Accumulator {
             }
             self.findings.push(finding);
         }
+        if done.module.is_some()
+            && let Some(src) = done.later
+        {
+            self.later.push((self.py_files.len(), src));
+        }
         self.py_files.extend(done.module);
+    }
+
+    /// Parses the files left unparsed, since nothing in them can act, that name a function of
+    /// the package that does: an entry file that imports such a module runs its top level, and
+    /// with it the call (`__init__` imports `engine`, whose top level calls `driver.start()`).
+    fn parse_callers(&mut self) {
+        if self.later.is_empty() {
+            return;
+        }
+        let acts = |caps: &Vec<python::Cap>| {
+            caps.iter().any(|c| {
+                matches!(
+                    c,
+                    python::Cap::Network | python::Cap::Process | python::Cap::DynamicExec | python::Cap::HostInfo | python::Cap::EnvAccess
+                )
+            })
+        };
+        let names: std::collections::HashSet<String> =
+            self.py_files.iter().flat_map(|f| f.facts.fn_caps.iter()).filter(|(_, caps)| acts(caps)).map(|(n, _)| n.clone()).collect();
+        for (i, src) in std::mem::take(&mut self.later) {
+            if !names.iter().any(|n| python::names_token(&src, n.as_bytes())) {
+                continue;
+            }
+            let Some(f) = self.py_files.get_mut(i) else { continue };
+            if let Some(module) = python::parse_module(&f.path, &src, f.ctx) {
+                f.facts = module;
+            }
+        }
     }
 }
 
@@ -476,11 +519,13 @@ struct MemberResult {
     findings: Vec<(Finding, bool)>,
     module: Option<package::PyFile>,
     has_network: bool,
+    /// The source of a file left unparsed that imports, in case it calls a function that acts.
+    later: Option<Vec<u8>>,
 }
 
-fn analyze_member(scanner: &Scanner, path: &str, data: &[u8], job: Job, is_sdist: bool) -> MemberResult {
+fn analyze_member(scanner: &Scanner, path: &str, data: &[u8], job: Job, is_sdist: bool, kept: &AtomicUsize) -> MemberResult {
     let Job { ctx, parse_allowed } = job;
-    let mut out = MemberResult { findings: Vec::new(), module: None, has_network: false };
+    let mut out = MemberResult { findings: Vec::new(), module: None, has_network: false, later: None };
     for hit in scanner.rules.scan(data) {
         let needs = hit.needs_network();
         out.findings.push((hit.into_finding(path, data, ctx, true), needs));
@@ -490,6 +535,9 @@ fn analyze_member(scanner: &Scanner, path: &str, data: &[u8], job: Job, is_sdist
         out.has_network = facts.has_network();
         out.findings.extend(std::mem::take(&mut facts.findings).into_iter().map(|f| (f, false)));
         out.module = facts.module.take().map(|module| package::PyFile { path: path.to_string(), ctx, facts: module });
+        if facts.parse_later && kept.fetch_add(data.len(), Ordering::Relaxed) + data.len() <= MAX_LATER_BYTES {
+            out.later = Some(data.to_vec());
+        }
     }
     if is_sdist && let Some(kind) = context::native_executable(data) {
         out.findings.push((

@@ -14,6 +14,11 @@ use tree_sitter::{Node, Parser, Tree};
 use crate::Context;
 use crate::report::{Finding, Severity};
 
+mod gate;
+
+use gate::worth_parsing;
+pub use gate::{has_sink, names_token};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cap {
     Process,
@@ -33,6 +38,8 @@ pub struct Facts {
     pub findings: Vec<Finding>,
     /// What the package-level analysis needs: calls, imports and function summaries.
     pub module: Option<ModuleFacts>,
+    /// Not parsed, since nothing in it can act, but it imports: [`parse_module`] may be needed.
+    pub parse_later: bool,
 }
 
 /// One call that has capabilities, as the package-level analysis sees it.
@@ -78,167 +85,73 @@ const MAX_PARSE_BYTES: usize = 2 << 20;
 /// huge literal, cheap to parse.
 const MAX_PACKED_PARSE_BYTES: usize = 32 << 20;
 const MAX_PACKED_LINES: usize = 2_000;
-/// Tokens without which a file cannot show any capability we look for; files lacking all of
-/// them skip the parse.
-const TRIGGERS: &[&[u8]] = &[
-    b"exec",
-    b"eval",
-    b"compile",
-    b"system",
-    b"popen",
-    b"Popen",
-    b"subprocess",
-    b"urlopen",
-    b"urlretrieve",
-    b"request",
-    b"socket",
-    b"http",
-    b"decode",
-    b"decompress",
-    b"marshal",
-    b"__import__",
-    b"fromhex",
-    b"unhexlify",
-    b"b64",
-    b"environ",
-    b"getenv",
-    b"gethostname",
-    b"getuser",
-    b"spawn",
-    b"startfile",
-    b"open(",
-];
-
-/// Whether a file names anything that acts: runs a program, uses the network or executes code
-/// (identifiers, wherever they sit, strings included, so `__import__("subprocess")` counts).
-/// Every finding of the Python analysis, in one file or across the package's modules, needs one
-/// of those in some file: [`classify`] gives `Process`, `Network` and `DynamicExec` only to
-/// names built from these tokens, and aliases keep the module's name in their import. A package
-/// in which no file has one cannot show behaviour, so its files skip the parse.
-pub fn has_sink(data: &[u8]) -> bool {
-    // `import os as platform` would make `platform.system` a sink after all.
-    let platform_alias = memchr::memmem::find(data, b"as platform").is_some();
-    let mut i = 0;
-    while i < data.len() {
-        if data[i] == b'\\' {
-            // An escape inside a string separates words: `"\nexec(..."` holds `exec`.
-            i += 2;
-            continue;
-        }
-        if !is_ident_byte(data[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < data.len() && is_ident_byte(data[i]) {
-            i += 1;
-        }
-        if is_sink_token(&data[start..i], &data[..start], &data[i..], platform_alias) {
-            return true;
-        }
-    }
-    false
-}
-
-/// Whether a token is used as a module name: imported, or followed by an attribute, or a
-/// whole string literal.
-fn names_module(before: &[u8], after: &[u8]) -> bool {
-    let before = before.trim_ascii_end();
-    let after = after.trim_ascii_start();
-    before.ends_with(b"import")
-        || before.ends_with(b"from")
-        || before.ends_with(b",")
-        || after.starts_with(b".") && !after.starts_with(b"..")
-        || (before.ends_with(b"\"") || before.ends_with(b"'")) && (after.starts_with(b"\"") || after.starts_with(b"'"))
-}
-
-fn is_ident_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
-/// `before` and `after` are the bytes around the token, for the few names that are sinks only
-/// in one spelling: `os.system` but not `platform.system` (unless the file names something else
-/// `platform`), the `compile` builtin but not `re.compile`, `http` as a module but not in a URL.
-/// `__import__` and `import_module` are not sinks: a module imported by name needs one of its
-/// sinks named to act.
-fn is_sink_token(t: &[u8], before: &[u8], after: &[u8], platform_alias: bool) -> bool {
-    match t {
-        b"exec" | b"eval" | b"execfile" | b"FunctionType" | b"CodeType" => true,
-        b"execl" | b"execle" | b"execlp" | b"execlpe" | b"execv" | b"execve" | b"execvp" | b"execvpe" => true,
-        b"compile" => !(before.ends_with(b"re.") || before.ends_with(b"regex.")),
-        b"system" => platform_alias || !before.ends_with(b"platform."),
-        // As a module (`import http as h`, `http . client`, `__import__("pip")`), not in prose
-        // such as "pip install" or a URL.
-        b"http" | b"pip" => names_module(before, after),
-        b"popen" | b"Popen" | b"startfile" | b"getoutput" | b"getstatusoutput" | b"subprocess" => true,
-        b"requests" | b"httpx" | b"aiohttp" | b"urllib" | b"urllib2" | b"urllib3" | b"pycurl" | b"ftplib" | b"smtplib" => true,
-        b"telnetlib" | b"paramiko" | b"httplib" | b"socket" | b"dns" | b"websocket" | b"wget" | b"telebot" | b"dropbox" => true,
-        b"urlopen" | b"urlretrieve" | b"clone_from" => true,
-        _ => {
-            t.starts_with(b"spawn")
-                || t.starts_with(b"posix_spawn")
-                || t.starts_with(b"ShellExecute")
-                || t.starts_with(b"create_subprocess")
-                || t.starts_with(b"popen")
-        }
-    }
-}
-
 /// `parse_allowed` is false when the caller's budget for parsing test and documentation files is
 /// spent: those get the text checks only.
 pub fn analyze(path: &str, data: &[u8], ctx: Context, is_pth: bool, parse_allowed: bool) -> Facts {
-    let mut facts = Facts { caps: HashMap::new(), findings: Vec::new(), module: None };
+    let mut facts = Facts { caps: HashMap::new(), findings: Vec::new(), module: None, parse_later: false };
     text_checks(path, data, ctx, &mut facts);
     if is_pth {
         pth_checks(path, data, &mut facts);
     }
-    // A file without those may still import one that has them: the package-level analysis
-    // needs its imports.
     // Entry files (setup.py, `__init__.py`) are parsed whenever they import: their calls to
     // imported functions matter to the package-level analysis.
     let entry = matches!(ctx, Context::Install | Context::Import) && memchr::memmem::find(data, b"import").is_some();
-    let interesting = entry || TRIGGERS.iter().any(|t| memchr::memmem::find(data, t).is_some());
     let parseable = data.len() <= MAX_PARSE_BYTES
         || (data.len() <= MAX_PACKED_PARSE_BYTES
             && memchr::memchr_iter(b'\n', data).take(MAX_PACKED_LINES + 1).count() <= MAX_PACKED_LINES);
-    if parseable && interesting && parse_allowed {
-        let source: Vec<u8> = if is_pth {
-            // Only lines starting with `import` are executed by site.py.
-            data.split(|b| *b == b'\n')
-                .filter(|l| l.starts_with(b"import ") || l.starts_with(b"import\t"))
-                .flat_map(|l| l.iter().copied().chain([b'\n']))
-                .collect()
-        } else {
-            data.to_vec()
-        };
-        let tree = parse(&source);
-        let mut a = Analyzer::new(&source);
-        if let Some(tree) = &tree {
-            a.run(tree);
-        }
-        facts.caps = a.caps.clone();
-        facts.module = Some(ModuleFacts {
-            calls: firsts_of_kind(&a.calls)
-                .into_iter()
-                .map(|c| CallFact {
-                    line: c.line,
-                    top_level: c.top_level,
-                    caps: c.caps.clone(),
-                    indirect: c.indirect,
-                    excerpt: a.line_text(c.line),
-                })
-                .collect(),
-            fn_caps: a.fn_caps.clone(),
-            imports: std::mem::take(&mut a.imports),
-            called: std::mem::take(&mut a.called),
-        });
-        combine(path, ctx, a, &mut facts);
+    if parseable && parse_allowed && (entry || worth_parsing(data)) {
+        parse_into(path, data, ctx, is_pth, &mut facts);
     } else if parse_allowed && memchr::memmem::find(data, b"import").is_some() {
         // Nothing here can act, but what it imports may: the package-level analysis follows
-        // imports through such files, read from the lines without a parse.
+        // imports through such files, read from the lines without a parse. Should its top level
+        // call a function of the package that acts, the caller parses it after all
+        // ([`parse_module`]).
         facts.module = Some(ModuleFacts { imports: scan_imports(data), ..ModuleFacts::default() });
+        facts.parse_later = parseable && !is_pth;
     }
     facts
+}
+
+/// The package-level facts of a file that [`analyze`] did not parse because nothing in it can
+/// act, for when it turns out to call a function of another module that does.
+pub fn parse_module(path: &str, data: &[u8], ctx: Context) -> Option<ModuleFacts> {
+    let mut facts = Facts { caps: HashMap::new(), findings: Vec::new(), module: None, parse_later: false };
+    parse_into(path, data, ctx, false, &mut facts);
+    facts.module
+}
+
+fn parse_into(path: &str, data: &[u8], ctx: Context, is_pth: bool, facts: &mut Facts) {
+    let source: Vec<u8> = if is_pth {
+        // Only lines starting with `import` are executed by site.py.
+        data.split(|b| *b == b'\n')
+            .filter(|l| l.starts_with(b"import ") || l.starts_with(b"import\t"))
+            .flat_map(|l| l.iter().copied().chain([b'\n']))
+            .collect()
+    } else {
+        data.to_vec()
+    };
+    let tree = parse(&source);
+    let mut a = Analyzer::new(&source);
+    if let Some(tree) = &tree {
+        a.run(tree);
+    }
+    facts.caps = a.caps.clone();
+    facts.module = Some(ModuleFacts {
+        calls: firsts_of_kind(&a.calls)
+            .into_iter()
+            .map(|c| CallFact {
+                line: c.line,
+                top_level: c.top_level,
+                caps: c.caps.clone(),
+                indirect: c.indirect,
+                excerpt: a.line_text(c.line),
+            })
+            .collect(),
+        fn_caps: a.fn_caps.clone(),
+        imports: std::mem::take(&mut a.imports),
+        called: std::mem::take(&mut a.called),
+    });
+    combine(path, ctx, a, facts);
 }
 
 /// The first call with each capability for each (top level, indirect) kind: all the

