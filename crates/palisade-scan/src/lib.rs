@@ -465,9 +465,9 @@ impl Accumulator {
         self.py_files.extend(done.module);
     }
 
-    /// Parses the files left unparsed, since nothing in them can act, that name a function of
-    /// the package that does: an entry file that imports such a module runs its top level, and
-    /// with it the call (`__init__` imports `engine`, whose top level calls `driver.start()`).
+    /// Parses the files left unparsed, since nothing in them can act, whose top level an entry
+    /// file runs (it imports them) and that name a function of the package that does: the call
+    /// may run with it (`__init__` imports `engine`, whose top level calls `driver.start()`).
     fn parse_callers(&mut self) {
         if self.later.is_empty() {
             return;
@@ -482,8 +482,12 @@ impl Accumulator {
         };
         let names: std::collections::HashSet<String> =
             self.py_files.iter().flat_map(|f| f.facts.fn_caps.iter()).filter(|(_, caps)| acts(caps)).map(|(n, _)| n.clone()).collect();
+        if names.is_empty() {
+            return;
+        }
+        let reached = package::reached_from_entries(&self.py_files, self.is_sdist);
         for (i, src) in std::mem::take(&mut self.later) {
-            if !names.iter().any(|n| python::names_token(&src, n.as_bytes())) {
+            if !reached.contains(&i) || !names.iter().any(|n| python::names_token(&src, n.as_bytes())) {
                 continue;
             }
             let Some(f) = self.py_files.get_mut(i) else { continue };

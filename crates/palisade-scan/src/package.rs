@@ -109,12 +109,19 @@ pub fn findings(files: &[PyFile], is_sdist: bool) -> Vec<Finding> {
 /// Whether an entry file (setup.py, an `__init__.py`) reaches any of the files from index
 /// `targets_from` on through imports, as far as [`findings`] follows them.
 pub fn entries_reach(files: &[PyFile], targets_from: usize, is_sdist: bool) -> bool {
+    reached_from_entries(files, is_sdist).iter().any(|&m| m >= targets_from)
+}
+
+/// The files whose top level runs when an entry file (setup.py, an `__init__.py`) runs, through
+/// imports, as far as [`findings`] follows them.
+pub fn reached_from_entries(files: &[PyFile], is_sdist: bool) -> HashSet<usize> {
     let modules = ModuleMap::new(files, is_sdist);
     files
         .iter()
         .enumerate()
         .filter(|(_, f)| matches!(f.ctx, Context::Install | Context::Import))
-        .any(|(i, f)| modules.reached_from(files, i, f.ctx == Context::Install).iter().any(|&m| m >= targets_from))
+        .flat_map(|(i, f)| modules.reached_from(files, i, f.ctx == Context::Install))
+        .collect()
 }
 
 fn ev(path: &str, line: u32, excerpt: &str, indirect: bool, caps: &[Cap]) -> Ev {
