@@ -487,7 +487,7 @@ impl Accumulator {
         }
         let reached = package::reached_from_entries(&self.py_files, self.is_sdist);
         for (i, src) in std::mem::take(&mut self.later) {
-            if !reached.contains(&i) || !names.iter().any(|n| python::names_token(&src, n.as_bytes())) {
+            if !reached.contains(&i) || !python::any_word(&src, |w| std::str::from_utf8(w).is_ok_and(|w| names.contains(w))) {
                 continue;
             }
             let Some(f) = self.py_files.get_mut(i) else { continue };

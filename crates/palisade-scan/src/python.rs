@@ -17,7 +17,7 @@ use crate::report::{Finding, Severity};
 mod gate;
 
 use gate::worth_parsing;
-pub use gate::{has_sink, names_token};
+pub use gate::{any_word, has_sink};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cap {

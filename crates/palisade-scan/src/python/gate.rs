@@ -33,13 +33,10 @@ pub fn worth_parsing(data: &[u8]) -> bool {
     has_sink(data) || !code_tokens(data, |t, _, _| !HOST_TOKENS.contains(&t))
 }
 
-/// Whether `name` occurs in `data` as a whole word (a function name called or passed on).
-pub fn names_token(data: &[u8], name: &[u8]) -> bool {
-    memchr::memmem::find_iter(data, name).any(|at| {
-        let before = at.checked_sub(1).map(|i| data[i]);
-        let after = data.get(at + name.len()).copied();
-        !before.is_some_and(is_ident_byte) && !after.is_some_and(is_ident_byte)
-    })
+/// Whether any identifier-like word of `data` (comments and strings included) satisfies `f`:
+/// one pass over the bytes, however many words are asked about.
+pub fn any_word(data: &[u8], mut f: impl FnMut(&[u8]) -> bool) -> bool {
+    data.split(|b| !is_ident_byte(*b)).any(|w| !w.is_empty() && f(w))
 }
 
 /// Calls `keep_going(token, bytes before, bytes after)` for every identifier-like token of the
@@ -254,7 +251,9 @@ fn socket_connects(before: &[u8], after: &[u8]) -> bool {
         let name = &attr[..attr.iter().take_while(|b| is_ident_byte(**b)).count()];
         return CONNECTS.contains(&name);
     }
-    let line = before.rsplit(|b| *b == b'\n').next().unwrap_or(before).trim_ascii_start();
+    // The statement's start, looked for in the bytes just before (a bounded look-back).
+    let near = &before[before.len().saturating_sub(256)..];
+    let line = near.rsplit(|b| *b == b'\n' || *b == b';').next().unwrap_or(near).trim_ascii_start();
     if line.starts_with(b"import ") || line.starts_with(b"import\t") {
         // `import socket` and `import os, socket`: only an alias can hide later uses.
         return rest.starts_with(b"as ") || rest.starts_with(b"as\t");
@@ -305,6 +304,7 @@ mod tests {
             ("import socket\ns = socket.socket()\n", true),
             ("import socket as s\n", true),
             ("import os, socket as s\n", true),
+            ("import os; s = socket\n", true),
             ("from socket import create_connection\n", true),
             ("conn = mod.socket()\n", true),
             ("__import__('socket')\n", true),
@@ -316,9 +316,21 @@ mod tests {
 
     #[test]
     fn whole_words() {
-        assert!(names_token(b"x = start()\n", b"start"));
-        assert!(names_token(b"start", b"start"));
-        assert!(!names_token(b"restart()\nstarted = 1\n", b"start"));
+        let is_start = |w: &[u8]| w == b"start";
+        assert!(any_word(b"x = start()\n", is_start));
+        assert!(any_word(b"start", is_start));
+        assert!(!any_word(b"restart()\nstarted = 1\n", is_start));
+    }
+
+    #[test]
+    fn long_lines_stay_linear() {
+        // Each `socket` looks back for the start of its statement, a bounded distance: a packed
+        // line of them took quadratic time (minutes for this one) when it looked back to the
+        // line's start.
+        let line = format!("import os; {}", "x = socket ".repeat(400_000));
+        assert!(has_sink(line.as_bytes()));
+        let packed = format!("import socket; {}\n", "y = socket.timeout; ".repeat(200_000));
+        assert!(!has_sink(packed.as_bytes()));
     }
 
     #[test]
