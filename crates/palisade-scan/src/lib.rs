@@ -29,7 +29,6 @@ pub mod typo;
 pub use metadata::typosquat_finding;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use palisade_archive::{Walk, WalkLimits};
@@ -123,21 +122,19 @@ impl Scanner {
     fn walk(&self, acc: &mut Accumulator, run: impl FnOnce(&mut dyn FnMut(&palisade_archive::Member)) -> Walk) -> Walk {
         let helpers = self.config.member_threads.saturating_sub(1);
         let is_sdist = acc.is_sdist;
-        // Bytes of unparsed files kept for a late parse, across threads.
-        let kept = AtomicUsize::new(0);
         if helpers == 0 {
             let mut done = Vec::new();
             let walk = run(&mut |m| {
                 let admitted = acc.admit(m.path, m.data);
                 for (i, path, data, job) in admitted.flushed {
-                    done.push((i, analyze_member(self, &path, &data, job, is_sdist, &kept)));
+                    done.push((i, analyze_member(self, &path, &data, job, is_sdist)));
                 }
                 if let Some((i, job)) = admitted.current {
-                    done.push((i, analyze_member(self, m.path, m.data, job, is_sdist, &kept)));
+                    done.push((i, analyze_member(self, m.path, m.data, job, is_sdist)));
                 }
             });
             for (i, path, data, job) in acc.settle_held() {
-                done.push((i, analyze_member(self, &path, &data, job, is_sdist, &kept)));
+                done.push((i, analyze_member(self, &path, &data, job, is_sdist)));
             }
             acc.done.extend(done);
             return walk;
@@ -146,7 +143,7 @@ impl Scanner {
         let rx = std::sync::Mutex::new(rx);
         let results: std::sync::Mutex<Vec<(usize, MemberResult)>> = std::sync::Mutex::new(Vec::new());
         let work = |(index, path, data, job): Task| {
-            let done = analyze_member(self, &path, &data, job, is_sdist, &kept);
+            let done = analyze_member(self, &path, &data, job, is_sdist);
             if let Ok(mut r) = results.lock() {
                 r.push((index, done));
             }
@@ -246,8 +243,9 @@ impl Scanner {
 const TEST_PARSE_BUDGET: usize = 64 << 10;
 /// Test files past the budget kept for a late parse if the package imports them.
 const MAX_DEFERRED_BYTES: usize = 16 << 20;
-/// Unparsed files kept for a late parse, should they call a function that acts (past this, the
-/// rest are not kept).
+/// Unparsed files kept for a late parse, should they call a function that acts. Reserved in walk
+/// order by every file that may end up unparsed (past this, the rest are not kept), so that the
+/// report does not depend on which thread finished first.
 const MAX_LATER_BYTES: usize = 16 << 20;
 /// Python files without a sink held back until the package is known to have one (past this,
 /// they are analysed at once, parse included).
@@ -292,6 +290,8 @@ struct Accumulator {
     test_sinks: Vec<String>,
     /// Files not parsed (index into `py_files`) with their source, for [`Accumulator::parse_callers`].
     later: Vec<(usize, Vec<u8>)>,
+    /// Bytes reserved so far for [`Accumulator::later`] (see [`MAX_LATER_BYTES`]).
+    later_reserved: usize,
 }
 
 impl Accumulator {
@@ -316,6 +316,7 @@ impl Accumulator {
             held_bytes: 0,
             test_sinks: Vec::new(),
             later: Vec::new(),
+            later_reserved: 0,
         }
     }
 
@@ -342,7 +343,17 @@ impl Accumulator {
         }
         let index = self.next_index;
         self.next_index += 1;
-        let job = Job { ctx, parse_allowed };
+        // A module that imports and may go unparsed reserves room to be kept for a late parse
+        // (entry files that import are always parsed).
+        let may_keep = parse_allowed
+            && context::is_python(path)
+            && !matches!(ctx, Context::Install | Context::Import)
+            && self.later_reserved + data.len() <= MAX_LATER_BYTES
+            && memchr::memmem::find(data, b"import").is_some();
+        if may_keep {
+            self.later_reserved += data.len();
+        }
+        let job = Job { ctx, parse_allowed, may_keep };
         let now = Admitted { flushed: Vec::new(), current: Some((index, job)) };
         // Once the package can act nothing is held, and sinks no longer matter.
         if self.live {
@@ -515,6 +526,8 @@ fn module_stem(path: &str) -> &str {
 struct Job {
     ctx: Context,
     parse_allowed: bool,
+    /// Whether the source may be kept for a late parse, should it go unparsed.
+    may_keep: bool,
 }
 
 /// One member's findings (each with whether it counts only if the package uses the network),
@@ -527,8 +540,8 @@ struct MemberResult {
     later: Option<Vec<u8>>,
 }
 
-fn analyze_member(scanner: &Scanner, path: &str, data: &[u8], job: Job, is_sdist: bool, kept: &AtomicUsize) -> MemberResult {
-    let Job { ctx, parse_allowed } = job;
+fn analyze_member(scanner: &Scanner, path: &str, data: &[u8], job: Job, is_sdist: bool) -> MemberResult {
+    let Job { ctx, parse_allowed, may_keep } = job;
     let mut out = MemberResult { findings: Vec::new(), module: None, has_network: false, later: None };
     for hit in scanner.rules.scan(data) {
         let needs = hit.needs_network();
@@ -539,7 +552,7 @@ fn analyze_member(scanner: &Scanner, path: &str, data: &[u8], job: Job, is_sdist
         out.has_network = facts.has_network();
         out.findings.extend(std::mem::take(&mut facts.findings).into_iter().map(|f| (f, false)));
         out.module = facts.module.take().map(|module| package::PyFile { path: path.to_string(), ctx, facts: module });
-        if facts.parse_later && kept.fetch_add(data.len(), Ordering::Relaxed) + data.len() <= MAX_LATER_BYTES {
+        if facts.parse_later && may_keep {
             out.later = Some(data.to_vec());
         }
     }

