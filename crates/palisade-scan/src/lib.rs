@@ -23,6 +23,7 @@ mod metadata;
 mod package;
 mod python;
 mod report;
+mod reuse;
 mod rules;
 pub mod typo;
 
@@ -50,7 +51,7 @@ impl Default for Thresholds {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ScanConfig {
     pub thresholds: Thresholds,
     /// Folders of extra `.yar`/`.yara` rules compiled next to the shipped pack.
@@ -62,6 +63,26 @@ pub struct ScanConfig {
     /// uses its cores so that one upload's scan finishes sooner; the CLI scans files in
     /// parallel instead.
     pub member_threads: usize,
+    /// Memory for analyses of Python files kept by content and reused when a later scan meets
+    /// the same bytes: a release's wheels repeat its sdist's modules, and a new version most of
+    /// the last one's (0: every file is analysed afresh). Reports are the same either way.
+    pub reuse_bytes: usize,
+}
+
+/// The default [`ScanConfig::reuse_bytes`]: a few thousand modules' analyses.
+pub const DEFAULT_REUSE_BYTES: usize = 64 << 20;
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        Self {
+            thresholds: Thresholds::default(),
+            extra_rule_dirs: Vec::new(),
+            popular: None,
+            limits: WalkLimits::default(),
+            member_threads: 0,
+            reuse_bytes: DEFAULT_REUSE_BYTES,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +95,7 @@ pub enum ScanError {
 pub struct Scanner {
     rules: RuleSet,
     typo: typo::TypoIndex,
+    reuse: reuse::Reuse,
     config: ScanConfig,
 }
 
@@ -84,7 +106,7 @@ impl Scanner {
             Some(list) => typo::TypoIndex::new(list.iter().map(String::as_str)),
             None => typo::TypoIndex::shipped(),
         };
-        Ok(Self { rules, typo, config })
+        Ok(Self { rules, typo, reuse: reuse::Reuse::new(config.reuse_bytes), config })
     }
 
     pub fn config(&self) -> &ScanConfig {
@@ -222,8 +244,8 @@ impl Scanner {
                 "the archive could not be read completely, so it cannot be called clean",
             ));
         }
-        acc.parse_imported_tests();
-        acc.parse_callers();
+        acc.parse_imported_tests(&self.reuse);
+        acc.parse_callers(&self.reuse);
         let py_files = std::mem::take(&mut acc.py_files);
         acc.findings.extend(package::findings(&py_files, acc.is_sdist));
         let meta = acc.metadata.take();
@@ -428,7 +450,7 @@ impl Accumulator {
 
     /// Parses the test files left out for the budget that the package's entry files import
     /// (by module name), so that a payload cannot hide behind a large test suite.
-    fn parse_imported_tests(&mut self) {
+    fn parse_imported_tests(&mut self, reuse: &reuse::Reuse) {
         if self.deferred.is_empty() {
             return;
         }
@@ -443,13 +465,13 @@ impl Accumulator {
             if !imported.contains(module_stem(&path)) {
                 continue;
             }
-            let mut facts = python::analyze(&path, &data, Context::TestOrDocs, false, true);
+            let facts = reuse.analyze(&path, &data, Context::TestOrDocs, false, true);
             // The text checks ran already, with the rules, when the file was walked.
-            self.findings.extend(facts.findings.drain(..).filter(|f| !matches!(f.rule.as_str(), "py-long-line" | "py-hidden-code")));
-            if facts.has_network() {
+            self.findings.extend(facts.findings.into_iter().filter(|f| !matches!(f.rule.as_str(), "py-long-line" | "py-hidden-code")));
+            if facts.has_network {
                 self.package_has_network = true;
             }
-            if let Some(module) = facts.module.take() {
+            if let Some(module) = facts.module {
                 self.py_files.push(package::PyFile { path, ctx: Context::TestOrDocs, facts: module });
             }
         }
@@ -479,7 +501,7 @@ impl Accumulator {
     /// Parses the files left unparsed, since nothing in them can act, whose top level an entry
     /// file runs (it imports them) and that name a function of the package that does: the call
     /// may run with it (`__init__` imports `engine`, whose top level calls `driver.start()`).
-    fn parse_callers(&mut self) {
+    fn parse_callers(&mut self, reuse: &reuse::Reuse) {
         if self.later.is_empty() {
             return;
         }
@@ -502,7 +524,7 @@ impl Accumulator {
                 continue;
             }
             let Some(f) = self.py_files.get_mut(i) else { continue };
-            if let Some(module) = python::parse_module(&f.path, &src, f.ctx) {
+            if let Some(module) = reuse.parse_module(&f.path, &src, f.ctx) {
                 f.facts = module;
             }
         }
@@ -548,10 +570,10 @@ fn analyze_member(scanner: &Scanner, path: &str, data: &[u8], job: Job, is_sdist
         out.findings.push((hit.into_finding(path, data, ctx, true), needs));
     }
     if context::is_python(path) || context::is_pth(path) {
-        let mut facts = python::analyze(path, data, ctx, context::is_pth(path), parse_allowed);
-        out.has_network = facts.has_network();
-        out.findings.extend(std::mem::take(&mut facts.findings).into_iter().map(|f| (f, false)));
-        out.module = facts.module.take().map(|module| package::PyFile { path: path.to_string(), ctx, facts: module });
+        let facts = scanner.reuse.analyze(path, data, ctx, context::is_pth(path), parse_allowed);
+        out.has_network = facts.has_network;
+        out.findings.extend(facts.findings.into_iter().map(|f| (f, false)));
+        out.module = facts.module.map(|module| package::PyFile { path: path.to_string(), ctx, facts: module });
         if facts.parse_later && may_keep {
             out.later = Some(data.to_vec());
         }

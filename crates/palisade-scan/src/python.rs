@@ -327,6 +327,8 @@ struct Call {
 
 struct Analyzer<'s, 't> {
     src: &'s [u8],
+    /// `src` as text, when it is valid UTF-8 (almost always).
+    src_str: Option<&'s str>,
     /// The syntax tree's nodes in document order, walked many times over.
     flat: Rc<Flat<'t>>,
     aliases: HashMap<String, String>,
@@ -418,6 +420,7 @@ impl<'s, 't> Analyzer<'s, 't> {
     fn new(src: &'s [u8]) -> Self {
         Self {
             src,
+            src_str: std::str::from_utf8(src).ok(),
             flat: Rc::new(Flat::default()),
             aliases: HashMap::new(),
             tainted: HashMap::new(),
@@ -450,7 +453,11 @@ impl<'s, 't> Analyzer<'s, 't> {
     }
 
     fn text(&self, n: Node) -> &'s str {
-        std::str::from_utf8(&self.src[n.byte_range()]).unwrap_or("")
+        match self.src_str {
+            // Slicing checks only the two ends; the whole was validated once.
+            Some(s) => s.get(n.byte_range()).unwrap_or(""),
+            None => std::str::from_utf8(&self.src[n.byte_range()]).unwrap_or(""),
+        }
     }
 
     fn line_text(&self, line: u32) -> String {
@@ -523,8 +530,7 @@ impl<'s, 't> Analyzer<'s, 't> {
 
     fn visit(&mut self, root: Node, pass: Pass) {
         let flat = Rc::clone(&self.flat);
-        flat.walk_with(root, true, |node, top| {
-            let kind = node.kind_str();
+        flat.walk_with(root, true, |node, kind, top| {
             // `if __name__ == "__main__":` does not run when the module is imported.
             let main_guard = kind == "if_statement" && node.field("condition").is_some_and(|c| self.text(c).contains("__main__"));
             // Class bodies run when the module does; function bodies when called.
@@ -574,9 +580,9 @@ impl<'s, 't> Analyzer<'s, 't> {
         // (name, direct capabilities, names of local functions it calls)
         let mut fns: Vec<(String, Vec<Cap>, Vec<String>)> = Vec::new();
         let flat = Rc::clone(&self.flat);
-        flat.walk_with(root, None, |n, current: Option<usize>| {
+        flat.walk_with(root, None, |n, kind, current: Option<usize>| {
             let mut inside = current;
-            match n.kind_str() {
+            match kind {
                 "function_definition" => {
                     if let Some(name) = n.field("name") {
                         fns.push((self.text(name).to_string(), Vec::new(), Vec::new()));
@@ -1437,7 +1443,7 @@ fn parse(src: &[u8]) -> Option<Tree> {
 /// through an array is several times cheaper than moving a tree-sitter cursor, which must skip
 /// hidden nodes at every step.
 /// Trees larger than this (a packed file of millions of tokens) are walked with a cursor
-/// instead: the array costs 40 bytes a node.
+/// instead: the array costs 42 bytes a node.
 const MAX_FLAT_NODES: usize = 2 << 20;
 
 thread_local! {
@@ -1448,6 +1454,8 @@ thread_local! {
 #[derive(Default)]
 struct Flat<'t> {
     nodes: Vec<Node<'t>>,
+    /// Each node's kind, looked up once: the passes ask every node for it.
+    kinds: Vec<u16>,
     ends: Vec<u32>,
     starts: Vec<u32>,
     /// Set when the tree was too large to flatten: walks use a cursor from here.
@@ -1468,6 +1476,7 @@ impl<'t> Flat<'t> {
             let node = cursor.node();
             open.push(flat.nodes.len());
             flat.nodes.push(node);
+            flat.kinds.push(node.kind_id());
             flat.ends.push(0);
             flat.starts.push(node.start_byte() as u32);
             if cursor.goto_first_child() {
@@ -1497,15 +1506,16 @@ impl<'t> Flat<'t> {
 
     /// Visits `root` and the nodes under it in document order. Each node gets the state its
     /// parent handed down. Returns whether the walk was stopped.
-    fn walk_with<T: Copy>(&self, root: Node, init: T, mut f: impl FnMut(Node<'t>, T) -> Flow<T>) -> bool {
+    fn walk_with<T: Copy>(&self, root: Node, init: T, mut f: impl FnMut(Node<'t>, &'static str, T) -> Flow<T>) -> bool {
         if self.root.is_some() {
-            return self.relift(root).is_some_and(|r| cursor_walk(r, init, f));
+            return self.relift(root).is_some_and(|r| cursor_walk(r, init, |n, state| f(n, n.kind_str(), state)));
         }
         let Some(first) = self.index_of(root) else {
             debug_assert!(false, "a node from another tree");
             return false;
         };
         let end = self.ends[first] as usize;
+        let names = &grammar().kinds;
         // (end of a subtree, the state its nodes get), innermost last.
         let mut scopes: Vec<(usize, T)> = Vec::new();
         let mut i = first;
@@ -1514,7 +1524,7 @@ impl<'t> Flat<'t> {
                 scopes.pop();
             }
             let state = scopes.last().map_or(init, |&(_, s)| s);
-            match f(self.nodes[i], state) {
+            match f(self.nodes[i], names.get(self.kinds[i] as usize).copied().unwrap_or(""), state) {
                 Flow::Stop => return true,
                 Flow::Descend(child) => {
                     scopes.push((self.ends[i] as usize, child));
@@ -1538,7 +1548,7 @@ impl<'t> Flat<'t> {
 
     /// [`Flat::walk_with`] without state: whether `f` stopped the walk.
     fn walk(&self, root: Node, mut f: impl FnMut(Node<'t>) -> Flow<()>) -> bool {
-        self.walk_with(root, (), |n, ()| f(n))
+        self.walk_with(root, (), |n, _, ()| f(n))
     }
 }
 

