@@ -18,8 +18,10 @@ deletes the scratch folder at the end unless --keep is given. Nothing is ever in
 imported, built or executed from the corpus, and nothing is written inside the repository except
 bench/out/scan_eval.json.
 
-Palisade:  PALISADE_BIN (default target/release/palisade) `scan --format json PATH...`, one JSON
-           object per line per file; called with batches of paths, per-file time = duration_ms.
+Palisade:  PALISADE_BIN (default target/release/palisade) `scan --format json --cold PATH...`,
+           one JSON object per line per file; called with batches of paths, per-file time =
+           duration_ms. `--cold`: no file reuses another's analysis (a wheel its sdist's), as
+           GuardDog's one process per package cannot; verdicts are the same either way.
 GuardDog:  `guarddog pypi scan FILE --output-format json`, one process per package, in its own
            venv (default /tmp/scan-eval/venv-guarddog, from bench/scan_eval_requirements.txt).
 """
@@ -335,8 +337,13 @@ def palisade_check(binary: str) -> str:
         raise PalisadeUnavailable(
             f"`{binary} scan --help` exited {res['rc']}: " + (msg[0] if msg else "")
         )
+    global PALISADE_COLD
+    PALISADE_COLD = ["--cold"] if "--cold" in res["stdout"] else []  # builds before it had none
     ver = run_bounded([binary, "--version"], timeout=30)
     return ver["stdout"].strip() or "unknown"
+
+
+PALISADE_COLD: list[str] = []
 
 
 def _parse_palisade_lines(text: str, cwd: str, by_path: dict[str, Sample], results: dict) -> int:
@@ -397,7 +404,7 @@ def palisade_scan(binary: str, samples: list[Sample], batch: int, per_file_timeo
     for bi, chunk in enumerate(batches):
         timeout = 60 + 2.0 * len(chunk)
         res = run_bounded(
-            [binary, "scan", "--format", "json", *[s.abspath for s in chunk]],
+            [binary, "scan", "--format", "json", *PALISADE_COLD, *[s.abspath for s in chunk]],
             timeout=timeout,
             cwd=cwd,
         )
@@ -421,7 +428,7 @@ def palisade_scan(binary: str, samples: list[Sample], batch: int, per_file_timeo
                 if timeouts >= 10:
                     results[s.key()] = {"verdict": None, "error": "not rescanned (too many time-outs)"}
                     continue
-                r1 = run_bounded([binary, "scan", "--format", "json", s.abspath],
+                r1 = run_bounded([binary, "scan", "--format", "json", *PALISADE_COLD, s.abspath],
                                  timeout=per_file_timeout, cwd=cwd)
                 wall += r1["wall_s"]
                 cpu += r1["cpu_s"]

@@ -1504,8 +1504,8 @@ impl<'t> Flat<'t> {
         (first..self.nodes.len()).take_while(|&i| self.starts[i] == start).find(|&i| self.nodes[i].id() == node.id())
     }
 
-    /// Visits `root` and the nodes under it in document order. Each node gets the state its
-    /// parent handed down. Returns whether the walk was stopped.
+    /// Visits `root` and the nodes under it in document order. Each node comes with its kind
+    /// name and the state its parent handed down. Returns whether the walk was stopped.
     fn walk_with<T: Copy>(&self, root: Node, init: T, mut f: impl FnMut(Node<'t>, &'static str, T) -> Flow<T>) -> bool {
         if self.root.is_some() {
             return self.relift(root).is_some_and(|r| cursor_walk(r, init, |n, state| f(n, n.kind_str(), state)));
