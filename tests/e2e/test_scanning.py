@@ -205,6 +205,31 @@ def test_suspicious_upload_is_quarantined_mailed_reviewed_and_released(srv, sink
     assert "file_quarantined" in kinds and "quarantine_decision" in kinds, kinds
 
 
+def test_wheel_after_its_sdist_gets_its_own_report(srv, clients, tmp_path):
+    """`twine upload dist/*` sends the sdist, then the wheel with the same modules: the server
+    reuses the sdist's analysis of them, and the wheel's report still names the wheel's members."""
+    owner = srv.create_user("pair-owner")
+    token = srv.create_token("pair-owner")
+    sdist = SdistBuilder(
+        "pair-e2e", "1.0", extra_files={"pair_e2e-1.0/pair_e2e/__init__.py": BEACON_INIT.encode()}
+    ).build(tmp_path / "dist")
+    wheel = WheelBuilder("pair-e2e", "1.0", init_source=BEACON_INIT).build(tmp_path / "dist")
+    clients.twine_upload(srv, token, sdist, wheel)
+    reports = {}
+    for f in (sdist, wheel):
+        rep = srv.api("GET", f"/api/quarantine/{f.name}", owner["session"])
+        assert rep.status_code == 200, rep.text
+        reports[f.name] = rep.json()["reports"][0]
+    for name, rep in reports.items():
+        assert rep["verdict"] == "suspicious", (name, rep)
+    paths = lambda name: {f["path"] for f in reports[name]["report"]["findings"] if f["path"]}
+    assert "pair_e2e-1.0/pair_e2e/__init__.py" in paths(sdist.name), reports[sdist.name]
+    assert "pair_e2e/__init__.py" in paths(wheel.name), reports[wheel.name]
+    assert not any(p.startswith("pair_e2e-1.0/") for p in paths(wheel.name)), reports[wheel.name]
+    rules = lambda name: sorted(f["rule"] for f in reports[name]["report"]["findings"] if f["path"].endswith("__init__.py"))
+    assert rules(sdist.name) == rules(wheel.name), reports
+
+
 def test_confirmed_file_is_removed_and_its_name_reserved(srv, clients, tmp_path):
     srv.create_user("confirm-owner")
     token = srv.create_token("confirm-owner")

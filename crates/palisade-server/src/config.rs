@@ -205,6 +205,9 @@ pub struct ScanPolicy {
     pub popular_list: Option<PathBuf>,
     /// A new project whose name imitates a popular or hosted one: allow, quarantine or reject.
     pub typosquat: String,
+    /// MiB of memory for analyses of Python files reused by content (a wheel after its sdist,
+    /// a new version after the last); 0 analyses every file afresh.
+    pub reuse_mib: u64,
 }
 
 impl Default for ScanPolicy {
@@ -218,6 +221,7 @@ impl Default for ScanPolicy {
             rules_dirs: Vec::new(),
             popular_list: None,
             typosquat: "quarantine".into(),
+            reuse_mib: (palisade_scan::DEFAULT_REUSE_BYTES >> 20) as u64,
         }
     }
 }
@@ -265,6 +269,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PALISADE_SCAN_MALICIOUS_SCORE", "scan.malicious_score"),
     ("PALISADE_SCAN_POPULAR_LIST", "scan.popular_list"),
     ("PALISADE_SCAN_TYPOSQUAT", "scan.typosquat"),
+    ("PALISADE_SCAN_REUSE_MIB", "scan.reuse_mib"),
     ("PALISADE_ACCOUNTS_REQUIRE_2FA", "accounts.require_2fa"),
     ("PALISADE_ACCOUNTS_REQUIRE_VERIFIED_EMAIL", "accounts.require_verified_email"),
     ("PALISADE_ACCOUNTS_REGISTRATION", "accounts.registration"),
@@ -376,6 +381,9 @@ impl Config {
         if !["allow", "quarantine", "reject"].contains(&self.scan.typosquat.as_str()) {
             errors.push(format!("scan.typosquat = {:?}: expected allow, quarantine or reject", self.scan.typosquat));
         }
+        if self.scan.reuse_mib > 1 << 20 {
+            errors.push(format!("scan.reuse_mib = {}: expected at most 1048576 (1 TiB)", self.scan.reuse_mib));
+        }
         if self.scan.suspicious_score <= 0.0 || self.scan.malicious_score < self.scan.suspicious_score {
             errors.push("scan scores: need 0 < suspicious_score <= malicious_score".into());
         }
@@ -456,9 +464,13 @@ mod tests {
         let c = Config::load("[scan]\nreject_at = \"never\"\n", |k| match k {
             "PALISADE_SCAN_SUSPICIOUS_SCORE" => Some("4".into()),
             "PALISADE_SCAN_ENABLED" => Some("false".into()),
+            "PALISADE_SCAN_REUSE_MIB" => Some("0".into()),
             _ => None,
         })
         .unwrap();
+        assert_eq!(c.scan.reuse_mib, 0);
+        assert_eq!(Config::default().scan.reuse_mib, 64);
+        assert!(Config::load("[scan]\nreuse_mib = 2000000\n", |_| None).is_err());
         assert_eq!(c.scan.reject_at, "never");
         assert_eq!(c.scan.suspicious_score, 4.0);
         assert!(!c.scan.enabled);
