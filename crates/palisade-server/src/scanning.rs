@@ -140,7 +140,7 @@ pub fn build(policy: &ScanPolicy) -> anyhow::Result<Arc<Scanner>> {
         // One upload's scan uses the machine's cores (at most four), so that it adds little
         // to the upload's time.
         member_threads: std::thread::available_parallelism().map(|n| n.get().min(4)).unwrap_or(1),
-        reuse_bytes: usize::try_from(policy.reuse_mib << 20).unwrap_or(usize::MAX),
+        reuse_bytes: usize::try_from(policy.reuse_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
         ..ScanConfig::default()
     };
     Ok(Arc::new(Scanner::new(config)?))
