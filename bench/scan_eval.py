@@ -328,7 +328,8 @@ class PalisadeUnavailable(Exception):
     pass
 
 
-def palisade_check(binary: str) -> str:
+def palisade_check(binary: str) -> tuple[str, list[str]]:
+    """The binary's version, and `--cold` when it has the flag (builds before it had none)."""
     if not os.path.isfile(binary) or not os.access(binary, os.X_OK):
         raise PalisadeUnavailable(f"no executable at {binary} (build it, or set PALISADE_BIN)")
     res = run_bounded([binary, "scan", "--help"], timeout=30)
@@ -337,13 +338,9 @@ def palisade_check(binary: str) -> str:
         raise PalisadeUnavailable(
             f"`{binary} scan --help` exited {res['rc']}: " + (msg[0] if msg else "")
         )
-    global PALISADE_COLD
-    PALISADE_COLD = ["--cold"] if "--cold" in res["stdout"] else []  # builds before it had none
+    cold = ["--cold"] if "--cold" in res["stdout"] else []
     ver = run_bounded([binary, "--version"], timeout=30)
-    return ver["stdout"].strip() or "unknown"
-
-
-PALISADE_COLD: list[str] = []
+    return ver["stdout"].strip() or "unknown", cold
 
 
 def _parse_palisade_lines(text: str, cwd: str, by_path: dict[str, Sample], results: dict) -> int:
@@ -390,7 +387,7 @@ def _parse_palisade_lines(text: str, cwd: str, by_path: dict[str, Sample], resul
 
 
 def palisade_scan(binary: str, samples: list[Sample], batch: int, per_file_timeout: float,
-                  cwd: str, notes: list[str]) -> tuple[dict, dict]:
+                  cwd: str, notes: list[str], flags: list[str]) -> tuple[dict, dict]:
     """Scan samples with `palisade scan --format json`, a batch of paths per process.
     Returns (results by sample key, run stats)."""
     by_path = {}
@@ -404,7 +401,7 @@ def palisade_scan(binary: str, samples: list[Sample], batch: int, per_file_timeo
     for bi, chunk in enumerate(batches):
         timeout = 60 + 2.0 * len(chunk)
         res = run_bounded(
-            [binary, "scan", "--format", "json", *PALISADE_COLD, *[s.abspath for s in chunk]],
+            [binary, "scan", "--format", "json", *flags, *[s.abspath for s in chunk]],
             timeout=timeout,
             cwd=cwd,
         )
@@ -428,7 +425,7 @@ def palisade_scan(binary: str, samples: list[Sample], batch: int, per_file_timeo
                 if timeouts >= 10:
                     results[s.key()] = {"verdict": None, "error": "not rescanned (too many time-outs)"}
                     continue
-                r1 = run_bounded([binary, "scan", "--format", "json", *PALISADE_COLD, s.abspath],
+                r1 = run_bounded([binary, "scan", "--format", "json", *flags, s.abspath],
                                  timeout=per_file_timeout, cwd=cwd)
                 wall += r1["wall_s"]
                 cpu += r1["cpu_s"]
@@ -792,14 +789,14 @@ def run(a, scratch: Path, mal_dir: Path, gd_tmp: Path, notes: list[str], doc: di
         pal["skipped"] = "--no-palisade"
     else:
         try:
-            pal["version"] = palisade_check(a.palisade_bin)
+            pal["version"], flags = palisade_check(a.palisade_bin)
             log(f"palisade: scanning {len(everything)} files in batches of {a.batch_size}")
             pnotes: list[str] = []
             # Malicious and benign in separate runs so each set's wall time is its own.
             pres_m, stats_m = palisade_scan(a.palisade_bin, malicious, a.batch_size,
-                                            a.palisade_timeout, str(scratch), pnotes)
+                                            a.palisade_timeout, str(scratch), pnotes, flags)
             pres_b, stats_b = palisade_scan(a.palisade_bin, benign, a.batch_size,
-                                            a.palisade_timeout, str(scratch), pnotes)
+                                            a.palisade_timeout, str(scratch), pnotes, flags)
             pres = {**pres_m, **pres_b}
             notes.extend(pnotes)
             pal["available"] = True

