@@ -5,14 +5,15 @@
 //! read here is bounded (entries, sizes, compression ratio), hostile member names are refused, and
 //! an archive that cannot be read completely is an error: the caller never sees a partial answer.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
 use palisade_dist::{DistFilename, DistKind};
 
+mod tree;
 mod walk;
+use tree::{Kind, Tree};
 pub use walk::{Anomaly, Format, Member, Walk, WalkLimits, walk_bytes, walk_file};
 
 /// Limits applied while reading. The defaults suit uploads of up to a few hundred MiB.
@@ -53,6 +54,13 @@ pub enum ArchiveError {
     Duplicate(String, String),
     #[error("{0} contains a link or special file {1:?}, which distributions must not have")]
     SpecialMember(String, String),
+    /// Extractors would disagree on what the archive holds (the message is the anomaly's).
+    #[error("{0}: {1}")]
+    Ambiguous(String, String),
+    #[error(
+        "{0}: zip member {1:?} is also named {2:?} (in its local header or a Unicode path field); installers would disagree on its name"
+    )]
+    NameMismatch(String, String, String),
     #[error("{0}: {1}")]
     Layout(String, String),
     #[error("{0}: the core metadata file {1} is larger than {2} bytes")]
@@ -67,8 +75,12 @@ pub fn read_core_metadata(path: &Path, filename: &DistFilename, display: &str, l
     let file = File::open(path).map_err(|e| ArchiveError::Io(display.to_string(), e))?;
     let compressed = file.metadata().map_err(|e| ArchiveError::Io(display.to_string(), e))?.len();
     match filename.kind {
-        DistKind::Wheel => read_wheel(file, compressed, display, limits),
-        DistKind::Sdist => read_sdist(file, compressed, display, limits),
+        DistKind::Wheel => {
+            // A second handle (not a clone, which would share the file position) reads headers.
+            let raw = File::open(path).map_err(|e| ArchiveError::Io(display.to_string(), e))?;
+            read_wheel(file, raw, compressed, filename, display, limits)
+        }
+        DistKind::Sdist => read_sdist(file, compressed, filename, display, limits),
     }
 }
 
@@ -84,7 +96,14 @@ pub fn is_safe_member_path(name: &str) -> bool {
     !name.split('/').any(|c| c == "..")
 }
 
-fn read_wheel(file: File, compressed: u64, display: &str, limits: &Limits) -> Result<Vec<u8>, ArchiveError> {
+fn read_wheel(
+    file: File,
+    mut raw: File,
+    compressed: u64,
+    filename: &DistFilename,
+    display: &str,
+    limits: &Limits,
+) -> Result<Vec<u8>, ArchiveError> {
     let zerr = |e: zip::result::ZipError| ArchiveError::Zip(display.to_string(), e.to_string());
     let mut zip = zip::ZipArchive::new(io::BufReader::new(file)).map_err(zerr)?;
     if zip.len() as u64 > limits.max_entries {
@@ -95,23 +114,39 @@ fn read_wheel(file: File, compressed: u64, display: &str, limits: &Limits) -> Re
     if zip.has_duplicate_names() {
         return Err(ArchiveError::Duplicate(display.to_string(), "(a name in the central directory)".into()));
     }
-    let mut seen = HashSet::with_capacity(zip.len());
+    let mut tree = Tree::new();
     let mut total: u64 = 0;
     let mut dist_infos: Vec<String> = Vec::new();
     for i in 0..zip.len() {
         let entry = zip.by_index_raw(i).map_err(zerr)?;
-        let name = entry.name().map_err(zerr)?.to_string();
-        if !is_safe_member_path(&name) {
-            return Err(ArchiveError::UnsafePath(display.to_string(), name));
+        let reader_name = entry.name_raw().to_vec();
+        let (header_start, central_start) = (entry.header_start(), entry.central_header_start());
+        let is_symlink = entry.is_symlink();
+        total = total.saturating_add(entry.size());
+        drop(entry);
+        // pip installs with Python's zipfile, which takes the central directory's name and
+        // ignores Unicode path fields; other readers take the local header's. They must agree.
+        let central = walk::central_header_name(&mut raw, central_start)
+            .map(|(n, _)| n)
+            .ok_or_else(|| ArchiveError::Zip(display.to_string(), format!("the central header of member {i} cannot be read")))?;
+        let local = walk::local_header_name(&mut raw, header_start)
+            .ok_or_else(|| ArchiveError::Zip(display.to_string(), format!("the local header of member {i} cannot be read")))?;
+        let name = String::from_utf8(central.clone())
+            .map_err(|_| ArchiveError::UnsafePath(display.to_string(), String::from_utf8_lossy(&central).into_owned()))?;
+        for other in [&local, &reader_name] {
+            if *other != central {
+                return Err(ArchiveError::NameMismatch(display.to_string(), name, String::from_utf8_lossy(other).into_owned()));
+            }
         }
-        if entry.is_symlink() {
+        let Some(path) = tree::normalize(&name).filter(|n| is_safe_member_path(n)) else {
+            return Err(ArchiveError::UnsafePath(display.to_string(), name));
+        };
+        if is_symlink {
             return Err(ArchiveError::SpecialMember(display.to_string(), name));
         }
-        if !seen.insert(name.clone()) {
-            return Err(ArchiveError::Duplicate(display.to_string(), name));
-        }
-        total = total.saturating_add(entry.size());
-        if let Some((top, rest)) = name.split_once('/')
+        let kind = if name.ends_with('/') { Kind::Dir } else { Kind::File };
+        tree.insert(&path, kind, i, &name).map_err(|a| ArchiveError::Ambiguous(display.to_string(), a.to_string()))?;
+        if let Some((top, rest)) = path.split_once('/')
             && top.ends_with(".dist-info")
             && rest == "METADATA"
         {
@@ -124,8 +159,19 @@ fn read_wheel(file: File, compressed: u64, display: &str, limits: &Limits) -> Re
         [] => return Err(ArchiveError::Layout(display.to_string(), "the wheel has no *.dist-info/METADATA".into())),
         _ => return Err(ArchiveError::Layout(display.to_string(), "the wheel has more than one *.dist-info directory".into())),
     };
+    // Installers take the project from this folder's name (pip refuses a mismatch).
+    let stem = dist_info.trim_end_matches(".dist-info");
+    if !names_release(stem, filename) {
+        return Err(ArchiveError::Layout(
+            display.to_string(),
+            format!(
+                "the wheel's metadata folder {dist_info:?} is not that of {} {}: it must be {}-{}.dist-info",
+                filename.normalized_name, filename.version, filename.name, filename.version
+            ),
+        ));
+    }
     for required in ["WHEEL", "RECORD"] {
-        if !seen.contains(&format!("{dist_info}/{required}")) {
+        if !tree.is_file(&format!("{dist_info}/{required}")) {
             return Err(ArchiveError::Layout(display.to_string(), format!("the wheel has no {dist_info}/{required}")));
         }
     }
@@ -134,17 +180,28 @@ fn read_wheel(file: File, compressed: u64, display: &str, limits: &Limits) -> Re
     read_bounded(entry, display, &member, limits.max_metadata_bytes)
 }
 
-fn read_sdist(file: File, compressed: u64, display: &str, limits: &Limits) -> Result<Vec<u8>, ArchiveError> {
+/// Whether a `{name}-{version}` folder name (an sdist's top folder, a wheel's `.dist-info`)
+/// names the release `filename` belongs to: the same normalized project, an equal version.
+fn names_release(stem: &str, filename: &DistFilename) -> bool {
+    let Some((name, version)) = stem.rsplit_once('-') else { return false };
+    palisade_dist::normalize(name) == filename.normalized_name && palisade_dist::parse_version(version).is_ok_and(|v| v == filename.version)
+}
+
+fn read_sdist(file: File, compressed: u64, filename: &DistFilename, display: &str, limits: &Limits) -> Result<Vec<u8>, ArchiveError> {
     let terr = |e: io::Error| ArchiveError::Tar(display.to_string(), e.to_string());
-    let gz = flate2::read::GzDecoder::new(io::BufReader::new(file));
+    let ambiguous = |a: Anomaly| ArchiveError::Ambiguous(display.to_string(), a.to_string());
+    // Every gzip member, as tarfile and GNU tar read them: a reader that stops after the first
+    // would see another archive than the one installed.
+    let gz = flate2::read::MultiGzDecoder::new(io::BufReader::new(file));
     let mut archive = tar::Archive::new(gz);
     let mut count: u64 = 0;
     let mut total: u64 = 0;
     let mut top: Option<String> = None;
     let mut pkg_info: Option<Vec<u8>> = None;
-    let mut seen = HashSet::new();
-    for entry in archive.entries().map_err(terr)? {
+    let mut tree = Tree::new();
+    for (index, entry) in archive.entries().map_err(terr)?.enumerate() {
         let mut entry = entry.map_err(terr)?;
+        let Some(kind) = walk::tar_kind(&entry) else { continue };
         count += 1;
         if count > limits.max_entries {
             return Err(ArchiveError::TooManyEntries(display.to_string(), limits.max_entries));
@@ -152,29 +209,18 @@ fn read_sdist(file: File, compressed: u64, display: &str, limits: &Limits) -> Re
         let raw = entry.path_bytes();
         let name = String::from_utf8(raw.to_vec())
             .map_err(|_| ArchiveError::UnsafePath(display.to_string(), String::from_utf8_lossy(&raw).into_owned()))?;
-        let name = name.trim_start_matches("./").trim_end_matches('/').to_string();
-        if name.is_empty() || name == "." {
-            continue;
-        }
-        if !is_safe_member_path(&name) {
+        let old_dir = entry.header().as_bytes()[156] == 0 && name.ends_with('/');
+        let kind = if old_dir { Kind::Dir } else { kind.map_err(|()| ArchiveError::SpecialMember(display.to_string(), name.clone()))? };
+        let Some(path) = tree::normalize(&name) else {
+            if name.trim_start_matches("./").trim_end_matches('/').is_empty() {
+                continue;
+            }
+            return Err(ArchiveError::UnsafePath(display.to_string(), name));
+        };
+        if !is_safe_member_path(&path) || (kind == Kind::File && name.ends_with('/')) {
             return Err(ArchiveError::UnsafePath(display.to_string(), name));
         }
-        let kind = entry.header().entry_type();
-        use tar::EntryType as T;
-        match kind {
-            T::Regular | T::Continuous | T::Directory | T::GNULongName | T::XHeader | T::XGlobalHeader | T::GNULongLink => {}
-            T::Symlink | T::Link => {
-                // Links are allowed only when they stay inside the sdist's own tree.
-                let target = entry.link_name_bytes().map(|t| String::from_utf8_lossy(&t).into_owned()).unwrap_or_default();
-                let base = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-                let resolved = if kind == T::Link { target.clone() } else { format!("{base}/{target}") };
-                if target.starts_with('/') || escapes_root(&resolved) {
-                    return Err(ArchiveError::UnsafePath(display.to_string(), format!("{name} -> {target}")));
-                }
-            }
-            _ => return Err(ArchiveError::SpecialMember(display.to_string(), name)),
-        }
-        let first = name.split('/').next().unwrap_or("").to_string();
+        let first = path.split('/').next().unwrap_or("").to_string();
         match &top {
             None => top = Some(first.clone()),
             Some(t) if *t != first => {
@@ -185,10 +231,12 @@ fn read_sdist(file: File, compressed: u64, display: &str, limits: &Limits) -> Re
             }
             _ => {}
         }
-        if kind == T::Regular || kind == T::Continuous {
-            if !seen.insert(name.clone()) {
-                return Err(ArchiveError::Duplicate(display.to_string(), name));
-            }
+        let is_file = kind == Kind::File;
+        if !is_file && path == format!("{first}/PKG-INFO") {
+            return Err(ArchiveError::Layout(display.to_string(), format!("{path} must be a regular file, not a link or folder")));
+        }
+        tree.insert(&path, kind, index, &name).map_err(ambiguous)?;
+        if is_file {
             let size = entry.header().size().map_err(terr)?;
             total = total.saturating_add(size);
             if total > limits.max_total_uncompressed {
@@ -199,21 +247,38 @@ fn read_sdist(file: File, compressed: u64, display: &str, limits: &Limits) -> Re
             if total > limits.ratio_floor && total / compressed.max(1) > limits.max_ratio {
                 return Err(ArchiveError::Ratio(display.to_string(), limits.max_ratio));
             }
-            if name == format!("{first}/PKG-INFO") {
-                pkg_info = Some(read_bounded(&mut entry, display, &name, limits.max_metadata_bytes)?);
+            if path == format!("{first}/PKG-INFO") {
+                pkg_info = Some(read_bounded(&mut entry, display, &path, limits.max_metadata_bytes)?);
             } else {
                 // Drain the member through the decompressor so a corrupt stream is noticed here.
                 io::copy(&mut entry, &mut io::sink()).map_err(terr)?;
             }
         }
     }
-    // The gzip trailer (CRC and length) is checked only once the decoder reaches it.
-    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(terr)?;
-    check_totals(display, total, compressed, limits)?;
+    // After the end marker only zero padding may follow: anything else is an archive that
+    // extractors never read (and the gzip trailers are checked on the way).
+    let budget = limits.max_total_uncompressed.saturating_sub(total);
+    let (found, trailing) = walk::trailing_data(archive.into_inner(), budget).map_err(terr)?;
+    if found {
+        return Err(ArchiveError::Ambiguous(display.to_string(), Anomaly::TrailingData { path: String::new() }.to_string()));
+    }
+    check_totals(display, total.saturating_add(trailing), compressed, limits)?;
     if count == 0 {
         return Err(ArchiveError::Layout(display.to_string(), "the sdist is empty".into()));
     }
-    pkg_info.ok_or_else(|| ArchiveError::Layout(display.to_string(), "the sdist has no {name}-{version}/PKG-INFO".into()))
+    // A later member can change where an earlier link leads: check them all against the end.
+    tree.aliases(limits.max_entries as usize).map_err(ambiguous)?;
+    let top = top.unwrap_or_default();
+    if !names_release(&top, filename) {
+        return Err(ArchiveError::Layout(
+            display.to_string(),
+            format!(
+                "the sdist's top-level folder {top:?} is not that of {} {}: it must be {}-{}",
+                filename.normalized_name, filename.version, filename.name, filename.version
+            ),
+        ));
+    }
+    pkg_info.ok_or_else(|| ArchiveError::Layout(display.to_string(), format!("the sdist has no {top}/PKG-INFO")))
 }
 
 fn escapes_root(path: &str) -> bool {

@@ -167,3 +167,194 @@ fn sdist_bomb_is_refused_before_it_is_expanded() {
     assert!(matches!(r, Err(ArchiveError::Ratio(..))), "{r:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// Builds an sdist from members that may be links: `(name, Some(data))` is a file,
+/// `(name, None)` with `link` set is a symlink (or a hard link when it starts with `=`).
+fn sdist_raw(members: &[(&str, &[u8], Option<&str>)], terminated: bool) -> Vec<u8> {
+    let mut t = tar::Builder::new(Vec::new());
+    for (name, data, link) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        match link {
+            Some(target) => {
+                let (kind, target) =
+                    if let Some(t) = target.strip_prefix('=') { (tar::EntryType::Link, t) } else { (tar::EntryType::Symlink, *target) };
+                h.set_entry_type(kind);
+                h.set_size(0);
+                t.append_link(&mut h, name, target).unwrap();
+            }
+            None => {
+                h.set_size(data.len() as u64);
+                t.append_data(&mut h, name, *data).unwrap();
+            }
+        }
+    }
+    let mut raw = t.into_inner().unwrap();
+    if !terminated {
+        raw.truncate(raw.len() - 1024);
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    gz.finish().unwrap()
+}
+
+fn read_bytes(data: &[u8], filename: &str) -> Result<Vec<u8>, ArchiveError> {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(data).unwrap();
+    read(&f, filename)
+}
+
+const SDIST: &str = "demo-1.0.tar.gz";
+
+fn refused(r: Result<Vec<u8>, ArchiveError>, needle: &str) {
+    match r {
+        Ok(_) => panic!("accepted; expected a refusal mentioning {needle:?}"),
+        Err(e) => assert!(e.to_string().contains(needle), "{e}"),
+    }
+}
+
+#[test]
+fn sdist_links_inside_the_tree_are_accepted() {
+    let data = sdist_raw(
+        &[("demo-1.0/PKG-INFO", META, None), ("demo-1.0/docs/n.txt", b"x", None), ("demo-1.0/setup.py", b"", Some("docs/n.txt"))],
+        true,
+    );
+    assert_eq!(read_bytes(&data, SDIST).unwrap(), META);
+}
+
+#[test]
+fn sdist_link_chain_out_of_the_tree_is_refused() {
+    let data = sdist_raw(
+        &[
+            ("demo-1.0/PKG-INFO", META, None),
+            ("demo-1.0/up", b"", Some("..")),
+            ("demo-1.0/up2", b"", Some("up/..")),
+            ("demo-1.0/up3", b"", Some("up2/..")),
+            ("demo-1.0/up3/escaped.txt", b"x", None),
+        ],
+        true,
+    );
+    refused(read_bytes(&data, SDIST), "points outside the archive");
+}
+
+#[test]
+fn sdist_regular_file_then_link_of_the_same_name_is_refused() {
+    let data = sdist_raw(
+        &[
+            ("demo-1.0/PKG-INFO", META, None),
+            ("demo-1.0/docs/n.txt", b"x", None),
+            ("demo-1.0/setup.py", b"from setuptools import setup", None),
+            ("demo-1.0/setup.py", b"", Some("docs/n.txt")),
+        ],
+        true,
+    );
+    refused(read_bytes(&data, SDIST), "appears more than once");
+    // A hard link of the same name too.
+    let data = sdist_raw(
+        &[
+            ("demo-1.0/PKG-INFO", META, None),
+            ("demo-1.0/n.txt", b"x", None),
+            ("demo-1.0/setup.py", b"s", None),
+            ("demo-1.0/setup.py", b"", Some("=demo-1.0/n.txt")),
+        ],
+        true,
+    );
+    refused(read_bytes(&data, SDIST), "appears more than once");
+}
+
+#[test]
+fn sdist_second_gzip_member_is_read() {
+    let mut data = sdist_raw(&[("demo-1.0/PKG-INFO", META, None), ("demo-1.0/setup.py", b"harmless", None)], false);
+    data.extend(sdist_raw(&[("demo-1.0/setup.py", b"exec(payload)", None)], true));
+    refused(read_bytes(&data, SDIST), "appears more than once");
+    // A second member whose PKG-INFO replaces the first one's.
+    let mut data = sdist_raw(&[("demo-1.0/PKG-INFO", META, None)], false);
+    data.extend(sdist_raw(&[("demo-1.0/PKG-INFO", b"Metadata-Version: 2.1\nName: other\nVersion: 9\n", None)], true));
+    refused(read_bytes(&data, SDIST), "appears more than once");
+}
+
+#[test]
+fn sdist_data_after_the_archive_end_is_refused() {
+    let mut data = sdist_raw(&[("demo-1.0/PKG-INFO", META, None)], true);
+    data.extend(sdist_raw(&[("demo-1.0/evil.py", b"exec(payload)", None)], true));
+    refused(read_bytes(&data, SDIST), "after the end of its tar archive");
+}
+
+#[test]
+fn sdist_pkg_info_must_be_a_regular_file() {
+    let data = sdist_raw(&[("demo-1.0/real", META, None), ("demo-1.0/PKG-INFO", b"", Some("real"))], true);
+    refused(read_bytes(&data, SDIST), "must be a regular file");
+}
+
+#[test]
+fn sdist_top_folder_of_another_project_is_refused() {
+    let data = sdist_raw(&[("other-1.0/PKG-INFO", META, None)], true);
+    refused(read_bytes(&data, SDIST), "top-level folder \"other-1.0\" is not that of demo 1.0");
+    let data = sdist_raw(&[("demo-2.0/PKG-INFO", META, None)], true);
+    refused(read_bytes(&data, SDIST), "is not that of demo 1.0");
+    // Old spellings of the same release are fine.
+    let data = sdist_raw(&[("Demo-1.0.0/PKG-INFO", META, None)], true);
+    assert!(read_bytes(&data, SDIST).is_ok());
+}
+
+#[test]
+fn sdist_names_that_differ_only_in_case_are_refused() {
+    let data = sdist_raw(&[("demo-1.0/PKG-INFO", META, None), ("demo-1.0/setup.py", b"a", None), ("demo-1.0/Setup.py", b"b", None)], true);
+    refused(read_bytes(&data, SDIST), "differ only in case");
+}
+
+#[test]
+fn wheel_dist_info_of_another_project_is_refused() {
+    let f = wheel(&[("other-1.0.dist-info/METADATA", META), ("other-1.0.dist-info/WHEEL", b"x"), ("other-1.0.dist-info/RECORD", b"")]);
+    refused(read(&f, WHL), "metadata folder \"other-1.0.dist-info\" is not that of demo 1.0");
+    let f = wheel(&[("demo-2.0.dist-info/METADATA", META), ("demo-2.0.dist-info/WHEEL", b"x"), ("demo-2.0.dist-info/RECORD", b"")]);
+    refused(read(&f, WHL), "is not that of demo 1.0");
+}
+
+#[test]
+fn wheel_member_named_otherwise_in_its_local_header_is_refused() {
+    let mut bytes = std::fs::read(
+        wheel(&[
+            ("demo/helper_data_0001.py", b"x"),
+            ("demo-1.0.dist-info/METADATA", META),
+            ("demo-1.0.dist-info/WHEEL", b"x"),
+            ("demo-1.0.dist-info/RECORD", b""),
+        ])
+        .path(),
+    )
+    .unwrap();
+    let pos = bytes.windows(24).position(|w| w == b"demo/helper_data_0001.py").unwrap();
+    bytes[pos..pos + 24].copy_from_slice(b"demo/zzzzzzzzzzzzzzz.pth");
+    refused(read_bytes(&bytes, WHL), "is also named \"demo/zzzzzzzzzzzzzzz.pth\"");
+}
+
+#[test]
+fn wheel_unicode_path_field_is_refused() {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    let mut z = zip::ZipWriter::new(f.reopen().unwrap());
+    let mut field = vec![1u8];
+    field.extend(crc32fast::hash(b"demo/__init__.py").to_le_bytes());
+    field.extend_from_slice(b"demo/__INIT__.PY");
+    let mut o = zip::write::FullFileOptions::default();
+    o.add_extra_field(0x7075, &field, false).unwrap();
+    z.start_file("demo/__init__.py", o).unwrap();
+    let plain = zip::write::SimpleFileOptions::default();
+    for (n, d) in [("demo-1.0.dist-info/METADATA", META), ("demo-1.0.dist-info/WHEEL", b"x"), ("demo-1.0.dist-info/RECORD", b"")] {
+        z.start_file(n, plain).unwrap();
+        z.write_all(d).unwrap();
+    }
+    z.finish().unwrap();
+    refused(read(&f, WHL), "is also named \"demo/__INIT__.PY\"");
+}
+
+#[test]
+fn wheel_member_below_a_file_is_refused() {
+    let f = wheel(&[
+        ("demo/x", b"file"),
+        ("demo/x/y.py", b"below it"),
+        ("demo-1.0.dist-info/METADATA", META),
+        ("demo-1.0.dist-info/WHEEL", b"x"),
+        ("demo-1.0.dist-info/RECORD", b""),
+    ]);
+    refused(read(&f, WHL), "more than once (or below a file)");
+}

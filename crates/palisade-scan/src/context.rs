@@ -78,7 +78,8 @@ pub fn classify(path: &str, is_sdist: bool) -> Context {
         return Context::TestOrDocs;
     }
     let root_depth = usize::from(is_sdist);
-    if *file == "setup.py" && dirs.len() <= root_depth {
+    // On macOS and Windows, `SETUP.PY` is what `setup.py` opens.
+    if file.eq_ignore_ascii_case("setup.py") && dirs.len() <= root_depth {
         return Context::Install;
     }
     if *file == "__init__.py" {
@@ -128,6 +129,7 @@ mod tests {
     fn contexts() {
         check("demo-1.0/setup.py", true, Context::Install);
         check("demo-1.0/sub/setup.py", true, Context::Module);
+        check("demo-1.0/SETUP.PY", true, Context::Install);
         check("demo/__init__.py", false, Context::Import);
         check("demo-1.0/demo/__init__.py", true, Context::Import);
         check("demo-1.0/tests/test_x.py", true, Context::TestOrDocs);

