@@ -201,6 +201,10 @@ fn read_sdist(file: File, compressed: u64, filename: &DistFilename, display: &st
     let mut tree = Tree::new();
     for (index, entry) in archive.entries().map_err(terr)?.enumerate() {
         let mut entry = entry.map_err(terr)?;
+        if let Some(reason) = walk::pax_problem(&mut entry) {
+            let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            return Err(ambiguous(Anomaly::PaxHeader { path, reason }));
+        }
         let Some(kind) = walk::tar_kind(&entry) else { continue };
         count += 1;
         if count > limits.max_entries {

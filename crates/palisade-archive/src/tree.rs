@@ -92,8 +92,16 @@ pub fn normalize(name: &str) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Lexical,
+    Strict,
+}
+
 /// Where a resolution ended.
 enum Resolved {
+    /// Through a missing folder or a file: the path opens nothing.
+    Nowhere,
     /// Inside the root, at this physical path (empty: the root itself).
     Inside(String),
     /// Above the root.
@@ -154,21 +162,22 @@ impl Tree {
             Kind::File => Node::File { member, own: true },
             Kind::Symlink(target) => {
                 let at = parent_of(path);
-                match self.resolve(&join(at, &target), true) {
+                match self.resolve(&join(at, &target), true, Mode::Lexical) {
                     _ if target.starts_with('/') || target.is_empty() => {
                         return Err(Anomaly::LinkOutside { path: display.to_string(), target });
                     }
                     Resolved::Outside => return Err(Anomaly::LinkOutside { path: display.to_string(), target }),
                     Resolved::Loop => return Err(Anomaly::LinkLoop { path: display.to_string(), target }),
-                    Resolved::Inside(_) => Node::Symlink { target },
+                    Resolved::Inside(_) | Resolved::Nowhere => Node::Symlink { target },
                 }
             }
             Kind::Hardlink(target) => {
                 // A hard link names its target from the root of the archive, and the target must
                 // already be there: extractors link to what is on disk.
                 let file = match normalize(&target) {
-                    Some(t) => match self.resolve(&t, true) {
+                    Some(t) => match self.resolve(&t, true, Mode::Strict) {
                         Resolved::Inside(p) => self.nodes.get(&p).cloned(),
+                        Resolved::Nowhere => None,
                         Resolved::Outside => return Err(Anomaly::LinkOutside { path: display.to_string(), target }),
                         Resolved::Loop => return Err(Anomaly::LinkLoop { path: display.to_string(), target }),
                     },
@@ -194,10 +203,12 @@ impl Tree {
         }
     }
 
-    /// Resolves `path` against the tree as `realpath` would: symlinks followed (the last
-    /// component too when `follow_last`), `..` taken physically, missing components kept as they
-    /// are.
-    fn resolve(&self, path: &str, follow_last: bool) -> Resolved {
+    /// Resolves `path` against the tree: symlinks followed (the last component too when
+    /// `follow_last`), `..` taken physically. `Lexical` keeps missing components as they are, as
+    /// `realpath` does (what tarfile's `data` filter checks links with); `Strict` is what the
+    /// kernel opens: every component before the last must be an existing folder, or the path
+    /// leads nowhere.
+    fn resolve(&self, path: &str, follow_last: bool, mode: Mode) -> Resolved {
         let mut pending: Vec<String> = path.split('/').rev().map(str::to_string).collect();
         let mut stack: Vec<String> = Vec::new();
         let mut hops = 0;
@@ -218,16 +229,21 @@ impl Tree {
                 continue;
             }
             let here = stack.join("/");
-            if let Some(Node::Symlink { target }) = self.nodes.get(&here) {
-                hops += 1;
-                if hops > MAX_HOPS {
-                    return Resolved::Loop;
+            match self.nodes.get(&here) {
+                Some(Node::Symlink { target }) => {
+                    hops += 1;
+                    if hops > MAX_HOPS {
+                        return Resolved::Loop;
+                    }
+                    if target.starts_with('/') {
+                        return Resolved::Outside;
+                    }
+                    stack.pop();
+                    pending.extend(target.split('/').rev().map(str::to_string));
                 }
-                if target.starts_with('/') {
-                    return Resolved::Outside;
-                }
-                stack.pop();
-                pending.extend(target.split('/').rev().map(str::to_string));
+                Some(Node::Dir) => {}
+                _ if mode == Mode::Strict && !is_last => return Resolved::Nowhere,
+                _ => {}
             }
         }
         Resolved::Inside(stack.join("/"))
@@ -241,6 +257,16 @@ impl Tree {
         let mut out = Vec::new();
         if self.links == 0 {
             return Ok(out);
+        }
+        // Every link against the finished tree, as the data filter checks each one.
+        for (path, node) in &self.nodes {
+            if let Node::Symlink { target } = node {
+                match self.resolve(&join(parent_of(path), target), true, Mode::Lexical) {
+                    Resolved::Outside => return Err(Anomaly::LinkOutside { path: path.clone(), target: target.clone() }),
+                    Resolved::Loop => return Err(Anomaly::LinkLoop { path: path.clone(), target: target.clone() }),
+                    _ => {}
+                }
+            }
         }
         // Paths visited through links, aliases or not: links to empty folders cost work too.
         let mut steps = 0usize;
@@ -272,12 +298,15 @@ impl Tree {
         if out.len() > max || *steps > max.saturating_mul(4) {
             return Err(Anomaly::TooManyEntries { limit: max as u64 });
         }
-        let link_dir = match self.resolve(parent_of(path), true) {
+        let link_dir = match self.resolve(parent_of(path), true, Mode::Strict) {
             Resolved::Inside(p) => p,
+            Resolved::Nowhere => return Ok(()),
             _ => return Err(Anomaly::LinkOutside { path: path.to_string(), target: target.to_string() }),
         };
-        let physical = match self.resolve(&join(&link_dir, target), true) {
+        // What opening the path gives: the kernel's resolution.
+        let physical = match self.resolve(&join(&link_dir, target), true, Mode::Strict) {
             Resolved::Inside(p) => p,
+            Resolved::Nowhere => return Ok(()),
             Resolved::Outside => return Err(Anomaly::LinkOutside { path: path.to_string(), target: target.to_string() }),
             Resolved::Loop => return Err(Anomaly::LinkLoop { path: path.to_string(), target: target.to_string() }),
         };
@@ -475,5 +504,13 @@ mod tests {
     #[test]
     fn dangling_links_open_nothing() {
         assert_eq!(aliases(&[("p/a", sym("missing"))]), Ok(vec![]));
+        // `c/../a` opens nothing while `c` does not exist, though realpath says `a`.
+        assert_eq!(aliases(&[("p/a", Kind::File), ("p/x.pth", sym("c/../a"))]), Ok(vec![]));
+        assert_eq!(
+            aliases(&[("p/a", Kind::File), ("p/c/d", Kind::File), ("p/x.pth", sym("c/../a"))]),
+            Ok(vec![("p/x.pth".to_string(), 0)])
+        );
+        // Nor through a file.
+        assert_eq!(aliases(&[("p/a", Kind::File), ("p/f", Kind::File), ("p/x.pth", sym("f/../a"))]), Ok(vec![]));
     }
 }

@@ -118,6 +118,11 @@ pub enum Anomaly {
     SpecialFile {
         path: String,
     },
+    /// Pax records that tar readers apply differently.
+    PaxHeader {
+        path: String,
+        reason: String,
+    },
     /// The path repeats (in any combination of types), or a member sits below a file.
     Duplicate {
         path: String,
@@ -175,6 +180,7 @@ impl Anomaly {
             Anomaly::BrokenHardlink { .. } => "archive-broken-hardlink",
             Anomaly::ThroughLink { .. } => "archive-through-link",
             Anomaly::SpecialFile { .. } => "archive-special-file",
+            Anomaly::PaxHeader { .. } => "archive-pax-header",
             Anomaly::Duplicate { .. } => "archive-duplicate-member",
             Anomaly::CaseCollision { .. } => "archive-case-collision",
             Anomaly::HeaderMismatch { .. } => "archive-zip-header-mismatch",
@@ -200,6 +206,7 @@ impl Anomaly {
             | Anomaly::BrokenHardlink { path, .. }
             | Anomaly::ThroughLink { path, .. }
             | Anomaly::SpecialFile { path }
+            | Anomaly::PaxHeader { path, .. }
             | Anomaly::Duplicate { path }
             | Anomaly::CaseCollision { path, .. }
             | Anomaly::HeaderMismatch { path, .. }
@@ -231,7 +238,10 @@ impl fmt::Display for Anomaly {
             Anomaly::ThroughLink { path, link } => {
                 write!(f, "member {path:?} would be written through the symlink {link}, wherever it points")
             }
-            Anomaly::SpecialFile { path } => write!(f, "member {path:?} is a device, FIFO or other special file"),
+            Anomaly::SpecialFile { path } => {
+                write!(f, "member {path:?} is a device, FIFO, sparse file or other special member that installers do not agree on")
+            }
+            Anomaly::PaxHeader { path, reason } => write!(f, "member {path:?}: {reason}"),
             Anomaly::Duplicate { path } => {
                 write!(f, "member {path:?} appears more than once (or below a file); extractors disagree on which copy wins")
             }
@@ -412,18 +422,47 @@ pub(crate) fn trailing_data(mut rest: impl Read, budget: u64) -> io::Result<(boo
     }
 }
 
-/// How a tar entry's type maps onto what extraction creates; `None` for metadata entries.
+/// How a tar entry's type maps onto what extraction creates; `None` for a pax global header
+/// (see [`pax_problem`]). Sparse files and extension headers the tar reader did not take as
+/// such (Python's tarfile would) are refused with the special files.
 pub(crate) fn tar_kind<R: Read>(entry: &tar::Entry<'_, R>) -> Option<Result<Kind, ()>> {
     use tar::EntryType as T;
     let link = || entry.link_name_bytes().map(|t| String::from_utf8_lossy(&t).into_owned()).unwrap_or_default();
     Some(match entry.header().entry_type() {
-        T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => return None,
+        T::XGlobalHeader => return None,
         T::Directory => Ok(Kind::Dir),
-        T::Regular | T::Continuous | T::GNUSparse => Ok(Kind::File),
+        T::Regular | T::Continuous => Ok(Kind::File),
         T::Symlink => Ok(Kind::Symlink(link())),
         T::Link => Ok(Kind::Hardlink(link())),
         _ => Err(()),
     })
+}
+
+/// What is wrong with an entry's pax records, if anything: a key stated twice (readers differ
+/// on which wins), sparse-file records (Python takes the name from them), or a global header
+/// that renames or resizes every member after it (Python applies it, the tar reader does not).
+pub(crate) fn pax_problem<R: Read>(entry: &mut tar::Entry<'_, R>) -> Option<String> {
+    let global = entry.header().entry_type() == tar::EntryType::XGlobalHeader;
+    let records = match entry.pax_extensions() {
+        Ok(Some(r)) => r,
+        Ok(None) => return None,
+        Err(e) => return Some(format!("unreadable pax header: {e}")),
+    };
+    let mut seen = std::collections::HashSet::new();
+    for record in records {
+        let Ok(record) = record else { return Some("malformed pax record".into()) };
+        let key = String::from_utf8_lossy(record.key_bytes()).into_owned();
+        if key.starts_with("GNU.sparse") {
+            return Some(format!("pax record {key:?} describes a sparse file, which distributions do not have"));
+        }
+        if global && matches!(key.as_str(), "path" | "linkpath" | "size") {
+            return Some(format!("a pax global header sets {key:?} for every member after it; tar readers disagree on applying it"));
+        }
+        if !seen.insert(key.clone()) {
+            return Some(format!("pax record {key:?} appears twice; tar readers disagree on which wins"));
+        }
+    }
+    None
 }
 
 struct Ctx<'a, 'v> {
@@ -729,6 +768,10 @@ impl Ctx<'_, '_> {
                     return false;
                 }
             };
+            if let Some(reason) = pax_problem(&mut entry) {
+                let shown = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                self.walk.fail(Anomaly::PaxHeader { path: format!("{prefix}{shown}"), reason });
+            }
             let Some(kind) = tar_kind(&entry) else { continue };
             if let Budget::Stop = self.count_entry() {
                 return false;

@@ -175,9 +175,13 @@ pub fn anomaly_finding(a: &Anomaly) -> Finding {
     let severity = match a {
         // What extractors would disagree on is how a payload hides from an index.
         UnsafePath { .. } | LinkOutside { .. } | HeaderMismatch { .. } | Bomb { .. } => Severity::High,
-        Duplicate { .. } | CaseCollision { .. } | ThroughLink { .. } | LinkLoop { .. } | BrokenHardlink { .. } | TrailingData { .. } => {
-            Severity::High
-        }
+        Duplicate { .. }
+        | CaseCollision { .. }
+        | ThroughLink { .. }
+        | LinkLoop { .. }
+        | BrokenHardlink { .. }
+        | TrailingData { .. }
+        | PaxHeader { .. } => Severity::High,
         SpecialFile { .. } | UndecodableName { .. } | Encrypted { .. } | TooDeep { .. } => Severity::Medium,
         TooManyEntries { .. } | TooLarge { .. } | Unreadable { .. } => Severity::Medium,
         // Content that disguises its format is an evasion technique, not an accident.

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use palisade_server::{AppState, Config, admin};
 use palisade_store::{Role, now_micros};
 
+mod inspect;
 mod scan;
 
 #[derive(Parser)]
@@ -62,6 +63,19 @@ enum Command {
     /// Exit code: 0 when everything is clean, 1 when anything is suspicious or malicious,
     /// 2 on usage errors.
     Scan(ScanArgs),
+    /// List what installers would extract from distribution files: every file under each path
+    /// it will have (links followed), with size and SHA-256, and the archive's anomalies
+    /// (offline).
+    ///
+    /// Exit code: 0 when every archive means the same to every extractor, 1 when one does not
+    /// (the scanner never calls it clean), 2 on usage errors.
+    Inspect {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON object per file.
+        #[arg(long)]
+        json: bool,
+    },
     /// Work with YARA rule folders.
     #[command(subcommand)]
     Rules(RulesCmd),
@@ -310,6 +324,7 @@ fn main() -> ExitCode {
     // Scanning is offline and needs no configuration, data directory or runtime.
     match &cli.command {
         Command::Scan(args) => return scan::run(args, cli.quiet),
+        Command::Inspect { files, json } => return inspect::run(files, *json),
         Command::Rules(RulesCmd::Check { dir }) => return scan::check_rules(dir),
         _ => {}
     }
@@ -548,7 +563,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             cli_event(db, "release_unyanked", None, p.map(|p| p.id), serde_json::json!({ "version": a.version, "file": a.file })).await?;
             eprintln!("un-yanked {n} file(s) of {} {}", a.project, a.version);
         }
-        Command::Scan(_) | Command::Rules(_) => unreachable!("handled before the data directory is opened"),
+        Command::Scan(_) | Command::Inspect { .. } | Command::Rules(_) => unreachable!("handled before the data directory is opened"),
         Command::Quarantine(cmd) => quarantine(&state, cmd).await?,
         Command::Rescan { project } => {
             let project = project.map(|p| palisade_dist::normalize(&p));
