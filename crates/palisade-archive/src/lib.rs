@@ -80,7 +80,7 @@ pub fn read_core_metadata(path: &Path, filename: &DistFilename, display: &str, l
             let raw = File::open(path).map_err(|e| ArchiveError::Io(display.to_string(), e))?;
             read_wheel(file, raw, compressed, filename, display, limits)
         }
-        DistKind::Sdist => read_sdist(file, compressed, filename, display, limits),
+        DistKind::Sdist => read_sdist(path, file, compressed, filename, display, limits),
     }
 }
 
@@ -145,7 +145,10 @@ fn read_wheel(
             return Err(ArchiveError::SpecialMember(display.to_string(), name));
         }
         let kind = if name.ends_with('/') { Kind::Dir } else { Kind::File };
-        tree.insert(&path, kind, i, &name).map_err(|a| ArchiveError::Ambiguous(display.to_string(), a.to_string()))?;
+        // The zip reader shows one copy of a repeated name, so a repeat is refused outright.
+        if tree.insert(&path, kind, i, &name).map_err(|a| ArchiveError::Ambiguous(display.to_string(), a.to_string()))?.is_some() {
+            return Err(ArchiveError::Duplicate(display.to_string(), name));
+        }
         if let Some((top, rest)) = path.split_once('/')
             && top.ends_with(".dist-info")
             && rest == "METADATA"
@@ -187,7 +190,14 @@ fn names_release(stem: &str, filename: &DistFilename) -> bool {
     palisade_dist::normalize(name) == filename.normalized_name && palisade_dist::parse_version(version).is_ok_and(|v| v == filename.version)
 }
 
-fn read_sdist(file: File, compressed: u64, filename: &DistFilename, display: &str, limits: &Limits) -> Result<Vec<u8>, ArchiveError> {
+fn read_sdist(
+    file_path: &Path,
+    file: File,
+    compressed: u64,
+    filename: &DistFilename,
+    display: &str,
+    limits: &Limits,
+) -> Result<Vec<u8>, ArchiveError> {
     let terr = |e: io::Error| ArchiveError::Tar(display.to_string(), e.to_string());
     let ambiguous = |a: Anomaly| ArchiveError::Ambiguous(display.to_string(), a.to_string());
     // Every gzip member, as tarfile and GNU tar read them: a reader that stops after the first
@@ -199,6 +209,7 @@ fn read_sdist(file: File, compressed: u64, filename: &DistFilename, display: &st
     let mut top: Option<String> = None;
     let mut pkg_info: Option<Vec<u8>> = None;
     let mut tree = Tree::new();
+    let mut repeats = Vec::new();
     for (index, entry) in archive.entries().map_err(terr)?.enumerate() {
         let mut entry = entry.map_err(terr)?;
         if let Some(reason) = walk::pax_problem(&mut entry) {
@@ -239,7 +250,9 @@ fn read_sdist(file: File, compressed: u64, filename: &DistFilename, display: &st
         if !is_file && path == format!("{first}/PKG-INFO") {
             return Err(ArchiveError::Layout(display.to_string(), format!("{path} must be a regular file, not a link or folder")));
         }
-        tree.insert(&path, kind, index, &name).map_err(ambiguous)?;
+        if let Some(first) = tree.insert(&path, kind, index, &name).map_err(ambiguous)? {
+            repeats.push((first, index, name.clone()));
+        }
         if is_file {
             let size = entry.header().size().map_err(terr)?;
             total = total.saturating_add(size);
@@ -272,6 +285,15 @@ fn read_sdist(file: File, compressed: u64, filename: &DistFilename, display: &st
     }
     // A later member can change where an earlier link leads: check them all against the end.
     tree.aliases(limits.max_entries as usize).map_err(ambiguous)?;
+    // A file stated twice is one file only if both copies are the same bytes.
+    if !repeats.is_empty() {
+        let digests = member_digests(file_path, repeats.iter().flat_map(|r| [r.0, r.1]).collect()).map_err(terr)?;
+        for (first, again, name) in repeats {
+            if digests.get(&first) != digests.get(&again) || !digests.contains_key(&first) {
+                return Err(ArchiveError::Duplicate(display.to_string(), name));
+            }
+        }
+    }
     let top = top.unwrap_or_default();
     if !names_release(&top, filename) {
         return Err(ArchiveError::Layout(
@@ -283,6 +305,27 @@ fn read_sdist(file: File, compressed: u64, filename: &DistFilename, display: &st
         ));
     }
     pkg_info.ok_or_else(|| ArchiveError::Layout(display.to_string(), format!("the sdist has no {top}/PKG-INFO")))
+}
+
+/// The SHA-256 of the sdist members at the given walk indexes, read again from the start.
+fn member_digests(path: &Path, wanted: std::collections::HashSet<usize>) -> io::Result<std::collections::HashMap<usize, [u8; 32]>> {
+    use sha2::Digest;
+    let gz = flate2::read::MultiGzDecoder::new(io::BufReader::new(File::open(path)?));
+    let mut archive = tar::Archive::new(gz);
+    let mut out = std::collections::HashMap::new();
+    let last = wanted.iter().copied().max().unwrap_or(0);
+    for (index, entry) in archive.entries()?.enumerate() {
+        if index > last {
+            break;
+        }
+        let mut entry = entry?;
+        if wanted.contains(&index) {
+            let mut hasher = sha2::Sha256::new();
+            io::copy(&mut entry, &mut hasher)?;
+            out.insert(index, hasher.finalize().into());
+        }
+    }
+    Ok(out)
 }
 
 fn escapes_root(path: &str) -> bool {

@@ -120,15 +120,13 @@ impl Tree {
         matches!(self.nodes.get(path), Some(Node::File { .. }))
     }
 
-    /// Whether any member was a link (only then can a path name another member's content).
-    pub fn has_links(&self) -> bool {
-        self.links > 0
-    }
-
     /// Adds the member at the normalized path `path` (see [`normalize`]), with the walk index
     /// `member` of its content if it is a regular file. On a problem nothing is added and the
     /// anomaly says what extractors would disagree on; `display` is the member's name in it.
-    pub fn insert(&mut self, path: &str, kind: Kind, member: usize, display: &str) -> Result<(), Anomaly> {
+    /// `Ok(Some(first))` when a regular file repeats the regular file `first`: the two are one
+    /// file only if their contents are equal, which the caller must check (else it is an
+    /// [`Anomaly::Duplicate`]).
+    pub fn insert(&mut self, path: &str, kind: Kind, member: usize, display: &str) -> Result<Option<usize>, Anomaly> {
         // The same path in another case is one file on macOS and Windows: whichever comes last
         // replaces the other's content there.
         if kind != Kind::Dir {
@@ -174,8 +172,10 @@ impl Tree {
             Kind::Hardlink(target) => {
                 // A hard link names its target from the root of the archive, and the target must
                 // already be there: extractors link to what is on disk.
+                // The target itself is not followed (link(2) links a symlink, not what it names),
+                // and a hard link to a symlink is refused below.
                 let file = match normalize(&target) {
-                    Some(t) => match self.resolve(&t, true, Mode::Strict) {
+                    Some(t) => match self.resolve(&t, false, Mode::Strict) {
                         Resolved::Inside(p) => self.nodes.get(&p).cloned(),
                         Resolved::Nowhere => None,
                         Resolved::Outside => return Err(Anomaly::LinkOutside { path: display.to_string(), target }),
@@ -195,10 +195,16 @@ impl Tree {
         match self.nodes.get(path) {
             None => {
                 self.nodes.insert(path.to_string(), node);
-                Ok(())
+                Ok(None)
             }
             // A folder may be stated again (or after members below it implied it).
-            Some(Node::Dir) if node == Node::Dir => Ok(()),
+            Some(Node::Dir) if node == Node::Dir => Ok(None),
+            // A file stated again is harmless only with the same content (some build tools
+            // append a second LICENSE); the caller compares them. The last copy is extracted.
+            Some(&Node::File { member: first, own: true }) if matches!(node, Node::File { own: true, .. }) => {
+                self.nodes.insert(path.to_string(), node);
+                Ok(Some(first))
+            }
             Some(_) => Err(Anomaly::Duplicate { path: display.to_string() }),
         }
     }
@@ -369,7 +375,10 @@ mod tests {
         let mut t = Tree::new();
         for (i, (p, k)) in members.iter().enumerate() {
             let n = normalize(p).expect("safe test path");
-            t.insert(&n, k.clone(), i, p)?;
+            // Repeated files count as different here; the walker compares contents.
+            if t.insert(&n, k.clone(), i, p)?.is_some() {
+                return Err(Anomaly::Duplicate { path: p.to_string() });
+            }
         }
         Ok(t)
     }
@@ -459,6 +468,16 @@ mod tests {
         // Through two links.
         let got = aliases(&[("p/src/a.py", Kind::File), ("p/mid", sym("src")), ("p/top", sym("mid"))]);
         assert_eq!(got, Ok(vec![("p/mid/a.py".to_string(), 0), ("p/top/a.py".to_string(), 0)]));
+    }
+
+    #[test]
+    fn a_repeated_file_is_reported_to_the_caller_with_its_first_copy() {
+        let mut t = Tree::new();
+        assert_eq!(t.insert("p/LICENSE", Kind::File, 3, "p/LICENSE"), Ok(None));
+        assert_eq!(t.insert("p/LICENSE", Kind::File, 7, "p/LICENSE"), Ok(Some(3)));
+        // The last copy is the one extracted, so a link to it names member 7.
+        t.insert("p/COPYING", Kind::Hardlink("p/LICENSE".into()), 8, "p/COPYING").unwrap();
+        assert_eq!(t.aliases(10).unwrap(), vec![Alias { path: "p/COPYING".into(), member: 7 }]);
     }
 
     #[test]

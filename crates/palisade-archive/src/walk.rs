@@ -14,6 +14,8 @@ use std::fmt;
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 
+use sha2::{Digest, Sha256};
+
 use crate::tree::{Alias, Kind, Tree, normalize};
 use crate::{escapes_root, is_safe_member_path};
 
@@ -304,6 +306,17 @@ impl Walk {
         self.complete = false;
         self.anomalies.push(a);
     }
+
+    /// Something extractors would disagree on. In the archive itself (`depth` 0) the walk is
+    /// then not complete; inside a nested archive, which installers never extract (archive
+    /// libraries ship such test fixtures), it is recorded and weighed like its member.
+    fn ambiguous(&mut self, a: Anomaly, depth: u8) {
+        if depth == 0 {
+            self.fail(a);
+        } else {
+            self.anomalies.push(a);
+        }
+    }
 }
 
 /// Where an archive's bytes come from: opened afresh for each pass over it.
@@ -480,14 +493,14 @@ enum Budget {
 
 /// A member's name decoded for messages and the tree: valid UTF-8 without control characters,
 /// else a lossy rendering and an anomaly.
-fn decode_name(walk: &mut Walk, raw: &[u8], prefix: &str) -> String {
+fn decode_name(walk: &mut Walk, raw: &[u8], prefix: &str, depth: u8) -> String {
     match std::str::from_utf8(raw) {
         Ok(n) if !n.bytes().any(|b| b < 0x20 || b == 0x7f) => n.to_string(),
         _ => {
             // Tools decode such names differently (tarfile keeps the bytes, zipfile refuses an
             // invalid UTF-8 name it was told is UTF-8), so what they extract is not known.
             let shown = String::from_utf8_lossy(raw).into_owned();
-            walk.fail(Anomaly::UndecodableName { path: format!("{prefix}{shown}") });
+            walk.ambiguous(Anomaly::UndecodableName { path: format!("{prefix}{shown}") }, depth);
             shown
         }
     }
@@ -579,12 +592,18 @@ impl Ctx<'_, '_> {
         self.walk_source(Source::Bytes(data), sniffed, &inner_prefix, depth + 1);
     }
 
-    /// Places a member in the extraction model; a refusal makes the walk incomplete.
-    fn place(&mut self, tree: &mut Tree, path: &str, kind: Kind, index: usize, full: &str) -> bool {
+    /// Places a member in the extraction model; a refusal is an ambiguity. A regular file that
+    /// repeats an earlier one is noted in `repeats` (first copy, this copy, path) for its
+    /// contents to be compared.
+    fn place(&mut self, tree: &mut Tree, path: &str, kind: Kind, index: usize, full: &str, depth: u8, repeats: &mut Vec<Repeat>) -> bool {
         match tree.insert(path, kind, index, full) {
-            Ok(()) => true,
+            Ok(None) => true,
+            Ok(Some(first)) => {
+                repeats.push(Repeat { first, again: index, path: full.to_string() });
+                true
+            }
             Err(a) => {
-                self.walk.fail(a);
+                self.walk.ambiguous(a, depth);
                 false
             }
         }
@@ -611,7 +630,7 @@ impl Ctx<'_, '_> {
         };
         if zip.has_duplicate_names() {
             // The reader keeps one copy per name; the others are never seen.
-            self.walk.fail(Anomaly::Duplicate { path: format!("{prefix}(a name in the central directory)") });
+            self.walk.ambiguous(Anomaly::Duplicate { path: format!("{prefix}(a name in the central directory)") }, depth);
         }
         let mut tree = Tree::new();
         for i in 0..zip.len() {
@@ -630,7 +649,7 @@ impl Ctx<'_, '_> {
                 continue;
             };
             // The name pip sees is the central directory's, decoded as Python's zipfile does.
-            let name = if utf8 || central.is_ascii() { decode_name(self.walk, &central, prefix) } else { cp437(&central) };
+            let name = if utf8 || central.is_ascii() { decode_name(self.walk, &central, prefix, depth) } else { cp437(&central) };
             let full = format!("{prefix}{name}");
             // Every other name the member goes by is judged too, and makes the archive ambiguous.
             let mut others: Vec<String> = Vec::new();
@@ -649,15 +668,20 @@ impl Ctx<'_, '_> {
             others.dedup();
             others.retain(|o| *o != name);
             for other in &others {
-                self.walk.fail(Anomaly::HeaderMismatch { path: full.clone(), local: other.clone() });
+                self.walk.ambiguous(Anomaly::HeaderMismatch { path: full.clone(), local: other.clone() }, depth);
             }
             let is_dir = name.ends_with('/');
             let normal = normalize(&name);
             match &normal {
                 Some(n) if is_safe_member_path(n) => {
-                    self.place(&mut tree, n, if is_dir { Kind::Dir } else { Kind::File }, i, &full);
+                    // The zip reader shows one copy of a repeated name, so copies cannot be compared.
+                    let mut repeats = Vec::new();
+                    self.place(&mut tree, n, if is_dir { Kind::Dir } else { Kind::File }, i, &full, depth, &mut repeats);
+                    if !repeats.is_empty() {
+                        self.walk.ambiguous(Anomaly::Duplicate { path: full.clone() }, depth);
+                    }
                 }
-                _ => self.walk.fail(Anomaly::UnsafePath { path: full.clone() }),
+                _ => self.walk.ambiguous(Anomaly::UnsafePath { path: full.clone() }, depth),
             }
             let mut entry = match zip.by_index(i) {
                 Ok(e) => e,
@@ -692,7 +716,7 @@ impl Ctx<'_, '_> {
                 let target = String::from_utf8_lossy(&data[..data.len().min(4096)]).into_owned();
                 let base = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
                 if target.starts_with('/') || escapes_root(&format!("{base}/{target}")) {
-                    self.walk.fail(Anomaly::LinkOutside { path: full.clone(), target });
+                    self.walk.ambiguous(Anomaly::LinkOutside { path: full.clone(), target }, depth);
                 } else {
                     self.walk.anomalies.push(Anomaly::Link { path: full.clone(), target });
                 }
@@ -720,14 +744,15 @@ impl Ctx<'_, '_> {
         };
         let mut archive = tar::Archive::new(stream);
         let mut tree = Tree::new();
-        let ended = self.tar_members(&mut archive, &mut tree, prefix, depth);
+        let mut repeats = Vec::new();
+        let ended = self.tar_members(&mut archive, &mut tree, &mut repeats, prefix, depth);
         if !ended {
             return;
         }
         match trailing_data(archive.into_inner(), self.remaining()) {
             Ok((found, n)) => {
                 if found {
-                    self.walk.fail(Anomaly::TrailingData { path: container.clone() });
+                    self.walk.ambiguous(Anomaly::TrailingData { path: container.clone() }, depth);
                 }
                 if !self.account(n, &container) {
                     return;
@@ -738,20 +763,29 @@ impl Ctx<'_, '_> {
                 return;
             }
         }
-        if !tree.has_links() {
-            return;
-        }
         let max = self.limits.max_entries.saturating_sub(self.walk.entries) as usize;
-        match tree.aliases(max) {
-            Err(a) => self.walk.fail(prefixed(a, prefix)),
-            Ok(aliases) if aliases.is_empty() => {}
-            Ok(aliases) => self.tar_aliases(source, format, aliases, prefix, depth),
+        let aliases = match tree.aliases(max) {
+            Ok(a) => a,
+            Err(a) => {
+                self.walk.ambiguous(prefixed(a, prefix), depth);
+                Vec::new()
+            }
+        };
+        if !aliases.is_empty() || !repeats.is_empty() {
+            self.tar_second_pass(source, format, aliases, repeats, prefix, depth);
         }
     }
 
     /// The first pass: every member placed in the model and every regular file visited under
     /// its own path. False when the stream could not be read to its end.
-    fn tar_members<R: Read>(&mut self, archive: &mut tar::Archive<R>, tree: &mut Tree, prefix: &str, depth: u8) -> bool {
+    fn tar_members<R: Read>(
+        &mut self,
+        archive: &mut tar::Archive<R>,
+        tree: &mut Tree,
+        repeats: &mut Vec<Repeat>,
+        prefix: &str,
+        depth: u8,
+    ) -> bool {
         let container = prefix.trim_end_matches('!').to_string();
         let entries = match archive.entries() {
             Ok(e) => e,
@@ -770,14 +804,14 @@ impl Ctx<'_, '_> {
             };
             if let Some(reason) = pax_problem(&mut entry) {
                 let shown = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-                self.walk.fail(Anomaly::PaxHeader { path: format!("{prefix}{shown}"), reason });
+                self.walk.ambiguous(Anomaly::PaxHeader { path: format!("{prefix}{shown}"), reason }, depth);
             }
             let Some(kind) = tar_kind(&entry) else { continue };
             if let Budget::Stop = self.count_entry() {
                 return false;
             }
             let raw = entry.path_bytes().into_owned();
-            let name = decode_name(self.walk, &raw, prefix);
+            let name = decode_name(self.walk, &raw, prefix, depth);
             // An old-style (type NUL) file whose name ends in '/' is a folder to every reader; any
             // other file named like a folder cannot be extracted.
             let old_dir = entry.header().as_bytes()[156] == 0 && name.ends_with('/');
@@ -788,7 +822,7 @@ impl Ctx<'_, '_> {
                     continue;
                 }
                 let full = format!("{prefix}{name}");
-                self.walk.fail(Anomaly::UnsafePath { path: full.clone() });
+                self.walk.ambiguous(Anomaly::UnsafePath { path: full.clone() }, depth);
                 if let Ok(Kind::File) = kind
                     && let Some((data, size, truncated)) = self.read_member(&mut entry, &full)
                 {
@@ -800,7 +834,7 @@ impl Ctx<'_, '_> {
             let kind = match kind {
                 Ok(k) => k,
                 Err(()) => {
-                    self.walk.fail(Anomaly::SpecialFile { path: full });
+                    self.walk.ambiguous(Anomaly::SpecialFile { path: full }, depth);
                     continue;
                 }
             };
@@ -809,7 +843,7 @@ impl Ctx<'_, '_> {
                 _ => None,
             };
             let is_file = kind == Kind::File;
-            if self.place(tree, &normal, kind, index, &full)
+            if self.place(tree, &normal, kind, index, &full, depth, repeats)
                 && let Some(target) = link
             {
                 self.walk.anomalies.push(Anomaly::Link { path: full.clone(), target });
@@ -822,14 +856,17 @@ impl Ctx<'_, '_> {
         true
     }
 
-    /// The second pass: the content of linked files visited again under each path that opens it.
-    fn tar_aliases(&mut self, source: Source<'_>, format: Format, aliases: Vec<Alias>, prefix: &str, depth: u8) {
+    /// The second pass, only for archives with links or repeated files: the content of linked
+    /// files visited again under each path that opens it, and the copies of a repeated file
+    /// compared (equal copies are one file; different ones are a duplicate).
+    fn tar_second_pass(&mut self, source: Source<'_>, format: Format, aliases: Vec<Alias>, repeats: Vec<Repeat>, prefix: &str, depth: u8) {
         let container = prefix.trim_end_matches('!').to_string();
         let mut wanted: HashMap<usize, Vec<String>> = HashMap::new();
         for a in aliases {
             wanted.entry(a.member).or_default().push(a.path);
         }
-        let last = wanted.keys().copied().max().unwrap_or(0);
+        let mut digests: HashMap<usize, Option<[u8; 32]>> = repeats.iter().flat_map(|r| [(r.first, None), (r.again, None)]).collect();
+        let last = wanted.keys().chain(digests.keys()).copied().max().unwrap_or(0);
         let stream = match tar_stream(source, format) {
             Ok(s) => s,
             Err(e) => {
@@ -843,8 +880,37 @@ impl Ctx<'_, '_> {
             if index > last {
                 break;
             }
-            let Some(paths) = wanted.remove(&index) else { continue };
-            let Ok(mut entry) = entry else { return };
+            let paths = wanted.remove(&index);
+            let hash = digests.contains_key(&index);
+            if paths.is_none() && !hash {
+                continue;
+            }
+            let Ok(mut entry) = entry else {
+                self.walk.fail(Anomaly::Unreadable { path: container, reason: "the tar stream changed between two reads".into() });
+                return;
+            };
+            if hash {
+                // Read in full: the size was accepted by the first pass.
+                let mut hasher = Sha256::new();
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    match entry.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => hasher.update(&buf[..n]),
+                        Err(e) => {
+                            self.walk.fail(Anomaly::Unreadable { path: container, reason: e.to_string() });
+                            return;
+                        }
+                    }
+                }
+                digests.insert(index, Some(hasher.finalize().into()));
+                if paths.is_some() {
+                    // An alias of a repeated file: its content is the last copy's, read again below.
+                    self.walk.ambiguous(Anomaly::Duplicate { path: format!("{prefix}(a linked file stated twice)") }, depth);
+                    continue;
+                }
+            }
+            let Some(paths) = paths else { continue };
             let first = format!("{prefix}{}", paths[0]);
             let Some((data, size, truncated)) = self.read_member(&mut entry, &first) else { return };
             for path in paths {
@@ -854,7 +920,20 @@ impl Ctx<'_, '_> {
                 self.deliver(&format!("{prefix}{path}"), &data, size, truncated, depth);
             }
         }
+        for r in repeats {
+            let same = matches!((digests.get(&r.first), digests.get(&r.again)), (Some(Some(a)), Some(Some(b))) if a == b);
+            if !same {
+                self.walk.ambiguous(Anomaly::Duplicate { path: r.path }, depth);
+            }
+        }
     }
+}
+
+/// A regular file stated twice: the walk indexes of both copies.
+struct Repeat {
+    first: usize,
+    again: usize,
+    path: String,
 }
 
 /// An anomaly from the model of a nested archive names its member with the archive's prefix.
@@ -1224,6 +1303,38 @@ mod tests {
         // The zip reader applies the field: both names are judged and the walk is not complete.
         assert_eq!(paths, vec!["pkg/__init__.py", "pkg/__INIT__.PY"], "{:?}", w.anomalies);
         assert!(!w.complete && ids(&w).contains(&"archive-zip-header-mismatch"), "{:?}", w.anomalies);
+    }
+
+    #[test]
+    fn a_file_stated_twice_is_one_file_only_with_the_same_bytes() {
+        let same = tgz_bytes(|t| {
+            file(t, "p-1.0/LICENSE", b"MIT");
+            file(t, "p-1.0/LICENSE", b"MIT");
+        });
+        let (w, _) = visited(&same, "p-1.0.tar.gz");
+        assert!(w.complete, "{:?}", w.anomalies);
+        let other = tgz_bytes(|t| {
+            file(t, "p-1.0/LICENSE", b"MIT");
+            file(t, "p-1.0/LICENSE", b"GPL");
+        });
+        let (w, seen) = visited(&other, "p-1.0.tar.gz");
+        assert!(!w.complete && ids(&w) == vec!["archive-duplicate-member"], "{:?}", w.anomalies);
+        // Both copies were judged.
+        assert_eq!(seen.len(), 2);
+    }
+
+    #[test]
+    fn ambiguities_inside_a_nested_fixture_archive_are_recorded_not_failed() {
+        // Archive libraries test themselves with hostile archives: installers never extract them.
+        let inner = tgz_bytes(|t| {
+            entry(t, tar::EntryType::Symlink, "x/up", "../../..");
+            file(t, "x/a", b"1");
+            file(t, "x/a", b"2");
+        });
+        let outer = tgz_bytes(|t| file(t, "p-1.0/tests/bad.tar.gz", &inner));
+        let (w, _) = visited(&outer, "p-1.0.tar.gz");
+        assert!(w.complete, "{:?}", w.anomalies);
+        assert!(ids(&w).contains(&"archive-link-outside") && ids(&w).contains(&"archive-duplicate-member"), "{:?}", w.anomalies);
     }
 
     #[test]
