@@ -162,6 +162,14 @@ async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResul
     if meta.version != dist.version {
         return Err(bad_request(format!("the metadata's Version {:?} does not match the filename {filename:?}", meta.fields.version)));
     }
+    let description = meta.fields.description.as_ref().map_or(0, String::len) as u64;
+    if description > state.config.max_description_bytes {
+        return Err(bad_request(format!(
+            "invalid distribution {filename:?}: its description (the core metadata's long description) is {description} bytes; \
+             this server accepts at most {} bytes (max_description_bytes)",
+            state.config.max_description_bytes
+        )));
+    }
 
     // Scan before anything becomes visible.
     let mut status = "published";
