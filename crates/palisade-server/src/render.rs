@@ -54,24 +54,37 @@ pub fn effective_status<'a>(project: &'a Project, files: &[FileRow]) -> &'a str 
     if project.status == "active" && !files.is_empty() && files.iter().all(|f| !f.is_published()) { "quarantined" } else { &project.status }
 }
 
-/// Releases with at least one visible file, or none at all.
-fn visible_releases(releases: &[Release], files: &[FileRow]) -> Vec<Release> {
-    releases
-        .iter()
-        .filter(|r| {
-            let mut fs = files.iter().filter(|f| f.release_id == r.id).peekable();
-            fs.peek().is_none() || fs.any(|f| f.is_published())
-        })
-        .cloned()
-        .collect()
+/// A release as anonymous clients see it. The `releases` row was written by whichever upload
+/// came first, and that may be a file held for review (or since removed), so nothing public is
+/// taken from it: a release is public only while one of its files is, and it is described by
+/// its earliest visible file (the version as that file spells it, its metadata, its
+/// Requires-Python).
+#[derive(Clone, Debug)]
+pub struct PublicRelease<'a> {
+    pub release: &'a Release,
+    /// The version as the describing file spells it.
+    pub version: String,
+    /// The earliest visible file, whose core metadata describes the release.
+    pub first: &'a FileRow,
+    /// Every visible file of the release.
+    pub files: Vec<&'a FileRow>,
 }
 
-/// Versions in PEP 440 order.
-pub fn sorted_versions(releases: &[Release]) -> Vec<String> {
-    let mut v: Vec<(palisade_dist::Version, String)> =
-        releases.iter().filter_map(|r| palisade_dist::parse_version(&r.version).ok().map(|p| (p, r.version.clone()))).collect();
-    v.sort();
-    v.into_iter().map(|(_, s)| s).collect()
+/// The public releases of a project, in PEP 440 order.
+pub fn public_releases<'a>(project: &Project, releases: &'a [Release], files: &'a [FileRow]) -> Vec<PublicRelease<'a>> {
+    let shown = visible(project, files);
+    let mut out: Vec<(palisade_dist::Version, PublicRelease<'a>)> = releases
+        .iter()
+        .filter_map(|release| {
+            let files: Vec<&FileRow> = shown.iter().copied().filter(|f| f.release_id == release.id).collect();
+            let first = *files.iter().min_by_key(|f| (f.upload_time, f.id))?;
+            let parsed = palisade_dist::DistFilename::parse(&first.filename).ok().map(|d| d.version);
+            let parsed = parsed.or_else(|| palisade_dist::parse_version(&release.version).ok())?;
+            Some((parsed.clone(), PublicRelease { release, version: parsed.to_string(), first, files }))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.into_iter().map(|(_, r)| r).collect()
 }
 
 pub fn project_html(project: &Project, releases: &[Release], files: &[FileRow]) -> String {
@@ -139,7 +152,7 @@ pub fn project_json(project: &Project, releases: &[Release], files: &[FileRow]) 
     json!({
         "meta": { "api-version": API_VERSION, "_last-serial": project.last_serial },
         "name": project.normalized,
-        "versions": if status == "quarantined" { vec![] } else { sorted_versions(&visible_releases(releases, files)) },
+        "versions": public_releases(project, releases, files).into_iter().map(|r| r.version).collect::<Vec<_>>(),
         "files": files_json,
         "project-status": status_json,
     })

@@ -214,7 +214,9 @@ async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResul
 
     let Form { content: Some(received), .. } = form else { unreachable!("checked above") };
     let new = NewFile {
-        project_name: meta.fields.name.trim().to_string(),
+        // A project created by a file held for review is listed under its normalized name, not
+        // under a spelling taken from that file.
+        project_name: if status == "quarantined" { normalized.clone() } else { meta.fields.name.trim().to_string() },
         normalized: normalized.clone(),
         version: meta.version.to_string(),
         canonical_version: palisade_dist::canonical_version(&meta.version),
