@@ -398,6 +398,9 @@ impl Db {
         if !PROJECT_STATUSES.contains(&status) {
             return Err(StoreError::Conflict(format!("unknown project status {status:?}; use one of {}", PROJECT_STATUSES.join(", "))));
         }
+        if let Some(r) = reason {
+            palisade_dist::check_text("status reason", r).map_err(|e| StoreError::Conflict(e.to_string()))?;
+        }
         let mut tx = self.begin().await?;
         let project = project_in(&mut tx, normalized).await?;
         sqlx::query("UPDATE projects SET status = ?, status_reason = ? WHERE id = ?")
@@ -621,6 +624,9 @@ impl Db {
             .ok_or_else(|| StoreError::NotFound(format!("release {version} of {normalized:?}")))?
             .get(0);
         let reason = if yank { reason.filter(|r| !r.is_empty()) } else { None };
+        if let Some(r) = reason {
+            palisade_dist::check_text("yank reason", r).map_err(|e| StoreError::Conflict(e.to_string()))?;
+        }
         let res = sqlx::query("UPDATE files SET yanked = ?, yanked_reason = ? WHERE release_id = ? AND (? IS NULL OR filename = ?)")
             .bind(yank)
             .bind(reason)

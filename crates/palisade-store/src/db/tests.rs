@@ -84,6 +84,12 @@ async fn publish_rules() {
     let yanked: Vec<_> = files.iter().map(|f| (f.filename.as_str(), f.yanked, f.yanked_reason.as_deref())).collect();
     assert_eq!(yanked, vec![("demo-1.0-py2-none-any.whl", false, None), ("demo-1.0-py3-none-any.whl", true, Some("broken"))]);
 
+    // A yank reason is plain text on one line (it is shown in index pages and terminals).
+    let err = db.set_yanked("demo", "1.0", None, true, Some("fixed in 2.0\u{202E}1.0.2 ni"), "alice").await.unwrap_err();
+    assert!(err.to_string().starts_with("the yank reason contains a bidirectional embedding or override (U+202E)"), "{err}");
+    let err = db.set_status("demo", "deprecated", Some("see\u{2028}other"), "admin").await.unwrap_err();
+    assert!(err.to_string().starts_with("the status reason contains a line separator (U+2028)"), "{err}");
+
     // The last owner cannot be removed.
     assert!(matches!(db.remove_role("demo", "alice", "x").await, Err(StoreError::Conflict(_))));
 
