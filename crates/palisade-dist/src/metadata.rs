@@ -172,9 +172,11 @@ mod tests {
 
     const HEAD: &str = "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n";
 
-    /// Parses `HEAD` + `rest` and returns (name, version, summary, requires_dist, description)
-    /// or the error text.
-    fn parsed(rest: &str) -> Result<(String, String, Option<String>, Vec<String>, Option<String>), String> {
+    /// (name, version, summary, requires_dist, description)
+    type Fields = (String, String, Option<String>, Vec<String>, Option<String>);
+
+    /// Parses `HEAD` + `rest` and returns its fields or the error text.
+    fn parsed(rest: &str) -> Result<Fields, String> {
         CoreMetadata::parse(format!("{HEAD}{rest}").as_bytes())
             .map(|m| {
                 let f = m.fields;

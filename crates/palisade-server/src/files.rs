@@ -95,11 +95,7 @@ async fn metadata(state: &AppState, dist: &str, headers: &HeaderMap) -> ApiResul
     // Metadata of a file held for review reaches only its owners and administrators: no shared cache.
     let cache = if file.is_published() && file.project_status != "quarantined" { IMMUTABLE } else { "private, no-store" };
     Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CACHE_CONTROL, cache.to_string()),
-            (header::ETAG, etag),
-        ],
+        [(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CACHE_CONTROL, cache.to_string()), (header::ETAG, etag)],
         data,
     )
         .into_response())

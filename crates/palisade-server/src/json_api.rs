@@ -50,10 +50,8 @@ async fn answer(state: &AppState, name: &str, version: Option<&str>, headers: &H
         None => None,
     };
     let base = state.base_url();
-    let (page, hit) = state
-        .cache
-        .json_api(&normalized, canonical.as_deref(), || build(state, &normalized, version, canonical.as_deref(), &base))
-        .await?;
+    let (page, hit) =
+        state.cache.json_api(&normalized, canonical.as_deref(), || build(state, &normalized, version, canonical.as_deref(), &base)).await?;
     state.count_cache(hit);
     Ok(respond(&page, headers))
 }
@@ -77,10 +75,7 @@ async fn build(state: &AppState, normalized: &str, asked: Option<&str>, canonica
         _ => latest(&public).ok_or_else(|| not_found(format!("{normalized} has no releases")))?,
     };
     let raw = state.db.core_metadata(&release.first.filename).await.map_err(internal)?.unwrap_or_default();
-    let metadata = palisade_dist::CoreMetadata::read_fields(&raw)
-        .ok()
-        .and_then(|m| serde_json::to_value(m).ok())
-        .unwrap_or(Value::Null);
+    let metadata = palisade_dist::CoreMetadata::read_fields(&raw).ok().and_then(|m| serde_json::to_value(m).ok()).unwrap_or(Value::Null);
     let entry = |f: &&FileRow| file_entry(f, base);
     let mut body = json!({
         "info": info(&project, release, &metadata, base),

@@ -273,6 +273,51 @@ mod tests {
         assert_eq!(v["project-status"]["status"], json!("quarantined"));
     }
 
+    fn release(id: i64, version: &str) -> Release {
+        let canonical = palisade_dist::canonical_version(&palisade_dist::parse_version(version).unwrap());
+        Release {
+            id,
+            project_id: 1,
+            version: version.into(),
+            canonical_version: canonical,
+            created_at: 0,
+            metadata: "{\"summary\": \"from the first upload\"}".into(),
+            requires_python: Some(">=3.99".into()),
+        }
+    }
+
+    /// The release row was written by the first upload, here a held one; the public view takes
+    /// nothing from it but its id.
+    #[test]
+    fn public_releases_are_described_by_their_earliest_published_file() {
+        let mut held = file("a-1.0.0-py3-none-any.whl", false, None);
+        (held.status, held.id, held.upload_time) = ("quarantined".into(), 1, 10);
+        let mut sdist = file("a-1.0.tar.gz", false, None);
+        (sdist.id, sdist.upload_time) = (2, 20);
+        let mut wheel = file("a-1.0-py2.py3-none-any.whl", false, None);
+        (wheel.id, wheel.upload_time) = (3, 30);
+        let mut only_held = file("a-2.0-py3-none-any.whl", false, None);
+        (only_held.status, only_held.release_id, only_held.id) = ("quarantined".into(), 2, 4);
+        let mut old = file("a-0.9-py3-none-any.whl", false, None);
+        (old.release_id, old.id) = (3, 5);
+        let releases = vec![release(1, "1.0.0"), release(2, "2.0"), release(3, "0.9"), release(4, "0.1")];
+        let files = vec![held, wheel, sdist, only_held, old];
+        let public = public_releases(&project("active"), &releases, &files);
+        let got: Vec<(&str, &str, Vec<&str>)> = public
+            .iter()
+            .map(|r| (r.version.as_str(), r.first.filename.as_str(), r.files.iter().map(|f| f.filename.as_str()).collect()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("0.9", "a-0.9-py3-none-any.whl", vec!["a-0.9-py3-none-any.whl"]),
+                ("1.0", "a-1.0.tar.gz", vec!["a-1.0-py2.py3-none-any.whl", "a-1.0.tar.gz"]),
+            ]
+        );
+        assert_eq!(project_json(&project("active"), &releases, &files)["versions"], json!(["0.9", "1.0"]));
+        assert!(public_releases(&project("quarantined"), &releases, &files).is_empty());
+    }
+
     #[test]
     fn quarantined_projects_list_no_files() {
         let v = project_json(&project("quarantined"), &[], &[file("a-1.0-py3-none-any.whl", false, None)]);
