@@ -457,6 +457,14 @@ def test_status_reason_with_bidi_override_is_refused(server, yankable):
     assert server.simple_json("yank-kit").json()["project-status"]["status"] == "active"
 
 
+def test_token_description_with_bidi_override_is_refused(server, owner):
+    r = server.api("POST", "/api/account/tokens", owner["session"], json={"description": "ci \u202etoken"})
+    assert r.status_code == 400 and "the token description contains a bidirectional embedding or override (U+202E)" in r.text, r.text
+    proc = server.cli("token", "create", "--user", USER, "--description", "line\u2028break", check=False)
+    assert proc.returncode == 1 and "the token description contains a line separator (U+2028)" in proc.stderr, proc.stderr
+    assert "pal_" not in proc.stdout
+
+
 def test_oversized_description_is_refused(make_server):
     s = make_server({"PALISADE_MAX_DESCRIPTION_BYTES": "100000"})
     s.create_user("desc-owner")
