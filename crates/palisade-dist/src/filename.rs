@@ -134,6 +134,62 @@ impl DistFilename {
     pub fn pyversion(&self) -> &str {
         self.python_tag.as_deref().unwrap_or("source")
     }
+
+    /// What an installer takes this file to be, as one string: two filenames with the same
+    /// identity are the same file to pip and uv, however they are spelled. An index reserves
+    /// identities, not spellings, so that no other spelling can replace or revive a file.
+    ///
+    /// - sdist: `{normalized name} {canonical version} sdist`;
+    /// - wheel: `{normalized name} {canonical version} wheel {build} {pythons}-{abis}-{platforms}`,
+    ///   where the build tag is `-` when absent, else its number without leading zeros and its
+    ///   suffix, lowercased; each tag set is lowercased, de-duplicated and sorted, and the legacy
+    ///   manylinux platform names are replaced by their PEP 600 equivalents (`manylinux1_x86_64` is
+    ///   `manylinux_2_5_x86_64`, `manylinux2010_*` is `manylinux_2_12_*`, `manylinux2014_*` is
+    ///   `manylinux_2_17_*`).
+    ///
+    /// Wheels whose tag sets differ only partly (`py2.py3` and `py3`) have different identities:
+    /// they are different files, and an installer picks between them as it does on PyPI.
+    pub fn identity(&self) -> String {
+        let version = crate::canonical_version(&self.version);
+        match self.kind {
+            DistKind::Sdist => format!("{} {version} sdist", self.normalized_name),
+            DistKind::Wheel => {
+                let build = self.build_tag.as_deref().map_or_else(|| "-".to_string(), canonical_build_tag);
+                let set = |tag: &Option<String>, alias: fn(&str) -> String| {
+                    let mut parts: Vec<String> = tag.as_deref().unwrap_or("").split('.').map(|t| alias(&t.to_ascii_lowercase())).collect();
+                    parts.sort();
+                    parts.dedup();
+                    parts.join(".")
+                };
+                let same = |t: &str| t.to_string();
+                format!(
+                    "{} {version} wheel {build} {}-{}-{}",
+                    self.normalized_name,
+                    set(&self.python_tag, same),
+                    set(&self.abi_tag, same),
+                    set(&self.platform_tag, pep600_platform)
+                )
+            }
+        }
+    }
+}
+
+/// A build tag as installers compare it: `(int(digits), rest)`, so leading zeros do not count.
+fn canonical_build_tag(tag: &str) -> String {
+    let digits = tag.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, rest) = tag.split_at(digits);
+    let number = number.trim_start_matches('0');
+    format!("{}{}", if number.is_empty() { "0" } else { number }, rest.to_ascii_lowercase())
+}
+
+/// The PEP 600 name of a legacy manylinux platform tag (PEP 513, 571, 599); other tags unchanged.
+fn pep600_platform(tag: &str) -> String {
+    for (legacy, glibc) in [("manylinux1_", "2_5"), ("manylinux2010_", "2_12"), ("manylinux2014_", "2_17")] {
+        if let Some(arch) = tag.strip_prefix(legacy) {
+            return format!("manylinux_{glibc}_{arch}");
+        }
+    }
+    tag.to_string()
 }
 
 fn check_name(filename: &str, name: &str) -> Result<(), FilenameError> {
@@ -195,6 +251,79 @@ mod tests {
         ] {
             assert!(DistFilename::parse(name).is_err(), "{name}");
         }
+    }
+
+    fn identity(filename: &str) -> String {
+        DistFilename::parse(filename).unwrap_or_else(|e| panic!("{filename}: {e}")).identity()
+    }
+
+    /// Each row: spellings that are one file to an installer, then its identity.
+    #[test]
+    fn identities_of_equivalent_spellings() {
+        let check = |spellings: &[&str], expected: &str| {
+            for s in spellings {
+                assert_eq!(identity(s), expected, "{s}");
+            }
+        };
+        check(
+            &[
+                "tapir_index-1.0-py3-none-any.whl",
+                "tapir_index-1.0.0-py3-none-any.whl",
+                "Tapir_Index-1.0-py3-none-any.whl",
+                "tapir.index-1-PY3-None-ANY.whl",
+                "tapir__index-1.0-py3.py3-none-any.whl",
+            ],
+            "tapir-index 1 wheel - py3-none-any",
+        );
+        check(&["zephyrine_tools-40.0.tar.gz", "zephyrine_tools-40.0.0.tar.gz", "zephyrine_tools-v40.tar.gz"], "zephyrine-tools 40 sdist");
+        check(
+            &["demo-1.0-py3.py2-none-any.whl", "demo-1.0-py2.py3-none-any.whl", "demo-1.0.0-py3.py2.py3-none-any.whl"],
+            "demo 1 wheel - py2.py3-none-any",
+        );
+        check(
+            &[
+                "np-2.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+                "np-2.0-cp311-cp311-manylinux2014_x86_64.whl",
+                "np-2.0.0-cp311-cp311-manylinux_2_17_x86_64.whl",
+            ],
+            "np 2 wheel - cp311-cp311-manylinux_2_17_x86_64",
+        );
+        check(
+            &["np-2.0-cp39-cp39-manylinux1_i686.whl", "np-2-cp39-cp39-manylinux_2_5_i686.whl"],
+            "np 2 wheel - cp39-cp39-manylinux_2_5_i686",
+        );
+        check(&["np-2.0-cp39-cp39-manylinux2010_x86_64.whl"], "np 2 wheel - cp39-cp39-manylinux_2_12_x86_64");
+        check(&["demo-1.0-01-py3-none-any.whl", "demo-1.0-1-py3-none-any.whl"], "demo 1 wheel 1 py3-none-any");
+        check(&["demo-1.0-007Beta-py3-none-any.whl", "demo-1.0-7beta-py3-none-any.whl"], "demo 1 wheel 7beta py3-none-any");
+        check(&["demo-1.0-000-py3-none-any.whl"], "demo 1 wheel 0 py3-none-any");
+        check(
+            &["demo-1.0.post0-py3-none-any.whl", "demo-1.0_post0-py3-none-any.whl", "demo-1.0.0post-py3-none-any.whl"],
+            "demo 1.post0 wheel - py3-none-any",
+        );
+        check(&["demo-1.0+Local.1-py3-none-any.whl", "demo-1.0.0+local_1-py3-none-any.whl"], "demo 1+local.1 wheel - py3-none-any");
+        check(&["demo-1!2.0rc1-py3-none-any.whl", "demo-1!2.0.0RC1-py3-none-any.whl"], "demo 1!2rc1 wheel - py3-none-any");
+    }
+
+    /// Files an installer tells apart keep apart.
+    #[test]
+    fn identities_of_different_files() {
+        let distinct = [
+            "demo-1.0-py3-none-any.whl",
+            "demo-1.0-py2.py3-none-any.whl",
+            "demo-1.0-1-py3-none-any.whl",
+            "demo-1.0-2-py3-none-any.whl",
+            "demo-1.0-cp311-abi3-manylinux_2_17_x86_64.whl",
+            "demo-1.0-cp311-abi3-manylinux_2_28_x86_64.whl",
+            "demo-1.0-cp311-abi3-linux_x86_64.whl",
+            "demo-1.0.post1-py3-none-any.whl",
+            "demo-1.0+local-py3-none-any.whl",
+            "demo-1.1-py3-none-any.whl",
+            "demo2-1.0-py3-none-any.whl",
+            "demo-1.0.tar.gz",
+            "demo-1.1.tar.gz",
+        ];
+        let ids: std::collections::HashSet<String> = distinct.iter().map(|f| identity(f)).collect();
+        assert_eq!(ids.len(), distinct.len(), "{ids:?}");
     }
 
     #[test]

@@ -155,7 +155,7 @@ pub async fn send_verification(state: &AppState, user: &User, email: &str) -> Ap
     let secret = palisade_auth::random_token("", 32);
     let expires = now_micros() + 48 * 3600 * 1_000_000;
     state.db.create_email_token(&palisade_auth::hash_secret(&secret), user.id, "verify", email, expires).await.map_err(internal)?;
-    let link = format!("{}/api/verify-email?token={secret}", state.mail_base_url());
+    let link = format!("{}/api/verify-email?token={secret}", state.base_url());
     let body = format!(
         "Hello {},\n\nconfirm that {email} is your address for Palisade by opening this link within 48 hours:\n\n{link}\n\nIf you did not ask for this, ignore this message.\n",
         user.name
@@ -243,7 +243,7 @@ pub async fn forgot_password(State(state): State<AppState>, client: Client, body
             "Hello {},\n\nsomeone asked to reset your Palisade password. Use this token within an hour:\n\n{secret}\n\n\
              POST {}/api/password/reset with {{\"token\": \"...\", \"new_password\": \"...\"}}\n\nIf it was not you, ignore this message; your password is unchanged.\n",
             user.name,
-            state.mail_base_url()
+            state.base_url()
         );
         state.mailer.send(email, "[Palisade] Password reset", body);
         record(&state, "password_reset_requested", "anonymous", Some(user.id), None, &client, Value::Null).await;

@@ -100,6 +100,9 @@ pub async fn create_token_for(
     }
     scope.sort();
     scope.dedup();
+    if let Some(d) = description {
+        palisade_dist::check_text("token description", d)?;
+    }
     let expires_at = expires_in.map(|d| now_micros() + d.as_micros() as i64);
     let t = tokens::generate();
     let id = db
@@ -110,7 +113,7 @@ pub async fn create_token_for(
             &t.hint,
             (!scope.is_empty()).then_some(&scope[..]),
             (!acts.is_empty()).then_some(&acts[..]),
-            description.map(|d| d.chars().filter(|c| !c.is_control()).take(200).collect::<String>()).as_deref(),
+            description,
             expires_at,
         )
         .await?;

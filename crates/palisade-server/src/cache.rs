@@ -1,4 +1,4 @@
-//! Index pages rendered once per change and served from memory.
+//! Index pages and JSON API answers rendered once per change and served from memory.
 //!
 //! Every change to a project goes through the journal; whoever writes (this server after an
 //! upload, or the admin CLI in another process) bumps the serial. This server invalidates its own
@@ -26,26 +26,93 @@ pub enum Kind {
 /// One rendered page. Only the formats clients ask for are rendered and kept.
 pub struct Page {
     pub body: Bytes,
+    /// The body compressed with gzip, for pages worth compressing (JSON API answers).
+    pub gzip: Option<Bytes>,
     pub etag: HeaderValue,
     pub serial: HeaderValue,
 }
 
 impl Page {
-    fn new(body: Vec<u8>, kind: Kind, serial: i64) -> Self {
+    fn new(body: Vec<u8>, tag: &str, serial: i64) -> Self {
         let digest = palisade_dist::sha256_hex(&body);
-        let tag = if kind == Kind::Json { "j" } else { "h" };
         let etag = HeaderValue::from_str(&format!("\"{tag}-{}\"", &digest[..32])).unwrap_or(HeaderValue::from_static("\"x\""));
-        Self { body: Bytes::from(body), etag, serial: HeaderValue::from(serial) }
+        Self { body: Bytes::from(body), gzip: None, etag, serial: HeaderValue::from(serial) }
+    }
+
+    /// Adds a gzip copy when the body is large enough for it to matter.
+    fn with_gzip(mut self) -> Self {
+        use std::io::Write;
+        if self.body.len() >= 1024 {
+            let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(self.body.len() / 4), flate2::Compression::default());
+            if enc.write_all(&self.body).is_ok()
+                && let Ok(gz) = enc.finish()
+            {
+                self.gzip = Some(Bytes::from(gz));
+            }
+        }
+        self
+    }
+
+    fn weight(&self) -> usize {
+        self.body.len() + self.gzip.as_ref().map_or(0, Bytes::len)
     }
 }
+
+/// Memory for cached JSON API answers. Their number is bounded by the releases that exist (the
+/// key is the canonical version), their size by the description limit; past this budget entries
+/// are evicted to make room.
+const JSON_API_BUDGET_BYTES: usize = 64 << 20;
+
+/// A JSON API answer: project, and canonical version (`None`: the project's own answer).
+type JsonApiKey = (String, Option<String>);
 
 #[derive(Default)]
 pub struct IndexCache {
     projects: RwLock<HashMap<(String, Kind), Arc<Page>>>,
     root: RwLock<HashMap<Kind, Arc<Page>>>,
+    json_api: RwLock<JsonApiPages>,
     generation: AtomicU64,
     /// The journal serial this cache has seen.
     pub seen_serial: AtomicU64,
+}
+
+#[derive(Default)]
+struct JsonApiPages {
+    pages: HashMap<JsonApiKey, Arc<Page>>,
+    bytes: usize,
+}
+
+impl JsonApiPages {
+    fn remove_project(&mut self, project: &str) {
+        let mut freed = 0;
+        self.pages.retain(|(p, _), page| {
+            let keep = p != project;
+            if !keep {
+                freed += page.weight();
+            }
+            keep
+        });
+        self.bytes -= freed;
+    }
+
+    /// Inserts `page`, evicting others (in no particular order) until it fits the budget; a
+    /// page larger than a quarter of the budget is served but not kept.
+    fn insert(&mut self, key: JsonApiKey, page: Arc<Page>) {
+        let weight = page.weight();
+        if weight > JSON_API_BUDGET_BYTES / 4 {
+            return;
+        }
+        while self.bytes + weight > JSON_API_BUDGET_BYTES {
+            let Some(victim) = self.pages.keys().next().cloned() else { break };
+            if let Some(old) = self.pages.remove(&victim) {
+                self.bytes -= old.weight();
+            }
+        }
+        if let Some(old) = self.pages.insert(key, page) {
+            self.bytes -= old.weight();
+        }
+        self.bytes += weight;
+    }
 }
 
 impl IndexCache {
@@ -56,13 +123,34 @@ impl IndexCache {
             p.remove(&(project.to_string(), Kind::Html));
             p.remove(&(project.to_string(), Kind::Json));
         }
+        self.json_api.write().remove_project(project);
         self.root.write().clear();
     }
 
     pub fn invalidate_all(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.projects.write().clear();
+        *self.json_api.write() = JsonApiPages::default();
         self.root.write().clear();
+    }
+
+    /// A JSON API answer from memory, or built by `build` (which returns the body and the
+    /// project's serial) and kept. Errors (404s) are not kept.
+    pub async fn json_api<E, F>(&self, project: &str, version: Option<&str>, build: impl FnOnce() -> F) -> Result<(Arc<Page>, bool), E>
+    where
+        F: std::future::Future<Output = Result<(Vec<u8>, i64), E>>,
+    {
+        let key = (project.to_string(), version.map(str::to_string));
+        if let Some(p) = self.json_api.read().pages.get(&key) {
+            return Ok((p.clone(), true));
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let (body, serial) = build().await?;
+        let page = Arc::new(Page::new(body, "a", serial).with_gzip());
+        if self.generation.load(Ordering::SeqCst) == generation {
+            self.json_api.write().insert(key, page.clone());
+        }
+        Ok((page, false))
     }
 
     /// The project page, rendered if needed; `None` if there is no such project.
@@ -79,7 +167,7 @@ impl IndexCache {
             Kind::Html => render::project_html(&project, &releases, &files).into_bytes(),
             Kind::Json => serde_json::to_vec(&render::project_json(&project, &releases, &files)).unwrap_or_default(),
         };
-        let page = Arc::new(Page::new(body, kind, project.last_serial));
+        let page = Arc::new(Page::new(body, tag(kind), project.last_serial));
         if self.generation.load(Ordering::SeqCst) == generation {
             self.projects.write().insert(key, page.clone());
         }
@@ -97,12 +185,16 @@ impl IndexCache {
             Kind::Html => render::root_html(&projects, serial).into_bytes(),
             Kind::Json => serde_json::to_vec(&render::root_json(&projects, serial)).unwrap_or_default(),
         };
-        let page = Arc::new(Page::new(body, kind, serial));
+        let page = Arc::new(Page::new(body, tag(kind), serial));
         if self.generation.load(Ordering::SeqCst) == generation {
             self.root.write().insert(kind, page.clone());
         }
         Ok((page, false))
     }
+}
+
+fn tag(kind: Kind) -> &'static str {
+    if kind == Kind::Json { "j" } else { "h" }
 }
 
 /// Polls the journal and invalidates what other processes changed. Runs until the process ends.

@@ -16,8 +16,11 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// Largest total uncompressed size of an uploaded archive, in bytes.
     pub max_uncompressed_bytes: u64,
-    /// The URL clients reach this server at, for absolute links (the JSON API). Without it,
-    /// links are built from the request's Host header.
+    /// Largest description (the core metadata's body) accepted in an upload, in bytes. The JSON
+    /// API serves it in every answer about the release.
+    pub max_description_bytes: u64,
+    /// The URL clients reach this server at, for absolute links (the JSON API, mail). Without
+    /// it, links name the listening address; never the request's Host header.
     pub public_url: Option<String>,
     /// Log filter (`info`, `warn`, `palisade_server=debug`, ...).
     pub log: String,
@@ -233,6 +236,7 @@ impl Default for Config {
             data_dir: PathBuf::from("palisade-data"),
             max_upload_bytes: 100 << 20,
             max_uncompressed_bytes: 4 << 30,
+            max_description_bytes: 2 << 20,
             public_url: None,
             log: "info".into(),
             journal_poll_ms: 500,
@@ -257,6 +261,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PALISADE_DATA_DIR", "data_dir"),
     ("PALISADE_MAX_UPLOAD_BYTES", "max_upload_bytes"),
     ("PALISADE_MAX_UNCOMPRESSED_BYTES", "max_uncompressed_bytes"),
+    ("PALISADE_MAX_DESCRIPTION_BYTES", "max_description_bytes"),
     ("PALISADE_PUBLIC_URL", "public_url"),
     ("PALISADE_LOG", "log"),
     ("PALISADE_JOURNAL_POLL_MS", "journal_poll_ms"),
@@ -369,6 +374,9 @@ impl Config {
         if self.max_upload_bytes == 0 {
             errors.push("max_upload_bytes must be positive".into());
         }
+        if self.max_description_bytes == 0 {
+            errors.push("max_description_bytes must be positive".into());
+        }
         if self.journal_poll_ms == 0 {
             errors.push("journal_poll_ms must be positive".into());
         }
@@ -427,6 +435,7 @@ impl serde::Serialize for Config {
         m.serialize_entry("data_dir", &self.data_dir)?;
         m.serialize_entry("max_upload_bytes", &self.max_upload_bytes)?;
         m.serialize_entry("max_uncompressed_bytes", &self.max_uncompressed_bytes)?;
+        m.serialize_entry("max_description_bytes", &self.max_description_bytes)?;
         if let Some(u) = &self.public_url {
             m.serialize_entry("public_url", u)?;
         }

@@ -92,12 +92,10 @@ async fn metadata(state: &AppState, dist: &str, headers: &HeaderMap) -> ApiResul
     }
     let data = state.db.core_metadata(dist).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {dist:?}")))?;
     let etag = format!("\"{}\"", file.metadata_sha256);
+    // Metadata of a file held for review reaches only its owners and administrators: no shared cache.
+    let cache = if file.is_published() && file.project_status != "quarantined" { IMMUTABLE } else { "private, no-store" };
     Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CACHE_CONTROL, IMMUTABLE.to_string()),
-            (header::ETAG, etag),
-        ],
+        [(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CACHE_CONTROL, cache.to_string()), (header::ETAG, etag)],
         data,
     )
         .into_response())

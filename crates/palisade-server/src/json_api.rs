@@ -1,21 +1,28 @@
 //! PyPI's JSON API: `/pypi/<project>/json` and `/pypi/<project>/<version>/json`, with the fields
 //! that clients and tools read (https://docs.pypi.org/api/json/).
+//!
+//! Everything here is public, so it is built from published files only: a release appears while
+//! one of its files is published, and its `info` comes from the core metadata of its earliest
+//! published file, never from a file held for review (see `render::public_releases`). Absolute
+//! URLs come from `AppState::base_url`, never from the request, so one answer fits every caller
+//! and is cached in memory (`IndexCache::json_api`) until the project changes, with a gzip copy
+//! for clients that accept it.
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use palisade_store::{FileRow, Project, Release};
+use palisade_store::{FileRow, Project};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
+use crate::cache::Page;
 use crate::error::{ApiResult, internal, not_found};
-use crate::render::{sorted_versions, upload_time};
+use crate::render::{PublicRelease, public_releases, upload_time};
 
 pub async fn project(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
-    render(&state, &name, None, &headers).await
+    answer(&state, &name, None, &headers).await
 }
 
 pub async fn release(
@@ -23,76 +30,120 @@ pub async fn release(
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    render(&state, &name, Some(&version), &headers).await
+    answer(&state, &name, Some(&version), &headers).await
 }
 
-async fn render(state: &AppState, name: &str, version: Option<&str>, headers: &HeaderMap) -> ApiResult<Response> {
+async fn answer(state: &AppState, name: &str, version: Option<&str>, headers: &HeaderMap) -> ApiResult<Response> {
     let normalized = palisade_dist::normalize(name);
     if normalized != name {
         let tail = version.map(|v| format!("{v}/")).unwrap_or_default();
         return Ok(crate::moved(&format!("/pypi/{normalized}/{tail}json")).into_response());
     }
-    let project = state.db.project(&normalized).await.map_err(internal)?.filter(|p| p.status != "quarantined");
+    // Cached by canonical version, so `1.0`, `1.0.0` and `v1` share one entry and a caller cannot
+    // fill the cache with spellings.
+    let canonical = match version {
+        Some(v) => Some(
+            palisade_dist::parse_version(v)
+                .map(|v| palisade_dist::canonical_version(&v))
+                .map_err(|_| not_found(format!("{normalized} has no release {v:?}")))?,
+        ),
+        None => None,
+    };
+    let base = state.base_url();
+    let (page, hit) =
+        state.cache.json_api(&normalized, canonical.as_deref(), || build(state, &normalized, version, canonical.as_deref(), &base)).await?;
+    state.count_cache(hit);
+    Ok(respond(&page, headers))
+}
+
+/// The JSON answer and the project's serial, or the 404 to send.
+async fn build(state: &AppState, normalized: &str, asked: Option<&str>, canonical: Option<&str>, base: &str) -> ApiResult<(Vec<u8>, i64)> {
+    let project = state.db.project(normalized).await.map_err(internal)?;
     let Some(project) = project else { return Err(not_found(format!("no project named {normalized:?}"))) };
     let releases = state.db.releases(project.id).await.map_err(internal)?;
-    let all_files = state.db.project_files(project.id).await.map_err(internal)?;
-    let files: Vec<FileRow> = crate::render::visible(&project, &all_files).into_iter().cloned().collect();
-    if files.is_empty() && !all_files.is_empty() {
+    let files = state.db.project_files(project.id).await.map_err(internal)?;
+    let public = public_releases(&project, &releases, &files);
+    if public.is_empty() {
+        // Unknown, quarantined, or with nothing published: the same answer for each.
         return Err(not_found(format!("no project named {normalized:?}")));
     }
-    let releases: Vec<Release> = releases
-        .into_iter()
-        .filter(|r| files.iter().any(|f| f.release_id == r.id) || !all_files.iter().any(|f| f.release_id == r.id))
-        .collect();
-    let base = state.base_url(headers);
-    let release = match version {
-        Some(v) => {
-            let canonical = palisade_dist::parse_version(v).map(|v| palisade_dist::canonical_version(&v)).ok();
-            releases
-                .iter()
-                .find(|r| Some(&r.canonical_version) == canonical.as_ref())
-                .ok_or_else(|| not_found(format!("{normalized} has no release {v:?}")))?
-        }
-        None => latest(&releases, &files).ok_or_else(|| not_found(format!("{normalized} has no releases")))?,
+    let release = match (asked, canonical) {
+        (Some(v), Some(c)) => public
+            .iter()
+            .find(|r| r.release.canonical_version == c)
+            .ok_or_else(|| not_found(format!("{normalized} has no release {v:?}")))?,
+        _ => latest(&public).ok_or_else(|| not_found(format!("{normalized} has no releases")))?,
     };
-    let entry = |f: &FileRow| file_entry(f, &base);
-    let urls: Vec<Value> = files.iter().filter(|f| f.release_id == release.id).map(entry).collect();
+    let raw = state.db.core_metadata(&release.first.filename).await.map_err(internal)?.unwrap_or_default();
+    let metadata = palisade_dist::CoreMetadata::read_fields(&raw).ok().and_then(|m| serde_json::to_value(m).ok()).unwrap_or(Value::Null);
+    let entry = |f: &&FileRow| file_entry(f, base);
     let mut body = json!({
-        "info": info(&project, release, &files, &base),
+        "info": info(&project, release, &metadata, base),
         "last_serial": project.last_serial,
-        "urls": urls,
+        "urls": release.files.iter().map(entry).collect::<Vec<_>>(),
         "vulnerabilities": [],
     });
-    if version.is_none() {
+    if asked.is_none() {
         let mut map = Map::new();
-        for v in sorted_versions(&releases) {
-            let r = releases.iter().find(|r| r.version == v).map(|r| r.id);
-            map.insert(v, Value::Array(files.iter().filter(|f| Some(f.release_id) == r).map(entry).collect()));
+        for r in &public {
+            map.insert(r.version.clone(), Value::Array(r.files.iter().map(entry).collect()));
         }
         body["releases"] = Value::Object(map);
     }
-    let mut resp = Json(body).into_response();
-    resp.headers_mut().insert("x-pypi-last-serial", HeaderValue::from(project.last_serial));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60, public"));
-    Ok(resp)
+    Ok((serde_json::to_vec(&body).map_err(internal)?, project.last_serial))
+}
+
+/// The cached page, as gzip when the client accepts it, with a validator.
+fn respond(page: &Page, headers: &HeaderMap) -> Response {
+    let etag = &page.etag;
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == etag.to_str().unwrap_or("")));
+    let gzip = page.gzip.as_ref().filter(|_| accepts_gzip(headers));
+    let mut resp = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        gzip.cloned().unwrap_or_else(|| page.body.clone()).into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if gzip.is_some() && !not_modified {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    h.insert(header::ETAG, etag.clone());
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60, public"));
+    h.insert("x-pypi-last-serial", page.serial.clone());
+    resp
+}
+
+/// Whether `Accept-Encoding` admits gzip: its own q-value if it is listed, else that of `*`.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let (mut gzip, mut any) = (None, None);
+    for item in headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')) {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok())).unwrap_or(1.0);
+        match coding.as_str() {
+            "gzip" | "x-gzip" => gzip = Some(q),
+            "*" => any = Some(q),
+            _ => {}
+        }
+    }
+    gzip.or(any).is_some_and(|q| q > 0.0)
 }
 
 /// PyPI's choice of "the" release: the highest version that is not a pre-release and not wholly
-/// yanked; failing that, the highest of all.
-fn latest<'a>(releases: &'a [Release], files: &[FileRow]) -> Option<&'a Release> {
-    let parsed = |r: &Release| palisade_dist::parse_version(&r.version).ok();
-    let all_yanked = |r: &Release| {
-        let mut fs = files.iter().filter(|f| f.release_id == r.id).peekable();
-        fs.peek().is_some() && fs.all(|f| f.yanked)
+/// yanked; failing that, the highest of all. `releases` is in PEP 440 order.
+fn latest<'r, 'a>(releases: &'r [PublicRelease<'a>]) -> Option<&'r PublicRelease<'a>> {
+    let stable = |r: &&PublicRelease| {
+        !r.files.iter().all(|f| f.yanked) && palisade_dist::parse_version(&r.version).is_ok_and(|v| !v.any_prerelease())
     };
-    let best = |pred: &dyn Fn(&Release) -> bool| {
-        releases.iter().filter(|r| pred(r)).filter_map(|r| parsed(r).map(|v| (v, r))).max_by(|a, b| a.0.cmp(&b.0)).map(|(_, r)| r)
-    };
-    best(&|r| !all_yanked(r) && parsed(r).is_some_and(|v| !v.any_prerelease())).or_else(|| best(&|_| true))
+    releases.iter().rev().find(stable).or_else(|| releases.last())
 }
 
-fn info(project: &Project, release: &Release, files: &[FileRow], base: &str) -> Value {
-    let m: Value = serde_json::from_str(&release.metadata).unwrap_or(Value::Null);
+fn info(project: &Project, release: &PublicRelease, m: &Value, base: &str) -> Value {
     let s = |k: &str| m.get(k).cloned().filter(|v| !v.is_null()).unwrap_or(Value::Null);
     let list = |k: &str| m.get(k).cloned().filter(|v| v.as_array().is_some_and(|a| !a.is_empty()));
     let project_urls: BTreeMap<String, String> = m
@@ -100,10 +151,12 @@ fn info(project: &Project, release: &Release, files: &[FileRow], base: &str) -> 
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|u| u.as_str()?.split_once(',').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect())
         .unwrap_or_default();
-    let rel_files: Vec<&FileRow> = files.iter().filter(|f| f.release_id == release.id).collect();
-    let yanked = !rel_files.is_empty() && rel_files.iter().all(|f| f.yanked);
-    let yanked_reason = if yanked { rel_files.iter().find_map(|f| f.yanked_reason.clone()) } else { None };
+    let yanked = release.files.iter().all(|f| f.yanked);
+    let yanked_reason = if yanked { release.files.iter().find_map(|f| f.yanked_reason.clone()) } else { None };
     let platform = m.get("platforms").and_then(Value::as_array).and_then(|a| a.first().cloned()).unwrap_or(Value::Null);
+    // The name as the describing file's metadata spells it (the project row keeps the spelling
+    // of the first upload, which may be one held for review).
+    let name = m.get("name").and_then(Value::as_str).map(str::trim).filter(|n| palisade_dist::normalize(n) == project.normalized);
     json!({
         "author": s("author"),
         "author_email": s("author_email"),
@@ -122,7 +175,7 @@ fn info(project: &Project, release: &Release, files: &[FileRow], base: &str) -> 
         "license_files": list("license_files"),
         "maintainer": s("maintainer"),
         "maintainer_email": s("maintainer_email"),
-        "name": project.name,
+        "name": name.unwrap_or(&project.normalized),
         "package_url": format!("{base}/simple/{}/", project.normalized),
         "platform": platform,
         "project_url": format!("{base}/simple/{}/", project.normalized),
@@ -130,7 +183,7 @@ fn info(project: &Project, release: &Release, files: &[FileRow], base: &str) -> 
         "provides_extra": list("provides_extras"),
         "release_url": format!("{base}/pypi/{}/{}/json", project.normalized, release.version),
         "requires_dist": list("requires_dist"),
-        "requires_python": release.requires_python,
+        "requires_python": release.first.requires_python,
         "summary": s("summary"),
         "version": release.version,
         "yanked": yanked,
@@ -158,4 +211,30 @@ fn file_entry(f: &FileRow, base: &str) -> Value {
         "yanked_reason": f.yanked_reason,
         "core-metadata": { "sha256": f.metadata_sha256 },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_negotiation() {
+        let check = |value: Option<&str>, expected: bool| {
+            let mut h = HeaderMap::new();
+            if let Some(v) = value {
+                h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            }
+            assert_eq!(accepts_gzip(&h), expected, "{value:?}");
+        };
+        check(None, false);
+        check(Some("gzip"), true);
+        check(Some("gzip, deflate, br"), true);
+        check(Some("br;q=1.0, GZIP;q=0.5"), true);
+        check(Some("gzip;q=0"), false);
+        check(Some("identity"), false);
+        check(Some("*"), true);
+        check(Some("deflate, *;q=0"), false);
+        check(Some("gzip;q=0, *"), false);
+        check(Some("*;q=0, gzip"), true);
+    }
 }

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post};
@@ -53,6 +53,8 @@ pub struct AppState {
     oidc: Arc<oidc::OidcKeys>,
     disclosure_keys: Arc<disclose::PartnerKeys>,
     http: reqwest::Client,
+    /// The address `serve` listens on (it may differ from `config.listen`: port 0).
+    bound: Arc<std::sync::OnceLock<SocketAddr>>,
 }
 
 impl AppState {
@@ -81,6 +83,7 @@ impl AppState {
             oidc: Arc::new(oidc::OidcKeys::new(http.clone())),
             disclosure_keys: Default::default(),
             http,
+            bound: Default::default(),
         })
     }
 
@@ -89,26 +92,15 @@ impl AppState {
         self.cache.invalidate(project);
     }
 
-    /// The base URL of links in mail. Never the request's Host header: anyone can send a reset
-    /// request with `Host: evil.example`. Without `public_url`, the listening address.
-    fn mail_base_url(&self) -> String {
-        match &self.config.public_url {
-            Some(url) => url.trim_end_matches('/').to_string(),
-            None => format!("http://{}", self.config.listen),
+    /// The base of every absolute URL Palisade writes (the JSON API, links in mail): `public_url`,
+    /// or without it the address the server listens on. Never the request's `Host` header:
+    /// anyone can send `Host: evil.example`, and the answers are cached and shared.
+    fn base_url(&self) -> String {
+        match (&self.config.public_url, self.bound.get()) {
+            (Some(url), _) => url.trim_end_matches('/').to_string(),
+            (None, Some(addr)) => format!("http://{addr}"),
+            (None, None) => format!("http://{}", self.config.listen),
         }
-    }
-
-    /// The absolute base URL for links that must be absolute (the JSON API).
-    fn base_url(&self, headers: &HeaderMap) -> String {
-        if let Some(url) = &self.config.public_url {
-            return url.trim_end_matches('/').to_string();
-        }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
-            .unwrap_or("localhost");
-        format!("http://{host}")
     }
 }
 
@@ -238,6 +230,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        let _ = state.bound.set(addr);
+        if state.config.public_url.is_none() && addr.ip().is_unspecified() {
+            tracing::warn!(listen = %addr, "public_url is not set and the server listens on every interface: absolute links (JSON API, mail) name {addr}; set public_url to the address clients use");
+        }
+    }
     let serial = state.db.last_serial().await?;
     state.cache.seen_serial.store(serial as u64, std::sync::atomic::Ordering::SeqCst);
     tokio::spawn(cache::watch_journal(state.db.clone(), state.cache.clone(), Duration::from_millis(state.config.journal_poll_ms)));

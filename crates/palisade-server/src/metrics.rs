@@ -73,8 +73,8 @@ impl Metrics {
         for (name, help, v) in [
             ("palisade_upload_bytes_total", "Bytes of accepted uploads.", &self.upload_bytes),
             ("palisade_download_bytes_total", "Bytes of files served.", &self.download_bytes),
-            ("palisade_index_cache_hits_total", "Index pages served from cache.", &self.cache_hits),
-            ("palisade_index_cache_misses_total", "Index pages rendered.", &self.cache_misses),
+            ("palisade_index_cache_hits_total", "Index pages and JSON API answers served from memory.", &self.cache_hits),
+            ("palisade_index_cache_misses_total", "Index pages and JSON API answers rendered.", &self.cache_misses),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
         }

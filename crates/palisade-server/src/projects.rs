@@ -272,7 +272,11 @@ async fn yank_common(
 ) -> ApiResult<Json<Value>> {
     let (p, project) = project_for(state, headers, name, Action::Yank).await?;
     let b: YankBody = if body.is_empty() { YankBody::default() } else { json_body(body)? };
-    let reason: Option<String> = b.reason.map(|r| r.chars().filter(|c| !c.is_control()).take(500).collect());
+    // Shown in every index page, to pip's users and in terminals: plain text on one line.
+    let reason = b.reason.filter(|r| yank && !r.is_empty());
+    if let Some(r) = &reason {
+        palisade_dist::check_text("yank reason", r).map_err(|e| bad_request(e.to_string()))?;
+    }
     let n = state.db.set_yanked(&project.normalized, version, None, yank, reason.as_deref(), &p.user_name).await?;
     state.invalidate(&project.normalized);
     let kind = if yank { "release_yanked" } else { "release_unyanked" };

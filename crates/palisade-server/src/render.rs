@@ -54,24 +54,37 @@ pub fn effective_status<'a>(project: &'a Project, files: &[FileRow]) -> &'a str 
     if project.status == "active" && !files.is_empty() && files.iter().all(|f| !f.is_published()) { "quarantined" } else { &project.status }
 }
 
-/// Releases with at least one visible file, or none at all.
-fn visible_releases(releases: &[Release], files: &[FileRow]) -> Vec<Release> {
-    releases
-        .iter()
-        .filter(|r| {
-            let mut fs = files.iter().filter(|f| f.release_id == r.id).peekable();
-            fs.peek().is_none() || fs.any(|f| f.is_published())
-        })
-        .cloned()
-        .collect()
+/// A release as anonymous clients see it. The `releases` row was written by whichever upload
+/// came first, and that may be a file held for review (or since removed), so nothing public is
+/// taken from it: a release is public only while one of its files is, and it is described by
+/// its earliest visible file (the version as that file spells it, its metadata, its
+/// Requires-Python).
+#[derive(Clone, Debug)]
+pub struct PublicRelease<'a> {
+    pub release: &'a Release,
+    /// The version as the describing file spells it.
+    pub version: String,
+    /// The earliest visible file, whose core metadata describes the release.
+    pub first: &'a FileRow,
+    /// Every visible file of the release.
+    pub files: Vec<&'a FileRow>,
 }
 
-/// Versions in PEP 440 order.
-pub fn sorted_versions(releases: &[Release]) -> Vec<String> {
-    let mut v: Vec<(palisade_dist::Version, String)> =
-        releases.iter().filter_map(|r| palisade_dist::parse_version(&r.version).ok().map(|p| (p, r.version.clone()))).collect();
-    v.sort();
-    v.into_iter().map(|(_, s)| s).collect()
+/// The public releases of a project, in PEP 440 order.
+pub fn public_releases<'a>(project: &Project, releases: &'a [Release], files: &'a [FileRow]) -> Vec<PublicRelease<'a>> {
+    let shown = visible(project, files);
+    let mut out: Vec<(palisade_dist::Version, PublicRelease<'a>)> = releases
+        .iter()
+        .filter_map(|release| {
+            let files: Vec<&FileRow> = shown.iter().copied().filter(|f| f.release_id == release.id).collect();
+            let first = *files.iter().min_by_key(|f| (f.upload_time, f.id))?;
+            let parsed = palisade_dist::DistFilename::parse(&first.filename).ok().map(|d| d.version);
+            let parsed = parsed.or_else(|| palisade_dist::parse_version(&release.version).ok())?;
+            Some((parsed.clone(), PublicRelease { release, version: parsed.to_string(), first, files }))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.into_iter().map(|(_, r)| r).collect()
 }
 
 pub fn project_html(project: &Project, releases: &[Release], files: &[FileRow]) -> String {
@@ -139,7 +152,7 @@ pub fn project_json(project: &Project, releases: &[Release], files: &[FileRow]) 
     json!({
         "meta": { "api-version": API_VERSION, "_last-serial": project.last_serial },
         "name": project.normalized,
-        "versions": if status == "quarantined" { vec![] } else { sorted_versions(&visible_releases(releases, files)) },
+        "versions": public_releases(project, releases, files).into_iter().map(|r| r.version).collect::<Vec<_>>(),
         "files": files_json,
         "project-status": status_json,
     })
@@ -258,6 +271,51 @@ mod tests {
         // When every file is held, the whole project is quarantined.
         let v = project_json(&project("active"), &releases, &[held]);
         assert_eq!(v["project-status"]["status"], json!("quarantined"));
+    }
+
+    fn release(id: i64, version: &str) -> Release {
+        let canonical = palisade_dist::canonical_version(&palisade_dist::parse_version(version).unwrap());
+        Release {
+            id,
+            project_id: 1,
+            version: version.into(),
+            canonical_version: canonical,
+            created_at: 0,
+            metadata: "{\"summary\": \"from the first upload\"}".into(),
+            requires_python: Some(">=3.99".into()),
+        }
+    }
+
+    /// The release row was written by the first upload, here a held one; the public view takes
+    /// nothing from it but its id.
+    #[test]
+    fn public_releases_are_described_by_their_earliest_published_file() {
+        let mut held = file("a-1.0.0-py3-none-any.whl", false, None);
+        (held.status, held.id, held.upload_time) = ("quarantined".into(), 1, 10);
+        let mut sdist = file("a-1.0.tar.gz", false, None);
+        (sdist.id, sdist.upload_time) = (2, 20);
+        let mut wheel = file("a-1.0-py2.py3-none-any.whl", false, None);
+        (wheel.id, wheel.upload_time) = (3, 30);
+        let mut only_held = file("a-2.0-py3-none-any.whl", false, None);
+        (only_held.status, only_held.release_id, only_held.id) = ("quarantined".into(), 2, 4);
+        let mut old = file("a-0.9-py3-none-any.whl", false, None);
+        (old.release_id, old.id) = (3, 5);
+        let releases = vec![release(1, "1.0.0"), release(2, "2.0"), release(3, "0.9"), release(4, "0.1")];
+        let files = vec![held, wheel, sdist, only_held, old];
+        let public = public_releases(&project("active"), &releases, &files);
+        let got: Vec<(&str, &str, Vec<&str>)> = public
+            .iter()
+            .map(|r| (r.version.as_str(), r.first.filename.as_str(), r.files.iter().map(|f| f.filename.as_str()).collect()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("0.9", "a-0.9-py3-none-any.whl", vec!["a-0.9-py3-none-any.whl"]),
+                ("1.0", "a-1.0.tar.gz", vec!["a-1.0-py2.py3-none-any.whl", "a-1.0.tar.gz"]),
+            ]
+        );
+        assert_eq!(project_json(&project("active"), &releases, &files)["versions"], json!(["0.9", "1.0"]));
+        assert!(public_releases(&project("quarantined"), &releases, &files).is_empty());
     }
 
     #[test]

@@ -88,7 +88,7 @@ fn respond(page: &Page, format: Format, headers: &HeaderMap) -> Response {
 }
 
 impl AppState {
-    fn count_cache(&self, hit: bool) {
+    pub(crate) fn count_cache(&self, hit: bool) {
         let counter = if hit { &self.metrics.cache_hits } else { &self.metrics.cache_misses };
         counter.fetch_add(1, Ordering::Relaxed);
     }

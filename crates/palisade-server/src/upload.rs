@@ -138,12 +138,13 @@ async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResul
         return Err(bad_request(format!("project {normalized:?} is {} and accepts no uploads", p.status)));
     }
     authorize(state, &principal, Action::Upload, project.as_ref(), &normalized).await?;
-    if let Some(existing) = state.db.filename_reserved(filename).await.map_err(internal)? {
-        let live = state.db.file(filename).await.map_err(internal)?.is_some();
-        if existing == received.digests.sha256 && live {
+    // Reuse: the same spelling, or another spelling of the same file (same project, version and
+    // tags), reserved by an earlier upload, even a removed one.
+    if let Some(r) = state.db.reservation(filename).await.map_err(internal)? {
+        if r.filename == *filename && r.sha256 == received.digests.sha256 && r.live {
             return Ok((PublishOutcome::Identical, received.size));
         }
-        return Err(file_exists(filename, &received.digests.blake2b_256));
+        return Err(file_exists(filename, &received.digests.blake2b_256, &r));
     }
 
     // Read and check the core metadata inside the archive.
@@ -160,6 +161,14 @@ async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResul
     }
     if meta.version != dist.version {
         return Err(bad_request(format!("the metadata's Version {:?} does not match the filename {filename:?}", meta.fields.version)));
+    }
+    let description = meta.fields.description.as_ref().map_or(0, String::len) as u64;
+    if description > state.config.max_description_bytes {
+        return Err(bad_request(format!(
+            "invalid distribution {filename:?}: its description (the core metadata's long description) is {description} bytes; \
+             this server accepts at most {} bytes (max_description_bytes)",
+            state.config.max_description_bytes
+        )));
     }
 
     // Scan before anything becomes visible.
@@ -205,7 +214,9 @@ async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResul
 
     let Form { content: Some(received), .. } = form else { unreachable!("checked above") };
     let new = NewFile {
-        project_name: meta.fields.name.trim().to_string(),
+        // A project created by a file held for review is listed under its normalized name, not
+        // under a spelling taken from that file.
+        project_name: if status == "quarantined" { normalized.clone() } else { meta.fields.name.trim().to_string() },
         normalized: normalized.clone(),
         version: meta.version.to_string(),
         canonical_version: palisade_dist::canonical_version(&meta.version),
@@ -243,7 +254,7 @@ async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResul
                 let _ = state.blobs.remove(&sha).await;
             }
             return Err(match e {
-                StoreError::Exists(_) => file_exists(&new.filename, &blake),
+                StoreError::Reserved(r) => file_exists(&new.filename, &blake, &r),
                 StoreError::Conflict(msg) if msg.starts_with("forbidden: ") => forbidden(msg.trim_start_matches("forbidden: ")),
                 StoreError::Conflict(msg) => bad_request(msg),
                 other => internal(other),
@@ -305,9 +316,20 @@ async fn notify_quarantine(state: &AppState, project: &palisade_store::Project, 
     }
 }
 
-fn file_exists(filename: &str, blake2: &str) -> ApiError {
+/// The answer to a reserved filename. twine's `--skip-existing` recognises "File already exists".
+fn file_exists(filename: &str, blake2: &str, r: &palisade_store::Reservation) -> ApiError {
+    if r.filename == filename {
+        return bad_request(format!(
+            "File already exists ({filename:?}, with blake2_256 hash {blake2:?}). Filenames are never reused, even after a file is removed; upload a new version instead."
+        ));
+    }
+    let existing = &r.filename;
+    let (has, what) = if r.live { ("already has", "") } else { ("had", ", since removed; its name stays reserved") };
+    let same = if filename.ends_with(".whl") { "for the same tags" } else { "as its sdist" };
     bad_request(format!(
-        "File already exists ({filename:?}, with blake2_256 hash {blake2:?}). Filenames are never reused, even after a file is removed; upload a new version instead."
+        "File already exists: this release {has} {existing:?} {same}{what}, and {filename:?} is another spelling of the same file \
+         (installers compare the normalized project name, the version, the build tag and the tags). A file is never replaced; \
+         upload a new version (or, for a wheel, a new build tag) instead."
     ))
 }
 

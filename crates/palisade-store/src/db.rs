@@ -106,7 +106,54 @@ impl Db {
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
         MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(4).min_connections(1).connect_with(opts.read_only(true)).await?;
-        Ok(Self { reader, writer })
+        let db = Self { reader, writer };
+        db.backfill_identities().await?;
+        Ok(db)
+    }
+
+    /// Computes the identity of reserved filenames that have none (written before migration 0004).
+    /// Idempotent and crash-safe: each batch commits on its own and only touches rows still
+    /// without one, so an interrupted run, or two processes opening the database at once, simply
+    /// continue. When old rows collide, the earliest keeps the identity.
+    async fn backfill_identities(&self) -> Result<(), StoreError> {
+        loop {
+            let mut tx = self.begin().await?;
+            let rows = sqlx::query("SELECT filename FROM filenames WHERE identity IS NULL ORDER BY created_at, rowid LIMIT 500")
+                .fetch_all(&mut *tx)
+                .await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            for row in rows {
+                let filename: String = row.get(0);
+                let identity = match identity_of(&filename) {
+                    Some(identity) => {
+                        let holder = sqlx::query("SELECT filename FROM filenames WHERE identity = ?")
+                            .bind(&identity)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        match holder {
+                            None => identity,
+                            Some(holder) => {
+                                let holder: String = holder.get(0);
+                                tracing::warn!(file.filename = %filename, other = %holder, "two reserved filenames name the same file; the earlier one keeps the reservation, review both");
+                                format!("{identity}#{filename}")
+                            }
+                        }
+                    }
+                    None => {
+                        tracing::warn!(file.filename = %filename, "a reserved filename does not parse; it reserves only its own spelling");
+                        format!("unparsed#{filename}")
+                    }
+                };
+                sqlx::query("UPDATE filenames SET identity = ? WHERE filename = ? AND identity IS NULL")
+                    .bind(identity)
+                    .bind(&filename)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
@@ -278,10 +325,10 @@ impl Db {
         Ok(row.map(|r| r.get(0)))
     }
 
-    /// Whether a filename was ever used, and with what sha256.
-    pub async fn filename_reserved(&self, filename: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT sha256 FROM filenames WHERE filename = ?").bind(filename).fetch_optional(&self.reader).await?;
-        Ok(row.map(|r| r.get(0)))
+    /// What reserves `filename`, if anything: the same spelling, or another spelling of the same
+    /// file (see `DistFilename::identity`), live or removed.
+    pub async fn reservation(&self, filename: &str) -> Result<Option<Reservation>, StoreError> {
+        reservation(&self.reader, filename).await
     }
 
     pub async fn role(&self, project_id: i64, user_id: i64) -> Result<Option<Role>, StoreError> {
@@ -351,6 +398,9 @@ impl Db {
         if !PROJECT_STATUSES.contains(&status) {
             return Err(StoreError::Conflict(format!("unknown project status {status:?}; use one of {}", PROJECT_STATUSES.join(", "))));
         }
+        if let Some(r) = reason {
+            palisade_dist::check_text("status reason", r).map_err(|e| StoreError::Conflict(e.to_string()))?;
+        }
         let mut tx = self.begin().await?;
         let project = project_in(&mut tx, normalized).await?;
         sqlx::query("UPDATE projects SET status = ?, status_reason = ? WHERE id = ?")
@@ -371,16 +421,13 @@ impl Db {
     /// filename and a journal entry. Permission is re-checked here so that a project created
     /// concurrently by someone else is not written to.
     pub async fn publish(&self, f: &NewFile) -> Result<PublishOutcome, StoreError> {
+        let identity = identity_of(&f.filename).ok_or_else(|| StoreError::Conflict(format!("invalid filename {:?}", f.filename)))?;
         let mut tx = self.begin().await?;
-        if let Some(existing) =
-            sqlx::query("SELECT sha256 FROM filenames WHERE filename = ?").bind(&f.filename).fetch_optional(&mut *tx).await?
-        {
-            let sha: String = existing.get(0);
-            let live = sqlx::query("SELECT 1 FROM files WHERE filename = ?").bind(&f.filename).fetch_optional(&mut *tx).await?.is_some();
-            if sha == f.sha256 && live {
+        if let Some(r) = reservation(&mut *tx, &f.filename).await? {
+            if r.filename == f.filename && r.sha256 == f.sha256 && r.live {
                 return Ok(PublishOutcome::Identical);
             }
-            return Err(StoreError::Exists(format!("file {:?}", f.filename)));
+            return Err(StoreError::Reserved(r));
         }
         let now = now_micros();
         let (project, created_project) =
@@ -540,11 +587,12 @@ impl Db {
         if let Some(scan) = &f.scan {
             insert_report(&mut tx, &f.filename, &project.normalized, &f.sha256, scan, &f.uploader_name).await?;
         }
-        sqlx::query("INSERT INTO filenames (filename, project_id, sha256, created_at) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO filenames (filename, project_id, sha256, created_at, identity) VALUES (?, ?, ?, ?, ?)")
             .bind(&f.filename)
             .bind(project.id)
             .bind(&f.sha256)
             .bind(now)
+            .bind(&identity)
             .execute(&mut *tx)
             .await?;
         let action = if f.status == "quarantined" { format!("quarantine file {}", f.filename) } else { format!("add file {}", f.filename) };
@@ -576,6 +624,9 @@ impl Db {
             .ok_or_else(|| StoreError::NotFound(format!("release {version} of {normalized:?}")))?
             .get(0);
         let reason = if yank { reason.filter(|r| !r.is_empty()) } else { None };
+        if let Some(r) = reason {
+            palisade_dist::check_text("yank reason", r).map_err(|e| StoreError::Conflict(e.to_string()))?;
+        }
         let res = sqlx::query("UPDATE files SET yanked = ?, yanked_reason = ? WHERE release_id = ? AND (? IS NULL OR filename = ?)")
             .bind(yank)
             .bind(reason)
@@ -751,6 +802,24 @@ impl Db {
         .fetch_all(&self.reader)
         .await?)
     }
+}
+
+/// A filename's identity, `None` if it is not a distribution filename.
+fn identity_of(filename: &str) -> Option<String> {
+    palisade_dist::DistFilename::parse(filename).ok().map(|d| d.identity())
+}
+
+/// The reservation of `filename` or of its identity; the exact spelling first.
+async fn reservation<'e>(db: impl sqlx::SqliteExecutor<'e>, filename: &str) -> Result<Option<Reservation>, StoreError> {
+    Ok(sqlx::query_as::<_, Reservation>(
+        "SELECT n.filename, n.sha256, EXISTS (SELECT 1 FROM files f WHERE f.filename = n.filename) AS live \
+         FROM filenames n WHERE n.filename = ? OR n.identity = ? ORDER BY n.filename = ? DESC LIMIT 1",
+    )
+    .bind(filename)
+    .bind(identity_of(filename))
+    .bind(filename)
+    .fetch_optional(db)
+    .await?)
 }
 
 async fn insert_report(

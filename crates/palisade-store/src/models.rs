@@ -79,6 +79,17 @@ mod serde_json_lite {
 }
 pub(crate) use serde_json_lite::to_string_array;
 
+/// A reserved filename that a new upload collides with: the same spelling, or another spelling
+/// of the same file.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct Reservation {
+    /// The spelling that holds the reservation.
+    pub filename: String,
+    pub sha256: String,
+    /// Whether that file is still stored (it may have been removed; its name stays reserved).
+    pub live: bool,
+}
+
 #[derive(Clone, Debug, FromRow)]
 pub struct Project {
     pub id: i64,

@@ -42,23 +42,40 @@ async fn publish_rules() {
 
     // Idempotent re-upload; a different file under the same name is refused.
     assert_eq!(db.publish(&new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap(), PublishOutcome::Identical);
-    assert!(matches!(db.publish(&new_file("demo-1.0-py3-none-any.whl", "s2", &alice)).await, Err(StoreError::Exists(_))));
+    assert!(matches!(db.publish(&new_file("demo-1.0-py3-none-any.whl", "s2", &alice)).await, Err(StoreError::Reserved(_))));
 
     // Someone without a role cannot add to the project.
     assert!(matches!(db.publish(&new_file("demo-1.0-py2-none-any.whl", "s3", &bob)).await, Err(StoreError::Conflict(_))));
     db.set_role("demo", "bob", Role::Maintainer, "alice").await.unwrap();
     db.publish(&new_file("demo-1.0-py2-none-any.whl", "s3", &bob)).await.unwrap();
 
-    // One sdist per release (1.0 and 1.0.0 are the same release).
+    // One sdist per release (1.0 and 1.0.0 are the same release, and the same sdist).
     db.publish(&new_file("demo-1.0.tar.gz", "s4", &alice)).await.unwrap();
     let mut second = new_file("demo-1.0.0.tar.gz", "s5", &alice);
     second.version = "1.0.0".into();
-    assert!(matches!(db.publish(&second).await, Err(StoreError::Conflict(_))));
+    let reserved = Reservation { filename: "demo-1.0.tar.gz".into(), sha256: "s4".into(), live: true };
+    assert_eq!(db.publish(&second).await.unwrap_err().to_string(), StoreError::Reserved(reserved.clone()).to_string());
+    assert_eq!(db.reservation("demo-1.0.0.tar.gz").await.unwrap(), Some(reserved));
 
-    // Removal keeps the name reserved forever.
+    // Removal keeps the name, and every other spelling of the file, reserved forever.
     assert_eq!(db.remove_file("demo-1.0.tar.gz", "admin").await.unwrap(), Some("s4".into()));
     assert!(db.file("demo-1.0.tar.gz").await.unwrap().is_none());
-    assert!(matches!(db.publish(&new_file("demo-1.0.tar.gz", "s4", &alice)).await, Err(StoreError::Exists(_))));
+    assert!(matches!(db.publish(&new_file("demo-1.0.tar.gz", "s4", &alice)).await, Err(StoreError::Reserved(_))));
+    let removed = Reservation { filename: "demo-1.0.tar.gz".into(), sha256: "s4".into(), live: false };
+    assert_eq!(db.reservation("demo-1.0.0.tar.gz").await.unwrap(), Some(removed));
+    match db.publish(&second).await {
+        Err(StoreError::Reserved(r)) => assert_eq!((r.filename.as_str(), r.live), ("demo-1.0.tar.gz", false)),
+        other => panic!("{other:?}"),
+    }
+
+    // Other spellings of a wheel: same identity, refused even with the same bytes; the exact
+    // spelling wins the lookup. A wheel with other tags is another file.
+    for other in ["Demo-1.0-py3-none-any.whl", "demo-1.0.0-py3-none-any.whl", "demo-1-PY3-none-any.whl"] {
+        let r = db.reservation(other).await.unwrap().expect(other);
+        assert_eq!((r.filename.as_str(), r.live), ("demo-1.0-py3-none-any.whl", true), "{other}");
+        assert!(matches!(db.publish(&new_file(other, "s1", &alice)).await, Err(StoreError::Reserved(_))), "{other}");
+    }
+    assert_eq!(db.reservation("demo-1.0-py2.py3-none-any.whl").await.unwrap(), None);
 
     // Yank a whole release, then one file back.
     assert_eq!(db.set_yanked("demo", "1.0.0", None, true, Some("broken"), "alice").await.unwrap(), 2);
@@ -67,6 +84,12 @@ async fn publish_rules() {
     let yanked: Vec<_> = files.iter().map(|f| (f.filename.as_str(), f.yanked, f.yanked_reason.as_deref())).collect();
     assert_eq!(yanked, vec![("demo-1.0-py2-none-any.whl", false, None), ("demo-1.0-py3-none-any.whl", true, Some("broken"))]);
 
+    // A yank reason is plain text on one line (it is shown in index pages and terminals).
+    let err = db.set_yanked("demo", "1.0", None, true, Some("fixed in 2.0\u{202E}1.0.2 ni"), "alice").await.unwrap_err();
+    assert!(err.to_string().starts_with("the yank reason contains a bidirectional embedding or override (U+202E)"), "{err}");
+    let err = db.set_status("demo", "deprecated", Some("see\u{2028}other"), "admin").await.unwrap_err();
+    assert!(err.to_string().starts_with("the status reason contains a line separator (U+2028)"), "{err}");
+
     // The last owner cannot be removed.
     assert!(matches!(db.remove_role("demo", "alice", "x").await, Err(StoreError::Conflict(_))));
 
@@ -74,6 +97,53 @@ async fn publish_rules() {
     assert_eq!(db.project("demo").await.unwrap().unwrap().last_serial, serial);
     let journal = db.journal_since(0, 100).await.unwrap();
     assert!(journal.iter().any(|j| j.action == "create"));
+}
+
+/// Rows reserved before migration 0004 get their identity when the database is opened; where old
+/// rows already collide, the earliest keeps it and the others reserve only their own spelling.
+#[tokio::test]
+async fn identities_are_backfilled_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let alice = db.create_user("alice", false, None, false, None).await.unwrap();
+    db.publish(&new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
+    // What a database from before 0004 looks like: rows without an identity, two of them
+    // spellings of one file (the attack the identity closes had already happened).
+    let mut tx = db.begin().await.unwrap();
+    for (name, at) in [("Demo-1.0.0-py3-none-any.whl", 2), ("demo-1.0.tar.gz", 3), ("not-a-dist.zip", 4)] {
+        sqlx::query("INSERT INTO filenames (filename, project_id, sha256, created_at) VALUES (?, 1, 'x', ?)")
+            .bind(name)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE filenames SET identity = NULL, created_at = 1").execute(&mut *tx).await.unwrap();
+    sqlx::query("UPDATE filenames SET created_at = 2 WHERE filename = 'Demo-1.0.0-py3-none-any.whl'").execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    drop(db);
+
+    let identities = |db: Db| async move {
+        sqlx::query_as::<_, (String, Option<String>)>("SELECT filename, identity FROM filenames ORDER BY filename")
+            .fetch_all(&db.reader)
+            .await
+            .unwrap()
+    };
+    let db = Db::open(dir.path()).await.unwrap();
+    let expected = vec![
+        ("Demo-1.0.0-py3-none-any.whl".to_string(), Some("demo 1 wheel - py3-none-any#Demo-1.0.0-py3-none-any.whl".to_string())),
+        ("demo-1.0-py3-none-any.whl".to_string(), Some("demo 1 wheel - py3-none-any".to_string())),
+        ("demo-1.0.tar.gz".to_string(), Some("demo 1 sdist".to_string())),
+        ("not-a-dist.zip".to_string(), Some("unparsed#not-a-dist.zip".to_string())),
+    ];
+    assert_eq!(identities(db.clone()).await, expected);
+    // Opening again changes nothing; the earliest spelling holds the reservation.
+    drop(db);
+    let db = Db::open(dir.path()).await.unwrap();
+    assert_eq!(identities(db.clone()).await, expected);
+    let r = db.reservation("demo-1-py3-none-any.whl").await.unwrap().unwrap();
+    assert_eq!(r.filename, "demo-1.0-py3-none-any.whl");
+    assert_eq!(db.reservation("Demo-1.0.0-py3-none-any.whl").await.unwrap().unwrap().filename, "Demo-1.0.0-py3-none-any.whl");
 }
 
 #[tokio::test]
