@@ -29,6 +29,32 @@ pub mod typo;
 
 pub use metadata::typosquat_finding;
 
+/// The scanner's readers of hostile bytes, one call each, for fuzz targets (`fuzz/`) and
+/// property tests: none may panic or run away on any input. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::{Context, python};
+
+    /// Every analysis of one Python file: the lexical gates, the parse in each context, as a
+    /// `.pth` file, and the late parse of package-level facts. Returns the number of findings.
+    pub fn python_file(source: &[u8]) -> usize {
+        let _ = python::has_sink(source);
+        let _ = python::worth_parsing(source);
+        let _ = python::imports_of(source);
+        let mut findings = 0;
+        for ctx in [Context::Install, Context::Import, Context::Module, Context::TestOrDocs] {
+            findings += python::analyze("pkg/mod.py", source, ctx, false, true).findings.len();
+            let _ = python::parse_module("pkg/mod.py", source, ctx);
+        }
+        findings + python::analyze("x.pth", source, Context::Install, true, true).findings.len()
+    }
+
+    /// The core-metadata reader the scanner uses for typosquatting checks.
+    pub fn metadata(raw: &[u8]) -> bool {
+        crate::metadata::parse(raw).is_some()
+    }
+}
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

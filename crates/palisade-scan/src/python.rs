@@ -16,8 +16,7 @@ use crate::report::{Finding, Severity};
 
 mod gate;
 
-use gate::worth_parsing;
-pub use gate::{any_word, has_sink};
+pub use gate::{any_word, has_sink, worth_parsing};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cap {
