@@ -122,11 +122,18 @@ pub fn resolve(input: PublisherInput, oidc: &OidcConfig) -> Result<(String, Publ
     Ok((issuer.clone(), PublisherSpec::Custom { issuer, claims: input.claims }))
 }
 
+/// When a pending publisher registered now expires (microseconds).
+pub fn pending_expiry(oidc: &OidcConfig) -> i64 {
+    let days = oidc.pending_publisher_days.min(3650) as i64;
+    palisade_store::now_micros().saturating_add(days * 86_400 * 1_000_000)
+}
+
 pub fn to_json(p: &palisade_store::Publisher) -> Value {
     json!({
         "id": p.id,
         "project": p.project,
         "pending": p.pending,
+        "expires": p.expires_at.map(crate::render::upload_time),
         "issuer": p.issuer,
         "spec": serde_json::from_str::<Value>(&p.spec).unwrap_or(Value::Null),
         "created_by": p.created_by_name,
@@ -155,5 +162,6 @@ pub fn describe(p: &palisade_store::Publisher) -> String {
         }
         None => p.spec.clone(),
     };
-    format!("{}\t{}{}\t{what}", p.id, p.project, if p.pending { " (pending)" } else { "" })
+    let expires = p.expires_at.map(|e| format!("\texpires {}", crate::render::upload_time(e))).unwrap_or_default();
+    format!("{}\t{}{}\t{what}{expires}", p.id, p.project, if p.pending { " (pending)" } else { "" })
 }
