@@ -81,7 +81,10 @@ impl Limits {
         };
         Self {
             password: GuessLimiter::new(guesses),
-            second_factor: GuessLimiter::new(guesses),
+            // Whoever reaches the second factor knows the password: guesses spread over many
+            // addresses get the pair's tight budget for the whole account. The account's known
+            // addresses are exempt from that level, so its owner is not locked out.
+            second_factor: GuessLimiter::new(GuessPolicy { per_account: n(a.max_failures), ..guesses }),
             secrets: RateLimiter::growing(n(a.token_max_failures), window, first, window),
             mail: Limit::new(n(a.max_failures), n(a.address_max_failures), window, window),
             tokens: Limit::new(30, 30, Duration::from_secs(3600), Duration::from_secs(600)),

@@ -132,6 +132,11 @@ pub async fn add_publisher(
     let (issuer, spec) = crate::publishers::resolve(input, &config.oidc).map_err(anyhow::Error::msg)?;
     let spec_json = serde_json::to_string(&spec)?;
     sweep_expired_publishers(db).await?;
+    let project_id = db.project(name.normalized()).await?.map(|p| p.id);
+    let siblings: Vec<_> = db.publishers(Some(name.normalized())).await?.into_iter().filter(|pb| pb.project_id == project_id).collect();
+    if let Some(id) = crate::publishers::duplicate_of(&siblings, &issuer, &spec) {
+        anyhow::bail!("an identical trusted publisher (id {id}) is already registered for {:?}", name.normalized());
+    }
     let id = match db.project(name.normalized()).await? {
         Some(p) => db.add_publisher(Some(p.id), None, &issuer, &spec_json, None, None).await?,
         None => {

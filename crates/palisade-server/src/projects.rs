@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::{Action, Client, Principal, authenticate, authorize, check_policy, require_session};
-use crate::error::{ApiResult, bad_request, internal, json_body, not_found};
+use crate::error::{ApiError, ApiResult, bad_request, internal, json_body, not_found};
 use crate::events::record;
 use crate::mail::notify;
 use crate::publishers::{PublisherInput, resolve};
@@ -141,6 +141,22 @@ async fn add_publisher(
 ) -> ApiResult<Response> {
     let (issuer, spec) = resolve(input, &state.config.oidc).map_err(bad_request)?;
     let spec_json = serde_json::to_string(&spec).map_err(internal)?;
+    let now = palisade_store::now_micros();
+    let name = project.map(|p| p.normalized.as_str()).or(pending).unwrap_or_default();
+    let siblings: Vec<_> = state
+        .db
+        .publishers(Some(name))
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .filter(|pb| pb.project_id == project.map(|p| p.id) && !pb.expired(now))
+        .collect();
+    if let Some(id) = crate::publishers::duplicate_of(&siblings, &issuer, &spec) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("an identical trusted publisher (id {id}) is already registered for {name:?}"),
+        ));
+    }
     let expires = pending.map(|_| crate::publishers::pending_expiry(&state.config.oidc));
     let id = state.db.add_publisher(project.map(|p| p.id), pending, &issuer, &spec_json, p.user_id, expires).await?;
     let publisher = state.db.publisher(id).await?.ok_or_else(|| internal("publisher vanished"))?;
