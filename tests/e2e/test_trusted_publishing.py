@@ -511,7 +511,8 @@ def test_pending_publisher_creates_the_project(make_server, issuers, clients, tm
     project, repo = "tp-newproj", "founder-org/newproj"
     proc = srv.cli("publisher", "add", project, "--github", repo, "--workflow", "release.yml", "--owner", "founder")
     assert "(pending)" in proc.stdout, proc.stdout
-    assert "(pending)" in srv.cli("publisher", "list", project).stdout
+    listed = srv.cli("publisher", "list", project).stdout
+    assert "(pending)" in listed and "\texpires " in listed, listed
     assert srv.project_files(project) == {}
 
     # Without --owner a pending publisher is refused.

@@ -118,13 +118,20 @@ fn addr_key(client: &Client) -> String {
 /// presented too many. The check comes after the secret was found invalid, so a valid one is
 /// never refused, whatever others sharing the address did.
 pub fn invalid_secret(state: &AppState, client: &Client, err: ApiError) -> ApiError {
+    match count_invalid_secret(state, client) {
+        Ok(()) => err,
+        Err(retry) => too_many(retry),
+    }
+}
+
+/// Counts an invalid unguessable secret against the client address, or `Err(retry_after)` (not
+/// counted) once the address has presented too many.
+pub fn count_invalid_secret(state: &AppState, client: &Client) -> Result<(), Duration> {
     let key = client.addr.as_deref().unwrap_or("unknown");
     let now = Instant::now();
-    if let Err(retry) = state.limits.secrets.check(key, now) {
-        return too_many(retry);
-    }
+    state.limits.secrets.check(key, now)?;
     state.limits.secrets.fail(key, now);
-    err
+    Ok(())
 }
 
 /// A guess of a password or code, counted against its (account, address) pair until it turns

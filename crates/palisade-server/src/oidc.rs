@@ -158,11 +158,10 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
     // 429. A valid ID token is never refused for what others behind the same address sent.
     let fail = |code: &str, description: String| {
         tracing::info!(oidc.error = code, reason = %description, "trusted publishing exchange refused");
-        let refused = crate::accounts::invalid_secret(&state, &client, crate::error::bad_request(""));
-        if refused.status == StatusCode::TOO_MANY_REQUESTS {
-            return refused.into_response();
+        match crate::accounts::count_invalid_secret(&state, &client) {
+            Ok(()) => failure(code, description),
+            Err(retry) => crate::error::too_many(retry).into_response(),
         }
-        failure(code, description)
     };
     let issuer = match palisade_auth::peek_issuer(&jwt) {
         Ok(i) => i,
