@@ -4,10 +4,10 @@ reset, security notifications by mail, sessions, the security history (API and `
 leaked-token reports from a secret-scanning partner, and no secret ever in the server log.
 
 Mail goes to an in-process SMTP sink (`smtp_sink.py`). The module's server runs with
-self-registration on, a config file naming a test disclosure partner, and a high failure limit:
-every request comes from 127.0.0.1, and the per-address failure counter is shared by all tests
-and not cleared by a successful login, so the default limit (5) would lock later tests out. The
-lockout tests start their own servers with `PALISADE_ACCOUNTS_MAX_FAILURES=3`.
+self-registration on, a config file naming a test disclosure partner, and high failure limits:
+every request comes from 127.0.0.1, and the per-address failure counters are shared by all tests
+and not cleared by a successful login. The lockout tests start their own servers with low limits
+and `client_ip_header = X-Forwarded-For`, so that one test can speak from several addresses.
 
 TOTP codes are accepted for the previous, current and next 30-second step, each step once per
 factor and never older than the last one used; `next_code` picks the oldest step still usable
@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from distbuilder import WheelBuilder
-from support import Server, legacy_request, strong_password, totp
+from support import Server, eventually, legacy_request, strong_password, totp
 
 UA = "palisade-e2e-accounts/1.0"
 OTHER_UA = "Mozilla/5.0 (X11; Linux x86_64) e2e-other-device/2.0"
@@ -86,6 +86,7 @@ def srv(palisade_bin, tmp_path_factory, sink, partner_key):
         **sink.env(),
         "PALISADE_ACCOUNTS_REGISTRATION": "true",
         "PALISADE_ACCOUNTS_MAX_FAILURES": "100",
+        "PALISADE_ACCOUNTS_ADDRESS_MAX_FAILURES": "1000",
         "PALISADE_CONFIG": str(config),
     }
     s = Server(palisade_bin, root / "server", "test_accounts", env).start()
@@ -276,7 +277,7 @@ def test_registration_weak_passwords_verification_and_policy(srv, sink, tmp_path
     assert "two-factor" in r.text or "verified email" in r.text, r.text
     r = upload_with_session(srv, acct.session, "quillwort-registered", "1.0", tmp_path)
     assert r.status_code == 403, desc(r)
-    assert "two-factor" in r.text or "verified email" in r.text, r.text
+    assert "a login session cannot upload" in r.text, r.text
     assert srv.project_files("quillwort-registered") == {}
 
     # Following the mailed link verifies the address, once.
@@ -443,75 +444,172 @@ def test_two_factor_policy_for_tokens_and_token_scopes(srv, tmp_path):
 # ---- lockouts ------------------------------------------------------------------------------------
 
 
-def test_login_lockout_per_account_and_per_address(make_server, sink):
-    """With max_failures 3 the account locks after 3 wrong passwords. The address has four times
-    that budget (people behind one NAT must not lock each other out), counts every failure from
-    the address (any account, known or not) and is not cleared by a success; once it is spent,
-    every login from the address is refused."""
-    s = make_server({**sink.env(), "PALISADE_ACCOUNTS_MAX_FAILURES": "3"})
+def lockout_server(make_server, sink, **limits: str) -> Server:
+    """A server of one test with the given [accounts] limits (PALISADE_ACCOUNTS_<KEY>) whose
+    clients say where they are in X-Forwarded-For (`at(addr)`); without it, 127.0.0.1."""
+    env = {**sink.env(), "PALISADE_CLIENT_IP_HEADER": "X-Forwarded-For"}
+    env.update({f"PALISADE_ACCOUNTS_{k.upper()}": v for k, v in limits.items()})
+    s = make_server(env)
     SERVERS.append(s)
+    return s
+
+
+def at(addr: str) -> dict[str, dict[str, str]]:
+    return {"headers": {"X-Forwarded-For": addr}}
+
+
+def password_login(s: Server, name: str, password: str, addr: str | None = None) -> requests.Response:
+    r = call(s, "POST", "/api/login", json={"login": name, "password": password}, **(at(addr) if addr else {}))
+    if r.status_code == 200:
+        remember("session", r.json().get("session") or r.json()["ticket"])
+    return r
+
+
+def assert_locked(r: requests.Response, longest: int) -> int:
+    assert r.status_code == 429, desc(r)
+    assert "too many failed attempts" in r.text, r.text
+    retry = r.headers.get("Retry-After", "")
+    assert retry.isdigit() and 0 < int(retry) <= longest, r.headers
+    return int(retry)
+
+
+def test_wrong_passwords_from_one_address_do_not_lock_the_account_elsewhere(make_server, sink):
+    """Issue 12, item 10: five wrong passwords for a user locked that user's correct password
+    everywhere for 900 s. Now they lock only that (account, address) pair, briefly."""
+    s = lockout_server(make_server, sink, max_failures="3")
     a = make_account(s, "lock-alpha", two_factor=False)
     b = make_account(s, "lock-bravo", two_factor=False)
+    for _ in range(3):
+        assert password_login(s, a.name, a.password + "-wrong", "10.0.0.66").status_code == 401
+    # The attacker's address is locked for this account, even with the right password, and
+    # only for the first, short lockout (60 s by default, not 900).
+    assert_locked(password_login(s, a.name, a.password, "10.0.0.66"), 60)
+    # The account's owner, from an address never seen before, logs in.
+    r = password_login(s, a.name, a.password, "192.0.2.7")
+    assert r.status_code == 200, desc(r)
+    # Anyone else behind the attacker's address logs in too.
+    r = password_login(s, b.name, b.password, "10.0.0.66")
+    assert r.status_code == 200, desc(r)
 
-    def attempt(acct: Acct, password: str) -> requests.Response:
-        return call(s, "POST", "/api/login", json={"login": acct.name, "password": password})
+
+def test_password_guessing_from_many_addresses_does_not_lock_out_a_known_address(make_server, sink):
+    """Guessing one account from many addresses locks the account, but not where its owner
+    completed a login recently (here 127.0.0.1, where make_account logged in)."""
+    s = lockout_server(make_server, sink, max_failures="3", account_max_failures="4")
+    a = make_account(s, "lock-charlie", two_factor=False)
+    for i in range(4):
+        assert password_login(s, a.name, "not-the-password", f"198.51.100.{i}").status_code == 401
+    assert_locked(password_login(s, a.name, a.password, "203.0.113.9"), 60)
+    r = password_login(s, a.name, a.password)
+    assert r.status_code == 200, desc(r)
+    # A name that matches no account is limited alike: a lockout does not reveal existence.
+    for i in range(4):
+        assert password_login(s, "no-such-user", "whatever-password", f"198.51.100.{i}").status_code == 401
+    assert_locked(password_login(s, "no-such-user", "whatever-password", "203.0.113.9"), 60)
+
+
+def test_password_spraying_from_a_shared_address_spares_its_known_users(make_server, sink):
+    """One address guessing across accounts (a company's NAT with an attacker behind it) is
+    locked out, except for users who logged in from it recently."""
+    s = lockout_server(make_server, sink, address_max_failures="4")
+    bob = make_account(s, "spray-bob", two_factor=False)
+    carol = make_account(s, "spray-carol", two_factor=False)
+    nat = "10.1.1.1"
+    assert password_login(s, bob.name, bob.password, nat).status_code == 200
+    for i in range(4):
+        assert password_login(s, f"guess-{i}", "whatever-password", nat).status_code == 401
+    assert_locked(password_login(s, carol.name, carol.password, nat), 60)
+    r = password_login(s, bob.name, bob.password, nat)
+    assert r.status_code == 200, desc(r)
+    # Carol elsewhere is not affected.
+    assert password_login(s, carol.name, carol.password, "192.0.2.8").status_code == 200
+
+
+def test_distributed_guessing_meets_the_global_ceiling(make_server, sink):
+    s = lockout_server(make_server, sink, global_max_failures="5")
+    a = make_account(s, "global-alpha", two_factor=False)
+    d = make_account(s, "global-delta", two_factor=False)
+    for i in range(5):
+        assert password_login(s, f"victim-{i}", "whatever-password", f"198.51.100.{i}").status_code == 401
+    assert_locked(password_login(s, d.name, d.password, "203.0.113.1"), 60)
+    # Known addresses still work: their pairs keep their own limit.
+    assert password_login(s, a.name, a.password).status_code == 200
+
+
+def test_lockouts_are_short_and_grow(make_server, sink):
+    """Not a flat 900 s for a few mistakes: the first lockout lasts first_lockout_secs, each
+    further one twice as long (up to lockout_secs)."""
+    s = lockout_server(make_server, sink, max_failures="2", first_lockout_secs="1")
+    a = make_account(s, "grow-echo", two_factor=False)
+    addr = "10.2.2.2"
+    wrong = lambda: password_login(s, a.name, "not-the-password", addr)  # noqa: E731
+
+    def unlocked_and_counted():
+        r = wrong()
+        assert r.status_code == 401, desc(r)
 
     for _ in range(2):
-        r = attempt(a, a.password + "-wrong")
-        assert r.status_code == 401, desc(r)
-    # Two failures from this address: another account still logs in.
-    r = attempt(b, b.password)
+        assert wrong().status_code == 401
+    assert assert_locked(wrong(), 900) == 1
+    for expected in (2, 4):
+        # Refused attempts are not counted, so the lockout does not grow while it runs; once it
+        # is over, a new budget of two failures brings the next, longer one.
+        eventually(unlocked_and_counted, timeout=expected + 3)
+        assert wrong().status_code == 401
+        assert assert_locked(wrong(), 900) == expected
+    # Another address, and the right password, were never affected.
+    r = password_login(s, a.name, a.password, "192.0.2.9")
     assert r.status_code == 200, desc(r)
-    remember("session", r.json()["session"])
-    r = attempt(a, a.password + "-wrong")
-    assert r.status_code == 401, desc(r)
-
-    # The 4th attempt on the account is refused even with the right password.
-    r = attempt(a, a.password)
-    assert r.status_code == 429, desc(r)
-    retry = r.headers.get("Retry-After")
-    assert retry is not None and retry.isdigit() and 0 < int(retry) <= 900, r.headers
-    assert "too many failed attempts" in r.text
-    # Three failures from this address: the other account still logs in.
-    r = attempt(b, b.password)
-    assert r.status_code == 200, desc(r)
-    remember("session", r.json()["session"])
-    # Guessing across accounts spends the address budget (12): then nobody logs in from it.
-    for i in range(9):
-        r = call(s, "POST", "/api/login", json={"login": f"guess-{i}", "password": "whatever-password"})
-        assert r.status_code == 401, desc(r)
-    r = attempt(b, b.password)
-    assert r.status_code == 429, desc(r)
-    assert r.headers.get("Retry-After", "").isdigit()
-    # The lockout does not leak whether the account exists.
-    r = call(s, "POST", "/api/login", json={"login": "no-such-lock", "password": "whatever-password"})
-    assert r.status_code == 429, desc(r)
 
 
 def test_second_factor_failures_lock_out(make_server, sink):
-    s = make_server({**sink.env(), "PALISADE_ACCOUNTS_MAX_FAILURES": "3"})
-    SERVERS.append(s)
-    acct = make_account(s, "lock-charlie")
+    s = lockout_server(make_server, sink, max_failures="3")
+    acct = make_account(s, "lock-foxtrot")
 
-    def ticket() -> str:
-        r = call(s, "POST", "/api/login", json={"login": acct.name, "password": acct.password})
+    def ticket(addr: str | None = None) -> str:
+        r = password_login(s, acct.name, acct.password, addr)
         assert r.status_code == 200 and r.json()["second_factor_required"], desc(r)
         return remember("login ticket", r.json()["ticket"])
 
-    t = ticket()
+    def code(t: str, c: str, addr: str | None = None) -> requests.Response:
+        return call(s, "POST", "/api/login/second-factor", json={"ticket": t, "code": c}, **(at(addr) if addr else {}))
+
+    attacker = "10.9.9.9"
+    t = ticket(attacker)
     bad = wrong_code(acct.totp_secret)
     for _ in range(3):
-        r = call(s, "POST", "/api/login/second-factor", json={"ticket": t, "code": bad})
-        assert r.status_code == 401, desc(r)
-    r = call(s, "POST", "/api/login/second-factor", json={"ticket": t, "code": next_code(acct)})
-    assert r.status_code == 429, desc(r)
-    retry = r.headers.get("Retry-After")
-    assert retry is not None and retry.isdigit() and 0 < int(retry) <= 900, r.headers
-    # A fresh ticket does not help: account and address are locked for the second factor.
-    r = call(s, "POST", "/api/login/second-factor", json={"ticket": ticket(), "code": next_code(acct)})
-    assert r.status_code == 429, desc(r)
-    kinds = [e["kind"] for e in events_of(s, acct.session)]
+        assert code(t, bad, attacker).status_code == 401
+    assert_locked(code(t, next_code(acct), attacker), 60)
+    # A fresh ticket does not help, and neither does another unknown address: whoever got here
+    # knows the password, so the whole account gets the tight budget ...
+    assert_locked(code(ticket(attacker), next_code(acct), attacker), 60)
+    assert_locked(code(ticket("198.51.100.5"), next_code(acct), "198.51.100.5"), 60)
+    # ... except where its owner logs in.
+    r = code(ticket(), next_code(acct))
+    assert r.status_code == 200, desc(r)
+    remember("session", r.json()["session"])
+    kinds = [e["kind"] for e in events_of(s, r.json()["session"])]
     assert kinds.count("login_failed") == 3, kinds
+
+
+def test_invalid_login_tickets_and_links_from_a_shared_address_do_not_block_valid_ones(make_server, sink):
+    """Login tickets, verification links and reset tokens cannot be guessed: invalid ones are
+    slowed per address, valid ones always work."""
+    s = lockout_server(make_server, sink, token_max_failures="2")
+    acct = make_account(s, "ticket-golf")
+    for _ in range(2):
+        r = call(s, "POST", "/api/login/second-factor", json={"ticket": "palsess_forged", "code": "123456"})
+        assert r.status_code == 401, desc(r)
+    assert call(s, "POST", "/api/password/reset", json={"token": "forged", "new_password": "x"}).status_code == 429
+    assert call(s, "GET", "/api/verify-email?token=forged").status_code == 429
+    r = call(s, "POST", "/api/login/second-factor", json={"ticket": "palsess_forged", "code": "123456"})
+    assert_locked(r, 60)
+    # The real ticket from the same address goes through.
+    r = password_login(s, acct.name, acct.password)
+    ticket = r.json()["ticket"]
+    r = call(s, "POST", "/api/login/second-factor", json={"ticket": ticket, "code": next_code(acct)})
+    assert r.status_code == 200, desc(r)
+    remember("session", r.json()["session"])
 
 
 # ---- password change and reset ---------------------------------------------------------------
@@ -832,6 +930,85 @@ def test_token_disclosure_by_partner(srv, sink, partner_key, tmp_path):
     assert leaks[0]["details"]["url"] == "https://example.test/leak"
     shows_secret = leaked["token"] in json.dumps(leaks)
     assert not shows_secret, "the event must not record the token"
+
+
+class KeyServer:
+    """A partner's key URL on loopback that counts requests and answers `status` with `body`."""
+
+    def __init__(self, status: int, body: bytes = b""):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.status, self.body, self.requests = status, body, 0
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):  # noqa: N802
+                with outer._lock:
+                    outer.requests += 1
+                time.sleep(0.2)  # a slow partner: concurrent reports arrive while it answers
+                self.send_response(outer.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(outer.body)))
+                self.end_headers()
+                self.wfile.write(outer.body)
+
+            def log_message(self, format, *args):  # noqa: A002
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/keys"
+
+    def close(self):
+        self._httpd.shutdown()
+
+
+def partner_server(make_server, keys_url: str) -> Server:
+    root = make_server(start=False).root
+    config = root / "partner.toml"
+    config.write_text(
+        "[[disclosure.partners]]\n"
+        'name = "flaky"\n'
+        f'key_id_header = "{PARTNER_KEY_ID_HEADER}"\n'
+        f'signature_header = "{PARTNER_SIGNATURE_HEADER}"\n'
+        f'keys_url = "{keys_url}"\n'
+    )
+    s = make_server({"PALISADE_CONFIG": str(config)})
+    SERVERS.append(s)
+    return s
+
+
+@pytest.mark.parametrize("status, body", [(500, b"oops"), (200, b"not json"), (200, b'{"public_keys": []}')],
+                         ids=["http-500", "not-json", "no-such-key"])
+def test_anonymous_reports_do_not_make_the_server_refetch_a_failing_key_url(make_server, partner_key, status, body):
+    """Issue 12, item 11: while the partner's key URL failed, every anonymous report made the
+    server fetch it again (10 reports, 10 fetches). Failures and unknown key ids are cached for
+    a minute, and concurrent reports share one fetch."""
+    import concurrent.futures
+
+    keys = KeyServer(status, body)
+    try:
+        s = partner_server(make_server, keys.url)
+        data = b"[]"
+        signature = base64.b64encode(partner_key.sign(data, ec.ECDSA(hashes.SHA256()))).decode()
+
+        def report(i: int) -> requests.Response:
+            return call(s, "POST", "/_/secrets/disclose-token", data=data, headers={
+                "Content-Type": "application/json", PARTNER_KEY_ID_HEADER: f"kid-{i % 3}", PARTNER_SIGNATURE_HEADER: signature})
+
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            answers = list(pool.map(report, range(10)))
+        answers += [report(i) for i in range(10)]
+        assert [r.status_code for r in answers] == [400] * 20, [desc(r) for r in answers if r.status_code != 400]
+        assert all("unknown key identifier" in r.text for r in answers), answers[0].text
+        assert keys.requests == 1, f"20 anonymous reports made {keys.requests} fetches of the partner's key URL"
+    finally:
+        keys.close()
 
 
 # ---- no secrets in the logs (keep this test last) -----------------------------------------------

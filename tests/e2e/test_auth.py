@@ -1,5 +1,6 @@
 """Who may upload: missing, invalid, revoked, expired and other-project tokens; users
-without a role on an existing project; `role add` / `role remove` taking effect."""
+without a role on an existing project; `role add` / `role remove` taking effect; login sessions
+(refused: uploads take tokens); invalid tokens from a shared address not blocking valid ones."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 import pytest
 
 from distbuilder import WheelBuilder
-from support import eventually
+from support import eventually, legacy_request
 
 PROJECT = "authproj"
 
@@ -169,6 +170,40 @@ def test_name_variant_of_foreign_project_is_refused(server, clients, setup, tmp_
         r = server.upload_raw(dave, v.name, v.read_bytes(), name=spelling, version="2.0")
         assert r.status_code == 403, f"{spelling}: {r.status_code}: {r.text}"
     assert set(server.project_files("team-tool")) == {w.name}
+
+
+def test_login_session_as_bearer_cannot_upload(server, setup, tmp_path):
+    """Issue 12, item 13: a login session sent as `Authorization: Bearer palsess_...` could
+    upload. Uploads take API tokens (or a trusted publisher's token) only."""
+    session = server.accounts["alice"]["session"]
+    for name, version in ((PROJECT, "1.7"), ("authproj-by-session", "1.0")):
+        w = WheelBuilder(name, version).build(tmp_path)
+        req = legacy_request(server.upload_url, None, w.name, w.read_bytes(), name=name, version=version)
+        req.headers["Authorization"] = f"Bearer {session}"
+        r = server.http.send(req, timeout=60, allow_redirects=False)
+        assert r.status_code == 403, f"{r.status_code}: {r.text}"
+        assert "a login session cannot upload: use an API token" in r.text, r.text
+    assert server.project_files("authproj-by-session") == {}
+    assert not [f for f in server.project_files(PROJECT) if "-1.7-" in f]
+    # As the password of __token__ it is not a token either.
+    r = upload(server, session, WheelBuilder(PROJECT, "1.7").build(tmp_path))
+    assert r.status_code == 403, f"{r.status_code}: {r.text}"
+
+
+def test_invalid_tokens_from_a_shared_address_do_not_block_valid_ones(make_server, clients, tmp_path):
+    """Issue 12, item 10: invalid tokens are counted per client address and, beyond
+    `token_max_failures`, answered 429; a valid token from the same address (a colleague behind
+    the same NAT, or the attacker's own neighbour) still uploads."""
+    srv = make_server({"PALISADE_ACCOUNTS_TOKEN_MAX_FAILURES": "5"})
+    srv.create_user("natuser")
+    token = srv.create_token("natuser")
+    w = WheelBuilder("natproj", "1.0").build(tmp_path)
+    statuses = [upload(srv, "pal_" + f"{i:038d}", w, name="natproj").status_code for i in range(8)]
+    assert statuses == [403] * 5 + [429] * 3, statuses
+    clients.twine_upload(srv, token, w)
+    assert set(srv.project_files("natproj")) == {w.name}
+    r = upload(srv, "pal_" + "9" * 38, WheelBuilder("natproj", "1.1").build(tmp_path), name="natproj")
+    assert r.status_code == 429 and r.headers.get("Retry-After", "").isdigit(), f"{r.status_code}: {r.text}"
 
 
 def test_tokens_never_logged(server, setup):

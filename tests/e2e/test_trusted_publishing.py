@@ -15,6 +15,7 @@ import hmac
 import json
 import re
 import secrets
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -48,9 +49,9 @@ def oidc_env(issuers, **extra: str) -> dict[str, str]:
         "PALISADE_OIDC_GITHUB_ISSUER": issuers.gh.url,
         "PALISADE_OIDC_TRUSTED_ISSUERS": issuers.ci.url,
         "PALISADE_OIDC_ALLOW_INSECURE_LOOPBACK": "true",
-        # Every refused exchange counts against the client address (4 x max_failures per
-        # lockout window, successes do not reset it); this module refuses ~20 on purpose.
-        "PALISADE_ACCOUNTS_MAX_FAILURES": "25",
+        # Every refused exchange counts against the client address (token_max_failures per
+        # window; valid exchanges are never refused for it); this module refuses ~20 on purpose.
+        "PALISADE_ACCOUNTS_TOKEN_MAX_FAILURES": "200",
     }
     env.update(extra)
     return env
@@ -510,7 +511,8 @@ def test_pending_publisher_creates_the_project(make_server, issuers, clients, tm
     project, repo = "tp-newproj", "founder-org/newproj"
     proc = srv.cli("publisher", "add", project, "--github", repo, "--workflow", "release.yml", "--owner", "founder")
     assert "(pending)" in proc.stdout, proc.stdout
-    assert "(pending)" in srv.cli("publisher", "list", project).stdout
+    listed = srv.cli("publisher", "list", project).stdout
+    assert "(pending)" in listed and "\texpires " in listed, listed
     assert srv.project_files(project) == {}
 
     # Without --owner a pending publisher is refused.
@@ -545,18 +547,209 @@ def test_pending_publisher_creates_the_project(make_server, issuers, clients, tm
     assert any(e["kind"] == "file_uploaded" and e["actor"].startswith("publisher:") for e in events), events
 
 
-def test_failed_exchanges_are_rate_limited(make_server, issuers, tmp_path):
-    # max_failures = 1: a client address may have 16 exchanges refused (4 x 4), then it is locked out.
-    srv = make_server(extra_env=oidc_env(issuers, PALISADE_ACCOUNTS_MAX_FAILURES="1"))
+def test_invalid_id_tokens_from_a_shared_address_do_not_block_a_valid_exchange(make_server, issuers, clients, tmp_path):
+    """Issue 12, item 10: after 80 invalid ID tokens from one address (a CI fleet behind one NAT,
+    or an attacker beside it), a valid exchange from that address got 429. Only invalid tokens
+    are slowed now: beyond `token_max_failures` they get 429, a valid one is still exchanged."""
+    srv = make_server(extra_env=oidc_env(issuers, PALISADE_ACCOUNTS_TOKEN_MAX_FAILURES="3"))
     srv.create_user("limited")
     make_project(srv, SimpleNamespace(token=srv.create_token("limited")), "tp-limited", tmp_path)
     repo = "limit-org/limit-repo"
     add_github_publisher(srv, "tp-limited", repo)
-    for _ in range(16):
-        assert_refused(mint(srv, issuers.gh.sign(github_claims(issuers.gh, repo, aud="pypi"))), "invalid-token")
-    r = mint(srv, issuers.gh.sign(github_claims(issuers.gh, repo)))
-    assert r.status_code == 429, f"a locked-out address should get 429, got {r.status_code} (body withheld: it may hold a token)"
+    invalid = lambda: mint(srv, issuers.gh.sign(github_claims(issuers.gh, repo, aud="pypi")))  # noqa: E731
+    for _ in range(3):
+        assert_refused(invalid(), "invalid-token")
+    r = invalid()
+    assert r.status_code == 429, f"an invalid ID token over the limit should get 429, got {r.status_code}: {r.text}"
+    assert r.headers.get("Retry-After", "").isdigit(), r.headers
     assert "pal_" not in r.text
+
+    # The valid exchange from the same address goes through, and its token uploads with twine.
+    token = minted(srv, issuers.gh.sign(github_claims(issuers.gh, repo)))
+    wheel = WheelBuilder("tp-limited", "2.0").build(tmp_path)
+    clients.twine_upload(srv, token, wheel)
+    assert wheel.name in srv.project_files("tp-limited")
+    # Invalid ones are still slowed afterwards: a success does not reset the address's count.
+    assert invalid().status_code == 429
+
+
+def publisher_ids(server: Server, project: str, session: str) -> list[int]:
+    r = server.api("GET", f"/api/projects/{project}/publishers", session)
+    assert r.status_code == 200, f"{r.status_code} {r.text}"
+    return [p["id"] for p in r.json()["publishers"]]
+
+
+def test_another_users_publisher_for_the_same_workflow_does_not_break_the_exchange(make_server, issuers, clients, tmp_path):
+    """Issue 12, item 5: registering the same repository and workflow on another project, or as
+    a pending publisher for a new name, made the first project's exchange fail ("more than one
+    project or owner"), and its owner could not remove the other registrations. As on PyPI, the
+    job's token now covers every project whose publisher matches it, whoever registered that."""
+    srv = make_server(extra_env=oidc_env(issuers))
+    alice = srv.create_user("alice")
+    mallory = srv.create_user("mallory")
+    repo = "alice-org/widget"
+    make_project(srv, SimpleNamespace(token=srv.create_token("alice")), "tp-alice-widget", tmp_path)
+    make_project(srv, SimpleNamespace(token=srv.create_token("mallory")), "tp-mallory-copy", tmp_path)
+    gh = {"github": {"repository": repo, "workflow": "release.yml"}}
+    r = srv.api("POST", "/api/projects/tp-alice-widget/publishers", alice["session"], json=gh)
+    assert r.status_code == 201, f"{r.status_code} {r.text}"
+    alice_pub = r.json()["id"]
+    minted(srv, issuers.gh.sign(github_claims(issuers.gh, repo)))
+
+    # Mallory registers alice's workflow on her own project and as a pending publisher.
+    r = srv.api("POST", "/api/projects/tp-mallory-copy/publishers", mallory["session"], json=gh)
+    assert r.status_code == 201, f"{r.status_code} {r.text}"
+    mallory_pub = r.json()["id"]
+    r = srv.api("POST", "/api/account/pending-publishers", mallory["session"], json={"project": "tp-mallory-squat", **gh})
+    assert r.status_code == 201, f"{r.status_code} {r.text}"
+    squat_pub = r.json()["id"]
+    # Registering the very same publisher twice on one project is still refused.
+    r = srv.api("POST", "/api/projects/tp-alice-widget/publishers", alice["session"], json=gh)
+    assert r.status_code == 409, f"{r.status_code} {r.text}"
+    # Alice cannot remove publishers of projects she does not own (she need not any more).
+    r = srv.api("DELETE", f"/api/projects/tp-mallory-copy/publishers/{mallory_pub}", alice["session"])
+    assert r.status_code == 403, f"{r.status_code} {r.text}"
+
+    r = mint(srv, issuers.gh.sign(github_claims(issuers.gh, repo)))
+    assert r.status_code == 200, f"alice's exchange must not fail because of mallory: {r.status_code} {r.text}"
+    body = r.json()
+    token = body["token"]
+    srv.issued_tokens.append(token)
+    assert body["projects"] == ["tp-alice-widget", "tp-mallory-copy", "tp-mallory-squat"], body["projects"]
+    assert body["skipped"] == [], body
+
+    wheel = WheelBuilder("tp-alice-widget", "2.0").build(tmp_path)
+    clients.twine_upload(srv, token, wheel)
+    assert wheel.name in srv.project_files("tp-alice-widget")
+    # The upload is bound to alice's publisher, and the event log says so.
+    uploads = [e for e in audit(srv, "tp-alice-widget") if e["kind"] == "file_uploaded" and e["details"]["filename"] == wheel.name]
+    assert [e["actor"] for e in uploads] == [f"publisher:{alice_pub}"], uploads
+    mints = [e for e in audit(srv, "tp-alice-widget") if e["kind"] == "publisher_token_minted"]
+    latest = mints[0]["details"]
+    assert mints[0]["actor"] == f"publisher:{alice_pub}" and latest["publisher_id"] == alice_pub, mints[0]
+    assert sorted(latest["publisher_ids"]) == sorted([alice_pub, mallory_pub, squat_pub]), latest
+    # Mallory's project's history shows the exchange that could publish to it.
+    assert any(e["kind"] == "publisher_token_minted" and e["details"]["token_id"] == latest["token_id"]
+               for e in audit(srv, "tp-mallory-copy"))
+
+    # Mallory removes her publisher: alice's token keeps working for alice's project only.
+    r = srv.api("DELETE", f"/api/projects/tp-mallory-copy/publishers/{mallory_pub}", mallory["session"])
+    assert r.status_code == 200, f"{r.status_code} {r.text}"
+    _, r = upload(srv, token, "tp-mallory-copy", "2.0", tmp_path)
+    assert r.status_code == 403, f"{r.status_code} {r.text}"
+    _, r = upload(srv, token, "tp-alice-widget", "2.1", tmp_path)
+    assert r.status_code == 200, f"{r.status_code} {r.text}"
+
+
+def test_pending_publisher_whose_name_was_taken_is_skipped_not_fatal(make_server, issuers, tmp_path):
+    """A matching pending publisher whose name was taken meanwhile is skipped and reported; the
+    exchange still covers the other matching publishers. Only when nothing is left does it fail
+    (test_pending_publisher_for_a_project_created_meanwhile)."""
+    srv = make_server(extra_env=oidc_env(issuers))
+    owner = srv.create_user("owner")
+    other = srv.create_user("other")
+    repo = "skip-org/skip-repo"
+    make_project(srv, SimpleNamespace(token=srv.create_token("owner")), "tp-skip-main", tmp_path)
+    add_github_publisher(srv, "tp-skip-main", repo)
+    gh = {"github": {"repository": repo, "workflow": "release.yml"}}
+    r = srv.api("POST", "/api/account/pending-publishers", owner["session"], json={"project": "tp-skip-later", **gh})
+    assert r.status_code == 201, f"{r.status_code} {r.text}"
+    # Someone else creates the pending name by uploading to it.
+    make_project(srv, SimpleNamespace(token=srv.create_token("other")), "tp-skip-later", tmp_path)
+    assert other
+
+    r = mint(srv, issuers.gh.sign(github_claims(issuers.gh, repo)))
+    assert r.status_code == 200, f"{r.status_code} {r.text}"
+    body = r.json()
+    srv.issued_tokens.append(body["token"])
+    assert body["projects"] == ["tp-skip-main"], body["projects"]
+    assert [s["project"] for s in body["skipped"]] == ["tp-skip-later"] and "already exists" in body["skipped"][0]["reason"], body
+    _, r = upload(srv, body["token"], "tp-skip-later", "2.0", tmp_path)
+    assert r.status_code == 403, f"{r.status_code} {r.text}"
+    assert "matching pending publisher skipped" in srv.log_text()
+
+
+def test_pending_publishers_expire_are_limited_per_user_and_can_be_deleted(make_server, issuers, tmp_path):
+    """Pending publishers reserve a name against other users, so they must not be unbounded:
+    they expire, a user may hold `max_pending_publishers` of them, and their registrant can
+    withdraw one with DELETE /api/account/pending-publishers/{id}."""
+    srv = make_server(extra_env=oidc_env(issuers, PALISADE_OIDC_MAX_PENDING_PUBLISHERS="2"))
+    squatter = srv.create_user("squatter")
+    rival = srv.create_user("rival")
+    gh = lambda n: {"github": {"repository": f"sq-org/repo{n}", "workflow": "release.yml"}}  # noqa: E731
+    ids = []
+    for n in range(2):
+        r = srv.api("POST", "/api/account/pending-publishers", squatter["session"], json={"project": f"tp-squat-{n}", **gh(n)})
+        assert r.status_code == 201, f"{r.status_code} {r.text}"
+        assert r.json()["pending"] is True and r.json()["expires"], r.json()
+        ids.append(r.json()["id"])
+    r = srv.api("POST", "/api/account/pending-publishers", squatter["session"], json={"project": "tp-squat-2", **gh(2)})
+    assert r.status_code == 400, f"{r.status_code} {r.text}"
+    assert "max_pending_publishers = 2" in r.text and "DELETE /api/account/pending-publishers" in r.text, r.text
+    # Another user's limit is their own.
+    r = srv.api("POST", "/api/account/pending-publishers", rival["session"], json={"project": "tp-rival-0", **gh(9)})
+    assert r.status_code == 201, f"{r.status_code} {r.text}"
+    rival_id = r.json()["id"]
+
+    # DELETE: 401 without credentials, 403 with an API token, 404 for someone else's or unknown.
+    path = f"/api/account/pending-publishers/{ids[0]}"
+    r = srv.api("DELETE", path)
+    assert r.status_code == 401, f"{r.status_code} {r.text}"
+    r = srv.api("DELETE", path, srv.create_token("squatter"))
+    assert r.status_code == 403, f"{r.status_code} {r.text}"
+    r = srv.api("DELETE", f"/api/account/pending-publishers/{rival_id}", squatter["session"])
+    assert r.status_code == 404, f"{r.status_code} {r.text}"
+    r = srv.api("DELETE", "/api/account/pending-publishers/999999", squatter["session"])
+    assert r.status_code == 404, f"{r.status_code} {r.text}"
+    r = srv.api("DELETE", path, squatter["session"])
+    assert r.status_code == 200 and r.json() == {"removed": ids[0]}, f"{r.status_code} {r.text}"
+    r = srv.api("GET", "/api/account/pending-publishers", squatter["session"])
+    assert [p["id"] for p in r.json()["publishers"]] == [ids[1]], r.json()
+    r = srv.api("POST", "/api/account/pending-publishers", squatter["session"], json={"project": "tp-squat-2", **gh(2)})
+    assert r.status_code == 201, f"a deleted one frees a place: {r.status_code} {r.text}"
+
+    # Expiry (time travel in the database: the minimum configurable lifetime is a day).
+    gone = ids[1]
+    with sqlite3.connect(srv.data_dir / "palisade.db") as db:
+        db.execute("UPDATE publishers SET expires_at = 1 WHERE id = ?", (gone,))
+    # An expired pending publisher matches nothing ...
+    r = mint(srv, issuers.gh.sign(github_claims(issuers.gh, "sq-org/repo1")))
+    assert_refused(r, "invalid-publisher")
+    # ... reserves nothing: another user may register the name, which sweeps it ...
+    r = srv.api("POST", "/api/account/pending-publishers", rival["session"], json={"project": "tp-squat-1", **gh(8)})
+    assert r.status_code == 201, f"{r.status_code} {r.text}"
+    r = srv.api("GET", "/api/account/pending-publishers", squatter["session"])
+    assert gone not in [p["id"] for p in r.json()["publishers"]], r.json()
+    assert f"{gone}\t" not in srv.cli("publisher", "list").stdout
+    # ... and its registrant's history says it expired.
+    r = srv.api("GET", "/api/account/events", squatter["session"])
+    expired = [e for e in r.json()["events"] if e["kind"] == "publisher_expired"]
+    assert [e["details"]["publisher_id"] for e in expired] == [gone], expired
+
+
+def test_project_owner_can_remove_publishers_registered_by_others(make_server, issuers, tmp_path):
+    """An owner can always remove their project's publishers, including one another user
+    registered as pending (now reified) and one the administrator added."""
+    srv = make_server(extra_env=oidc_env(issuers))
+    srv.create_user("founder")
+    cowner = srv.create_user("cowner")
+    repo = "found-org/found-repo"
+    srv.cli("publisher", "add", "tp-founded", "--github", repo, "--workflow", "release.yml", "--owner", "founder")
+    token = minted(srv, issuers.gh.sign(github_claims(issuers.gh, repo)))
+    _, r = upload(srv, token, "tp-founded", "1.0", tmp_path)
+    assert r.status_code == 200, f"{r.status_code} {r.text}"
+    srv.cli("role", "add", "tp-founded", "cowner", "--role", "owner")
+    add_github_publisher(srv, "tp-founded", "found-org/other-repo")
+    ids = publisher_ids(srv, "tp-founded", cowner["session"])
+    assert len(ids) == 2, ids
+    for pid in ids:
+        r = srv.api("DELETE", f"/api/projects/tp-founded/publishers/{pid}", cowner["session"])
+        assert r.status_code == 200, f"{r.status_code} {r.text}"
+    assert publisher_ids(srv, "tp-founded", cowner["session"]) == []
+    # Its tokens went with it, and new exchanges fail.
+    _, r = upload(srv, token, "tp-founded", "1.1", tmp_path)
+    assert r.status_code == 403, f"{r.status_code} {r.text}"
+    assert_refused(mint(srv, issuers.gh.sign(github_claims(issuers.gh, repo))), "invalid-publisher")
 
 
 @pytest.mark.parametrize(

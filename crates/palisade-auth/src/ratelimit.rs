@@ -1,5 +1,11 @@
-//! An in-memory failure counter that locks a key (a user, an IP address) out after too many
-//! failed attempts.
+//! In-memory failure counters that lock a key (an account, an IP address, an account from one
+//! address) out after too many failed attempts, and [`GuessLimiter`], which combines four of them
+//! for guessable secrets (passwords, TOTP codes) the way PyPI does: per account *and* address,
+//! per account, per address and instance-wide.
+//!
+//! Lockouts are proportionate: the first one is short (`first_lockout`) and each further lockout
+//! of the same key doubles it, up to `max_lockout`. A key's lockouts are forgotten once it has
+//! had no failure for twice the longer of the window and the longest lockout.
 //!
 //! Time is passed in as an [`Instant`] so that tests are deterministic. Memory is bounded: once
 //! the map holds more than [`PRUNE_AT`] keys, entries that have expired are dropped (once per
@@ -19,14 +25,16 @@ pub const MAX_KEYS: usize = 100_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    /// Failures counted in the current window.
+    /// Failures counted in the current window (since the last lockout, if any).
     failures: u32,
-    /// When the first failure of the current window happened.
+    /// When the current window started.
     window_start: Instant,
-    /// When the latest failure happened; a lockout runs from here.
+    /// When the latest failure happened.
     last_failure: Instant,
-    /// Whether `failures` reached the limit; the lockout lasts until `last_failure + lockout`.
-    locked: bool,
+    /// The end of the current (or last) lockout.
+    locked_until: Option<Instant>,
+    /// Lockouts so far; the next one lasts `first_lockout * 2^strikes`, capped.
+    strikes: u32,
 }
 
 #[derive(Debug)]
@@ -39,30 +47,46 @@ struct Inner {
 
 /// Counts failures per key and locks the key out after `max_failures` failures within `window`.
 ///
-/// The lockout lasts `lockout` from the last failure. Durations are measured with saturating
+/// The first lockout lasts `first_lockout`, each further one twice the last, up to
+/// `max_lockout`; a lockout starts a new window. Durations are computed with saturating
 /// arithmetic, so no combination of `Instant`s and durations can overflow.
 #[derive(Debug)]
 pub struct RateLimiter {
     max_failures: u32,
     window: Duration,
-    lockout: Duration,
+    first_lockout: Duration,
+    max_lockout: Duration,
     prune_threshold: usize,
     max_keys: usize,
     inner: Mutex<Inner>,
 }
 
 impl RateLimiter {
-    /// A limiter allowing `max_failures` failures per `window`, then locking out for `lockout`.
-    /// A `max_failures` of zero is treated as one.
+    /// A limiter allowing `max_failures` failures per `window`, then locking out for `lockout`
+    /// every time. A `max_failures` of zero is treated as one.
     pub fn new(max_failures: u32, window: Duration, lockout: Duration) -> Self {
-        Self::with_limits(max_failures, window, lockout, PRUNE_AT, MAX_KEYS)
+        Self::growing(max_failures, window, lockout, lockout)
     }
 
-    fn with_limits(max_failures: u32, window: Duration, lockout: Duration, prune_threshold: usize, max_keys: usize) -> Self {
+    /// A limiter whose first lockout lasts `first_lockout` and each further one twice as long as
+    /// the last, up to `max_lockout`.
+    pub fn growing(max_failures: u32, window: Duration, first_lockout: Duration, max_lockout: Duration) -> Self {
+        Self::with_limits(max_failures, window, first_lockout, max_lockout, PRUNE_AT, MAX_KEYS)
+    }
+
+    fn with_limits(
+        max_failures: u32,
+        window: Duration,
+        first_lockout: Duration,
+        max_lockout: Duration,
+        prune_threshold: usize,
+        max_keys: usize,
+    ) -> Self {
         Self {
             max_failures: max_failures.max(1),
             window,
-            lockout,
+            first_lockout: first_lockout.min(max_lockout),
+            max_lockout,
             prune_threshold,
             max_keys,
             inner: Mutex::new(Inner { entries: HashMap::new(), inserts_since_prune: 0 }),
@@ -72,34 +96,78 @@ impl RateLimiter {
     /// `Ok` if `key` may try now, or `Err(retry_after)` while it is locked out.
     pub fn check(&self, key: &str, now: Instant) -> Result<(), Duration> {
         let inner = self.inner.lock();
-        match inner.entries.get(key) {
-            Some(entry) if entry.locked => {
-                let elapsed = now.saturating_duration_since(entry.last_failure);
-                if elapsed < self.lockout { Err(self.lockout - elapsed) } else { Ok(()) }
-            }
+        match inner.entries.get(key).and_then(|e| e.locked_until) {
+            Some(until) if until > now => Err(until.saturating_duration_since(now)),
             _ => Ok(()),
         }
+    }
+
+    /// Checks and counts an attempt in one step: `Err(retry_after)` (nothing counted) while the
+    /// key is locked out. Callers count an attempt *before* checking a slow secret, so that
+    /// parallel attempts cannot all slip under the limit, and [`succeed`](Self::succeed) after.
+    pub fn reserve(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        let mut inner = self.inner.lock();
+        if let Some(until) = inner.entries.get(key).and_then(|e| e.locked_until)
+            && until > now
+        {
+            return Err(until.saturating_duration_since(now));
+        }
+        self.fail_locked(&mut inner, key, now);
+        Ok(())
     }
 
     /// Records a failed attempt for `key` at `now`.
     pub fn fail(&self, key: &str, now: Instant) {
         let mut inner = self.inner.lock();
+        self.fail_locked(&mut inner, key, now);
+    }
+
+    fn fail_locked(&self, inner: &mut Inner, key: &str, now: Instant) {
         if let Some(entry) = inner.entries.get_mut(key) {
-            if self.is_expired(entry, now) {
-                *entry = Entry { failures: 0, window_start: now, last_failure: now, locked: false };
+            if now.saturating_duration_since(entry.last_failure) >= self.memory() {
+                entry.strikes = 0;
+            }
+            let locked = entry.locked_until.is_some_and(|u| u > now);
+            if !locked && now.saturating_duration_since(entry.window_start) >= self.window {
+                entry.failures = 0;
+                entry.window_start = now;
             }
             entry.failures = entry.failures.saturating_add(1);
             entry.last_failure = now;
-            entry.locked |= entry.failures >= self.max_failures;
+            self.maybe_lock(entry, now);
             return;
         }
         let len = inner.entries.len();
         if len >= self.max_keys || (len >= self.prune_threshold && inner.inserts_since_prune >= self.prune_threshold / 10) {
-            self.prune(&mut inner, now);
+            self.prune(inner, now);
         }
         inner.inserts_since_prune += 1;
-        let entry = Entry { failures: 1, window_start: now, last_failure: now, locked: self.max_failures <= 1 };
+        let mut entry = Entry { failures: 1, window_start: now, last_failure: now, locked_until: None, strikes: 0 };
+        self.maybe_lock(&mut entry, now);
         inner.entries.insert(key.to_owned(), entry);
+    }
+
+    fn maybe_lock(&self, entry: &mut Entry, now: Instant) {
+        if entry.failures < self.max_failures {
+            return;
+        }
+        let lockout = self.lockout_for(entry.strikes);
+        entry.strikes = entry.strikes.saturating_add(1);
+        let until = now.checked_add(lockout).unwrap_or(now);
+        entry.locked_until = Some(entry.locked_until.map_or(until, |u| u.max(until)));
+        entry.failures = 0;
+        entry.window_start = now;
+    }
+
+    /// The lockout that follows `strikes` earlier ones.
+    fn lockout_for(&self, strikes: u32) -> Duration {
+        let factor = 1u32.checked_shl(strikes.min(31)).unwrap_or(u32::MAX);
+        self.first_lockout.saturating_mul(factor).min(self.max_lockout)
+    }
+
+    /// How long a key's lockouts are remembered after its last failure.
+    fn memory(&self) -> Duration {
+        self.window.max(self.max_lockout).saturating_mul(2)
     }
 
     /// Forgets `key`, after a successful attempt.
@@ -117,12 +185,13 @@ impl RateLimiter {
         self.len() == 0
     }
 
-    /// An entry is expired when it is not locked out (any more) and its window has passed, so
-    /// forgetting it changes nothing for the next attempt.
+    /// An entry is expired when it is not locked out, its window has passed and its lockouts
+    /// are forgotten, so dropping it changes nothing for the next attempt.
     fn is_expired(&self, entry: &Entry, now: Instant) -> bool {
-        let lockout_over = !entry.locked || now.saturating_duration_since(entry.last_failure) >= self.lockout;
+        let lockout_over = entry.locked_until.is_none_or(|u| u <= now);
         let window_over = now.saturating_duration_since(entry.window_start) >= self.window;
-        lockout_over && (entry.locked || window_over)
+        let strikes_forgotten = entry.strikes == 0 || now.saturating_duration_since(entry.last_failure) >= self.memory();
+        lockout_over && window_over && strikes_forgotten
     }
 
     fn prune(&self, inner: &mut Inner, now: Instant) {
@@ -138,6 +207,82 @@ impl RateLimiter {
             }
         }
         inner.inserts_since_prune = 0;
+    }
+}
+
+/// The budgets of a [`GuessLimiter`]: wrong guesses allowed per `window` at each level before a
+/// lockout, and how long lockouts last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuessPolicy {
+    /// One account from one address: the tight limit an ordinary mistyping user meets.
+    pub per_pair: u32,
+    /// One account from every address together (guessing spread over many addresses).
+    pub per_account: u32,
+    /// One address against every account together (password spraying).
+    pub per_address: u32,
+    /// Every guess on the instance (a distributed attack on many accounts).
+    pub global: u32,
+    pub window: Duration,
+    pub first_lockout: Duration,
+    pub max_lockout: Duration,
+}
+
+/// Limits wrong guesses of a guessable secret (a password, a TOTP code) at four levels, as PyPI
+/// does: per (account, address), per account, per address and globally.
+///
+/// The account, address and global levels are *shared*: other people's guesses fill them. A
+/// caller that knows the account recently logged in from this address (`known` below) lets that
+/// pair past them, so an attacker guessing from elsewhere, or spraying from a shared address (a
+/// company's NAT), does not lock a user out of where they usually log in; the pair's own tight
+/// limit still bounds guesses there.
+#[derive(Debug)]
+pub struct GuessLimiter {
+    pair: RateLimiter,
+    account: RateLimiter,
+    address: RateLimiter,
+    global: RateLimiter,
+}
+
+const GLOBAL_KEY: &str = "*";
+
+impl GuessLimiter {
+    pub fn new(p: GuessPolicy) -> Self {
+        let limiter = |max| RateLimiter::growing(max, p.window, p.first_lockout, p.max_lockout);
+        Self { pair: limiter(p.per_pair), account: limiter(p.per_account), address: limiter(p.per_address), global: limiter(p.global) }
+    }
+
+    /// An unambiguous key for an (account, address) pair, whatever characters either holds.
+    fn pair_key(account: &str, address: &str) -> String {
+        format!("{}:{account}{address}", account.len())
+    }
+
+    /// `Err(retry_after)` while the account, the address or the instance is locked out: the
+    /// shared levels, which a known (account, address) pair may pass.
+    pub fn check_shared(&self, account: &str, address: &str, now: Instant) -> Result<(), Duration> {
+        let waits = [self.account.check(account, now), self.address.check(address, now), self.global.check(GLOBAL_KEY, now)];
+        match waits.into_iter().filter_map(Result::err).max() {
+            Some(wait) => Err(wait),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a guess against the (account, address) pair before the secret is checked, or
+    /// `Err(retry_after)` while the pair is locked out.
+    pub fn reserve(&self, account: &str, address: &str, now: Instant) -> Result<(), Duration> {
+        self.pair.reserve(&Self::pair_key(account, address), now)
+    }
+
+    /// Records a wrong guess at the shared levels (the pair counted it in [`reserve`](Self::reserve)).
+    pub fn fail(&self, account: &str, address: &str, now: Instant) {
+        self.account.fail(account, now);
+        self.address.fail(address, now);
+        self.global.fail(GLOBAL_KEY, now);
+    }
+
+    /// A right guess clears the pair's count. The shared levels keep theirs: a success says
+    /// nothing about the guesses other people made.
+    pub fn succeed(&self, account: &str, address: &str) {
+        self.pair.succeed(&Self::pair_key(account, address));
     }
 }
 
@@ -184,14 +329,18 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_during_lockout_extends_it() {
+    fn failures_during_a_lockout_count_toward_the_next_one() {
         let rl = limiter();
         let t0 = Instant::now();
         for _ in 0..3 {
             rl.fail("alice", t0);
         }
+        // One more failure does not extend the lockout; a full budget of them does.
         rl.fail("alice", t0 + 5 * MIN);
-        assert_eq!(rl.check("alice", t0 + 16 * MIN), Err(4 * MIN));
+        assert_eq!(rl.check("alice", t0 + 5 * MIN), Err(10 * MIN));
+        rl.fail("alice", t0 + 6 * MIN);
+        rl.fail("alice", t0 + 6 * MIN);
+        assert_eq!(rl.check("alice", t0 + 6 * MIN), Err(15 * MIN));
     }
 
     #[test]
@@ -230,7 +379,7 @@ mod tests {
 
     #[test]
     fn expired_entries_are_pruned() {
-        let rl = RateLimiter::with_limits(3, MIN, MIN, 100, 1000);
+        let rl = RateLimiter::with_limits(3, MIN, MIN, MIN, 100, 1000);
         let t0 = Instant::now();
         for i in 0..100 {
             rl.fail(&format!("old{i}"), t0);
@@ -247,7 +396,7 @@ mod tests {
 
     #[test]
     fn memory_is_capped_by_dropping_the_oldest() {
-        let rl = RateLimiter::with_limits(3, 10 * MIN, MIN, 100, 1000);
+        let rl = RateLimiter::with_limits(3, 10 * MIN, MIN, MIN, 100, 1000);
         let t0 = Instant::now();
         // A flood of fresh keys never grows the map past the cap.
         for i in 0..5000u32 {
@@ -279,6 +428,157 @@ mod tests {
             rl.fail(&format!("late{i}"), t0 + 11 * MIN);
         }
         assert_eq!(rl.len(), PRUNE_AT / 10);
+    }
+
+    #[test]
+    fn lockouts_start_short_and_double_up_to_the_maximum() {
+        let rl = RateLimiter::growing(3, 15 * MIN, MIN, 15 * MIN);
+        let mut t = Instant::now();
+        for expected in [1, 2, 4, 8, 15, 15] {
+            for _ in 0..3 {
+                assert_eq!(rl.check("k", t), Ok(()));
+                rl.fail("k", t);
+            }
+            assert_eq!(rl.check("k", t), Err(expected * MIN), "lockout after {expected} minutes expected");
+            t += expected * MIN;
+            assert_eq!(rl.check("k", t), Ok(()));
+        }
+    }
+
+    #[test]
+    fn lockouts_are_forgotten_after_a_quiet_period() {
+        let rl = RateLimiter::growing(2, 15 * MIN, MIN, 15 * MIN);
+        let t0 = Instant::now();
+        for _ in 0..2 {
+            rl.fail("k", t0);
+        }
+        rl.fail("k", t0 + MIN);
+        rl.fail("k", t0 + MIN);
+        assert_eq!(rl.check("k", t0 + MIN), Err(2 * MIN));
+        // Quiet for twice the longest lockout: the next lockout is a first one again, and the
+        // entry itself may be pruned.
+        let later = t0 + MIN + 30 * MIN;
+        assert!(rl.is_expired(&rl.inner.lock().entries["k"], later));
+        rl.fail("k", later);
+        rl.fail("k", later);
+        assert_eq!(rl.check("k", later), Err(MIN));
+    }
+
+    #[test]
+    fn reserve_counts_before_the_check_and_refuses_while_locked() {
+        let rl = RateLimiter::growing(2, 15 * MIN, MIN, 15 * MIN);
+        let t0 = Instant::now();
+        assert_eq!(rl.reserve("k", t0), Ok(()));
+        // The second parallel attempt is counted too, and locks the key for the third.
+        assert_eq!(rl.reserve("k", t0), Ok(()));
+        assert_eq!(rl.reserve("k", t0), Err(MIN));
+        // Refused attempts are not counted: the lockout does not grow while it runs.
+        assert_eq!(rl.check("k", t0 + MIN - Duration::from_secs(1)), Err(Duration::from_secs(1)));
+        // One of the two was right after all: the key is cleared.
+        rl.succeed("k");
+        assert_eq!(rl.reserve("k", t0), Ok(()));
+    }
+
+    fn guess() -> GuessLimiter {
+        GuessLimiter::new(GuessPolicy {
+            per_pair: 5,
+            per_account: 10,
+            per_address: 20,
+            global: 40,
+            window: 15 * MIN,
+            first_lockout: MIN,
+            max_lockout: 15 * MIN,
+        })
+    }
+
+    /// One guess as a server makes it: shared levels (unless known), pair, then the outcome.
+    fn attempt(g: &GuessLimiter, account: &str, address: &str, known: bool, right: bool, now: Instant) -> Result<(), Duration> {
+        if !known {
+            g.check_shared(account, address, now)?;
+        }
+        g.reserve(account, address, now)?;
+        if right {
+            g.succeed(account, address);
+        } else {
+            g.fail(account, address, now);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn wrong_passwords_from_one_address_do_not_lock_the_account_elsewhere() {
+        let g = guess();
+        let t = Instant::now();
+        for _ in 0..5 {
+            assert_eq!(attempt(&g, "alice", "10.0.0.66", false, false, t), Ok(()));
+        }
+        assert_eq!(attempt(&g, "alice", "10.0.0.66", false, true, t), Err(MIN));
+        // Alice herself, from her own address, is not locked out.
+        assert_eq!(attempt(&g, "alice", "192.0.2.7", false, true, t), Ok(()));
+        // Nor is anyone else at the attacker's address.
+        assert_eq!(attempt(&g, "bob", "10.0.0.66", false, true, t), Ok(()));
+    }
+
+    #[test]
+    fn guessing_one_account_from_many_addresses_locks_it_except_where_it_logs_in() {
+        let g = guess();
+        let t = Instant::now();
+        for i in 0..10 {
+            assert_eq!(attempt(&g, "alice", &format!("198.51.100.{i}"), false, false, t), Ok(()));
+        }
+        // The account level is spent: a new address is refused even with the right password ...
+        assert_eq!(attempt(&g, "alice", "203.0.113.9", false, true, t), Err(MIN));
+        // ... but alice, from an address she logged in from recently, is not.
+        assert_eq!(attempt(&g, "alice", "192.0.2.7", true, true, t), Ok(()));
+    }
+
+    #[test]
+    fn spraying_from_a_shared_address_spares_its_known_users() {
+        let g = guess();
+        let t = Instant::now();
+        for i in 0..20 {
+            assert_eq!(attempt(&g, &format!("user{i}"), "10.0.0.1", false, false, t), Ok(()));
+        }
+        assert_eq!(attempt(&g, "carol", "10.0.0.1", false, true, t), Err(MIN));
+        assert_eq!(attempt(&g, "bob", "10.0.0.1", true, true, t), Ok(()));
+        // A known pair still has its own tight limit.
+        for _ in 0..5 {
+            assert_eq!(attempt(&g, "bob", "10.0.0.1", true, false, t), Ok(()));
+        }
+        assert_eq!(attempt(&g, "bob", "10.0.0.1", true, true, t), Err(MIN));
+    }
+
+    #[test]
+    fn the_global_ceiling_stops_a_distributed_attack() {
+        let g = guess();
+        let t = Instant::now();
+        for i in 0..40 {
+            assert_eq!(attempt(&g, &format!("user{i}"), &format!("198.51.100.{i}"), false, false, t), Ok(()));
+        }
+        assert_eq!(attempt(&g, "dave", "203.0.113.1", false, true, t), Err(MIN));
+        assert_eq!(attempt(&g, "erin", "192.0.2.8", true, true, t), Ok(()));
+    }
+
+    #[test]
+    fn a_right_guess_clears_only_its_pair() {
+        let g = guess();
+        let t = Instant::now();
+        for _ in 0..4 {
+            attempt(&g, "alice", "192.0.2.7", false, false, t).unwrap();
+        }
+        attempt(&g, "alice", "192.0.2.7", false, true, t).unwrap();
+        // The pair starts over ...
+        for _ in 0..5 {
+            assert_eq!(attempt(&g, "alice", "192.0.2.7", false, false, t), Ok(()));
+        }
+        // ... while the account level kept all nine failures: one more locks it.
+        assert_eq!(attempt(&g, "alice", "198.51.100.1", false, false, t), Ok(()));
+        assert_eq!(g.check_shared("alice", "198.51.100.2", t), Err(MIN));
+    }
+
+    #[test]
+    fn pair_keys_cannot_collide() {
+        assert_ne!(GuessLimiter::pair_key("login:a:1", "0.0.0.2"), GuessLimiter::pair_key("login:a", ":10.0.0.2"));
     }
 
     #[test]

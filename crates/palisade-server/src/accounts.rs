@@ -3,8 +3,9 @@
 //! history. Every route answers JSON; errors use the server's plain-text envelope.
 //!
 //! Passwords and one-time codes are checked in constant time (argon2's verifier, `ct_eq`), an
-//! unknown user costs the same as a wrong password, and failures are rate limited per account
-//! and per client address with a lockout. Secrets (passwords, codes, session and email tokens)
+//! unknown user costs the same as a wrong password, and wrong guesses are rate limited per
+//! (account, address), per account, per address and globally, with short lockouts that grow
+//! (see [`Limits`]). Secrets (passwords, codes, session and email tokens)
 //! are never logged and never echoed in errors.
 
 use std::time::{Duration, Instant};
@@ -14,62 +15,80 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use palisade_auth::RateLimiter;
+use palisade_auth::{GuessLimiter, GuessPolicy, RateLimiter};
 use palisade_store::{Session, User, now_micros};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::{Action, Client, Principal, SESSION_PREFIX, authenticate, check_policy, require_session};
-use crate::error::{ApiResult, bad_request, forbidden, internal, json_body, not_found, too_many, unauthorized};
+use crate::error::{ApiError, ApiResult, bad_request, forbidden, internal, json_body, not_found, too_many, unauthorized};
 use crate::events::record;
 use crate::mail::notify;
 
-/// One rate limit with separate budgets for accounts (and login names) and for client
-/// addresses. An address gets four times an account's budget: many people may share one (NAT),
-/// but an address guessing across many accounts is still stopped.
+/// A budget per account (or login name) and per client address for requests counted whether or
+/// not they succeed: creating accounts and tokens, sending mail on request.
 pub struct Limit {
     account: RateLimiter,
     addr: RateLimiter,
 }
 
 impl Limit {
-    fn new(max: u32, window: Duration, lockout: Duration) -> Self {
-        Self { account: RateLimiter::new(max, window, lockout), addr: RateLimiter::new(max.saturating_mul(4), window, lockout) }
+    fn new(account_max: u32, addr_max: u32, window: Duration, lockout: Duration) -> Self {
+        Self { account: RateLimiter::new(account_max, window, lockout), addr: RateLimiter::new(addr_max, window, lockout) }
     }
 
     fn of(&self, key: &str) -> &RateLimiter {
         if key.starts_with("addr:") { &self.addr } else { &self.account }
     }
-
-    pub fn fail(&self, key: &str, now: Instant) {
-        self.of(key).fail(key, now);
-    }
-
-    pub fn succeed(&self, key: &str) {
-        self.of(key).succeed(key);
-    }
 }
 
-/// The rate limits of login, second factor and token endpoints.
+/// The rate limits of the account endpoints and of every place a secret is presented.
+///
+/// Guessable secrets (passwords, TOTP codes) are limited per (account, address), per account,
+/// per address and globally ([`GuessLimiter`]); an account's recent login address is exempt from
+/// the three shared levels. Unguessable secrets (API tokens, OIDC ID tokens, login tickets,
+/// mailed links) are never refused when valid: only invalid ones are counted, per address, and
+/// answered 429 beyond the budget.
 pub struct Limits {
-    pub login: Limit,
-    pub second_factor: Limit,
-    /// Token creation and registration (counted, not only failures).
+    /// Wrong passwords: login, and the re-check before a sensitive change.
+    pub password: GuessLimiter,
+    /// Wrong second-factor codes: login and enrolment.
+    pub second_factor: GuessLimiter,
+    /// Invalid unguessable secrets, per client address.
+    pub secrets: RateLimiter,
+    /// Mail sent on request (password reset, verification links), per login and per address.
+    pub mail: Limit,
+    /// Token creation and registration.
     pub tokens: Limit,
-    /// Invalid API tokens presented and refused OIDC exchanges.
-    pub token_auth: Limit,
+    /// How far back a login makes an address "known" for its account.
+    known_address: Duration,
 }
 
 impl Limits {
-    pub fn new(max_failures: u64, lockout_secs: u64) -> Self {
-        let window = Duration::from_secs(lockout_secs);
-        let n = max_failures.min(u32::MAX as u64) as u32;
+    pub fn new(a: &crate::config::AccountPolicy) -> Self {
+        let n = |v: u64| v.min(u32::MAX as u64) as u32;
+        let window = Duration::from_secs(a.lockout_secs);
+        let first = Duration::from_secs(a.first_lockout_secs);
+        let guesses = GuessPolicy {
+            per_pair: n(a.max_failures),
+            per_account: n(a.account_max_failures),
+            per_address: n(a.address_max_failures),
+            global: n(a.global_max_failures),
+            window,
+            first_lockout: first,
+            max_lockout: window,
+        };
         Self {
-            login: Limit::new(n, window, window),
-            second_factor: Limit::new(n, window, window),
-            tokens: Limit::new(30, Duration::from_secs(3600), Duration::from_secs(600)),
-            token_auth: Limit::new(n.saturating_mul(4), window, window),
+            password: GuessLimiter::new(guesses),
+            // Whoever reaches the second factor knows the password: guesses spread over many
+            // addresses get the pair's tight budget for the whole account. The account's known
+            // addresses are exempt from that level, so its owner is not locked out.
+            second_factor: GuessLimiter::new(GuessPolicy { per_account: n(a.max_failures), ..guesses }),
+            secrets: RateLimiter::growing(n(a.token_max_failures), window, first, window),
+            mail: Limit::new(n(a.max_failures), n(a.address_max_failures), window, window),
+            tokens: Limit::new(30, 30, Duration::from_secs(3600), Duration::from_secs(600)),
+            known_address: Duration::from_secs(a.known_address_days.saturating_mul(86_400)),
         }
     }
 }
@@ -83,24 +102,85 @@ pub fn check_limit(limit: &Limit, keys: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
-/// Checks and counts an attempt against account keys in one step, before the (slow) check of the
-/// secret: requests in flight at the same time cannot all slip under the limit. The caller
-/// clears the keys on success.
-pub fn reserve(limit: &Limit, keys: &[String]) -> ApiResult<()> {
-    check_limit(limit, keys)?;
-    fail_limit(limit, keys);
-    Ok(())
-}
-
 pub fn fail_limit(limit: &Limit, keys: &[String]) {
     let now = Instant::now();
     for k in keys {
-        limit.fail(k, now);
+        limit.of(k).fail(k, now);
     }
 }
 
 fn addr_key(client: &Client) -> String {
     format!("addr:{}", client.addr.as_deref().unwrap_or("unknown"))
+}
+
+/// What to answer for an invalid unguessable secret (an API token, an ID token, a login ticket,
+/// a mailed link): `err`, counted against the client address, or a 429 once the address has
+/// presented too many. The check comes after the secret was found invalid, so a valid one is
+/// never refused, whatever others sharing the address did.
+pub fn invalid_secret(state: &AppState, client: &Client, err: ApiError) -> ApiError {
+    match count_invalid_secret(state, client) {
+        Ok(()) => err,
+        Err(retry) => too_many(retry),
+    }
+}
+
+/// Counts an invalid unguessable secret against the client address, or `Err(retry_after)` (not
+/// counted) once the address has presented too many.
+pub fn count_invalid_secret(state: &AppState, client: &Client) -> Result<(), Duration> {
+    let key = client.addr.as_deref().unwrap_or("unknown");
+    let now = Instant::now();
+    state.limits.secrets.check(key, now)?;
+    state.limits.secrets.fail(key, now);
+    Ok(())
+}
+
+/// A guess of a password or code, counted against its (account, address) pair until it turns
+/// out right or wrong.
+struct Guess<'a> {
+    limiter: &'a GuessLimiter,
+    account: String,
+    addr: String,
+}
+
+impl Guess<'_> {
+    fn wrong(&self) {
+        self.limiter.fail(&self.account, &self.addr, Instant::now());
+    }
+
+    fn right(&self) {
+        self.limiter.succeed(&self.account, &self.addr);
+    }
+}
+
+/// Admits a guess for `account` (`user:<id>`, or `login:<name>` for a name that matches no user,
+/// which is limited alike so that a lockout does not reveal whether an account exists) from the
+/// client's address, or answers 429. The account, address and global limits are waived when
+/// `user` completed a login from this address recently; the pair's own limit never is. The
+/// guess is counted against the pair before the (slow) check, so parallel guesses cannot all
+/// slip under its limit.
+async fn begin_guess<'a>(
+    state: &AppState,
+    limiter: &'a GuessLimiter,
+    user: Option<&User>,
+    account: String,
+    client: &Client,
+) -> ApiResult<Guess<'a>> {
+    let addr = client.addr.clone().unwrap_or_else(|| "unknown".into());
+    let now = Instant::now();
+    if let Err(retry) = limiter.check_shared(&account, &addr, now) {
+        let known = match (user, client.addr.as_deref()) {
+            (Some(u), Some(a)) => {
+                let since = now_micros().saturating_sub(state.limits.known_address.as_micros().min(i64::MAX as u128) as i64);
+                state.db.logged_in_from(u.id, a, since).await.map_err(internal)?
+            }
+            _ => false,
+        };
+        if !known {
+            return Err(too_many(retry));
+        }
+    }
+    limiter.reserve(&account, &addr, now).map_err(too_many)?;
+    Ok(Guess { limiter, account, addr })
 }
 
 fn micros_to_rfc3339(us: i64) -> String {
@@ -181,10 +261,8 @@ pub async fn verify_email(
         None if !body.is_empty() => json_body::<TokenQuery>(&body)?.token.unwrap_or_default(),
         None => String::new(),
     };
-    check_limit(&state.limits.second_factor, &[addr_key(&client)])?;
     let Some(t) = state.db.use_email_token(&palisade_auth::hash_secret(token.trim()), "verify").await.map_err(internal)? else {
-        fail_limit(&state.limits.second_factor, &[addr_key(&client)]);
-        return Err(bad_request("this verification link is invalid, expired or already used"));
+        return Err(invalid_secret(&state, &client, bad_request("this verification link is invalid, expired or already used")));
     };
     if !state.db.mark_email_verified(t.user_id, &t.email).await.map_err(internal)? {
         return Err(bad_request("this address is no longer the account's address"));
@@ -230,8 +308,8 @@ struct ForgotBody {
 pub async fn forgot_password(State(state): State<AppState>, client: Client, body: Bytes) -> ApiResult<Response> {
     let b: ForgotBody = json_body(&body)?;
     let keys = [addr_key(&client), format!("reset:{}", b.login.to_lowercase())];
-    check_limit(&state.limits.second_factor, &keys)?;
-    fail_limit(&state.limits.second_factor, &keys);
+    check_limit(&state.limits.mail, &keys)?;
+    fail_limit(&state.limits.mail, &keys);
     if let Some(user) = state.db.user_by_login(b.login.trim()).await.map_err(internal)?
         && user.email_verified()
         && let Some(email) = &user.email
@@ -284,11 +362,9 @@ async fn apply_new_password(
 /// revokes every API token.
 pub async fn reset_password(State(state): State<AppState>, client: Client, body: Bytes) -> ApiResult<Json<Value>> {
     let b: ResetBody = json_body(&body)?;
-    check_limit(&state.limits.second_factor, &[addr_key(&client)])?;
     let hash = palisade_auth::hash_secret(b.token.trim());
     let Some(t) = state.db.use_email_token(&hash, "reset").await.map_err(internal)? else {
-        fail_limit(&state.limits.second_factor, &[addr_key(&client)]);
-        return Err(bad_request("this reset token is invalid, expired or already used"));
+        return Err(invalid_secret(&state, &client, bad_request("this reset token is invalid, expired or already used")));
     };
     let user = state.db.user_by_id(t.user_id).await?;
     if let Err(e) = check_strength(&b.new_password, &user.name, user.email.as_deref()) {
@@ -346,17 +422,14 @@ async fn complete_login(state: &AppState, user: &User, client: &Client, method: 
 /// `POST /api/login` `{"login", "password"}`: a session, or a ticket for the second factor.
 pub async fn login(State(state): State<AppState>, client: Client, body: Bytes) -> ApiResult<Json<Value>> {
     let b: LoginBody = json_body(&body)?;
-    let login = b.login.trim().to_lowercase();
-    let addr = [addr_key(&client)];
-    check_limit(&state.limits.login, &addr)?;
-    let mut keys = vec![format!("login:{login}")];
     let user = state.db.user_by_login(b.login.trim()).await.map_err(internal)?;
-    if let Some(u) = &user {
-        keys.push(format!("user:{}", u.id));
-    }
-    reserve(&state.limits.login, &keys)?;
+    let account = match &user {
+        Some(u) => format!("user:{}", u.id),
+        None => format!("login:{}", b.login.trim().to_lowercase()),
+    };
+    let guess = begin_guess(&state, &state.limits.password, user.as_ref(), account, &client).await?;
     if !password_ok(&state, user.as_ref(), &b.password).await? {
-        fail_limit(&state.limits.login, &addr);
+        guess.wrong();
         if let Some(u) = &user {
             record(&state, "login_failed", "anonymous", Some(u.id), None, &client, json!({ "reason": "password" })).await;
         }
@@ -366,9 +439,7 @@ pub async fn login(State(state): State<AppState>, client: Client, body: Bytes) -
     if user.disabled_at.is_some() {
         return Err(forbidden("this account is disabled"));
     }
-    for k in &keys {
-        state.limits.login.succeed(k);
-    }
+    guess.right();
     // A password that today's policy would refuse (common, short, guessable) still logs in,
     // but the client is told to have it changed.
     let weak = check_strength(&b.password, &user.name, user.email.as_deref()).is_err();
@@ -414,33 +485,30 @@ async fn totp_ok(state: &AppState, user_id: i64, code: &str, pending: Option<i64
 /// `POST /api/login/second-factor` `{"ticket", "code"}` or `{"ticket", "recovery_code"}`.
 pub async fn second_factor(State(state): State<AppState>, client: Client, body: Bytes) -> ApiResult<Json<Value>> {
     let b: SecondFactorBody = json_body(&body)?;
-    let addr = addr_key(&client);
-    check_limit(&state.limits.second_factor, std::slice::from_ref(&addr))?;
+    if b.code.is_some() == b.recovery_code.is_some() {
+        return Err(bad_request("send exactly one of \"code\" and \"recovery_code\""));
+    }
     let Some(ticket) = state.db.session_by_hash(&palisade_auth::hash_secret(b.ticket.trim())).await.map_err(internal)? else {
-        fail_limit(&state.limits.second_factor, &[addr]);
-        return Err(unauthorized("the login ticket is invalid or expired; log in again"));
+        return Err(invalid_secret(&state, &client, unauthorized("the login ticket is invalid or expired; log in again")));
     };
     if ticket.stage != "second_factor" {
         return Err(bad_request("this is not a login ticket"));
     }
-    let account = [format!("user:{}", ticket.user_id)];
-    check_limit(&state.limits.second_factor, std::slice::from_ref(&addr))?;
-    reserve(&state.limits.second_factor, &account)?;
     let user = state.db.user_by_id(ticket.user_id).await?;
+    let guess = begin_guess(&state, &state.limits.second_factor, Some(&user), format!("user:{}", user.id), &client).await?;
     let method = match (&b.code, &b.recovery_code) {
-        (Some(code), None) => totp_ok(&state, user.id, code, None).await?.map(|_| "totp"),
-        (None, Some(rc)) => {
-            let hash = palisade_auth::hash_secret(&palisade_auth::normalize_recovery_code(rc));
+        (Some(code), _) => totp_ok(&state, user.id, code, None).await?.map(|_| "totp"),
+        (None, rc) => {
+            let hash = palisade_auth::hash_secret(&palisade_auth::normalize_recovery_code(rc.as_deref().unwrap_or_default()));
             state.db.use_recovery_code(user.id, &hash).await.map_err(internal)?.then_some("recovery_code")
         }
-        _ => return Err(bad_request("send exactly one of \"code\" and \"recovery_code\"")),
     };
     let Some(method) = method else {
-        fail_limit(&state.limits.second_factor, &[addr]);
+        guess.wrong();
         record(&state, "login_failed", "anonymous", Some(user.id), None, &client, json!({ "reason": "second_factor" })).await;
         return Err(unauthorized("invalid or already used code"));
     };
-    state.limits.second_factor.succeed(&account[0]);
+    guess.right();
     // The ticket is single-use: of two concurrent completions only one gets a session.
     if !state.db.revoke_session(ticket.id, user.id).await.map_err(internal)? {
         return Err(unauthorized("the login ticket was already used; log in again"));
@@ -503,14 +571,11 @@ struct PasswordChange {
 
 /// Re-checks the password for a sensitive change, rate limited like login.
 async fn confirm_password(state: &AppState, user: &User, client: &Client, password: &str) -> ApiResult<()> {
-    let addr = [addr_key(client)];
-    let account = [format!("user:{}", user.id)];
-    check_limit(&state.limits.login, &addr)?;
-    reserve(&state.limits.login, &account)?;
+    let guess = begin_guess(state, &state.limits.password, Some(user), format!("user:{}", user.id), client).await?;
     if password_ok(state, Some(user), password).await? {
-        state.limits.login.succeed(&account[0]);
+        guess.right();
     } else {
-        fail_limit(&state.limits.login, &addr);
+        guess.wrong();
         record(state, "password_check_failed", &user.name, Some(user.id), None, client, Value::Null).await;
         return Err(forbidden("the password is wrong"));
     }
@@ -565,8 +630,8 @@ pub async fn resend_verification(State(state): State<AppState>, client: Client, 
         return Ok(Json(json!({ "email": email, "verified": true })));
     }
     let keys = [format!("verify:{}", user.id)];
-    check_limit(&state.limits.second_factor, &keys)?;
-    fail_limit(&state.limits.second_factor, &keys);
+    check_limit(&state.limits.mail, &keys)?;
+    fail_limit(&state.limits.mail, &keys);
     let sent = send_verification(&state, &user, &email).await?;
     if !sent {
         return Err(bad_request("this instance sends no mail (no SMTP server configured); ask an administrator to verify the address"));
@@ -624,15 +689,12 @@ pub async fn totp_confirm(
 ) -> ApiResult<Json<Value>> {
     let (_, user) = session_user(&state, &headers).await?;
     let b: CodeBody = json_body(&body)?;
-    let addr = [addr_key(&client)];
-    let account = [format!("user:{}", user.id)];
-    check_limit(&state.limits.second_factor, &addr)?;
-    reserve(&state.limits.second_factor, &account)?;
+    let guess = begin_guess(&state, &state.limits.second_factor, Some(&user), format!("user:{}", user.id), &client).await?;
     if totp_ok(&state, user.id, &b.code, Some(id)).await?.is_none() {
-        fail_limit(&state.limits.second_factor, &addr);
+        guess.wrong();
         return Err(bad_request("the code does not match this authenticator (check the device's clock), or was already used"));
     }
-    state.limits.second_factor.succeed(&account[0]);
+    guess.right();
     // Sessions opened with the password alone before this factor existed must not carry the
     // new assurance: end every session but this one.
     let (p, _) = session_user(&state, &headers).await?;

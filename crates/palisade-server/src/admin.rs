@@ -121,7 +121,9 @@ pub async fn create_token_for(
 }
 
 /// Registers a trusted publisher for `project` from the CLI: for an existing project, or a
-/// pending one (which may create the project on its first upload, owned by `pending_owner`).
+/// pending one (which may create the project on its first upload, owned by `pending_owner`, and
+/// expires after `[oidc] pending_publisher_days`). The per-user limit on pending publishers is
+/// the API's; an administrator is not held to it.
 pub async fn add_publisher(
     db: &Db,
     config: &crate::Config,
@@ -132,8 +134,14 @@ pub async fn add_publisher(
     let name = palisade_dist::ProjectName::new(project)?;
     let (issuer, spec) = crate::publishers::resolve(input, &config.oidc).map_err(anyhow::Error::msg)?;
     let spec_json = serde_json::to_string(&spec)?;
+    sweep_expired_publishers(db).await?;
+    let project_id = db.project(name.normalized()).await?.map(|p| p.id);
+    let siblings: Vec<_> = db.publishers(Some(name.normalized())).await?.into_iter().filter(|pb| pb.project_id == project_id).collect();
+    if let Some(id) = crate::publishers::duplicate_of(&siblings, &issuer, &spec) {
+        anyhow::bail!("an identical trusted publisher (id {id}) is already registered for {:?}", name.normalized());
+    }
     let id = match db.project(name.normalized()).await? {
-        Some(p) => db.add_publisher(Some(p.id), None, &issuer, &spec_json, None).await?,
+        Some(p) => db.add_publisher(Some(p.id), None, &issuer, &spec_json, None, None).await?,
         None => {
             let owner = pending_owner.ok_or_else(|| {
                 anyhow::anyhow!(
@@ -144,7 +152,8 @@ pub async fn add_publisher(
             let owner = db.user_by_name(owner).await?;
             let taken = db.publishers(Some(name.normalized())).await?.iter().any(|pb| pb.pending && pb.created_by != Some(owner.id));
             anyhow::ensure!(!taken, "another user has a pending publisher for {:?}", name.normalized());
-            db.add_publisher(None, Some(name.normalized()), &issuer, &spec_json, Some(owner.id)).await?
+            let expires = crate::publishers::pending_expiry(&config.oidc);
+            db.add_publisher(None, Some(name.normalized()), &issuer, &spec_json, Some(owner.id), Some(expires)).await?
         }
     };
     let p = db.publisher(id).await?.ok_or_else(|| anyhow::anyhow!("publisher {id} vanished"))?;
@@ -157,6 +166,30 @@ pub async fn add_publisher(
     };
     db.record_event(&event).await?;
     Ok(p)
+}
+
+/// Removes the pending publishers whose time ran out, recording a `publisher_expired` event for
+/// each (on the account that registered it). Run before anything that counts or reserves
+/// pending publishers; expired ones are ignored everywhere else until then.
+pub async fn sweep_expired_publishers(db: &Db) -> anyhow::Result<usize> {
+    let removed = db.sweep_expired_publishers().await?;
+    for p in &removed {
+        let event = palisade_store::NewEvent {
+            kind: "publisher_expired".into(),
+            user_id: p.created_by,
+            actor: "expiry".into(),
+            details: Some(
+                serde_json::json!({ "publisher_id": p.id, "project": p.project, "issuer": p.issuer, "expired": p.expires_at.map(crate::render::upload_time) })
+                    .to_string(),
+            ),
+            ..Default::default()
+        };
+        db.record_event(&event).await?;
+    }
+    if !removed.is_empty() {
+        tracing::info!(count = removed.len(), "removed expired pending publishers");
+    }
+    Ok(removed.len())
 }
 
 /// Parses `90s`, `15m`, `12h`, `30d`, `2w`.

@@ -2,7 +2,8 @@
 //!
 //! Credentials: an API token (HTTP Basic with `__token__`, as twine sends it, or `Authorization:
 //! Bearer pal_...`), a login session (`Authorization: Bearer palsess_...`), or the short-lived
-//! token a trusted publisher got from the OIDC exchange (an API token bound to the publisher).
+//! token a trusted publisher got from the OIDC exchange (an API token bound to the publishers
+//! that matched the CI job). Uploads take tokens only: a session may manage, never publish.
 //!
 //! [`authorize`] is the one place that decides whether a principal may perform an [`Action`] on
 //! a project: the instance's two-factor and verified-email policy, the token's action and project
@@ -30,7 +31,8 @@ pub enum Credential {
     Token { id: i64, actions: Option<Vec<String>> },
     /// A login session (password and second factor).
     Session { id: i64 },
-    /// A trusted publisher's short-lived upload token.
+    /// A trusted publisher's short-lived upload token. `publisher_id` is the first of the
+    /// publishers it covers; an upload is bound to the one registered for its project.
     Publisher { token_id: i64, publisher_id: i64 },
 }
 
@@ -96,7 +98,8 @@ impl Principal {
     /// Whether the credential's action scope includes `action`.
     fn credential_allows(&self, action: Action) -> bool {
         match &self.credential {
-            Credential::Session { .. } => true,
+            // A session manages accounts and projects; publishing takes a token.
+            Credential::Session { .. } => action != Action::Upload,
             Credential::Publisher { .. } => action == Action::Upload,
             Credential::Token { actions, .. } => match action {
                 // Administration needs an unrestricted token (or a session) of an administrator.
@@ -277,32 +280,49 @@ pub async fn authorize(state: &AppState, p: &Principal, action: Action, project:
     if p.is_admin {
         return Ok(());
     }
+    if let Credential::Publisher { .. } = p.credential {
+        return match publisher_for(state, p, project, name).await? {
+            Some(_) => Ok(()),
+            None if project.is_some() => Err(forbidden(format!("no trusted publisher of this token is registered for project {name:?}"))),
+            None => Err(forbidden(format!(
+                "this trusted publisher token may not create project {name:?}: register a pending publisher for it first"
+            ))),
+        };
+    }
     let Some(project) = project else {
-        // Creating a project by uploading to it: users may; a publisher only if it is pending
-        // for the name, which the publishing transaction checks.
+        // Creating a project by uploading to it: users may.
         return if action == Action::Upload { Ok(()) } else { Err(not_found_project(name)) };
     };
-    match p.credential {
-        Credential::Publisher { publisher_id, .. } => {
-            let bound = state.db.publisher(publisher_id).await.map_err(internal)?.is_some_and(|pb| pb.project_id == Some(project.id));
-            if bound { Ok(()) } else { Err(forbidden(format!("this trusted publisher is not registered for project {name:?}"))) }
-        }
-        _ => {
-            let uid = p.user_id.unwrap_or_default();
-            let role = state.db.role(project.id, uid).await.map_err(internal)?;
-            let ok = match action {
-                Action::Upload | Action::Yank => role.is_some(),
-                Action::Manage => role == Some(Role::Owner),
-                Action::Admin => false,
-            };
-            if ok {
-                Ok(())
-            } else {
-                let need = if action == Action::Manage { "an owner" } else { "an owner or maintainer" };
-                Err(forbidden(format!("user {:?} is not {need} of project {name:?}", p.user_name)))
-            }
-        }
+    let uid = p.user_id.unwrap_or_default();
+    let role = state.db.role(project.id, uid).await.map_err(internal)?;
+    let ok = match action {
+        Action::Upload | Action::Yank => role.is_some(),
+        Action::Manage => role == Some(Role::Owner),
+        Action::Admin => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        let need = if action == Action::Manage { "an owner" } else { "an owner or maintainer" };
+        Err(forbidden(format!("user {:?} is not {need} of project {name:?}", p.user_name)))
     }
+}
+
+/// For a trusted publisher's token: the publisher through which it may upload to `name`, one
+/// registered for the existing `project`, or for a project that does not exist yet a live
+/// pending one for the name. `None` for other credentials, or when there is no such publisher.
+pub async fn publisher_for(
+    state: &AppState,
+    p: &Principal,
+    project: Option<&Project>,
+    name: &str,
+) -> ApiResult<Option<palisade_store::Publisher>> {
+    let Credential::Publisher { token_id, .. } = p.credential else { return Ok(None) };
+    let found = state.db.publisher_for_token(token_id, name).await.map_err(internal)?;
+    Ok(found.filter(|pb| match project {
+        Some(project) => pb.project_id == Some(project.id),
+        None => pb.pending,
+    }))
 }
 
 fn action_phrase(action: Action) -> &'static str {

@@ -55,15 +55,48 @@ pub struct AccountPolicy {
     pub registration: bool,
     /// How long a login session lasts, in hours.
     pub session_hours: u64,
-    /// Failed attempts (password, second factor) per account and per client address before a lockout.
+    /// Wrong passwords (or second-factor codes) for one account from one client address before
+    /// that pair is locked out.
     pub max_failures: u64,
-    /// The window in which failures are counted, and the lockout that follows, in seconds.
+    /// Wrong guesses for one account from all addresses together before the account is locked
+    /// out, except from addresses it logged in from recently (guessing spread over addresses).
+    pub account_max_failures: u64,
+    /// Wrong guesses from one address against all accounts together before the address is
+    /// locked out, except for accounts that logged in from it recently (password spraying).
+    pub address_max_failures: u64,
+    /// Wrong guesses on the whole instance before every login is locked out, except from
+    /// known addresses (a distributed attack).
+    pub global_max_failures: u64,
+    /// Invalid API tokens, OIDC ID tokens, login tickets and mailed links presented from one
+    /// address before further invalid ones are answered 429. Valid ones are always accepted:
+    /// they cannot be guessed, so a shared address never locks out their holders.
+    pub token_max_failures: u64,
+    /// The window in which failures are counted, and the longest lockout, in seconds.
     pub lockout_secs: u64,
+    /// The first lockout, in seconds; each further lockout of the same key doubles it, up to
+    /// `lockout_secs`.
+    pub first_lockout_secs: u64,
+    /// An address the account logged in from (with every factor) within this many days is
+    /// "known": the account, address and global limits do not apply to that pair.
+    pub known_address_days: u64,
 }
 
 impl Default for AccountPolicy {
     fn default() -> Self {
-        Self { require_2fa: true, require_verified_email: true, registration: false, session_hours: 12, max_failures: 5, lockout_secs: 900 }
+        Self {
+            require_2fa: true,
+            require_verified_email: true,
+            registration: false,
+            session_hours: 12,
+            max_failures: 5,
+            account_max_failures: 50,
+            address_max_failures: 100,
+            global_max_failures: 1000,
+            token_max_failures: 100,
+            lockout_secs: 900,
+            first_lockout_secs: 60,
+            known_address_days: 30,
+        }
     }
 }
 
@@ -125,6 +158,11 @@ pub struct OidcConfig {
     pub leeway_secs: u64,
     /// Lifetime of the upload tokens the exchange mints, in seconds (at most 900).
     pub token_ttl_secs: u64,
+    /// How long a pending publisher may wait for its first use, in days. It reserves its name
+    /// against other users' pending publishers until then.
+    pub pending_publisher_days: u64,
+    /// How many live pending publishers one user may have.
+    pub max_pending_publishers: u64,
 }
 
 impl Default for OidcConfig {
@@ -138,6 +176,8 @@ impl Default for OidcConfig {
             allow_insecure_loopback: false,
             leeway_secs: 60,
             token_ttl_secs: 900,
+            pending_publisher_days: 30,
+            max_pending_publishers: 10,
         }
     }
 }
@@ -280,7 +320,13 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PALISADE_ACCOUNTS_REGISTRATION", "accounts.registration"),
     ("PALISADE_ACCOUNTS_SESSION_HOURS", "accounts.session_hours"),
     ("PALISADE_ACCOUNTS_MAX_FAILURES", "accounts.max_failures"),
+    ("PALISADE_ACCOUNTS_ACCOUNT_MAX_FAILURES", "accounts.account_max_failures"),
+    ("PALISADE_ACCOUNTS_ADDRESS_MAX_FAILURES", "accounts.address_max_failures"),
+    ("PALISADE_ACCOUNTS_GLOBAL_MAX_FAILURES", "accounts.global_max_failures"),
+    ("PALISADE_ACCOUNTS_TOKEN_MAX_FAILURES", "accounts.token_max_failures"),
     ("PALISADE_ACCOUNTS_LOCKOUT_SECS", "accounts.lockout_secs"),
+    ("PALISADE_ACCOUNTS_FIRST_LOCKOUT_SECS", "accounts.first_lockout_secs"),
+    ("PALISADE_ACCOUNTS_KNOWN_ADDRESS_DAYS", "accounts.known_address_days"),
     ("PALISADE_SMTP_HOST", "smtp.host"),
     ("PALISADE_SMTP_PORT", "smtp.port"),
     ("PALISADE_SMTP_SECURITY", "smtp.security"),
@@ -295,6 +341,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PALISADE_OIDC_ALLOW_INSECURE_LOOPBACK", "oidc.allow_insecure_loopback"),
     ("PALISADE_OIDC_LEEWAY_SECS", "oidc.leeway_secs"),
     ("PALISADE_OIDC_TOKEN_TTL_SECS", "oidc.token_ttl_secs"),
+    ("PALISADE_OIDC_PENDING_PUBLISHER_DAYS", "oidc.pending_publisher_days"),
+    ("PALISADE_OIDC_MAX_PENDING_PUBLISHERS", "oidc.max_pending_publishers"),
     ("PALISADE_DISCLOSURE_ENABLED", "disclosure.enabled"),
 ];
 
@@ -406,8 +454,35 @@ impl Config {
         if self.smtp.port == 0 || self.smtp.port > 65535 {
             errors.push(format!("smtp.port = {}: expected a TCP port", self.smtp.port));
         }
-        if self.accounts.session_hours == 0 || self.accounts.max_failures == 0 {
-            errors.push("accounts.session_hours and accounts.max_failures must be positive".into());
+        let a = &self.accounts;
+        for (key, value) in [
+            ("session_hours", a.session_hours),
+            ("max_failures", a.max_failures),
+            ("account_max_failures", a.account_max_failures),
+            ("address_max_failures", a.address_max_failures),
+            ("global_max_failures", a.global_max_failures),
+            ("token_max_failures", a.token_max_failures),
+            ("lockout_secs", a.lockout_secs),
+            ("first_lockout_secs", a.first_lockout_secs),
+        ] {
+            if value == 0 || value > u32::MAX as u64 {
+                errors.push(format!("accounts.{key} = {value}: expected 1 to {}", u32::MAX));
+            }
+        }
+        if a.first_lockout_secs > a.lockout_secs {
+            errors.push(format!(
+                "accounts.first_lockout_secs = {} is longer than accounts.lockout_secs = {} (the longest lockout)",
+                a.first_lockout_secs, a.lockout_secs
+            ));
+        }
+        if a.known_address_days > 3650 {
+            errors.push(format!("accounts.known_address_days = {}: expected at most 3650", a.known_address_days));
+        }
+        if self.oidc.pending_publisher_days == 0 || self.oidc.pending_publisher_days > 3650 {
+            errors.push(format!("oidc.pending_publisher_days = {}: expected 1 to 3650", self.oidc.pending_publisher_days));
+        }
+        if self.oidc.max_pending_publishers == 0 || self.oidc.max_pending_publishers > 10_000 {
+            errors.push(format!("oidc.max_pending_publishers = {}: expected 1 to 10000", self.oidc.max_pending_publishers));
         }
         if self.oidc.token_ttl_secs == 0 || self.oidc.token_ttl_secs > 900 {
             errors.push(format!("oidc.token_ttl_secs = {}: expected 1 to 900 (15 minutes)", self.oidc.token_ttl_secs));
@@ -484,6 +559,17 @@ mod tests {
         assert_eq!(c.scan.suspicious_score, 4.0);
         assert!(!c.scan.enabled);
         assert!(Config::load("[scan]\ntyposquat = \"maybe\"\n", |_| None).is_err());
+    }
+
+    #[test]
+    fn lockout_keys_are_validated() {
+        let c = Config::load("", |k| (k == "PALISADE_ACCOUNTS_FIRST_LOCKOUT_SECS").then(|| "30".to_string())).unwrap();
+        assert_eq!((c.accounts.first_lockout_secs, c.accounts.lockout_secs), (30, 900));
+        let err = Config::load("[accounts]\nfirst_lockout_secs = 1000\naddress_max_failures = 0\n", |_| None).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.to_string().contains("longest lockout"), "{err}");
+        let err = Config::load("[oidc]\nmax_pending_publishers = 0\n", |_| None).unwrap_err();
+        assert!(err.to_string().contains("max_pending_publishers"), "{err}");
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //! format, as PyPI accepts it). The raw body is a JSON array `[{"token", "type", "url",
 //! "source"}]`, signed with the partner's ECDSA P-256 key: the key id and the base64 DER signature
 //! arrive in the partner's headers, and the public keys come from the configuration or from the
-//! partner's key URL (cached, fetched again for an unknown key id).
+//! partner's key URL (cached, fetched again for an unknown key id or after a failure at most once
+//! a minute, one fetch at a time: see [`PartnerKeys`]).
 //!
 //! Every Palisade token in a verified report is revoked at once, recorded, and its owner is
 //! told by mail. The answer is `204` whatever the outcome per token (it reveals nothing about
 //! which tokens existed); an unsigned, badly signed or malformed report is a `400`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -24,41 +26,99 @@ use crate::config::DisclosurePartner;
 use crate::error::{ApiResult, bad_request, forbidden};
 use crate::events::record;
 
-/// Key id → PEM, and when they were fetched.
-type KeySet = (HashMap<String, String>, Instant);
+/// How long a fetch of a partner's key URL is trusted to answer "no such key": an unknown key
+/// id, or a failed fetch, waits this long before the URL is asked again.
+const REFETCH_AFTER: Duration = Duration::from_secs(60);
+/// The largest key document read from a partner (GitHub's is a few KiB).
+const MAX_KEYS_DOCUMENT: usize = 256 * 1024;
+
+/// What is known of one partner's keys: the last good key set (key id → PEM), and when its key
+/// URL was last asked, whatever the answer.
+#[derive(Default)]
+struct KeySet {
+    keys: HashMap<String, String>,
+    attempted: Option<Instant>,
+}
 
 /// Partner keys fetched from their key URLs, per partner name.
+///
+/// Anonymous reports choose the key id, so they must not be able to make the server fetch at
+/// will: a key id missing from the cached set, or a fetch that failed, is answered from the
+/// cache for [`REFETCH_AFTER`] (a negative cache), and concurrent reports for one partner share
+/// a single fetch. Entries are per configured partner, so the cache is bounded by the
+/// configuration; a failed fetch keeps the last good keys.
 #[derive(Default)]
 pub struct PartnerKeys {
     cache: Mutex<HashMap<String, KeySet>>,
+    /// One fetch at a time per partner (single flight).
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl PartnerKeys {
+    /// `Some(answer)` when the cache can answer for `key_id`, `None` when the key URL should be asked.
+    fn cached(&self, partner: &str, key_id: &str) -> Option<Option<String>> {
+        let cache = self.cache.lock();
+        let set = cache.get(partner)?;
+        if let Some(k) = set.keys.get(key_id) {
+            return Some(Some(k.clone()));
+        }
+        set.attempted.is_some_and(|at| at.elapsed() < REFETCH_AFTER).then_some(None)
+    }
+
     async fn key(&self, http: &reqwest::Client, partner: &DisclosurePartner, key_id: &str) -> Option<String> {
         if let Some(k) = partner.public_keys.iter().find(|k| k.key_identifier == key_id) {
             return Some(k.key.clone());
         }
         let url = partner.keys_url.as_deref()?;
-        if let Some((keys, at)) = self.cache.lock().get(&partner.name) {
-            if let Some(k) = keys.get(key_id) {
-                return Some(k.clone());
-            }
-            if at.elapsed() < Duration::from_secs(60) {
-                return None;
+        if let Some(answer) = self.cached(&partner.name, key_id) {
+            return answer;
+        }
+        let gate = self.fetching.lock().entry(partner.name.clone()).or_default().clone();
+        let _one_at_a_time = gate.lock().await;
+        // Whoever held the gate may have fetched what this report needs.
+        if let Some(answer) = self.cached(&partner.name, key_id) {
+            return answer;
+        }
+        let fetched = fetch_keys(http, url).await;
+        let mut cache = self.cache.lock();
+        let set = cache.entry(partner.name.clone()).or_default();
+        set.attempted = Some(Instant::now());
+        match fetched {
+            Ok(keys) => set.keys = keys,
+            Err(e) => {
+                tracing::warn!(partner = %partner.name, error = %e, "could not fetch the partner's public keys; not asking again for a minute")
             }
         }
-        let resp = http.get(url).header("accept", "application/json").timeout(Duration::from_secs(10)).send().await.ok()?;
-        let doc: Value = resp.json().await.ok()?;
-        let mut keys = HashMap::new();
-        for k in doc.get("public_keys").and_then(Value::as_array).into_iter().flatten() {
-            if let (Some(id), Some(pem)) = (k.get("key_identifier").and_then(Value::as_str), k.get("key").and_then(Value::as_str)) {
-                keys.insert(id.to_string(), pem.to_string());
-            }
-        }
-        let found = keys.get(key_id).cloned();
-        self.cache.lock().insert(partner.name.clone(), (keys, Instant::now()));
-        found
+        set.keys.get(key_id).cloned()
     }
+}
+
+/// Reads `{"public_keys": [{"key_identifier", "key"}, ...]}` from a partner's key URL.
+async fn fetch_keys(http: &reqwest::Client, url: &str) -> Result<HashMap<String, String>, String> {
+    let resp =
+        http.get(url).header("accept", "application/json").timeout(Duration::from_secs(10)).send().await.map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status()));
+    }
+    if resp.content_length().is_some_and(|n| n > MAX_KEYS_DOCUMENT as u64) {
+        return Err("the key document is too large".into());
+    }
+    let mut body = Vec::new();
+    let mut resp = resp;
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_KEYS_DOCUMENT {
+            return Err("the key document is too large".into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let doc: Value = serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
+    let mut keys = HashMap::new();
+    for k in doc.get("public_keys").and_then(Value::as_array).into_iter().flatten() {
+        if let (Some(id), Some(pem)) = (k.get("key_identifier").and_then(Value::as_str), k.get("key").and_then(Value::as_str)) {
+            keys.insert(id.to_string(), pem.to_string());
+        }
+    }
+    Ok(keys)
 }
 
 pub async fn disclose(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {

@@ -35,7 +35,8 @@ pub fn not_found(message: impl Into<String>) -> ApiError {
 }
 /// 429 with `Retry-After`.
 pub fn too_many(retry: std::time::Duration) -> ApiError {
-    let secs = retry.as_secs().max(1);
+    // Rounded up: a client that waits exactly this long must not find the lockout still running.
+    let secs = (retry.as_secs() + u64::from(retry.subsec_nanos() > 0)).max(1);
     ApiError {
         retry_after: Some(secs),
         ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("too many failed attempts; try again in {secs} seconds"))

@@ -70,7 +70,7 @@ impl AppState {
             .connect_timeout(Duration::from_secs(10))
             .build()?;
         let mailer = mail::Mailer::new(&config.smtp)?;
-        let limits = Arc::new(accounts::Limits::new(config.accounts.max_failures, config.accounts.lockout_secs));
+        let limits = Arc::new(accounts::Limits::new(&config.accounts));
         Ok(Self {
             db,
             blobs,
@@ -146,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/account/tokens/{id}", delete(accounts::revoke_token))
         .route("/api/account/events", get(accounts::events))
         .route("/api/account/pending-publishers", get(projects::list_pending).post(projects::create_pending))
+        .route("/api/account/pending-publishers/{id}", delete(projects::delete_pending))
         .route("/api/projects/{project}/roles", get(projects::roles))
         .route("/api/projects/{project}/roles/{user}", axum::routing::put(projects::set_role).delete(projects::remove_role))
         .route("/api/projects/{project}/publishers", get(projects::publishers).post(projects::create_publisher))

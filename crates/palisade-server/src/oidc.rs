@@ -11,7 +11,9 @@
 //! fetched over https and cached; fetched again when a token names an unknown key id), then
 //! `iss`, `aud`, `exp`/`nbf`/`iat` with a small leeway, the risky-trigger rule, the publishers'
 //! claim matchers and finally the `jti` replay cache. The minted token is an ordinary Palisade
-//! token bound to the publisher: upload only, one project, at most 15 minutes.
+//! token bound to every publisher that matched, whoever registered it (PyPI's semantics: one
+//! user's registration never makes another's exchange fail): upload only, to the projects of
+//! those publishers (and the free names of matching pending ones), at most 15 minutes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -152,14 +154,14 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
         },
         Err(_) => return failure("invalid-payload", "the body must be JSON: {\"token\": \"<OIDC ID token>\"}"),
     };
-    let addr = format!("addr:{}", client.addr.as_deref().unwrap_or("unknown"));
-    if let Err(e) = crate::accounts::check_limit(&state.limits.token_auth, std::slice::from_ref(&addr)) {
-        return e.into_response();
-    }
+    // A refused exchange counts against the client address; beyond the budget, refusals become
+    // 429. A valid ID token is never refused for what others behind the same address sent.
     let fail = |code: &str, description: String| {
-        state.limits.token_auth.fail(&addr, Instant::now());
         tracing::info!(oidc.error = code, reason = %description, "trusted publishing exchange refused");
-        failure(code, description)
+        match crate::accounts::count_invalid_secret(&state, &client) {
+            Ok(()) => failure(code, description),
+            Err(retry) => crate::error::too_many(retry).into_response(),
+        }
     };
     let issuer = match palisade_auth::peek_issuer(&jwt) {
         Ok(i) => i,
@@ -196,8 +198,7 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
     };
     let mut reasons = Vec::new();
     let mut shown = Vec::new();
-    let mut targets = std::collections::BTreeSet::new();
-    let mut matched = None;
+    let mut matched = Vec::new();
     for p in &publishers {
         let Ok(spec) = serde_json::from_str::<PublisherSpec>(&p.spec) else { continue };
         let spec_kind = match spec {
@@ -209,13 +210,7 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
             continue;
         }
         match palisade_auth::match_publisher(&spec, &claims) {
-            // Prefer a publisher of an existing project over a pending one.
-            Ok(()) => {
-                targets.insert((p.project.clone(), p.created_by));
-                if matched.as_ref().is_none_or(|(m, _): &(&palisade_store::Publisher, PublisherSpec)| m.pending && !p.pending) {
-                    matched = Some((p, spec))
-                }
-            }
+            Ok(()) => matched.push((p, spec)),
             // A mismatch behind a matching repository concerns the caller's own repository and
             // may be explained; any other would describe someone else's publisher.
             Err(e)
@@ -227,7 +222,7 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
             Err(e) => reasons.push(format!("publisher {}: {e}", p.id)),
         }
     }
-    let Some((publisher, spec)) = matched else {
+    if matched.is_empty() {
         // The reasons name other projects' publishers: they go to the log, not to the caller.
         tracing::debug!(reasons = %reasons.join("; "), "no trusted publisher matched");
         let why = if shown.is_empty() {
@@ -236,19 +231,40 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
             shown.join("; ")
         };
         return fail("invalid-publisher", format!("no trusted publisher matches this token's claims ({why})"));
-    };
-    // Publishers registered by different users (or for different projects) that all match the
-    // same token: publishing to any of them would be a guess, and a squatter could win it.
-    if targets.len() > 1 {
-        return fail(
-            "invalid-publisher",
-            "this token matches trusted publishers of more than one project or owner; the owners must remove the ambiguity".into(),
-        );
     }
-    if publisher.pending && matches!(state.db.project(&publisher.project).await, Ok(Some(_))) {
+    // PyPI's semantics: the job proved its identity, so its token covers every project whose
+    // publisher matches it, whoever registered that publisher. Nobody's registration can make
+    // another's exchange fail. A pending publisher covers its name while the name is free; the
+    // first upload creates the project (scanned as a new project) for the user who registered it.
+    let mut chosen: Vec<(&palisade_store::Publisher, PublisherSpec)> = Vec::new();
+    let mut skipped = Vec::new();
+    for (p, spec) in matched {
+        if p.pending {
+            let taken = match state.db.project(&p.project).await {
+                Ok(found) => found.is_some(),
+                Err(e) => return crate::error::internal(e).into_response(),
+            };
+            if taken {
+                skipped.push((p.id, p.project.clone(), "the project already exists; its owners must add this publisher to it"));
+                continue;
+            }
+            // Two users' pending publishers for one name (registered in a race): the first
+            // registered wins, as it would at the first upload.
+            if chosen.iter().any(|(c, _)| c.pending && c.project == p.project && c.created_by != p.created_by) {
+                skipped.push((p.id, p.project.clone(), "another user's pending publisher for this name came first"));
+                continue;
+            }
+        }
+        chosen.push((p, spec));
+    }
+    for (id, project, why) in &skipped {
+        tracing::info!(publisher.id = id, project.name = %project, reason = why, "matching pending publisher skipped");
+    }
+    if chosen.is_empty() {
+        let (_, project, _) = &skipped[0];
         return fail(
             "invalid-pending-publisher",
-            format!("valid token, but project {:?} already exists; its owners must add this publisher to it", publisher.project),
+            format!("valid token, but project {project:?} already exists; its owners must add this publisher to it"),
         );
     }
     let jti = claims.get("jti").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -259,46 +275,61 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
         Ok(false) => return fail("invalid-reuse-token", "this ID token was already exchanged (its jti was seen before)".into()),
         Err(e) => return crate::error::internal(e).into_response(),
     }
-    // Bind a GitHub publisher to the immutable owner and repository ids on first use, so a
+    // Bind GitHub publishers to the immutable owner and repository ids on first use, so a
     // deleted and re-created account or repository of the same name cannot publish.
-    if let PublisherSpec::Github { owner_id, repository_id, owner, repository, workflow, environment } = &spec
-        && (owner_id.is_none() || repository_id.is_none())
-    {
-        let (oid, rid) = palisade_auth::github_ids(&claims);
-        let bound = PublisherSpec::Github {
-            owner: owner.clone(),
-            repository: repository.clone(),
-            workflow: workflow.clone(),
-            environment: environment.clone(),
-            owner_id: owner_id.clone().or(oid),
-            repository_id: repository_id.clone().or(rid),
-        };
-        if let Ok(text) = serde_json::to_string(&bound)
-            && let Err(e) = state.db.update_publisher_spec(publisher.id, &text).await
+    for (publisher, spec) in &chosen {
+        if let PublisherSpec::Github { owner_id, repository_id, owner, repository, workflow, environment } = spec
+            && (owner_id.is_none() || repository_id.is_none())
         {
-            return crate::error::internal(e).into_response();
+            let (oid, rid) = palisade_auth::github_ids(&claims);
+            let bound = PublisherSpec::Github {
+                owner: owner.clone(),
+                repository: repository.clone(),
+                workflow: workflow.clone(),
+                environment: environment.clone(),
+                owner_id: owner_id.clone().or(oid),
+                repository_id: repository_id.clone().or(rid),
+            };
+            if let Ok(text) = serde_json::to_string(&bound)
+                && let Err(e) = state.db.update_publisher_spec(publisher.id, &text).await
+            {
+                return crate::error::internal(e).into_response();
+            }
         }
     }
     let ttl = o.token_ttl_secs.min(900) as i64;
     let expires_at = now_micros() + ttl * 1_000_000;
     let t = crate::tokens::generate();
-    let projects = [publisher.project.clone()];
-    let actions = ["upload".to_string()];
-    let description = format!("trusted publisher {} ({})", publisher.id, claims.get("sub").and_then(Value::as_str).unwrap_or(""));
-    let id = match state
-        .db
-        .create_token(None, Some(publisher.id), &t.hash, &t.hint, Some(&projects), Some(&actions), Some(&description), Some(expires_at))
-        .await
-    {
-        Ok(id) => id,
+    let ids: Vec<i64> = chosen.iter().map(|(p, _)| p.id).collect();
+    let mut projects: Vec<String> = chosen.iter().map(|(p, _)| p.project.clone()).collect();
+    projects.sort();
+    projects.dedup();
+    let id_list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
+    let description = format!("trusted publisher{} {id_list} ({sub})", if ids.len() > 1 { "s" } else { "" });
+    let id = match state.db.create_publisher_token(&ids, &t.hash, &t.hint, &projects, &description, expires_at).await {
+        Ok(Some(id)) => id,
+        // Every matched publisher was removed while this exchange ran.
+        Ok(None) => return fail("invalid-publisher", "the matching trusted publishers were removed; try again".into()),
         Err(e) => return crate::error::internal(e).into_response(),
     };
+    let skipped_json: Vec<Value> =
+        skipped.iter().map(|(id, project, why)| json!({ "publisher_id": id, "project": project, "reason": why })).collect();
     let pick = |k: &str| claims.get(k).cloned().unwrap_or(Value::Null);
-    let details = json!({
-        "publisher_id": publisher.id, "token_id": id, "issuer": issuer, "sub": pick("sub"), "repository": pick("repository"),
-        "workflow_ref": pick("job_workflow_ref"), "ref": pick("ref"), "sha": pick("sha"), "jti": jti, "pending": publisher.pending,
-    });
-    record(&state, "publisher_token_minted", &format!("publisher:{}", publisher.id), None, publisher.project_id, &client, details).await;
-    tracing::info!(publisher.id = publisher.id, project.name = %publisher.project, "trusted publisher token minted");
-    Json(json!({ "success": true, "token": t.secret, "expires": expires_at / 1_000_000 })).into_response()
+    // One event per publisher, so that each project's (or pending name's registrant's) history
+    // shows the exchange that could publish to it, and what else the token covered.
+    for (publisher, _) in &chosen {
+        let details = json!({
+            "publisher_id": publisher.id, "publisher_ids": ids, "projects": projects, "skipped": skipped_json, "token_id": id,
+            "issuer": issuer, "sub": pick("sub"), "repository": pick("repository"), "workflow_ref": pick("job_workflow_ref"),
+            "ref": pick("ref"), "sha": pick("sha"), "jti": jti, "pending": publisher.pending,
+        });
+        let user = if publisher.pending { publisher.created_by } else { None };
+        record(&state, "publisher_token_minted", &format!("publisher:{}", publisher.id), user, publisher.project_id, &client, details)
+            .await;
+    }
+    tracing::info!(publisher.ids = %id_list, project.names = %projects.join(", "), "trusted publisher token minted");
+    let skipped_out: Vec<Value> = skipped.iter().map(|(_, project, why)| json!({ "project": project, "reason": why })).collect();
+    Json(json!({ "success": true, "token": t.secret, "expires": expires_at / 1_000_000, "projects": projects, "skipped": skipped_out }))
+        .into_response()
 }

@@ -6,7 +6,8 @@
 //! - `POST /api/projects/{p}/releases/{v}/yank|unyank` (maintainers and owners)
 //! - `DELETE /api/projects/{p}/files/{filename}` (owners)
 //! - `GET /api/projects/{p}/events` (owners)
-//! - `GET|POST /api/account/pending-publishers` (a publisher that may create a new project)
+//! - `GET|POST /api/account/pending-publishers`, `DELETE /api/account/pending-publishers/{id}`
+//!   (publishers that may create a new project, until they expire; a session of their registrant)
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -19,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::{Action, Client, Principal, authenticate, authorize, check_policy, require_session};
-use crate::error::{ApiResult, bad_request, internal, json_body, not_found};
+use crate::error::{ApiError, ApiResult, bad_request, internal, json_body, not_found};
 use crate::events::record;
 use crate::mail::notify;
 use crate::publishers::{PublisherInput, resolve};
@@ -140,7 +141,24 @@ async fn add_publisher(
 ) -> ApiResult<Response> {
     let (issuer, spec) = resolve(input, &state.config.oidc).map_err(bad_request)?;
     let spec_json = serde_json::to_string(&spec).map_err(internal)?;
-    let id = state.db.add_publisher(project.map(|p| p.id), pending, &issuer, &spec_json, p.user_id).await?;
+    let now = palisade_store::now_micros();
+    let name = project.map(|p| p.normalized.as_str()).or(pending).unwrap_or_default();
+    let siblings: Vec<_> = state
+        .db
+        .publishers(Some(name))
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .filter(|pb| pb.project_id == project.map(|p| p.id) && !pb.expired(now))
+        .collect();
+    if let Some(id) = crate::publishers::duplicate_of(&siblings, &issuer, &spec) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("an identical trusted publisher (id {id}) is already registered for {name:?}"),
+        ));
+    }
+    let expires = pending.map(|_| crate::publishers::pending_expiry(&state.config.oidc));
+    let id = state.db.add_publisher(project.map(|p| p.id), pending, &issuer, &spec_json, p.user_id, expires).await?;
     let publisher = state.db.publisher(id).await?.ok_or_else(|| internal("publisher vanished"))?;
     let details = json!({ "publisher_id": id, "issuer": issuer, "spec": spec, "pending": pending.is_some() });
     record(state, "publisher_added", &p.user_name, p.user_id, project.map(|p| p.id), client, details).await;
@@ -216,15 +234,27 @@ struct PendingPublisher {
 }
 
 /// `POST /api/account/pending-publishers` `{"project": NAME, "github": {...}}`: a publisher that
-/// may create NAME on its first upload; the caller becomes the owner.
+/// may create NAME on its first upload; the caller becomes the owner. It expires after
+/// `[oidc] pending_publisher_days`, and a user may have `max_pending_publishers` of them.
 pub async fn create_pending(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
     let p = authenticate(&state.db, &headers).await?;
-    require_session(&p)?;
+    let uid = require_session(&p)?;
     check_policy(&state, &p, "register trusted publishers")?;
     let b: PendingBody = json_body(&body)?;
     let name = palisade_dist::ProjectName::new(&b.project).map_err(|e| bad_request(e.to_string()))?;
     if state.db.project(name.normalized()).await.map_err(internal)?.is_some() {
         return Err(bad_request(format!("project {:?} exists; add the publisher to the project instead", name.normalized())));
+    }
+    crate::admin::sweep_expired_publishers(&state.db).await.map_err(internal)?;
+    let mine = state.db.pending_publishers_of(uid).await.map_err(internal)?;
+    let max = state.config.oidc.max_pending_publishers;
+    if mine.len() as u64 >= max {
+        return Err(bad_request(format!(
+            "user {:?} already has {} pending publishers, the most this instance allows ([oidc] max_pending_publishers = {max}); \
+             delete one (DELETE /api/account/pending-publishers/{{id}}) or let one create its project first",
+            p.user_name,
+            mine.len()
+        )));
     }
     let taken =
         state.db.publishers(Some(name.normalized())).await.map_err(internal)?.iter().any(|pb| pb.pending && pb.created_by != p.user_id);
@@ -239,19 +269,31 @@ pub async fn create_pending(State(state): State<AppState>, client: Client, heade
     add_publisher(&state, &p, &client, None, Some(name.normalized()), input).await
 }
 
+/// `GET /api/account/pending-publishers`: the caller's live pending publishers.
 pub async fn list_pending(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let p = authenticate(&state.db, &headers).await?;
     let uid = require_session(&p)?;
-    let list: Vec<Value> = state
-        .db
-        .publishers(None)
-        .await
-        .map_err(internal)?
-        .iter()
-        .filter(|pb| pb.pending && pb.created_by == Some(uid))
-        .map(crate::publishers::to_json)
-        .collect();
-    Ok(Json(json!({ "publishers": list })))
+    let list = state.db.pending_publishers_of(uid).await.map_err(internal)?;
+    Ok(Json(json!({ "publishers": list.iter().map(crate::publishers::to_json).collect::<Vec<_>>() })))
+}
+
+/// `DELETE /api/account/pending-publishers/{id}`: withdraws one of the caller's pending
+/// publishers (and the upload tokens it minted). Another user's, an ordinary one or an unknown
+/// id are all `404`: the answer does not say which publishers exist.
+pub async fn delete_pending(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    let p = authenticate(&state.db, &headers).await?;
+    let uid = require_session(&p)?;
+    let publisher = state.db.publisher(id).await.map_err(internal)?.filter(|pb| pb.pending && pb.created_by == Some(uid));
+    let Some(publisher) = publisher else { return Err(not_found(format!("pending publisher {id} not found"))) };
+    state.db.remove_publisher(id).await.map_err(internal)?;
+    let details = json!({ "publisher_id": id, "issuer": publisher.issuer, "project": publisher.project, "pending": true });
+    record(&state, "publisher_removed", &p.user_name, Some(uid), None, &client, details).await;
+    Ok(Json(json!({ "removed": id })))
 }
 
 #[derive(Deserialize, Default)]

@@ -122,11 +122,70 @@ pub fn resolve(input: PublisherInput, oidc: &OidcConfig) -> Result<(String, Publ
     Ok((issuer.clone(), PublisherSpec::Custom { issuer, claims: input.claims }))
 }
 
+/// Whether two specs describe the same publisher: the same repository (or project, or claims),
+/// workflow and environment, with names compared as the claim matchers compare them. Ids bound
+/// on first use do not make a publisher different, unless both specs name different ones:
+/// otherwise re-adding a bound publisher would add an unbound twin that a re-created
+/// repository of the same name could claim.
+pub fn same_publisher(a: &PublisherSpec, b: &PublisherSpec) -> bool {
+    let same_text = |x: &str, y: &str| x.eq_ignore_ascii_case(y);
+    let same_env = |x: &Option<String>, y: &Option<String>| match (x, y) {
+        (Some(x), Some(y)) => same_text(x, y),
+        (None, None) => true,
+        _ => false,
+    };
+    let compatible = |x: &Option<String>, y: &Option<String>| x.is_none() || y.is_none() || x == y;
+    match (a, b) {
+        (
+            PublisherSpec::Github { owner, repository, workflow, environment, owner_id, repository_id },
+            PublisherSpec::Github {
+                owner: owner2,
+                repository: repository2,
+                workflow: workflow2,
+                environment: environment2,
+                owner_id: owner_id2,
+                repository_id: repository_id2,
+            },
+        ) => {
+            same_text(owner, owner2)
+                && same_text(repository, repository2)
+                && workflow == workflow2
+                && same_env(environment, environment2)
+                && compatible(owner_id, owner_id2)
+                && compatible(repository_id, repository_id2)
+        }
+        (
+            PublisherSpec::Gitlab { namespace, project, ci_config_path, environment },
+            PublisherSpec::Gitlab { namespace: namespace2, project: project2, ci_config_path: ci2, environment: environment2 },
+        ) => {
+            same_text(namespace, namespace2) && same_text(project, project2) && ci_config_path == ci2 && same_env(environment, environment2)
+        }
+        (a, b) => a == b,
+    }
+}
+
+/// The id of the publisher among `existing` (of one project or pending name) that a new one
+/// with `issuer` and `spec` would duplicate.
+pub fn duplicate_of(existing: &[palisade_store::Publisher], issuer: &str, spec: &PublisherSpec) -> Option<i64> {
+    existing
+        .iter()
+        .filter(|p| p.issuer == issuer)
+        .find(|p| serde_json::from_str::<PublisherSpec>(&p.spec).is_ok_and(|s| same_publisher(&s, spec)))
+        .map(|p| p.id)
+}
+
+/// When a pending publisher registered now expires (microseconds).
+pub fn pending_expiry(oidc: &OidcConfig) -> i64 {
+    let days = oidc.pending_publisher_days.min(3650) as i64;
+    palisade_store::now_micros().saturating_add(days * 86_400 * 1_000_000)
+}
+
 pub fn to_json(p: &palisade_store::Publisher) -> Value {
     json!({
         "id": p.id,
         "project": p.project,
         "pending": p.pending,
+        "expires": p.expires_at.map(crate::render::upload_time),
         "issuer": p.issuer,
         "spec": serde_json::from_str::<Value>(&p.spec).unwrap_or(Value::Null),
         "created_by": p.created_by_name,
@@ -155,5 +214,43 @@ pub fn describe(p: &palisade_store::Publisher) -> String {
         }
         None => p.spec.clone(),
     };
-    format!("{}\t{}{}\t{what}", p.id, p.project, if p.pending { " (pending)" } else { "" })
+    let expires = p.expires_at.map(|e| format!("\texpires {}", crate::render::upload_time(e))).unwrap_or_default();
+    format!("{}\t{}{}\t{what}{expires}", p.id, p.project, if p.pending { " (pending)" } else { "" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gh(owner: &str, workflow: &str, env: Option<&str>, repo_id: Option<&str>) -> PublisherSpec {
+        PublisherSpec::Github {
+            owner: owner.into(),
+            repository: "widget".into(),
+            workflow: workflow.into(),
+            environment: env.map(Into::into),
+            owner_id: None,
+            repository_id: repo_id.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn duplicates_are_judged_by_what_the_job_proves() {
+        let check = |a: &PublisherSpec, b: &PublisherSpec, expected: bool| {
+            assert_eq!(same_publisher(a, b), expected, "{a:?} vs {b:?}");
+            assert_eq!(same_publisher(b, a), expected, "{b:?} vs {a:?}");
+        };
+        let plain = gh("Acme", "release.yml", None, None);
+        check(&plain, &gh("acme", "release.yml", None, None), true);
+        // Bound on first use: still the same publisher ...
+        check(&plain, &gh("acme", "release.yml", None, Some("42")), true);
+        // ... unless both name different repositories.
+        check(&gh("acme", "release.yml", None, Some("41")), &gh("acme", "release.yml", None, Some("42")), false);
+        check(&plain, &gh("acme", "Release.yml", None, None), false);
+        check(&plain, &gh("acme", "release.yml", Some("pypi"), None), false);
+        check(&gh("acme", "release.yml", Some("PyPI"), None), &gh("acme", "release.yml", Some("pypi"), None), true);
+        let custom = |v: &str| PublisherSpec::Custom { issuer: "https://i".into(), claims: [("sub".to_string(), v.to_string())].into() };
+        check(&custom("a"), &custom("a"), true);
+        check(&custom("a"), &custom("A"), false);
+        check(&custom("a"), &plain, false);
+    }
 }

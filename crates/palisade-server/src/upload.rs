@@ -74,18 +74,20 @@ pub async fn upload(State(state): State<AppState>, client: Client, request: Requ
 }
 
 async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResult<(PublishOutcome, u64)> {
-    // Guessing tokens is rate limited per client address; a valid token always gets through.
+    // Invalid tokens are rate limited per client address; a valid token always gets through,
+    // whatever others behind the same address sent.
     let principal = match authenticate(&state.db, request.headers()).await {
         Ok(p) => p,
-        Err(e) => {
-            if e.status == axum::http::StatusCode::FORBIDDEN {
-                let addr = [format!("addr:{}", client.addr.as_deref().unwrap_or("unknown"))];
-                crate::accounts::check_limit(&state.limits.token_auth, &addr)?;
-                crate::accounts::fail_limit(&state.limits.token_auth, &addr);
-            }
-            return Err(e);
-        }
+        Err(e) if request.headers().contains_key(header::AUTHORIZATION) => return Err(crate::accounts::invalid_secret(state, client, e)),
+        Err(e) => return Err(e),
     };
+    // Uploading is what API tokens and trusted publishers' tokens are for. A login session is
+    // for account management: one stolen from a browser must not publish.
+    if principal.is_session() {
+        return Err(forbidden(
+            "a login session cannot upload: use an API token (username __token__, the token as password) or a trusted publisher's token",
+        ));
+    }
     // The instance policy needs no project: refuse before reading the body.
     check_policy(state, &principal, "upload")?;
     let max = state.config.max_upload_bytes;
@@ -138,6 +140,15 @@ async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResul
         return Err(bad_request(format!("project {normalized:?} is {} and accepts no uploads", p.status)));
     }
     authorize(state, &principal, Action::Upload, project.as_ref(), &normalized).await?;
+    // A publisher's token may cover the publishers of several projects: the file is bound to
+    // the one registered for this project, which is also the actor the event log names.
+    let mut principal = principal;
+    if let Credential::Publisher { token_id, .. } = principal.credential
+        && let Some(pb) = crate::auth::publisher_for(state, &principal, project.as_ref(), &normalized).await?
+    {
+        principal.user_name = format!("publisher:{}", pb.id);
+        principal.credential = Credential::Publisher { token_id, publisher_id: pb.id };
+    }
     // Reuse: the same spelling, or another spelling of the same file (same project, version and
     // tags), reserved by an earlier upload, even a removed one.
     if let Some(r) = state.db.reservation(filename).await.map_err(internal)? {

@@ -553,8 +553,10 @@ async fn authorization_matrix() {
                     let spec = format!(
                         "{{\"kind\":\"github\",\"owner\":\"acme\",\"repository\":\"demo\",\"workflow\":\"rm-{i}.yml\",\"environment\":null,\"owner_id\":null,\"repository_id\":null}}"
                     );
-                    let id =
-                        db.add_publisher(Some(project.id), None, "https://token.actions.githubusercontent.com", &spec, None).await.unwrap();
+                    let id = db
+                        .add_publisher(Some(project.id), None, "https://token.actions.githubusercontent.com", &spec, None, None)
+                        .await
+                        .unwrap();
                     api(&app, "DELETE", &format!("/api/projects/demo/publishers/{id}"), *token).await
                 }
                 "remove a file" => {
@@ -652,4 +654,43 @@ async fn disabled_accounts_cannot_publish() {
     db.set_disabled(uid, false).await.unwrap();
     let r = app.upload(Some(&token), "demo-1.0-py3-none-any.whl", &wheel("demo", "1.0", "demo", "1.0"), &[]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+/// A login session sent as `Authorization: Bearer palsess_…` cannot upload, not even for an
+/// owner who meets the policy: uploads take API tokens (or a trusted publisher's token) only.
+#[tokio::test]
+async fn session_bearer_cannot_upload() {
+    let app = TestApp::new().await;
+    let db = &app.state.db;
+    let owner = app.user("owen", false).await;
+    assert_eq!(
+        app.upload(Some(&owner), "demo-1.0-py3-none-any.whl", &wheel("demo", "1.0", "demo", "1.0"), &[]).await.status,
+        StatusCode::OK
+    );
+    let secret = palisade_auth::random_token("palsess_", 32);
+    let uid = db.user_by_name("owen").await.unwrap().id;
+    let far = palisade_store::now_micros() + 3_600_000_000;
+    db.create_session(uid, &palisade_auth::hash_secret(&secret), "active", far, Some("127.0.0.1"), None).await.unwrap();
+    for (project, filename) in [("demo", "demo-2.0-py3-none-any.whl"), ("fresh", "fresh-1.0-py3-none-any.whl")] {
+        let boundary = "b0undary";
+        let content = wheel(project, filename.split('-').nth(1).unwrap(), project, filename.split('-').nth(1).unwrap());
+        let mut body = Vec::new();
+        write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\":action\"\r\n\r\nfile_upload\r\n").unwrap();
+        write!(body, "--{boundary}\r\nContent-Disposition: form-data; name=\"content\"; filename=\"{filename}\"\r\n\r\n").unwrap();
+        body.extend_from_slice(&content);
+        write!(body, "\r\n--{boundary}--\r\n").unwrap();
+        let req = Request::post("/legacy/")
+            .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+            .header(header::AUTHORIZATION, format!("Bearer {secret}"))
+            .body(Body::from(body))
+            .unwrap();
+        let r = app.send(req).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+        assert!(r.text().contains("a login session cannot upload: use an API token"), "{}", r.text());
+    }
+    assert!(db.file("demo-2.0-py3-none-any.whl").await.unwrap().is_none());
+    assert!(db.project("fresh").await.unwrap().is_none());
+    assert!(app.tmp_is_empty());
+    // The same session still manages the project (yank), as documented.
+    assert_eq!(api(&app, "POST", "/api/projects/demo/releases/1.0/yank", Some(&secret)).await.status, StatusCode::OK);
 }

@@ -430,106 +430,108 @@ impl Db {
             return Err(StoreError::Reserved(r));
         }
         let now = now_micros();
-        let (project, created_project) =
-            match sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE normalized = ?")))
-                .bind(&f.normalized)
-                .fetch_optional(&mut *tx)
-                .await?
-            {
-                Some(p) => {
-                    if let Some(publisher) = f.publisher_id {
-                        let bound = sqlx::query("SELECT 1 FROM publishers WHERE id = ? AND project_id = ?")
-                            .bind(publisher)
-                            .bind(p.id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        if bound.is_none() {
-                            return Err(StoreError::Conflict(format!(
-                                "forbidden: this trusted publisher is not registered for project {:?}",
-                                p.normalized
-                            )));
-                        }
-                    } else if !f.uploader_is_admin {
-                        let role = sqlx::query("SELECT role FROM roles WHERE project_id = ? AND user_id = ?")
-                            .bind(p.id)
-                            .bind(f.uploader_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        if role.is_none() {
-                            return Err(StoreError::Conflict(format!(
-                                "forbidden: user {:?} is not an owner or maintainer of project {:?}",
-                                f.uploader_name, p.normalized
-                            )));
-                        }
-                    }
-                    if p.status == "archived" || p.status == "quarantined" {
-                        return Err(StoreError::Conflict(format!("project {:?} is {} and accepts no uploads", p.normalized, p.status)));
-                    }
-                    (p, false)
-                }
-                None => {
-                    // A user creates a project and owns it; a trusted publisher may create only the
-                    // project it is pending for, and the user who registered it becomes the owner.
-                    let owner = match f.publisher_id {
-                    None => f.uploader_id,
-                    Some(publisher) => sqlx::query("SELECT created_by FROM publishers WHERE id = ? AND pending_name = ?")
+        let (project, created_project) = match sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE normalized = ?"
+        )))
+        .bind(&f.normalized)
+        .fetch_optional(&mut *tx)
+        .await?
+        {
+            Some(p) => {
+                if let Some(publisher) = f.publisher_id {
+                    let bound = sqlx::query("SELECT 1 FROM publishers WHERE id = ? AND project_id = ?")
                         .bind(publisher)
-                        .bind(&f.normalized)
+                        .bind(p.id)
                         .fetch_optional(&mut *tx)
-                        .await?
-                        .ok_or_else(|| {
-                            StoreError::Conflict(format!(
-                                "forbidden: this trusted publisher may not create project {:?}; register a pending publisher for it first",
-                                f.normalized
-                            ))
-                        })?
-                        .get::<Option<i64>, _>(0),
-                };
-                    let p = sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO projects (name, normalized, created_at) VALUES (?, ?, ?) RETURNING {PROJECT_COLUMNS}"
-                    )))
-                    .bind(&f.project_name)
+                        .await?;
+                    if bound.is_none() {
+                        return Err(StoreError::Conflict(format!(
+                            "forbidden: this trusted publisher is not registered for project {:?}",
+                            p.normalized
+                        )));
+                    }
+                } else if !f.uploader_is_admin {
+                    let role = sqlx::query("SELECT role FROM roles WHERE project_id = ? AND user_id = ?")
+                        .bind(p.id)
+                        .bind(f.uploader_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if role.is_none() {
+                        return Err(StoreError::Conflict(format!(
+                            "forbidden: user {:?} is not an owner or maintainer of project {:?}",
+                            f.uploader_name, p.normalized
+                        )));
+                    }
+                }
+                if p.status == "archived" || p.status == "quarantined" {
+                    return Err(StoreError::Conflict(format!("project {:?} is {} and accepts no uploads", p.normalized, p.status)));
+                }
+                (p, false)
+            }
+            None => {
+                // A user creates a project and owns it; a trusted publisher may create only the
+                // project it is pending for, and the user who registered it becomes the owner.
+                let owner = match f.publisher_id {
+                    None => f.uploader_id,
+                    Some(publisher) => sqlx::query(
+                        "SELECT created_by FROM publishers WHERE id = ? AND pending_name = ? AND (expires_at IS NULL OR expires_at > ?)",
+                    )
+                    .bind(publisher)
                     .bind(&f.normalized)
                     .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    if let Some(owner) = owner {
-                        sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES (?, ?, 'owner')")
-                            .bind(p.id)
-                            .bind(owner)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    if let Some(publisher) = f.publisher_id {
-                        // The pending publisher becomes an ordinary one of the new project.
-                        // It, and the same user's other pending publishers for the name, become
-                        // ordinary publishers of the new project.
-                        sqlx::query(
-                        "UPDATE publishers SET project_id = ?, pending_name = NULL WHERE pending_name = ? AND (id = ? OR created_by IS ?)",
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Conflict(format!(
+                            "forbidden: this trusted publisher may not create project {:?}; register a pending publisher for it first",
+                            f.normalized
+                        ))
+                    })?
+                    .get::<Option<i64>, _>(0),
+                };
+                let p = sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO projects (name, normalized, created_at) VALUES (?, ?, ?) RETURNING {PROJECT_COLUMNS}"
+                )))
+                .bind(&f.project_name)
+                .bind(&f.normalized)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                if let Some(owner) = owner {
+                    sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES (?, ?, 'owner')")
+                        .bind(p.id)
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some(publisher) = f.publisher_id {
+                    // The pending publisher becomes an ordinary one of the new project.
+                    // It, and the same user's other pending publishers for the name, become
+                    // ordinary publishers of the new project.
+                    sqlx::query(
+                        "UPDATE publishers SET project_id = ?, pending_name = NULL, expires_at = NULL WHERE pending_name = ? AND (expires_at IS NULL OR expires_at > ?) AND (id = ? OR created_by IS ?)",
                     )
                     .bind(p.id)
                     .bind(&f.normalized)
+                    .bind(now)
                     .bind(publisher)
                     .bind(owner)
                     .execute(&mut *tx)
                     .await?;
-                        // Anyone else's pending publishers for the name lost the race; their
-                        // expired tokens go with them.
-                        let losers = "SELECT id FROM publishers WHERE pending_name = ?";
-                        sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE files SET publisher_id = NULL WHERE publisher_id IN ({losers})")))
-                            .bind(&f.normalized)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM tokens WHERE publisher_id IN ({losers})")))
-                            .bind(&f.normalized)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query("DELETE FROM publishers WHERE pending_name = ?").bind(&f.normalized).execute(&mut *tx).await?;
+                    // Anyone else's pending publishers for the name (and expired ones) lost
+                    // the race; tokens that covered only them go with them.
+                    let losers: Vec<i64> = sqlx::query_scalar("SELECT id FROM publishers WHERE pending_name = ?")
+                        .bind(&f.normalized)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for id in losers {
+                        accounts::drop_publisher(&mut tx, id).await?;
                     }
-                    journal(&mut tx, &p, "create", &f.uploader_name).await?;
-                    (p, true)
                 }
-            };
+                journal(&mut tx, &p, "create", &f.uploader_name).await?;
+                (p, true)
+            }
+        };
         let release_id: i64 = match sqlx::query("SELECT id FROM releases WHERE project_id = ? AND canonical_version = ?")
             .bind(project.id)
             .bind(&f.canonical_version)

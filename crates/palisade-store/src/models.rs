@@ -265,6 +265,16 @@ pub struct Publisher {
     pub created_by: Option<i64>,
     pub created_by_name: Option<String>,
     pub created_at: i64,
+    /// When a pending publisher stops counting (`None` for ordinary publishers).
+    pub expires_at: Option<i64>,
+}
+
+impl Publisher {
+    /// Whether this is a pending publisher whose time ran out at `now` (microseconds): it matches
+    /// no token and reserves nothing, and is removed by the next sweep.
+    pub fn expired(&self, now: i64) -> bool {
+        self.pending && self.expires_at.is_some_and(|e| e <= now)
+    }
 }
 
 #[derive(Clone, Debug, FromRow)]

@@ -10,7 +10,9 @@ use crate::StoreError;
 use crate::models::*;
 
 const PUBLISHER_COLUMNS: &str = "pb.id, pb.project_id, COALESCE(p.normalized, pb.pending_name) AS project, (pb.project_id IS NULL) AS pending, \
-     pb.issuer, pb.spec, pb.created_by, u.name AS created_by_name, pb.created_at";
+     pb.issuer, pb.spec, pb.created_by, u.name AS created_by_name, pb.created_at, pb.expires_at";
+/// Publishers that count: ordinary ones, and pending ones that have not expired (bind `now`).
+const PUBLISHER_LIVE: &str = "(pb.expires_at IS NULL OR pb.expires_at > ?)";
 const PUBLISHER_FROM: &str = "publishers pb LEFT JOIN projects p ON p.id = pb.project_id LEFT JOIN users u ON u.id = pb.created_by";
 const EVENT_COLUMNS: &str = "e.id, e.at, e.kind, u.name AS user_name, p.normalized AS project, e.actor, e.addr, e.user_agent, e.details";
 const SESSION_COLUMNS: &str = "id, user_id, stage, created_at, expires_at, last_seen_at, addr, user_agent, revoked_at";
@@ -392,7 +394,8 @@ impl Db {
 
     // ---- trusted publishers ------------------------------------------------------------------
 
-    /// Registers a publisher for an existing project, or a pending one for a name.
+    /// Registers a publisher for an existing project, or a pending one for a name (which stops
+    /// counting at `expires_at`). An identical publisher for the same project or name is refused.
     pub async fn add_publisher(
         &self,
         project_id: Option<i64>,
@@ -400,26 +403,32 @@ impl Db {
         issuer: &str,
         spec: &str,
         created_by: Option<i64>,
+        expires_at: Option<i64>,
     ) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
         let dup = sqlx::query("SELECT 1 FROM publishers WHERE issuer = ? AND spec = ? AND (project_id IS ? AND pending_name IS ?) LIMIT 1")
             .bind(issuer)
             .bind(spec)
             .bind(project_id)
             .bind(pending_name)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&mut *tx)
             .await?;
         if dup.is_some() {
             return Err(StoreError::Exists("an identical trusted publisher".into()));
         }
-        let row = sqlx::query("INSERT INTO publishers (project_id, pending_name, issuer, spec, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id")
-            .bind(project_id)
-            .bind(pending_name)
-            .bind(issuer)
-            .bind(spec)
-            .bind(created_by)
-            .bind(now_micros())
-            .fetch_one(&self.writer)
-            .await?;
+        let row = sqlx::query(
+            "INSERT INTO publishers (project_id, pending_name, issuer, spec, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(project_id)
+        .bind(pending_name)
+        .bind(issuer)
+        .bind(spec)
+        .bind(created_by)
+        .bind(now_micros())
+        .bind(if project_id.is_some() { None } else { expires_at })
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(row.get(0))
     }
 
@@ -428,13 +437,14 @@ impl Db {
         Ok(sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.writer).await?)
     }
 
-    /// Every publisher (ordinary and pending) whose issuer is `issuer`.
+    /// Every publisher whose issuer is `issuer`: ordinary ones and pending ones not expired.
     pub async fn publishers_for_issuer(&self, issuer: &str) -> Result<Vec<Publisher>, StoreError> {
-        let sql = format!("SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE pb.issuer = ? ORDER BY pb.id");
-        Ok(sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql)).bind(issuer).fetch_all(&self.writer).await?)
+        let sql = format!("SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE pb.issuer = ? AND {PUBLISHER_LIVE} ORDER BY pb.id");
+        Ok(sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql)).bind(issuer).bind(now_micros()).fetch_all(&self.writer).await?)
     }
 
-    /// The publishers of a project, or with `None` all of them; pending ones included.
+    /// The publishers of a project, or with `None` all of them; pending ones included (expired
+    /// ones too, until they are swept: see [`Publisher::expired`]).
     pub async fn publishers(&self, project: Option<&str>) -> Result<Vec<Publisher>, StoreError> {
         let sql = format!(
             "SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE (? IS NULL OR COALESCE(p.normalized, pb.pending_name) = ?) ORDER BY pb.id"
@@ -442,19 +452,113 @@ impl Db {
         Ok(sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql)).bind(project).bind(project).fetch_all(&self.reader).await?)
     }
 
-    /// Removes a publisher and revokes the short-lived tokens it minted.
+    /// The live pending publishers a user registered.
+    pub async fn pending_publishers_of(&self, user_id: i64) -> Result<Vec<Publisher>, StoreError> {
+        let sql = format!(
+            "SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE pb.project_id IS NULL AND pb.created_by = ? AND {PUBLISHER_LIVE} ORDER BY pb.id"
+        );
+        Ok(sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql)).bind(user_id).bind(now_micros()).fetch_all(&self.writer).await?)
+    }
+
+    /// Removes a publisher. Tokens it minted lose it: a token that covered only publishers
+    /// being removed is deleted, one that covers others too keeps them (another owner's
+    /// publisher is none of this one's business). Files it uploaded keep their history in the
+    /// event log but no longer point at it.
     pub async fn remove_publisher(&self, id: i64) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE tokens SET revoked_at = ?, revoked_reason = 'publisher removed' WHERE publisher_id = ? AND revoked_at IS NULL")
-            .bind(now_micros())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE files SET publisher_id = NULL WHERE publisher_id = ?").bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM tokens WHERE publisher_id = ?").bind(id).execute(&mut *tx).await?;
-        let res = sqlx::query("DELETE FROM publishers WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        let existed = drop_publisher(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(res.rows_affected() == 1)
+        Ok(existed)
+    }
+
+    /// Removes the pending publishers that expired; returns them.
+    pub async fn sweep_expired_publishers(&self) -> Result<Vec<Publisher>, StoreError> {
+        let sql =
+            format!("SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE pb.project_id IS NULL AND pb.expires_at <= ? ORDER BY pb.id");
+        let expired = sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql)).bind(now_micros()).fetch_all(&self.writer).await?;
+        if expired.is_empty() {
+            return Ok(expired);
+        }
+        let mut tx = self.begin().await?;
+        let now = now_micros();
+        let mut removed = Vec::new();
+        for p in expired {
+            // Re-checked inside the transaction: it may have been used meanwhile.
+            let still = sqlx::query("SELECT 1 FROM publishers WHERE id = ? AND project_id IS NULL AND expires_at <= ?")
+                .bind(p.id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if still.is_some() && drop_publisher(&mut tx, p.id).await? {
+                removed.push(p);
+            }
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Stores the short-lived upload token of a trusted-publishing exchange, bound to every
+    /// publisher in `publisher_ids` (the first is the token's `publisher_id`). Publishers removed
+    /// since they matched are left out; `None` if none is left.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_publisher_token(
+        &self,
+        publisher_ids: &[i64],
+        hash: &str,
+        hint: &str,
+        projects: &[String],
+        description: &str,
+        expires_at: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut live = Vec::new();
+        for &id in publisher_ids {
+            if sqlx::query("SELECT 1 FROM publishers WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?.is_some() {
+                live.push(id);
+            }
+        }
+        let Some(&first) = live.first() else { return Ok(None) };
+        let actions = ["upload".to_string()];
+        let row = sqlx::query(
+            "INSERT INTO tokens (user_id, publisher_id, hash, hint, projects, actions, description, created_at, expires_at) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(first)
+        .bind(hash)
+        .bind(hint)
+        .bind(to_string_array(projects))
+        .bind(to_string_array(&actions))
+        .bind(description)
+        .bind(now_micros())
+        .bind(expires_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let token_id: i64 = row.get(0);
+        for id in live {
+            sqlx::query("INSERT INTO token_publishers (token_id, publisher_id) VALUES (?, ?)")
+                .bind(token_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(token_id))
+    }
+
+    /// The publisher through which a publisher token may upload to project `normalized`: one
+    /// registered for the existing project, or else a live pending one for the name.
+    pub async fn publisher_for_token(&self, token_id: i64, normalized: &str) -> Result<Option<Publisher>, StoreError> {
+        let sql = format!(
+            "SELECT {PUBLISHER_COLUMNS} FROM token_publishers tp JOIN {PUBLISHER_FROM} \
+             WHERE pb.id = tp.publisher_id AND tp.token_id = ? AND (p.normalized = ? OR (pb.pending_name = ? AND {PUBLISHER_LIVE})) \
+             ORDER BY pb.project_id IS NULL, pb.id LIMIT 1"
+        );
+        Ok(sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql))
+            .bind(token_id)
+            .bind(normalized)
+            .bind(normalized)
+            .bind(now_micros())
+            .fetch_optional(&self.writer)
+            .await?)
     }
 
     /// Binds a publisher's spec to the immutable ids seen in its first token.
@@ -511,6 +615,18 @@ impl Db {
             .await?)
     }
 
+    /// Whether this user completed a login (every factor) from `addr` at or after `since`
+    /// (microseconds): such an address is not locked out by other people's guesses.
+    pub async fn logged_in_from(&self, user_id: i64, addr: &str, since: i64) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT 1 FROM events WHERE user_id = ? AND kind = 'login' AND addr = ? AND at >= ? LIMIT 1")
+            .bind(user_id)
+            .bind(addr)
+            .bind(since)
+            .fetch_optional(&self.reader)
+            .await?
+            .is_some())
+    }
+
     /// Whether this user has logged in before from this address with this user agent.
     pub async fn known_client(&self, user_id: i64, addr: Option<&str>, user_agent: Option<&str>) -> Result<bool, StoreError> {
         Ok(sqlx::query("SELECT 1 FROM events WHERE user_id = ? AND kind = 'login' AND addr IS ? AND user_agent IS ? LIMIT 1")
@@ -521,4 +637,25 @@ impl Db {
             .await?
             .is_some())
     }
+}
+
+/// Removes publisher `id` inside a transaction (see [`Db::remove_publisher`]); false if there was
+/// no such publisher.
+pub(crate) async fn drop_publisher(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<bool, StoreError> {
+    // A token whose first publisher goes but that covers others is re-pointed at the next one.
+    sqlx::query(
+        "UPDATE tokens SET publisher_id = (SELECT MIN(tp.publisher_id) FROM token_publishers tp WHERE tp.token_id = tokens.id AND tp.publisher_id <> ?) \
+         WHERE publisher_id = ? AND EXISTS (SELECT 1 FROM token_publishers tp WHERE tp.token_id = tokens.id AND tp.publisher_id <> ?)",
+    )
+    .bind(id)
+    .bind(id)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    // Tokens that covered only this publisher could upload nowhere else: they go.
+    sqlx::query("DELETE FROM tokens WHERE publisher_id = ?").bind(id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM token_publishers WHERE publisher_id = ?").bind(id).execute(&mut *conn).await?;
+    sqlx::query("UPDATE files SET publisher_id = NULL WHERE publisher_id = ?").bind(id).execute(&mut *conn).await?;
+    let res = sqlx::query("DELETE FROM publishers WHERE id = ?").bind(id).execute(&mut *conn).await?;
+    Ok(res.rows_affected() == 1)
 }

@@ -198,3 +198,75 @@ async fn quarantine_review() {
     assert!(db.release_file("demo-1.0-py3-none-any.whl", "admin", None).await.is_err());
     assert_eq!(db.reports("demo-1.0-py3-none-any.whl").await.unwrap().len(), 2);
 }
+
+/// A publisher token covers several publishers (of different owners); removing one of them
+/// neither breaks the token for the others nor leaves it able to upload where it was removed.
+#[tokio::test]
+async fn publisher_tokens_cover_several_publishers_and_survive_removals() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let alice = db.create_user("alice", false, None, false, None).await.unwrap();
+    let mallory = db.create_user("mallory", false, None, false, None).await.unwrap();
+    db.publish(&new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
+    let mut other = new_file("other-1.0-py3-none-any.whl", "s2", &mallory);
+    (other.project_name, other.normalized) = ("other".into(), "other".into());
+    db.publish(&other).await.unwrap();
+    let demo = db.project("demo").await.unwrap().unwrap();
+    let theirs = db.project("other").await.unwrap().unwrap();
+    let (iss, spec) = ("https://issuer.test", r#"{"kind":"custom","issuer":"https://issuer.test","claims":{"sub":"x"}}"#);
+    let a = db.add_publisher(Some(demo.id), None, iss, spec, Some(alice.id), None).await.unwrap();
+    let m = db.add_publisher(Some(theirs.id), None, iss, spec, Some(mallory.id), None).await.unwrap();
+    // The same spec twice on one project is still refused.
+    assert!(matches!(db.add_publisher(Some(demo.id), None, iss, spec, None, None).await, Err(StoreError::Exists(_))));
+
+    let projects = ["demo".to_string(), "other".to_string()];
+    let token = db.create_publisher_token(&[m, a], "h1", "pal_x", &projects, "test", now_micros() + 60_000_000).await.unwrap().unwrap();
+    assert_eq!(db.publisher_for_token(token, "demo").await.unwrap().map(|p| p.id), Some(a));
+    assert_eq!(db.publisher_for_token(token, "other").await.unwrap().map(|p| p.id), Some(m));
+    assert!(db.publisher_for_token(token, "elsewhere").await.unwrap().is_none());
+
+    // Mallory removes her publisher (the token's first one): the token keeps alice's.
+    assert!(db.remove_publisher(m).await.unwrap());
+    let t = db.token_by_hash("h1").await.unwrap().expect("the token survives");
+    assert_eq!(t.publisher_id, Some(a));
+    assert!(db.publisher_for_token(token, "other").await.unwrap().is_none());
+    assert_eq!(db.publisher_for_token(token, "demo").await.unwrap().map(|p| p.id), Some(a));
+    // Alice removes hers too: nothing is left for the token to do, so it goes.
+    assert!(db.remove_publisher(a).await.unwrap());
+    assert!(db.token_by_hash("h1").await.unwrap().is_none());
+    assert!(!db.remove_publisher(a).await.unwrap());
+    // Minting against publishers that vanished meanwhile stores nothing.
+    assert_eq!(db.create_publisher_token(&[a, m], "h2", "pal_y", &projects, "test", now_micros()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn pending_publishers_expire_and_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let alice = db.create_user("alice", false, None, false, None).await.unwrap();
+    let (iss, spec) = ("https://issuer.test", r#"{"kind":"custom","issuer":"https://issuer.test","claims":{"sub":"x"}}"#);
+    let live = db.add_publisher(None, Some("fresh"), iss, spec, Some(alice.id), Some(now_micros() + 3_600_000_000)).await.unwrap();
+    let old = db.add_publisher(None, Some("stale"), iss, spec, Some(alice.id), Some(now_micros() - 1)).await.unwrap();
+    let ids = |v: Vec<Publisher>| v.into_iter().map(|p| p.id).collect::<Vec<_>>();
+    assert_eq!(ids(db.publishers_for_issuer(iss).await.unwrap()), vec![live]);
+    assert_eq!(ids(db.pending_publishers_of(alice.id).await.unwrap()), vec![live]);
+    assert!(db.publisher(old).await.unwrap().unwrap().expired(now_micros()));
+    // An expired pending publisher cannot create its project.
+    let token = db.create_publisher_token(&[old], "h", "pal_z", &["stale".into()], "t", now_micros() + 60_000_000).await.unwrap().unwrap();
+    assert!(db.publisher_for_token(token, "stale").await.unwrap().is_none());
+    let mut f = new_file("stale-1.0-py3-none-any.whl", "s9", &alice);
+    (f.project_name, f.normalized, f.uploader_id, f.publisher_id) = ("stale".into(), "stale".into(), None, Some(old));
+    assert!(matches!(db.publish(&f).await, Err(StoreError::Conflict(_))));
+    assert!(db.project("stale").await.unwrap().is_none());
+    assert_eq!(ids(db.sweep_expired_publishers().await.unwrap()), vec![old]);
+    assert!(db.publisher(old).await.unwrap().is_none());
+    assert!(db.token_by_hash("h").await.unwrap().is_none());
+    assert!(db.sweep_expired_publishers().await.unwrap().is_empty());
+    // A live one creates its project, becomes ordinary and no longer expires.
+    let mut f = new_file("fresh-1.0-py3-none-any.whl", "s10", &alice);
+    (f.project_name, f.normalized, f.uploader_id, f.publisher_id) = ("fresh".into(), "fresh".into(), None, Some(live));
+    db.publish(&f).await.unwrap();
+    let p = db.publisher(live).await.unwrap().unwrap();
+    assert!(!p.pending && p.expires_at.is_none(), "{p:?}");
+    assert_eq!(db.role(p.project_id.unwrap(), alice.id).await.unwrap(), Some(Role::Owner));
+}
