@@ -595,11 +595,11 @@ impl Ctx<'_, '_> {
     /// Places a member in the extraction model; a refusal is an ambiguity. A regular file that
     /// repeats an earlier one is noted in `repeats` (first copy, this copy, path) for its
     /// contents to be compared.
-    fn place(&mut self, tree: &mut Tree, path: &str, kind: Kind, index: usize, full: &str, depth: u8, repeats: &mut Vec<Repeat>) -> bool {
-        match tree.insert(path, kind, index, full) {
+    fn place(&mut self, model: &mut Model, path: &str, kind: Kind, index: usize, full: &str, depth: u8) -> bool {
+        match model.tree.insert(path, kind, index, full) {
             Ok(None) => true,
             Ok(Some(first)) => {
-                repeats.push(Repeat { first, again: index, path: full.to_string() });
+                model.repeats.push(Repeat { first, again: index, path: full.to_string() });
                 true
             }
             Err(a) => {
@@ -632,7 +632,7 @@ impl Ctx<'_, '_> {
             // The reader keeps one copy per name; the others are never seen.
             self.walk.ambiguous(Anomaly::Duplicate { path: format!("{prefix}(a name in the central directory)") }, depth);
         }
-        let mut tree = Tree::new();
+        let mut model = Model::default();
         for i in 0..zip.len() {
             if let Budget::Stop = self.count_entry() {
                 break;
@@ -675,9 +675,9 @@ impl Ctx<'_, '_> {
             match &normal {
                 Some(n) if is_safe_member_path(n) => {
                     // The zip reader shows one copy of a repeated name, so copies cannot be compared.
-                    let mut repeats = Vec::new();
-                    self.place(&mut tree, n, if is_dir { Kind::Dir } else { Kind::File }, i, &full, depth, &mut repeats);
-                    if !repeats.is_empty() {
+                    let before = model.repeats.len();
+                    self.place(&mut model, n, if is_dir { Kind::Dir } else { Kind::File }, i, &full, depth);
+                    if model.repeats.len() > before {
                         self.walk.ambiguous(Anomaly::Duplicate { path: full.clone() }, depth);
                     }
                 }
@@ -743,9 +743,8 @@ impl Ctx<'_, '_> {
             }
         };
         let mut archive = tar::Archive::new(stream);
-        let mut tree = Tree::new();
-        let mut repeats = Vec::new();
-        let ended = self.tar_members(&mut archive, &mut tree, &mut repeats, prefix, depth);
+        let mut model = Model::default();
+        let ended = self.tar_members(&mut archive, &mut model, prefix, depth);
         if !ended {
             return;
         }
@@ -764,6 +763,7 @@ impl Ctx<'_, '_> {
             }
         }
         let max = self.limits.max_entries.saturating_sub(self.walk.entries) as usize;
+        let Model { tree, repeats } = model;
         let aliases = match tree.aliases(max) {
             Ok(a) => a,
             Err(a) => {
@@ -778,14 +778,7 @@ impl Ctx<'_, '_> {
 
     /// The first pass: every member placed in the model and every regular file visited under
     /// its own path. False when the stream could not be read to its end.
-    fn tar_members<R: Read>(
-        &mut self,
-        archive: &mut tar::Archive<R>,
-        tree: &mut Tree,
-        repeats: &mut Vec<Repeat>,
-        prefix: &str,
-        depth: u8,
-    ) -> bool {
+    fn tar_members<R: Read>(&mut self, archive: &mut tar::Archive<R>, model: &mut Model, prefix: &str, depth: u8) -> bool {
         let container = prefix.trim_end_matches('!').to_string();
         let entries = match archive.entries() {
             Ok(e) => e,
@@ -843,7 +836,7 @@ impl Ctx<'_, '_> {
                 _ => None,
             };
             let is_file = kind == Kind::File;
-            if self.place(tree, &normal, kind, index, &full, depth, repeats)
+            if self.place(model, &normal, kind, index, &full, depth)
                 && let Some(target) = link
             {
                 self.walk.anomalies.push(Anomaly::Link { path: full.clone(), target });
@@ -927,6 +920,13 @@ impl Ctx<'_, '_> {
             }
         }
     }
+}
+
+/// The extraction model of one archive, and the files stated twice in it.
+#[derive(Default)]
+struct Model {
+    tree: Tree,
+    repeats: Vec<Repeat>,
 }
 
 /// A regular file stated twice: the walk indexes of both copies.
