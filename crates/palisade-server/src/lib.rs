@@ -12,6 +12,7 @@ mod error;
 pub mod events;
 mod files;
 mod json_api;
+mod listener;
 mod mail;
 mod metrics;
 mod negotiate;
@@ -25,7 +26,6 @@ mod simple;
 pub mod tokens;
 mod upload;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -233,6 +233,7 @@ fn method_label(m: &axum::http::Method) -> &'static str {
 }
 
 /// Serves until `shutdown` resolves. Also starts the journal watcher and the orphan sweep.
+/// Connections are handled by [`listener::run`]: header and idle time-outs, connection caps.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
@@ -244,13 +245,12 @@ pub async fn serve(
     tokio::spawn(sweep_orphans(state.clone()));
     let scan = state.scan.clone();
     tokio::spawn(async move { scan.warm_up().await });
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    // Without TCP_NODELAY a response whose body follows its headers in a second write waits for
-    // the client's delayed ACK (~40 ms): every file download would.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    let config = state.config.clone();
+    let metrics = state.metrics.clone();
+    // Behind a proxy every connection comes from the proxy: a per-client cap on connections
+    // would cap the proxy.
+    let cap_per_peer = config.client_ip_header.is_none();
+    listener::run(listener, router(state), &config.http, cap_per_peer, metrics, shutdown).await;
     Ok(())
 }
 
