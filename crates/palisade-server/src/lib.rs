@@ -12,6 +12,7 @@ mod error;
 pub mod events;
 mod files;
 mod json_api;
+mod limits;
 mod listener;
 mod mail;
 mod metrics;
@@ -53,6 +54,8 @@ pub struct AppState {
     oidc: Arc<oidc::OidcKeys>,
     disclosure_keys: Arc<disclose::PartnerKeys>,
     http: reqwest::Client,
+    /// Requests in flight per forwarded client address, behind a proxy only (see `limits`).
+    per_client: Option<Arc<listener::PerClient>>,
 }
 
 impl AppState {
@@ -69,6 +72,10 @@ impl AppState {
             .build()?;
         let mailer = mail::Mailer::new(&config.smtp)?;
         let limits = Arc::new(accounts::Limits::new(config.accounts.max_failures, config.accounts.lockout_secs));
+        let per_client = config
+            .client_ip_header
+            .is_some()
+            .then(|| listener::PerClient::new(usize::try_from(config.http.max_connections_per_client).unwrap_or(usize::MAX)));
         Ok(Self {
             db,
             blobs,
@@ -81,6 +88,7 @@ impl AppState {
             oidc: Arc::new(oidc::OidcKeys::new(http.clone())),
             disclosure_keys: Default::default(),
             http,
+            per_client,
         })
     }
 
@@ -166,6 +174,8 @@ pub fn router(state: AppState) -> Router {
         .route("/legacy", post(upload::upload).layer(upload_limit))
         .route("/", get(|| async { Redirect::temporary("/simple/") }).post(upload::upload).layer(upload_limit))
         .fallback(|| async { error::not_found("not found") })
+        .layer(middleware::from_fn_with_state(state.clone(), limits::bound_body))
+        .layer(middleware::from_fn_with_state(state.clone(), limits::cap_per_client))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| error::internal("a handler panicked").into_response()))
         .with_state(state)
@@ -247,8 +257,8 @@ pub async fn serve(
     tokio::spawn(async move { scan.warm_up().await });
     let config = state.config.clone();
     let metrics = state.metrics.clone();
-    // Behind a proxy every connection comes from the proxy: a per-client cap on connections
-    // would cap the proxy.
+    // Behind a proxy every connection comes from the proxy: the per-client cap is applied per
+    // forwarded address, to requests (limits::cap_per_client), not here.
     let cap_per_peer = config.client_ip_header.is_none();
     listener::run(listener, router(state), &config.http, cap_per_peer, metrics, shutdown).await;
     Ok(())

@@ -14,8 +14,9 @@
 //! and is admitted only under two caps: connections in all (`max_connections`, else `503`) and
 //! per client address (`max_connections_per_client`, else `429`), both answered with a minimal
 //! plain-text response and `Connection: close`, never queued. Behind a proxy
-//! (`client_ip_header`), the TCP peer is the proxy, so the per-client cap is not applied to
-//! connections, and the proxy's connections count only against the global cap.
+//! (`client_ip_header`), the TCP peer is the proxy, so the per-client cap is applied per
+//! forwarded address to requests in flight instead ([`crate::limits`]), and the proxy's
+//! connections count only against the global cap.
 //!
 //! The time-outs live in [`Watched`], a wrapper around the socket that knows from the service
 //! whether a request is in flight. hyper's own `header_read_timeout` cannot do this: it also runs
