@@ -8,8 +8,8 @@
 //! - an idle time-out: a keep-alive connection with no request in flight is closed after
 //!   `idle_timeout_secs` without a new request; a response the client stops reading is abandoned
 //!   after the same time;
-//! - a cap on its head ([`MAX_HEAD_BYTES`], `431` above it), which also bounds the read buffer
-//!   a slow client can make the server hold.
+//! - a cap on its head ([`MAX_HEAD_BYTES`], `431` above it), which also bounds what a client
+//!   sending its head slowly makes the server hold.
 //!
 //! and is admitted only under two caps: connections in all (`max_connections`, else `503`) and
 //! per client address (`max_connections_per_client`, else `429`), both answered with a minimal
@@ -50,11 +50,13 @@ use tokio::time::{Instant, Sleep};
 use crate::config::HttpConfig;
 use crate::metrics::Metrics;
 
-/// The largest request line plus headers, in bytes (hyper answers `431` above it). Palisade's
-/// clients send under 2 KiB; nginx's default limit is also 32 KiB. hyper's read buffer is capped
-/// at the same size, which bounds what a client that sends its head slowly makes the server hold
-/// (about twice this: the buffer grows by doubling).
+/// The largest request line plus headers, in bytes (hyper answers `431` above it), so also the
+/// most of a head a client that sends it slowly makes the server hold. Palisade's clients send
+/// under 2 KiB; nginx's default limit is also 32 KiB.
 pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+/// hyper's read buffer. It only grows when reads fill it, so slow clients keep it small; a fast
+/// upload reads in pieces this large (32 KiB pieces cost a tenth of upload throughput).
+const MAX_READ_BUFFER: usize = 256 * 1024;
 /// Refused connections being answered at once; beyond this they are closed without an answer.
 const MAX_REFUSING: usize = 512;
 /// How long a refused connection is kept to deliver its answer before it is closed.
@@ -269,7 +271,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, app: Router, time
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.keep_alive(true).max_buf_size(MAX_HEAD_BYTES).max_header_size(MAX_HEAD_BYTES).header_read_timeout(None);
+    builder.keep_alive(true).max_buf_size(MAX_READ_BUFFER).max_header_size(MAX_HEAD_BYTES).header_read_timeout(None);
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let mut signalled = false;
