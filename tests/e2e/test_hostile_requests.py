@@ -9,6 +9,7 @@ the servers that test them, so that the suite stays fast.
 from __future__ import annotations
 
 import os
+import re
 import select
 import socket
 import threading
@@ -447,7 +448,10 @@ def test_connections_per_address_are_capped(make_server):
             return body
 
         metrics = eventually(a_new_connection_is_served)
-        assert 'palisade_http_refused_total{limit="max_connections_per_client"} 1' in metrics, metrics
+        # At least the fifth connection; a retry above may have been refused too, until the
+        # server noticed the close.
+        counted = re.search(r'^palisade_http_refused_total\{limit="max_connections_per_client"\} (\d+)$', metrics, re.M)
+        assert counted and int(counted.group(1)) >= 1, metrics
     finally:
         for sock in held:
             sock.close()
