@@ -41,7 +41,80 @@ pub struct Config {
     pub oidc: OidcConfig,
     /// Leaked-token reports from secret-scanning partners.
     pub disclosure: DisclosureConfig,
+    /// Connection handling: time-outs and caps against slow and flooding clients.
+    pub http: HttpConfig,
 }
+
+/// Time-outs and caps on connections and request bodies (see docs/security.md, "Hostile
+/// requests"). Body size limits are fixed per route; the upload's is `max_upload_bytes`.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Seconds a client has to send a request line and its headers, counted from the connection's
+    /// start or from the first byte of a later request on it.
+    pub header_timeout_secs: u64,
+    /// Seconds a keep-alive connection may wait, with no request in flight, for the next request;
+    /// also how long a response may wait for a client that stopped reading.
+    pub idle_timeout_secs: u64,
+    /// Seconds a client has to send the whole body of a request other than an upload (uploads have
+    /// a per-chunk idle limit instead).
+    pub body_timeout_secs: u64,
+    /// Open connections at once, in all.
+    pub max_connections: u64,
+    /// Open connections at once from one client address (with `client_ip_header`: requests in
+    /// flight per forwarded address). An IPv6 client counts by its /64.
+    pub max_connections_per_client: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout_secs: 20,
+            idle_timeout_secs: 75,
+            body_timeout_secs: 30,
+            max_connections: 10_000,
+            max_connections_per_client: 256,
+        }
+    }
+}
+
+impl HttpConfig {
+    pub fn header_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.header_timeout_secs)
+    }
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.idle_timeout_secs)
+    }
+    pub fn body_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.body_timeout_secs)
+    }
+
+    fn validate(&self, errors: &mut Vec<String>) {
+        for (key, v) in [
+            ("http.header_timeout_secs", self.header_timeout_secs),
+            ("http.idle_timeout_secs", self.idle_timeout_secs),
+            ("http.body_timeout_secs", self.body_timeout_secs),
+        ] {
+            if !(1..=MAX_HTTP_TIMEOUT_SECS).contains(&v) {
+                errors.push(format!("{key} = {v}: expected 1 to {MAX_HTTP_TIMEOUT_SECS} seconds"));
+            }
+        }
+        if !(1..=MAX_CONNECTIONS).contains(&self.max_connections) {
+            errors.push(format!("http.max_connections = {}: expected 1 to {MAX_CONNECTIONS}", self.max_connections));
+        }
+        if self.max_connections_per_client == 0 || self.max_connections_per_client > self.max_connections.max(1) {
+            errors.push(format!(
+                "http.max_connections_per_client = {}: expected 1 to http.max_connections ({})",
+                self.max_connections_per_client, self.max_connections
+            ));
+        }
+    }
+}
+
+/// An hour: longer time-outs only keep attackers' connections open.
+const MAX_HTTP_TIMEOUT_SECS: u64 = 3600;
+/// More connections than one process can have file descriptors for is a typo.
+const MAX_CONNECTIONS: u64 = 1_000_000;
 
 /// Who may do what with an account.
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
@@ -287,6 +360,7 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             oidc: OidcConfig::default(),
             disclosure: DisclosureConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -344,6 +418,11 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("PALISADE_OIDC_PENDING_PUBLISHER_DAYS", "oidc.pending_publisher_days"),
     ("PALISADE_OIDC_MAX_PENDING_PUBLISHERS", "oidc.max_pending_publishers"),
     ("PALISADE_DISCLOSURE_ENABLED", "disclosure.enabled"),
+    ("PALISADE_HTTP_HEADER_TIMEOUT_SECS", "http.header_timeout_secs"),
+    ("PALISADE_HTTP_IDLE_TIMEOUT_SECS", "http.idle_timeout_secs"),
+    ("PALISADE_HTTP_BODY_TIMEOUT_SECS", "http.body_timeout_secs"),
+    ("PALISADE_HTTP_MAX_CONNECTIONS", "http.max_connections"),
+    ("PALISADE_HTTP_MAX_CONNECTIONS_PER_CLIENT", "http.max_connections_per_client"),
 ];
 
 impl Config {
@@ -498,6 +577,7 @@ impl Config {
                 errors.push(format!("disclosure partner {:?}: needs keys_url or public_keys", p.name));
             }
         }
+        self.http.validate(&mut errors);
         errors
     }
 }
@@ -525,6 +605,7 @@ impl serde::Serialize for Config {
         m.serialize_entry("smtp", &self.smtp)?;
         m.serialize_entry("oidc", &self.oidc)?;
         m.serialize_entry("disclosure", &self.disclosure)?;
+        m.serialize_entry("http", &self.http)?;
         m.end()
     }
 }
@@ -578,6 +659,31 @@ mod tests {
         assert_eq!(err.0.len(), 2, "{err}");
         let err = Config::load("lisen = \"x\"\n", |_| None).unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn http_limits_are_validated() {
+        let c = Config::load("[http]\nheader_timeout_secs = 5\n", |k| {
+            (k == "PALISADE_HTTP_MAX_CONNECTIONS_PER_CLIENT").then(|| "3".to_string())
+        })
+        .unwrap();
+        assert_eq!((c.http.header_timeout_secs, c.http.max_connections_per_client), (5, 3));
+        assert_eq!(c.http.idle_timeout_secs, 75);
+        let check = |toml: &str, expected: &str| {
+            let err = Config::load(toml, |_| None).unwrap_err().to_string();
+            assert!(err.contains(expected), "{toml:?}: {err}");
+        };
+        check("[http]\nheader_timeout_secs = 0\n", "http.header_timeout_secs = 0: expected 1 to 3600 seconds");
+        check("[http]\nidle_timeout_secs = 86400\n", "http.idle_timeout_secs = 86400: expected 1 to 3600 seconds");
+        check("[http]\nbody_timeout_secs = 0\n", "http.body_timeout_secs = 0");
+        check("[http]\nmax_connections = 0\n", "http.max_connections = 0: expected 1 to 1000000");
+        check(
+            "[http]\nmax_connections_per_client = 0\n",
+            "http.max_connections_per_client = 0: expected 1 to http.max_connections (10000)",
+        );
+        check("[http]\nmax_connections = 10\nmax_connections_per_client = 11\n", "max_connections_per_client = 11");
+        let err = Config::load("", |k| (k == "PALISADE_HTTP_IDLE_TIMEOUT_SECS").then(|| "soon".to_string())).unwrap_err();
+        assert!(err.to_string().contains("PALISADE_HTTP_IDLE_TIMEOUT_SECS=\"soon\": expected a whole number"), "{err}");
     }
 
     #[test]

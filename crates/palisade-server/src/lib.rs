@@ -12,6 +12,8 @@ mod error;
 pub mod events;
 mod files;
 mod json_api;
+mod limits;
+mod listener;
 mod mail;
 mod metrics;
 mod negotiate;
@@ -55,6 +57,8 @@ pub struct AppState {
     http: reqwest::Client,
     /// The address `serve` listens on (it may differ from `config.listen`: port 0).
     bound: Arc<std::sync::OnceLock<SocketAddr>>,
+    /// Requests in flight per forwarded client address, behind a proxy only (see `limits`).
+    per_client: Option<Arc<listener::PerClient>>,
 }
 
 impl AppState {
@@ -71,6 +75,10 @@ impl AppState {
             .build()?;
         let mailer = mail::Mailer::new(&config.smtp)?;
         let limits = Arc::new(accounts::Limits::new(&config.accounts));
+        let per_client = config
+            .client_ip_header
+            .is_some()
+            .then(|| listener::PerClient::new(usize::try_from(config.http.max_connections_per_client).unwrap_or(usize::MAX)));
         Ok(Self {
             db,
             blobs,
@@ -84,6 +92,7 @@ impl AppState {
             disclosure_keys: Default::default(),
             http,
             bound: Default::default(),
+            per_client,
         })
     }
 
@@ -159,6 +168,8 @@ pub fn router(state: AppState) -> Router {
         .route("/legacy", post(upload::upload).layer(upload_limit))
         .route("/", get(|| async { Redirect::temporary("/simple/") }).post(upload::upload).layer(upload_limit))
         .fallback(|| async { error::not_found("not found") })
+        .layer(middleware::from_fn_with_state(state.clone(), limits::bound_body))
+        .layer(middleware::from_fn_with_state(state.clone(), limits::cap_per_client))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| error::internal("a handler panicked").into_response()))
         .with_state(state)
@@ -226,6 +237,7 @@ fn method_label(m: &axum::http::Method) -> &'static str {
 }
 
 /// Serves until `shutdown` resolves. Also starts the journal watcher and the orphan sweep.
+/// Connections are handled by [`listener::run`]: header and idle time-outs, connection caps.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
@@ -243,13 +255,12 @@ pub async fn serve(
     tokio::spawn(sweep_orphans(state.clone()));
     let scan = state.scan.clone();
     tokio::spawn(async move { scan.warm_up().await });
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    // Without TCP_NODELAY a response whose body follows its headers in a second write waits for
-    // the client's delayed ACK (~40 ms): every file download would.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    let config = state.config.clone();
+    let metrics = state.metrics.clone();
+    // Behind a proxy every connection comes from the proxy: the per-client cap is applied per
+    // forwarded address, to requests (limits::cap_per_client), not here.
+    let cap_per_peer = config.client_ip_header.is_none();
+    listener::run(listener, router(state), &config.http, cap_per_peer, metrics, shutdown).await;
     Ok(())
 }
 

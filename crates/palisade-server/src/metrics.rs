@@ -21,6 +21,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     uploads: Mutex<BTreeMap<&'static str, u64>>,
+    refused: Mutex<BTreeMap<&'static str, u64>>,
     pub upload_bytes: AtomicU64,
     pub download_bytes: AtomicU64,
     pub cache_hits: AtomicU64,
@@ -49,6 +50,11 @@ impl Metrics {
         }
     }
 
+    /// `limit` is the `[http]` cap that refused a connection or request.
+    pub fn connection_refused(&self, limit: &'static str) {
+        *self.refused.lock().entry(limit).or_default() += 1;
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         out.push_str(
@@ -69,6 +75,12 @@ impl Metrics {
         out.push_str("# HELP palisade_uploads_total Uploads by result.\n# TYPE palisade_uploads_total counter\n");
         for (result, n) in self.uploads.lock().iter() {
             let _ = writeln!(out, "palisade_uploads_total{{result=\"{result}\"}} {n}");
+        }
+        out.push_str(
+            "# HELP palisade_http_refused_total Connections (or, behind a proxy, requests) refused by a cap, by cap.\n# TYPE palisade_http_refused_total counter\n",
+        );
+        for (limit, n) in self.refused.lock().iter() {
+            let _ = writeln!(out, "palisade_http_refused_total{{limit=\"{limit}\"}} {n}");
         }
         for (name, help, v) in [
             ("palisade_upload_bytes_total", "Bytes of accepted uploads.", &self.upload_bytes),
