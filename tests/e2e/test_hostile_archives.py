@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from archive_oracle import PKG_INFO, STAGE2, gz, tar_bytes, zip_bytes
+from archive_oracle import (PKG_INFO, STAGE2, data_in_a_folder, gz, gzip_carrying_a_wheel, pax_and_gnu_names, raw_member, tar_bytes,
+                            undercounted_zip, zip_bytes)
 from support import Server
 
 USER = "archivist"
@@ -162,3 +163,42 @@ def test_links_inside_an_honest_sdist_still_upload(server, token, clients, tmp_p
     code, text = upload(server, token, "honestlink-1.0.tar.gz", data, tmp_path, clients)
     assert code == 0, text
     assert server.get("/pypi/honestlink/json").status_code == 200
+
+
+# Found by the review of the fixes: header-level differentials between the tar crate and tarfile,
+# and between the zip crate and zipfile.
+
+@pytest.mark.parametrize("kind", ["folder", "symlink"])
+def test_setup_py_hidden_as_the_data_of_a_folder_or_link_is_refused(server, token, tmp_path, kind):
+    import tarfile
+    name = f"hidden{kind}"
+    root = f"{name}-1.0"
+    typ = tarfile.DIRTYPE if kind == "folder" else tarfile.SYMTYPE
+    raw = raw_member(f"{root}/PKG-INFO", pkg_info(name)) + raw_member(f"{root}/setup.py", b"print(1)\n")
+    data = gz(raw + data_in_a_folder(root, STAGE2, typ) + b"\0" * 1024)
+    assert_refused(server, upload(server, token, f"{name}-1.0.tar.gz", data, tmp_path), "skip differently")
+    assert_absent(server, name)
+
+
+def test_pax_path_and_gnu_long_name_naming_a_member_twice_is_refused(server, token, tmp_path):
+    root = "paxgnu-1.0"
+    data = gz(raw_member(f"{root}/PKG-INFO", pkg_info("paxgnu")) + pax_and_gnu_names(root, STAGE2) + b"\0" * 1024)
+    assert_refused(server, upload(server, token, "paxgnu-1.0.tar.gz", data, tmp_path), "name the member differently")
+    assert_absent(server, "paxgnu")
+
+
+def test_wheel_whose_end_record_hides_a_pth_member_is_refused(server, token, tmp_path):
+    di = "zcount-1.0.dist-info"
+    data = undercounted_zip([(f"{di}/METADATA", pkg_info("zcount")), (f"{di}/WHEEL", b"Wheel-Version: 1.0\n"), (f"{di}/RECORD", b""),
+                             ("zcount/__init__.py", b""), ("zcount_init.pth", STAGE2)])
+    assert_refused(server, upload(server, token, "zcount-1.0-py3-none-any.whl", data, tmp_path), "end record")
+    assert_absent(server, "zcount")
+
+
+def test_gzip_stream_carrying_a_wheel_is_refused(server, token, tmp_path):
+    di = "polyglot-1.0.dist-info"
+    inner = zip_bytes([(f"{di}/METADATA", pkg_info("polyglot")), (f"{di}/WHEEL", b"Wheel-Version: 1.0\n"), (f"{di}/RECORD", b""),
+                       ("evil.pth", STAGE2)])
+    data = gzip_carrying_a_wheel(inner, "polyglot-1.0")
+    assert_refused(server, upload(server, token, "polyglot-1.0-py3-none-any.whl", data, tmp_path), "zip member header")
+    assert_absent(server, "polyglot")

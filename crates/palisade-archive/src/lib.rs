@@ -11,6 +11,7 @@ use std::path::Path;
 
 use palisade_dist::{DistFilename, DistKind};
 
+mod tarread;
 mod tree;
 mod walk;
 use tree::{Kind, Tree};
@@ -48,7 +49,9 @@ pub enum ArchiveError {
     TooLarge(String, u64),
     #[error("{0} has a compression ratio above {1}:1 (a decompression bomb?)")]
     Ratio(String, u64),
-    #[error("{0} contains a member with an unsafe path {1:?}")]
+    #[error(
+        "{0} contains a member with an unsafe path {1:?} (absolute, climbing with .., with a backslash or control character, or too long to extract)"
+    )]
     UnsafePath(String, String),
     #[error("{0} contains the member {1:?} more than once")]
     Duplicate(String, String),
@@ -85,12 +88,16 @@ pub fn read_core_metadata(path: &Path, filename: &DistFilename, display: &str, l
 }
 
 /// Whether a member name is safe to extract below a root: relative, no `..`, no backslashes or
-/// drive letters, no NUL or other control characters.
+/// drive letters, no NUL or other control characters, and short enough to create (at most 4096
+/// bytes, 255 per component, as Linux allows).
 pub fn is_safe_member_path(name: &str) -> bool {
     if name.is_empty() || name.starts_with('/') || name.contains('\\') || name.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return false;
     }
     if name.len() >= 2 && name.as_bytes()[1] == b':' {
+        return false;
+    }
+    if name.len() > tarread::MAX_NAME_BYTES as usize || name.split('/').any(|c| c.len() > 255) {
         return false;
     }
     !name.split('/').any(|c| c == "..")
@@ -105,7 +112,17 @@ fn read_wheel(
     limits: &Limits,
 ) -> Result<Vec<u8>, ArchiveError> {
     let zerr = |e: zip::result::ZipError| ArchiveError::Zip(display.to_string(), e.to_string());
+    // pip opens a wheel from its end; other tools stream it from its first byte. Both must find
+    // the same zip: no other format in front, no data before the archive.
+    let mut magic = [0u8; 4];
+    raw.read_exact(&mut magic).map_err(|e| ArchiveError::Io(display.to_string(), e))?;
+    if &magic != b"PK\x03\x04" {
+        return Err(ArchiveError::Zip(display.to_string(), "a wheel must start with a zip member header".into()));
+    }
     let mut zip = zip::ZipArchive::new(io::BufReader::new(file)).map_err(zerr)?;
+    if zip.offset() != 0 {
+        return Err(ArchiveError::Zip(display.to_string(), "data before the zip archive".into()));
+    }
     if zip.len() as u64 > limits.max_entries {
         return Err(ArchiveError::TooManyEntries(display.to_string(), limits.max_entries));
     }
@@ -117,8 +134,10 @@ fn read_wheel(
     let mut tree = Tree::new();
     let mut total: u64 = 0;
     let mut dist_infos: Vec<String> = Vec::new();
+    let mut starts = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
         let entry = zip.by_index_raw(i).map_err(zerr)?;
+        starts.push(entry.central_header_start());
         let reader_name = entry.name_raw().to_vec();
         let (header_start, central_start) = (entry.header_start(), entry.central_header_start());
         let is_symlink = entry.is_symlink();
@@ -156,6 +175,8 @@ fn read_wheel(
             dist_infos.push(top.to_string());
         }
     }
+    walk::central_directory_agrees(&mut raw, zip.central_directory_start(), &mut starts)
+        .map_err(|e| ArchiveError::Zip(display.to_string(), e))?;
     check_totals(display, total, compressed, limits)?;
     let dist_info = match dist_infos.as_slice() {
         [one] => one.clone(),
@@ -202,7 +223,11 @@ fn read_sdist(
     let ambiguous = |a: Anomaly| ArchiveError::Ambiguous(display.to_string(), a.to_string());
     // Every gzip member, as tarfile and GNU tar read them: a reader that stops after the first
     // would see another archive than the one installed.
-    let gz = flate2::read::MultiGzDecoder::new(io::BufReader::new(file));
+    let mut file = io::BufReader::new(file);
+    if !io::BufRead::fill_buf(&mut file).map_err(terr)?.starts_with(&[0x1f, 0x8b]) {
+        return Err(ArchiveError::Tar(display.to_string(), "not gzip-compressed".into()));
+    }
+    let gz = flate2::read::MultiGzDecoder::new(file);
     let mut archive = tar::Archive::new(gz);
     let mut count: u64 = 0;
     let mut total: u64 = 0;
@@ -210,19 +235,24 @@ fn read_sdist(
     let mut pkg_info: Option<Vec<u8>> = None;
     let mut tree = Tree::new();
     let mut repeats = Vec::new();
-    for (index, entry) in archive.entries().map_err(terr)?.enumerate() {
+    let mut ext = tarread::Extensions::default();
+    for (index, entry) in archive.entries().map_err(terr)?.raw(true).enumerate() {
         let mut entry = entry.map_err(terr)?;
-        if let Some(reason) = walk::pax_problem(&mut entry) {
-            let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            return Err(ambiguous(Anomaly::PaxHeader { path, reason }));
-        }
-        let Some(kind) = walk::tar_kind(&entry) else { continue };
         count += 1;
         if count > limits.max_entries {
             return Err(ArchiveError::TooManyEntries(display.to_string(), limits.max_entries));
         }
-        let raw = entry.path_bytes();
-        let name = String::from_utf8(raw.to_vec())
+        let names = match ext.step(&mut entry) {
+            Ok(tarread::Step::Extension) => continue,
+            Ok(tarread::Step::Member(names)) => names,
+            Err(reason) => {
+                let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                return Err(ambiguous(Anomaly::TarHeader { path, reason }));
+            }
+        };
+        let kind = walk::tar_kind(entry.header().entry_type(), &names.link);
+        let raw = names.path;
+        let name = String::from_utf8(raw.clone())
             .map_err(|_| ArchiveError::UnsafePath(display.to_string(), String::from_utf8_lossy(&raw).into_owned()))?;
         let old_dir = entry.header().as_bytes()[156] == 0 && name.ends_with('/');
         let kind = if old_dir { Kind::Dir } else { kind.map_err(|()| ArchiveError::SpecialMember(display.to_string(), name.clone()))? };
@@ -272,9 +302,13 @@ fn read_sdist(
             }
         }
     }
+    if ext.dangling() {
+        return Err(ambiguous(Anomaly::TarHeader { path: String::new(), reason: "extension headers with no member after them".into() }));
+    }
     // After the end marker only zero padding may follow: anything else is an archive that
     // extractors never read (and the gzip trailers are checked on the way).
-    let budget = limits.max_total_uncompressed.saturating_sub(total);
+    let ratio_cap = limits.ratio_floor.max(compressed.saturating_mul(limits.max_ratio));
+    let budget = limits.max_total_uncompressed.min(ratio_cap).saturating_sub(total);
     let (found, trailing) = walk::trailing_data(archive.into_inner(), budget).map_err(terr)?;
     if found {
         return Err(ArchiveError::Ambiguous(display.to_string(), Anomaly::TrailingData { path: String::new() }.to_string()));
@@ -314,7 +348,7 @@ fn member_digests(path: &Path, wanted: std::collections::HashSet<usize>) -> io::
     let mut archive = tar::Archive::new(gz);
     let mut out = std::collections::HashMap::new();
     let last = wanted.iter().copied().max().unwrap_or(0);
-    for (index, entry) in archive.entries()?.enumerate() {
+    for (index, entry) in archive.entries()?.raw(true).enumerate() {
         if index > last {
             break;
         }

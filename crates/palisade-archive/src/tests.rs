@@ -373,3 +373,75 @@ fn sdist_file_stated_twice_with_the_same_bytes_is_one_file() {
     );
     refused(read_bytes(&data, SDIST), "more than once");
 }
+
+/// One raw ustar header (and its data, padded), with `size` free to disagree with the data.
+fn raw_member(name: &str, kind: tar::EntryType, size: u64, data: &[u8], link: &str) -> Vec<u8> {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(name).unwrap();
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(0o644);
+    if !link.is_empty() {
+        h.set_link_name(link).unwrap();
+    }
+    h.set_cksum();
+    let mut out = h.as_bytes().to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
+fn gz_bytes(raw: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(raw).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn sdist_folder_or_link_carrying_a_member_as_data_is_refused() {
+    let hidden = raw_member("demo-1.0/setup.py", tar::EntryType::Regular, 13, b"exec(payload)", "");
+    for (kind, link) in [(tar::EntryType::Directory, ""), (tar::EntryType::Symlink, "PKG-INFO")] {
+        let mut raw = raw_member("demo-1.0/PKG-INFO", tar::EntryType::Regular, META.len() as u64, META, "");
+        raw.extend(raw_member("demo-1.0/docs", kind, hidden.len() as u64, &[], link));
+        raw.extend(&hidden);
+        raw.extend([0u8; 1024]);
+        refused(read_bytes(&gz_bytes(&raw), SDIST), "bytes of data, which tar readers skip differently");
+    }
+}
+
+#[test]
+fn sdist_gnu_long_name_over_4096_bytes_is_refused_before_it_is_read() {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::GNULongName);
+    h.set_size(256 << 20);
+    h.set_cksum();
+    let mut raw = raw_member("demo-1.0/PKG-INFO", tar::EntryType::Regular, META.len() as u64, META, "");
+    raw.extend(h.as_bytes());
+    raw.extend(vec![b'a'; 1 << 20]);
+    refused(read_bytes(&gz_bytes(&raw), SDIST), "GNU long name of 268435456 bytes");
+}
+
+#[test]
+fn wheel_whose_end_record_undercounts_its_members_is_refused() {
+    let f = wheel(&[
+        ("demo/__init__.py", b""),
+        ("demo-1.0.dist-info/METADATA", META),
+        ("demo-1.0.dist-info/WHEEL", b"x"),
+        ("demo-1.0.dist-info/RECORD", b""),
+        ("zcount.pth", b"import os"),
+    ]);
+    let mut bytes = std::fs::read(f.path()).unwrap();
+    let e = bytes.windows(4).rposition(|w| w == b"PK\x05\x06").unwrap();
+    let n = u16::from_le_bytes([bytes[e + 10], bytes[e + 11]]) - 1;
+    bytes[e + 8..e + 10].copy_from_slice(&n.to_le_bytes());
+    bytes[e + 10..e + 12].copy_from_slice(&n.to_le_bytes());
+    refused(read_bytes(&bytes, WHL), "more members than its end record counts");
+}
+
+#[test]
+fn wheel_that_is_not_a_zip_from_its_first_byte_is_refused() {
+    let f = wheel(&[("demo-1.0.dist-info/METADATA", META), ("demo-1.0.dist-info/WHEEL", b"x"), ("demo-1.0.dist-info/RECORD", b"")]);
+    let mut bytes = b"\x1f\x8b\x08\x00 a gzip stream in front".to_vec();
+    bytes.extend(std::fs::read(f.path()).unwrap());
+    refused(read_bytes(&bytes, WHL), "must start with a zip member header");
+}

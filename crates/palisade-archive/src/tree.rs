@@ -25,6 +25,11 @@ use crate::walk::Anomaly;
 
 /// The most symlinks one path resolution may follow, as Linux's `ELOOP` limit.
 const MAX_HOPS: usize = 40;
+/// The most path components one resolution walks, links expanded (a link of `a/../` repeated
+/// would otherwise cost time quadratic in its length).
+const MAX_STEPS: usize = 4096;
+/// Memory for the paths of the model: a deep path stores each of its folders.
+const MAX_PATH_BYTES: usize = 64 << 20;
 
 /// What a member is, as the extractor will create it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +72,8 @@ pub struct Tree {
     /// Paths of files and links by their ASCII-lowercase form.
     folded: HashMap<String, String>,
     links: usize,
+    /// Bytes of paths stored (see [`MAX_PATH_BYTES`]).
+    bytes: usize,
 }
 
 /// Normalizes a member name as extractors join it to the destination: empty and `.` components
@@ -115,6 +122,14 @@ impl Tree {
         Self::default()
     }
 
+    fn grow(&mut self, n: usize) -> Result<(), Anomaly> {
+        self.bytes += n;
+        if self.bytes > MAX_PATH_BYTES {
+            return Err(Anomaly::TooManyPaths { limit: MAX_PATH_BYTES as u64 });
+        }
+        Ok(())
+    }
+
     /// Whether `path` is a regular file (or a hard link to one).
     pub fn is_file(&self, path: &str) -> bool {
         matches!(self.nodes.get(path), Some(Node::File { .. }))
@@ -138,6 +153,7 @@ impl Tree {
             }
             self.folded.insert(folded, path.to_string());
         }
+        self.grow(2 * path.len())?;
         // Every folder above the member must be a folder: not a file (the extraction fails or
         // depends on the order), and not a symlink (the member would be written through it).
         let mut end = 0;
@@ -150,6 +166,7 @@ impl Tree {
                     return Err(Anomaly::ThroughLink { path: display.to_string(), link: format!("{parent} -> {target}") });
                 }
                 None => {
+                    self.grow(parent.len())?;
                     self.nodes.insert(parent.to_string(), Node::Dir);
                 }
             }
@@ -215,26 +232,38 @@ impl Tree {
     /// kernel opens: every component before the last must be an existing folder, or the path
     /// leads nowhere.
     fn resolve(&self, path: &str, follow_last: bool, mode: Mode) -> Resolved {
-        let mut pending: Vec<String> = path.split('/').rev().map(str::to_string).collect();
-        let mut stack: Vec<String> = Vec::new();
-        let mut hops = 0;
+        let meaningful = |c: &str| !c.is_empty() && c != ".";
+        let mut pending: Vec<&str> = path.split('/').rev().collect();
+        let mut left = pending.iter().filter(|c| meaningful(c)).count();
+        // The physical path so far, and where each of its components starts.
+        let mut here = String::new();
+        let mut starts: Vec<usize> = Vec::new();
+        let (mut hops, mut steps) = (0, 0);
         while let Some(c) = pending.pop() {
-            match c.as_str() {
-                "" | "." => continue,
-                ".." => {
-                    if stack.pop().is_none() {
-                        return Resolved::Outside;
-                    }
-                    continue;
-                }
-                _ => {}
+            if !meaningful(c) {
+                continue;
             }
-            stack.push(c);
-            let is_last = pending.iter().all(|p| p.is_empty() || p == ".");
+            left -= 1;
+            steps += 1;
+            if steps > MAX_STEPS {
+                return Resolved::Loop;
+            }
+            if c == ".." {
+                match starts.pop() {
+                    Some(at) => here.truncate(at.saturating_sub(1)),
+                    None => return Resolved::Outside,
+                }
+                continue;
+            }
+            starts.push(if here.is_empty() { 0 } else { here.len() + 1 });
+            if !here.is_empty() {
+                here.push('/');
+            }
+            here.push_str(c);
+            let is_last = left == 0;
             if is_last && !follow_last {
                 continue;
             }
-            let here = stack.join("/");
             match self.nodes.get(&here) {
                 Some(Node::Symlink { target }) => {
                     hops += 1;
@@ -244,15 +273,21 @@ impl Tree {
                     if target.starts_with('/') {
                         return Resolved::Outside;
                     }
-                    stack.pop();
-                    pending.extend(target.split('/').rev().map(str::to_string));
+                    let at = starts.pop().unwrap_or(0);
+                    here.truncate(at.saturating_sub(1));
+                    for t in target.split('/').rev() {
+                        if meaningful(t) {
+                            left += 1;
+                        }
+                        pending.push(t);
+                    }
                 }
                 Some(Node::Dir) => {}
                 _ if mode == Mode::Strict && !is_last => return Resolved::Nowhere,
                 _ => {}
             }
         }
-        Resolved::Inside(stack.join("/"))
+        Resolved::Inside(here)
     }
 
     /// Checks every symlink against the finished tree (a later member can change where an
@@ -518,6 +553,31 @@ mod tests {
         // Folders may differ in case; the files in them are compared by their whole path.
         assert_eq!(aliases(&[("p/Docs/a.txt", Kind::File), ("p/docs/b.txt", Kind::File)]), Ok(vec![]));
         assert_eq!(aliases(&[("p/Docs/a.txt", Kind::File), ("p/docs/A.txt", Kind::File)]), Err("archive-case-collision"));
+    }
+
+    #[test]
+    fn long_link_targets_resolve_in_linear_time() {
+        // `a/../` 30,000 times: each step used to rescan and rejoin the whole path.
+        let target = "a/../".repeat(30_000);
+        let started = std::time::Instant::now();
+        assert_eq!(aliases(&[("p/a/x", Kind::File), ("p/l", Kind::Symlink(target))]), Err("archive-link-loop"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn deep_paths_are_bounded_in_memory() {
+        let mut t = Tree::new();
+        let deep = "a/".repeat(2000);
+        let mut refused = false;
+        for i in 0..10_000 {
+            if let Err(a) = t.insert(&format!("{i}/{deep}x"), Kind::File, i, "x") {
+                assert_eq!(a.id(), "archive-too-many-paths");
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused);
+        assert!(t.bytes <= MAX_PATH_BYTES + 2 * 4096 * 2001);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use crate::tarread::{Extensions, Step};
 use crate::tree::{Alias, Kind, Tree, normalize};
 use crate::{escapes_root, is_safe_member_path};
 
@@ -120,8 +121,8 @@ pub enum Anomaly {
     SpecialFile {
         path: String,
     },
-    /// Pax records that tar readers apply differently.
-    PaxHeader {
+    /// A tar header that tar readers read differently (extension headers, sizes, prefixes).
+    TarHeader {
         path: String,
         reason: String,
     },
@@ -150,6 +151,11 @@ pub enum Anomaly {
         path: String,
     },
     TooManyEntries {
+        limit: u64,
+    },
+    /// The paths of the archive (each folder of a deep path counted) take more memory than the
+    /// model allows.
+    TooManyPaths {
         limit: u64,
     },
     TooLarge {
@@ -182,7 +188,7 @@ impl Anomaly {
             Anomaly::BrokenHardlink { .. } => "archive-broken-hardlink",
             Anomaly::ThroughLink { .. } => "archive-through-link",
             Anomaly::SpecialFile { .. } => "archive-special-file",
-            Anomaly::PaxHeader { .. } => "archive-pax-header",
+            Anomaly::TarHeader { .. } => "archive-tar-header",
             Anomaly::Duplicate { .. } => "archive-duplicate-member",
             Anomaly::CaseCollision { .. } => "archive-case-collision",
             Anomaly::HeaderMismatch { .. } => "archive-zip-header-mismatch",
@@ -190,6 +196,7 @@ impl Anomaly {
             Anomaly::FormatMismatch { .. } => "archive-format-mismatch",
             Anomaly::TrailingData { .. } => "archive-trailing-data",
             Anomaly::TooManyEntries { .. } => "archive-too-many-members",
+            Anomaly::TooManyPaths { .. } => "archive-too-many-paths",
             Anomaly::TooLarge { .. } => "archive-too-large",
             Anomaly::Bomb { .. } => "archive-bomb",
             Anomaly::TooDeep { .. } => "archive-nested-too-deep",
@@ -208,7 +215,7 @@ impl Anomaly {
             | Anomaly::BrokenHardlink { path, .. }
             | Anomaly::ThroughLink { path, .. }
             | Anomaly::SpecialFile { path }
-            | Anomaly::PaxHeader { path, .. }
+            | Anomaly::TarHeader { path, .. }
             | Anomaly::Duplicate { path }
             | Anomaly::CaseCollision { path, .. }
             | Anomaly::HeaderMismatch { path, .. }
@@ -227,7 +234,10 @@ impl fmt::Display for Anomaly {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Anomaly::UnsafePath { path } => {
-                write!(f, "member {path:?} has an absolute or parent-relative path that would escape the extraction folder")
+                write!(
+                    f,
+                    "member {path:?} has a path that would escape the extraction folder or cannot be extracted (absolute, `..`, backslashes, control characters, too long)"
+                )
             }
             Anomaly::LinkOutside { path, target } => write!(f, "link {path:?} points outside the archive ({target:?})"),
             Anomaly::Link { path, target } => write!(f, "member {path:?} is a link to {target:?}"),
@@ -243,7 +253,7 @@ impl fmt::Display for Anomaly {
             Anomaly::SpecialFile { path } => {
                 write!(f, "member {path:?} is a device, FIFO, sparse file or other special member that installers do not agree on")
             }
-            Anomaly::PaxHeader { path, reason } => write!(f, "member {path:?}: {reason}"),
+            Anomaly::TarHeader { path, reason } => write!(f, "member {path:?}: {reason}"),
             Anomaly::Duplicate { path } => {
                 write!(f, "member {path:?} appears more than once (or below a file); extractors disagree on which copy wins")
             }
@@ -261,6 +271,7 @@ impl fmt::Display for Anomaly {
                 if path.is_empty() { "the archive" } else { path }
             ),
             Anomaly::TooManyEntries { limit } => write!(f, "the archive has more than {limit} members; the rest was not inspected"),
+            Anomaly::TooManyPaths { limit } => write!(f, "the archive's paths take more than {limit} bytes; the rest was not inspected"),
             Anomaly::TooLarge { limit } => write!(f, "the archive expands to more than {limit} bytes; the rest was not inspected"),
             Anomaly::Bomb { path, ratio } => write!(f, "{path:?} expands {ratio}x: a decompression bomb"),
             Anomaly::TooDeep { path } => write!(f, "archive {path:?} is nested too deep to inspect"),
@@ -376,7 +387,9 @@ pub fn walk_bytes(data: &[u8], name: &str, limits: &WalkLimits, visit: &mut dyn 
 fn check_claim(walk: &mut Walk, name: &str, actual: Format) {
     let claimed = Format::from_name(name);
     if claimed != Format::Unknown && actual != Format::Unknown && claimed != actual {
-        walk.anomalies.push(Anomaly::FormatMismatch { claimed, actual });
+        // An installer opens the file by its name's format: a scanner reading another format
+        // reads another archive (a gzip stream can carry a whole wheel as its payload).
+        walk.fail(Anomaly::FormatMismatch { claimed, actual });
     }
 }
 
@@ -435,47 +448,18 @@ pub(crate) fn trailing_data(mut rest: impl Read, budget: u64) -> io::Result<(boo
     }
 }
 
-/// How a tar entry's type maps onto what extraction creates; `None` for a pax global header
-/// (see [`pax_problem`]). Sparse files and extension headers the tar reader did not take as
-/// such (Python's tarfile would) are refused with the special files.
-pub(crate) fn tar_kind<R: Read>(entry: &tar::Entry<'_, R>) -> Option<Result<Kind, ()>> {
+/// How a tar member's type maps onto what extraction creates, `link` being its link target.
+/// Sparse files and every other type are refused with the special files.
+pub(crate) fn tar_kind(kind: tar::EntryType, link: &[u8]) -> Result<Kind, ()> {
     use tar::EntryType as T;
-    let link = || entry.link_name_bytes().map(|t| String::from_utf8_lossy(&t).into_owned()).unwrap_or_default();
-    Some(match entry.header().entry_type() {
-        T::XGlobalHeader => return None,
+    let link = || String::from_utf8_lossy(link).into_owned();
+    match kind {
         T::Directory => Ok(Kind::Dir),
         T::Regular | T::Continuous => Ok(Kind::File),
         T::Symlink => Ok(Kind::Symlink(link())),
         T::Link => Ok(Kind::Hardlink(link())),
         _ => Err(()),
-    })
-}
-
-/// What is wrong with an entry's pax records, if anything: a key stated twice (readers differ
-/// on which wins), sparse-file records (Python takes the name from them), or a global header
-/// that renames or resizes every member after it (Python applies it, the tar reader does not).
-pub(crate) fn pax_problem<R: Read>(entry: &mut tar::Entry<'_, R>) -> Option<String> {
-    let global = entry.header().entry_type() == tar::EntryType::XGlobalHeader;
-    let records = match entry.pax_extensions() {
-        Ok(Some(r)) => r,
-        Ok(None) => return None,
-        Err(e) => return Some(format!("unreadable pax header: {e}")),
-    };
-    let mut seen = std::collections::HashSet::new();
-    for record in records {
-        let Ok(record) = record else { return Some("malformed pax record".into()) };
-        let key = String::from_utf8_lossy(record.key_bytes()).into_owned();
-        if key.starts_with("GNU.sparse") {
-            return Some(format!("pax record {key:?} describes a sparse file, which distributions do not have"));
-        }
-        if global && matches!(key.as_str(), "path" | "linkpath" | "size") {
-            return Some(format!("a pax global header sets {key:?} for every member after it; tar readers disagree on applying it"));
-        }
-        if !seen.insert(key.clone()) {
-            return Some(format!("pax record {key:?} appears twice; tar readers disagree on which wins"));
-        }
     }
-    None
 }
 
 struct Ctx<'a, 'v> {
@@ -628,6 +612,12 @@ impl Ctx<'_, '_> {
                 return;
             }
         };
+        if zip.offset() != 0 {
+            // Readers that stream from the first byte see something else than readers that
+            // start from the end (pip's zipfile accepts the offset; others do not).
+            self.walk.ambiguous(Anomaly::Unreadable { path: container.clone(), reason: "data before the zip archive".into() }, depth);
+        }
+        let mut starts = Vec::with_capacity(zip.len());
         if zip.has_duplicate_names() {
             // The reader keeps one copy per name; the others are never seen.
             self.walk.ambiguous(Anomaly::Duplicate { path: format!("{prefix}(a name in the central directory)") }, depth);
@@ -644,6 +634,7 @@ impl Ctx<'_, '_> {
                     continue;
                 }
             };
+            starts.push(central_start);
             let Some((central, utf8)) = central_header_name(&mut raw, central_start) else {
                 self.walk.fail(Anomaly::Unreadable { path: format!("{prefix}#{i}"), reason: "its central header cannot be read".into() });
                 continue;
@@ -731,6 +722,12 @@ impl Ctx<'_, '_> {
                 self.deliver(&format!("{prefix}{other}"), &data, size, truncated, depth);
             }
         }
+        if zip.offset() == 0
+            && starts.len() == zip.len()
+            && let Err(reason) = central_directory_agrees(&mut raw, zip.central_directory_start(), &mut starts)
+        {
+            self.walk.ambiguous(Anomaly::Unreadable { path: container, reason }, depth);
+        }
     }
 
     fn walk_tar(&mut self, source: Source<'_>, format: Format, prefix: &str, depth: u8) {
@@ -787,7 +784,8 @@ impl Ctx<'_, '_> {
                 return false;
             }
         };
-        for (index, entry) in entries.enumerate() {
+        let mut ext = Extensions::default();
+        for (index, entry) in entries.raw(true).enumerate() {
             let mut entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
@@ -795,16 +793,29 @@ impl Ctx<'_, '_> {
                     return false;
                 }
             };
-            if let Some(reason) = pax_problem(&mut entry) {
-                let shown = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-                self.walk.ambiguous(Anomaly::PaxHeader { path: format!("{prefix}{shown}"), reason }, depth);
+            // Data the tar reader skips is still decompressed: it counts against the limits.
+            let declared = entry.header().entry_size().unwrap_or(u64::MAX);
+            let regular = matches!(entry.header().entry_type(), tar::EntryType::Regular | tar::EntryType::Continuous);
+            if !regular && !self.account(declared, &container) {
+                return false;
             }
-            let Some(kind) = tar_kind(&entry) else { continue };
+            let names = match ext.step(&mut entry) {
+                Ok(Step::Extension) => continue,
+                Ok(Step::Member(names)) => names,
+                Err(reason) => {
+                    let shown = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                    self.walk.ambiguous(Anomaly::TarHeader { path: format!("{prefix}{shown}"), reason }, depth);
+                    if regular && !self.account(declared, &container) {
+                        return false;
+                    }
+                    continue;
+                }
+            };
+            let kind = tar_kind(entry.header().entry_type(), &names.link);
             if let Budget::Stop = self.count_entry() {
                 return false;
             }
-            let raw = entry.path_bytes().into_owned();
-            let name = decode_name(self.walk, &raw, prefix, depth);
+            let name = decode_name(self.walk, &names.path, prefix, depth);
             // An old-style (type NUL) file whose name ends in '/' is a folder to every reader; any
             // other file named like a folder cannot be extracted.
             let old_dir = entry.header().as_bytes()[156] == 0 && name.ends_with('/');
@@ -846,6 +857,10 @@ impl Ctx<'_, '_> {
                 self.deliver(&full, &data, size, truncated, depth);
             }
         }
+        if ext.dangling() {
+            let reason = "extension headers with no member after them".to_string();
+            self.walk.ambiguous(Anomaly::TarHeader { path: container, reason }, depth);
+        }
         true
     }
 
@@ -869,7 +884,7 @@ impl Ctx<'_, '_> {
         };
         let mut archive = tar::Archive::new(stream);
         let Ok(entries) = archive.entries() else { return };
-        for (index, entry) in entries.enumerate() {
+        for (index, entry) in entries.raw(true).enumerate() {
             if index > last {
                 break;
             }
@@ -977,6 +992,31 @@ pub(crate) fn central_header_name<R: Read + Seek + ?Sized>(reader: &mut R, offse
     let mut name = vec![0u8; name_len];
     reader.read_exact(&mut name).ok()?;
     Some((name, flags & 0x800 != 0))
+}
+
+/// Checks that the central directory holds exactly the members the zip reader listed (their
+/// central headers at `starts`), back to back from `cd_start`, and nothing after them. Python's
+/// zipfile reads headers for the directory's whole size; the zip reader reads as many as the end
+/// record counts, so a count one short hides the last member from it.
+pub(crate) fn central_directory_agrees<R: Read + Seek + ?Sized>(reader: &mut R, cd_start: u64, starts: &mut [u64]) -> Result<(), String> {
+    starts.sort_unstable();
+    let mut next = cd_start;
+    for &start in starts.iter() {
+        if start != next {
+            return Err(format!("central directory headers are not back to back (one at {start}, expected {next})"));
+        }
+        reader.seek(SeekFrom::Start(start)).map_err(|e| e.to_string())?;
+        let mut fixed = [0u8; 46];
+        reader.read_exact(&mut fixed).map_err(|e| e.to_string())?;
+        let len = |at: usize| u64::from(u16::from_le_bytes([fixed[at], fixed[at + 1]]));
+        next = start + 46 + len(28) + len(30) + len(32);
+    }
+    reader.seek(SeekFrom::Start(next)).map_err(|e| e.to_string())?;
+    let mut sig = [0u8; 4];
+    if reader.read_exact(&mut sig).is_ok() && &sig == b"PK\x01\x02" {
+        return Err("the central directory holds more members than its end record counts; zip readers disagree on the rest".into());
+    }
+    Ok(())
 }
 
 /// Code page 437, the zip format's default name encoding, from 0x80 up.

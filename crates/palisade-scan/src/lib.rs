@@ -17,6 +17,7 @@
 //!
 //! The verdict comes from the score through thresholds in [`ScanConfig`].
 
+mod backend;
 mod context;
 pub mod format;
 mod metadata;
@@ -274,6 +275,7 @@ impl Scanner {
         acc.parse_callers(&self.reuse);
         let py_files = std::mem::take(&mut acc.py_files);
         acc.findings.extend(package::findings(&py_files, acc.is_sdist));
+        backend::reweigh(&mut acc.findings, &acc.backend);
         let meta = acc.metadata.take();
         acc.findings.extend(metadata::check(meta.as_ref(), &acc.filename, &self.typo, hosted, &acc.findings));
         let mut report = Report::new(acc.filename, acc.findings, &self.config.thresholds, walk.complete);
@@ -340,6 +342,8 @@ struct Accumulator {
     later: Vec<(usize, Vec<u8>)>,
     /// Bytes reserved so far for [`Accumulator::later`] (see [`MAX_LATER_BYTES`]).
     later_reserved: usize,
+    /// The sdist's in-tree build backend, from its `pyproject.toml` (see [`backend`]).
+    backend: Vec<String>,
 }
 
 impl Accumulator {
@@ -365,6 +369,7 @@ impl Accumulator {
             test_sinks: Vec::new(),
             later: Vec::new(),
             later_reserved: 0,
+            backend: Vec::new(),
         }
     }
 
@@ -375,6 +380,9 @@ impl Accumulator {
         let ctx = context::classify(path, self.is_sdist);
         if metadata::is_metadata_file(path) && self.metadata.is_none() {
             self.metadata = metadata::parse(data);
+        }
+        if backend::is_pyproject(path, self.is_sdist) && data.len() <= backend::MAX_PYPROJECT_BYTES {
+            self.backend = backend::backend_paths(path, data);
         }
         // Tests and documentation weigh a fifth of runtime code, and large packages carry huge
         // test suites: past a budget their files get the rules and text checks, not the parse.

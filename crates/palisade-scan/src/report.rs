@@ -181,9 +181,9 @@ pub fn anomaly_finding(a: &Anomaly) -> Finding {
         | LinkLoop { .. }
         | BrokenHardlink { .. }
         | TrailingData { .. }
-        | PaxHeader { .. } => Severity::High,
+        | TarHeader { .. } => Severity::High,
         SpecialFile { .. } | UndecodableName { .. } | Encrypted { .. } | TooDeep { .. } => Severity::Medium,
-        TooManyEntries { .. } | TooLarge { .. } | Unreadable { .. } => Severity::Medium,
+        TooManyEntries { .. } | TooManyPaths { .. } | TooLarge { .. } | Unreadable { .. } => Severity::Medium,
         // Content that disguises its format is an evasion technique, not an accident.
         FormatMismatch { .. } => Severity::High,
         Link { .. } => Severity::Low,
@@ -199,7 +199,7 @@ pub fn anomaly_finding(a: &Anomaly) -> Finding {
                 | BrokenHardlink { .. }
                 | ThroughLink { .. }
                 | SpecialFile { .. }
-                | PaxHeader { .. }
+                | TarHeader { .. }
                 | Duplicate { .. }
                 | CaseCollision { .. }
                 | HeaderMismatch { .. }

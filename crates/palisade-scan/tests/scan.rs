@@ -503,3 +503,15 @@ fn pth_payload_named_otherwise_in_the_central_directory_is_not_clean() {
     assert_ne!(r.verdict, Verdict::Clean, "{:#?}", r.findings);
     assert!(r.findings.iter().any(|f| f.path == "zzzzzzzzzzzz_hidden00.pth"), "{:#?}", r.findings);
 }
+
+#[test]
+fn in_tree_build_backend_under_tests_weighs_as_install_time_code() {
+    let pyproject = "[build-system]\nrequires = []\nbuild-backend = \"helpers\"\nbackend-path = [\"tests\"]\n";
+    let data = sdist("demo_tool-1.0.tar.gz", &[("pyproject.toml", pyproject), ("tests/helpers.py", STAGE2)]);
+    let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+    assert_eq!(r.verdict, Verdict::Malicious, "{:#?}", r.findings);
+    // The same file without the pyproject that makes pip import it is test code.
+    let data = sdist("demo_tool-1.0.tar.gz", &[("tests/helpers.py", STAGE2)]);
+    let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+    assert_ne!(r.verdict, Verdict::Malicious, "{:#?}", r.findings);
+}

@@ -141,7 +141,7 @@ pub async fn add_publisher(
         anyhow::bail!("an identical trusted publisher (id {id}) is already registered for {:?}", name.normalized());
     }
     let id = match db.project(name.normalized()).await? {
-        Some(p) => db.add_publisher(Some(p.id), None, &issuer, &spec_json, None, None).await?,
+        Some(p) => db.add_publisher(Some(p.id), None, &issuer, &spec_json, None, None, None).await?,
         None => {
             let owner = pending_owner.ok_or_else(|| {
                 anyhow::anyhow!(
@@ -153,7 +153,7 @@ pub async fn add_publisher(
             let taken = db.publishers(Some(name.normalized())).await?.iter().any(|pb| pb.pending && pb.created_by != Some(owner.id));
             anyhow::ensure!(!taken, "another user has a pending publisher for {:?}", name.normalized());
             let expires = crate::publishers::pending_expiry(&config.oidc);
-            db.add_publisher(None, Some(name.normalized()), &issuer, &spec_json, Some(owner.id), Some(expires)).await?
+            db.add_publisher(None, Some(name.normalized()), &issuer, &spec_json, Some(owner.id), Some(expires), None).await?
         }
     };
     let p = db.publisher(id).await?.ok_or_else(|| anyhow::anyhow!("publisher {id} vanished"))?;

@@ -67,6 +67,12 @@ impl From<palisade_store::StoreError> for ApiError {
         match e {
             palisade_store::StoreError::NotFound(what) => not_found(format!("{what} not found")),
             palisade_store::StoreError::Exists(what) => ApiError::new(StatusCode::CONFLICT, format!("{what} already exists")),
+            // A rule the store checked inside its transaction (the caller usually checked it
+            // first, for a better message; the store's check is what makes it hold under races).
+            palisade_store::StoreError::Conflict(msg) => match msg.strip_prefix("forbidden: ") {
+                Some(m) => forbidden(m.to_string()),
+                None => bad_request(msg),
+            },
             other => internal(other),
         }
     }

@@ -313,14 +313,14 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
         Ok(None) => return fail("invalid-publisher", "the matching trusted publishers were removed; try again".into()),
         Err(e) => return crate::error::internal(e).into_response(),
     };
-    let skipped_json: Vec<Value> =
-        skipped.iter().map(|(id, project, why)| json!({ "publisher_id": id, "project": project, "reason": why })).collect();
     let pick = |k: &str| claims.get(k).cloned().unwrap_or(Value::Null);
     // One event per publisher, so that each project's (or pending name's registrant's) history
-    // shows the exchange that could publish to it, and what else the token covered.
+    // shows the exchange that could publish to it. Each says nothing of the others: publishers
+    // of the same workflow may belong to different users, and another user's project names
+    // (pending ones especially) are not theirs to read.
     for (publisher, _) in &chosen {
         let details = json!({
-            "publisher_id": publisher.id, "publisher_ids": ids, "projects": projects, "skipped": skipped_json, "token_id": id,
+            "publisher_id": publisher.id, "project": publisher.project, "token_id": id,
             "issuer": issuer, "sub": pick("sub"), "repository": pick("repository"), "workflow_ref": pick("job_workflow_ref"),
             "ref": pick("ref"), "sha": pick("sha"), "jti": jti, "pending": publisher.pending,
         });

@@ -158,7 +158,8 @@ async fn add_publisher(
         ));
     }
     let expires = pending.map(|_| crate::publishers::pending_expiry(&state.config.oidc));
-    let id = state.db.add_publisher(project.map(|p| p.id), pending, &issuer, &spec_json, p.user_id, expires).await?;
+    let max = pending.map(|_| state.config.oidc.max_pending_publishers);
+    let id = state.db.add_publisher(project.map(|p| p.id), pending, &issuer, &spec_json, p.user_id, expires, max).await?;
     let publisher = state.db.publisher(id).await?.ok_or_else(|| internal("publisher vanished"))?;
     let details = json!({ "publisher_id": id, "issuer": issuer, "spec": spec, "pending": pending.is_some() });
     record(state, "publisher_added", &p.user_name, p.user_id, project.map(|p| p.id), client, details).await;

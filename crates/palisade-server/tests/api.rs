@@ -554,7 +554,7 @@ async fn authorization_matrix() {
                         "{{\"kind\":\"github\",\"owner\":\"acme\",\"repository\":\"demo\",\"workflow\":\"rm-{i}.yml\",\"environment\":null,\"owner_id\":null,\"repository_id\":null}}"
                     );
                     let id = db
-                        .add_publisher(Some(project.id), None, "https://token.actions.githubusercontent.com", &spec, None, None)
+                        .add_publisher(Some(project.id), None, "https://token.actions.githubusercontent.com", &spec, None, None, None)
                         .await
                         .unwrap();
                     api(&app, "DELETE", &format!("/api/projects/demo/publishers/{id}"), *token).await

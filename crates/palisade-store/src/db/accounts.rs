@@ -395,7 +395,11 @@ impl Db {
     // ---- trusted publishers ------------------------------------------------------------------
 
     /// Registers a publisher for an existing project, or a pending one for a name (which stops
-    /// counting at `expires_at`). An identical publisher for the same project or name is refused.
+    /// counting at `expires_at`). An identical publisher for the same project or name is refused;
+    /// so is a pending one for a name another user has a live pending publisher for, and, with
+    /// `max_pending`, one past that many live pending publishers of `created_by`: checked in the
+    /// same transaction, so concurrent requests cannot slip past either rule.
+    #[allow(clippy::too_many_arguments)]
     pub async fn add_publisher(
         &self,
         project_id: Option<i64>,
@@ -404,8 +408,40 @@ impl Db {
         spec: &str,
         created_by: Option<i64>,
         expires_at: Option<i64>,
+        max_pending: Option<u64>,
     ) -> Result<i64, StoreError> {
         let mut tx = self.begin().await?;
+        if let Some(name) = pending_name {
+            let now = now_micros();
+            let taken = sqlx::query(
+                "SELECT 1 FROM publishers WHERE project_id IS NULL AND pending_name = ? AND created_by IS NOT ? \
+                 AND (expires_at IS NULL OR expires_at > ?) LIMIT 1",
+            )
+            .bind(name)
+            .bind(created_by)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if taken.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "another user has a pending publisher for {name:?}; the name is reserved for them until it expires or is used"
+                )));
+            }
+            if let (Some(max), Some(user)) = (max_pending, created_by) {
+                let live: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM publishers WHERE project_id IS NULL AND created_by = ? AND (expires_at IS NULL OR expires_at > ?)",
+                )
+                .bind(user)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                if live as u64 >= max {
+                    return Err(StoreError::Conflict(format!(
+                        "the user already has {live} pending publishers, the most this instance allows ([oidc] max_pending_publishers = {max})"
+                    )));
+                }
+            }
+        }
         let dup = sqlx::query("SELECT 1 FROM publishers WHERE issuer = ? AND spec = ? AND (project_id IS ? AND pending_name IS ?) LIMIT 1")
             .bind(issuer)
             .bind(spec)

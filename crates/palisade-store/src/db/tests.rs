@@ -214,10 +214,10 @@ async fn publisher_tokens_cover_several_publishers_and_survive_removals() {
     let demo = db.project("demo").await.unwrap().unwrap();
     let theirs = db.project("other").await.unwrap().unwrap();
     let (iss, spec) = ("https://issuer.test", r#"{"kind":"custom","issuer":"https://issuer.test","claims":{"sub":"x"}}"#);
-    let a = db.add_publisher(Some(demo.id), None, iss, spec, Some(alice.id), None).await.unwrap();
-    let m = db.add_publisher(Some(theirs.id), None, iss, spec, Some(mallory.id), None).await.unwrap();
+    let a = db.add_publisher(Some(demo.id), None, iss, spec, Some(alice.id), None, None).await.unwrap();
+    let m = db.add_publisher(Some(theirs.id), None, iss, spec, Some(mallory.id), None, None).await.unwrap();
     // The same spec twice on one project is still refused.
-    assert!(matches!(db.add_publisher(Some(demo.id), None, iss, spec, None, None).await, Err(StoreError::Exists(_))));
+    assert!(matches!(db.add_publisher(Some(demo.id), None, iss, spec, None, None, None).await, Err(StoreError::Exists(_))));
 
     let projects = ["demo".to_string(), "other".to_string()];
     let token = db.create_publisher_token(&[m, a], "h1", "pal_x", &projects, "test", now_micros() + 60_000_000).await.unwrap().unwrap();
@@ -245,8 +245,8 @@ async fn pending_publishers_expire_and_are_swept() {
     let db = Db::open(dir.path()).await.unwrap();
     let alice = db.create_user("alice", false, None, false, None).await.unwrap();
     let (iss, spec) = ("https://issuer.test", r#"{"kind":"custom","issuer":"https://issuer.test","claims":{"sub":"x"}}"#);
-    let live = db.add_publisher(None, Some("fresh"), iss, spec, Some(alice.id), Some(now_micros() + 3_600_000_000)).await.unwrap();
-    let old = db.add_publisher(None, Some("stale"), iss, spec, Some(alice.id), Some(now_micros() - 1)).await.unwrap();
+    let live = db.add_publisher(None, Some("fresh"), iss, spec, Some(alice.id), Some(now_micros() + 3_600_000_000), None).await.unwrap();
+    let old = db.add_publisher(None, Some("stale"), iss, spec, Some(alice.id), Some(now_micros() - 1), None).await.unwrap();
     let ids = |v: Vec<Publisher>| v.into_iter().map(|p| p.id).collect::<Vec<_>>();
     assert_eq!(ids(db.publishers_for_issuer(iss).await.unwrap()), vec![live]);
     assert_eq!(ids(db.pending_publishers_of(alice.id).await.unwrap()), vec![live]);
@@ -269,4 +269,32 @@ async fn pending_publishers_expire_and_are_swept() {
     let p = db.publisher(live).await.unwrap().unwrap();
     assert!(!p.pending && p.expires_at.is_none(), "{p:?}");
     assert_eq!(db.role(p.project_id.unwrap(), alice.id).await.unwrap(), Some(Role::Owner));
+}
+
+#[tokio::test]
+async fn pending_publisher_rules_hold_under_concurrent_registrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let alice = db.create_user("alice", false, None, false, None).await.unwrap();
+    let bob = db.create_user("bob", false, None, false, None).await.unwrap();
+    let iss = "https://issuer.test";
+    let later = Some(now_micros() + 3_600_000_000);
+    // Ten registrations at once by alice with a limit of three: three succeed.
+    let tries: Vec<_> = (0..10)
+        .map(|i| {
+            let db = db.clone();
+            let spec = format!(r#"{{"kind":"custom","issuer":"{iss}","claims":{{"sub":"{i}"}}}}"#);
+            tokio::spawn(async move { db.add_publisher(None, Some(&format!("name{i}")), iss, &spec, Some(alice.id), later, Some(3)).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tries {
+        results.push(t.await.unwrap());
+    }
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3, "{results:?}");
+    assert!(results.iter().filter_map(|r| r.as_ref().err()).all(|e| matches!(e, StoreError::Conflict(_))));
+    // A name alice reserved cannot be taken by bob, whatever his limit.
+    let spec = format!(r#"{{"kind":"custom","issuer":"{iss}","claims":{{"sub":"bob"}}}}"#);
+    let reserved = db.pending_publishers_of(alice.id).await.unwrap()[0].project.clone();
+    assert!(matches!(db.add_publisher(None, Some(&reserved), iss, &spec, Some(bob.id), later, None).await, Err(StoreError::Conflict(_))));
 }
