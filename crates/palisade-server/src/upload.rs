@@ -68,7 +68,12 @@ pub async fn upload(State(state): State<AppState>, client: Client, request: Requ
         Err(e) => {
             state.metrics.upload("rejected", 0);
             tracing::info!(status = e.status.as_u16(), reason = %e.message, "upload rejected");
-            e.into_response()
+            // A refusal may come before the body was read (a bad token, a declared size over the
+            // limit); the connection is then not reusable, and saying so keeps clients from
+            // sending their next request on a connection the server is closing.
+            let mut response = e.into_response();
+            response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            response
         }
     }
 }
