@@ -254,7 +254,7 @@ fn read_sdist(
         let raw = names.path;
         let name = String::from_utf8(raw.clone())
             .map_err(|_| ArchiveError::UnsafePath(display.to_string(), String::from_utf8_lossy(&raw).into_owned()))?;
-        let old_dir = entry.header().as_bytes()[156] == 0 && name.ends_with('/');
+        let old_dir = names.old_dir;
         let kind = if old_dir { Kind::Dir } else { kind.map_err(|()| ArchiveError::SpecialMember(display.to_string(), name.clone()))? };
         let Some(path) = tree::normalize(&name) else {
             if name.trim_start_matches("./").trim_end_matches('/').is_empty() {

@@ -21,6 +21,9 @@ const MAX_PAX_BYTES: u64 = 64 << 10;
 pub(crate) struct Names {
     pub path: Vec<u8>,
     pub link: Vec<u8>,
+    /// An old-style (type NUL) member whose own header name ends in `/`: tarfile reads it as a
+    /// folder (judged on the header's name, before any extension renames it).
+    pub old_dir: bool,
 }
 
 /// Extension headers seen since the last member.
@@ -150,7 +153,7 @@ impl Extensions {
                 // after every member: a folder or link that carries data hides a member in it from
                 // one of them. An old-style (type NUL) file named like a folder is a folder to
                 // tarfile.
-                let old_dir = header.as_bytes()[156] == 0 && path.ends_with(b"/");
+                let old_dir = header.as_bytes()[156] == 0 && header.path_bytes().ends_with(b"/");
                 let no_data = old_dir
                     || matches!(
                         kind,
@@ -162,7 +165,7 @@ impl Extensions {
                         kind_name(kind, old_dir)
                     ));
                 }
-                Ok(Step::Member(Names { path, link }))
+                Ok(Step::Member(Names { path, link, old_dir }))
             }
         }
     }

@@ -818,7 +818,7 @@ impl Ctx<'_, '_> {
             let name = decode_name(self.walk, &names.path, prefix, depth);
             // An old-style (type NUL) file whose name ends in '/' is a folder to every reader; any
             // other file named like a folder cannot be extracted.
-            let old_dir = entry.header().as_bytes()[156] == 0 && name.ends_with('/');
+            let old_dir = names.old_dir;
             let kind = if old_dir { Ok(Kind::Dir) } else { kind };
             let bad_file = kind == Ok(Kind::File) && name.ends_with('/');
             let Some(normal) = normalize(&name).filter(|n| is_safe_member_path(n) && !bad_file) else {
