@@ -30,13 +30,15 @@ pub struct Page {
     pub gzip: Option<Bytes>,
     pub etag: HeaderValue,
     pub serial: HeaderValue,
+    /// The journal serial the page reflects (all changes up to it).
+    serial_number: i64,
 }
 
 impl Page {
     fn new(body: Vec<u8>, tag: &str, serial: i64) -> Self {
         let digest = palisade_dist::sha256_hex(&body);
         let etag = HeaderValue::from_str(&format!("\"{tag}-{}\"", &digest[..32])).unwrap_or(HeaderValue::from_static("\"x\""));
-        Self { body: Bytes::from(body), gzip: None, etag, serial: HeaderValue::from(serial) }
+        Self { body: Bytes::from(body), gzip: None, etag, serial: HeaderValue::from(serial), serial_number: serial }
     }
 
     /// Adds a gzip copy when the body is large enough for it to matter.
@@ -83,10 +85,11 @@ struct JsonApiPages {
 }
 
 impl JsonApiPages {
-    fn remove_project(&mut self, project: &str) {
+    /// Drops the project's pages older than `serial` (all of them for `i64::MAX`).
+    fn remove_project(&mut self, project: &str, serial: i64) {
         let mut freed = 0;
         self.pages.retain(|(p, _), page| {
-            let keep = p != project;
+            let keep = p != project || page.serial_number >= serial;
             if !keep {
                 freed += page.weight();
             }
@@ -116,15 +119,19 @@ impl JsonApiPages {
 }
 
 impl IndexCache {
+    /// Drops every page of `project` and the root pages: this process just changed it.
     pub fn invalidate(&self, project: &str) {
+        self.invalidate_before(project, i64::MAX);
+    }
+
+    /// Drops the pages of `project`, and the root pages, that do not yet reflect the journal
+    /// entry `serial`. The watcher calls this for entries it reads, some of which this process
+    /// wrote and already dropped; the pages rendered since then are kept.
+    fn invalidate_before(&self, project: &str, serial: i64) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        {
-            let mut p = self.projects.write();
-            p.remove(&(project.to_string(), Kind::Html));
-            p.remove(&(project.to_string(), Kind::Json));
-        }
-        self.json_api.write().remove_project(project);
-        self.root.write().clear();
+        self.projects.write().retain(|(p, _), page| p != project || page.serial_number >= serial);
+        self.json_api.write().remove_project(project, serial);
+        self.root.write().retain(|_, page| page.serial_number >= serial);
     }
 
     pub fn invalidate_all(&self) {
@@ -217,7 +224,7 @@ pub async fn watch_journal(db: Db, cache: Arc<IndexCache>, every: std::time::Dur
         match db.journal_since(seen, 10_000).await {
             Ok(entries) if entries.len() < 10_000 => {
                 for e in &entries {
-                    cache.invalidate(&e.project);
+                    cache.invalidate_before(&e.project, e.serial);
                 }
             }
             Ok(_) => cache.invalidate_all(),
@@ -227,5 +234,31 @@ pub async fn watch_journal(db: Db, cache: Arc<IndexCache>, every: std::time::Dur
             }
         }
         cache.seen_serial.store(last as u64, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(cache: &IndexCache, project: &str, serial: i64) -> bool {
+        let built: Result<_, ()> = cache.json_api(project, None, || async move { Ok((b"{}".to_vec(), serial)) }).await;
+        built.unwrap().1
+    }
+
+    #[tokio::test]
+    async fn the_watcher_keeps_pages_that_already_reflect_an_entry() {
+        let cache = IndexCache::default();
+        assert!(!answer(&cache, "demo", 7).await, "first answer is rendered");
+        assert!(answer(&cache, "demo", 7).await, "second answer is served from memory");
+        // The entry that made serial 7 was written by this process; the watcher reads it later.
+        cache.invalidate_before("demo", 7);
+        assert!(answer(&cache, "demo", 7).await, "a page at serial 7 already reflects entry 7");
+        cache.invalidate_before("other", 9);
+        assert!(answer(&cache, "demo", 7).await, "another project's entry leaves this page");
+        cache.invalidate_before("demo", 8);
+        assert!(!answer(&cache, "demo", 7).await, "a newer entry drops the page");
+        cache.invalidate("demo");
+        assert!(!answer(&cache, "demo", 8).await, "a local change drops every page of the project");
     }
 }
