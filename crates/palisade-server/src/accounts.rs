@@ -21,10 +21,37 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::{Action, Client, Principal, SESSION_PREFIX, authenticate, check_policy, require_session};
-use crate::error::{ApiError, ApiResult, bad_request, forbidden, internal, json_body, not_found, too_many, unauthorized};
-use crate::events::record;
-use crate::mail::notify;
+use crate::http::auth::{Action, Client, Principal, SESSION_PREFIX, authenticate, check_policy, require_session};
+use crate::http::error::{ApiError, ApiResult, bad_request, forbidden, internal, json_body, not_found, too_many, unauthorized};
+use palisade_core::events::record;
+use palisade_core::mail::notify;
+
+use axum::Router;
+use axum::routing::{delete, get, post};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/register", post(register))
+        .route("/api/verify-email", get(verify_email).post(verify_email))
+        .route("/api/password/forgot", post(forgot_password))
+        .route("/api/password/reset", post(reset_password))
+        .route("/api/login", post(login))
+        .route("/api/login/second-factor", post(second_factor))
+        .route("/api/logout", post(logout))
+        .route("/api/account", get(account))
+        .route("/api/account/password", post(change_password))
+        .route("/api/account/email", post(change_email))
+        .route("/api/account/email/verify", post(resend_verification))
+        .route("/api/account/2fa/totp", post(totp_begin))
+        .route("/api/account/2fa/totp/{id}/confirm", post(totp_confirm))
+        .route("/api/account/2fa/{id}", delete(remove_factor))
+        .route("/api/account/recovery-codes", post(new_recovery_codes))
+        .route("/api/account/sessions", get(sessions))
+        .route("/api/account/sessions/{id}", delete(end_session))
+        .route("/api/account/tokens", get(list_tokens).post(create_token))
+        .route("/api/account/tokens/{id}", delete(revoke_token))
+        .route("/api/account/events", get(events))
+}
 
 /// A budget per account (or login name) and per client address for requests counted whether or
 /// not they succeed: creating accounts and tokens, sending mail on request.
@@ -66,7 +93,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn new(a: &crate::config::AccountPolicy) -> Self {
+    pub fn new(a: &palisade_core::config::AccountPolicy) -> Self {
         let n = |v: u64| v.min(u32::MAX as u64) as u32;
         let window = Duration::from_secs(a.lockout_secs);
         let first = Duration::from_secs(a.first_lockout_secs);
@@ -184,7 +211,7 @@ async fn begin_guess<'a>(
 }
 
 fn micros_to_rfc3339(us: i64) -> String {
-    crate::render::upload_time(us)
+    crate::pypi::render::upload_time(us)
 }
 
 async fn hash_password(password: String) -> ApiResult<String> {
@@ -287,7 +314,7 @@ pub async fn register(State(state): State<AppState>, client: Client, body: Bytes
     }
     let b: RegisterBody = json_body(&body)?;
     check_limit(&state.limits.tokens, &[addr_key(&client)])?;
-    crate::admin::validate_user_name(&b.name).map_err(|e| bad_request(e.to_string()))?;
+    palisade_core::admin::validate_user_name(&b.name).map_err(|e| bad_request(e.to_string()))?;
     valid_email(&b.email)?;
     check_strength(&b.password, &b.name, Some(&b.email))?;
     let hash = hash_password(b.password).await?;
@@ -529,7 +556,7 @@ pub async fn second_factor(State(state): State<AppState>, client: Client, body: 
 pub async fn logout(State(state): State<AppState>, client: Client, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let p = authenticate(&state.db, &headers).await?;
     let uid = require_session(&p)?;
-    if let crate::auth::Credential::Session { id } = p.credential {
+    if let crate::http::auth::Credential::Session { id } = p.credential {
         state.db.revoke_session(id, uid).await.map_err(internal)?;
     }
     record(&state, "logout", &p.user_name, Some(uid), None, &client, Value::Null).await;
@@ -698,7 +725,7 @@ pub async fn totp_confirm(
     // Sessions opened with the password alone before this factor existed must not carry the
     // new assurance: end every session but this one.
     let (p, _) = session_user(&state, &headers).await?;
-    if let crate::auth::Credential::Session { id: current } = p.credential {
+    if let crate::http::auth::Credential::Session { id: current } = p.credential {
         state.db.revoke_sessions(user.id, Some(current)).await.map_err(internal)?;
     }
     let mut out = json!({ "id": id, "confirmed": true });
@@ -780,7 +807,7 @@ fn session_json(s: &Session, current: Option<i64>) -> Value {
 pub async fn sessions(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let (p, user) = session_user(&state, &headers).await?;
     let current = match p.credential {
-        crate::auth::Credential::Session { id } => Some(id),
+        crate::http::auth::Credential::Session { id } => Some(id),
         _ => None,
     };
     let list = state.db.sessions(user.id).await.map_err(internal)?;
@@ -819,7 +846,7 @@ pub fn token_json(t: &palisade_store::Token) -> Value {
 pub async fn list_tokens(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let (_, user) = session_user(&state, &headers).await?;
     let tokens = state.db.user_tokens(user.id).await.map_err(internal)?;
-    Ok(Json(json!({ "tokens": tokens.iter().map(token_json).collect::<Vec<_>>(), "regex": crate::tokens::REGEX })))
+    Ok(Json(json!({ "tokens": tokens.iter().map(token_json).collect::<Vec<_>>(), "regex": palisade_core::tokens::REGEX })))
 }
 
 #[derive(Deserialize)]
@@ -859,11 +886,11 @@ pub async fn create_token(State(state): State<AppState>, client: Client, headers
         }
     }
     let expires = match &b.expires_in {
-        Some(d) => Some(crate::admin::parse_duration(d).map_err(|e| bad_request(e.to_string()))?),
+        Some(d) => Some(palisade_core::admin::parse_duration(d).map_err(|e| bad_request(e.to_string()))?),
         None => None,
     };
     fail_limit(&state.limits.tokens, &keys);
-    let (id, secret) = crate::admin::create_token_for(&state.db, &user, &b.projects, &b.actions, expires, b.description.as_deref())
+    let (id, secret) = palisade_core::admin::create_token_for(&state.db, &user, &b.projects, &b.actions, expires, b.description.as_deref())
         .await
         .map_err(|e| bad_request(e.to_string()))?;
     let t = state.db.token_by_id(id).await?.ok_or_else(|| internal("token vanished"))?;
@@ -911,5 +938,5 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> ApiRes
     let p = authenticate(&state.db, &headers).await?;
     let uid = require_session(&p)?;
     let list = state.db.events(Some(uid), None, 500).await.map_err(internal)?;
-    Ok(Json(json!({ "events": list.iter().map(crate::events::to_json).collect::<Vec<_>>() })))
+    Ok(Json(json!({ "events": list.iter().map(palisade_core::events::to_json).collect::<Vec<_>>() })))
 }

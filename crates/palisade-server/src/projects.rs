@@ -19,11 +19,28 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::{Action, Client, Principal, authenticate, authorize, check_policy, require_session};
-use crate::error::{ApiError, ApiResult, bad_request, internal, json_body, not_found};
-use crate::events::record;
-use crate::mail::notify;
-use crate::publishers::{PublisherInput, resolve};
+use crate::http::auth::{Action, Client, Principal, authenticate, authorize, check_policy, require_session};
+use crate::http::error::{ApiError, ApiResult, bad_request, internal, json_body, not_found};
+use palisade_core::events::record;
+use palisade_core::mail::notify;
+use palisade_core::publishers::{PublisherInput, resolve};
+
+use axum::Router;
+use axum::routing::{delete, get, post, put};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/account/pending-publishers", get(list_pending).post(create_pending))
+        .route("/api/account/pending-publishers/{id}", delete(delete_pending))
+        .route("/api/projects/{project}/roles", get(roles))
+        .route("/api/projects/{project}/roles/{user}", put(set_role).delete(remove_role))
+        .route("/api/projects/{project}/publishers", get(publishers).post(create_publisher))
+        .route("/api/projects/{project}/publishers/{id}", delete(delete_publisher))
+        .route("/api/projects/{project}/releases/{version}/yank", post(yank))
+        .route("/api/projects/{project}/releases/{version}/unyank", post(unyank))
+        .route("/api/projects/{project}/files/{filename}", delete(remove_file))
+        .route("/api/projects/{project}/events", get(events))
+}
 
 /// Like [`project_for`], for changes of who may publish (roles, trusted publishers): these need
 /// a login session, so a leaked API token cannot grant itself lasting access.
@@ -127,7 +144,9 @@ pub async fn remove_role(
 pub async fn publishers(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     let (_, project) = project_for(&state, &headers, &name, Action::Manage).await?;
     let list = state.db.publishers(Some(&project.normalized)).await.map_err(internal)?;
-    Ok(Json(json!({ "project": project.normalized, "publishers": list.iter().map(crate::publishers::to_json).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "project": project.normalized, "publishers": list.iter().map(palisade_core::publishers::to_json).collect::<Vec<_>>() }),
+    ))
 }
 
 /// Stores a publisher, records it and tells the project's owners (or the creator of a pending one).
@@ -151,19 +170,20 @@ async fn add_publisher(
         .into_iter()
         .filter(|pb| pb.project_id == project.map(|p| p.id) && !pb.expired(now))
         .collect();
-    if let Some(id) = crate::publishers::duplicate_of(&siblings, &issuer, &spec) {
+    if let Some(id) = palisade_core::publishers::duplicate_of(&siblings, &issuer, &spec) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("an identical trusted publisher (id {id}) is already registered for {name:?}"),
         ));
     }
-    let expires = pending.map(|_| crate::publishers::pending_expiry(&state.config.oidc));
+    let expires = pending.map(|_| palisade_core::publishers::pending_expiry(&state.config.oidc));
     let max = pending.map(|_| state.config.oidc.max_pending_publishers);
     let id = state.db.add_publisher(project.map(|p| p.id), pending, &issuer, &spec_json, p.user_id, expires, max).await?;
     let publisher = state.db.publisher(id).await?.ok_or_else(|| internal("publisher vanished"))?;
     let details = json!({ "publisher_id": id, "issuer": issuer, "spec": spec, "pending": pending.is_some() });
     record(state, "publisher_added", &p.user_name, p.user_id, project.map(|p| p.id), client, details).await;
-    let what = format!("{} added a trusted publisher to {}: {}", p.user_name, publisher.project, crate::publishers::describe(&publisher));
+    let what =
+        format!("{} added a trusted publisher to {}: {}", p.user_name, publisher.project, palisade_core::publishers::describe(&publisher));
     match project {
         Some(project) => {
             for owner in owners(state, project).await? {
@@ -176,7 +196,7 @@ async fn add_publisher(
             }
         }
     }
-    Ok((StatusCode::CREATED, Json(crate::publishers::to_json(&publisher))).into_response())
+    Ok((StatusCode::CREATED, Json(palisade_core::publishers::to_json(&publisher))).into_response())
 }
 
 pub async fn create_publisher(
@@ -225,9 +245,9 @@ struct PendingBody {
 #[derive(Deserialize)]
 struct PendingPublisher {
     #[serde(default)]
-    github: Option<crate::publishers::GithubInput>,
+    github: Option<palisade_core::publishers::GithubInput>,
     #[serde(default)]
-    gitlab: Option<crate::publishers::GitlabInput>,
+    gitlab: Option<palisade_core::publishers::GitlabInput>,
     #[serde(default)]
     issuer: Option<String>,
     #[serde(default)]
@@ -246,7 +266,7 @@ pub async fn create_pending(State(state): State<AppState>, client: Client, heade
     if state.db.project(name.normalized()).await.map_err(internal)?.is_some() {
         return Err(bad_request(format!("project {:?} exists; add the publisher to the project instead", name.normalized())));
     }
-    crate::admin::sweep_expired_publishers(&state.db).await.map_err(internal)?;
+    palisade_core::admin::sweep_expired_publishers(&state.db).await.map_err(internal)?;
     let mine = state.db.pending_publishers_of(uid).await.map_err(internal)?;
     let max = state.config.oidc.max_pending_publishers;
     if mine.len() as u64 >= max {
@@ -275,7 +295,7 @@ pub async fn list_pending(State(state): State<AppState>, headers: HeaderMap) -> 
     let p = authenticate(&state.db, &headers).await?;
     let uid = require_session(&p)?;
     let list = state.db.pending_publishers_of(uid).await.map_err(internal)?;
-    Ok(Json(json!({ "publishers": list.iter().map(crate::publishers::to_json).collect::<Vec<_>>() })))
+    Ok(Json(json!({ "publishers": list.iter().map(palisade_core::publishers::to_json).collect::<Vec<_>>() })))
 }
 
 /// `DELETE /api/account/pending-publishers/{id}`: withdraws one of the caller's pending
@@ -380,5 +400,5 @@ pub async fn remove_file(
 pub async fn events(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     let (_, project) = project_for(&state, &headers, &name, Action::Manage).await?;
     let list = state.db.events(None, Some(project.id), 500).await.map_err(internal)?;
-    Ok(Json(json!({ "project": project.normalized, "events": list.iter().map(crate::events::to_json).collect::<Vec<_>>() })))
+    Ok(Json(json!({ "project": project.normalized, "events": list.iter().map(palisade_core::events::to_json).collect::<Vec<_>>() })))
 }

@@ -15,9 +15,20 @@ use palisade_store::{Role, ScanReportRow};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::{Action, Client, Principal, authenticate, authorize};
-use crate::error::{ApiResult, bad_request, forbidden, internal, not_found};
-use crate::render::upload_time;
+use crate::http::auth::{Action, Client, Principal, authenticate, authorize};
+use crate::http::error::{ApiResult, bad_request, forbidden, internal, not_found};
+use crate::pypi::render::upload_time;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/quarantine", get(list))
+        .route("/api/quarantine/{filename}", get(show))
+        .route("/api/quarantine/{filename}/release", post(release))
+        .route("/api/quarantine/{filename}/confirm", post(confirm))
+}
 
 async fn may_read(state: &AppState, p: &Principal, project: &str) -> ApiResult<bool> {
     if !p.may_touch(project) {
@@ -114,7 +125,7 @@ async fn record_decision(
         None => None,
     };
     let details = json!({ "filename": filename, "decision": decision, "note": note });
-    crate::events::record(state, "quarantine_decision", &p.user_name, p.user_id, project_id, client, details).await;
+    palisade_core::events::record(state, "quarantine_decision", &p.user_name, p.user_id, project_id, client, details).await;
 }
 
 pub async fn release(

@@ -10,7 +10,8 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use http_body_util::BodyExt;
-use palisade_server::{AppState, Config, admin};
+use palisade_core::{Config, admin};
+use palisade_server::AppState;
 use tower::ServiceExt;
 
 struct TestApp {

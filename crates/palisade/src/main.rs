@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use palisade_server::{AppState, Config, admin};
+use palisade_core::{Config, admin};
+use palisade_server::AppState;
 use palisade_store::{Role, now_micros};
 
 mod inspect;
@@ -622,9 +623,9 @@ async fn publisher(state: &AppState, cmd: PublisherCmd) -> anyhow::Result<()> {
     let db = &state.db;
     match cmd {
         PublisherCmd::Add { project, github, workflow, gitlab, ci_config, environment, issuer, claims, owner } => {
-            let mut input = palisade_server::publishers::PublisherInput::default();
+            let mut input = palisade_core::publishers::PublisherInput::default();
             if let Some(repository) = github {
-                input.github = Some(palisade_server::publishers::GithubInput {
+                input.github = Some(palisade_core::publishers::GithubInput {
                     repository,
                     workflow: workflow.unwrap_or_default(),
                     environment,
@@ -633,7 +634,7 @@ async fn publisher(state: &AppState, cmd: PublisherCmd) -> anyhow::Result<()> {
                 });
             } else if let Some(project) = gitlab {
                 input.gitlab =
-                    Some(palisade_server::publishers::GitlabInput { project, ci_config_path: ci_config.unwrap_or_default(), environment });
+                    Some(palisade_core::publishers::GitlabInput { project, ci_config_path: ci_config.unwrap_or_default(), environment });
             } else if let Some(issuer) = issuer {
                 input.issuer = Some(issuer);
                 for c in claims {
@@ -646,7 +647,7 @@ async fn publisher(state: &AppState, cmd: PublisherCmd) -> anyhow::Result<()> {
                 );
             }
             let p = admin::add_publisher(db, &state.config, &project, input, owner.as_deref()).await?;
-            println!("{}", palisade_server::publishers::describe(&p));
+            println!("{}", palisade_core::publishers::describe(&p));
             eprintln!(
                 "added trusted publisher {}{}",
                 p.id,
@@ -656,7 +657,7 @@ async fn publisher(state: &AppState, cmd: PublisherCmd) -> anyhow::Result<()> {
         PublisherCmd::List { project } => {
             let project = project.map(|p| palisade_dist::normalize(&p));
             for p in db.publishers(project.as_deref()).await? {
-                println!("{}", palisade_server::publishers::describe(&p));
+                println!("{}", palisade_core::publishers::describe(&p));
             }
         }
         PublisherCmd::Remove { id } => {
@@ -680,7 +681,7 @@ async fn audit(db: &palisade_store::Db, project: Option<String>, user: Option<St
     };
     for e in db.events(user_id, project_id, limit).await? {
         if json {
-            println!("{}", palisade_server::events::to_json(&e));
+            println!("{}", palisade_core::events::to_json(&e));
             continue;
         }
         println!(

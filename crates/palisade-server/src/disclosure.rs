@@ -21,10 +21,17 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::Client;
-use crate::config::DisclosurePartner;
-use crate::error::{ApiResult, bad_request, forbidden};
-use crate::events::record;
+use crate::http::auth::Client;
+use crate::http::error::{ApiResult, bad_request, forbidden};
+use palisade_core::config::DisclosurePartner;
+use palisade_core::events::record;
+
+use axum::Router;
+use axum::routing::post;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/_/secrets/disclose-token", post(disclose))
+}
 
 /// How long a fetch of a partner's key URL is trusted to answer "no such key": an unknown key
 /// id, or a failed fetch, waits this long before the URL is asked again.
@@ -141,11 +148,11 @@ pub async fn disclose(State(state): State<AppState>, client: Client, headers: He
     let mut revoked = 0;
     for r in &reports {
         let secret = r.token.expose().trim();
-        if !crate::tokens::well_formed(secret) {
+        if !palisade_core::tokens::well_formed(secret) {
             continue;
         }
         let reason = format!("reported as leaked by {} ({})", partner.name, r.url.as_deref().unwrap_or("no url"));
-        let Ok(Some(token)) = state.db.revoke_token_by_hash(&crate::tokens::hash(secret), &reason).await else { continue };
+        let Ok(Some(token)) = state.db.revoke_token_by_hash(&palisade_core::tokens::hash(secret), &reason).await else { continue };
         revoked += 1;
         let details = json!({ "token_id": token.id, "hint": token.hint, "partner": partner.name, "url": r.url, "source": r.source });
         let actor = format!("disclosure:{}", partner.name);
@@ -159,7 +166,7 @@ pub async fn disclose(State(state): State<AppState>, client: Client, headers: He
                 partner.name,
                 r.url.as_deref().unwrap_or("no location given")
             );
-            crate::mail::notify(&state.mailer, &user, "An API token of yours leaked and was revoked", &what);
+            palisade_core::mail::notify(&state.mailer, &user, "An API token of yours leaked and was revoked", &what);
         }
     }
     tracing::info!(partner = %partner.name, reported = reports.len(), revoked, "token disclosure processed");

@@ -17,9 +17,9 @@ use palisade_store::{NewFile, PublishOutcome, StoreError, TempBlob};
 use tokio::io::AsyncWriteExt;
 
 use crate::AppState;
-use crate::auth::{Action, Client, Credential, authenticate, authorize, check_policy};
-use crate::error::{ApiError, ApiResult, bad_request, forbidden, internal, too_large};
-use crate::scanning::{self, Outcome};
+use crate::http::auth::{Action, Client, Credential, authenticate, authorize, check_policy};
+use crate::http::error::{ApiError, ApiResult, bad_request, forbidden, internal, too_large};
+use palisade_core::scanning::{self, Outcome};
 
 /// Text fields are small; a description of a few MiB is already generous.
 const MAX_TEXT_FIELD: usize = 4 << 20;
@@ -149,7 +149,7 @@ async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResul
     // the one registered for this project, which is also the actor the event log names.
     let mut principal = principal;
     if let Credential::Publisher { token_id, .. } = principal.credential
-        && let Some(pb) = crate::auth::publisher_for(state, &principal, project.as_ref(), &normalized).await?
+        && let Some(pb) = crate::http::auth::publisher_for(state, &principal, project.as_ref(), &normalized).await?
     {
         principal.user_name = format!("publisher:{}", pb.id);
         principal.credential = Credential::Publisher { token_id, publisher_id: pb.id };
@@ -295,7 +295,7 @@ async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResul
         let project_id = project.as_ref().map(|p| p.id);
         let kind = if new.status == "quarantined" { "file_quarantined" } else { "file_uploaded" };
         let details = serde_json::json!({ "filename": new.filename, "sha256": new.sha256, "token_id": principal.token_id() });
-        crate::events::record(state, kind, &principal.user_name, principal.user_id, project_id, client, details).await;
+        palisade_core::events::record(state, kind, &principal.user_name, principal.user_id, project_id, client, details).await;
         if new.status == "quarantined"
             && let Some(project) = &project
         {
@@ -328,7 +328,7 @@ async fn notify_quarantine(state: &AppState, project: &palisade_store::Project, 
          GET /api/quarantine; administrators release or confirm it with `palisade quarantine`."
     );
     for user in to {
-        crate::mail::notify(&state.mailer, &user, "An upload was quarantined for review", &what);
+        palisade_core::mail::notify(&state.mailer, &user, "An upload was quarantined for review", &what);
     }
 }
 

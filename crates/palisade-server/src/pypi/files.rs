@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::AppState;
-use crate::error::{ApiResult, internal, not_found};
+use crate::http::error::{ApiResult, internal, not_found};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
@@ -23,7 +23,7 @@ impl AppState {
         if file.is_published() && file.project_status != "quarantined" {
             return true;
         }
-        let Ok(p) = crate::auth::authenticate(&self.db, headers).await else { return false };
+        let Ok(p) = crate::http::auth::authenticate(&self.db, headers).await else { return false };
         let Some(uid) = p.user_id else { return false };
         p.may_touch(&file.project)
             && (p.is_admin || matches!(self.db.role(file.project_id, uid).await, Ok(Some(palisade_store::Role::Owner))))

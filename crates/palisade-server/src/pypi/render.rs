@@ -40,7 +40,7 @@ pub fn html_escape(s: &str) -> String {
 
 /// `yyyy-mm-ddThh:mm:ss.ffffffZ` (PEP 700).
 pub fn upload_time(micros: i64) -> String {
-    jiff::Timestamp::from_microsecond(micros).map(|t| t.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()).unwrap_or_default()
+    palisade_core::timestamp(micros)
 }
 
 /// Files a client may see: published ones, and none while the project is quarantined (PEP 792).

@@ -1,4 +1,5 @@
-//! Who is calling, and what they may do.
+//! Who is calling, and what they may do. The protocol layers find the secret (in an HTTP header,
+//! say) and hand it to [`check_token`] or [`check_session`]; everything after that is here.
 //!
 //! Credentials: an API token (HTTP Basic with `__token__`, as twine sends it, or `Authorization:
 //! Bearer pal_...`), a login session (`Authorization: Bearer palsess_...`), or the short-lived
@@ -9,16 +10,10 @@
 //! a project: the instance's two-factor and verified-email policy, the token's action and project
 //! scopes, then the role. Every mutating endpoint calls it.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::HeaderMap;
-use axum::http::request::Parts;
-use base64::Engine;
 use palisade_store::{Db, Project, Role, Token, now_micros};
 
-use crate::AppState;
-use crate::error::{ApiError, ApiResult, forbidden, internal, unauthorized};
+use crate::Core;
+use crate::error::{Error, Result, forbidden, internal, unauthenticated};
 use crate::tokens;
 
 /// Session secrets: `palsess_` and 43 URL-safe base64 characters (256 bits).
@@ -110,73 +105,7 @@ impl Principal {
     }
 }
 
-/// The caller's network address and user agent, for the event log and rate limits.
-#[derive(Clone, Debug, Default)]
-pub struct Client {
-    pub addr: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-impl FromRequestParts<AppState> for Client {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-        // Behind a reverse proxy the peer is the proxy; the proxy appends the real client last.
-        let forwarded = state.config.client_ip_header.as_deref().and_then(|h| {
-            let value = parts.headers.get_all(h).iter().filter_map(|v| v.to_str().ok()).next_back()?;
-            let last = value.rsplit(',').next()?.trim();
-            last.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
-        });
-        let addr = forwarded.or(peer);
-        let user_agent = parts
-            .headers
-            .get(axum::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().filter(|c| !c.is_control()).take(200).collect());
-        Ok(Client { addr, user_agent })
-    }
-}
-
-/// Reads the credential from `Authorization` and checks it. Missing credentials are a 401 (so
-/// clients prompt); anything wrong with presented credentials is a 403 that does not say which
-/// part was wrong beyond what the caller already knows.
-pub async fn authenticate(db: &Db, headers: &HeaderMap) -> ApiResult<Principal> {
-    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-        return Err(unauthorized("authentication required: upload with username __token__ and an API token as the password"));
-    };
-    let value = value.to_str().map_err(|_| forbidden("malformed Authorization header"))?;
-    if let Some(secret) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) {
-        let secret = secret.trim();
-        if secret.starts_with(SESSION_PREFIX) {
-            return check_session(db, secret).await;
-        }
-        return check_token(db, secret).await;
-    }
-    let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) else {
-        return Err(forbidden("unsupported authorization scheme: use HTTP Basic with username __token__"));
-    };
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()
-        .and_then(|d| String::from_utf8(d).ok())
-        .ok_or_else(|| forbidden("malformed Basic credentials"))?;
-    let (user, secret) = decoded.split_once(':').ok_or_else(|| forbidden("malformed Basic credentials"))?;
-    if user != "__token__" {
-        return Err(forbidden("username/password authentication is not supported: use username __token__ and an API token"));
-    }
-    check_token(db, secret).await
-}
-
-/// Like [`authenticate`], but `None` when no credential was presented at all.
-pub async fn optional(db: &Db, headers: &HeaderMap) -> ApiResult<Option<Principal>> {
-    if headers.get(axum::http::header::AUTHORIZATION).is_none() {
-        return Ok(None);
-    }
-    authenticate(db, headers).await.map(Some)
-}
-
-async fn check_token(db: &Db, secret: &str) -> ApiResult<Principal> {
+pub async fn check_token(db: &Db, secret: &str) -> Result<Principal> {
     if !tokens::well_formed(secret) {
         return Err(forbidden("invalid API token: it is not a Palisade token (expected pal_ followed by 38 letters and digits)"));
     }
@@ -206,14 +135,14 @@ async fn check_token(db: &Db, secret: &str) -> ApiResult<Principal> {
     })
 }
 
-async fn check_session(db: &Db, secret: &str) -> ApiResult<Principal> {
+pub async fn check_session(db: &Db, secret: &str) -> Result<Principal> {
     let session = db
         .session_by_hash(&palisade_auth::hash_secret(secret))
         .await
         .map_err(internal)?
-        .ok_or_else(|| unauthorized("the session has expired or was ended; log in again"))?;
+        .ok_or_else(|| unauthenticated("the session has expired or was ended; log in again"))?;
     if session.stage != "active" {
-        return Err(unauthorized("the login is not complete: send the second factor to /api/login/second-factor"));
+        return Err(unauthenticated("the login is not complete: send the second factor to /api/login/second-factor"));
     }
     let user = db.user_by_id(session.user_id).await?;
     if user.disabled_at.is_some() {
@@ -237,8 +166,15 @@ async fn check_session(db: &Db, secret: &str) -> ApiResult<Principal> {
     })
 }
 
+/// The caller's network address and user agent, for the event log and rate limits.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    pub addr: Option<String>,
+    pub user_agent: Option<String>,
+}
+
 /// Requires a login session (account management is not delegated to API tokens).
-pub fn require_session(p: &Principal) -> ApiResult<i64> {
+pub fn require_session(p: &Principal) -> Result<i64> {
     match (p.is_session(), p.user_id) {
         (true, Some(uid)) => Ok(uid),
         _ => Err(forbidden("this endpoint needs a login session (POST /api/login), not an API token")),
@@ -247,11 +183,11 @@ pub fn require_session(p: &Principal) -> ApiResult<i64> {
 
 /// The instance policy for anyone who publishes or administers: a confirmed second factor and a
 /// verified email address.
-pub fn check_policy(state: &AppState, p: &Principal, what: &str) -> ApiResult<()> {
+pub fn check_policy(core: &Core, p: &Principal, what: &str) -> Result<()> {
     if matches!(p.credential, Credential::Publisher { .. }) {
         return Ok(());
     }
-    let policy = &state.config.accounts;
+    let policy = &core.config.accounts;
     if policy.require_2fa && !p.has_2fa {
         return Err(forbidden(format!(
             "two-factor authentication is required to {what}: user {:?} has none (enrol with POST /api/account/2fa/totp)",
@@ -266,8 +202,8 @@ pub fn check_policy(state: &AppState, p: &Principal, what: &str) -> ApiResult<()
 
 /// Decides whether `p` may perform `action` on `project` (`None` for a project that does not
 /// exist yet, where only uploading, which creates it, makes sense).
-pub async fn authorize(state: &AppState, p: &Principal, action: Action, project: Option<&Project>, name: &str) -> ApiResult<()> {
-    check_policy(state, p, action_phrase(action))?;
+pub async fn authorize(core: &Core, p: &Principal, action: Action, project: Option<&Project>, name: &str) -> Result<()> {
+    check_policy(core, p, action_phrase(action))?;
     if !p.credential_allows(action) {
         return Err(forbidden(format!("this credential does not allow the {:?} action", action.as_str())));
     }
@@ -281,7 +217,7 @@ pub async fn authorize(state: &AppState, p: &Principal, action: Action, project:
         return Ok(());
     }
     if let Credential::Publisher { .. } = p.credential {
-        return match publisher_for(state, p, project, name).await? {
+        return match publisher_for(core, p, project, name).await? {
             Some(_) => Ok(()),
             None if project.is_some() => Err(forbidden(format!("no trusted publisher of this token is registered for project {name:?}"))),
             None => Err(forbidden(format!(
@@ -294,7 +230,7 @@ pub async fn authorize(state: &AppState, p: &Principal, action: Action, project:
         return if action == Action::Upload { Ok(()) } else { Err(not_found_project(name)) };
     };
     let uid = p.user_id.unwrap_or_default();
-    let role = state.db.role(project.id, uid).await.map_err(internal)?;
+    let role = core.db.role(project.id, uid).await.map_err(internal)?;
     let ok = match action {
         Action::Upload | Action::Yank => role.is_some(),
         Action::Manage => role == Some(Role::Owner),
@@ -311,14 +247,9 @@ pub async fn authorize(state: &AppState, p: &Principal, action: Action, project:
 /// For a trusted publisher's token: the publisher through which it may upload to `name`, one
 /// registered for the existing `project`, or for a project that does not exist yet a live
 /// pending one for the name. `None` for other credentials, or when there is no such publisher.
-pub async fn publisher_for(
-    state: &AppState,
-    p: &Principal,
-    project: Option<&Project>,
-    name: &str,
-) -> ApiResult<Option<palisade_store::Publisher>> {
+pub async fn publisher_for(core: &Core, p: &Principal, project: Option<&Project>, name: &str) -> Result<Option<palisade_store::Publisher>> {
     let Credential::Publisher { token_id, .. } = p.credential else { return Ok(None) };
-    let found = state.db.publisher_for_token(token_id, name).await.map_err(internal)?;
+    let found = core.db.publisher_for_token(token_id, name).await.map_err(internal)?;
     Ok(found.filter(|pb| match project {
         Some(project) => pb.project_id == Some(project.id),
         None => pb.pending,
@@ -334,6 +265,6 @@ fn action_phrase(action: Action) -> &'static str {
     }
 }
 
-fn not_found_project(name: &str) -> ApiError {
+fn not_found_project(name: &str) -> Error {
     crate::error::not_found(format!("project {name:?} not found"))
 }

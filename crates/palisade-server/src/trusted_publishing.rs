@@ -31,32 +31,19 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::Client;
-use crate::events::record;
+use crate::http::auth::Client;
+use palisade_core::events::record;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/_/oidc/audience", get(audience)).route("/_/oidc/mint-token", post(mint_token))
+}
 
 const CACHE_TTL: Duration = Duration::from_secs(3600);
 const REFETCH_AFTER: Duration = Duration::from_secs(30);
 const MAX_DOCUMENT: usize = 1 << 20;
-
-/// Issuer URLs must be https; plain http only on a loopback host, and only when allowed.
-pub fn check_issuer_url(url: &str, allow_insecure_loopback: bool) -> Result<(), String> {
-    if let Some(rest) = url.strip_prefix("https://") {
-        return if rest.is_empty() || rest.starts_with('/') { Err("missing host".into()) } else { Ok(()) };
-    }
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
-        let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]") || host.starts_with("127.");
-        return match (loopback, allow_insecure_loopback) {
-            (true, true) => Ok(()),
-            (true, false) => {
-                Err("plain http issuers are refused (set [oidc] allow_insecure_loopback = true for a test issuer on loopback)".into())
-            }
-            (false, _) => Err("plain http issuers are refused; use https".into()),
-        };
-    }
-    Err("expected an https:// URL".into())
-}
 
 struct Cached {
     jwks: Arc<JwkSet>,
@@ -110,7 +97,7 @@ impl OidcKeys {
             return Err(format!("{discovery_url}: the discovery document names another issuer"));
         }
         let jwks_uri = discovery.get("jwks_uri").and_then(Value::as_str).ok_or_else(|| format!("{discovery_url}: no jwks_uri"))?;
-        check_issuer_url(jwks_uri, allow_loopback).map_err(|e| format!("jwks_uri {jwks_uri:?}: {e}"))?;
+        palisade_core::config::check_issuer_url(jwks_uri, allow_loopback).map_err(|e| format!("jwks_uri {jwks_uri:?}: {e}"))?;
         let keys = self.get_json(jwks_uri).await?;
         serde_json::from_value(keys).map_err(|e| format!("{jwks_uri}: not a JWK set: {e}"))
     }
@@ -160,7 +147,7 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
         tracing::info!(oidc.error = code, reason = %description, "trusted publishing exchange refused");
         match crate::accounts::count_invalid_secret(&state, &client) {
             Ok(()) => failure(code, description),
-            Err(retry) => crate::error::too_many(retry).into_response(),
+            Err(retry) => crate::http::error::too_many(retry).into_response(),
         }
     };
     let issuer = match palisade_auth::peek_issuer(&jwt) {
@@ -194,7 +181,7 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
     }
     let publishers = match state.db.publishers_for_issuer(&issuer).await {
         Ok(p) => p,
-        Err(e) => return crate::error::internal(e).into_response(),
+        Err(e) => return crate::http::error::internal(e).into_response(),
     };
     let mut reasons = Vec::new();
     let mut shown = Vec::new();
@@ -242,7 +229,7 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
         if p.pending {
             let taken = match state.db.project(&p.project).await {
                 Ok(found) => found.is_some(),
-                Err(e) => return crate::error::internal(e).into_response(),
+                Err(e) => return crate::http::error::internal(e).into_response(),
             };
             if taken {
                 skipped.push((p.id, p.project.clone(), "the project already exists; its owners must add this publisher to it"));
@@ -273,7 +260,7 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
     match state.db.use_jti(&issuer, &jti, exp.saturating_add(o.leeway_secs as i64 + 60).saturating_mul(1_000_000)).await {
         Ok(true) => {}
         Ok(false) => return fail("invalid-reuse-token", "this ID token was already exchanged (its jti was seen before)".into()),
-        Err(e) => return crate::error::internal(e).into_response(),
+        Err(e) => return crate::http::error::internal(e).into_response(),
     }
     // Bind GitHub publishers to the immutable owner and repository ids on first use, so a
     // deleted and re-created account or repository of the same name cannot publish.
@@ -293,13 +280,13 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
             if let Ok(text) = serde_json::to_string(&bound)
                 && let Err(e) = state.db.update_publisher_spec(publisher.id, &text).await
             {
-                return crate::error::internal(e).into_response();
+                return crate::http::error::internal(e).into_response();
             }
         }
     }
     let ttl = o.token_ttl_secs.min(900) as i64;
     let expires_at = now_micros() + ttl * 1_000_000;
-    let t = crate::tokens::generate();
+    let t = palisade_core::tokens::generate();
     let ids: Vec<i64> = chosen.iter().map(|(p, _)| p.id).collect();
     let mut projects: Vec<String> = chosen.iter().map(|(p, _)| p.project.clone()).collect();
     projects.sort();
@@ -311,7 +298,7 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
         Ok(Some(id)) => id,
         // Every matched publisher was removed while this exchange ran.
         Ok(None) => return fail("invalid-publisher", "the matching trusted publishers were removed; try again".into()),
-        Err(e) => return crate::error::internal(e).into_response(),
+        Err(e) => return crate::http::error::internal(e).into_response(),
     };
     let pick = |k: &str| claims.get(k).cloned().unwrap_or(Value::Null);
     // One event per publisher, so that each project's (or pending name's registrant's) history

@@ -8,9 +8,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
-use crate::cache::{Kind, Page};
-use crate::error::{ApiError, ApiResult, internal, not_found};
-use crate::negotiate::{self, Format};
+use crate::http::error::{ApiError, ApiResult, internal, not_found};
+use crate::pypi::cache::{Kind, Page};
+use crate::pypi::negotiate::{self, Format};
 
 pub async fn root(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
     let format = pick(&headers, &q)?;

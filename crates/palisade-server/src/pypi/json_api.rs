@@ -17,9 +17,9 @@ use palisade_store::{FileRow, Project};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
-use crate::cache::Page;
-use crate::error::{ApiResult, internal, not_found};
-use crate::render::{PublicRelease, public_releases, upload_time};
+use crate::http::error::{ApiResult, internal, not_found};
+use crate::pypi::cache::Page;
+use crate::pypi::render::{PublicRelease, public_releases, upload_time};
 
 pub async fn project(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
     answer(&state, &name, None, &headers).await
@@ -206,7 +206,7 @@ fn file_entry(f: &FileRow, base: &str) -> Value {
         "size": f.size,
         "upload_time": iso.get(..19).unwrap_or(&iso),
         "upload_time_iso_8601": iso,
-        "url": format!("{base}/files/{}", crate::render::encode_filename(&f.filename)),
+        "url": format!("{base}/files/{}", crate::pypi::render::encode_filename(&f.filename)),
         "yanked": f.yanked,
         "yanked_reason": f.yanked_reason,
         "core-metadata": { "sha256": f.metadata_sha256 },

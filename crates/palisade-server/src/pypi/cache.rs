@@ -14,7 +14,7 @@ use bytes::Bytes;
 use palisade_store::Db;
 use parking_lot::RwLock;
 
-use crate::render;
+use crate::pypi::render;
 
 /// Which rendering of a page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

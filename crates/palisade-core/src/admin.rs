@@ -88,7 +88,7 @@ pub async fn create_token_for(
 ) -> anyhow::Result<(i64, String)> {
     let mut acts: Vec<String> = Vec::new();
     for a in actions {
-        anyhow::ensure!(crate::auth::Action::SCOPES.contains(&a.as_str()), "unknown action {a:?}: expected upload, yank or manage");
+        anyhow::ensure!(crate::access::Action::SCOPES.contains(&a.as_str()), "unknown action {a:?}: expected upload, yank or manage");
         acts.push(a.clone());
     }
     acts.sort();
@@ -179,7 +179,7 @@ pub async fn sweep_expired_publishers(db: &Db) -> anyhow::Result<usize> {
             user_id: p.created_by,
             actor: "expiry".into(),
             details: Some(
-                serde_json::json!({ "publisher_id": p.id, "project": p.project, "issuer": p.issuer, "expired": p.expires_at.map(crate::render::upload_time) })
+                serde_json::json!({ "publisher_id": p.id, "project": p.project, "issuer": p.issuer, "expired": p.expires_at.map(crate::timestamp) })
                     .to_string(),
             ),
             ..Default::default()
@@ -244,12 +244,12 @@ pub struct RescanSummary {
 
 /// Re-scans every published file (of one project, or all) with the current rules and moves new
 /// hits into quarantine, recording each report.
-pub async fn rescan(state: &crate::AppState, project: Option<&str>, actor: &str) -> anyhow::Result<RescanSummary> {
-    let scan = &state.scan;
+pub async fn rescan(core: &crate::Core, project: Option<&str>, actor: &str) -> anyhow::Result<RescanSummary> {
+    let scan = &core.scan;
     let mut summary = RescanSummary::default();
-    let files = state.db.all_files(project).await?;
+    let files = core.db.all_files(project).await?;
     for f in files.into_iter().filter(|f| f.is_published()) {
-        let path = state.blobs.path_for(&f.sha256);
+        let path = core.blobs.path_for(&f.sha256);
         if !path.is_file() {
             summary.missing_blobs.push(f.filename.clone());
             continue;
@@ -260,8 +260,8 @@ pub async fn rescan(state: &crate::AppState, project: Option<&str>, actor: &str)
         if outcome != crate::scanning::Outcome::Publish {
             // A file already published is held for review rather than deleted outright.
             let record = crate::scanning::record(&report, crate::scanning::Outcome::Quarantine, "rescan");
-            state.db.quarantine_file(&f.filename, &record, actor).await?;
-            state.invalidate(&f.project);
+            core.db.quarantine_file(&f.filename, &record, actor).await?;
+            core.changed(&f.project);
             summary.newly_quarantined.push((f.filename.clone(), crate::scanning::summary(&report)));
         }
     }

@@ -568,7 +568,7 @@ impl Config {
         }
         let oidc = &self.oidc;
         for issuer in std::iter::once(&oidc.github_issuer).chain(std::iter::once(&oidc.gitlab_issuer)).chain(&oidc.trusted_issuers) {
-            if let Err(e) = crate::oidc::check_issuer_url(issuer, oidc.allow_insecure_loopback) {
+            if let Err(e) = check_issuer_url(issuer, oidc.allow_insecure_loopback) {
                 errors.push(format!("oidc issuer {issuer:?}: {e}"));
             }
         }
@@ -608,6 +608,26 @@ impl serde::Serialize for Config {
         m.serialize_entry("http", &self.http)?;
         m.end()
     }
+}
+
+/// Issuer URLs must be https; plain http only on a loopback host, and only when allowed.
+pub fn check_issuer_url(url: &str, allow_insecure_loopback: bool) -> Result<(), String> {
+    if let Some(rest) = url.strip_prefix("https://") {
+        return if rest.is_empty() || rest.starts_with('/') { Err("missing host".into()) } else { Ok(()) };
+    }
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+        let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]") || host.starts_with("127.");
+        return match (loopback, allow_insecure_loopback) {
+            (true, true) => Ok(()),
+            (true, false) => {
+                Err("plain http issuers are refused (set [oidc] allow_insecure_loopback = true for a test issuer on loopback)".into())
+            }
+            (false, _) => Err("plain http issuers are refused; use https".into()),
+        };
+    }
+    Err("expected an https:// URL".into())
 }
 
 #[cfg(test)]

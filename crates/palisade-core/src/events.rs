@@ -5,28 +5,20 @@
 use palisade_store::NewEvent;
 use serde_json::{Value, json};
 
-use crate::AppState;
-use crate::auth::Client;
+use crate::Core;
+use crate::access::Origin;
 
-pub async fn record(
-    state: &AppState,
-    kind: &str,
-    actor: &str,
-    user_id: Option<i64>,
-    project_id: Option<i64>,
-    client: &Client,
-    details: Value,
-) {
+pub async fn record(core: &Core, kind: &str, actor: &str, user_id: Option<i64>, project_id: Option<i64>, origin: &Origin, details: Value) {
     let event = NewEvent {
         kind: kind.to_string(),
         user_id,
         project_id,
         actor: actor.to_string(),
-        addr: client.addr.clone(),
-        user_agent: client.user_agent.clone(),
+        addr: origin.addr.clone(),
+        user_agent: origin.user_agent.clone(),
         details: (!details.is_null()).then(|| details.to_string()),
     };
-    if let Err(e) = state.db.record_event(&event).await {
+    if let Err(e) = core.db.record_event(&event).await {
         tracing::error!(error = %e, event.kind = kind, "could not record a security event");
     }
 }
@@ -35,7 +27,7 @@ pub async fn record(
 pub fn to_json(e: &palisade_store::Event) -> Value {
     json!({
         "id": e.id,
-        "at": crate::render::upload_time(e.at),
+        "at": crate::timestamp(e.at),
         "kind": e.kind,
         "user": e.user_name,
         "project": e.project,

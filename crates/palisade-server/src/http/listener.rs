@@ -15,7 +15,7 @@
 //! per client address (`max_connections_per_client`, else `429`), both answered with a minimal
 //! plain-text response and `Connection: close`, never queued. Behind a proxy
 //! (`client_ip_header`), the TCP peer is the proxy, so the per-client cap is applied per
-//! forwarded address to requests in flight instead ([`crate::limits`]), and the proxy's
+//! forwarded address to requests in flight instead ([`crate::http::limits`]), and the proxy's
 //! connections count only against the global cap.
 //!
 //! The time-outs live in [`Watched`], a wrapper around the socket that knows from the service
@@ -47,8 +47,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
-use crate::config::HttpConfig;
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
+use palisade_core::config::HttpConfig;
 
 /// The largest request line plus headers, in bytes (hyper answers `431` above it), so also the
 /// most of a head a client that sends it slowly makes the server hold. Palisade's clients send

@@ -185,11 +185,11 @@ pub fn to_json(p: &palisade_store::Publisher) -> Value {
         "id": p.id,
         "project": p.project,
         "pending": p.pending,
-        "expires": p.expires_at.map(crate::render::upload_time),
+        "expires": p.expires_at.map(crate::timestamp),
         "issuer": p.issuer,
         "spec": serde_json::from_str::<Value>(&p.spec).unwrap_or(Value::Null),
         "created_by": p.created_by_name,
-        "created": crate::render::upload_time(p.created_at),
+        "created": crate::timestamp(p.created_at),
     })
 }
 
@@ -214,7 +214,7 @@ pub fn describe(p: &palisade_store::Publisher) -> String {
         }
         None => p.spec.clone(),
     };
-    let expires = p.expires_at.map(|e| format!("\texpires {}", crate::render::upload_time(e))).unwrap_or_default();
+    let expires = p.expires_at.map(|e| format!("\texpires {}", crate::timestamp(e))).unwrap_or_default();
     format!("{}\t{}{}\t{what}{expires}", p.id, p.project, if p.pending { " (pending)" } else { "" })
 }
 

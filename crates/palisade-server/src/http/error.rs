@@ -46,8 +46,8 @@ pub fn too_many(retry: std::time::Duration) -> ApiError {
 /// Parses a JSON request body into `T`, with a 400 that says what is wrong. The body was already
 /// bounded by `limits::bound_body`; the check here keeps the parser bounded wherever it is called.
 pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    if body.len() > crate::limits::JSON_BODY_LIMIT {
-        return Err(too_large(format!("the JSON body is larger than {} KiB", crate::limits::JSON_BODY_LIMIT / 1024)));
+    if body.len() > crate::http::limits::JSON_BODY_LIMIT {
+        return Err(too_large(format!("the JSON body is larger than {} KiB", crate::http::limits::JSON_BODY_LIMIT / 1024)));
     }
     serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
 }
@@ -74,6 +74,22 @@ impl From<palisade_store::StoreError> for ApiError {
                 None => bad_request(msg),
             },
             other => internal(other),
+        }
+    }
+}
+
+impl From<palisade_core::Error> for ApiError {
+    fn from(e: palisade_core::Error) -> Self {
+        use palisade_core::Error as E;
+        match e {
+            E::Invalid(m) => bad_request(m),
+            E::Unauthenticated(m) => unauthorized(m),
+            E::Forbidden(m) => forbidden(m),
+            E::NotFound(m) => not_found(m),
+            E::Exists(m) => ApiError::new(StatusCode::CONFLICT, m),
+            E::TooLarge(m) => too_large(m),
+            E::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m),
+            E::Internal(e) => internal(format!("{e:#}")),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Request-level limits against hostile clients: the size and arrival time of every request body
 //! except the upload's, and, behind a proxy, requests in flight per forwarded client address.
 //! The connection-level limits (header and idle time-outs, connection caps) are in
-//! [`crate::listener`].
+//! [`crate::http::listener`].
 //!
 //! A body is read here, before the handler runs, into one buffer of at most the route's limit:
 //! a declared `Content-Length` above the limit is refused before a byte of the body is read, and
@@ -22,9 +22,9 @@ use http_body_util::BodyExt;
 use hyper::body::Body as _;
 
 use crate::AppState;
-use crate::auth::Client;
-use crate::error::{ApiError, bad_request, too_large};
-use crate::listener::ClientKey;
+use crate::http::auth::Client;
+use crate::http::error::{ApiError, bad_request, too_large};
+use crate::http::listener::ClientKey;
 
 /// The body limit of every JSON endpoint (login, accounts, tokens, roles, publishers, yank,
 /// quarantine decisions, the OIDC exchange). The largest legitimate body is the OIDC exchange's

@@ -1,0 +1,67 @@
+//! Palisade's rules, free of any protocol and of SQL: who may do what ([`access`]), the
+//! publishing pipeline ([`publish`]), the administrator's operations ([`admin`]), the scanner's
+//! policy ([`scanning`]), the security event log ([`events`]), mail ([`mail`]) and the typed
+//! configuration ([`config`]). The HTTP server and the CLI both call these, so a rule, an event
+//! or a message is the same whichever way an operation arrives.
+
+pub mod access;
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod mail;
+pub mod publishers;
+pub mod scanning;
+pub mod tokens;
+
+use std::sync::{Arc, RwLock};
+
+use palisade_store::{BlobStore, Db};
+
+pub use config::{Config, ConfigError};
+pub use error::{Error, Result};
+
+/// Called with a project's normalized name after something about it changed (a cache drops its
+/// pages).
+pub type ChangeHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The state every operation needs, cheap to clone.
+#[derive(Clone)]
+pub struct Core {
+    pub db: Db,
+    pub blobs: BlobStore,
+    pub config: Arc<Config>,
+    pub scan: Arc<scanning::ScanService>,
+    pub mailer: mail::Mailer,
+    hooks: Arc<RwLock<Vec<ChangeHook>>>,
+}
+
+impl Core {
+    /// Opens the database and blob folder under `config.data_dir`.
+    pub async fn open(config: Config) -> anyhow::Result<Self> {
+        let db = Db::open(&config.data_dir).await?;
+        let blobs = BlobStore::open(&config.data_dir)?;
+        let scan = Arc::new(scanning::ScanService::new(config.scan.clone()));
+        let mailer = mail::Mailer::new(&config.smtp)?;
+        Ok(Self { db, blobs, config: Arc::new(config), scan, mailer, hooks: Default::default() })
+    }
+
+    /// Registers `hook` to hear of every change this process makes to a project.
+    pub fn on_change(&self, hook: ChangeHook) {
+        self.hooks.write().unwrap_or_else(|e| e.into_inner()).push(hook);
+    }
+
+    /// Tells the hooks that `project` changed. Other processes learn of it from the journal.
+    pub fn changed(&self, project: &str) {
+        let hooks = self.hooks.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for hook in hooks {
+            hook(project);
+        }
+    }
+}
+
+/// A time as `yyyy-mm-ddThh:mm:ss.ffffffZ` (PEP 700's upload-time format), from microseconds
+/// since the epoch.
+pub fn timestamp(micros: i64) -> String {
+    jiff::Timestamp::from_microsecond(micros).map(|t| t.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()).unwrap_or_default()
+}

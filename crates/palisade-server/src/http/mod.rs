@@ -1,0 +1,7 @@
+//! What every area of the HTTP API shares: the error type and its envelope, the credential
+//! extractor, body limits by route, and the connection listener.
+
+pub mod auth;
+pub mod error;
+pub mod limits;
+pub mod listener;
