@@ -38,6 +38,24 @@ def http_get(
         conn.close()
 
 
+def http_json(
+    port: int, method: str, path: str, body: dict, headers: dict | None = None, timeout: float = 30.0
+) -> tuple[int, dict]:
+    """Send a JSON body; return the status and the decoded JSON answer ({} when it is not JSON)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=json.dumps(body).encode(),
+                     headers={"Content-Type": "application/json", **(headers or {})})
+        r = conn.getresponse()
+        raw = r.read()
+        try:
+            return r.status, json.loads(raw)
+        except ValueError:
+            return r.status, {"raw": raw[:300].decode(errors="replace")}
+    finally:
+        conn.close()
+
+
 def fetch_many(
     port: int,
     paths: list[str],
@@ -341,3 +359,4 @@ def run_wrk(
         errors=errors,
         bytes_per_req=d["bytes"] / d["requests"] if d["requests"] else 0.0,
     )
+
