@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import queue
+import random
 import signal
 import socket
 import subprocess
@@ -34,6 +35,24 @@ def http_get(
         r = conn.getresponse()
         body = r.read()
         return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+    finally:
+        conn.close()
+
+
+def http_json(
+    port: int, method: str, path: str, body: dict, headers: dict | None = None, timeout: float = 30.0
+) -> tuple[int, dict]:
+    """Send a JSON body; return the status and the decoded JSON answer ({} when it is not JSON)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=json.dumps(body).encode(),
+                     headers={"Content-Type": "application/json", **(headers or {})})
+        r = conn.getresponse()
+        raw = r.read()
+        try:
+            return r.status, json.loads(raw)
+        except ValueError:
+            return r.status, {"raw": raw[:300].decode(errors="replace")}
     finally:
         conn.close()
 
@@ -340,4 +359,100 @@ def run_wrk(
         requests=d["requests"],
         errors=errors,
         bytes_per_req=d["bytes"] / d["requests"] if d["requests"] else 0.0,
+    )
+
+
+def run_pyload(
+    port: int,
+    path: str,
+    *,
+    connections: int,
+    duration_s: float,
+    accept: str | None = None,
+    paths_file: Path | None = None,
+    timeout_s: float = 2.0,
+) -> WrkResult:
+    """A stand-in for wrk where it is not installed (smoke runs only): `connections` threads, each
+    a keep-alive http.client connection sending GETs for `duration_s`, with the same result shape
+    as `run_wrk`. Python's own cost per request caps the rate far below what the servers here
+    can do, so its figures show that an endpoint answers, not how fast."""
+    paths = [l for l in paths_file.read_text().splitlines() if l] if paths_file else [path]
+    headers = {"Accept": accept} if accept else {}
+    lock = threading.Lock()
+    latencies: list[float] = []
+    counts = {"requests": 0, "good": 0, "bytes": 0, "status": 0, "timeout": 0, "connect": 0, "read": 0}
+    t0 = time.monotonic()
+    stop_at = t0 + duration_s
+
+    def worker(seed: int) -> None:
+        rnd = random.Random(seed)
+        mine: list[float] = []
+        c = dict.fromkeys(counts, 0)
+        conn = None
+        while time.monotonic() < stop_at:
+            p = rnd.choice(paths)
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(HOST, port, timeout=timeout_s)
+                    try:
+                        conn.connect()
+                    except OSError:
+                        c["connect"] += 1
+                        conn = None
+                        time.sleep(0.01)
+                        continue
+                t = time.perf_counter()
+                conn.request("GET", p, headers=headers)
+                r = conn.getresponse()
+                body = r.read()
+                mine.append(time.perf_counter() - t)
+                c["requests"] += 1
+                c["bytes"] += len(body)
+                if r.status < 400:
+                    c["good"] += 1
+                else:
+                    c["status"] += 1
+                if r.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except TimeoutError:
+                c["requests"] += 1
+                c["timeout"] += 1
+                conn.close()
+                conn = None
+            except (OSError, http.client.HTTPException):
+                c["read"] += 1
+                if conn is not None:
+                    conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+        with lock:
+            latencies.extend(mine)
+            for k, v in c.items():
+                counts[k] += v
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=duration_s + timeout_s + 30)
+    secs = time.monotonic() - t0
+    if any(t.is_alive() for t in threads):
+        return WrkResult(ok=False, error="the Python load loop did not finish in time")
+    latencies.sort()
+
+    def pct(q: float) -> float | None:
+        if not latencies:
+            return None
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+    return WrkResult(
+        ok=True,
+        rps=counts["good"] / secs if secs > 0 else 0.0,
+        p50_ms=pct(0.50),
+        p99_ms=pct(0.99),
+        requests=counts["requests"],
+        errors={k: counts[k] for k in ("status", "timeout", "connect", "read") if counts[k]},
+        bytes_per_req=counts["bytes"] / counts["requests"] if counts["requests"] else 0.0,
     )

@@ -5,6 +5,7 @@ nginx serving Palisade's own pages as static files as the ceiling.
     python3 bench/run.py            # full run: 1,000 then 10,000 projects
     python3 bench/run.py --quick    # 1,000 projects, shorter wrk runs
     python3 bench/run.py --servers palisade,nginx
+    python3 bench/run.py --smoke    # tiny sizes, Palisade alone, a few seconds: does it still run?
 
 Runs with the system python3 (stdlib only); pypiserver, devpi-server and
 twine live in bench/.venv, created on first use from bench/requirements.txt.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -29,7 +31,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import uploader  # noqa: E402
-from procs import JSON_ACCEPT, HOST, http_get, idle_busy_pct, run_wrk, wait_quiet  # noqa: E402
+from procs import JSON_ACCEPT, HOST, http_get, idle_busy_pct, run_pyload, run_wrk, wait_quiet  # noqa: E402
 from servers import Devpi, Nginx, Palisade, PyPIServer, save_palisade_pages  # noqa: E402
 from wheels import ensure_wheels, project_name  # noqa: E402
 
@@ -53,9 +55,16 @@ PAGE_ENDPOINTS = ["simple_html", "simple_json", "project_html", "project_json", 
 class Ctx:
     def __init__(self, args):
         self.args = args
-        self.run_dir = OUT / "run"
+        self.out = Path(args.work)
+        self.run_dir = self.out / "run"
         self.venv_bin = VENV / "bin"
-        self.block_projects = 1000
+        # Uploads are timed per block of projects; a smoke run has too few projects for 1,000
+        # but still wants two blocks, the "not slowing" check's first and last.
+        self.block_projects = max(1, min(args.scales) // 2) if args.smoke else 1000
+        self.busy_sample_s = 0.2 if args.smoke else 1.0
+        self.quiet_window_s = 0.5 if args.smoke else 1.0
+        self.load_generator = "wrk"
+        self.twine: list[str] | None = [str(VENV / "bin" / "twine")]
         self.upload_concurrency = args.upload_concurrency
         self.upload_deadline_s = args.upload_deadline
         self.peer_upload_projects = args.peer_upload_projects
@@ -97,6 +106,36 @@ def ensure_venv(log) -> None:
     subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "-r", str(req)],
                    check=True, timeout=1800)
     stamp.write_text(want)
+
+
+def smoke_tools(ctx: Ctx, notes: list[str]) -> None:
+    """A smoke run installs and downloads nothing: without wrk its figures come from a Python
+    load loop, peers that are not installed are left out, and twine is this interpreter's (the
+    e2e venv has one) or bench/.venv's if that exists, else skipped. Each choice is printed
+    and noted in the results."""
+    a = ctx.args
+    said = []
+    if not shutil.which("wrk"):
+        ctx.load_generator = "python"
+        said.append("wrk not found: requests/s and latencies come from a Python load loop "
+                    "(procs.run_pyload), which shows that endpoints answer, not how fast")
+    if "nginx" in a.servers and not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
+        a.servers.remove("nginx")
+        said.append("nginx not found: left out of this smoke run")
+    for peer, exe in (("pypiserver", "pypi-server"), ("devpi", "devpi-server")):
+        if peer in a.servers and not (VENV / "bin" / exe).exists():
+            a.servers.remove(peer)
+            said.append(f"{peer} not installed in {VENV}: left out of this smoke run (it downloads nothing)")
+    if importlib.util.find_spec("twine") is not None:
+        ctx.twine = [sys.executable, "-m", "twine"]
+    elif not (VENV / "bin" / "twine").exists():
+        ctx.twine = None
+        if not a.no_twine:
+            a.no_twine = True
+            said.append("twine not found (neither in this interpreter nor in bench/.venv): the twine upload is skipped")
+    for n in said:
+        ctx.log("smoke: " + n)
+    notes.extend(said)
 
 
 def find_palisade() -> Path | None:
@@ -171,7 +210,7 @@ def check_endpoint(srv, key: str, path: str, accept: str | None, sample: str, sa
 def bench_server(ctx: Ctx, srv, scale: int, prev: int, wheels, sample: str, res: dict, pal_pages_out: dict) -> None:
     a = ctx.args
     log = ctx.log
-    busy = idle_busy_pct(1.0)
+    busy = idle_busy_pct(ctx.busy_sample_s)
     res["machine_busy_pct_before"] = round(busy, 1)
     if busy > 15:
         log(f"WARNING: the machine is {busy:.0f}% busy with other work before {srv.name}'s phase: figures will be noisy")
@@ -183,7 +222,7 @@ def bench_server(ctx: Ctx, srv, scale: int, prev: int, wheels, sample: str, res:
             log(f"    start-up ({k}): {info[k] * 1000:.0f} ms")
     # Let background work left by loading (indexing, devpi's events, ...)
     # finish before measuring, and report how long it took.
-    settle = wait_quiet(srv.proc.pid, max_s=a.settle_max)
+    settle = wait_quiet(srv.proc.pid, max_s=a.settle_max, window_s=ctx.quiet_window_s)
     res["settle_s"] = round(settle, 1)
     if settle >= 0.5:
         log(f"    busy for {settle:.1f}s after loading (waited for < 5% CPU before measuring)")
@@ -224,11 +263,13 @@ def bench_server(ctx: Ctx, srv, scale: int, prev: int, wheels, sample: str, res:
             log(f"    CHECK FAILED {key} {path}: {why} -- not measured")
             continue
         for c in a.connections:
-            r = run_wrk(
-                srv.port, path, connections=c, duration_s=dur, lua=LUA, accept=accept,
-                paths_file=paths_file if key == "project_random_html" else None,
-                threads=a.wrk_threads, timeout_s=a.wrk_timeout,
-            )
+            pf = paths_file if key == "project_random_html" else None
+            if ctx.load_generator == "wrk":
+                r = run_wrk(srv.port, path, connections=c, duration_s=dur, lua=LUA, accept=accept,
+                            paths_file=pf, threads=a.wrk_threads, timeout_s=a.wrk_timeout)
+            else:
+                r = run_pyload(srv.port, path, connections=c, duration_s=dur, accept=accept,
+                               paths_file=pf, timeout_s=a.wrk_timeout)
             res["wrk"].setdefault(key, {})[str(c)] = r.as_dict()
             errs = f"  errors {r.errors}" if r.errors else ""
             if r.ok:
@@ -269,7 +310,7 @@ def run_twine(ctx: Ctx, srv, wheels: list, log) -> dict:
     user, pw = srv.upload_auth()
     files = [str(w.path) for w in wheels]
     env = {**os.environ, "TWINE_NON_INTERACTIVE": "1", "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
-    argv = [str(VENV / "bin/twine"), "upload", "--repository-url", srv.upload_url(), "-u", user, "-p", pw,
+    argv = [*ctx.twine, "upload", "--repository-url", srv.upload_url(), "-u", user, "-p", pw,
             "--non-interactive", "--disable-progress-bar", *files]
     t0 = time.monotonic()
     try:
@@ -308,6 +349,8 @@ def render(results: dict) -> str:
     servers = results["meta"]["servers"]
     conns = [str(c) for c in results["meta"]["connections"]]
     colw = 18
+    for note in results["meta"].get("notes", []):
+        w(f"note: {note}")
     for scale, rs in results["scales"].items():
         w("")
         w(f"=== {int(scale):,} projects ({int(scale) * 3:,} files) " + "=" * 40)
@@ -347,7 +390,7 @@ def render(results: dict) -> str:
                         cells.append(f"{p50} / {limit if late else format(d['p99_ms'], '.2f')}")
                 w(f"{label:22s}{c:>6s} " + "".join(f"{x:>{colw}s}" for x in cells))
         w("")
-        w("bytes per response (c=16)")
+        w(f"bytes per response (c={conns[0]})")
         for key, label in ENDPOINTS:
             cells = []
             for s in servers:
@@ -556,24 +599,31 @@ def evaluate_targets(results: dict) -> list[dict]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1,000 projects only, 3 s wrk runs")
-    ap.add_argument("--servers", default=",".join(ALL_SERVERS), help=f"comma list from {ALL_SERVERS}")
+    ap.add_argument("--smoke", action="store_true",
+                    help="does the harness still run? 10 projects, Palisade alone, 0.25 s load runs at 4 "
+                         "connections, a Python load loop when wrk is missing; installs and downloads nothing; "
+                         "the figures mean nothing")
+    ap.add_argument("--servers", default=None, help=f"comma list from {ALL_SERVERS} (default all; --smoke: palisade)")
     ap.add_argument("--scales", default=None, help="comma list of project counts (default 1000,10000; --quick: 1000)")
     ap.add_argument("--duration", type=float, default=None, help="seconds per wrk run (default 6; --quick 3)")
     ap.add_argument("--slow-duration", type=float, default=None, help="seconds per wrk run for pypiserver (default 5; --quick 3)")
-    ap.add_argument("--connections", default="16,64")
+    ap.add_argument("--connections", default=None, help="comma list (default 16,64; --smoke: 4)")
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument("--wrk-timeout", type=float, default=2.0, help="wrk per-request timeout, s")
     ap.add_argument("--upload-concurrency", type=int, default=8)
     ap.add_argument("--upload-deadline", type=float, default=600.0, help="max seconds for one upload batch")
     ap.add_argument("--peer-upload-projects", type=int, default=20,
                     help="projects (x3 files) uploaded over HTTP to pypiserver/devpi at each scale")
-    ap.add_argument("--twine-projects", type=int, default=100, help="projects (x3 files) twine uploads to palisade (peers: fewer)")
+    ap.add_argument("--twine-projects", type=int, default=None,
+                    help="projects (x3 files) twine uploads to palisade (peers: fewer; default 100, --smoke 2)")
     ap.add_argument("--no-twine", action="store_true")
-    ap.add_argument("--settle-max", type=float, default=120.0,
-                    help="max seconds to wait for a server to go idle after loading")
-    ap.add_argument("--startup-repeats", type=int, default=3)
-    ap.add_argument("--out", default=str(OUT / "results.json"))
-    ap.add_argument("--keep-data", action="store_true", help="keep the servers' data dirs in bench/out/run afterwards")
+    ap.add_argument("--settle-max", type=float, default=None,
+                    help="max seconds to wait for a server to go idle after loading (default 120; --smoke 10)")
+    ap.add_argument("--startup-repeats", type=int, default=None, help="default 3; --smoke 1")
+    ap.add_argument("--work", default=str(OUT),
+                    help="folder for the wheels, the servers' data and logs (run/) and the results (default bench/out)")
+    ap.add_argument("--out", default=None, help="results JSON (default WORK/results.json)")
+    ap.add_argument("--keep-data", action="store_true", help="keep the servers' data dirs in WORK/run afterwards")
     ap.add_argument("--report-only", metavar="RESULTS_JSON", help="re-print the report of a saved results.json and exit")
     a = ap.parse_args()
     if a.report_only:
@@ -581,15 +631,21 @@ def main() -> int:
         res["targets"] = evaluate_targets(res)
         print(render(res))
         return 0
-    a.servers = [s.strip() for s in a.servers.split(",") if s.strip()]
+    a.servers = [s.strip() for s in (a.servers or ("palisade" if a.smoke else ",".join(ALL_SERVERS))).split(",") if s.strip()]
     bad = [s for s in a.servers if s not in ALL_SERVERS]
     if bad:
         ap.error(f"unknown servers {bad}")
     a.servers = [s for s in ALL_SERVERS if s in a.servers]  # fixed order: nginx needs palisade's pages
-    a.scales = [int(x) for x in (a.scales or ("1000" if a.quick else "1000,10000")).split(",")]
-    a.duration = a.duration or (3.0 if a.quick else 6.0)
-    a.slow_duration = a.slow_duration or (3.0 if a.quick else 5.0)
-    a.connections = [int(x) for x in a.connections.split(",")]
+    if a.smoke and a.quick:
+        ap.error("--smoke and --quick do not go together")
+    a.scales = [int(x) for x in (a.scales or ("10" if a.smoke else "1000" if a.quick else "1000,10000")).split(",")]
+    a.duration = a.duration or (0.25 if a.smoke else 3.0 if a.quick else 6.0)
+    a.slow_duration = a.slow_duration or (0.25 if a.smoke else 3.0 if a.quick else 5.0)
+    a.connections = [int(x) for x in (a.connections or ("4" if a.smoke else "16,64")).split(",")]
+    a.twine_projects = a.twine_projects if a.twine_projects is not None else (2 if a.smoke else 100)
+    a.settle_max = a.settle_max if a.settle_max is not None else (10.0 if a.smoke else 120.0)
+    a.startup_repeats = a.startup_repeats or (1 if a.smoke else 3)
+    a.out = a.out or str(Path(a.work) / "results.json")
 
     ctx = Ctx(a)
     log = ctx.log
@@ -608,6 +664,14 @@ def main() -> int:
             log("WARNING: " + msg)
             notes.append(msg)
 
+    if a.smoke:
+        notes.append("smoke run: tiny sizes, the figures only show that the harness works")
+        smoke_tools(ctx, notes)
+
+    if not a.servers:
+        log("error: no server left to measure")
+        return 2
+
     big = max(a.scales)
     n_wrk = sum((6 if s != "pypiserver" else 4) * len(a.connections) * len(a.scales) for s in a.servers)
     est = 15.0  # wheels, venv check
@@ -623,27 +687,30 @@ def main() -> int:
             est += sc * 3 / 200 + 35  # devpi-import (~200 files/s) + start + upload sample
     if not a.no_twine:
         est += 5 + ("pypiserver" in a.servers) * 5 + ("devpi" in a.servers) * 20
+    gen = "wrk" if ctx.load_generator == "wrk" else "Python load"
     log(f"Palisade benchmark: servers {', '.join(a.servers)}; scales {', '.join(f'{s:,}' for s in a.scales)} projects "
-        f"x 3 versions; {n_wrk} wrk runs of {a.duration:g}s (pypiserver {a.slow_duration:g}s) at {a.connections} connections.")
-    log(f"Expected duration: about {est / 60:.0f} minutes on a 2-core machine (full run: ~20 min, --quick: ~5 min). "
-        "All load goes to 127.0.0.1.")
+        f"x 3 versions; {n_wrk} {gen} runs of {a.duration:g}s (pypiserver {a.slow_duration:g}s) at {a.connections} connections.")
+    if not a.smoke:
+        log(f"Expected duration: about {est / 60:.0f} minutes on a 2-core machine (full run: ~20 min, --quick: ~5 min). "
+            "All load goes to 127.0.0.1.")
 
-    need_venv = any(s in a.servers for s in ("pypiserver", "devpi")) or not a.no_twine
-    ensure_tools("nginx" in a.servers, log)
-    if need_venv:
-        ensure_venv(log)
+    if not a.smoke:
+        need_venv = any(s in a.servers for s in ("pypiserver", "devpi")) or not a.no_twine
+        ensure_tools("nginx" in a.servers, log)
+        if need_venv:
+            ensure_venv(log)
 
     if ctx.run_dir.exists():
         # Deleting a 10,000-project run's data can take minutes on a busy
         # disk: move it aside now, delete it after the measurements.
-        old = OUT / f"run.old.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}"
+        old = ctx.out / f"run.old.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}"
         ctx.run_dir.rename(old)
         log(f"moved the previous {ctx.run_dir} to {old.name}; it is deleted at the end of this run")
     ctx.run_dir.mkdir(parents=True)
     t = time.monotonic()
     extra = 0 if a.no_twine else a.twine_projects
-    wheels = ensure_wheels(OUT / "wheels", big + extra, log=log)
-    log(f"{len(wheels):,} wheels ready in {time.monotonic() - t:.1f}s ({OUT / 'wheels'})")
+    wheels = ensure_wheels(ctx.out / "wheels", big + extra, log=log)
+    log(f"{len(wheels):,} wheels ready in {time.monotonic() - t:.1f}s ({ctx.out / 'wheels'})")
     bench_wheels = [w for w in wheels if w.index <= big]
 
     results: dict = {
@@ -659,6 +726,8 @@ def main() -> int:
             "upload_concurrency": a.upload_concurrency,
             "peer_upload_projects": a.peer_upload_projects,
             "quick": a.quick,
+            "smoke": a.smoke,
+            "load_generator": ctx.load_generator,
             "machine": {"nproc": os.cpu_count(), "platform": platform.platform(),
                         "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")},
             "versions": tool_versions(a.servers, palisade_bin),
@@ -731,10 +800,41 @@ def main() -> int:
         log("deleting the servers' data dirs (--keep-data keeps them); results are already written")
         for sub in ("palisade-data", "devpi-server", "devpi-export", "pypiserver-packages", "nginx/www"):
             shutil.rmtree(ctx.run_dir / sub, ignore_errors=True)
-    for old in sorted(OUT.glob("run.old.*"))[:20]:
+    for old in sorted(ctx.out.glob("run.old.*"))[:20]:
         log(f"deleting {old.name}")
         shutil.rmtree(old, ignore_errors=True)
+    if a.smoke:
+        failed = smoke_failures(results)
+        for f in failed:
+            log(f"smoke: FAILED {f}")
+        return 1 if failed else 0
     return 0
+
+
+def smoke_failures(results: dict) -> list[str]:
+    """What keeps a smoke run from having measured everything it set out to: a server that
+    failed, an endpoint whose check failed or that was not measured, failed uploads, twine."""
+    out = []
+    for scale, rs in results["scales"].items():
+        for name in results["meta"]["servers"]:
+            d = rs.get(name, {})
+            if "error" in d:
+                out.append(f"{name} @ {scale}: {d['error'][:300]}")
+                continue
+            for key, why in d.get("checks", {}).items():
+                if why != "ok":
+                    out.append(f"{name} @ {scale}: check {key}: {why}")
+            for key, by_c in d.get("wrk", {}).items():
+                for c, r in by_c.items():
+                    if not r["ok"] or r["errors"] or not r["rps"]:
+                        out.append(f"{name} @ {scale}: {key} c={c}: {r['error'] or r['errors'] or 'no successful response'}")
+            for b in d.get("load", {}).get("upload_blocks", []):
+                if b["failed"] or b["timed_out"]:
+                    out.append(f"{name} @ {scale}: uploads of projects {b['projects']}: {b['failed']} failed, {b['first_error'][:200]}")
+    for name, t in results.get("twine", {}).items():
+        if t.get("rc") != 0:
+            out.append(f"twine upload to {name}: {t.get('error', '')[-300:]}")
+    return out
 
 
 def write_json(results: dict, path: Path) -> None:
