@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use axum::http::HeaderValue;
 use bytes::Bytes;
@@ -73,7 +73,14 @@ pub struct IndexCache {
     projects: RwLock<HashMap<(String, Kind), Arc<Page>>>,
     root: RwLock<HashMap<Kind, Arc<Page>>>,
     json_api: RwLock<JsonApiPages>,
+    /// Bumped by this process's own changes: a render that began before one is not kept.
     generation: AtomicU64,
+    /// Per project, the newest journal entry the watcher has read: a render that reflects less
+    /// is not kept. (The watcher does not bump `generation`: most entries it reads are this
+    /// process's own writes, already handled, and renders in flight after them are fresh.)
+    watermarks: RwLock<HashMap<String, i64>>,
+    /// The newest journal entry the watcher has read, for the root pages.
+    root_watermark: AtomicI64,
     /// The journal serial this cache has seen.
     pub seen_serial: AtomicU64,
 }
@@ -119,22 +126,37 @@ impl JsonApiPages {
 }
 
 impl IndexCache {
-    /// Drops every page of `project` and the root pages: this process just changed it.
+    /// Drops every page of `project` and the root pages: this process just changed it. Renders
+    /// in flight began before the change, so they are not kept either.
     pub fn invalidate(&self, project: &str) {
-        self.invalidate_before(project, i64::MAX);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.projects.write().retain(|(p, _), _| p != project);
+        self.json_api.write().remove_project(project, i64::MAX);
+        self.root.write().clear();
     }
 
     /// Drops the pages of `project`, and the root pages, that do not yet reflect the journal
     /// entry `serial`. The watcher calls this for entries it reads, some of which this process
     /// wrote and already dropped; the pages rendered since then are kept.
     fn invalidate_before(&self, project: &str, serial: i64) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut marks = self.watermarks.write();
+            let mark = marks.entry(project.to_string()).or_insert(serial);
+            *mark = (*mark).max(serial);
+        }
+        self.root_watermark.fetch_max(serial, Ordering::SeqCst);
         self.projects.write().retain(|(p, _), page| p != project || page.serial_number >= serial);
         self.json_api.write().remove_project(project, serial);
         self.root.write().retain(|_, page| page.serial_number >= serial);
     }
 
+    /// Whether a page of `project` rendered at `serial` reflects every entry the watcher read.
+    fn fresh(&self, project: &str, serial: i64) -> bool {
+        self.watermarks.read().get(project).is_none_or(|mark| serial >= *mark)
+    }
+
     pub fn invalidate_all(&self) {
+        // Called when the watcher fell too far behind to read every entry.
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.projects.write().clear();
         *self.json_api.write() = JsonApiPages::default();
@@ -154,7 +176,7 @@ impl IndexCache {
         let generation = self.generation.load(Ordering::SeqCst);
         let (body, serial) = build().await?;
         let page = Arc::new(Page::new(body, "a", serial).with_gzip());
-        if self.generation.load(Ordering::SeqCst) == generation {
+        if self.generation.load(Ordering::SeqCst) == generation && self.fresh(project, serial) {
             self.json_api.write().insert(key, page.clone());
         }
         Ok((page, false))
@@ -175,7 +197,7 @@ impl IndexCache {
             Kind::Json => serde_json::to_vec(&render::project_json(&project, &releases, &files)).unwrap_or_default(),
         };
         let page = Arc::new(Page::new(body, tag(kind), project.last_serial));
-        if self.generation.load(Ordering::SeqCst) == generation {
+        if self.generation.load(Ordering::SeqCst) == generation && self.fresh(normalized, project.last_serial) {
             self.projects.write().insert(key, page.clone());
         }
         Ok(Some((page, false)))
@@ -193,7 +215,7 @@ impl IndexCache {
             Kind::Json => serde_json::to_vec(&render::root_json(&projects, serial)).unwrap_or_default(),
         };
         let page = Arc::new(Page::new(body, tag(kind), serial));
-        if self.generation.load(Ordering::SeqCst) == generation {
+        if self.generation.load(Ordering::SeqCst) == generation && serial >= self.root_watermark.load(Ordering::SeqCst) {
             self.root.write().insert(kind, page.clone());
         }
         Ok((page, false))
@@ -260,5 +282,31 @@ mod tests {
         assert!(!answer(&cache, "demo", 7).await, "a newer entry drops the page");
         cache.invalidate("demo");
         assert!(!answer(&cache, "demo", 8).await, "a local change drops every page of the project");
+        assert!(answer(&cache, "demo", 8).await, "and the next render is kept");
+    }
+
+    /// The watcher reading an entry while a page is being rendered: a render that reflects the
+    /// entry is kept, one that does not is served but not kept.
+    #[tokio::test]
+    async fn renders_racing_the_watcher_are_kept_only_when_fresh() {
+        let cache = IndexCache::default();
+        let built: Result<_, ()> = cache
+            .json_api("demo", None, || async {
+                cache.invalidate_before("demo", 5);
+                Ok((b"{}".to_vec(), 5))
+            })
+            .await;
+        assert!(!built.unwrap().1);
+        assert!(answer(&cache, "demo", 5).await, "a render at the entry's serial is kept");
+        cache.invalidate("demo");
+        let built: Result<_, ()> = cache
+            .json_api("demo", None, || async {
+                cache.invalidate_before("demo", 9);
+                Ok((b"{}".to_vec(), 6))
+            })
+            .await;
+        assert!(!built.unwrap().1);
+        assert!(!answer(&cache, "demo", 9).await, "a render older than the entry was not kept");
+        assert!(answer(&cache, "demo", 9).await);
     }
 }
