@@ -10,7 +10,9 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod mail;
+pub mod publish;
 pub mod publishers;
+pub mod pypi;
 pub mod scanning;
 pub mod tokens;
 

@@ -20,14 +20,17 @@ use palisade_store::{Session, User, now_micros};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
-use crate::http::auth::{Action, Client, Principal, SESSION_PREFIX, authenticate, check_policy, require_session};
-use crate::http::error::{ApiError, ApiResult, bad_request, forbidden, internal, json_body, not_found, too_many, unauthorized};
+use axum::Router;
+use axum::routing::{delete, get, post};
+use palisade_core::admin::tokens::TokenRequest;
+use palisade_core::admin::users::{check_strength, hash_password, validate_email};
+use palisade_core::admin::{self, Actor};
 use palisade_core::events::record;
 use palisade_core::mail::notify;
 
-use axum::Router;
-use axum::routing::{delete, get, post};
+use crate::AppState;
+use crate::http::auth::{Action, Client, Principal, SESSION_PREFIX, authenticate, check_policy, require_session};
+use crate::http::error::{ApiError, ApiResult, bad_request, forbidden, internal, json_body, not_found, too_many, unauthorized};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -214,10 +217,6 @@ fn micros_to_rfc3339(us: i64) -> String {
     crate::pypi::render::upload_time(us)
 }
 
-async fn hash_password(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || palisade_auth::hash_password(&password)).await.map_err(internal)?.map_err(internal)
-}
-
 /// Verifies `password` for `user` (or burns the same time when there is no such user).
 async fn password_ok(state: &AppState, user: Option<&User>, password: &str) -> ApiResult<bool> {
     let hash = match user {
@@ -234,22 +233,6 @@ async fn password_ok(state: &AppState, user: Option<&User>, password: &str) -> A
     })
     .await
     .map_err(internal)
-}
-
-fn check_strength(password: &str, user: &str, email: Option<&str>) -> ApiResult<()> {
-    let mut inputs = vec![user];
-    if let Some(e) = email {
-        inputs.push(e);
-        inputs.extend(e.split('@').next());
-    }
-    palisade_auth::check_strength(password, &inputs).map_err(|e| bad_request(e.to_string()))
-}
-
-fn valid_email(email: &str) -> ApiResult<()> {
-    let ok = email.len() <= 254
-        && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ',');
-    if ok { Ok(()) } else { Err(bad_request(format!("invalid email address {email:?}"))) }
 }
 
 // ---- email links --------------------------------------------------------------------------
@@ -315,9 +298,9 @@ pub async fn register(State(state): State<AppState>, client: Client, body: Bytes
     let b: RegisterBody = json_body(&body)?;
     check_limit(&state.limits.tokens, &[addr_key(&client)])?;
     palisade_core::admin::validate_user_name(&b.name).map_err(|e| bad_request(e.to_string()))?;
-    valid_email(&b.email)?;
+    validate_email(&b.email)?;
     check_strength(&b.password, &b.name, Some(&b.email))?;
-    let hash = hash_password(b.password).await?;
+    let hash = hash_password(&b.password).await?;
     fail_limit(&state.limits.tokens, &[addr_key(&client)]);
     let user = state.db.create_user(&b.name, false, Some(&b.email), false, Some(&hash)).await?;
     record(&state, "account_created", &user.name, Some(user.id), None, &client, json!({ "email": b.email })).await;
@@ -377,7 +360,7 @@ async fn apply_new_password(
     kind: &str,
     how: &str,
 ) -> ApiResult<(u64, u64)> {
-    let phc = hash_password(password).await?;
+    let phc = hash_password(&password).await?;
     let (sessions, tokens) = state.db.set_password(user.id, &phc).await.map_err(internal)?;
     record(state, kind, &user.name, Some(user.id), None, client, json!({ "sessions_ended": sessions, "tokens_revoked": tokens })).await;
     let what = format!("The password of your Palisade account was {how}. All sessions were ended and all API tokens revoked.");
@@ -397,7 +380,7 @@ pub async fn reset_password(State(state): State<AppState>, client: Client, body:
     if let Err(e) = check_strength(&b.new_password, &user.name, user.email.as_deref()) {
         // Give the token back: the user did nothing wrong but choose a weak password.
         state.db.restore_email_token(&hash).await.map_err(internal)?;
-        return Err(e);
+        return Err(e.into());
     }
     let (sessions, tokens) =
         apply_new_password(&state, &user, &client, b.new_password, "password_reset", "reset with a mailed token").await?;
@@ -634,7 +617,7 @@ struct EmailChange {
 pub async fn change_email(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
     let (_, user) = session_user(&state, &headers).await?;
     let b: EmailChange = json_body(&body)?;
-    valid_email(&b.email)?;
+    validate_email(&b.email)?;
     confirm_password(&state, &user, &client, &b.password).await?;
     state.db.set_email(user.id, &b.email).await?;
     record(&state, "email_changed", &user.name, Some(user.id), None, &client, json!({ "old": user.email, "new": b.email })).await;
@@ -885,31 +868,11 @@ pub async fn create_token(State(state): State<AppState>, client: Client, headers
             return Err(forbidden(format!("user {:?} has no role on project {:?}", user.name, n.normalized())));
         }
     }
-    let expires = match &b.expires_in {
-        Some(d) => Some(palisade_core::admin::parse_duration(d).map_err(|e| bad_request(e.to_string()))?),
-        None => None,
-    };
+    let expires = b.expires_in.as_deref().map(admin::parse_duration).transpose()?;
     fail_limit(&state.limits.tokens, &keys);
-    let (id, secret) = palisade_core::admin::create_token_for(&state.db, &user, &b.projects, &b.actions, expires, b.description.as_deref())
-        .await
-        .map_err(|e| bad_request(e.to_string()))?;
+    let request = TokenRequest { projects: &b.projects, actions: &b.actions, expires_in: expires, description: b.description.as_deref() };
+    let (id, secret) = admin::create_token_for(&state, &Actor::of(&p, &client), &user, request).await?;
     let t = state.db.token_by_id(id).await?.ok_or_else(|| internal("token vanished"))?;
-    record(
-        &state,
-        "token_created",
-        &user.name,
-        Some(user.id),
-        None,
-        &client,
-        json!({ "token_id": id, "projects": t.project_scope(), "actions": t.action_scope(), "via": "api" }),
-    )
-    .await;
-    notify(
-        &state.mailer,
-        &user,
-        "API token created",
-        &format!("An API token ({}…, {}) was created for your account.", t.hint, t.description.as_deref().unwrap_or("no description")),
-    );
     let mut out = token_json(&t);
     out["token"] = json!(secret);
     Ok((StatusCode::CREATED, Json(out)).into_response())
@@ -922,14 +885,8 @@ pub async fn revoke_token(
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
-    let (_, user) = session_user(&state, &headers).await?;
-    let t = state.db.token_by_id(id).await.map_err(internal)?.filter(|t| t.user_id == Some(user.id));
-    let Some(t) = t else { return Err(not_found(format!("token {id} not found"))) };
-    if t.revoked_at.is_some() {
-        return Err(bad_request(format!("token {id} is already revoked")));
-    }
-    state.db.revoke_token(id, "revoked by its owner").await?;
-    record(&state, "token_revoked", &user.name, Some(user.id), None, &client, json!({ "token_id": id })).await;
+    let (p, user) = session_user(&state, &headers).await?;
+    admin::revoke_token(&state, &Actor::of(&p, &client), id, Some(user.id), "revoked by its owner").await?;
     Ok(Json(json!({ "revoked": id })))
 }
 

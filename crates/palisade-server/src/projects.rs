@@ -9,24 +9,21 @@
 //! - `GET|POST /api/account/pending-publishers`, `DELETE /api/account/pending-publishers/{id}`
 //!   (publishers that may create a new project, until they expire; a session of their registrant)
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
 use bytes::Bytes;
-use palisade_store::{Project, Role, StoreError};
+use palisade_core::admin::{self, Actor, PublisherTarget};
+use palisade_core::publishers::PublisherInput;
+use palisade_store::{Project, Role};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::http::auth::{Action, Client, Principal, authenticate, authorize, check_policy, require_session};
-use crate::http::error::{ApiError, ApiResult, bad_request, internal, json_body, not_found};
-use palisade_core::events::record;
-use palisade_core::mail::notify;
-use palisade_core::publishers::{PublisherInput, resolve};
-
-use axum::Router;
-use axum::routing::{delete, get, post, put};
+use crate::http::error::{ApiResult, bad_request, internal, json_body, not_found};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -74,18 +71,6 @@ struct RoleBody {
     role: String,
 }
 
-pub(crate) async fn owners(state: &AppState, project: &Project) -> ApiResult<Vec<palisade_store::User>> {
-    let mut out = Vec::new();
-    for r in state.db.roles(Some(&project.normalized)).await.map_err(internal)? {
-        if r.role == "owner"
-            && let Ok(u) = state.db.user_by_name(&r.user_name).await
-        {
-            out.push(u);
-        }
-    }
-    Ok(out)
-}
-
 pub async fn set_role(
     State(state): State<AppState>,
     client: Client,
@@ -96,21 +81,7 @@ pub async fn set_role(
     let (p, project) = project_for_trust_change(&state, &headers, &name).await?;
     let b: RoleBody = json_body(&body)?;
     let role = Role::parse(&b.role).ok_or_else(|| bad_request(format!("unknown role {:?}: expected owner or maintainer", b.role)))?;
-    let target = state.db.user_by_name(&user).await?;
-    let before = state.db.role(project.id, target.id).await.map_err(internal)?;
-    if before == Some(Role::Owner) && role != Role::Owner && owners(&state, &project).await?.len() <= 1 {
-        return Err(bad_request("a project must keep at least one owner"));
-    }
-    state.db.set_role(&project.normalized, &target.name, role, &p.user_name).await?;
-    let details = json!({ "user": target.name, "from": before.map(Role::as_str), "to": role.as_str() });
-    record(&state, "role_changed", &p.user_name, Some(target.id), Some(project.id), &client, details).await;
-    notify(
-        &state.mailer,
-        &target,
-        "Your role changed",
-        &format!("{} made you {} of project {}.", p.user_name, role.as_str(), project.normalized),
-    );
-    state.invalidate(&project.normalized);
+    let target = admin::set_role(&state, &Actor::of(&p, &client), &project, &user, role).await?;
     Ok(Json(json!({ "project": project.normalized, "user": target.name, "role": role.as_str() })))
 }
 
@@ -121,23 +92,7 @@ pub async fn remove_role(
     Path((name, user)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let (p, project) = project_for_trust_change(&state, &headers, &name).await?;
-    let target = state.db.user_by_name(&user).await?;
-    let before = state.db.role(project.id, target.id).await.map_err(internal)?;
-    if before.is_none() {
-        return Err(not_found(format!("user {:?} has no role on {:?}", target.name, project.normalized)));
-    }
-    if before == Some(Role::Owner) && owners(&state, &project).await?.len() <= 1 {
-        return Err(bad_request("a project must keep at least one owner"));
-    }
-    state.db.remove_role(&project.normalized, &target.name, &p.user_name).await?;
-    let details = json!({ "user": target.name, "from": before.map(Role::as_str), "to": Value::Null });
-    record(&state, "role_changed", &p.user_name, Some(target.id), Some(project.id), &client, details).await;
-    notify(
-        &state.mailer,
-        &target,
-        "Your role was removed",
-        &format!("{} removed your role on project {}.", p.user_name, project.normalized),
-    );
+    let target = admin::remove_role(&state, &Actor::of(&p, &client), &project, &user).await?;
     Ok(Json(json!({ "project": project.normalized, "user": target.name, "role": Value::Null })))
 }
 
@@ -149,56 +104,6 @@ pub async fn publishers(State(state): State<AppState>, headers: HeaderMap, Path(
     ))
 }
 
-/// Stores a publisher, records it and tells the project's owners (or the creator of a pending one).
-async fn add_publisher(
-    state: &AppState,
-    p: &Principal,
-    client: &Client,
-    project: Option<&Project>,
-    pending: Option<&str>,
-    input: PublisherInput,
-) -> ApiResult<Response> {
-    let (issuer, spec) = resolve(input, &state.config.oidc).map_err(bad_request)?;
-    let spec_json = serde_json::to_string(&spec).map_err(internal)?;
-    let now = palisade_store::now_micros();
-    let name = project.map(|p| p.normalized.as_str()).or(pending).unwrap_or_default();
-    let siblings: Vec<_> = state
-        .db
-        .publishers(Some(name))
-        .await
-        .map_err(internal)?
-        .into_iter()
-        .filter(|pb| pb.project_id == project.map(|p| p.id) && !pb.expired(now))
-        .collect();
-    if let Some(id) = palisade_core::publishers::duplicate_of(&siblings, &issuer, &spec) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("an identical trusted publisher (id {id}) is already registered for {name:?}"),
-        ));
-    }
-    let expires = pending.map(|_| palisade_core::publishers::pending_expiry(&state.config.oidc));
-    let max = pending.map(|_| state.config.oidc.max_pending_publishers);
-    let id = state.db.add_publisher(project.map(|p| p.id), pending, &issuer, &spec_json, p.user_id, expires, max).await?;
-    let publisher = state.db.publisher(id).await?.ok_or_else(|| internal("publisher vanished"))?;
-    let details = json!({ "publisher_id": id, "issuer": issuer, "spec": spec, "pending": pending.is_some() });
-    record(state, "publisher_added", &p.user_name, p.user_id, project.map(|p| p.id), client, details).await;
-    let what =
-        format!("{} added a trusted publisher to {}: {}", p.user_name, publisher.project, palisade_core::publishers::describe(&publisher));
-    match project {
-        Some(project) => {
-            for owner in owners(state, project).await? {
-                notify(&state.mailer, &owner, "Trusted publisher added", &what);
-            }
-        }
-        None => {
-            if let Some(uid) = p.user_id {
-                notify(&state.mailer, &state.db.user_by_id(uid).await?, "Pending trusted publisher added", &what);
-            }
-        }
-    }
-    Ok((StatusCode::CREATED, Json(palisade_core::publishers::to_json(&publisher))).into_response())
-}
-
 pub async fn create_publisher(
     State(state): State<AppState>,
     client: Client,
@@ -208,7 +113,8 @@ pub async fn create_publisher(
 ) -> ApiResult<Response> {
     let (p, project) = project_for_trust_change(&state, &headers, &name).await?;
     let input: PublisherInput = json_body(&body)?;
-    add_publisher(&state, &p, &client, Some(&project), None, input).await
+    let publisher = admin::add_publisher(&state, &Actor::of(&p, &client), PublisherTarget::Project(&project), input).await?;
+    Ok((StatusCode::CREATED, Json(palisade_core::publishers::to_json(&publisher))).into_response())
 }
 
 pub async fn delete_publisher(
@@ -218,19 +124,9 @@ pub async fn delete_publisher(
     Path((name, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<Value>> {
     let (p, project) = project_for_trust_change(&state, &headers, &name).await?;
-    let publisher = state.db.publisher(id).await.map_err(internal)?.filter(|pb| pb.project_id == Some(project.id));
+    let publisher = state.db.publisher(id).await?.filter(|pb| pb.project_id == Some(project.id));
     let Some(publisher) = publisher else { return Err(not_found(format!("publisher {id} of {:?} not found", project.normalized))) };
-    state.db.remove_publisher(id).await.map_err(internal)?;
-    record(
-        &state,
-        "publisher_removed",
-        &p.user_name,
-        p.user_id,
-        Some(project.id),
-        &client,
-        json!({ "publisher_id": id, "issuer": publisher.issuer }),
-    )
-    .await;
+    admin::remove_publisher(&state, &Actor::of(&p, &client), &publisher).await?;
     Ok(Json(json!({ "removed": id })))
 }
 
@@ -254,40 +150,17 @@ struct PendingPublisher {
     claims: std::collections::BTreeMap<String, String>,
 }
 
-/// `POST /api/account/pending-publishers` `{"project": NAME, "github": {...}}`: a publisher that
-/// may create NAME on its first upload; the caller becomes the owner. It expires after
-/// `[oidc] pending_publisher_days`, and a user may have `max_pending_publishers` of them.
 pub async fn create_pending(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
     let p = authenticate(&state.db, &headers).await?;
     let uid = require_session(&p)?;
     check_policy(&state, &p, "register trusted publishers")?;
     let b: PendingBody = json_body(&body)?;
-    let name = palisade_dist::ProjectName::new(&b.project).map_err(|e| bad_request(e.to_string()))?;
-    if state.db.project(name.normalized()).await.map_err(internal)?.is_some() {
-        return Err(bad_request(format!("project {:?} exists; add the publisher to the project instead", name.normalized())));
-    }
-    palisade_core::admin::sweep_expired_publishers(&state.db).await.map_err(internal)?;
-    let mine = state.db.pending_publishers_of(uid).await.map_err(internal)?;
-    let max = state.config.oidc.max_pending_publishers;
-    if mine.len() as u64 >= max {
-        return Err(bad_request(format!(
-            "user {:?} already has {} pending publishers, the most this instance allows ([oidc] max_pending_publishers = {max}); \
-             delete one (DELETE /api/account/pending-publishers/{{id}}) or let one create its project first",
-            p.user_name,
-            mine.len()
-        )));
-    }
-    let taken =
-        state.db.publishers(Some(name.normalized())).await.map_err(internal)?.iter().any(|pb| pb.pending && pb.created_by != p.user_id);
-    if taken {
-        return Err(bad_request(format!(
-            "another user has a pending publisher for {:?}; the name is reserved for them until it expires or is used",
-            name.normalized()
-        )));
-    }
+    let owner = state.db.user_by_id(uid).await?;
     let input =
         PublisherInput { github: b.publisher.github, gitlab: b.publisher.gitlab, issuer: b.publisher.issuer, claims: b.publisher.claims };
-    add_publisher(&state, &p, &client, None, Some(name.normalized()), input).await
+    let target = PublisherTarget::Pending { name: &b.project, owner: &owner, limit: Some(state.config.oidc.max_pending_publishers) };
+    let publisher = admin::add_publisher(&state, &Actor::of(&p, &client), target, input).await?;
+    Ok((StatusCode::CREATED, Json(palisade_core::publishers::to_json(&publisher))).into_response())
 }
 
 /// `GET /api/account/pending-publishers`: the caller's live pending publishers.
@@ -298,9 +171,6 @@ pub async fn list_pending(State(state): State<AppState>, headers: HeaderMap) -> 
     Ok(Json(json!({ "publishers": list.iter().map(palisade_core::publishers::to_json).collect::<Vec<_>>() })))
 }
 
-/// `DELETE /api/account/pending-publishers/{id}`: withdraws one of the caller's pending
-/// publishers (and the upload tokens it minted). Another user's, an ordinary one or an unknown
-/// id are all `404`: the answer does not say which publishers exist.
 pub async fn delete_pending(
     State(state): State<AppState>,
     client: Client,
@@ -309,11 +179,9 @@ pub async fn delete_pending(
 ) -> ApiResult<Json<Value>> {
     let p = authenticate(&state.db, &headers).await?;
     let uid = require_session(&p)?;
-    let publisher = state.db.publisher(id).await.map_err(internal)?.filter(|pb| pb.pending && pb.created_by == Some(uid));
+    let publisher = state.db.publisher(id).await?.filter(|pb| pb.pending && pb.created_by == Some(uid));
     let Some(publisher) = publisher else { return Err(not_found(format!("pending publisher {id} not found"))) };
-    state.db.remove_publisher(id).await.map_err(internal)?;
-    let details = json!({ "publisher_id": id, "issuer": publisher.issuer, "project": publisher.project, "pending": true });
-    record(&state, "publisher_removed", &p.user_name, Some(uid), None, &client, details).await;
+    admin::remove_publisher(&state, &Actor::of(&p, &client), &publisher).await?;
     Ok(Json(json!({ "removed": id })))
 }
 
@@ -335,16 +203,7 @@ async fn yank_common(
 ) -> ApiResult<Json<Value>> {
     let (p, project) = project_for(state, headers, name, Action::Yank).await?;
     let b: YankBody = if body.is_empty() { YankBody::default() } else { json_body(body)? };
-    // Shown in every index page, to pip's users and in terminals: plain text on one line.
-    let reason = b.reason.filter(|r| yank && !r.is_empty());
-    if let Some(r) = &reason {
-        palisade_dist::check_text("yank reason", r).map_err(|e| bad_request(e.to_string()))?;
-    }
-    let n = state.db.set_yanked(&project.normalized, version, None, yank, reason.as_deref(), &p.user_name).await?;
-    state.invalidate(&project.normalized);
-    let kind = if yank { "release_yanked" } else { "release_unyanked" };
-    record(state, kind, &p.user_name, p.user_id, Some(project.id), client, json!({ "version": version, "reason": reason, "files": n }))
-        .await;
+    let n = admin::set_yanked(state, &Actor::of(&p, client), &project, version, None, yank, b.reason.as_deref()).await?;
     Ok(Json(json!({ "project": project.normalized, "version": version, "yanked": yank, "files": n })))
 }
 
@@ -375,25 +234,7 @@ pub async fn remove_file(
     Path((name, filename)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let (p, project) = project_for(&state, &headers, &name, Action::Manage).await?;
-    let file = state.db.file(&filename).await.map_err(internal)?.filter(|f| f.project_id == project.id);
-    let Some(file) = file else { return Err(not_found(format!("no file {filename:?} in project {:?}", project.normalized))) };
-    match state.db.remove_file(&filename, &p.user_name).await {
-        Ok(Some(sha)) => state.blobs.remove(&sha).await.map_err(internal)?,
-        Ok(None) => {}
-        Err(StoreError::NotFound(w)) => return Err(not_found(format!("{w} not found"))),
-        Err(e) => return Err(internal(e)),
-    }
-    state.invalidate(&project.normalized);
-    record(
-        &state,
-        "file_removed",
-        &p.user_name,
-        p.user_id,
-        Some(project.id),
-        &client,
-        json!({ "filename": filename, "sha256": file.sha256 }),
-    )
-    .await;
+    admin::remove_file(&state, &Actor::of(&p, &client), Some(&project), &filename).await?;
     Ok(Json(json!({ "removed": filename, "note": "the filename stays reserved and can never be uploaded again" })))
 }
 

@@ -14,6 +14,8 @@ use bytes::Bytes;
 use palisade_store::{Role, ScanReportRow};
 use serde_json::{Value, json};
 
+use palisade_core::admin::Actor;
+
 use crate::AppState;
 use crate::http::auth::{Action, Client, Principal, authenticate, authorize};
 use crate::http::error::{ApiResult, bad_request, forbidden, internal, not_found};
@@ -111,23 +113,6 @@ async fn admin(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
     Ok(p)
 }
 
-async fn record_decision(
-    state: &AppState,
-    p: &Principal,
-    client: &Client,
-    filename: &str,
-    project: Option<&str>,
-    decision: &str,
-    note: Option<&str>,
-) {
-    let project_id = match project {
-        Some(name) => state.db.project(name).await.ok().flatten().map(|p| p.id),
-        None => None,
-    };
-    let details = json!({ "filename": filename, "decision": decision, "note": note });
-    palisade_core::events::record(state, "quarantine_decision", &p.user_name, p.user_id, project_id, client, details).await;
-}
-
 pub async fn release(
     State(state): State<AppState>,
     client: Client,
@@ -137,13 +122,7 @@ pub async fn release(
 ) -> ApiResult<Json<Value>> {
     let p = admin(&state, &headers).await?;
     let note = note_of(&body)?;
-    state.db.release_file(&filename, &p.user_name, note.as_deref()).await?;
-    let project = state.db.file(&filename).await.ok().flatten().map(|f| f.project);
-    if let Some(project) = &project {
-        state.invalidate(project);
-    }
-    record_decision(&state, &p, &client, &filename, project.as_deref(), "released", note.as_deref()).await;
-    tracing::info!(file.filename = %filename, user.name = %p.user_name, "quarantined file released");
+    palisade_core::admin::release(&state, &Actor::of(&p, &client), &filename, note.as_deref()).await?;
     Ok(Json(json!({ "filename": filename, "decision": "released" })))
 }
 
@@ -156,14 +135,6 @@ pub async fn confirm(
 ) -> ApiResult<Json<Value>> {
     let p = admin(&state, &headers).await?;
     let note = note_of(&body)?;
-    let project = state.db.file(&filename).await.map_err(internal)?.map(|f| f.project);
-    if let Some(sha) = state.db.confirm_file(&filename, &p.user_name, note.as_deref()).await? {
-        state.blobs.remove(&sha).await.map_err(internal)?;
-    }
-    if let Some(project) = &project {
-        state.invalidate(project);
-    }
-    record_decision(&state, &p, &client, &filename, project.as_deref(), "confirmed", note.as_deref()).await;
-    tracing::info!(file.filename = %filename, user.name = %p.user_name, "quarantined file confirmed malicious and removed");
+    palisade_core::admin::confirm(&state, &Actor::of(&p, &client), &filename, note.as_deref()).await?;
     Ok(Json(json!({ "filename": filename, "decision": "confirmed" })))
 }

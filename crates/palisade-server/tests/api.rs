@@ -10,9 +10,37 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use http_body_util::BodyExt;
-use palisade_core::{Config, admin};
+use palisade_core::Config;
+use palisade_core::admin::tokens::TokenRequest;
+use palisade_core::admin::users::NewAccount;
+use palisade_core::admin::{self, Actor};
 use palisade_server::AppState;
 use tower::ServiceExt;
+
+/// An account made as the administrator's CLI makes it.
+async fn create_user(
+    state: &AppState,
+    name: &str,
+    admin_: bool,
+    email: Option<&str>,
+    email_verified: bool,
+    password: Option<&str>,
+) -> Result<palisade_store::User, palisade_core::Error> {
+    let new = NewAccount { name, admin: admin_, email, email_verified, password };
+    admin::create_user(state, &Actor::cli(), new).await
+}
+
+/// A token made as the administrator's CLI makes it.
+async fn create_token(
+    state: &AppState,
+    user: &str,
+    projects: &[String],
+    actions: &[String],
+    expires_in: Option<std::time::Duration>,
+    description: Option<&str>,
+) -> Result<(i64, String), palisade_core::Error> {
+    admin::create_token(state, &Actor::cli(), user, TokenRequest { projects, actions, expires_in, description }).await
+}
 
 struct TestApp {
     state: AppState,
@@ -46,10 +74,10 @@ impl TestApp {
     /// user-wide token of theirs.
     async fn user(&self, name: &str, admin_: bool) -> String {
         let db = &self.state.db;
-        let u = admin::create_user(db, name, admin_, Some(&format!("{name}@example.test")), true, None).await.unwrap();
+        let u = create_user(&self.state, name, admin_, Some(&format!("{name}@example.test")), true, None).await.unwrap();
         let factor = db.add_totp(u.id, "test", b"12345678901234567890").await.unwrap();
         assert!(db.use_totp_step(factor, 1, true).await.unwrap());
-        admin::create_token(db, &self.state.config.accounts, name, &[], &[], None, None).await.unwrap().1
+        create_token(&self.state, name, &[], &[], None, None).await.unwrap().1
     }
 
     async fn send(&self, mut req: Request<Body>) -> Reply {
@@ -257,8 +285,7 @@ async fn permissions_and_reuse() {
     let app = TestApp::new().await;
     let alice = app.user("alice", false).await;
     let bob = app.user("bob", false).await;
-    let (_, scoped) =
-        admin::create_token(&app.state.db, &app.state.config.accounts, "alice", &["other".into()], &[], None, None).await.unwrap();
+    let (_, scoped) = create_token(&app.state, "alice", &["other".into()], &[], None, None).await.unwrap();
     let whl = wheel("demo", "1.0", "demo", "1.0");
     let f = "demo-1.0-py3-none-any.whl";
 
@@ -458,7 +485,6 @@ async fn authorization_matrix() {
     ];
     let app = TestApp::new().await;
     let db = &app.state.db;
-    let policy = &app.state.config.accounts;
     let owner = app.user("owen", false).await;
     let maintainer = app.user("maya", false).await;
     let other = app.user("oscar", false).await;
@@ -473,9 +499,9 @@ async fn authorization_matrix() {
         StatusCode::OK
     );
     db.set_role("demo", "maya", palisade_store::Role::Maintainer, "test").await.unwrap();
-    let (_, scoped) = admin::create_token(db, policy, "owen", &["elsewhere".into()], &[], None, None).await.unwrap();
-    let (_, expired) = admin::create_token(db, policy, "owen", &[], &[], Some(std::time::Duration::from_secs(1)), None).await.unwrap();
-    let (revoked_id, revoked) = admin::create_token(db, policy, "owen", &[], &[], None, None).await.unwrap();
+    let (_, scoped) = create_token(&app.state, "owen", &["elsewhere".into()], &[], None, None).await.unwrap();
+    let (_, expired) = create_token(&app.state, "owen", &[], &[], Some(std::time::Duration::from_secs(1)), None).await.unwrap();
+    let (revoked_id, revoked) = create_token(&app.state, "owen", &[], &[], None, None).await.unwrap();
     db.revoke_token(revoked_id, "test").await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let session = |name: &'static str| async move {
@@ -594,15 +620,13 @@ async fn authorization_matrix() {
 #[tokio::test]
 async fn token_action_scopes() {
     let app = TestApp::new().await;
-    let db = &app.state.db;
     let owner = app.user("owen", false).await;
     assert_eq!(
         app.upload(Some(&owner), "demo-1.0-py3-none-any.whl", &wheel("demo", "1.0", "demo", "1.0"), &[]).await.status,
         StatusCode::OK
     );
-    let policy = &app.state.config.accounts;
-    let (_, upload_only) = admin::create_token(db, policy, "owen", &[], &["upload".into()], None, None).await.unwrap();
-    let (_, yank_only) = admin::create_token(db, policy, "owen", &[], &["yank".into()], None, None).await.unwrap();
+    let (_, upload_only) = create_token(&app.state, "owen", &[], &["upload".into()], None, None).await.unwrap();
+    let (_, yank_only) = create_token(&app.state, "owen", &[], &["yank".into()], None, None).await.unwrap();
     assert_eq!(api(&app, "POST", "/api/projects/demo/releases/1.0/yank", Some(&upload_only)).await.status, StatusCode::FORBIDDEN);
     assert_eq!(api(&app, "POST", "/api/projects/demo/releases/1.0/yank", Some(&yank_only)).await.status, StatusCode::OK);
     let r = app.upload(Some(&yank_only), "demo-2.0-py3-none-any.whl", &wheel("demo", "2.0", "demo", "2.0"), &[]).await;
@@ -610,7 +634,7 @@ async fn token_action_scopes() {
     let r = app.upload(Some(&upload_only), "demo-2.0-py3-none-any.whl", &wheel("demo", "2.0", "demo", "2.0"), &[]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(api(&app, "GET", "/api/projects/demo/roles", Some(&upload_only)).await.status, StatusCode::FORBIDDEN);
-    assert!(admin::create_token(db, policy, "owen", &[], &["delete-everything".into()], None, None).await.is_err());
+    assert!(create_token(&app.state, "owen", &[], &["delete-everything".into()], None, None).await.is_err());
 }
 
 /// The instance policy: without a second factor or a verified address, a user's token cannot
@@ -619,7 +643,6 @@ async fn token_action_scopes() {
 async fn publishing_needs_two_factor_and_verified_email() {
     let app = TestApp::new().await;
     let db = &app.state.db;
-    let policy = &app.state.config.accounts;
     let token = app.user("owen", false).await;
     // Remove the factor: the existing token stops working for uploads.
     let factor = db.second_factors(db.user_by_name("owen").await.unwrap().id).await.unwrap()[0].id;
@@ -627,13 +650,13 @@ async fn publishing_needs_two_factor_and_verified_email() {
     let r = app.upload(Some(&token), "demo-1.0-py3-none-any.whl", &wheel("demo", "1.0", "demo", "1.0"), &[]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.text().contains("two-factor authentication is required"), "{}", r.text());
-    let err = admin::create_token(db, policy, "owen", &[], &[], None, None).await.unwrap_err();
+    let err = create_token(&app.state, "owen", &[], &[], None, None).await.unwrap_err();
     assert!(err.to_string().contains("second factor"), "{err}");
     // Unverified email, with a factor.
-    let u = admin::create_user(db, "una", false, Some("una@example.test"), false, None).await.unwrap();
+    let u = create_user(&app.state, "una", false, Some("una@example.test"), false, None).await.unwrap();
     let f = db.add_totp(u.id, "t", b"abcdefghijabcdefghij").await.unwrap();
     assert!(db.use_totp_step(f, 5, true).await.unwrap());
-    let err = admin::create_token(db, policy, "una", &[], &[], None, None).await.unwrap_err();
+    let err = create_token(&app.state, "una", &[], &[], None, None).await.unwrap_err();
     assert!(err.to_string().contains("verified email"), "{err}");
     // A TOTP step is accepted once: replays and older steps are refused.
     assert!(!db.use_totp_step(f, 5, false).await.unwrap());

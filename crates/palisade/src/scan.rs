@@ -7,7 +7,41 @@ use std::process::ExitCode;
 use palisade_scan::{ScanConfig, Scanner, Verdict, format};
 use rayon::prelude::*;
 
-use crate::ScanArgs;
+use clap::{Args, Subcommand};
+
+#[derive(Args)]
+pub struct ScanArgs {
+    /// Files (.whl, .tar.gz, .zip, .tar.bz2, .egg, ...) or folders to search for them.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "sarif"])]
+    format: String,
+    /// Extra folder of YARA rules (repeatable).
+    #[arg(long = "rules")]
+    rules: Vec<PathBuf>,
+    /// A list of popular project names (one per line) to check typosquatting against.
+    #[arg(long)]
+    popular: Option<PathBuf>,
+    /// Only print files that are not clean (text format).
+    #[arg(long)]
+    only_flagged: bool,
+    /// Threads that analyse the members of one file (as the server does for an upload); files
+    /// are scanned in parallel anyway.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    member_threads: u16,
+    /// Analyse every file afresh: by default a Python file met again (a wheel repeating its
+    /// sdist, a version repeating the last) reuses its analysis, as the server does. Reports
+    /// are the same either way; this is for timing first uploads.
+    #[arg(long)]
+    cold: bool,
+}
+
+#[derive(Subcommand)]
+pub enum RulesCmd {
+    /// Compile the .yar/.yara files of DIR and report errors.
+    Check { dir: PathBuf },
+}
 
 const DIST_SUFFIXES: &[&str] = &[".whl", ".tar.gz", ".tgz", ".zip", ".tar.bz2", ".egg", ".tar"];
 

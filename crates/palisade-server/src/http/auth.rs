@@ -10,8 +10,7 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use base64::Engine;
 pub use palisade_core::access::{
-    Action, Credential, Origin, Principal, SESSION_PREFIX, authorize, check_policy, check_session, check_token, publisher_for,
-    require_session,
+    Action, Credential, Origin, Principal, SESSION_PREFIX, authorize, check_policy, check_session, check_token, require_session,
 };
 use palisade_store::Db;
 

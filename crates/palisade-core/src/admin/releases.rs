@@ -1,0 +1,74 @@
+//! Releases and files after publication: yanking, removing, and a project's status.
+
+use palisade_store::Project;
+use serde_json::json;
+
+use super::Actor;
+use crate::Core;
+use crate::error::{Result, invalid, not_found};
+use crate::events::record;
+
+/// Yanks (or un-yanks) `version` of `project`, or only `file` of it. The reason is shown in
+/// every index page and in terminals: plain text on one line. Returns how many files changed.
+pub async fn set_yanked(
+    core: &Core,
+    actor: &Actor,
+    project: &Project,
+    version: &str,
+    file: Option<&str>,
+    yank: bool,
+    reason: Option<&str>,
+) -> Result<u64> {
+    let reason = reason.filter(|r| yank && !r.is_empty());
+    if let Some(r) = reason {
+        palisade_dist::check_text("yank reason", r).map_err(|e| invalid(e.to_string()))?;
+    }
+    let n = core.db.set_yanked(&project.normalized, version, file, yank, reason, &actor.name).await?;
+    core.changed(&project.normalized);
+    let kind = if yank { "release_yanked" } else { "release_unyanked" };
+    let details = json!({ "version": version, "file": file, "reason": reason, "files": n });
+    record(core, kind, &actor.name, actor.user_id, Some(project.id), &actor.origin, details).await;
+    Ok(n)
+}
+
+/// Removes `filename` (of `project`, when given: a file of another project is not found). Its
+/// bytes go when nothing else references them; its name stays reserved forever.
+pub async fn remove_file(core: &Core, actor: &Actor, project: Option<&Project>, filename: &str) -> Result<()> {
+    let file = core.db.file(filename).await?.filter(|f| project.is_none_or(|p| p.id == f.project_id));
+    let Some(file) = file else {
+        return Err(not_found(match project {
+            Some(p) => format!("no file {filename:?} in project {:?}", p.normalized),
+            None => format!("no file {filename:?}"),
+        }));
+    };
+    if let Some(sha) = core.db.remove_file(filename, &actor.name).await? {
+        core.blobs.remove(&sha).await?;
+    }
+    core.changed(&file.project);
+    let details = json!({ "filename": filename, "sha256": file.sha256 });
+    record(core, "file_removed", &actor.name, actor.user_id, Some(file.project_id), &actor.origin, details).await;
+    Ok(())
+}
+
+/// Sets a project's status (`active`, `archived`, `quarantined`, ...), with a reason shown to
+/// clients.
+pub async fn set_status(core: &Core, actor: &Actor, project: &str, status: &str, reason: Option<&str>) -> Result<()> {
+    let normalized = palisade_dist::normalize(project);
+    if let Some(r) = reason {
+        palisade_dist::check_text("status reason", r).map_err(|e| invalid(e.to_string()))?;
+    }
+    core.db.set_status(&normalized, status, reason, &actor.name).await?;
+    core.changed(&normalized);
+    let project_id = core.db.project(&normalized).await?.map(|p| p.id);
+    record(
+        core,
+        "project_status_changed",
+        &actor.name,
+        actor.user_id,
+        project_id,
+        &actor.origin,
+        json!({ "status": status, "reason": reason }),
+    )
+    .await;
+    Ok(())
+}
