@@ -11,6 +11,7 @@ use std::path::Path;
 
 use palisade_dist::{DistFilename, DistKind};
 
+mod anomaly;
 mod tarread;
 mod tree;
 mod walk;

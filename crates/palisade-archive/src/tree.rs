@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::walk::Anomaly;
+use crate::anomaly::Anomaly;
 
 /// The most symlinks one path resolution may follow, as Linux's `ELOOP` limit.
 const MAX_HOPS: usize = 40;

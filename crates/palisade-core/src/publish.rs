@@ -99,7 +99,8 @@ impl Core {
             return Err(file_exists(&filename, &file.digests.blake2b_256, &r));
         }
 
-        let metadata = crate::pypi::read_metadata(&file, self.config.max_uncompressed_bytes, self.config.max_description_bytes).await?;
+        let (max_uncompressed, max_description) = (self.config.max_uncompressed_bytes, self.config.max_description_bytes);
+        let metadata = crate::pypi::read_metadata(file.blob.path(), &file.dist, &filename, max_uncompressed, max_description).await?;
 
         // Scan before anything becomes visible.
         let (quarantined, scan) = match self.judge(&file, &normalized, project.is_none(), &principal).await? {

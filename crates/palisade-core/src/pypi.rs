@@ -3,10 +3,11 @@
 //! of the same shape.
 
 use palisade_archive::Limits;
-use palisade_dist::CoreMetadata;
+use std::path::Path;
+
+use palisade_dist::{CoreMetadata, DistFilename};
 
 use crate::error::{Result, internal, invalid};
-use crate::publish::Received;
 
 /// A distribution's core metadata, checked, in the forms the store keeps.
 pub struct Metadata {
@@ -21,23 +22,28 @@ pub struct Metadata {
     pub raw: Vec<u8>,
 }
 
-/// Reads and checks the core metadata of `file`: present where the format puts it, parseable,
+/// Reads and checks the core metadata of the distribution at `path`, called `filename`: present where the format puts it, parseable,
 /// naming the same project and version as the filename, its description within
 /// `max_description_bytes`; the archive itself within `max_uncompressed_bytes` and free of the
 /// ambiguities `palisade_archive` refuses.
-pub async fn read_metadata(file: &Received, max_uncompressed_bytes: u64, max_description_bytes: u64) -> Result<Metadata> {
+pub async fn read_metadata(
+    path: &Path,
+    dist: &DistFilename,
+    filename: &str,
+    max_uncompressed_bytes: u64,
+    max_description_bytes: u64,
+) -> Result<Metadata> {
     let limits = Limits { max_total_uncompressed: max_uncompressed_bytes, ..Limits::default() };
-    let (path, dist, filename) = (file.blob.path().to_path_buf(), file.dist.clone(), file.filename.clone());
-    let raw = tokio::task::spawn_blocking(move || palisade_archive::read_core_metadata(&path, &dist, &filename, &limits))
+    let (owned_path, owned_dist, owned_name) = (path.to_path_buf(), dist.clone(), filename.to_string());
+    let raw = tokio::task::spawn_blocking(move || palisade_archive::read_core_metadata(&owned_path, &owned_dist, &owned_name, &limits))
         .await
         .map_err(internal)?
         .map_err(|e| invalid(format!("invalid distribution: {e}")))?;
-    let filename = &file.filename;
     let meta = CoreMetadata::parse(&raw).map_err(|e| invalid(format!("invalid distribution {filename:?}: {e}")))?;
-    if meta.normalized_name != file.dist.normalized_name {
+    if meta.normalized_name != dist.normalized_name {
         return Err(invalid(format!("the metadata's Name {:?} does not match the filename {filename:?}", meta.fields.name)));
     }
-    if meta.version != file.dist.version {
+    if meta.version != dist.version {
         return Err(invalid(format!("the metadata's Version {:?} does not match the filename {filename:?}", meta.fields.version)));
     }
     let description = meta.fields.description.as_ref().map_or(0, String::len) as u64;

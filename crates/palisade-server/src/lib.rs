@@ -33,7 +33,7 @@ pub struct AppState {
     pub core: Core,
     cache: Arc<pypi::cache::IndexCache>,
     metrics: Arc<ops::metrics::Metrics>,
-    limits: Arc<accounts::Limits>,
+    limits: Arc<http::throttle::Limits>,
     oidc: Arc<trusted_publishing::OidcKeys>,
     disclosure_keys: Arc<disclosure::PartnerKeys>,
     http: reqwest::Client,
@@ -59,7 +59,7 @@ impl AppState {
             .user_agent(concat!("palisade/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .build()?;
-        let limits = Arc::new(accounts::Limits::new(&config.accounts));
+        let limits = Arc::new(http::throttle::Limits::new(&config.accounts));
         let per_client = config
             .client_ip_header
             .is_some()

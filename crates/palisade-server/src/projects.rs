@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::http::auth::{Action, Client, Principal, authenticate, authorize, check_policy, require_session};
-use crate::http::error::{ApiResult, bad_request, internal, json_body, not_found};
+use crate::http::body::json_body;
+use crate::http::error::{ApiResult, bad_request, internal, not_found};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

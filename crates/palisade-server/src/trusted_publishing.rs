@@ -145,7 +145,7 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
     // 429. A valid ID token is never refused for what others behind the same address sent.
     let fail = |code: &str, description: String| {
         tracing::info!(oidc.error = code, reason = %description, "trusted publishing exchange refused");
-        match crate::accounts::count_invalid_secret(&state, &client) {
+        match crate::http::throttle::count_invalid_secret(&state, &client) {
             Ok(()) => failure(code, description),
             Err(retry) => crate::http::error::too_many(retry).into_response(),
         }

@@ -43,15 +43,6 @@ pub fn too_many(retry: std::time::Duration) -> ApiError {
     }
 }
 
-/// Parses a JSON request body into `T`, with a 400 that says what is wrong. The body was already
-/// bounded by `limits::bound_body`; the check here keeps the parser bounded wherever it is called.
-pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    if body.len() > crate::http::limits::JSON_BODY_LIMIT {
-        return Err(too_large(format!("the JSON body is larger than {} KiB", crate::http::limits::JSON_BODY_LIMIT / 1024)));
-    }
-    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
-}
-
 pub fn too_large(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
 }

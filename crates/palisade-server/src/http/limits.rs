@@ -23,14 +23,10 @@ use hyper::body::Body as _;
 
 use crate::AppState;
 use crate::http::auth::Client;
+use crate::http::body::JSON_BODY_LIMIT;
 use crate::http::error::{ApiError, bad_request, too_large};
 use crate::http::listener::ClientKey;
 
-/// The body limit of every JSON endpoint (login, accounts, tokens, roles, publishers, yank,
-/// quarantine decisions, the OIDC exchange). The largest legitimate body is the OIDC exchange's
-/// `{"token": ...}`, whose ID token may be at most 16 KiB; the others are a few hundred bytes.
-/// Also the limit of routes that take no body.
-pub const JSON_BODY_LIMIT: usize = 64 * 1024;
 /// The body limit of leaked-token reports: a partner sends a JSON array of matches of about
 /// 250 bytes each, so about 500 matches per report.
 pub const DISCLOSURE_BODY_LIMIT: usize = 128 * 1024;

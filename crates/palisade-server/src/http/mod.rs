@@ -2,6 +2,8 @@
 //! extractor, body limits by route, and the connection listener.
 
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod limits;
 pub mod listener;
+pub mod throttle;

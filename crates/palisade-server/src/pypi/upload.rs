@@ -79,7 +79,9 @@ async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResul
     // whatever others behind the same address sent.
     let principal = match authenticate(&state.db, request.headers()).await {
         Ok(p) => p,
-        Err(e) if request.headers().contains_key(header::AUTHORIZATION) => return Err(crate::accounts::invalid_secret(state, client, e)),
+        Err(e) if request.headers().contains_key(header::AUTHORIZATION) => {
+            return Err(crate::http::throttle::invalid_secret(state, client, e));
+        }
         Err(e) => return Err(e),
     };
     // Whether this caller may upload at all needs no project: refuse before reading the body.

@@ -1,0 +1,119 @@
+//! Rate limits on guessing: passwords and second-factor codes per account and address, invalid
+//! unguessable secrets (tokens, ID tokens, mailed links) per address, mail and token creation
+//! per account. What each limit allows comes from `[accounts]`.
+
+use std::time::{Duration, Instant};
+
+use palisade_auth::{GuessLimiter, GuessPolicy, RateLimiter};
+
+use crate::AppState;
+use crate::http::auth::Client;
+use crate::http::error::{ApiError, ApiResult, too_many};
+
+/// A budget per account (or login name) and per client address for requests counted whether or
+/// not they succeed: creating accounts and tokens, sending mail on request.
+pub struct Limit {
+    account: RateLimiter,
+    addr: RateLimiter,
+}
+
+impl Limit {
+    fn new(account_max: u32, addr_max: u32, window: Duration, lockout: Duration) -> Self {
+        Self { account: RateLimiter::new(account_max, window, lockout), addr: RateLimiter::new(addr_max, window, lockout) }
+    }
+
+    fn of(&self, key: &str) -> &RateLimiter {
+        if key.starts_with("addr:") { &self.addr } else { &self.account }
+    }
+}
+
+/// The rate limits of the account endpoints and of every place a secret is presented.
+///
+/// Guessable secrets (passwords, TOTP codes) are limited per (account, address), per account,
+/// per address and globally ([`GuessLimiter`]); an account's recent login address is exempt from
+/// the three shared levels. Unguessable secrets (API tokens, OIDC ID tokens, login tickets,
+/// mailed links) are never refused when valid: only invalid ones are counted, per address, and
+/// answered 429 beyond the budget.
+pub struct Limits {
+    /// Wrong passwords: login, and the re-check before a sensitive change.
+    pub password: GuessLimiter,
+    /// Wrong second-factor codes: login and enrolment.
+    pub second_factor: GuessLimiter,
+    /// Invalid unguessable secrets, per client address.
+    pub secrets: RateLimiter,
+    /// Mail sent on request (password reset, verification links), per login and per address.
+    pub mail: Limit,
+    /// Token creation and registration.
+    pub tokens: Limit,
+    /// How far back a login makes an address "known" for its account.
+    pub known_address: Duration,
+}
+
+impl Limits {
+    pub fn new(a: &palisade_core::config::AccountPolicy) -> Self {
+        let n = |v: u64| v.min(u32::MAX as u64) as u32;
+        let window = Duration::from_secs(a.lockout_secs);
+        let first = Duration::from_secs(a.first_lockout_secs);
+        let guesses = GuessPolicy {
+            per_pair: n(a.max_failures),
+            per_account: n(a.account_max_failures),
+            per_address: n(a.address_max_failures),
+            global: n(a.global_max_failures),
+            window,
+            first_lockout: first,
+            max_lockout: window,
+        };
+        Self {
+            password: GuessLimiter::new(guesses),
+            // Whoever reaches the second factor knows the password: guesses spread over many
+            // addresses get the pair's tight budget for the whole account. The account's known
+            // addresses are exempt from that level, so its owner is not locked out.
+            second_factor: GuessLimiter::new(GuessPolicy { per_account: n(a.max_failures), ..guesses }),
+            secrets: RateLimiter::growing(n(a.token_max_failures), window, first, window),
+            mail: Limit::new(n(a.max_failures), n(a.address_max_failures), window, window),
+            tokens: Limit::new(30, 30, Duration::from_secs(3600), Duration::from_secs(600)),
+            known_address: Duration::from_secs(a.known_address_days.saturating_mul(86_400)),
+        }
+    }
+}
+
+/// Refuses when any of `keys` is locked out.
+pub fn check_limit(limit: &Limit, keys: &[String]) -> ApiResult<()> {
+    let now = Instant::now();
+    for k in keys {
+        limit.of(k).check(k, now).map_err(too_many)?;
+    }
+    Ok(())
+}
+
+pub fn fail_limit(limit: &Limit, keys: &[String]) {
+    let now = Instant::now();
+    for k in keys {
+        limit.of(k).fail(k, now);
+    }
+}
+
+pub fn addr_key(client: &Client) -> String {
+    format!("addr:{}", client.addr.as_deref().unwrap_or("unknown"))
+}
+
+/// What to answer for an invalid unguessable secret (an API token, an ID token, a login ticket,
+/// a mailed link): `err`, counted against the client address, or a 429 once the address has
+/// presented too many. The check comes after the secret was found invalid, so a valid one is
+/// never refused, whatever others sharing the address did.
+pub fn invalid_secret(state: &AppState, client: &Client, err: ApiError) -> ApiError {
+    match count_invalid_secret(state, client) {
+        Ok(()) => err,
+        Err(retry) => too_many(retry),
+    }
+}
+
+/// Counts an invalid unguessable secret against the client address, or `Err(retry_after)` (not
+/// counted) once the address has presented too many.
+pub fn count_invalid_secret(state: &AppState, client: &Client) -> Result<(), Duration> {
+    let key = client.addr.as_deref().unwrap_or("unknown");
+    let now = Instant::now();
+    state.limits.secrets.check(key, now)?;
+    state.limits.secrets.fail(key, now);
+    Ok(())
+}
