@@ -359,12 +359,22 @@ impl Db {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("user {user:?}")))?
             .get(0);
+        let before: Option<String> = sqlx::query_scalar("SELECT role FROM roles WHERE project_id = ? AND user_id = ?")
+            .bind(project.id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES (?, ?, ?) ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role")
             .bind(project.id)
             .bind(user_id)
             .bind(role.as_str())
             .execute(&mut *tx)
             .await?;
+        // A demotion is checked here, in the write transaction, so that two owners demoting each
+        // other at once cannot both see the other still an owner.
+        if before.as_deref() == Some("owner") && role != Role::Owner {
+            keeps_an_owner(&mut tx, &project, user).await?;
+        }
         journal(&mut tx, &project, &format!("add {} {user}", role.as_str()), actor).await?;
         tx.commit().await?;
         Ok(())
@@ -373,21 +383,15 @@ impl Db {
     pub async fn remove_role(&self, normalized: &str, user: &str, actor: &str) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let project = project_in(&mut tx, normalized).await?;
-        let res = sqlx::query("DELETE FROM roles WHERE project_id = ? AND user_id = (SELECT id FROM users WHERE name = ?)")
-            .bind(project.id)
-            .bind(user)
-            .execute(&mut *tx)
-            .await?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("a role for {user:?} on {normalized:?}")));
-        }
-        let owners: i64 = sqlx::query("SELECT COUNT(*) FROM roles WHERE project_id = ? AND role = 'owner'")
-            .bind(project.id)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
-        if owners == 0 {
-            return Err(StoreError::Conflict(format!("{user:?} is the last owner of {normalized:?}; add another owner first")));
+        let removed: String =
+            sqlx::query_scalar("DELETE FROM roles WHERE project_id = ? AND user_id = (SELECT id FROM users WHERE name = ?) RETURNING role")
+                .bind(project.id)
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("a role for {user:?} on {normalized:?}")))?;
+        if removed == "owner" {
+            keeps_an_owner(&mut tx, &project, user).await?;
         }
         journal(&mut tx, &project, &format!("remove role {user}"), actor).await?;
         tx.commit().await?;
@@ -856,6 +860,23 @@ async fn project_in(tx: &mut Transaction<'static, Sqlite>, normalized: &str) -> 
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("project {normalized:?}")))
+}
+
+/// Refuses the demotion or removal of an owner that leaves the project without one; called inside
+/// the change's transaction, after it. (A project a trusted publisher created for no registered
+/// user has no owner to begin with; other role changes there stay possible.)
+async fn keeps_an_owner(tx: &mut Transaction<'static, Sqlite>, project: &Project, user: &str) -> Result<(), StoreError> {
+    let owners: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM roles WHERE project_id = ? AND role = 'owner'")
+        .bind(project.id)
+        .fetch_one(&mut **tx)
+        .await?;
+    if owners == 0 {
+        return Err(StoreError::Conflict(format!(
+            "{user:?} is the last owner of {:?}; a project must keep at least one owner, add another owner first",
+            project.normalized
+        )));
+    }
+    Ok(())
 }
 
 /// Appends a journal entry and moves the project's serial to it.

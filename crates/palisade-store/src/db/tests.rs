@@ -298,3 +298,38 @@ async fn pending_publisher_rules_hold_under_concurrent_registrations() {
     let reserved = db.pending_publishers_of(alice.id).await.unwrap()[0].project.clone();
     assert!(matches!(db.add_publisher(None, Some(&reserved), iss, &spec, Some(bob.id), later, None).await, Err(StoreError::Conflict(_))));
 }
+
+/// Issue 13: the last-owner check on a demotion ran outside the transaction (and `set_role` had
+/// none): two owners demoting each other at once left the project without an owner.
+#[tokio::test]
+async fn concurrent_demotions_keep_an_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let other = Db::open(dir.path()).await.unwrap();
+    let alice = db.create_user("alice", false, None, false, None).await.unwrap();
+    db.create_user("bob", false, None, false, None).await.unwrap();
+    db.publish(&new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
+    db.set_role("demo", "bob", Role::Owner, "alice").await.unwrap();
+    let owners = |db: Db| async move { db.roles(Some("demo")).await.unwrap().into_iter().filter(|r| r.role == "owner").count() };
+    assert_eq!(owners(db.clone()).await, 2);
+
+    // Each sees two owners before starting; both demote the other at once, over two connections.
+    let (a, b) =
+        tokio::join!(db.set_role("demo", "bob", Role::Maintainer, "alice"), other.set_role("demo", "alice", Role::Maintainer, "bob"));
+    assert_eq!([a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(), 1, "{a:?} {b:?}");
+    let refused = a.err().or(b.err()).unwrap();
+    assert!(matches!(&refused, StoreError::Conflict(m) if m.contains("a project must keep at least one owner")), "{refused}");
+    assert_eq!(owners(db.clone()).await, 1);
+
+    // Demoting or removing the one that is left is refused too.
+    let last = db.roles(Some("demo")).await.unwrap().into_iter().find(|r| r.role == "owner").unwrap().user_name;
+    assert!(matches!(db.set_role("demo", &last, Role::Maintainer, "x").await, Err(StoreError::Conflict(_))));
+    assert!(matches!(db.remove_role("demo", &last, "x").await, Err(StoreError::Conflict(_))));
+    assert_eq!(owners(db.clone()).await, 1);
+
+    // A project without an owner (a trusted publisher created it for no registered user) still
+    // takes other role changes.
+    sqlx::query("DELETE FROM roles").execute(&db.writer).await.unwrap();
+    db.set_role("demo", "bob", Role::Maintainer, "admin").await.unwrap();
+    db.remove_role("demo", "bob", "admin").await.unwrap();
+}
