@@ -558,17 +558,8 @@ impl Db {
                 id
             }
         };
-        if f.packagetype == "sdist" {
-            let existing = sqlx::query("SELECT filename FROM files WHERE release_id = ? AND packagetype = 'sdist'")
-                .bind(release_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(row) = existing {
-                let other: String = row.get(0);
-                return Err(StoreError::Conflict(format!("only one sdist may be uploaded per release; this release already has {other}")));
-            }
-        }
-        sqlx::query(
+        // One sdist per release is the unique index `files_one_sdist_per_release` (migration 0006).
+        let inserted = sqlx::query(
             "INSERT INTO files (release_id, project_id, filename, packagetype, python_version, size, sha256, blake2b_256, md5, upload_time, requires_python, core_metadata, metadata_sha256, uploader_id, publisher_id, status) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -589,7 +580,17 @@ impl Db {
         .bind(f.publisher_id)
         .bind(&f.status)
         .execute(&mut *tx)
-        .await?;
+        .await;
+        match inserted {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() && e.message().contains("files.release_id") => {
+                let other: String = sqlx::query_scalar("SELECT filename FROM files WHERE release_id = ? AND packagetype = 'sdist'")
+                    .bind(release_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                return Err(StoreError::Conflict(format!("only one sdist may be uploaded per release; this release already has {other}")));
+            }
+            other => other?,
+        };
         if let Some(scan) = &f.scan {
             insert_report(&mut tx, &f.filename, &project.normalized, &f.sha256, scan, &f.uploader_name).await?;
         }

@@ -333,3 +333,61 @@ async fn concurrent_demotions_keep_an_owner() {
     db.set_role("demo", "bob", Role::Maintainer, "admin").await.unwrap();
     db.remove_role("demo", "bob", "admin").await.unwrap();
 }
+
+/// Issue 13: "one sdist per release" was a check followed by an insert; the database now refuses
+/// a second live sdist in a release, and `publish` reports it with the check's message.
+#[tokio::test]
+async fn one_sdist_per_release_is_a_database_constraint() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let alice = db.create_user("alice", false, None, false, None).await.unwrap();
+    db.publish(&new_file("demo-1.0.tar.gz", "s1", &alice)).await.unwrap();
+    db.publish(&new_file("demo-1.0-py3-none-any.whl", "s2", &alice)).await.unwrap();
+
+    // Written past `publish`, a second sdist is refused by the database itself.
+    let insert = "INSERT INTO files (release_id, project_id, filename, packagetype, python_version, size, sha256, blake2b_256, md5, upload_time, core_metadata, metadata_sha256) \
+                  SELECT release_id, project_id, ?, ?, 'source', 1, 'x', 'x', 'x', 0, x'', 'x' FROM files WHERE filename = 'demo-1.0.tar.gz'";
+    let err = sqlx::query(insert).bind("demo-1.0.zip").bind("sdist").execute(&db.writer).await.unwrap_err();
+    assert!(matches!(&err, sqlx::Error::Database(e) if e.is_unique_violation()), "{err}");
+    // Wheels are not limited.
+    sqlx::query(insert).bind("demo-1.0-py2-none-any.whl").bind("bdist_wheel").execute(&db.writer).await.unwrap();
+
+    // Through `publish` the reservation of the identity answers first; without it (a database
+    // from before identities, say), the constraint gives the same message the check gave.
+    sqlx::query("DELETE FROM filenames WHERE filename = 'demo-1.0.tar.gz'").execute(&db.writer).await.unwrap();
+    let mut second = new_file("demo-1.0.0.tar.gz", "s3", &alice);
+    second.version = "1.0.0".into();
+    match db.publish(&second).await {
+        Err(StoreError::Conflict(m)) => {
+            assert_eq!(m, "only one sdist may be uploaded per release; this release already has demo-1.0.tar.gz")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(db.file("demo-1.0.0.tar.gz").await.unwrap().is_none());
+
+    // A removed sdist no longer holds the release.
+    sqlx::query("DELETE FROM files WHERE filename = 'demo-1.0.tar.gz'").execute(&db.writer).await.unwrap();
+    db.publish(&second).await.unwrap();
+}
+
+/// A database that already holds two sdists in one release (only a hand edit can make one) is not
+/// changed behind the operator's back: migration 0006 fails, naming the constraint
+/// (docs/operations.md says how to resolve it).
+#[tokio::test]
+async fn migration_0006_refuses_a_release_with_two_sdists() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let alice = db.create_user("alice", false, None, false, None).await.unwrap();
+    db.publish(&new_file("demo-1.0.tar.gz", "s1", &alice)).await.unwrap();
+    // Back to before 0006, then the hand edit.
+    sqlx::query("DROP INDEX files_one_sdist_per_release").execute(&db.writer).await.unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 6").execute(&db.writer).await.unwrap();
+    sqlx::query("INSERT INTO files (release_id, project_id, filename, packagetype, python_version, size, sha256, blake2b_256, md5, upload_time, core_metadata, metadata_sha256) \
+                 SELECT release_id, project_id, 'demo-1.0.zip', 'sdist', 'source', 1, 'x', 'x', 'x', 0, x'', 'x' FROM files WHERE filename = 'demo-1.0.tar.gz'")
+        .execute(&db.writer)
+        .await
+        .unwrap();
+    drop(db);
+    let err = Db::open(dir.path()).await.unwrap_err();
+    assert!(err.to_string().contains("UNIQUE constraint failed: files.release_id"), "{err}");
+}
