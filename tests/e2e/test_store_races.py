@@ -1,11 +1,46 @@
-"""Issue 13: the CLI and the server share one data directory, and owners act at the same time:
-two owners demoting each other at once must leave the project an owner."""
+"""Issue 13: the CLI and the server share one data directory. A CLI command must not delete the
+uploads the server is receiving, and two owners demoting each other at once must leave the
+project an owner."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 
 from distbuilder import WheelBuilder
+from support import legacy_request, read_http_response, send_partial
+
+
+def test_cli_command_during_an_upload_keeps_it(make_server, tmp_path):
+    """Every CLI command used to empty tmp/ when it opened the blob folder, deleting the file a
+    running server was spooling an upload into; the upload then failed."""
+    srv = make_server()
+    srv.create_user("uploader")
+    token = srv.create_token("uploader")
+    wheel = WheelBuilder("inflight", "1.0", payload=os.urandom(2_000_000), compress=False).to_bytes()
+    req = legacy_request(srv.upload_url, token, "inflight-1.0-py3-none-any.whl", wheel, name="inflight", version="1.0")
+    body = req.body if isinstance(req.body, bytes) else req.body.encode()
+    half = int(len(body) * 0.5)
+    sock = send_partial(req, fraction=0.5)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not srv.tmp_entries():
+            time.sleep(0.05)
+        spooling = srv.tmp_entries()
+        assert spooling, "the server never started spooling the upload into tmp/"
+
+        srv.cli("project", "list")
+        assert srv.tmp_entries() == spooling, "a CLI command deleted an upload in flight"
+
+        sock.sendall(body[half:])
+        answer = read_http_response(sock, timeout=30)
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    files = srv.project_files("inflight")
+    assert srv.download(files["inflight-1.0-py3-none-any.whl"]) == wheel
+    srv.assert_no_debris()
 
 
 def test_owners_demoting_each_other_at_once_keep_an_owner(make_server, tmp_path):

@@ -249,6 +249,12 @@ pub async fn serve(
             tracing::warn!(listen = %addr, "public_url is not set and the server listens on every interface: absolute links (JSON API, mail) name {addr}; set public_url to the address clients use");
         }
     }
+    // Only the server cleans tmp/, and only what no live process is writing (a CLI command must
+    // not delete the uploads in flight here, nor a second server those of the first).
+    let stale = state.blobs.clean_stale_tmp()?;
+    if stale > 0 {
+        tracing::info!(count = stale, "removed temporary files left by interrupted uploads");
+    }
     let serial = state.db.last_serial().await?;
     state.cache.seen_serial.store(serial as u64, std::sync::atomic::Ordering::SeqCst);
     tokio::spawn(cache::watch_journal(state.db.clone(), state.cache.clone(), Duration::from_millis(state.config.journal_poll_ms)));

@@ -1,11 +1,21 @@
 //! The blob folder: file contents addressed by sha256, written through a temporary file that is
 //! synced and renamed into place, so a blob path either holds the whole file or does not exist.
+//!
+//! Temporary files are locked (`flock`) by the process writing them for as long as they exist, so
+//! that the server's clean-up at start ([`BlobStore::clean_stale_tmp`]) can tell the abandoned ones
+//! (their process is gone, and the kernel dropped its lock) from the in-flight uploads of another
+//! process.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
 use crate::StoreError;
+
+/// On a filesystem without file locks, how old an unlocked temporary file must be before the
+/// clean-up at start takes it for abandoned. Uploads have time limits far below this.
+const STALE_WITHOUT_LOCKS: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Clone, Debug)]
 pub struct BlobStore {
@@ -13,7 +23,8 @@ pub struct BlobStore {
     tmp: PathBuf,
 }
 
-/// A file being received. Dropped without [`BlobStore::persist`], it deletes itself.
+/// A file being received, locked by this process. Dropped without [`BlobStore::persist`], it
+/// deletes itself.
 pub struct TempBlob {
     pub file: tokio::fs::File,
     path: PathBuf,
@@ -34,6 +45,8 @@ impl TempBlob {
 
 impl Drop for TempBlob {
     fn drop(&mut self) {
+        // The name goes before the descriptor (and with it the lock), so the clean-up at start
+        // never sees this file unlocked.
         if !self.keep {
             let _ = std::fs::remove_file(&self.path);
         }
@@ -41,42 +54,55 @@ impl Drop for TempBlob {
 }
 
 impl BlobStore {
-    /// Opens (creating) `files/` and `tmp/` below `data_dir`, and empties `tmp/`: whatever is
-    /// there belongs to uploads that were never acknowledged.
+    /// Opens (creating) `files/` and `tmp/` below `data_dir`. Deletes nothing: the CLI opens the
+    /// folder while a server may be receiving uploads into `tmp/`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let root = data_dir.join("files");
         let tmp = data_dir.join("tmp");
         for dir in [&root, &tmp] {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         }
-        let store = Self { root, tmp };
-        store.clean_tmp()?;
-        Ok(store)
+        Ok(Self { root, tmp })
     }
 
-    fn clean_tmp(&self) -> Result<usize, StoreError> {
+    /// Removes the temporary files that no live process is writing: those left by a crash or a
+    /// `kill -9`. For the server to call at start. A file is abandoned when its lock can be
+    /// taken, since every writer holds the lock until it has removed the file and the kernel
+    /// drops it when the writer dies; this holds across processes and whatever the upload's
+    /// duration, which an age threshold would not. Where the filesystem has no locks, only files
+    /// untouched for a day are removed. Returns how many were.
+    pub fn clean_stale_tmp(&self) -> Result<usize, StoreError> {
         let mut removed = 0;
         for entry in std::fs::read_dir(&self.tmp).map_err(|e| StoreError::io(&self.tmp, e))? {
             let entry = entry.map_err(|e| StoreError::io(&self.tmp, e))?;
-            if std::fs::remove_file(entry.path()).is_ok() {
+            let path = entry.path();
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            // If the lock is ours, no live process is writing the file: a writer locks it from
+            // creation until removal, and one that finds it taken gives the name up.
+            let Ok(file) = std::fs::File::open(&path) else { continue };
+            let abandoned = match file.try_lock() {
+                Ok(()) => true,
+                Err(std::fs::TryLockError::WouldBlock) => false,
+                Err(std::fs::TryLockError::Error(_)) => {
+                    file.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().unwrap_or_default() > STALE_WITHOUT_LOCKS)
+                }
+            };
+            if abandoned && std::fs::remove_file(&path).is_ok() {
                 removed += 1;
             }
         }
         Ok(removed)
     }
 
+    /// Creates a temporary file in `tmp/`, locked by this process until the `TempBlob` is dropped.
     pub async fn create_temp(&self) -> Result<TempBlob, StoreError> {
-        let mut name = [0u8; 16];
-        getrandom::fill(&mut name).map_err(|e| StoreError::io(&self.tmp, std::io::Error::other(e.to_string())))?;
-        let path = self.tmp.join(format!("upload-{}", hex::encode(name)));
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create_new(true)
-            .open(&path)
+        let tmp = self.tmp.clone();
+        let (file, path) = tokio::task::spawn_blocking(move || create_locked(&tmp))
             .await
-            .map_err(|e| StoreError::io(&path, e))?;
-        Ok(TempBlob { file, path, keep: false })
+            .map_err(|e| StoreError::io(&self.tmp, std::io::Error::other(e.to_string())))??;
+        Ok(TempBlob { file: tokio::fs::File::from_std(file), path, keep: false })
     }
 
     /// Where the blob with this sha256 lives: `files/ab/cd/abcd…`.
@@ -132,6 +158,44 @@ impl BlobStore {
     }
 }
 
+/// Creates `tmp/upload-<random>` and locks it. The clean-up at start may take the lock between
+/// the creation and ours and remove the name; the name is then checked to still be this file,
+/// and on a loss another name is tried.
+fn create_locked(tmp: &Path) -> Result<(std::fs::File, PathBuf), StoreError> {
+    for _ in 0..8 {
+        let mut name = [0u8; 16];
+        getrandom::fill(&mut name).map_err(|e| StoreError::io(tmp, std::io::Error::other(e.to_string())))?;
+        let path = tmp.join(format!("upload-{}", hex::encode(name)));
+        let file = std::fs::OpenOptions::new().write(true).read(true).create_new(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            // The clean-up holds it and is about to remove it.
+            Err(std::fs::TryLockError::WouldBlock) => continue,
+            // No locks on this filesystem: the clean-up goes by age instead.
+            Err(std::fs::TryLockError::Error(_)) => return Ok((file, path)),
+        }
+        if names_file(&path, &file) {
+            return Ok((file, path));
+        }
+    }
+    Err(StoreError::io(tmp, std::io::Error::other("could not create a temporary file that stays in place")))
+}
+
+#[cfg(unix)]
+fn names_file(path: &Path, file: &std::fs::File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn names_file(path: &Path, _file: &std::fs::File) -> bool {
+    // Elsewhere an open file cannot be removed, so the name still holds it.
+    path.is_file()
+}
+
 async fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     let d = tokio::fs::File::open(dir).await.map_err(|e| StoreError::io(dir, e))?;
     d.sync_all().await.map_err(|e| StoreError::io(dir, e))
@@ -160,12 +224,40 @@ mod tests {
         drop(t);
         assert!(!p.exists());
 
-        // Leftovers in tmp/ are removed on open.
-        std::fs::write(dir.path().join("tmp/upload-stale"), b"x").unwrap();
-        BlobStore::open(dir.path()).unwrap();
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
-
         store.remove(sha).await.unwrap();
         assert!(store.list().unwrap().is_empty());
+    }
+    fn tmp_entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir.join("tmp")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    /// Issue 13: every CLI command opened the blob folder through `BlobStore::open`, which emptied
+    /// `tmp/` and so deleted the uploads a server on the same data directory was receiving.
+    #[tokio::test]
+    async fn cli_open_keeps_in_flight_uploads() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = BlobStore::open(dir.path()).unwrap();
+        let mut upload = server.create_temp().await.unwrap();
+        upload.file.write_all(b"half an upl").await.unwrap();
+        upload.file.flush().await.unwrap();
+
+        // What a CLI command does.
+        BlobStore::open(dir.path()).unwrap();
+        assert!(upload.path().exists(), "BlobStore::open deleted an in-flight upload");
+
+        // Nor does the server's clean-up at start (another server on the same folder) touch it:
+        // only what no live process holds goes.
+        std::fs::write(dir.path().join("tmp/upload-left-by-a-crash"), b"x").unwrap();
+        let other = BlobStore::open(dir.path()).unwrap();
+        assert_eq!(other.clean_stale_tmp().unwrap(), 1);
+        assert!(upload.path().exists());
+        assert_eq!(tmp_entries(dir.path()), vec![upload.path().file_name().unwrap().to_string_lossy().into_owned()]);
+        upload.file.write_all(b"oad").await.unwrap();
+        server.persist(upload, "a").await.unwrap();
+        assert_eq!(std::fs::read(server.path_for("a")).unwrap(), b"half an upload");
+        assert!(tmp_entries(dir.path()).is_empty());
     }
 }
