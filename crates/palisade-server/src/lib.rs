@@ -288,7 +288,7 @@ async fn sweep_orphans(state: AppState) {
             continue;
         }
         if let Ok(false) = state.db.blob_referenced(&sha).await
-            && state.blobs.remove(&sha).await.is_ok()
+            && let Ok(true) = state.db.remove_blob_if_unreferenced(&state.blobs, &sha).await
         {
             removed += 1;
         }

@@ -357,9 +357,8 @@ pub async fn remove_file(
     let (p, project) = project_for(&state, &headers, &name, Action::Manage).await?;
     let file = state.db.file(&filename).await.map_err(internal)?.filter(|f| f.project_id == project.id);
     let Some(file) = file else { return Err(not_found(format!("no file {filename:?} in project {:?}", project.normalized))) };
-    match state.db.remove_file(&filename, &p.user_name).await {
-        Ok(Some(sha)) => state.blobs.remove(&sha).await.map_err(internal)?,
-        Ok(None) => {}
+    match state.db.remove_file(&state.blobs, &filename, &p.user_name).await {
+        Ok(_) => {}
         Err(StoreError::NotFound(w)) => return Err(not_found(format!("{w} not found"))),
         Err(e) => return Err(internal(e)),
     }

@@ -146,9 +146,7 @@ pub async fn confirm(
     let p = admin(&state, &headers).await?;
     let note = note_of(&body)?;
     let project = state.db.file(&filename).await.map_err(internal)?.map(|f| f.project);
-    if let Some(sha) = state.db.confirm_file(&filename, &p.user_name, note.as_deref()).await? {
-        state.blobs.remove(&sha).await.map_err(internal)?;
-    }
+    state.db.confirm_file(&state.blobs, &filename, &p.user_name, note.as_deref()).await?;
     if let Some(project) = &project {
         state.invalidate(project);
     }

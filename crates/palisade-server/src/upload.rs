@@ -261,13 +261,14 @@ async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResul
     let sha = received.digests.sha256.clone();
     let blake = received.digests.blake2b_256.clone();
     let existed = state.blobs.exists(&sha);
-    state.blobs.persist(received.blob, &sha).await.map_err(internal)?;
-    let outcome = match state.db.publish(&new).await {
+    // Holds this upload's own link to the bytes until the publishing transaction is over.
+    let stored = state.blobs.persist(received.blob, &sha).await.map_err(internal)?;
+    let outcome = match state.db.publish(&new, &stored).await {
         Ok(o) => o,
         Err(e) => {
             // The blob is not referenced by this upload; drop it unless someone else owns it.
-            if !existed && !state.db.blob_referenced(&sha).await.unwrap_or(true) {
-                let _ = state.blobs.remove(&sha).await;
+            if !existed {
+                let _ = state.db.remove_blob_if_unreferenced(&state.blobs, &sha).await;
             }
             return Err(match e {
                 StoreError::Reserved(r) => file_exists(&new.filename, &blake, &r),

@@ -1,5 +1,16 @@
-//! The blob folder: file contents addressed by sha256, written through a temporary file that is
-//! synced and renamed into place, so a blob path either holds the whole file or does not exist.
+//! The blob folder: file contents addressed by sha256, received into a temporary file in `tmp/`
+//! that is synced and then linked into place, so a blob path either holds the whole file or does
+//! not exist.
+//!
+//! Two rules keep the folder consistent with the database when several processes (the server,
+//! the CLI) share one data directory:
+//!
+//! - A blob is deleted only by [`crate::Db`], inside a write transaction, after checking that no
+//!   file references it (see `Db::remove_blob_if_unreferenced`). `BlobStore` itself offers no
+//!   public way to delete one.
+//! - An upload keeps its own link to its bytes (the temporary file) until the transaction that
+//!   publishes it has committed, and that transaction puts the blob back in place if a removal
+//!   deleted it meanwhile (see [`StoredBlob`]).
 //!
 //! Temporary files are locked (`flock`) by the process writing them for as long as they exist, so
 //! that the server's clean-up at start ([`BlobStore::clean_stale_tmp`]) can tell the abandoned ones
@@ -23,12 +34,10 @@ pub struct BlobStore {
     tmp: PathBuf,
 }
 
-/// A file being received, locked by this process. Dropped without [`BlobStore::persist`], it
-/// deletes itself.
+/// A file being received, locked by this process. Dropped, it deletes itself.
 pub struct TempBlob {
     pub file: tokio::fs::File,
     path: PathBuf,
-    keep: bool,
 }
 
 impl TempBlob {
@@ -47,8 +56,44 @@ impl Drop for TempBlob {
     fn drop(&mut self) {
         // The name goes before the descriptor (and with it the lock), so the clean-up at start
         // never sees this file unlocked.
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A received file placed at its content address, with the upload's own link to the bytes.
+///
+/// Pass it to [`crate::Db::publish`]: inside the publishing transaction the blob is checked, and
+/// restored from this link if a removal deleted it after [`BlobStore::persist`]. Drop it once
+/// the publishing transaction is over (the temporary name goes with it).
+pub struct StoredBlob {
+    temp: TempBlob,
+    dest: PathBuf,
+    sha256: String,
+    store: BlobStore,
+}
+
+impl StoredBlob {
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The blob's address under `files/`.
+    pub fn path(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Makes sure the blob is at its address, putting it back (synced) from the upload's own
+    /// link if it is missing; `true` if it had to. Called by `Db::publish` under the write lock,
+    /// where no removal can run, so what it finds holds until the commit.
+    pub(crate) async fn ensure_in_place(&self) -> Result<bool, StoreError> {
+        match tokio::fs::metadata(&self.dest).await {
+            Ok(m) if m.is_file() => Ok(false),
+            Ok(_) => Err(StoreError::io(&self.dest, std::io::Error::other("the blob path is not a file"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.store.place(&self.temp.path, &self.dest).await?;
+                Ok(true)
+            }
+            Err(e) => Err(StoreError::io(&self.dest, e)),
         }
     }
 }
@@ -102,7 +147,7 @@ impl BlobStore {
         let (file, path) = tokio::task::spawn_blocking(move || create_locked(&tmp))
             .await
             .map_err(|e| StoreError::io(&self.tmp, std::io::Error::other(e.to_string())))??;
-        Ok(TempBlob { file: tokio::fs::File::from_std(file), path, keep: false })
+        Ok(TempBlob { file: tokio::fs::File::from_std(file), path })
     }
 
     /// Where the blob with this sha256 lives: `files/ab/cd/abcd…`.
@@ -115,22 +160,41 @@ impl BlobStore {
         self.path_for(sha256).is_file()
     }
 
-    /// Moves a synced temporary file into its content address and syncs the directory, so the
-    /// rename itself survives a crash. An existing blob with the same digest is kept as it is.
-    pub async fn persist(&self, mut temp: TempBlob, sha256: &str) -> Result<PathBuf, StoreError> {
+    /// Syncs a temporary file and links it to its content address, syncing the directory so the
+    /// link survives a crash. An existing blob with the same digest is kept as it is. The
+    /// temporary file stays (in the returned [`StoredBlob`]) until the caller has published.
+    pub async fn persist(&self, mut temp: TempBlob, sha256: &str) -> Result<StoredBlob, StoreError> {
         temp.sync().await?;
         let dest = self.path_for(sha256);
-        let dir = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
-        tokio::fs::create_dir_all(&dir).await.map_err(|e| StoreError::io(&dir, e))?;
-        if !dest.exists() {
-            tokio::fs::rename(&temp.path, &dest).await.map_err(|e| StoreError::io(&dest, e))?;
-            temp.keep = true;
-            sync_dir(&dir).await?;
+        if !dest.is_file() {
+            self.place(&temp.path, &dest).await?;
         }
-        Ok(dest)
+        Ok(StoredBlob { temp, dest, sha256: sha256.to_string(), store: self.clone() })
     }
 
-    pub async fn remove(&self, sha256: &str) -> Result<(), StoreError> {
+    /// Puts the synced file `src` at `dest` as a second link to the same bytes (or, where the
+    /// filesystem has no hard links, as a synced copy renamed into place), and syncs the folder.
+    async fn place(&self, src: &Path, dest: &Path) -> Result<(), StoreError> {
+        let dir = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| StoreError::io(&dir, e))?;
+        match tokio::fs::hard_link(src, dest).await {
+            Ok(()) => {}
+            // Another upload of the same bytes placed it first.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(_) => {
+                let mut copy = self.create_temp().await?;
+                let mut from = tokio::fs::File::open(src).await.map_err(|e| StoreError::io(src, e))?;
+                tokio::io::copy(&mut from, &mut copy.file).await.map_err(|e| StoreError::io(&copy.path, e))?;
+                copy.sync().await?;
+                tokio::fs::rename(&copy.path, dest).await.map_err(|e| StoreError::io(dest, e))?;
+            }
+        }
+        sync_dir(&dir).await
+    }
+
+    /// Deletes a blob. Only `Db` calls this, under its write lock, after checking that no file
+    /// references the digest.
+    pub(crate) async fn remove(&self, sha256: &str) -> Result<(), StoreError> {
         let path = self.path_for(sha256);
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
@@ -205,6 +269,15 @@ async fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
+    const HELLO: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+    fn tmp_entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir.join("tmp")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
     #[tokio::test]
     async fn persist_and_cleanup() {
         let dir = tempfile::tempdir().unwrap();
@@ -212,11 +285,14 @@ mod tests {
         let mut t = store.create_temp().await.unwrap();
         t.file.write_all(b"hello").await.unwrap();
         let tmp_path = t.path().to_path_buf();
-        let sha = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
-        let dest = store.persist(t, sha).await.unwrap();
-        assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+        let stored = store.persist(t, HELLO).await.unwrap();
+        assert_eq!(std::fs::read(stored.path()).unwrap(), b"hello");
+        assert_eq!(store.list().unwrap(), vec![HELLO.to_string()]);
+        // The upload keeps its own link until it is done publishing.
+        assert!(tmp_path.exists());
+        drop(stored);
         assert!(!tmp_path.exists());
-        assert_eq!(store.list().unwrap(), vec![sha.to_string()]);
+        assert_eq!(std::fs::read(store.path_for(HELLO)).unwrap(), b"hello");
 
         // A dropped temp file leaves nothing behind.
         let t = store.create_temp().await.unwrap();
@@ -224,14 +300,25 @@ mod tests {
         drop(t);
         assert!(!p.exists());
 
-        store.remove(sha).await.unwrap();
+        store.remove(HELLO).await.unwrap();
         assert!(store.list().unwrap().is_empty());
     }
-    fn tmp_entries(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> =
-            std::fs::read_dir(dir.join("tmp")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        v.sort();
-        v
+
+    /// The bytes stay reachable through the upload's link: a blob deleted after `persist` is put
+    /// back, synced, by `ensure_in_place`.
+    #[tokio::test]
+    async fn stored_blob_restores_a_deleted_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let mut t = store.create_temp().await.unwrap();
+        t.file.write_all(b"hello").await.unwrap();
+        let stored = store.persist(t, HELLO).await.unwrap();
+        assert!(!stored.ensure_in_place().await.unwrap());
+        store.remove(HELLO).await.unwrap();
+        assert!(stored.ensure_in_place().await.unwrap());
+        drop(stored);
+        assert_eq!(std::fs::read(store.path_for(HELLO)).unwrap(), b"hello");
+        assert!(tmp_entries(dir.path()).is_empty());
     }
 
     /// Issue 13: every CLI command opened the blob folder through `BlobStore::open`, which emptied
@@ -256,7 +343,8 @@ mod tests {
         assert!(upload.path().exists());
         assert_eq!(tmp_entries(dir.path()), vec![upload.path().file_name().unwrap().to_string_lossy().into_owned()]);
         upload.file.write_all(b"oad").await.unwrap();
-        server.persist(upload, "a").await.unwrap();
+        let stored = server.persist(upload, "a").await.unwrap();
+        drop(stored);
         assert_eq!(std::fs::read(server.path_for("a")).unwrap(), b"half an upload");
         assert!(tmp_entries(dir.path()).is_empty());
     }

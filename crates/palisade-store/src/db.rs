@@ -9,8 +9,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::StoreError;
 use crate::models::*;
+use crate::{BlobStore, StoreError, StoredBlob};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -424,7 +424,16 @@ impl Db {
     /// uploader as owner) and the release if they are new, and records the file, its reserved
     /// filename and a journal entry. Permission is re-checked here so that a project created
     /// concurrently by someone else is not written to.
-    pub async fn publish(&self, f: &NewFile) -> Result<PublishOutcome, StoreError> {
+    ///
+    /// `blob` is the file's bytes, already persisted. Before committing, under the write lock
+    /// that every blob removal also takes, the blob is put back from the upload's own link if a
+    /// removal deleted it since (it found no file referencing the digest then), so a committed
+    /// file always has its bytes.
+    pub async fn publish(&self, f: &NewFile, blob: &StoredBlob) -> Result<PublishOutcome, StoreError> {
+        if blob.sha256() != f.sha256 {
+            let e = std::io::Error::other(format!("the stored blob is not the bytes of {:?} (sha256 {})", f.filename, f.sha256));
+            return Err(StoreError::io(blob.path(), e));
+        }
         let identity = identity_of(&f.filename).ok_or_else(|| StoreError::Conflict(format!("invalid filename {:?}", f.filename)))?;
         let mut tx = self.begin().await?;
         if let Some(r) = reservation(&mut *tx, &f.filename).await? {
@@ -604,6 +613,9 @@ impl Db {
             .await?;
         let action = if f.status == "quarantined" { format!("quarantine file {}", f.filename) } else { format!("add file {}", f.filename) };
         let serial = journal(&mut tx, &project, &action, &f.uploader_name).await?;
+        if blob.ensure_in_place().await? {
+            tracing::info!(file.filename = %f.filename, "put back the blob a concurrent removal deleted");
+        }
         tx.commit().await?;
         Ok(PublishOutcome::Published { serial, created_project })
     }
@@ -651,9 +663,13 @@ impl Db {
         Ok(res.rows_affected())
     }
 
-    /// Removes a file. Its filename stays reserved. Returns the sha256 when no other file shares
-    /// the blob, so the caller can delete it after the commit.
-    pub async fn remove_file(&self, filename: &str, actor: &str) -> Result<Option<String>, StoreError> {
+    /// Removes a file, and its blob unless another file has the same bytes; `true` when the blob
+    /// was deleted. The filename stays reserved. This is the only way to remove a file, so that
+    /// no caller deletes a blob outside [`Db::remove_blob_if_unreferenced`].
+    ///
+    /// A failure to delete the blob once the file is gone is logged, not returned: the file is
+    /// removed either way, and the unreferenced blob is swept at the next start.
+    pub async fn remove_file(&self, blobs: &BlobStore, filename: &str, actor: &str) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let row =
             sqlx::query("SELECT f.id, f.sha256, p.normalized FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = ?")
@@ -665,12 +681,34 @@ impl Db {
         sqlx::query("DELETE FROM files WHERE id = ?").bind(id).execute(&mut *tx).await?;
         let project = project_in(&mut tx, &normalized).await?;
         journal(&mut tx, &project, &format!("remove file {filename}"), actor).await?;
-        let shared = sqlx::query("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1").bind(&sha).fetch_optional(&mut *tx).await?.is_some();
+        // The row goes first, in its own transaction: deleting the blob before a commit that
+        // then failed would leave a file without its bytes.
         tx.commit().await?;
-        Ok(if shared { None } else { Some(sha) })
+        match self.remove_blob_if_unreferenced(blobs, &sha).await {
+            Ok(removed) => Ok(removed),
+            Err(e) => {
+                tracing::warn!(file.filename = %filename, error = %e, "removed the file but not its blob; the sweep at the next start will");
+                Ok(false)
+            }
+        }
     }
 
-    /// Whether any live file has this sha256 (for the orphan sweep).
+    /// Deletes the blob with this digest if no file references it; `true` if it did. The check
+    /// and the deletion happen inside a write transaction (`BEGIN IMMEDIATE`, which serialises
+    /// writers across processes), and `publish` makes sure of its blob inside its own, so a
+    /// file committed before the check keeps the blob, and one committed after puts it back.
+    pub async fn remove_blob_if_unreferenced(&self, blobs: &BlobStore, sha256: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let referenced = sqlx::query("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1").bind(sha256).fetch_optional(&mut *tx).await?.is_some();
+        if !referenced {
+            blobs.remove(sha256).await?;
+        }
+        // Nothing was written; the commit ends the transaction, and with it the lock.
+        tx.commit().await?;
+        Ok(!referenced)
+    }
+
+    /// Whether any live file has this sha256 (a cheap read before [`Db::remove_blob_if_unreferenced`]).
     pub async fn blob_referenced(&self, sha256: &str) -> Result<bool, StoreError> {
         Ok(sqlx::query("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1").bind(sha256).fetch_optional(&self.reader).await?.is_some())
     }
@@ -725,11 +763,11 @@ impl Db {
         self.decide(filename, "released", actor, note).await
     }
 
-    /// Confirms a quarantined file as malicious: it is removed and its name stays reserved.
-    /// Returns the sha256 when the blob is no longer shared.
-    pub async fn confirm_file(&self, filename: &str, actor: &str, note: Option<&str>) -> Result<Option<String>, StoreError> {
+    /// Confirms a quarantined file as malicious: it is removed, with its blob unless another
+    /// file shares it (see [`Db::remove_file`]), and its name stays reserved.
+    pub async fn confirm_file(&self, blobs: &BlobStore, filename: &str, actor: &str, note: Option<&str>) -> Result<bool, StoreError> {
         self.decide(filename, "confirmed", actor, note).await?;
-        self.remove_file(filename, actor).await
+        self.remove_file(blobs, filename, actor).await
     }
 
     async fn decide(&self, filename: &str, decision: &str, actor: &str, note: Option<&str>) -> Result<(), StoreError> {

@@ -578,9 +578,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::RemoveFile { filename } => {
             let project_id = db.file(&filename).await?.map(|f| f.project_id);
-            if let Some(sha) = db.remove_file(&filename, actor).await? {
-                state.blobs.remove(&sha).await?;
-            }
+            db.remove_file(&state.blobs, &filename, actor).await?;
             cli_event(db, "file_removed", None, project_id, serde_json::json!({ "filename": filename })).await?;
             eprintln!("removed {filename}; the filename stays reserved");
         }
@@ -776,9 +774,7 @@ async fn quarantine(state: &AppState, cmd: QuarantineCmd) -> anyhow::Result<()> 
         }
         QuarantineCmd::Confirm { filename, note } => {
             let project_id = db.file(&filename).await?.map(|f| f.project_id);
-            if let Some(sha) = db.confirm_file(&filename, "cli", note.as_deref()).await? {
-                state.blobs.remove(&sha).await?;
-            }
+            db.confirm_file(&state.blobs, &filename, "cli", note.as_deref()).await?;
             cli_event(
                 db,
                 "quarantine_decision",
