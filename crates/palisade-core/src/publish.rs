@@ -222,13 +222,15 @@ impl Core {
     async fn store(&self, file: Received, new: &NewFile) -> Result<PublishOutcome> {
         let sha = file.digests.sha256.clone();
         let existed = self.blobs.exists(&sha);
-        self.blobs.persist(file.blob, &sha).await?;
-        match self.db.publish(new).await {
+        // Holds this upload's own link to the bytes until the publishing transaction is over, so
+        // a removal of the same bytes racing with it cannot leave the file without them.
+        let stored = self.blobs.persist(file.blob, &sha).await?;
+        match self.db.publish(new, &stored).await {
             Ok(o) => Ok(o),
             Err(e) => {
                 // The blob is not referenced by this upload; drop it unless someone else owns it.
-                if !existed && !self.db.blob_referenced(&sha).await.unwrap_or(true) {
-                    let _ = self.blobs.remove(&sha).await;
+                if !existed {
+                    let _ = self.db.remove_blob_if_unreferenced(&self.blobs, &sha).await;
                 }
                 Err(match e {
                     StoreError::Reserved(r) => file_exists(&new.filename, &new.blake2b_256, &r),

@@ -137,6 +137,12 @@ pub async fn serve(
             tracing::warn!(listen = %addr, "public_url is not set and the server listens on every interface: absolute links (JSON API, mail) name {addr}; set public_url to the address clients use");
         }
     }
+    // Only the server cleans tmp/, and only what no live process is writing (a CLI command must
+    // not delete the uploads in flight here, nor a second server those of the first).
+    let stale = state.blobs.clean_stale_tmp()?;
+    if stale > 0 {
+        tracing::info!(count = stale, "removed temporary files left by interrupted uploads");
+    }
     let serial = state.db.last_serial().await?;
     state.cache.seen_serial.store(serial as u64, std::sync::atomic::Ordering::SeqCst);
     tokio::spawn(pypi::cache::watch_journal(state.db.clone(), state.cache.clone(), Duration::from_millis(state.config.journal_poll_ms)));
@@ -170,7 +176,7 @@ async fn sweep_orphans(state: AppState) {
             continue;
         }
         if let Ok(false) = state.db.blob_referenced(&sha).await
-            && state.blobs.remove(&sha).await.is_ok()
+            && let Ok(true) = state.db.remove_blob_if_unreferenced(&state.blobs, &sha).await
         {
             removed += 1;
         }

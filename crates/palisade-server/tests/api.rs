@@ -308,7 +308,7 @@ async fn permissions_and_reuse() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.text().contains("revoked"));
     // Removal keeps the name reserved.
-    app.state.db.remove_file(f, "test").await.unwrap();
+    app.state.db.remove_file(&app.state.blobs, f, "test").await.unwrap();
     let admin_token = app.user("root", true).await;
     let r = app.upload(Some(&admin_token), f, &whl, &[]).await;
     assert!(r.text().starts_with("File already exists"), "{}", r.text());

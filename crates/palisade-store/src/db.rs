@@ -9,8 +9,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::StoreError;
 use crate::models::*;
+use crate::{BlobStore, StoreError, StoredBlob};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -359,12 +359,22 @@ impl Db {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("user {user:?}")))?
             .get(0);
+        let before: Option<String> = sqlx::query_scalar("SELECT role FROM roles WHERE project_id = ? AND user_id = ?")
+            .bind(project.id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES (?, ?, ?) ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role")
             .bind(project.id)
             .bind(user_id)
             .bind(role.as_str())
             .execute(&mut *tx)
             .await?;
+        // A demotion is checked here, in the write transaction, so that two owners demoting each
+        // other at once cannot both see the other still an owner.
+        if before.as_deref() == Some("owner") && role != Role::Owner {
+            keeps_an_owner(&mut tx, &project, user).await?;
+        }
         journal(&mut tx, &project, &format!("add {} {user}", role.as_str()), actor).await?;
         tx.commit().await?;
         Ok(())
@@ -373,21 +383,15 @@ impl Db {
     pub async fn remove_role(&self, normalized: &str, user: &str, actor: &str) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let project = project_in(&mut tx, normalized).await?;
-        let res = sqlx::query("DELETE FROM roles WHERE project_id = ? AND user_id = (SELECT id FROM users WHERE name = ?)")
-            .bind(project.id)
-            .bind(user)
-            .execute(&mut *tx)
-            .await?;
-        if res.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("a role for {user:?} on {normalized:?}")));
-        }
-        let owners: i64 = sqlx::query("SELECT COUNT(*) FROM roles WHERE project_id = ? AND role = 'owner'")
-            .bind(project.id)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
-        if owners == 0 {
-            return Err(StoreError::Conflict(format!("{user:?} is the last owner of {normalized:?}; add another owner first")));
+        let removed: String =
+            sqlx::query_scalar("DELETE FROM roles WHERE project_id = ? AND user_id = (SELECT id FROM users WHERE name = ?) RETURNING role")
+                .bind(project.id)
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("a role for {user:?} on {normalized:?}")))?;
+        if removed == "owner" {
+            keeps_an_owner(&mut tx, &project, user).await?;
         }
         journal(&mut tx, &project, &format!("remove role {user}"), actor).await?;
         tx.commit().await?;
@@ -420,7 +424,16 @@ impl Db {
     /// uploader as owner) and the release if they are new, and records the file, its reserved
     /// filename and a journal entry. Permission is re-checked here so that a project created
     /// concurrently by someone else is not written to.
-    pub async fn publish(&self, f: &NewFile) -> Result<PublishOutcome, StoreError> {
+    ///
+    /// `blob` is the file's bytes, already persisted. Before committing, under the write lock
+    /// that every blob removal also takes, the blob is put back from the upload's own link if a
+    /// removal deleted it since (it found no file referencing the digest then), so a committed
+    /// file always has its bytes.
+    pub async fn publish(&self, f: &NewFile, blob: &StoredBlob) -> Result<PublishOutcome, StoreError> {
+        if blob.sha256() != f.sha256 {
+            let e = std::io::Error::other(format!("the stored blob is not the bytes of {:?} (sha256 {})", f.filename, f.sha256));
+            return Err(StoreError::io(blob.path(), e));
+        }
         let identity = identity_of(&f.filename).ok_or_else(|| StoreError::Conflict(format!("invalid filename {:?}", f.filename)))?;
         let mut tx = self.begin().await?;
         if let Some(r) = reservation(&mut *tx, &f.filename).await? {
@@ -554,17 +567,8 @@ impl Db {
                 id
             }
         };
-        if f.packagetype == "sdist" {
-            let existing = sqlx::query("SELECT filename FROM files WHERE release_id = ? AND packagetype = 'sdist'")
-                .bind(release_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(row) = existing {
-                let other: String = row.get(0);
-                return Err(StoreError::Conflict(format!("only one sdist may be uploaded per release; this release already has {other}")));
-            }
-        }
-        sqlx::query(
+        // One sdist per release is the unique index `files_one_sdist_per_release` (migration 0006).
+        let inserted = sqlx::query(
             "INSERT INTO files (release_id, project_id, filename, packagetype, python_version, size, sha256, blake2b_256, md5, upload_time, requires_python, core_metadata, metadata_sha256, uploader_id, publisher_id, status) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -585,7 +589,17 @@ impl Db {
         .bind(f.publisher_id)
         .bind(&f.status)
         .execute(&mut *tx)
-        .await?;
+        .await;
+        match inserted {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() && e.message().contains("files.release_id") => {
+                let other: String = sqlx::query_scalar("SELECT filename FROM files WHERE release_id = ? AND packagetype = 'sdist'")
+                    .bind(release_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                return Err(StoreError::Conflict(format!("only one sdist may be uploaded per release; this release already has {other}")));
+            }
+            other => other?,
+        };
         if let Some(scan) = &f.scan {
             insert_report(&mut tx, &f.filename, &project.normalized, &f.sha256, scan, &f.uploader_name).await?;
         }
@@ -599,6 +613,9 @@ impl Db {
             .await?;
         let action = if f.status == "quarantined" { format!("quarantine file {}", f.filename) } else { format!("add file {}", f.filename) };
         let serial = journal(&mut tx, &project, &action, &f.uploader_name).await?;
+        if blob.ensure_in_place().await? {
+            tracing::info!(file.filename = %f.filename, "put back the blob a concurrent removal deleted");
+        }
         tx.commit().await?;
         Ok(PublishOutcome::Published { serial, created_project })
     }
@@ -646,9 +663,13 @@ impl Db {
         Ok(res.rows_affected())
     }
 
-    /// Removes a file. Its filename stays reserved. Returns the sha256 when no other file shares
-    /// the blob, so the caller can delete it after the commit.
-    pub async fn remove_file(&self, filename: &str, actor: &str) -> Result<Option<String>, StoreError> {
+    /// Removes a file, and its blob unless another file has the same bytes; `true` when the blob
+    /// was deleted. The filename stays reserved. This is the only way to remove a file, so that
+    /// no caller deletes a blob outside [`Db::remove_blob_if_unreferenced`].
+    ///
+    /// A failure to delete the blob once the file is gone is logged, not returned: the file is
+    /// removed either way, and the unreferenced blob is swept at the next start.
+    pub async fn remove_file(&self, blobs: &BlobStore, filename: &str, actor: &str) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let row =
             sqlx::query("SELECT f.id, f.sha256, p.normalized FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = ?")
@@ -660,12 +681,34 @@ impl Db {
         sqlx::query("DELETE FROM files WHERE id = ?").bind(id).execute(&mut *tx).await?;
         let project = project_in(&mut tx, &normalized).await?;
         journal(&mut tx, &project, &format!("remove file {filename}"), actor).await?;
-        let shared = sqlx::query("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1").bind(&sha).fetch_optional(&mut *tx).await?.is_some();
+        // The row goes first, in its own transaction: deleting the blob before a commit that
+        // then failed would leave a file without its bytes.
         tx.commit().await?;
-        Ok(if shared { None } else { Some(sha) })
+        match self.remove_blob_if_unreferenced(blobs, &sha).await {
+            Ok(removed) => Ok(removed),
+            Err(e) => {
+                tracing::warn!(file.filename = %filename, error = %e, "removed the file but not its blob; the sweep at the next start will");
+                Ok(false)
+            }
+        }
     }
 
-    /// Whether any live file has this sha256 (for the orphan sweep).
+    /// Deletes the blob with this digest if no file references it; `true` if it did. The check
+    /// and the deletion happen inside a write transaction (`BEGIN IMMEDIATE`, which serialises
+    /// writers across processes), and `publish` makes sure of its blob inside its own, so a
+    /// file committed before the check keeps the blob, and one committed after puts it back.
+    pub async fn remove_blob_if_unreferenced(&self, blobs: &BlobStore, sha256: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let referenced = sqlx::query("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1").bind(sha256).fetch_optional(&mut *tx).await?.is_some();
+        if !referenced {
+            blobs.remove(sha256).await?;
+        }
+        // Nothing was written; the commit ends the transaction, and with it the lock.
+        tx.commit().await?;
+        Ok(!referenced)
+    }
+
+    /// Whether any live file has this sha256 (a cheap read before [`Db::remove_blob_if_unreferenced`]).
     pub async fn blob_referenced(&self, sha256: &str) -> Result<bool, StoreError> {
         Ok(sqlx::query("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1").bind(sha256).fetch_optional(&self.reader).await?.is_some())
     }
@@ -720,11 +763,11 @@ impl Db {
         self.decide(filename, "released", actor, note).await
     }
 
-    /// Confirms a quarantined file as malicious: it is removed and its name stays reserved.
-    /// Returns the sha256 when the blob is no longer shared.
-    pub async fn confirm_file(&self, filename: &str, actor: &str, note: Option<&str>) -> Result<Option<String>, StoreError> {
+    /// Confirms a quarantined file as malicious: it is removed, with its blob unless another
+    /// file shares it (see [`Db::remove_file`]), and its name stays reserved.
+    pub async fn confirm_file(&self, blobs: &BlobStore, filename: &str, actor: &str, note: Option<&str>) -> Result<bool, StoreError> {
         self.decide(filename, "confirmed", actor, note).await?;
-        self.remove_file(filename, actor).await
+        self.remove_file(blobs, filename, actor).await
     }
 
     async fn decide(&self, filename: &str, decision: &str, actor: &str, note: Option<&str>) -> Result<(), StoreError> {
@@ -856,6 +899,23 @@ async fn project_in(tx: &mut Transaction<'static, Sqlite>, normalized: &str) -> 
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("project {normalized:?}")))
+}
+
+/// Refuses the demotion or removal of an owner that leaves the project without one; called inside
+/// the change's transaction, after it. (A project a trusted publisher created for no registered
+/// user has no owner to begin with; other role changes there stay possible.)
+async fn keeps_an_owner(tx: &mut Transaction<'static, Sqlite>, project: &Project, user: &str) -> Result<(), StoreError> {
+    let owners: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM roles WHERE project_id = ? AND role = 'owner'")
+        .bind(project.id)
+        .fetch_one(&mut **tx)
+        .await?;
+    if owners == 0 {
+        return Err(StoreError::Conflict(format!(
+            "{user:?} is the last owner of {:?}; a project must keep at least one owner, add another owner first",
+            project.normalized
+        )));
+    }
+    Ok(())
 }
 
 /// Appends a journal entry and moves the project's serial to it.

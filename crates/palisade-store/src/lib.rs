@@ -11,7 +11,7 @@ mod db;
 mod error;
 mod models;
 
-pub use blobs::{BlobStore, TempBlob};
+pub use blobs::{BlobStore, StoredBlob, TempBlob};
 pub use db::{Db, NewFile, NewScan, PublishOutcome, now_micros};
 pub use error::StoreError;
 pub use models::*;

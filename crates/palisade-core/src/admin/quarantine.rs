@@ -31,9 +31,7 @@ pub async fn release(core: &Core, actor: &Actor, filename: &str, note: Option<&s
 pub async fn confirm(core: &Core, actor: &Actor, filename: &str, note: Option<&str>) -> Result<()> {
     let note = note.map(|n| n.chars().take(MAX_NOTE_CHARS).collect::<String>());
     let file = core.db.file(filename).await?.ok_or_else(|| not_found(format!("no file {filename:?}")))?;
-    if let Some(sha) = core.db.confirm_file(filename, &actor.name, note.as_deref()).await? {
-        core.blobs.remove(&sha).await?;
-    }
+    core.db.confirm_file(&core.blobs, filename, &actor.name, note.as_deref()).await?;
     core.changed(&file.project);
     let details = json!({ "filename": filename, "decision": "confirmed", "note": note });
     record(core, "quarantine_decision", &actor.name, actor.user_id, Some(file.project_id), &actor.origin, details).await;

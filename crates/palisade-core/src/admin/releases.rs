@@ -41,9 +41,7 @@ pub async fn remove_file(core: &Core, actor: &Actor, project: Option<&Project>, 
             None => format!("no file {filename:?}"),
         }));
     };
-    if let Some(sha) = core.db.remove_file(filename, &actor.name).await? {
-        core.blobs.remove(&sha).await?;
-    }
+    core.db.remove_file(&core.blobs, filename, &actor.name).await?;
     core.changed(&file.project);
     let details = json!({ "filename": filename, "sha256": file.sha256 });
     record(core, "file_removed", &actor.name, actor.user_id, Some(file.project_id), &actor.origin, details).await;

@@ -1,4 +1,17 @@
+use tokio::io::AsyncWriteExt;
+
 use super::*;
+
+/// Publishes `f` the way an upload does: its bytes (here, its sha256 as text) persisted first.
+async fn publish(db: &Db, blobs: &BlobStore, f: &NewFile) -> Result<PublishOutcome, StoreError> {
+    db.publish(f, &stored(blobs, &f.sha256).await).await
+}
+
+async fn stored(blobs: &BlobStore, sha: &str) -> StoredBlob {
+    let mut t = blobs.create_temp().await.unwrap();
+    t.file.write_all(sha.as_bytes()).await.unwrap();
+    blobs.persist(t, sha).await.unwrap()
+}
 
 fn new_file(filename: &str, sha: &str, user: &User) -> NewFile {
     let sdist = filename.ends_with(".tar.gz");
@@ -31,39 +44,40 @@ fn new_file(filename: &str, sha: &str, user: &User) -> NewFile {
 async fn publish_rules() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path()).await.unwrap();
+    let blobs = BlobStore::open(dir.path()).unwrap();
     let alice = db.create_user("alice", false, None, false, None).await.unwrap();
     let bob = db.create_user("bob", false, None, false, None).await.unwrap();
     assert!(matches!(db.create_user("alice", false, None, false, None).await, Err(StoreError::Exists(_))));
 
-    let out = db.publish(&new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
+    let out = publish(&db, &blobs, &new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
     assert!(matches!(out, PublishOutcome::Published { created_project: true, .. }));
     let project = db.project("demo").await.unwrap().unwrap();
     assert_eq!(db.role(project.id, alice.id).await.unwrap(), Some(Role::Owner));
 
     // Idempotent re-upload; a different file under the same name is refused.
-    assert_eq!(db.publish(&new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap(), PublishOutcome::Identical);
-    assert!(matches!(db.publish(&new_file("demo-1.0-py3-none-any.whl", "s2", &alice)).await, Err(StoreError::Reserved(_))));
+    assert_eq!(publish(&db, &blobs, &new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap(), PublishOutcome::Identical);
+    assert!(matches!(publish(&db, &blobs, &new_file("demo-1.0-py3-none-any.whl", "s2", &alice)).await, Err(StoreError::Reserved(_))));
 
     // Someone without a role cannot add to the project.
-    assert!(matches!(db.publish(&new_file("demo-1.0-py2-none-any.whl", "s3", &bob)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(publish(&db, &blobs, &new_file("demo-1.0-py2-none-any.whl", "s3", &bob)).await, Err(StoreError::Conflict(_))));
     db.set_role("demo", "bob", Role::Maintainer, "alice").await.unwrap();
-    db.publish(&new_file("demo-1.0-py2-none-any.whl", "s3", &bob)).await.unwrap();
+    publish(&db, &blobs, &new_file("demo-1.0-py2-none-any.whl", "s3", &bob)).await.unwrap();
 
     // One sdist per release (1.0 and 1.0.0 are the same release, and the same sdist).
-    db.publish(&new_file("demo-1.0.tar.gz", "s4", &alice)).await.unwrap();
+    publish(&db, &blobs, &new_file("demo-1.0.tar.gz", "s4", &alice)).await.unwrap();
     let mut second = new_file("demo-1.0.0.tar.gz", "s5", &alice);
     second.version = "1.0.0".into();
     let reserved = Reservation { filename: "demo-1.0.tar.gz".into(), sha256: "s4".into(), live: true };
-    assert_eq!(db.publish(&second).await.unwrap_err().to_string(), StoreError::Reserved(reserved.clone()).to_string());
+    assert_eq!(publish(&db, &blobs, &second).await.unwrap_err().to_string(), StoreError::Reserved(reserved.clone()).to_string());
     assert_eq!(db.reservation("demo-1.0.0.tar.gz").await.unwrap(), Some(reserved));
 
     // Removal keeps the name, and every other spelling of the file, reserved forever.
-    assert_eq!(db.remove_file("demo-1.0.tar.gz", "admin").await.unwrap(), Some("s4".into()));
+    assert!(db.remove_file(&blobs, "demo-1.0.tar.gz", "admin").await.unwrap());
     assert!(db.file("demo-1.0.tar.gz").await.unwrap().is_none());
-    assert!(matches!(db.publish(&new_file("demo-1.0.tar.gz", "s4", &alice)).await, Err(StoreError::Reserved(_))));
+    assert!(matches!(publish(&db, &blobs, &new_file("demo-1.0.tar.gz", "s4", &alice)).await, Err(StoreError::Reserved(_))));
     let removed = Reservation { filename: "demo-1.0.tar.gz".into(), sha256: "s4".into(), live: false };
     assert_eq!(db.reservation("demo-1.0.0.tar.gz").await.unwrap(), Some(removed));
-    match db.publish(&second).await {
+    match publish(&db, &blobs, &second).await {
         Err(StoreError::Reserved(r)) => assert_eq!((r.filename.as_str(), r.live), ("demo-1.0.tar.gz", false)),
         other => panic!("{other:?}"),
     }
@@ -73,7 +87,7 @@ async fn publish_rules() {
     for other in ["Demo-1.0-py3-none-any.whl", "demo-1.0.0-py3-none-any.whl", "demo-1-PY3-none-any.whl"] {
         let r = db.reservation(other).await.unwrap().expect(other);
         assert_eq!((r.filename.as_str(), r.live), ("demo-1.0-py3-none-any.whl", true), "{other}");
-        assert!(matches!(db.publish(&new_file(other, "s1", &alice)).await, Err(StoreError::Reserved(_))), "{other}");
+        assert!(matches!(publish(&db, &blobs, &new_file(other, "s1", &alice)).await, Err(StoreError::Reserved(_))), "{other}");
     }
     assert_eq!(db.reservation("demo-1.0-py2.py3-none-any.whl").await.unwrap(), None);
 
@@ -105,8 +119,9 @@ async fn publish_rules() {
 async fn identities_are_backfilled_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path()).await.unwrap();
+    let blobs = BlobStore::open(dir.path()).unwrap();
     let alice = db.create_user("alice", false, None, false, None).await.unwrap();
-    db.publish(&new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
+    publish(&db, &blobs, &new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
     // What a database from before 0004 looks like: rows without an identity, two of them
     // spellings of one file (the attack the identity closes had already happened).
     let mut tx = db.begin().await.unwrap();
@@ -170,6 +185,7 @@ async fn tokens() {
 async fn quarantine_review() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path()).await.unwrap();
+    let blobs = BlobStore::open(dir.path()).unwrap();
     let alice = db.create_user("alice", false, None, false, None).await.unwrap();
     let scan = NewScan {
         verdict: "suspicious".into(),
@@ -181,7 +197,7 @@ async fn quarantine_review() {
     let mut f = new_file("demo-1.0-py3-none-any.whl", "s1", &alice);
     f.status = "quarantined".into();
     f.scan = Some(scan.clone());
-    db.publish(&f).await.unwrap();
+    publish(&db, &blobs, &f).await.unwrap();
     let q = db.quarantined(None).await.unwrap();
     assert_eq!(q.len(), 1);
     assert!(!q[0].is_published());
@@ -193,7 +209,8 @@ async fn quarantine_review() {
     assert_eq!(reports[0].decided_by.as_deref(), Some("admin"));
     // A rescan can put it back; confirming removes it for good.
     db.quarantine_file("demo-1.0-py3-none-any.whl", &scan, "rescan").await.unwrap();
-    assert_eq!(db.confirm_file("demo-1.0-py3-none-any.whl", "admin", None).await.unwrap(), Some("s1".into()));
+    assert!(db.confirm_file(&blobs, "demo-1.0-py3-none-any.whl", "admin", None).await.unwrap());
+    assert!(!blobs.exists("s1"));
     assert!(db.file("demo-1.0-py3-none-any.whl").await.unwrap().is_none());
     assert!(db.release_file("demo-1.0-py3-none-any.whl", "admin", None).await.is_err());
     assert_eq!(db.reports("demo-1.0-py3-none-any.whl").await.unwrap().len(), 2);
@@ -205,12 +222,13 @@ async fn quarantine_review() {
 async fn publisher_tokens_cover_several_publishers_and_survive_removals() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path()).await.unwrap();
+    let blobs = BlobStore::open(dir.path()).unwrap();
     let alice = db.create_user("alice", false, None, false, None).await.unwrap();
     let mallory = db.create_user("mallory", false, None, false, None).await.unwrap();
-    db.publish(&new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
+    publish(&db, &blobs, &new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
     let mut other = new_file("other-1.0-py3-none-any.whl", "s2", &mallory);
     (other.project_name, other.normalized) = ("other".into(), "other".into());
-    db.publish(&other).await.unwrap();
+    publish(&db, &blobs, &other).await.unwrap();
     let demo = db.project("demo").await.unwrap().unwrap();
     let theirs = db.project("other").await.unwrap().unwrap();
     let (iss, spec) = ("https://issuer.test", r#"{"kind":"custom","issuer":"https://issuer.test","claims":{"sub":"x"}}"#);
@@ -243,6 +261,7 @@ async fn publisher_tokens_cover_several_publishers_and_survive_removals() {
 async fn pending_publishers_expire_and_are_swept() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path()).await.unwrap();
+    let blobs = BlobStore::open(dir.path()).unwrap();
     let alice = db.create_user("alice", false, None, false, None).await.unwrap();
     let (iss, spec) = ("https://issuer.test", r#"{"kind":"custom","issuer":"https://issuer.test","claims":{"sub":"x"}}"#);
     let live = db.add_publisher(None, Some("fresh"), iss, spec, Some(alice.id), Some(now_micros() + 3_600_000_000), None).await.unwrap();
@@ -256,7 +275,7 @@ async fn pending_publishers_expire_and_are_swept() {
     assert!(db.publisher_for_token(token, "stale").await.unwrap().is_none());
     let mut f = new_file("stale-1.0-py3-none-any.whl", "s9", &alice);
     (f.project_name, f.normalized, f.uploader_id, f.publisher_id) = ("stale".into(), "stale".into(), None, Some(old));
-    assert!(matches!(db.publish(&f).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(publish(&db, &blobs, &f).await, Err(StoreError::Conflict(_))));
     assert!(db.project("stale").await.unwrap().is_none());
     assert_eq!(ids(db.sweep_expired_publishers().await.unwrap()), vec![old]);
     assert!(db.publisher(old).await.unwrap().is_none());
@@ -265,7 +284,7 @@ async fn pending_publishers_expire_and_are_swept() {
     // A live one creates its project, becomes ordinary and no longer expires.
     let mut f = new_file("fresh-1.0-py3-none-any.whl", "s10", &alice);
     (f.project_name, f.normalized, f.uploader_id, f.publisher_id) = ("fresh".into(), "fresh".into(), None, Some(live));
-    db.publish(&f).await.unwrap();
+    publish(&db, &blobs, &f).await.unwrap();
     let p = db.publisher(live).await.unwrap().unwrap();
     assert!(!p.pending && p.expires_at.is_none(), "{p:?}");
     assert_eq!(db.role(p.project_id.unwrap(), alice.id).await.unwrap(), Some(Role::Owner));
@@ -297,4 +316,134 @@ async fn pending_publisher_rules_hold_under_concurrent_registrations() {
     let spec = format!(r#"{{"kind":"custom","issuer":"{iss}","claims":{{"sub":"bob"}}}}"#);
     let reserved = db.pending_publishers_of(alice.id).await.unwrap()[0].project.clone();
     assert!(matches!(db.add_publisher(None, Some(&reserved), iss, &spec, Some(bob.id), later, None).await, Err(StoreError::Conflict(_))));
+}
+
+/// Issue 13: a removal deleted a blob once no row referenced its sha256, while an upload of the
+/// same bytes had found the blob present (and so kept no copy) and went on to commit: a visible
+/// file with no bytes. The steps are interleaved by hand, the remover being another connection
+/// (as the CLI would be).
+#[tokio::test]
+async fn removal_racing_an_upload_of_the_same_bytes_keeps_the_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let blobs = BlobStore::open(dir.path()).unwrap();
+    let cli = Db::open(dir.path()).await.unwrap();
+    let alice = db.create_user("alice", false, None, false, None).await.unwrap();
+    let sha = "5a5e5a5e";
+    publish(&db, &blobs, &new_file("demo-1.0-py3-none-any.whl", sha, &alice)).await.unwrap();
+
+    // Upload A of the same bytes under another name: persisted, not yet published.
+    let a = stored(&blobs, sha).await;
+    // Meanwhile the only file with those bytes is removed, and with it the blob.
+    assert!(cli.remove_file(&blobs, "demo-1.0-py3-none-any.whl", "admin").await.unwrap());
+    assert!(!blobs.exists(sha));
+    // A commits: its transaction puts the blob back from A's own link.
+    publish(&db, &blobs, &new_file("demo-1.0-py2-none-any.whl", sha, &alice)).await.unwrap();
+    drop(a);
+    assert!(db.file("demo-1.0-py2-none-any.whl").await.unwrap().is_some());
+    assert_eq!(std::fs::read(blobs.path_for(sha)).unwrap(), sha.as_bytes());
+
+    // The other way round, a referenced blob is never deleted (the sweep, a failed upload).
+    assert!(!cli.remove_blob_if_unreferenced(&blobs, sha).await.unwrap());
+    assert!(blobs.exists(sha));
+    // A blob nothing references is.
+    drop(stored(&blobs, "0rphan").await);
+    assert!(cli.remove_blob_if_unreferenced(&blobs, "0rphan").await.unwrap());
+    assert!(!blobs.exists("0rphan"));
+}
+
+/// Issue 13: the last-owner check on a demotion ran outside the transaction (and `set_role` had
+/// none): two owners demoting each other at once left the project without an owner.
+#[tokio::test]
+async fn concurrent_demotions_keep_an_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let blobs = BlobStore::open(dir.path()).unwrap();
+    let other = Db::open(dir.path()).await.unwrap();
+    let alice = db.create_user("alice", false, None, false, None).await.unwrap();
+    db.create_user("bob", false, None, false, None).await.unwrap();
+    publish(&db, &blobs, &new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
+    db.set_role("demo", "bob", Role::Owner, "alice").await.unwrap();
+    let owners = |db: Db| async move { db.roles(Some("demo")).await.unwrap().into_iter().filter(|r| r.role == "owner").count() };
+    assert_eq!(owners(db.clone()).await, 2);
+
+    // Each sees two owners before starting; both demote the other at once, over two connections.
+    let (a, b) =
+        tokio::join!(db.set_role("demo", "bob", Role::Maintainer, "alice"), other.set_role("demo", "alice", Role::Maintainer, "bob"));
+    assert_eq!([a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(), 1, "{a:?} {b:?}");
+    let refused = a.err().or(b.err()).unwrap();
+    assert!(matches!(&refused, StoreError::Conflict(m) if m.contains("a project must keep at least one owner")), "{refused}");
+    assert_eq!(owners(db.clone()).await, 1);
+
+    // Demoting or removing the one that is left is refused too.
+    let last = db.roles(Some("demo")).await.unwrap().into_iter().find(|r| r.role == "owner").unwrap().user_name;
+    assert!(matches!(db.set_role("demo", &last, Role::Maintainer, "x").await, Err(StoreError::Conflict(_))));
+    assert!(matches!(db.remove_role("demo", &last, "x").await, Err(StoreError::Conflict(_))));
+    assert_eq!(owners(db.clone()).await, 1);
+
+    // A project without an owner (a trusted publisher created it for no registered user) still
+    // takes other role changes.
+    sqlx::query("DELETE FROM roles").execute(&db.writer).await.unwrap();
+    db.set_role("demo", "bob", Role::Maintainer, "admin").await.unwrap();
+    db.remove_role("demo", "bob", "admin").await.unwrap();
+}
+
+/// Issue 13: "one sdist per release" was a check followed by an insert; the database now refuses
+/// a second live sdist in a release, and `publish` reports it with the check's message.
+#[tokio::test]
+async fn one_sdist_per_release_is_a_database_constraint() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let blobs = BlobStore::open(dir.path()).unwrap();
+    let alice = db.create_user("alice", false, None, false, None).await.unwrap();
+    publish(&db, &blobs, &new_file("demo-1.0.tar.gz", "s1", &alice)).await.unwrap();
+    publish(&db, &blobs, &new_file("demo-1.0-py3-none-any.whl", "s2", &alice)).await.unwrap();
+
+    // Written past `publish`, a second sdist is refused by the database itself.
+    let insert = "INSERT INTO files (release_id, project_id, filename, packagetype, python_version, size, sha256, blake2b_256, md5, upload_time, core_metadata, metadata_sha256) \
+                  SELECT release_id, project_id, ?, ?, 'source', 1, 'x', 'x', 'x', 0, x'', 'x' FROM files WHERE filename = 'demo-1.0.tar.gz'";
+    let err = sqlx::query(insert).bind("demo-1.0.zip").bind("sdist").execute(&db.writer).await.unwrap_err();
+    assert!(matches!(&err, sqlx::Error::Database(e) if e.is_unique_violation()), "{err}");
+    // Wheels are not limited.
+    sqlx::query(insert).bind("demo-1.0-py2-none-any.whl").bind("bdist_wheel").execute(&db.writer).await.unwrap();
+
+    // Through `publish` the reservation of the identity answers first; without it (a database
+    // from before identities, say), the constraint gives the same message the check gave.
+    sqlx::query("DELETE FROM filenames WHERE filename = 'demo-1.0.tar.gz'").execute(&db.writer).await.unwrap();
+    let mut second = new_file("demo-1.0.0.tar.gz", "s3", &alice);
+    second.version = "1.0.0".into();
+    match publish(&db, &blobs, &second).await {
+        Err(StoreError::Conflict(m)) => {
+            assert_eq!(m, "only one sdist may be uploaded per release; this release already has demo-1.0.tar.gz")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(db.file("demo-1.0.0.tar.gz").await.unwrap().is_none());
+
+    // A removed sdist no longer holds the release.
+    sqlx::query("DELETE FROM files WHERE filename = 'demo-1.0.tar.gz'").execute(&db.writer).await.unwrap();
+    publish(&db, &blobs, &second).await.unwrap();
+}
+
+/// A database that already holds two sdists in one release (only a hand edit can make one) is not
+/// changed behind the operator's back: migration 0006 fails, naming the constraint
+/// (docs/operations.md says how to resolve it).
+#[tokio::test]
+async fn migration_0006_refuses_a_release_with_two_sdists() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let blobs = BlobStore::open(dir.path()).unwrap();
+    let alice = db.create_user("alice", false, None, false, None).await.unwrap();
+    publish(&db, &blobs, &new_file("demo-1.0.tar.gz", "s1", &alice)).await.unwrap();
+    // Back to before 0006, then the hand edit.
+    sqlx::query("DROP INDEX files_one_sdist_per_release").execute(&db.writer).await.unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 6").execute(&db.writer).await.unwrap();
+    sqlx::query("INSERT INTO files (release_id, project_id, filename, packagetype, python_version, size, sha256, blake2b_256, md5, upload_time, core_metadata, metadata_sha256) \
+                 SELECT release_id, project_id, 'demo-1.0.zip', 'sdist', 'source', 1, 'x', 'x', 'x', 0, x'', 'x' FROM files WHERE filename = 'demo-1.0.tar.gz'")
+        .execute(&db.writer)
+        .await
+        .unwrap();
+    drop(db);
+    let err = Db::open(dir.path()).await.unwrap_err();
+    assert!(err.to_string().contains("UNIQUE constraint failed: files.release_id"), "{err}");
 }

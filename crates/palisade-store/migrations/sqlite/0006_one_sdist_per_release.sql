@@ -1,0 +1,14 @@
+-- One sdist per release, enforced by the database (issue 13) instead of a check before the insert.
+--
+-- Only live files count: `Db::remove_file` deletes the row (its name stays reserved in
+-- `filenames`), so a removed sdist does not occupy the release; another sdist of the same release
+-- is refused anyway, by the reservation of its identity (name and canonical version).
+--
+-- Existing data: the check this replaces ran inside the publishing write transaction since the
+-- first schema, so only a database edited by hand can hold two sdists in one release. Then this
+-- migration fails ("UNIQUE constraint failed: files.release_id") and Palisade does not start,
+-- rather than choosing which file to drop: users may have pinned either by hash. To find them:
+--   SELECT release_id, filename FROM files WHERE packagetype = 'sdist'
+--     AND release_id IN (SELECT release_id FROM files WHERE packagetype = 'sdist' GROUP BY release_id HAVING COUNT(*) > 1);
+-- and remove all but one with `DELETE FROM files WHERE filename = '…'` (docs/operations.md).
+CREATE UNIQUE INDEX files_one_sdist_per_release ON files(release_id) WHERE packagetype = 'sdist';
