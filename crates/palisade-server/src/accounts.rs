@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use palisade_auth::GuessLimiter;
@@ -29,7 +29,7 @@ use palisade_core::events::record;
 use palisade_core::mail::notify;
 
 use crate::AppState;
-use crate::http::auth::{Action, Client, Principal, SESSION_PREFIX, authenticate, check_policy, require_session};
+use crate::http::auth::{Action, Caller, Client, SESSION_PREFIX, check_policy, require_session};
 use crate::http::body::json_body;
 use crate::http::error::{ApiResult, bad_request, forbidden, internal, not_found, too_many, unauthorized};
 use crate::http::throttle::{addr_key, check_limit, fail_limit, invalid_secret};
@@ -430,28 +430,21 @@ pub async fn second_factor(State(state): State<AppState>, client: Client, body: 
 }
 
 /// `POST /api/logout`: ends the calling session.
-pub async fn logout(State(state): State<AppState>, client: Client, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let p = authenticate(&state.db, &headers).await?;
+pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let p = caller.principal(&state).await?;
     let uid = require_session(&p)?;
     if let crate::http::auth::Credential::Session { id } = p.credential {
         state.db.revoke_session(id, uid).await.map_err(internal)?;
     }
-    record(&state, "logout", &p.user_name, Some(uid), None, &client, Value::Null).await;
+    record(&state, "logout", &p.user_name, Some(uid), None, &caller.client, Value::Null).await;
     Ok(Json(json!({ "logged_out": true })))
 }
 
 // ---- the account ----------------------------------------------------------------------------
 
-async fn session_user(state: &AppState, headers: &HeaderMap) -> ApiResult<(Principal, User)> {
-    let p = authenticate(&state.db, headers).await?;
-    let uid = require_session(&p)?;
-    let user = state.db.user_by_id(uid).await?;
-    Ok((p, user))
-}
-
 /// `GET /api/account`
-pub async fn account(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let (p, user) = session_user(&state, &headers).await?;
+pub async fn account(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let (p, user) = caller.session(&state).await?;
     let factors = state.db.second_factors(user.id).await.map_err(internal)?;
     let left = state.db.recovery_codes_left(user.id).await.map_err(internal)?;
     Ok(Json(json!({
@@ -488,13 +481,13 @@ async fn confirm_password(state: &AppState, user: &User, client: &Client, passwo
 
 /// `POST /api/account/password`: ends every session and revokes every API token, then opens a
 /// new session for the caller.
-pub async fn change_password(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
-    let (_, user) = session_user(&state, &headers).await?;
+pub async fn change_password(State(state): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Json<Value>> {
+    let (_, user) = caller.session(&state).await?;
     let b: PasswordChange = json_body(&body)?;
-    confirm_password(&state, &user, &client, &b.current_password).await?;
+    confirm_password(&state, &user, &caller.client, &b.current_password).await?;
     check_strength(&b.new_password, &user.name, user.email.as_deref())?;
-    let (sessions, tokens) = apply_new_password(&state, &user, &client, b.new_password, "password_changed", "changed").await?;
-    let (secret, expires) = new_session(&state, &user, "active", &client).await?;
+    let (sessions, tokens) = apply_new_password(&state, &user, &caller.client, b.new_password, "password_changed", "changed").await?;
+    let (secret, expires) = new_session(&state, &user, "active", &caller.client).await?;
     Ok(Json(
         json!({ "changed": true, "sessions_ended": sessions, "tokens_revoked": tokens, "session": secret, "expires": micros_to_rfc3339(expires) }),
     ))
@@ -508,13 +501,13 @@ struct EmailChange {
 }
 
 /// `POST /api/account/email`: a new, unverified address; a verification link goes to it.
-pub async fn change_email(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
-    let (_, user) = session_user(&state, &headers).await?;
+pub async fn change_email(State(state): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Json<Value>> {
+    let (_, user) = caller.session(&state).await?;
     let b: EmailChange = json_body(&body)?;
     validate_email(&b.email)?;
-    confirm_password(&state, &user, &client, &b.password).await?;
+    confirm_password(&state, &user, &caller.client, &b.password).await?;
     state.db.set_email(user.id, &b.email).await?;
-    record(&state, "email_changed", &user.name, Some(user.id), None, &client, json!({ "old": user.email, "new": b.email })).await;
+    record(&state, "email_changed", &user.name, Some(user.id), None, &caller.client, json!({ "old": user.email, "new": b.email })).await;
     notify(
         &state.mailer,
         &user,
@@ -527,8 +520,8 @@ pub async fn change_email(State(state): State<AppState>, client: Client, headers
 }
 
 /// `POST /api/account/email/verify`: sends the verification link again.
-pub async fn resend_verification(State(state): State<AppState>, client: Client, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let (_, user) = session_user(&state, &headers).await?;
+pub async fn resend_verification(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let (_, user) = caller.session(&state).await?;
     let Some(email) = user.email.clone() else { return Err(bad_request("the account has no email address")) };
     if user.email_verified() {
         return Ok(Json(json!({ "email": email, "verified": true })));
@@ -540,7 +533,7 @@ pub async fn resend_verification(State(state): State<AppState>, client: Client, 
     if !sent {
         return Err(bad_request("this instance sends no mail (no SMTP server configured); ask an administrator to verify the address"));
     }
-    record(&state, "email_verification_sent", &user.name, Some(user.id), None, &client, Value::Null).await;
+    record(&state, "email_verification_sent", &user.name, Some(user.id), None, &caller.client, Value::Null).await;
     Ok(Json(json!({ "email": email, "verification_sent": true })))
 }
 
@@ -556,10 +549,10 @@ struct EnrolBody {
 
 /// `POST /api/account/2fa/totp` `{"password", "name"?}`: a new TOTP secret and its
 /// `otpauth://` URI; the factor counts once confirmed with a code.
-pub async fn totp_begin(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
-    let (_, user) = session_user(&state, &headers).await?;
+pub async fn totp_begin(State(state): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Json<Value>> {
+    let (_, user) = caller.session(&state).await?;
     let b: EnrolBody = json_body(&body)?;
-    confirm_password(&state, &user, &client, &b.password).await?;
+    confirm_password(&state, &user, &caller.client, &b.password).await?;
     let name: String = b.name.unwrap_or_else(|| "authenticator".into()).chars().filter(|c| !c.is_control()).take(64).collect();
     let secret = palisade_auth::new_totp_secret();
     let id = state.db.add_totp(user.id, &name, &secret).await.map_err(internal)?;
@@ -584,16 +577,10 @@ struct CodeBody {
 }
 
 /// `POST /api/account/2fa/totp/{id}/confirm` `{"code"}`. The first factor also yields recovery codes.
-pub async fn totp_confirm(
-    State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let (_, user) = session_user(&state, &headers).await?;
+pub async fn totp_confirm(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, body: Bytes) -> ApiResult<Json<Value>> {
+    let (_, user) = caller.session(&state).await?;
     let b: CodeBody = json_body(&body)?;
-    let guess = begin_guess(&state, &state.limits.second_factor, Some(&user), format!("user:{}", user.id), &client).await?;
+    let guess = begin_guess(&state, &state.limits.second_factor, Some(&user), format!("user:{}", user.id), &caller.client).await?;
     if totp_ok(&state, user.id, &b.code, Some(id)).await?.is_none() {
         guess.wrong();
         return Err(bad_request("the code does not match this authenticator (check the device's clock), or was already used"));
@@ -601,7 +588,7 @@ pub async fn totp_confirm(
     guess.right();
     // Sessions opened with the password alone before this factor existed must not carry the
     // new assurance: end every session but this one.
-    let (p, _) = session_user(&state, &headers).await?;
+    let (p, _) = caller.session(&state).await?;
     if let crate::http::auth::Credential::Session { id: current } = p.credential {
         state.db.revoke_sessions(user.id, Some(current)).await.map_err(internal)?;
     }
@@ -609,7 +596,7 @@ pub async fn totp_confirm(
     if state.db.recovery_codes_left(user.id).await.map_err(internal)? == 0 {
         out["recovery_codes"] = json!(issue_recovery_codes(&state, user.id).await?);
     }
-    record(&state, "2fa_added", &user.name, Some(user.id), None, &client, json!({ "kind": "totp", "id": id })).await;
+    record(&state, "2fa_added", &user.name, Some(user.id), None, &caller.client, json!({ "kind": "totp", "id": id })).await;
     notify(&state.mailer, &user, "Two-factor authentication added", "A TOTP authenticator was added to your Palisade account.");
     Ok(Json(out))
 }
@@ -628,35 +615,29 @@ struct PasswordBody {
 }
 
 /// `DELETE /api/account/2fa/{id}` `{"password"}`.
-pub async fn remove_factor(
-    State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let (_, user) = session_user(&state, &headers).await?;
+pub async fn remove_factor(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, body: Bytes) -> ApiResult<Json<Value>> {
+    let (_, user) = caller.session(&state).await?;
     let b: PasswordBody = json_body(&body)?;
-    confirm_password(&state, &user, &client, &b.password).await?;
+    confirm_password(&state, &user, &caller.client, &b.password).await?;
     if !state.db.remove_second_factor(id, user.id).await.map_err(internal)? {
         return Err(not_found(format!("second factor {id} not found")));
     }
-    record(&state, "2fa_removed", &user.name, Some(user.id), None, &client, json!({ "id": id })).await;
+    record(&state, "2fa_removed", &user.name, Some(user.id), None, &caller.client, json!({ "id": id })).await;
     notify(&state.mailer, &user, "Two-factor authentication removed", "A second factor was removed from your Palisade account.");
     let user = state.db.user_by_id(user.id).await?;
     Ok(Json(json!({ "removed": id, "two_factor": user.has_2fa })))
 }
 
 /// `POST /api/account/recovery-codes` `{"password"}`: replaces the recovery codes.
-pub async fn new_recovery_codes(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
-    let (_, user) = session_user(&state, &headers).await?;
+pub async fn new_recovery_codes(State(state): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Json<Value>> {
+    let (_, user) = caller.session(&state).await?;
     let b: PasswordBody = json_body(&body)?;
-    confirm_password(&state, &user, &client, &b.password).await?;
+    confirm_password(&state, &user, &caller.client, &b.password).await?;
     if !user.has_2fa {
         return Err(bad_request("recovery codes need a second factor; enrol one first"));
     }
     let codes = issue_recovery_codes(&state, user.id).await?;
-    record(&state, "recovery_codes_regenerated", &user.name, Some(user.id), None, &client, Value::Null).await;
+    record(&state, "recovery_codes_regenerated", &user.name, Some(user.id), None, &caller.client, Value::Null).await;
     notify(
         &state.mailer,
         &user,
@@ -681,8 +662,8 @@ fn session_json(s: &Session, current: Option<i64>) -> Value {
 }
 
 /// `GET /api/account/sessions`
-pub async fn sessions(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let (p, user) = session_user(&state, &headers).await?;
+pub async fn sessions(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let (p, user) = caller.session(&state).await?;
     let current = match p.credential {
         crate::http::auth::Credential::Session { id } => Some(id),
         _ => None,
@@ -692,12 +673,12 @@ pub async fn sessions(State(state): State<AppState>, headers: HeaderMap) -> ApiR
 }
 
 /// `DELETE /api/account/sessions/{id}`
-pub async fn end_session(State(state): State<AppState>, client: Client, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
-    let (_, user) = session_user(&state, &headers).await?;
+pub async fn end_session(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+    let (_, user) = caller.session(&state).await?;
     if !state.db.revoke_session(id, user.id).await.map_err(internal)? {
         return Err(not_found(format!("session {id} not found")));
     }
-    record(&state, "session_ended", &user.name, Some(user.id), None, &client, json!({ "id": id })).await;
+    record(&state, "session_ended", &user.name, Some(user.id), None, &caller.client, json!({ "id": id })).await;
     Ok(Json(json!({ "ended": id })))
 }
 
@@ -720,8 +701,8 @@ pub fn token_json(t: &palisade_store::Token) -> Value {
 }
 
 /// `GET /api/account/tokens`
-pub async fn list_tokens(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let (_, user) = session_user(&state, &headers).await?;
+pub async fn list_tokens(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let (_, user) = caller.session(&state).await?;
     let tokens = state.db.user_tokens(user.id).await.map_err(internal)?;
     Ok(Json(json!({ "tokens": tokens.iter().map(token_json).collect::<Vec<_>>(), "regex": palisade_core::tokens::REGEX })))
 }
@@ -741,8 +722,8 @@ struct NewTokenBody {
 
 /// `POST /api/account/tokens` `{"description", "projects": [...], "actions": [...], "expires_in": "30d"}`:
 /// the secret is in this answer and nowhere else, ever.
-pub async fn create_token(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
-    let (p, user) = session_user(&state, &headers).await?;
+pub async fn create_token(State(state): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
+    let (p, user) = caller.session(&state).await?;
     check_policy(&state, &p, "create API tokens")?;
     let b: NewTokenBody = json_body(&body)?;
     let keys = [format!("user:{}", user.id)];
@@ -765,7 +746,7 @@ pub async fn create_token(State(state): State<AppState>, client: Client, headers
     let expires = b.expires_in.as_deref().map(admin::parse_duration).transpose()?;
     fail_limit(&state.limits.tokens, &keys);
     let request = TokenRequest { projects: &b.projects, actions: &b.actions, expires_in: expires, description: b.description.as_deref() };
-    let (id, secret) = admin::create_token_for(&state, &Actor::of(&p, &client), &user, request).await?;
+    let (id, secret) = admin::create_token_for(&state, &Actor::of(&p, &caller.client), &user, request).await?;
     let t = state.db.token_by_id(id).await?.ok_or_else(|| internal("token vanished"))?;
     let mut out = token_json(&t);
     out["token"] = json!(secret);
@@ -773,20 +754,15 @@ pub async fn create_token(State(state): State<AppState>, client: Client, headers
 }
 
 /// `DELETE /api/account/tokens/{id}`
-pub async fn revoke_token(
-    State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-) -> ApiResult<Json<Value>> {
-    let (p, user) = session_user(&state, &headers).await?;
-    admin::revoke_token(&state, &Actor::of(&p, &client), id, Some(user.id), "revoked by its owner").await?;
+pub async fn revoke_token(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+    let (p, user) = caller.session(&state).await?;
+    admin::revoke_token(&state, &Actor::of(&p, &caller.client), id, Some(user.id), "revoked by its owner").await?;
     Ok(Json(json!({ "revoked": id })))
 }
 
 /// `GET /api/account/events`: the account's security history, newest first.
-pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let p = authenticate(&state.db, &headers).await?;
+pub async fn events(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let p = caller.principal(&state).await?;
     let uid = require_session(&p)?;
     let list = state.db.events(Some(uid), None, 500).await.map_err(internal)?;
     Ok(Json(json!({ "events": list.iter().map(palisade_core::events::to_json).collect::<Vec<_>>() })))

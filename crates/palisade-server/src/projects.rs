@@ -10,7 +10,7 @@
 //!   (publishers that may create a new project, until they expire; a session of their registrant)
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::http::auth::{Action, Client, Principal, authenticate, authorize, check_policy, require_session};
+use crate::http::auth::{Action, Caller, Principal, check_policy, require_session};
 use crate::http::body::json_body;
 use crate::http::error::{ApiResult, bad_request, internal, not_found};
 
@@ -40,26 +40,16 @@ pub fn routes() -> Router<AppState> {
         .route("/api/projects/{project}/events", get(events))
 }
 
-/// Like [`project_for`], for changes of who may publish (roles, trusted publishers): these need
-/// a login session, so a leaked API token cannot grant itself lasting access.
-async fn project_for_trust_change(state: &AppState, headers: &HeaderMap, name: &str) -> ApiResult<(Principal, Project)> {
-    let (p, project) = project_for(state, headers, name, Action::Manage).await?;
+/// A project's owner changing who may publish it (roles, trusted publishers): this needs a login
+/// session, so a leaked API token cannot grant itself lasting access.
+async fn trust_change(caller: &Caller, state: &AppState, name: &str) -> ApiResult<(Principal, Project)> {
+    let (p, project) = caller.on_project(state, name, Action::Manage).await?;
     require_session(&p)?;
     Ok((p, project))
 }
 
-/// Authenticates and authorizes `action` on an existing project.
-async fn project_for(state: &AppState, headers: &HeaderMap, name: &str, action: Action) -> ApiResult<(Principal, Project)> {
-    let p = authenticate(&state.db, headers).await?;
-    let normalized = palisade_dist::normalize(name);
-    let project = state.db.project(&normalized).await.map_err(internal)?;
-    authorize(state, &p, action, project.as_ref(), &normalized).await?;
-    let project = project.ok_or_else(|| not_found(format!("project {normalized:?} not found")))?;
-    Ok((p, project))
-}
-
-pub async fn roles(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    let (_, project) = project_for(&state, &headers, &name, Action::Manage).await?;
+pub async fn roles(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    let (_, project) = caller.on_project(&state, &name, Action::Manage).await?;
     let roles = state.db.roles(Some(&project.normalized)).await.map_err(internal)?;
     Ok(Json(
         json!({ "project": project.normalized, "roles": roles.iter().map(|r| json!({ "user": r.user_name, "role": r.role })).collect::<Vec<_>>() }),
@@ -74,60 +64,51 @@ struct RoleBody {
 
 pub async fn set_role(
     State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
+    caller: Caller,
     Path((name, user)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let (p, project) = project_for_trust_change(&state, &headers, &name).await?;
+    let (p, project) = trust_change(&caller, &state, &name).await?;
     let b: RoleBody = json_body(&body)?;
     let role = Role::parse(&b.role).ok_or_else(|| bad_request(format!("unknown role {:?}: expected owner or maintainer", b.role)))?;
-    let target = admin::set_role(&state, &Actor::of(&p, &client), &project, &user, role).await?;
+    let target = admin::set_role(&state, &Actor::of(&p, &caller.client), &project, &user, role).await?;
     Ok(Json(json!({ "project": project.normalized, "user": target.name, "role": role.as_str() })))
 }
 
 pub async fn remove_role(
     State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
+    caller: Caller,
     Path((name, user)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let (p, project) = project_for_trust_change(&state, &headers, &name).await?;
-    let target = admin::remove_role(&state, &Actor::of(&p, &client), &project, &user).await?;
+    let (p, project) = trust_change(&caller, &state, &name).await?;
+    let target = admin::remove_role(&state, &Actor::of(&p, &caller.client), &project, &user).await?;
     Ok(Json(json!({ "project": project.normalized, "user": target.name, "role": Value::Null })))
 }
 
-pub async fn publishers(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    let (_, project) = project_for(&state, &headers, &name, Action::Manage).await?;
+pub async fn publishers(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    let (_, project) = caller.on_project(&state, &name, Action::Manage).await?;
     let list = state.db.publishers(Some(&project.normalized)).await.map_err(internal)?;
     Ok(Json(
         json!({ "project": project.normalized, "publishers": list.iter().map(palisade_core::publishers::to_json).collect::<Vec<_>>() }),
     ))
 }
 
-pub async fn create_publisher(
-    State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let (p, project) = project_for_trust_change(&state, &headers, &name).await?;
+pub async fn create_publisher(State(state): State<AppState>, caller: Caller, Path(name): Path<String>, body: Bytes) -> ApiResult<Response> {
+    let (p, project) = trust_change(&caller, &state, &name).await?;
     let input: PublisherInput = json_body(&body)?;
-    let publisher = admin::add_publisher(&state, &Actor::of(&p, &client), PublisherTarget::Project(&project), input).await?;
+    let publisher = admin::add_publisher(&state, &Actor::of(&p, &caller.client), PublisherTarget::Project(&project), input).await?;
     Ok((StatusCode::CREATED, Json(palisade_core::publishers::to_json(&publisher))).into_response())
 }
 
 pub async fn delete_publisher(
     State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
+    caller: Caller,
     Path((name, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<Value>> {
-    let (p, project) = project_for_trust_change(&state, &headers, &name).await?;
+    let (p, project) = trust_change(&caller, &state, &name).await?;
     let publisher = state.db.publisher(id).await?.filter(|pb| pb.project_id == Some(project.id));
     let Some(publisher) = publisher else { return Err(not_found(format!("publisher {id} of {:?} not found", project.normalized))) };
-    admin::remove_publisher(&state, &Actor::of(&p, &client), &publisher).await?;
+    admin::remove_publisher(&state, &Actor::of(&p, &caller.client), &publisher).await?;
     Ok(Json(json!({ "removed": id })))
 }
 
@@ -151,8 +132,8 @@ struct PendingPublisher {
     claims: std::collections::BTreeMap<String, String>,
 }
 
-pub async fn create_pending(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
-    let p = authenticate(&state.db, &headers).await?;
+pub async fn create_pending(State(state): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
+    let p = caller.principal(&state).await?;
     let uid = require_session(&p)?;
     check_policy(&state, &p, "register trusted publishers")?;
     let b: PendingBody = json_body(&body)?;
@@ -160,29 +141,24 @@ pub async fn create_pending(State(state): State<AppState>, client: Client, heade
     let input =
         PublisherInput { github: b.publisher.github, gitlab: b.publisher.gitlab, issuer: b.publisher.issuer, claims: b.publisher.claims };
     let target = PublisherTarget::Pending { name: &b.project, owner: &owner, limit: Some(state.config.oidc.max_pending_publishers) };
-    let publisher = admin::add_publisher(&state, &Actor::of(&p, &client), target, input).await?;
+    let publisher = admin::add_publisher(&state, &Actor::of(&p, &caller.client), target, input).await?;
     Ok((StatusCode::CREATED, Json(palisade_core::publishers::to_json(&publisher))).into_response())
 }
 
 /// `GET /api/account/pending-publishers`: the caller's live pending publishers.
-pub async fn list_pending(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let p = authenticate(&state.db, &headers).await?;
+pub async fn list_pending(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let p = caller.principal(&state).await?;
     let uid = require_session(&p)?;
     let list = state.db.pending_publishers_of(uid).await.map_err(internal)?;
     Ok(Json(json!({ "publishers": list.iter().map(palisade_core::publishers::to_json).collect::<Vec<_>>() })))
 }
 
-pub async fn delete_pending(
-    State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-) -> ApiResult<Json<Value>> {
-    let p = authenticate(&state.db, &headers).await?;
+pub async fn delete_pending(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+    let p = caller.principal(&state).await?;
     let uid = require_session(&p)?;
     let publisher = state.db.publisher(id).await?.filter(|pb| pb.pending && pb.created_by == Some(uid));
     let Some(publisher) = publisher else { return Err(not_found(format!("pending publisher {id} not found"))) };
-    admin::remove_publisher(&state, &Actor::of(&p, &client), &publisher).await?;
+    admin::remove_publisher(&state, &Actor::of(&p, &caller.client), &publisher).await?;
     Ok(Json(json!({ "removed": id })))
 }
 
@@ -193,54 +169,43 @@ struct YankBody {
     reason: Option<String>,
 }
 
-async fn yank_common(
-    state: &AppState,
-    client: &Client,
-    headers: &HeaderMap,
-    name: &str,
-    version: &str,
-    body: &[u8],
-    yank: bool,
-) -> ApiResult<Json<Value>> {
-    let (p, project) = project_for(state, headers, name, Action::Yank).await?;
+async fn yank_common(state: &AppState, caller: &Caller, name: &str, version: &str, body: &[u8], yank: bool) -> ApiResult<Json<Value>> {
+    let (p, project) = caller.on_project(state, name, Action::Yank).await?;
     let b: YankBody = if body.is_empty() { YankBody::default() } else { json_body(body)? };
-    let n = admin::set_yanked(state, &Actor::of(&p, client), &project, version, None, yank, b.reason.as_deref()).await?;
+    let n = admin::set_yanked(state, &Actor::of(&p, &caller.client), &project, version, None, yank, b.reason.as_deref()).await?;
     Ok(Json(json!({ "project": project.normalized, "version": version, "yanked": yank, "files": n })))
 }
 
 pub async fn yank(
     State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
+    caller: Caller,
     Path((name, version)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    yank_common(&state, &client, &headers, &name, &version, &body, true).await
+    yank_common(&state, &caller, &name, &version, &body, true).await
 }
 
 pub async fn unyank(
     State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
+    caller: Caller,
     Path((name, version)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    yank_common(&state, &client, &headers, &name, &version, &body, false).await
+    yank_common(&state, &caller, &name, &version, &body, false).await
 }
 
 pub async fn remove_file(
     State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
+    caller: Caller,
     Path((name, filename)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let (p, project) = project_for(&state, &headers, &name, Action::Manage).await?;
-    admin::remove_file(&state, &Actor::of(&p, &client), Some(&project), &filename).await?;
+    let (p, project) = caller.on_project(&state, &name, Action::Manage).await?;
+    admin::remove_file(&state, &Actor::of(&p, &caller.client), Some(&project), &filename).await?;
     Ok(Json(json!({ "removed": filename, "note": "the filename stays reserved and can never be uploaded again" })))
 }
 
-pub async fn events(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    let (_, project) = project_for(&state, &headers, &name, Action::Manage).await?;
+pub async fn events(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    let (_, project) = caller.on_project(&state, &name, Action::Manage).await?;
     let list = state.db.events(None, Some(project.id), 500).await.map_err(internal)?;
     Ok(Json(json!({ "project": project.normalized, "events": list.iter().map(palisade_core::events::to_json).collect::<Vec<_>>() })))
 }

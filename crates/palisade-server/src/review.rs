@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use bytes::Bytes;
 use palisade_store::{Role, ScanReportRow};
 use serde_json::{Value, json};
@@ -17,8 +16,8 @@ use serde_json::{Value, json};
 use palisade_core::admin::Actor;
 
 use crate::AppState;
-use crate::http::auth::{Action, Client, Principal, authenticate, authorize};
-use crate::http::error::{ApiResult, bad_request, forbidden, internal, not_found};
+use crate::http::auth::{Caller, Principal};
+use crate::http::error::{ApiResult, bad_request, internal, not_found};
 use crate::pypi::render::upload_time;
 
 use axum::Router;
@@ -44,8 +43,8 @@ async fn may_read(state: &AppState, p: &Principal, project: &str) -> ApiResult<b
     Ok(matches!(state.db.role(proj.id, uid).await.map_err(internal)?, Some(Role::Owner)))
 }
 
-pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
-    let p = authenticate(&state.db, &headers).await?;
+pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
+    let p = caller.principal(&state).await?;
     let project = q.get("project").map(|n| palisade_dist::normalize(n));
     let mut out = Vec::new();
     for f in state.db.quarantined(project.as_deref()).await.map_err(internal)? {
@@ -85,8 +84,8 @@ fn report_json(r: &ScanReportRow) -> Value {
     })
 }
 
-pub async fn show(State(state): State<AppState>, headers: HeaderMap, Path(filename): Path<String>) -> ApiResult<Json<Value>> {
-    let p = authenticate(&state.db, &headers).await?;
+pub async fn show(State(state): State<AppState>, caller: Caller, Path(filename): Path<String>) -> ApiResult<Json<Value>> {
+    let p = caller.principal(&state).await?;
     let reports = state.db.reports(&filename).await.map_err(internal)?;
     let Some(first) = reports.first() else { return Err(not_found(format!("no scan report for {filename:?}"))) };
     if !may_read(&state, &p, &first.project).await? {
@@ -104,37 +103,16 @@ fn note_of(body: &Bytes) -> ApiResult<Option<String>> {
     Ok(v.get("note").and_then(Value::as_str).map(|s| s.chars().take(2000).collect()))
 }
 
-async fn admin(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
-    let p = authenticate(&state.db, headers).await?;
-    if !p.is_admin {
-        return Err(forbidden("only administrators may release or confirm quarantined files"));
-    }
-    authorize(state, &p, Action::Admin, None, "").await?;
-    Ok(p)
-}
-
-pub async fn release(
-    State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
-    Path(filename): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let p = admin(&state, &headers).await?;
+pub async fn release(State(state): State<AppState>, caller: Caller, Path(filename): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+    let p = caller.admin(&state).await?;
     let note = note_of(&body)?;
-    palisade_core::admin::release(&state, &Actor::of(&p, &client), &filename, note.as_deref()).await?;
+    palisade_core::admin::release(&state, &Actor::of(&p, &caller.client), &filename, note.as_deref()).await?;
     Ok(Json(json!({ "filename": filename, "decision": "released" })))
 }
 
-pub async fn confirm(
-    State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
-    Path(filename): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let p = admin(&state, &headers).await?;
+pub async fn confirm(State(state): State<AppState>, caller: Caller, Path(filename): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+    let p = caller.admin(&state).await?;
     let note = note_of(&body)?;
-    palisade_core::admin::confirm(&state, &Actor::of(&p, &client), &filename, note.as_deref()).await?;
+    palisade_core::admin::confirm(&state, &Actor::of(&p, &caller.client), &filename, note.as_deref()).await?;
     Ok(Json(json!({ "filename": filename, "decision": "confirmed" })))
 }

@@ -12,30 +12,45 @@ use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::AppState;
+use crate::http::auth::Caller;
 use crate::http::error::{ApiResult, internal, not_found};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-impl AppState {
-    /// Published files of a project that is not quarantined are public. Anything held for review
-    /// is served only to the project's owners and to administrators, who must authenticate.
-    async fn may_download(&self, file: &palisade_store::FileRow, headers: &HeaderMap) -> bool {
-        if file.is_published() && file.project_status != "quarantined" {
-            return true;
-        }
-        let Ok(p) = crate::http::auth::authenticate(&self.db, headers).await else { return false };
-        let Some(uid) = p.user_id else { return false };
-        p.may_touch(&file.project)
-            && (p.is_admin || matches!(self.db.role(file.project_id, uid).await, Ok(Some(palisade_store::Role::Owner))))
+/// Published files of a project that is not quarantined are public.
+fn public(file: &palisade_store::FileRow) -> bool {
+    file.is_published() && file.project_status != "quarantined"
+}
+
+/// Anything not public is served only to the project's owners and to administrators, who must
+/// authenticate; to anyone else it does not exist.
+async fn may_download(state: &AppState, file: &palisade_store::FileRow, caller: &Caller) -> bool {
+    if public(file) {
+        return true;
+    }
+    let Ok(p) = caller.principal(state).await else { return false };
+    let Some(uid) = p.user_id else { return false };
+    p.may_touch(&file.project) && (p.is_admin || matches!(state.db.role(file.project_id, uid).await, Ok(Some(palisade_store::Role::Owner))))
+}
+
+/// How long a shared cache may keep an answer about `file`: forever for a public file (files
+/// never change), not at all for one shown to its owners only, which also varies with the
+/// credential.
+fn cache_headers(file: &palisade_store::FileRow, h: &mut HeaderMap) {
+    if public(file) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    } else {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+        h.insert(header::VARY, HeaderValue::from_static("Authorization"));
     }
 }
 
-pub async fn download(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn download(State(state): State<AppState>, Path(name): Path<String>, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(dist) = name.strip_suffix(".metadata") {
-        return metadata(&state, dist, &headers).await;
+        return metadata(&state, dist, &caller).await;
     }
     let file = state.db.file(&name).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {name:?}")))?;
-    if !state.may_download(&file, &headers).await {
+    if !may_download(&state, &file, &caller).await {
         return Err(not_found(format!("no file named {name:?}")));
     }
     let etag = format!("\"{}\"", file.sha256);
@@ -44,7 +59,9 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, h
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
     {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+        let mut resp = (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+        cache_headers(&file, resp.headers_mut());
+        return Ok(resp);
     }
     let path = state.blobs.path_for(&file.sha256);
     let mut f = tokio::fs::File::open(&path).await.map_err(|e| internal(format!("blob {} for {name}: {e}", path.display())))?;
@@ -73,7 +90,7 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, h
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(if file.is_published() { IMMUTABLE } else { "private, no-store" }));
+    cache_headers(&file, h);
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
@@ -85,20 +102,16 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, h
     Ok(resp)
 }
 
-async fn metadata(state: &AppState, dist: &str, headers: &HeaderMap) -> ApiResult<Response> {
+async fn metadata(state: &AppState, dist: &str, caller: &Caller) -> ApiResult<Response> {
     let file = state.db.file(dist).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {dist:?}")))?;
-    if !state.may_download(&file, headers).await {
+    if !may_download(state, &file, caller).await {
         return Err(not_found(format!("no file named {dist:?}")));
     }
     let data = state.db.core_metadata(dist).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {dist:?}")))?;
     let etag = format!("\"{}\"", file.metadata_sha256);
-    // Metadata of a file held for review reaches only its owners and administrators: no shared cache.
-    let cache = if file.is_published() && file.project_status != "quarantined" { IMMUTABLE } else { "private, no-store" };
-    Ok((
-        [(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CACHE_CONTROL, cache.to_string()), (header::ETAG, etag)],
-        data,
-    )
-        .into_response())
+    let mut resp = ([(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::ETAG, etag)], data).into_response();
+    cache_headers(&file, resp.headers_mut());
+    Ok(resp)
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use palisade_dist::{DistFilename, Hasher};
 use tokio::io::AsyncWriteExt;
 
 use crate::AppState;
-use crate::http::auth::{Client, authenticate};
+use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult, bad_request, internal, too_large};
 
 /// Text fields are small; a description of a few MiB is already generous.
@@ -54,8 +54,8 @@ impl Form {
     }
 }
 
-pub async fn upload(State(state): State<AppState>, client: Client, request: Request) -> Response {
-    let result = handle(&state, &client, request).await;
+pub async fn upload(State(state): State<AppState>, caller: Caller, request: Request) -> Response {
+    let result = handle(&state, &caller, request).await;
     match result {
         Ok((outcome, size)) => {
             state.metrics.upload(if outcome == Published::Identical { "identical" } else { "accepted" }, size);
@@ -74,16 +74,10 @@ pub async fn upload(State(state): State<AppState>, client: Client, request: Requ
     }
 }
 
-async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResult<(Published, u64)> {
+async fn handle(state: &AppState, caller: &Caller, request: Request) -> ApiResult<(Published, u64)> {
     // Invalid tokens are rate limited per client address; a valid token always gets through,
     // whatever others behind the same address sent.
-    let principal = match authenticate(&state.db, request.headers()).await {
-        Ok(p) => p,
-        Err(e) if request.headers().contains_key(header::AUTHORIZATION) => {
-            return Err(crate::http::throttle::invalid_secret(state, client, e));
-        }
-        Err(e) => return Err(e),
-    };
+    let principal = caller.principal(state).await?;
     // Whether this caller may upload at all needs no project: refuse before reading the body.
     state.may_upload(&principal)?;
     let max = state.config.max_upload_bytes;
@@ -114,7 +108,7 @@ async fn handle(state: &AppState, client: &Client, request: Request) -> ApiResul
         return Err(bad_request("the upload has no 'content' file field"));
     };
     let size = file.size;
-    let published = state.publish(principal, client, Upload { file, claims }).await?;
+    let published = state.publish(principal, &caller.client, Upload { file, claims }).await?;
     Ok((published, size))
 }
 
