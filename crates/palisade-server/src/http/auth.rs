@@ -8,18 +8,17 @@
 //! sends credentials everywhere, as pip does. What a credential may do is decided in
 //! `palisade_core::access`.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use base64::Engine;
 pub use palisade_core::access::{
-    Action, Credential, Origin, Principal, SESSION_PREFIX, authorize, check_policy, check_session, check_token, require_session,
+    Action, Credential, Principal, SESSION_PREFIX, authorize, check_policy, check_session, check_token, require_session,
 };
 use palisade_store::{Db, Project, User};
 
 use crate::AppState;
+pub use crate::http::client::Client;
 use crate::http::error::{ApiResult, forbidden, not_found, unauthorized};
 use crate::http::throttle::invalid_secret;
 
@@ -75,38 +74,6 @@ impl Caller {
         }
         authorize(state, &p, Action::Admin, None, "").await?;
         Ok(p)
-    }
-}
-
-/// The caller's network address and user agent, for the event log and rate limits.
-#[derive(Clone, Debug, Default)]
-pub struct Client(pub Origin);
-
-impl std::ops::Deref for Client {
-    type Target = Origin;
-    fn deref(&self) -> &Origin {
-        &self.0
-    }
-}
-
-impl FromRequestParts<AppState> for Client {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-        // Behind a reverse proxy the peer is the proxy; the proxy appends the real client last.
-        let forwarded = state.config.client_ip_header.as_deref().and_then(|h| {
-            let value = parts.headers.get_all(h).iter().filter_map(|v| v.to_str().ok()).next_back()?;
-            let last = value.rsplit(',').next()?.trim();
-            last.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
-        });
-        let addr = forwarded.or(peer);
-        let user_agent = parts
-            .headers
-            .get(axum::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().filter(|c| !c.is_control()).take(200).collect());
-        Ok(Client(Origin { addr, user_agent }))
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use palisade_auth::{GuessLimiter, GuessPolicy, RateLimiter};
 
 use crate::AppState;
-use crate::http::auth::Client;
+use crate::http::client::Client;
 use crate::http::error::{ApiError, ApiResult, too_many};
 
 /// A budget per account (or login name) and per client address for requests counted whether or
