@@ -311,8 +311,31 @@ def test_held_metadata_shown_to_its_owner_is_not_cached_publicly(server, owner, 
     assert r.status_code == 200, r.text
     assert b"HELD-SUMMARY" in r.content
     assert r.headers["cache-control"] == "private, no-store"
+    assert "authorization" in r.headers.get("vary", "").lower(), r.headers
     clean = server.get(f"/files/{held_and_clean['clean']}.metadata")
     assert clean.status_code == 200 and "immutable" in clean.headers["cache-control"]
+
+
+def test_files_of_a_quarantined_project_shown_to_owners_are_not_cached_publicly(server, owner):
+    """A published file of a project an administrator quarantined went to its owners as `public,
+    max-age=31536000, immutable` with no `Vary`: a shared cache would then hand it to anyone."""
+    w = RawMetaWheel("numbat-kit", "1.0", metadata=meta("numbat-kit", "1.0", "Summary: s"))
+    assert upload(server, owner, w).status_code == 200
+    name = w.default_filename()
+    public = server.get(f"/files/{name}")
+    assert public.status_code == 200 and "immutable" in public.headers["cache-control"]
+    server.cli("project", "status", "numbat-kit", "quarantined", "--reason", "under review")
+    auth = {"Authorization": f"Bearer {owner['session']}"}
+    for path in (f"/files/{name}", f"/files/{name}.metadata"):
+        assert server.get(path).status_code == 404, f"{path} is public while its project is quarantined"
+        r = server.get(path, headers=auth)
+        assert r.status_code == 200, (path, r.text)
+        assert r.headers["cache-control"] == "private, no-store", (path, r.headers)
+        assert "authorization" in r.headers.get("vary", "").lower(), (path, r.headers)
+        etag = r.headers["etag"]
+        again = server.get(path, headers={**auth, "If-None-Match": etag})
+        if again.status_code == 304:
+            assert again.headers["cache-control"] == "private, no-store", (path, again.headers)
 
 
 def test_released_file_then_describes_its_release(server, held_and_clean):
