@@ -168,3 +168,24 @@ def test_project_list_json_after_admin_changes(server, setup):
 
 def _assert(cond):
     assert cond
+
+
+def test_cli_changes_are_recorded_as_the_apis_are(server, setup):
+    """The CLI goes through the same operations as the API: each change writes the same security
+    event (the CLI once wrote its own, and some changes none), naming the operator."""
+    import json
+
+    server.cli("project", "status", PROJECT, "deprecated", "--reason", "use adminproj2")
+    server.cli("yank", PROJECT, "2.0", "--reason", "broken")
+    server.cli("unyank", PROJECT, "2.0")
+    events = [json.loads(line) for line in server.cli("audit", "--project", PROJECT, "--json").stdout.splitlines()]
+    by_kind = {}
+    for e in events:
+        by_kind.setdefault(e["kind"], e)
+    for kind in ("project_status_changed", "release_yanked", "release_unyanked"):
+        assert kind in by_kind, f"no {kind} event: {[e['kind'] for e in events]}"
+        assert by_kind[kind]["actor"].startswith("admin-cli ("), by_kind[kind]
+    assert by_kind["project_status_changed"]["details"] == {"status": "deprecated", "reason": "use adminproj2"}
+    assert by_kind["release_yanked"]["details"]["reason"] == "broken"
+    server.cli("project", "status", PROJECT, "active")
+    assert server.simple_json(PROJECT).json()["project-status"]["status"] == "active"
