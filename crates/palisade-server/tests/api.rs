@@ -718,3 +718,33 @@ async fn session_bearer_cannot_upload() {
     // The same session still manages the project (yank), as documented.
     assert_eq!(api(&app, "POST", "/api/projects/demo/releases/1.0/yank", Some(&secret)).await.status, StatusCode::OK);
 }
+
+/// Issue 13: a failure of `create_token_for`, a database error included, was answered as a 400
+/// carrying sqlx's message. A real database failure (a trigger that aborts every insert into
+/// `tokens`, added through a second connection) is a 500 whose body says nothing about it.
+#[tokio::test]
+async fn a_database_failure_while_creating_a_token_is_a_generic_500() {
+    use sqlx::Connection;
+
+    let app = TestApp::new().await;
+    app.user("tess", false).await;
+    let uid = app.state.db.user_by_name("tess").await.unwrap().id;
+    let session = palisade_auth::random_token("palsess_", 32);
+    let far = palisade_store::now_micros() + 3_600_000_000;
+    app.state.db.create_session(uid, &palisade_auth::hash_secret(&session), "active", far, Some("127.0.0.1"), None).await.unwrap();
+
+    let path = app._dir.path().join("palisade.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    sqlx::query("CREATE TRIGGER fail_tokens BEFORE INSERT ON tokens BEGIN SELECT RAISE(ABORT, 'injected-token-failure'); END")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let r = api_json(&app, "POST", "/api/account/tokens", Some(&session), serde_json::json!({ "description": "doomed" })).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text());
+    assert_eq!(r.text(), "internal server error; the details are in the server log\n");
+    for leak in ["injected-token-failure", "database", "sqlite", "error returned from"] {
+        assert!(!r.text().to_lowercase().contains(leak), "the body leaks {leak:?}: {}", r.text());
+    }
+}
