@@ -299,6 +299,45 @@ def test_registration_weak_passwords_verification_and_policy(srv, sink, tmp_path
     assert "account_created" in kinds and "email_verified" in kinds, kinds
 
 
+def test_verifying_an_address_another_account_verified_is_a_conflict_that_keeps_the_link(srv, sink):
+    """Issue 13: following the verification link for an address that another account had
+    already verified answered 500, and used up the link. It is a 409 that says why, the link
+    stays usable, and it works once the other account lets go of the address. The CLI's
+    `user verify-email` says the same instead of an internal error."""
+    holder = make_account(srv, "address-holder-wren", two_factor=False)
+    name = "address-seeker-wren"
+    password = remember(f"password of {name}", strong_password(name))
+    mark = sink.mark()
+    r = call(srv, "POST", "/api/register", json={"name": name, "email": holder.email, "password": password})
+    assert r.status_code == 201, desc(r)
+    mail = sink.wait_for(to=holder.email, subject_contains="Verify your email address", start=mark)
+    m = re.search(r"http://\S+/api/verify-email\?token=(\S+)", mail.body)
+    assert m, f"no verification link in the mail (subject {mail.subject!r})"
+    remember("email verification token", m.group(1))
+    link = m.group(0)
+
+    for _ in range(2):  # the same answer twice: the first refusal did not use the link up
+        r = srv.http.get(link, headers={"User-Agent": UA}, timeout=30, allow_redirects=False)
+        assert r.status_code == 409, desc(r)
+        assert "verified address of another account" in r.text, r.text
+
+    out = srv.cli("user", "verify-email", name, check=False)
+    assert out.returncode != 0, "verifying a taken address must fail"
+    assert "verified address of another account" in out.stderr, out.stderr
+    assert "internal" not in out.stderr, out.stderr
+
+    # The holder moves to another address: the seeker's link now verifies theirs.
+    r = call(srv, "POST", "/api/account/email", holder.session,
+             json={"email": "address-holder-wren@elsewhere.test", "password": holder.password})
+    assert r.status_code == 200, desc(r)
+    r = srv.http.get(link, headers={"User-Agent": UA}, timeout=30, allow_redirects=False)
+    assert r.status_code == 200, desc(r)
+    assert r.json() == {"verified": True, "email": holder.email}
+    r = srv.http.get(link, headers={"User-Agent": UA}, timeout=30, allow_redirects=False)
+    assert r.status_code == 400, desc(r)
+    assert "invalid, expired or already used" in r.text, r.text
+
+
 def test_registration_disabled_by_default(make_server, sink):
     s = make_server(sink.env())
     SERVERS.append(s)

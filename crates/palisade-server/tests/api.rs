@@ -748,3 +748,36 @@ async fn a_database_failure_while_creating_a_token_is_a_generic_500() {
         assert!(!r.text().to_lowercase().contains(leak), "the body leaks {leak:?}: {}", r.text());
     }
 }
+
+/// Issue 13: following a verification link for an address that another account had already
+/// verified answered 500 (the store's `Exists` went through `internal`), after using the link
+/// up. It is a 409 that says why; the link survives, and verifies the address once the other
+/// account has let go of it. The CLI's path gives the same kind of error, not an internal one.
+#[tokio::test]
+async fn verifying_an_address_another_account_verified_is_a_conflict_that_keeps_the_link() {
+    let app = TestApp::new().await;
+    let db = &app.state.db;
+    let holder = create_user(&app.state, "holder", false, Some("shared@example.test"), true, None).await.unwrap();
+    let seeker = create_user(&app.state, "seeker", false, Some("Shared@Example.test"), false, None).await.unwrap();
+    let secret = palisade_auth::random_token("", 32);
+    let expires = palisade_store::now_micros() + 3_600_000_000;
+    db.create_email_token(&palisade_auth::hash_secret(&secret), seeker.id, "verify", "Shared@Example.test", expires).await.unwrap();
+    let link = format!("/api/verify-email?token={secret}");
+
+    for _ in 0..2 {
+        let r = app.get(&link, None).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+        assert!(r.text().contains("verified address of another account"), "{}", r.text());
+    }
+    let err = admin::verify_email(&app.state, &Actor::cli(), "seeker").await.unwrap_err();
+    assert!(matches!(err, palisade_core::Error::Exists(_)), "{err:?}");
+    assert!(err.to_string().contains("verified address of another account"), "{err}");
+    assert!(!db.user_by_name("seeker").await.unwrap().email_verified());
+
+    db.set_email(holder.id, "holder@elsewhere.test").await.unwrap();
+    let r = app.get(&link, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json(), serde_json::json!({ "verified": true, "email": "Shared@Example.test" }));
+    assert!(db.user_by_name("seeker").await.unwrap().email_verified());
+    assert_eq!(app.get(&link, None).await.status, StatusCode::BAD_REQUEST, "a used link stays used");
+}
