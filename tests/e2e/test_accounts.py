@@ -299,6 +299,45 @@ def test_registration_weak_passwords_verification_and_policy(srv, sink, tmp_path
     assert "account_created" in kinds and "email_verified" in kinds, kinds
 
 
+def test_verifying_an_address_another_account_verified_is_a_conflict_that_keeps_the_link(srv, sink):
+    """Issue 13: following the verification link for an address that another account had
+    already verified answered 500, and used up the link. It is a 409 that says why, the link
+    stays usable, and it works once the other account lets go of the address. The CLI's
+    `user verify-email` says the same instead of an internal error."""
+    holder = make_account(srv, "address-holder-wren", two_factor=False)
+    name = "address-seeker-wren"
+    password = remember(f"password of {name}", strong_password(name))
+    mark = sink.mark()
+    r = call(srv, "POST", "/api/register", json={"name": name, "email": holder.email, "password": password})
+    assert r.status_code == 201, desc(r)
+    mail = sink.wait_for(to=holder.email, subject_contains="Verify your email address", start=mark)
+    m = re.search(r"http://\S+/api/verify-email\?token=(\S+)", mail.body)
+    assert m, f"no verification link in the mail (subject {mail.subject!r})"
+    remember("email verification token", m.group(1))
+    link = m.group(0)
+
+    for _ in range(2):  # the same answer twice: the first refusal did not use the link up
+        r = srv.http.get(link, headers={"User-Agent": UA}, timeout=30, allow_redirects=False)
+        assert r.status_code == 409, desc(r)
+        assert "verified address of another account" in r.text, r.text
+
+    out = srv.cli("user", "verify-email", name, check=False)
+    assert out.returncode != 0, "verifying a taken address must fail"
+    assert "verified address of another account" in out.stderr, out.stderr
+    assert "internal" not in out.stderr, out.stderr
+
+    # The holder moves to another address: the seeker's link now verifies theirs.
+    r = call(srv, "POST", "/api/account/email", holder.session,
+             json={"email": "address-holder-wren@elsewhere.test", "password": holder.password})
+    assert r.status_code == 200, desc(r)
+    r = srv.http.get(link, headers={"User-Agent": UA}, timeout=30, allow_redirects=False)
+    assert r.status_code == 200, desc(r)
+    assert r.json() == {"verified": True, "email": holder.email}
+    r = srv.http.get(link, headers={"User-Agent": UA}, timeout=30, allow_redirects=False)
+    assert r.status_code == 400, desc(r)
+    assert "invalid, expired or already used" in r.text, r.text
+
+
 def test_registration_disabled_by_default(make_server, sink):
     s = make_server(sink.env())
     SERVERS.append(s)
@@ -933,13 +972,17 @@ def test_token_disclosure_by_partner(srv, sink, partner_key, tmp_path):
 
 
 class KeyServer:
-    """A partner's key URL on loopback that counts requests and answers `status` with `body`."""
+    """A partner's key URL on loopback that counts requests and answers `status` with `body`
+    (both may be changed between requests: `serve`). With `content_length=False` the body is
+    sent without a length, up to the end of the connection; `sent` counts the body bytes that
+    went out before the client hung up."""
 
-    def __init__(self, status: int, body: bytes = b""):
+    def __init__(self, status: int, body: bytes = b"", *, content_length: bool = True):
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        self.status, self.body, self.requests = status, body, 0
+        self.status, self.body, self.content_length = status, body, content_length
+        self.requests = self.sent = 0
         self._lock = threading.Lock()
         outer = self
 
@@ -949,12 +992,24 @@ class KeyServer:
             def do_GET(self):  # noqa: N802
                 with outer._lock:
                     outer.requests += 1
+                    status, body, with_length = outer.status, outer.body, outer.content_length
                 time.sleep(0.2)  # a slow partner: concurrent reports arrive while it answers
-                self.send_response(outer.status)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(outer.body)))
+                if with_length:
+                    self.send_header("Content-Length", str(len(body)))
+                else:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.end_headers()
-                self.wfile.write(outer.body)
+                try:
+                    for i in range(0, len(body), 64 * 1024):
+                        chunk = body[i:i + 64 * 1024]
+                        self.wfile.write(chunk)
+                        with outer._lock:
+                            outer.sent += len(chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
 
             def log_message(self, format, *args):  # noqa: A002
                 pass
@@ -964,11 +1019,22 @@ class KeyServer:
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/keys"
 
+    def serve(self, status: int, body: bytes) -> None:
+        with self._lock:
+            self.status, self.body = status, body
+
     def close(self):
         self._httpd.shutdown()
 
 
-def partner_server(make_server, keys_url: str) -> Server:
+def keys_document(keys: dict[str, object]) -> bytes:
+    """A partner's key document, GitHub's format: `{"public_keys": [{"key_identifier", "key"}]}`."""
+    return json.dumps({"public_keys": [
+        {"key_identifier": kid, "key": partner_pem(key), "is_current": True} for kid, key in keys.items()
+    ]}).encode()
+
+
+def partner_server(make_server, keys_url: str, *, keys_ttl_secs: int | None = None) -> Server:
     root = make_server(start=False).root
     config = root / "partner.toml"
     config.write_text(
@@ -977,36 +1043,109 @@ def partner_server(make_server, keys_url: str) -> Server:
         f'key_id_header = "{PARTNER_KEY_ID_HEADER}"\n'
         f'signature_header = "{PARTNER_SIGNATURE_HEADER}"\n'
         f'keys_url = "{keys_url}"\n'
+        + (f"keys_ttl_secs = {keys_ttl_secs}\n" if keys_ttl_secs is not None else "")
     )
     s = make_server({"PALISADE_CONFIG": str(config)})
     SERVERS.append(s)
     return s
 
 
-@pytest.mark.parametrize("status, body", [(500, b"oops"), (200, b"not json"), (200, b'{"public_keys": []}')],
-                         ids=["http-500", "not-json", "no-such-key"])
-def test_anonymous_reports_do_not_make_the_server_refetch_a_failing_key_url(make_server, partner_key, status, body):
+def signed_report(s: Server, key, key_id: str, data: bytes = b"[]") -> requests.Response:
+    signature = base64.b64encode(key.sign(data, ec.ECDSA(hashes.SHA256()))).decode()
+    return call(s, "POST", "/_/secrets/disclose-token", data=data, headers={
+        "Content-Type": "application/json", PARTNER_KEY_ID_HEADER: key_id, PARTNER_SIGNATURE_HEADER: signature})
+
+
+UNAVAILABLE = 'the public keys of partner "flaky" could not be fetched'
+
+
+@pytest.mark.parametrize("status, body, expected", [
+    (500, b"oops", (503, UNAVAILABLE)),
+    (404, b"no such page", (503, UNAVAILABLE)),
+    (200, b"not json", (503, UNAVAILABLE)),
+    (200, b'{"public_keys": []}', (400, "unknown key identifier")),
+], ids=["http-500", "http-404", "not-json", "no-such-key"])
+def test_anonymous_reports_do_not_make_the_server_refetch_a_failing_key_url(make_server, partner_key, status, body, expected):
     """Issue 12, item 11: while the partner's key URL failed, every anonymous report made the
     server fetch it again (10 reports, 10 fetches). Failures and unknown key ids are cached for
-    a minute, and concurrent reports share one fetch."""
+    a minute, and concurrent reports share one fetch. Issue 13: a key URL that fails (an error
+    status, a document that is not JSON) makes reports wait (503, saying why), not look forged."""
     import concurrent.futures
 
     keys = KeyServer(status, body)
     try:
         s = partner_server(make_server, keys.url)
-        data = b"[]"
-        signature = base64.b64encode(partner_key.sign(data, ec.ECDSA(hashes.SHA256()))).decode()
 
         def report(i: int) -> requests.Response:
-            return call(s, "POST", "/_/secrets/disclose-token", data=data, headers={
-                "Content-Type": "application/json", PARTNER_KEY_ID_HEADER: f"kid-{i % 3}", PARTNER_SIGNATURE_HEADER: signature})
+            return signed_report(s, partner_key, f"kid-{i % 3}")
 
         with concurrent.futures.ThreadPoolExecutor(10) as pool:
             answers = list(pool.map(report, range(10)))
         answers += [report(i) for i in range(10)]
-        assert [r.status_code for r in answers] == [400] * 20, [desc(r) for r in answers if r.status_code != 400]
-        assert all("unknown key identifier" in r.text for r in answers), answers[0].text
+        code, text = expected
+        assert [r.status_code for r in answers] == [code] * 20, [desc(r) for r in answers if r.status_code != code]
+        assert all(text in r.text for r in answers), answers[0].text
         assert keys.requests == 1, f"20 anonymous reports made {keys.requests} fetches of the partner's key URL"
+        assert s.get("/healthz").status_code == 200
+    finally:
+        keys.close()
+
+
+@pytest.mark.parametrize("content_length", [True, False], ids=["with-length", "without-length"])
+def test_an_oversized_partner_key_document_is_refused_unread(make_server, partner_key, content_length):
+    """Issue 13: the partner's key document must be read with a bound. A 64 MiB document (with
+    a matching Content-Length, or none at all) is refused, and the server stops reading it: far
+    less than the whole document leaves the key server before the connection drops."""
+    size = 64 * 1024 * 1024
+    doc = keys_document({"k1": partner_key})
+    body = doc[:-2] + b" " * (size - len(doc)) + doc[-2:]  # valid JSON, padded inside the object
+    keys = KeyServer(200, body, content_length=content_length)
+    try:
+        s = partner_server(make_server, keys.url)
+        r = signed_report(s, partner_key, "k1")
+        assert r.status_code == 503, desc(r)
+        assert UNAVAILABLE in r.text, r.text
+        assert keys.requests == 1
+        assert keys.sent < size // 4, f"the server read {keys.sent} bytes of a {size}-byte key document"
+        assert s.get("/healthz").status_code == 200
+        assert "too large" in s.log_text(), "the refusal should be logged"
+    finally:
+        keys.close()
+
+
+def test_fetched_partner_keys_expire_so_a_rotated_out_key_stops_verifying(make_server):
+    """Issue 13: keys fetched from a partner's key URL never expired, so a key the partner had
+    withdrawn went on verifying reports for as long as the server ran. Fetched keys are trusted
+    for `keys_ttl_secs`; then the URL is asked again: the withdrawn key is refused and its
+    successor accepted. A failed refetch keeps the keys fetched before."""
+    old, new = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    keys = KeyServer(200, keys_document({"old": old}))
+    try:
+        s = partner_server(make_server, keys.url, keys_ttl_secs=2)
+        r = signed_report(s, old, "old")
+        assert r.status_code == 204, desc(r)
+        assert keys.requests == 1
+
+        # The partner rotates: the old key is withdrawn, a new one published.
+        keys.serve(200, keys_document({"new": new}))
+        time.sleep(2.5)
+        r = signed_report(s, old, "old")
+        assert r.status_code == 400, f"a withdrawn key still verifies reports: {desc(r)}"
+        assert "unknown key identifier" in r.text, r.text
+        assert keys.requests == 2
+        r = signed_report(s, new, "new")
+        assert r.status_code == 204, desc(r)
+        assert keys.requests == 2, "the fresh key set answers without another fetch"
+
+        # The key URL fails once the keys have expired: the keys fetched before still verify,
+        # and the URL is not asked again at every report.
+        keys.serve(500, b"down")
+        time.sleep(2.5)
+        for _ in range(3):
+            r = signed_report(s, new, "new")
+            assert r.status_code == 204, desc(r)
+        assert keys.requests == 3, keys.requests
+        assert "could not fetch the partner's public keys" in s.log_text()
     finally:
         keys.close()
 

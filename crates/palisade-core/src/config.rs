@@ -272,6 +272,7 @@ impl Default for DisclosureConfig {
                 key_id_header: "Github-Public-Key-Identifier".into(),
                 signature_header: "Github-Public-Key-Signature".into(),
                 keys_url: Some("https://api.github.com/meta/public_keys/secret_scanning".into()),
+                keys_ttl_secs: default_keys_ttl_secs(),
                 public_keys: Vec::new(),
             }],
         }
@@ -288,9 +289,17 @@ pub struct DisclosurePartner {
     /// A URL serving `{"public_keys": [{"key_identifier", "key", "is_current"}]}`.
     #[serde(default)]
     pub keys_url: Option<String>,
+    /// Seconds keys fetched from `keys_url` are trusted before the URL is asked again, so that a
+    /// key the partner withdrew stops verifying reports (1 to 86400).
+    #[serde(default = "default_keys_ttl_secs")]
+    pub keys_ttl_secs: u64,
     /// Keys given inline.
     #[serde(default)]
     pub public_keys: Vec<PartnerKey>,
+}
+
+fn default_keys_ttl_secs() -> u64 {
+    3600
 }
 
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
@@ -576,6 +585,9 @@ impl Config {
             if p.keys_url.is_none() && p.public_keys.is_empty() {
                 errors.push(format!("disclosure partner {:?}: needs keys_url or public_keys", p.name));
             }
+            if p.keys_ttl_secs == 0 || p.keys_ttl_secs > 86_400 {
+                errors.push(format!("disclosure partner {:?}: keys_ttl_secs = {}: expected 1 to 86400 seconds", p.name, p.keys_ttl_secs));
+            }
         }
         self.http.validate(&mut errors);
         errors
@@ -704,6 +716,20 @@ mod tests {
         check("[http]\nmax_connections = 10\nmax_connections_per_client = 11\n", "max_connections_per_client = 11");
         let err = Config::load("", |k| (k == "PALISADE_HTTP_IDLE_TIMEOUT_SECS").then(|| "soon".to_string())).unwrap_err();
         assert!(err.to_string().contains("PALISADE_HTTP_IDLE_TIMEOUT_SECS=\"soon\": expected a whole number"), "{err}");
+    }
+
+    #[test]
+    fn disclosure_key_ttl_is_bounded() {
+        assert_eq!(Config::default().disclosure.partners[0].keys_ttl_secs, 3600);
+        let partner = |ttl: &str| {
+            format!(
+                "[[disclosure.partners]]\nname = \"p\"\nkey_id_header = \"K\"\nsignature_header = \"S\"\nkeys_url = \"https://example.test/keys\"\n{ttl}"
+            )
+        };
+        assert_eq!(Config::load(&partner(""), |_| None).unwrap().disclosure.partners[0].keys_ttl_secs, 3600);
+        assert_eq!(Config::load(&partner("keys_ttl_secs = 5\n"), |_| None).unwrap().disclosure.partners[0].keys_ttl_secs, 5);
+        let err = Config::load(&partner("keys_ttl_secs = 0\n"), |_| None).unwrap_err().to_string();
+        assert!(err.contains("disclosure partner \"p\": keys_ttl_secs = 0: expected 1 to 86400 seconds"), "{err}");
     }
 
     #[test]

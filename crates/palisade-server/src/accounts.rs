@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use palisade_auth::GuessLimiter;
-use palisade_store::{Session, User, now_micros};
+use palisade_store::{EmailVerification, Session, User, now_micros};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -31,7 +31,7 @@ use palisade_core::mail::notify;
 use crate::AppState;
 use crate::http::auth::{Action, Caller, Client, SESSION_PREFIX, check_policy, require_session};
 use crate::http::body::json_body;
-use crate::http::error::{ApiResult, bad_request, forbidden, internal, not_found, too_many, unauthorized};
+use crate::http::error::{ApiError, ApiResult, bad_request, forbidden, internal, not_found, too_many, unauthorized};
 use crate::http::throttle::{addr_key, check_limit, fail_limit, invalid_secret};
 
 pub fn routes() -> Router<AppState> {
@@ -165,12 +165,23 @@ pub async fn verify_email(
         None if !body.is_empty() => json_body::<TokenQuery>(&body)?.token.unwrap_or_default(),
         None => String::new(),
     };
-    let Some(t) = state.db.use_email_token(&palisade_auth::hash_secret(token.trim()), "verify").await.map_err(internal)? else {
-        return Err(invalid_secret(&state, &client, bad_request("this verification link is invalid, expired or already used")));
+    let t = match state.db.verify_email_link(&palisade_auth::hash_secret(token.trim())).await.map_err(internal)? {
+        EmailVerification::Verified(t) => t,
+        EmailVerification::NoSuchLink => {
+            return Err(invalid_secret(&state, &client, bad_request("this verification link is invalid, expired or already used")));
+        }
+        EmailVerification::AddressChanged(_) => return Err(bad_request("this address is no longer the account's address")),
+        // The link holder reads this address's mail, so telling them it is taken reveals nothing.
+        EmailVerification::TakenByAnother(t) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "{} is already the verified address of another account; this link stays valid until it expires, and works once that account uses another address",
+                    t.email
+                ),
+            ));
+        }
     };
-    if !state.db.mark_email_verified(t.user_id, &t.email).await.map_err(internal)? {
-        return Err(bad_request("this address is no longer the account's address"));
-    }
     let user = state.db.user_by_id(t.user_id).await?;
     record(&state, "email_verified", &user.name, Some(user.id), None, &client, json!({ "email": t.email })).await;
     Ok(Json(json!({ "verified": true, "email": t.email })))

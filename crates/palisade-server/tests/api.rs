@@ -718,3 +718,66 @@ async fn session_bearer_cannot_upload() {
     // The same session still manages the project (yank), as documented.
     assert_eq!(api(&app, "POST", "/api/projects/demo/releases/1.0/yank", Some(&secret)).await.status, StatusCode::OK);
 }
+
+/// Issue 13: a failure of `create_token_for`, a database error included, was answered as a 400
+/// carrying sqlx's message. A real database failure (a trigger that aborts every insert into
+/// `tokens`, added through a second connection) is a 500 whose body says nothing about it.
+#[tokio::test]
+async fn a_database_failure_while_creating_a_token_is_a_generic_500() {
+    use sqlx::Connection;
+
+    let app = TestApp::new().await;
+    app.user("tess", false).await;
+    let uid = app.state.db.user_by_name("tess").await.unwrap().id;
+    let session = palisade_auth::random_token("palsess_", 32);
+    let far = palisade_store::now_micros() + 3_600_000_000;
+    app.state.db.create_session(uid, &palisade_auth::hash_secret(&session), "active", far, Some("127.0.0.1"), None).await.unwrap();
+
+    let path = app._dir.path().join("palisade.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    sqlx::query("CREATE TRIGGER fail_tokens BEFORE INSERT ON tokens BEGIN SELECT RAISE(ABORT, 'injected-token-failure'); END")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let r = api_json(&app, "POST", "/api/account/tokens", Some(&session), serde_json::json!({ "description": "doomed" })).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text());
+    assert_eq!(r.text(), "internal server error; the details are in the server log\n");
+    for leak in ["injected-token-failure", "database", "sqlite", "error returned from"] {
+        assert!(!r.text().to_lowercase().contains(leak), "the body leaks {leak:?}: {}", r.text());
+    }
+}
+
+/// Issue 13: following a verification link for an address that another account had already
+/// verified answered 500 (the store's `Exists` went through `internal`), after using the link
+/// up. It is a 409 that says why; the link survives, and verifies the address once the other
+/// account has let go of it. The CLI's path gives the same kind of error, not an internal one.
+#[tokio::test]
+async fn verifying_an_address_another_account_verified_is_a_conflict_that_keeps_the_link() {
+    let app = TestApp::new().await;
+    let db = &app.state.db;
+    let holder = create_user(&app.state, "holder", false, Some("shared@example.test"), true, None).await.unwrap();
+    let seeker = create_user(&app.state, "seeker", false, Some("Shared@Example.test"), false, None).await.unwrap();
+    let secret = palisade_auth::random_token("", 32);
+    let expires = palisade_store::now_micros() + 3_600_000_000;
+    db.create_email_token(&palisade_auth::hash_secret(&secret), seeker.id, "verify", "Shared@Example.test", expires).await.unwrap();
+    let link = format!("/api/verify-email?token={secret}");
+
+    for _ in 0..2 {
+        let r = app.get(&link, None).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+        assert!(r.text().contains("verified address of another account"), "{}", r.text());
+    }
+    let err = admin::verify_email(&app.state, &Actor::cli(), "seeker").await.unwrap_err();
+    assert!(matches!(err, palisade_core::Error::Exists(_)), "{err:?}");
+    assert!(err.to_string().contains("verified address of another account"), "{err}");
+    assert!(!db.user_by_name("seeker").await.unwrap().email_verified());
+
+    db.set_email(holder.id, "holder@elsewhere.test").await.unwrap();
+    let r = app.get(&link, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json(), serde_json::json!({ "verified": true, "email": "Shared@Example.test" }));
+    assert!(db.user_by_name("seeker").await.unwrap().email_verified());
+    assert_eq!(app.get(&link, None).await.status, StatusCode::BAD_REQUEST, "a used link stays used");
+}

@@ -252,6 +252,20 @@ pub struct EmailToken {
     pub used_at: Option<i64>,
 }
 
+/// What following an email-verification link did.
+#[derive(Clone, Debug)]
+pub enum EmailVerification {
+    /// The link is unknown, used, expired or not a verification link.
+    NoSuchLink,
+    /// The address is verified and the link used up.
+    Verified(EmailToken),
+    /// The account's address changed since the link was sent: the link is used up, nothing
+    /// is verified.
+    AddressChanged(EmailToken),
+    /// Another account has verified the same address: nothing changed, the link included.
+    TakenByAnother(EmailToken),
+}
+
 #[derive(Clone, Debug, FromRow)]
 pub struct Publisher {
     pub id: i64,

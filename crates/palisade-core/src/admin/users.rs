@@ -1,11 +1,11 @@
 //! Accounts, as the administrator manages them.
 
-use palisade_store::User;
+use palisade_store::{StoreError, User};
 use serde_json::json;
 
 use super::Actor;
 use crate::Core;
-use crate::error::{Result, invalid};
+use crate::error::{Error, Result, invalid};
 use crate::events::record;
 
 /// Account names: ASCII letters, digits, `.`, `_`, `-`; 1 to 50 characters.
@@ -65,7 +65,14 @@ pub async fn set_password(core: &Core, actor: &Actor, name: &str, password: &str
 pub async fn verify_email(core: &Core, actor: &Actor, name: &str) -> Result<String> {
     let user = core.db.user_by_name(name).await?;
     let email = user.email.clone().ok_or_else(|| invalid(format!("user {name:?} has no email address")))?;
-    core.db.mark_email_verified(user.id, &email).await?;
+    match core.db.mark_email_verified(user.id, &email).await {
+        Ok(true) => {}
+        Ok(false) => return Err(invalid(format!("the address of user {name:?} changed meanwhile; try again"))),
+        Err(StoreError::Exists(_)) => {
+            return Err(Error::Exists(format!("{email} is already the verified address of another account")));
+        }
+        Err(e) => return Err(e.into()),
+    }
     record(core, "email_verified", &actor.name, Some(user.id), None, &actor.origin, json!({ "email": email })).await;
     Ok(email)
 }

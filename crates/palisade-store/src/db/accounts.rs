@@ -181,6 +181,39 @@ impl Db {
         .await?)
     }
 
+    /// Follows an email-verification link, in one transaction: uses the link up and marks its
+    /// address verified if it is still the account's address. When another account has verified
+    /// the same address, the transaction is rolled back and the link stays usable: the request
+    /// could not succeed, and whoever holds the link has shown they read that address's mail, so
+    /// keeping it gives nothing away and lets them finish once the other account lets go of it.
+    pub async fn verify_email_link(&self, hash: &str) -> Result<EmailVerification, StoreError> {
+        let mut tx = self.begin().await?;
+        let now = now_micros();
+        let token = sqlx::query_as::<_, EmailToken>(
+            "UPDATE email_tokens SET used_at = ? WHERE hash = ? AND purpose = 'verify' AND used_at IS NULL AND expires_at > ? \
+             RETURNING user_id, purpose, email, expires_at, used_at",
+        )
+        .bind(now)
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(token) = token else { return Ok(EmailVerification::NoSuchLink) };
+        let res = sqlx::query("UPDATE users SET email_verified_at = ? WHERE id = ? AND lower(email) = lower(?)")
+            .bind(now)
+            .bind(token.user_id)
+            .bind(&token.email)
+            .execute(&mut *tx)
+            .await;
+        let verified = match res {
+            // Dropping `tx` rolls back the link's use.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(EmailVerification::TakenByAnother(token)),
+            other => other?.rows_affected() == 1,
+        };
+        tx.commit().await?;
+        Ok(if verified { EmailVerification::Verified(token) } else { EmailVerification::AddressChanged(token) })
+    }
+
     /// Makes a consumed email link usable again (the reset failed for a reason that was not
     /// the link's fault).
     pub async fn restore_email_token(&self, hash: &str) -> Result<(), StoreError> {
