@@ -6,6 +6,7 @@
 //! in [`env`]. docs/configuration.md and palisade.example.toml describe every key; tests in
 //! `config/tests.rs` keep both in step with the types here.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 pub use palisade_auth::Secret;
@@ -694,24 +695,40 @@ fn remove_at(root: &mut toml::Value, path: &serde_path_to_error::Path) -> bool {
     }
 }
 
-/// Issuer URLs must be https; plain http only on a loopback host, and only when allowed.
+/// Issuer URLs (and the JWKS URIs their discovery documents name) must be https; plain http is
+/// accepted only for a loopback host, and only when allowed.
+///
+/// The URL is parsed as the HTTP client parses it (WHATWG, the `url` crate), and its host, not
+/// a prefix of the text, is classified: `http://127.evil.example` names a domain and
+/// `http://127.0.0.1@evil.example` the host `evil.example`, so neither is loopback. Loopback
+/// means an IP address that `std::net` calls loopback (`127.0.0.0/8`, `[::1]`) or `localhost`.
+/// URLs carrying credentials (`user@host`) are refused outright.
 pub fn check_issuer_url(url: &str, allow_insecure_loopback: bool) -> Result<(), String> {
-    if let Some(rest) = url.strip_prefix("https://") {
-        return if rest.is_empty() || rest.starts_with('/') { Err("missing host".into()) } else { Ok(()) };
+    let parsed = url::Url::parse(url).map_err(|e| format!("expected an https:// URL ({e})"))?;
+    let secure = match parsed.scheme() {
+        "https" => true,
+        "http" => false,
+        _ => return Err("expected an https:// URL".into()),
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("a URL with user information (user@host) is refused".into());
     }
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
-        let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]") || host.starts_with("127.");
-        return match (loopback, allow_insecure_loopback) {
-            (true, true) => Ok(()),
-            (true, false) => {
-                Err("plain http issuers are refused (set [oidc] allow_insecure_loopback = true for a test issuer on loopback)".into())
-            }
-            (false, _) => Err("plain http issuers are refused; use https".into()),
-        };
+    let Some(host) = parsed.host() else { return Err("missing host".into()) };
+    if secure {
+        return Ok(());
     }
-    Err("expected an https:// URL".into())
+    let loopback = match host {
+        url::Host::Ipv4(ip) => IpAddr::from(ip).is_loopback(),
+        url::Host::Ipv6(ip) => IpAddr::from(ip).is_loopback(),
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+    };
+    match (loopback, allow_insecure_loopback) {
+        (true, true) => Ok(()),
+        (true, false) => {
+            Err("plain http issuers are refused (set [oidc] allow_insecure_loopback = true for a test issuer on loopback)".into())
+        }
+        (false, _) => Err("plain http issuers are refused; use https".into()),
+    }
 }
 
 #[cfg(test)]

@@ -142,6 +142,45 @@ fn a_syntax_error_does_not_echo_the_password() {
     assert!(text.contains("TOML syntax error at line 3, column"), "{text}");
 }
 
+// ---- Regression tests for the bugs of issue 13 --------------------------------------------------
+
+/// `allow_insecure_loopback` accepted `http://127.evil.example` (a prefix check on `127.`) and
+/// `http://127.0.0.1@evil.example` (the text before `@` taken for the host).
+#[test]
+fn allow_insecure_loopback_refuses_127_evil_example() {
+    for url in [
+        "http://127.evil.example",
+        "http://127.evil.example:8080/",
+        "http://127.0.0.1.evil.example/",
+        "http://127.0.0.1@evil.example",
+        "http://127.0.0.1:80@evil.example/",
+        "http://localhost@evil.example",
+        "http://localhost.evil.example",
+        "http://[::1].evil.example",
+        "http://[::2]",
+        "http://10.0.0.1",
+        "http://evil.example/127.0.0.1",
+        "http://evil.example?127.0.0.1",
+        "ftp://127.0.0.1",
+        "http://",
+        "127.0.0.1",
+    ] {
+        assert!(check_issuer_url(url, true).is_err(), "{url} was accepted as a loopback issuer");
+    }
+    for url in
+        ["http://127.0.0.1", "http://127.0.0.1:8080/x", "http://127.1.2.3", "http://[::1]", "http://[::1]:9000/x", "http://localhost:1234"]
+    {
+        assert_eq!(check_issuer_url(url, true), Ok(()), "{url}");
+        assert!(check_issuer_url(url, false).unwrap_err().contains("allow_insecure_loopback"), "{url}");
+    }
+    assert_eq!(check_issuer_url("https://token.actions.githubusercontent.com", false), Ok(()));
+    assert!(check_issuer_url("https://user:pw@issuer.example", false).unwrap_err().contains("user information"));
+    // As a configured issuer, too.
+    let err =
+        Config::load("[oidc]\nallow_insecure_loopback = true\ntrusted_issuers = [\"http://127.evil.example\"]\n", |_| None).unwrap_err();
+    assert!(err.to_string().contains("oidc issuer \"http://127.evil.example\": plain http issuers are refused; use https"), "{err}");
+}
+
 // ---- The documentation is true to the types ------------------------------------------------------
 
 /// The keys of a configuration struct as `(section, key)`, listed by destructuring it without
