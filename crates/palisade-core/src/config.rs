@@ -83,7 +83,7 @@ pub struct Config {
     pub listen: String,
     /// Where the database and files live.
     pub data_dir: PathBuf,
-    /// Largest file accepted by the upload API, in bytes.
+    /// Largest file accepted by the upload API, in bytes (at most [`MAX_UPLOAD_BYTES`]).
     pub max_upload_bytes: u64,
     /// Largest total uncompressed size of an uploaded archive, in bytes.
     pub max_uncompressed_bytes: u64,
@@ -199,7 +199,7 @@ pub struct AccountPolicy {
     pub require_verified_email: bool,
     /// Anyone may create an account through `POST /api/register`.
     pub registration: bool,
-    /// How long a login session lasts, in hours.
+    /// How long a login session lasts, in hours (at most [`MAX_SESSION_HOURS`]).
     pub session_hours: u64,
     /// Wrong passwords (or second-factor codes) for one account from one client address before
     /// that pair is locked out.
@@ -480,6 +480,21 @@ impl Default for Config {
 #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
 pub struct ConfigError(pub Vec<String>);
 
+/// The largest `max_upload_bytes`: 64 GiB, far above any distribution on PyPI, and far below
+/// where the upload's size arithmetic could overflow.
+pub const MAX_UPLOAD_BYTES: u64 = 64 << 30;
+/// The longest `accounts.session_hours`: a year. A session's expiry is stored in microseconds
+/// as an `i64`, which this keeps far from overflowing.
+pub const MAX_SESSION_HOURS: u64 = 365 * 24;
+
+impl AccountPolicy {
+    /// How long an active login session lasts, in microseconds (the database's unit). Saturates
+    /// instead of overflowing for a policy built in code past [`MAX_SESSION_HOURS`].
+    pub fn session_micros(&self) -> i64 {
+        i64::try_from(self.session_hours).unwrap_or(i64::MAX).saturating_mul(3_600_000_000)
+    }
+}
+
 impl Config {
     /// Builds the configuration from TOML text (may be empty) and an environment lookup (the
     /// binary passes `std::env::var`; tests pass a closure).
@@ -520,8 +535,8 @@ impl Config {
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             errors.push(format!("listen = {:?}: expected an address such as 127.0.0.1:8080", self.listen));
         }
-        if self.max_upload_bytes == 0 {
-            errors.push("max_upload_bytes must be positive".into());
+        if !(1..=MAX_UPLOAD_BYTES).contains(&self.max_upload_bytes) {
+            errors.push(format!("max_upload_bytes = {}: expected 1 to {MAX_UPLOAD_BYTES} (64 GiB)", self.max_upload_bytes));
         }
         if self.max_description_bytes == 0 {
             errors.push("max_description_bytes must be positive".into());
@@ -544,8 +559,10 @@ impl Config {
             errors.push("smtp.port = 0: expected a TCP port".into());
         }
         let a = &self.accounts;
+        if !(1..=MAX_SESSION_HOURS).contains(&a.session_hours) {
+            errors.push(format!("accounts.session_hours = {}: expected 1 to {MAX_SESSION_HOURS} (a year)", a.session_hours));
+        }
         for (key, value) in [
-            ("session_hours", a.session_hours),
             ("max_failures", a.max_failures),
             ("account_max_failures", a.account_max_failures),
             ("address_max_failures", a.address_max_failures),

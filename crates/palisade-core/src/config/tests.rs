@@ -181,6 +181,27 @@ fn allow_insecure_loopback_refuses_127_evil_example() {
     assert!(err.to_string().contains("oidc issuer \"http://127.evil.example\": plain http issuers are refused; use https"), "{err}");
 }
 
+/// `session_hours` and `max_upload_bytes` had no upper bound, and the arithmetic that uses them
+/// (a session's expiry in microseconds, the upload's declared-length limit) could overflow.
+#[test]
+fn session_hours_and_max_upload_bytes_are_bounded() {
+    let err = Config::load("max_upload_bytes = 9223372036854775807\n[accounts]\nsession_hours = 4294967295\n", |_| None).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("max_upload_bytes = 9223372036854775807: expected 1 to 68719476736 (64 GiB)"), "{text}");
+    assert!(text.contains("accounts.session_hours = 4294967295: expected 1 to 8760 (a year)"), "{text}");
+    assert_eq!(err.0.len(), 2, "{text}");
+    assert!(Config::load("", |k| (k == env::PALISADE_ACCOUNTS_SESSION_HOURS).then(|| "8761".to_string())).is_err());
+
+    // The largest allowed values load, and a session's expiry computed from them fits.
+    let largest = format!("max_upload_bytes = {MAX_UPLOAD_BYTES}\n[accounts]\nsession_hours = {MAX_SESSION_HOURS}\n");
+    let c = Config::load(&largest, |_| None).unwrap();
+    assert_eq!(c.accounts.session_micros(), 8760 * 3_600_000_000);
+    assert!(palisade_store::now_micros().checked_add(c.accounts.session_micros()).is_some());
+    // A policy built in code past the bound saturates instead of wrapping.
+    let unchecked = AccountPolicy { session_hours: u64::MAX, ..AccountPolicy::default() };
+    assert_eq!(unchecked.session_micros(), i64::MAX);
+}
+
 // ---- The documentation is true to the types ------------------------------------------------------
 
 /// The keys of a configuration struct as `(section, key)`, listed by destructuring it without
