@@ -486,6 +486,8 @@ pub const MAX_UPLOAD_BYTES: u64 = 64 << 30;
 /// The longest `accounts.session_hours`: a year. A session's expiry is stored in microseconds
 /// as an `i64`, which this keeps far from overflowing.
 pub const MAX_SESSION_HOURS: u64 = 365 * 24;
+/// The largest `oidc.leeway_secs`: ten minutes. A longer leeway accepts ID tokens long expired.
+pub const MAX_LEEWAY_SECS: u64 = 600;
 
 impl AccountPolicy {
     /// How long an active login session lasts, in microseconds (the database's unit). Saturates
@@ -592,6 +594,9 @@ impl Config {
         }
         if self.oidc.token_ttl_secs == 0 || self.oidc.token_ttl_secs > 900 {
             errors.push(format!("oidc.token_ttl_secs = {}: expected 1 to 900 (15 minutes)", self.oidc.token_ttl_secs));
+        }
+        if self.oidc.leeway_secs > MAX_LEEWAY_SECS {
+            errors.push(format!("oidc.leeway_secs = {}: expected at most {MAX_LEEWAY_SECS} (10 minutes)", self.oidc.leeway_secs));
         }
         let oidc = &self.oidc;
         for issuer in std::iter::once(&oidc.github_issuer).chain(std::iter::once(&oidc.gitlab_issuer)).chain(&oidc.trusted_issuers) {

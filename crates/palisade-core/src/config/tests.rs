@@ -202,6 +202,15 @@ fn session_hours_and_max_upload_bytes_are_bounded() {
     assert_eq!(unchecked.session_micros(), i64::MAX);
 }
 
+/// `oidc.leeway_secs` had no upper bound either: a large one accepts long-expired ID tokens,
+/// and `leeway_secs as i64 + 60` (the replay record's lifetime) overflowed.
+#[test]
+fn oidc_leeway_secs_is_bounded() {
+    let err = Config::load("[oidc]\nleeway_secs = 9223372036854775807\n", |_| None).unwrap_err();
+    assert!(err.to_string().contains("oidc.leeway_secs = 9223372036854775807: expected at most 600 (10 minutes)"), "{err}");
+    assert_eq!(Config::load("[oidc]\nleeway_secs = 600\n", |_| None).unwrap().oidc.leeway_secs, 600);
+}
+
 // ---- The documentation is true to the types ------------------------------------------------------
 
 /// The keys of a configuration struct as `(section, key)`, listed by destructuring it without
