@@ -1,18 +1,89 @@
 //! Typed configuration, read once at start from an optional TOML file and `PALISADE_*`
 //! environment variables (which win), validated up front with every problem reported at once.
+//!
+//! Closed sets are enums (a bad value is refused naming the key and the allowed values), secrets
+//! are [`Secret`]s (redacted when printed, never serialized), and every variable is declared once,
+//! in [`env`]. docs/configuration.md and palisade.example.toml describe every key; tests in
+//! `config/tests.rs` keep both in step with the types here.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+pub use palisade_auth::Secret;
+use palisade_scan::Verdict;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Deserialize)]
+pub mod env;
+
+pub use env::ENV_VARS;
+
+/// Declares a closed set of configuration values: an enum written as one of the given strings,
+/// which refuses anything else naming the values it allows (serde's derive would answer a number
+/// with "invalid type: unit variant", naming neither).
+macro_rules! closed_set {
+    ($(#[$meta:meta])* pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )*
+        }
+
+        impl $name {
+            /// Every value, as written in the configuration.
+            pub const VALUES: &[&str] = &[$($text),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Visitor;
+                impl serde::de::Visitor<'_> for Visitor {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("one of ")?;
+                        for (i, value) in $name::VALUES.iter().enumerate() {
+                            write!(f, "{}`{value}`", if i == 0 { "" } else { ", " })?;
+                        }
+                        Ok(())
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$name, E> {
+                        match v {
+                            $( $text => Ok($name::$variant), )*
+                            _ => Err(E::unknown_variant(v, $name::VALUES)),
+                        }
+                    }
+                }
+                d.deserialize_str(Visitor)
+            }
+        }
+    };
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address to listen on.
     pub listen: String,
     /// Where the database and files live.
     pub data_dir: PathBuf,
-    /// Largest file accepted by the upload API, in bytes.
+    /// Largest file accepted by the upload API, in bytes (at most [`MAX_UPLOAD_BYTES`]).
     pub max_upload_bytes: u64,
     /// Largest total uncompressed size of an uploaded archive, in bytes.
     pub max_uncompressed_bytes: u64,
@@ -21,6 +92,7 @@ pub struct Config {
     pub max_description_bytes: u64,
     /// The URL clients reach this server at, for absolute links (the JSON API, mail). Without
     /// it, links name the listening address; never the request's Host header.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
     /// Log filter (`info`, `warn`, `palisade_server=debug`, ...).
     pub log: String,
@@ -30,6 +102,7 @@ pub struct Config {
     pub sweep_young_blobs: bool,
     /// A header set by the reverse proxy in front of Palisade carrying the client's address
     /// (`X-Forwarded-For`: its last entry is used). Without it, the TCP peer is the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ip_header: Option<String>,
     /// Malware scanning of uploads.
     pub scan: ScanPolicy,
@@ -47,7 +120,7 @@ pub struct Config {
 
 /// Time-outs and caps on connections and request bodies (see docs/security.md, "Hostile
 /// requests"). Body size limits are fixed per route; the upload's is `max_upload_bytes`.
-#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Seconds a client has to send a request line and its headers, counted from the connection's
@@ -117,7 +190,7 @@ const MAX_HTTP_TIMEOUT_SECS: u64 = 3600;
 const MAX_CONNECTIONS: u64 = 1_000_000;
 
 /// Who may do what with an account.
-#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AccountPolicy {
     /// Two-factor authentication is required to publish, manage projects or create tokens.
@@ -126,7 +199,7 @@ pub struct AccountPolicy {
     pub require_verified_email: bool,
     /// Anyone may create an account through `POST /api/register`.
     pub registration: bool,
-    /// How long a login session lasts, in hours.
+    /// How long a login session lasts, in hours (at most [`MAX_SESSION_HOURS`]).
     pub session_hours: u64,
     /// Wrong passwords (or second-factor codes) for one account from one client address before
     /// that pair is locked out.
@@ -174,15 +247,16 @@ impl Default for AccountPolicy {
 }
 
 /// The SMTP server that sends Palisade's mail. Without a host, no mail is sent.
-#[derive(Clone, Deserialize, serde::Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpConfig {
     pub host: Option<String>,
-    pub port: u64,
-    /// starttls, tls or none.
-    pub security: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
     pub username: Option<String>,
-    pub password: Option<String>,
+    /// Never serialized: writing the configuration back out must not write the password.
+    #[serde(skip_serializing)]
+    pub password: Option<Secret>,
     pub from: String,
 }
 
@@ -191,7 +265,7 @@ impl Default for SmtpConfig {
         Self {
             host: None,
             port: 587,
-            security: "starttls".into(),
+            security: SmtpSecurity::StartTls,
             username: None,
             password: None,
             from: "Palisade <palisade@localhost>".into(),
@@ -199,21 +273,20 @@ impl Default for SmtpConfig {
     }
 }
 
-impl std::fmt::Debug for SmtpConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpConfig")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("security", &self.security)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
-            .field("from", &self.from)
-            .finish()
+closed_set! {
+    /// How the connection to the SMTP server is protected.
+    pub enum SmtpSecurity {
+        /// Plain connection upgraded with STARTTLS, which must succeed (usually port 587).
+        StartTls = "starttls",
+        /// TLS from the first byte (usually port 465).
+        Tls = "tls",
+        /// No encryption: only for a relay on the same host.
+        None = "none",
     }
 }
 
 /// Trusted publishing: which OIDC issuers may exchange their ID tokens for upload tokens.
-#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OidcConfig {
     pub enabled: bool,
@@ -256,7 +329,7 @@ impl Default for OidcConfig {
 }
 
 /// Secret-scanning partners that may report leaked tokens to `POST /_/secrets/disclose-token`.
-#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DisclosureConfig {
     pub enabled: bool,
@@ -280,7 +353,7 @@ impl Default for DisclosureConfig {
 }
 
 /// One partner: the headers carrying its key id and signature, and where its keys come from.
-#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DisclosurePartner {
     pub name: String,
@@ -302,7 +375,7 @@ fn default_keys_ttl_secs() -> u64 {
     3600
 }
 
-#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerKey {
     pub key_identifier: String,
@@ -311,15 +384,15 @@ pub struct PartnerKey {
 }
 
 /// What the server does with the scanner's verdicts.
-#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScanPolicy {
     /// Scan every upload before it becomes visible.
     pub enabled: bool,
-    /// The verdict at or above which a file is quarantined: suspicious, malicious or never.
-    pub quarantine_at: String,
-    /// The verdict at or above which an upload is refused: suspicious, malicious or never.
-    pub reject_at: String,
+    /// The verdict at or above which a file is quarantined.
+    pub quarantine_at: VerdictThreshold,
+    /// The verdict at or above which an upload is refused.
+    pub reject_at: VerdictThreshold,
     /// Score at which a file is suspicious.
     pub suspicious_score: f64,
     /// Score at which a file is malicious.
@@ -328,8 +401,8 @@ pub struct ScanPolicy {
     pub rules_dirs: Vec<PathBuf>,
     /// A file of popular project names (one per line, most popular first) replacing the shipped list.
     pub popular_list: Option<PathBuf>,
-    /// A new project whose name imitates a popular or hosted one: allow, quarantine or reject.
-    pub typosquat: String,
+    /// What happens to a new project whose name imitates a popular or hosted one.
+    pub typosquat: TyposquatAction,
     /// MiB of memory for analyses of Python files reused by content (a wheel after its sdist,
     /// a new version after the last); 0 analyses every file afresh.
     pub reuse_mib: u64,
@@ -339,15 +412,53 @@ impl Default for ScanPolicy {
     fn default() -> Self {
         Self {
             enabled: true,
-            quarantine_at: "suspicious".into(),
-            reject_at: "malicious".into(),
+            quarantine_at: VerdictThreshold::Suspicious,
+            reject_at: VerdictThreshold::Malicious,
             suspicious_score: 5.0,
             malicious_score: 10.0,
             rules_dirs: Vec::new(),
             popular_list: None,
-            typosquat: "quarantine".into(),
+            typosquat: TyposquatAction::Quarantine,
             reuse_mib: (palisade_scan::DEFAULT_REUSE_BYTES >> 20) as u64,
         }
+    }
+}
+
+closed_set! {
+    /// A scanner verdict at or above which a policy applies, or never. (A `clean` threshold
+    /// would apply to every file, so it is not offered.)
+    pub enum VerdictThreshold {
+        Suspicious = "suspicious",
+        Malicious = "malicious",
+        Never = "never",
+    }
+}
+
+impl VerdictThreshold {
+    /// The lowest verdict that reaches this threshold, if any does.
+    pub fn verdict(self) -> Option<Verdict> {
+        match self {
+            VerdictThreshold::Suspicious => Some(Verdict::Suspicious),
+            VerdictThreshold::Malicious => Some(Verdict::Malicious),
+            VerdictThreshold::Never => None,
+        }
+    }
+
+    /// Whether a file given `verdict` reaches this threshold.
+    pub fn reached_by(self, verdict: Verdict) -> bool {
+        self.verdict().is_some_and(|lowest| verdict >= lowest)
+    }
+}
+
+closed_set! {
+    /// What happens to a new project whose name imitates a popular or hosted one.
+    pub enum TyposquatAction {
+        /// Decided by the verdict alone, like any other upload.
+        Allow = "allow",
+        /// Quarantined at least, whatever the verdict (refused if the verdict says so).
+        Quarantine = "quarantine",
+        /// Refused.
+        Reject = "reject",
     }
 }
 
@@ -378,128 +489,56 @@ impl Default for Config {
 #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
 pub struct ConfigError(pub Vec<String>);
 
-/// The environment variables this configuration reads, one per field.
-pub const ENV_VARS: &[(&str, &str)] = &[
-    ("PALISADE_LISTEN", "listen"),
-    ("PALISADE_DATA_DIR", "data_dir"),
-    ("PALISADE_MAX_UPLOAD_BYTES", "max_upload_bytes"),
-    ("PALISADE_MAX_UNCOMPRESSED_BYTES", "max_uncompressed_bytes"),
-    ("PALISADE_MAX_DESCRIPTION_BYTES", "max_description_bytes"),
-    ("PALISADE_PUBLIC_URL", "public_url"),
-    ("PALISADE_LOG", "log"),
-    ("PALISADE_JOURNAL_POLL_MS", "journal_poll_ms"),
-    ("PALISADE_SWEEP_YOUNG_BLOBS", "sweep_young_blobs"),
-    ("PALISADE_CLIENT_IP_HEADER", "client_ip_header"),
-    ("PALISADE_SCAN_ENABLED", "scan.enabled"),
-    ("PALISADE_SCAN_QUARANTINE_AT", "scan.quarantine_at"),
-    ("PALISADE_SCAN_REJECT_AT", "scan.reject_at"),
-    ("PALISADE_SCAN_SUSPICIOUS_SCORE", "scan.suspicious_score"),
-    ("PALISADE_SCAN_MALICIOUS_SCORE", "scan.malicious_score"),
-    ("PALISADE_SCAN_POPULAR_LIST", "scan.popular_list"),
-    ("PALISADE_SCAN_TYPOSQUAT", "scan.typosquat"),
-    ("PALISADE_SCAN_REUSE_MIB", "scan.reuse_mib"),
-    ("PALISADE_ACCOUNTS_REQUIRE_2FA", "accounts.require_2fa"),
-    ("PALISADE_ACCOUNTS_REQUIRE_VERIFIED_EMAIL", "accounts.require_verified_email"),
-    ("PALISADE_ACCOUNTS_REGISTRATION", "accounts.registration"),
-    ("PALISADE_ACCOUNTS_SESSION_HOURS", "accounts.session_hours"),
-    ("PALISADE_ACCOUNTS_MAX_FAILURES", "accounts.max_failures"),
-    ("PALISADE_ACCOUNTS_ACCOUNT_MAX_FAILURES", "accounts.account_max_failures"),
-    ("PALISADE_ACCOUNTS_ADDRESS_MAX_FAILURES", "accounts.address_max_failures"),
-    ("PALISADE_ACCOUNTS_GLOBAL_MAX_FAILURES", "accounts.global_max_failures"),
-    ("PALISADE_ACCOUNTS_TOKEN_MAX_FAILURES", "accounts.token_max_failures"),
-    ("PALISADE_ACCOUNTS_LOCKOUT_SECS", "accounts.lockout_secs"),
-    ("PALISADE_ACCOUNTS_FIRST_LOCKOUT_SECS", "accounts.first_lockout_secs"),
-    ("PALISADE_ACCOUNTS_KNOWN_ADDRESS_DAYS", "accounts.known_address_days"),
-    ("PALISADE_SMTP_HOST", "smtp.host"),
-    ("PALISADE_SMTP_PORT", "smtp.port"),
-    ("PALISADE_SMTP_SECURITY", "smtp.security"),
-    ("PALISADE_SMTP_USERNAME", "smtp.username"),
-    ("PALISADE_SMTP_PASSWORD", "smtp.password"),
-    ("PALISADE_SMTP_FROM", "smtp.from"),
-    ("PALISADE_OIDC_ENABLED", "oidc.enabled"),
-    ("PALISADE_OIDC_AUDIENCE", "oidc.audience"),
-    ("PALISADE_OIDC_GITHUB_ISSUER", "oidc.github_issuer"),
-    ("PALISADE_OIDC_GITLAB_ISSUER", "oidc.gitlab_issuer"),
-    ("PALISADE_OIDC_TRUSTED_ISSUERS", "oidc.trusted_issuers"),
-    ("PALISADE_OIDC_ALLOW_INSECURE_LOOPBACK", "oidc.allow_insecure_loopback"),
-    ("PALISADE_OIDC_LEEWAY_SECS", "oidc.leeway_secs"),
-    ("PALISADE_OIDC_TOKEN_TTL_SECS", "oidc.token_ttl_secs"),
-    ("PALISADE_OIDC_PENDING_PUBLISHER_DAYS", "oidc.pending_publisher_days"),
-    ("PALISADE_OIDC_MAX_PENDING_PUBLISHERS", "oidc.max_pending_publishers"),
-    ("PALISADE_DISCLOSURE_ENABLED", "disclosure.enabled"),
-    ("PALISADE_HTTP_HEADER_TIMEOUT_SECS", "http.header_timeout_secs"),
-    ("PALISADE_HTTP_IDLE_TIMEOUT_SECS", "http.idle_timeout_secs"),
-    ("PALISADE_HTTP_BODY_TIMEOUT_SECS", "http.body_timeout_secs"),
-    ("PALISADE_HTTP_MAX_CONNECTIONS", "http.max_connections"),
-    ("PALISADE_HTTP_MAX_CONNECTIONS_PER_CLIENT", "http.max_connections_per_client"),
-];
+/// The largest `max_upload_bytes`: 64 GiB, far above any distribution on PyPI, and far below
+/// where the upload's size arithmetic could overflow.
+pub const MAX_UPLOAD_BYTES: u64 = 64 << 30;
+/// The longest `accounts.session_hours`: a year. A session's expiry is stored in microseconds
+/// as an `i64`, which this keeps far from overflowing.
+pub const MAX_SESSION_HOURS: u64 = 365 * 24;
+/// The largest `oidc.leeway_secs`: ten minutes. A longer leeway accepts ID tokens long expired.
+pub const MAX_LEEWAY_SECS: u64 = 600;
+
+impl AccountPolicy {
+    /// How long an active login session lasts, in microseconds (the database's unit). Saturates
+    /// instead of overflowing for a policy built in code past [`MAX_SESSION_HOURS`].
+    pub fn session_micros(&self) -> i64 {
+        i64::try_from(self.session_hours).unwrap_or(i64::MAX).saturating_mul(3_600_000_000)
+    }
+}
 
 impl Config {
-    /// Builds the configuration from TOML text (may be empty) and an environment lookup.
+    /// Builds the configuration from TOML text (may be empty) and an environment lookup (the
+    /// binary passes `std::env::var`; tests pass a closure).
+    ///
+    /// Every problem is reported, not only the first: a key that does not deserialize (unknown,
+    /// of the wrong type, not one of an enum's values) is reported with its dotted name, and the
+    /// variable it came from if it did, then set aside so that the rest can be read; the values
+    /// read are then validated together.
     pub fn load(toml_text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut table: toml::Table = toml_text.parse().map_err(|e: toml::de::Error| ConfigError(vec![e.to_string()]))?;
+        let table: toml::Table = toml_text.parse().map_err(|e: toml::de::Error| ConfigError(vec![syntax_error(toml_text, &e)]))?;
         let mut errors = Vec::new();
-        let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
-        for (var, key) in ENV_VARS {
-            let Some(raw) = env(var) else { continue };
-            let (section, leaf) = match key.split_once('.') {
-                Some((s, l)) => (Some(s), l),
-                None => (None, *key),
-            };
-            let default = match section {
-                Some(s) => defaults.get(s).and_then(|t| t.as_table()).and_then(|t| t.get(leaf)),
-                None => defaults.get(leaf),
-            };
-            let value = match default {
-                Some(toml::Value::Integer(_)) => match raw.trim().parse::<i64>() {
-                    Ok(n) if n >= 0 => toml::Value::Integer(n),
-                    _ => {
-                        errors.push(format!("{var}={raw:?}: expected a whole number"));
-                        continue;
-                    }
-                },
-                Some(toml::Value::Float(_)) => match raw.trim().parse::<f64>() {
-                    Ok(n) if n >= 0.0 => toml::Value::Float(n),
-                    _ => {
-                        errors.push(format!("{var}={raw:?}: expected a number"));
-                        continue;
-                    }
-                },
-                Some(toml::Value::Boolean(_)) => match raw.trim() {
-                    "1" | "true" | "yes" => toml::Value::Boolean(true),
-                    "0" | "false" | "no" | "" => toml::Value::Boolean(false),
-                    _ => {
-                        errors.push(format!("{var}={raw:?}: expected true or false"));
-                        continue;
-                    }
-                },
-                // Lists are comma-separated in the environment.
-                Some(toml::Value::Array(_)) => toml::Value::Array(
-                    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
-                ),
-                _ => toml::Value::String(raw),
-            };
-            match section {
-                Some(s) => {
-                    let entry = table.entry(s.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
-                    if let Some(t) = entry.as_table_mut() {
-                        t.insert(leaf.to_string(), value);
+        let mut value = toml::Value::Table(table);
+        let from_env = apply_env(&mut value, env, &mut errors);
+        let config = loop {
+            match serde_path_to_error::deserialize::<_, Config>(value.clone()) {
+                Ok(config) => break Some(config),
+                Err(e) => {
+                    let key = e.path().to_string();
+                    let source = from_env.iter().find(|(k, _)| *k == key).map(|(_, var)| format!(" (from {var})")).unwrap_or_default();
+                    errors.push(format!("{key}{source}: {}", e.inner().message()));
+                    if !remove_at(&mut value, e.path()) {
+                        break None;
                     }
                 }
-                None => {
-                    table.insert(leaf.to_string(), value);
-                }
-            }
-        }
-        let config: Config = match toml::Value::Table(table).try_into() {
-            Ok(c) => c,
-            Err(e) => {
-                errors.push(e.to_string());
-                return Err(ConfigError(errors));
             }
         };
-        errors.extend(config.validate());
-        if errors.is_empty() { Ok(config) } else { Err(ConfigError(errors)) }
+        if let Some(config) = &config {
+            errors.extend(config.validate());
+        }
+        match config {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ => Err(ConfigError(errors)),
+        }
     }
 
     fn validate(&self) -> Vec<String> {
@@ -507,23 +546,14 @@ impl Config {
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             errors.push(format!("listen = {:?}: expected an address such as 127.0.0.1:8080", self.listen));
         }
-        if self.max_upload_bytes == 0 {
-            errors.push("max_upload_bytes must be positive".into());
+        if !(1..=MAX_UPLOAD_BYTES).contains(&self.max_upload_bytes) {
+            errors.push(format!("max_upload_bytes = {}: expected 1 to {MAX_UPLOAD_BYTES} (64 GiB)", self.max_upload_bytes));
         }
         if self.max_description_bytes == 0 {
             errors.push("max_description_bytes must be positive".into());
         }
         if self.journal_poll_ms == 0 {
             errors.push("journal_poll_ms must be positive".into());
-        }
-        let verdicts = ["suspicious", "malicious", "never"];
-        for (key, v) in [("scan.quarantine_at", &self.scan.quarantine_at), ("scan.reject_at", &self.scan.reject_at)] {
-            if !verdicts.contains(&v.as_str()) {
-                errors.push(format!("{key} = {v:?}: expected suspicious, malicious or never"));
-            }
-        }
-        if !["allow", "quarantine", "reject"].contains(&self.scan.typosquat.as_str()) {
-            errors.push(format!("scan.typosquat = {:?}: expected allow, quarantine or reject", self.scan.typosquat));
         }
         if self.scan.reuse_mib > 1 << 20 {
             errors.push(format!("scan.reuse_mib = {}: expected at most 1048576 (1 TiB)", self.scan.reuse_mib));
@@ -536,15 +566,14 @@ impl Config {
         {
             errors.push(format!("public_url = {url:?}: expected an http:// or https:// URL"));
         }
-        if !["starttls", "tls", "none"].contains(&self.smtp.security.as_str()) {
-            errors.push(format!("smtp.security = {:?}: expected starttls, tls or none", self.smtp.security));
-        }
-        if self.smtp.port == 0 || self.smtp.port > 65535 {
-            errors.push(format!("smtp.port = {}: expected a TCP port", self.smtp.port));
+        if self.smtp.port == 0 {
+            errors.push("smtp.port = 0: expected a TCP port".into());
         }
         let a = &self.accounts;
+        if !(1..=MAX_SESSION_HOURS).contains(&a.session_hours) {
+            errors.push(format!("accounts.session_hours = {}: expected 1 to {MAX_SESSION_HOURS} (a year)", a.session_hours));
+        }
         for (key, value) in [
-            ("session_hours", a.session_hours),
             ("max_failures", a.max_failures),
             ("account_max_failures", a.account_max_failures),
             ("address_max_failures", a.address_max_failures),
@@ -575,18 +604,25 @@ impl Config {
         if self.oidc.token_ttl_secs == 0 || self.oidc.token_ttl_secs > 900 {
             errors.push(format!("oidc.token_ttl_secs = {}: expected 1 to 900 (15 minutes)", self.oidc.token_ttl_secs));
         }
+        if self.oidc.leeway_secs > MAX_LEEWAY_SECS {
+            errors.push(format!("oidc.leeway_secs = {}: expected at most {MAX_LEEWAY_SECS} (10 minutes)", self.oidc.leeway_secs));
+        }
         let oidc = &self.oidc;
         for issuer in std::iter::once(&oidc.github_issuer).chain(std::iter::once(&oidc.gitlab_issuer)).chain(&oidc.trusted_issuers) {
             if let Err(e) = check_issuer_url(issuer, oidc.allow_insecure_loopback) {
                 errors.push(format!("oidc issuer {issuer:?}: {e}"));
             }
         }
-        for p in &self.disclosure.partners {
+        for (i, p) in self.disclosure.partners.iter().enumerate() {
             if p.keys_url.is_none() && p.public_keys.is_empty() {
                 errors.push(format!("disclosure partner {:?}: needs keys_url or public_keys", p.name));
             }
             if p.keys_ttl_secs == 0 || p.keys_ttl_secs > 86_400 {
                 errors.push(format!("disclosure partner {:?}: keys_ttl_secs = {}: expected 1 to 86400 seconds", p.name, p.keys_ttl_secs));
+            }
+            // Fetched keys are cached by partner name.
+            if self.disclosure.partners[..i].iter().any(|q| q.name == p.name) {
+                errors.push(format!("disclosure partner {:?}: listed twice (names must be unique)", p.name));
             }
         }
         self.http.validate(&mut errors);
@@ -594,155 +630,140 @@ impl Config {
     }
 }
 
-impl serde::Serialize for Config {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("listen", &self.listen)?;
-        m.serialize_entry("data_dir", &self.data_dir)?;
-        m.serialize_entry("max_upload_bytes", &self.max_upload_bytes)?;
-        m.serialize_entry("max_uncompressed_bytes", &self.max_uncompressed_bytes)?;
-        m.serialize_entry("max_description_bytes", &self.max_description_bytes)?;
-        if let Some(u) = &self.public_url {
-            m.serialize_entry("public_url", u)?;
+/// A TOML syntax error by line and column, without the excerpt of the line that toml's own
+/// message shows: that line may hold the SMTP password.
+fn syntax_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(before) = e.span().and_then(|span| text.get(..span.start)) else {
+        return format!("TOML syntax error: {message}");
+    };
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!("TOML syntax error at line {line}, column {column}: {message}")
+}
+
+/// Sets the keys given in the environment into `value` (the file's table), each converted to
+/// the type of its default; returns the keys set, with their variables, to name them in errors.
+fn apply_env(value: &mut toml::Value, env: impl Fn(&str) -> Option<String>, errors: &mut Vec<String>) -> Vec<(&'static str, &'static str)> {
+    let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+    let mut set = Vec::new();
+    let Some(table) = value.as_table_mut() else { return set };
+    for &(var, key) in ENV_VARS {
+        let Some(raw) = env(var) else { continue };
+        let (section, leaf) = match key.split_once('.') {
+            Some((s, l)) => (Some(s), l),
+            None => (None, key),
+        };
+        let default = match section {
+            Some(s) => defaults.get(s).and_then(|t| t.as_table()).and_then(|t| t.get(leaf)),
+            None => defaults.get(leaf),
+        };
+        let value = match default {
+            Some(toml::Value::Integer(_)) => match raw.trim().parse::<i64>() {
+                Ok(n) if n >= 0 => toml::Value::Integer(n),
+                _ => {
+                    errors.push(format!("{var}={raw:?}: expected a whole number"));
+                    continue;
+                }
+            },
+            Some(toml::Value::Float(_)) => match raw.trim().parse::<f64>() {
+                Ok(n) if n >= 0.0 => toml::Value::Float(n),
+                _ => {
+                    errors.push(format!("{var}={raw:?}: expected a number"));
+                    continue;
+                }
+            },
+            Some(toml::Value::Boolean(_)) => match raw.trim() {
+                "1" | "true" | "yes" => toml::Value::Boolean(true),
+                "0" | "false" | "no" | "" => toml::Value::Boolean(false),
+                _ => {
+                    errors.push(format!("{var}={raw:?}: expected true or false"));
+                    continue;
+                }
+            },
+            // Lists are comma-separated in the environment.
+            Some(toml::Value::Array(_)) => {
+                toml::Value::Array(raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect())
+            }
+            _ => toml::Value::String(raw),
+        };
+        match section {
+            Some(s) => {
+                let entry = table.entry(s.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+                if let Some(t) = entry.as_table_mut() {
+                    t.insert(leaf.to_string(), value);
+                }
+            }
+            None => {
+                table.insert(leaf.to_string(), value);
+            }
         }
-        m.serialize_entry("log", &self.log)?;
-        m.serialize_entry("journal_poll_ms", &self.journal_poll_ms)?;
-        m.serialize_entry("sweep_young_blobs", &self.sweep_young_blobs)?;
-        if let Some(h) = &self.client_ip_header {
-            m.serialize_entry("client_ip_header", h)?;
+        set.push((key, var));
+    }
+    set
+}
+
+/// Removes the value at `path` (a key serde refused) so that reading can go on past it; false
+/// when there is nothing there to remove.
+fn remove_at(root: &mut toml::Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((last, parents)) = segments.split_last() else { return false };
+    let mut value = root;
+    for segment in parents {
+        let child = match (value, segment) {
+            (toml::Value::Table(t), Segment::Map { key }) => t.get_mut(key),
+            (toml::Value::Array(a), Segment::Seq { index }) => a.get_mut(*index),
+            _ => None,
+        };
+        let Some(child) = child else { return false };
+        value = child;
+    }
+    match (value, last) {
+        (toml::Value::Table(t), Segment::Map { key }) => t.remove(key).is_some(),
+        (toml::Value::Array(a), Segment::Seq { index }) if *index < a.len() => {
+            a.remove(*index);
+            true
         }
-        m.serialize_entry("scan", &self.scan)?;
-        m.serialize_entry("accounts", &self.accounts)?;
-        m.serialize_entry("smtp", &self.smtp)?;
-        m.serialize_entry("oidc", &self.oidc)?;
-        m.serialize_entry("disclosure", &self.disclosure)?;
-        m.serialize_entry("http", &self.http)?;
-        m.end()
+        _ => false,
     }
 }
 
-/// Issuer URLs must be https; plain http only on a loopback host, and only when allowed.
+/// Issuer URLs (and the JWKS URIs their discovery documents name) must be https; plain http is
+/// accepted only for a loopback host, and only when allowed.
+///
+/// The URL is parsed as the HTTP client parses it (WHATWG, the `url` crate), and its host, not
+/// a prefix of the text, is classified: `http://127.evil.example` names a domain and
+/// `http://127.0.0.1@evil.example` the host `evil.example`, so neither is loopback. Loopback
+/// means an IP address that `std::net` calls loopback (`127.0.0.0/8`, `[::1]`) or `localhost`.
+/// URLs carrying credentials (`user@host`) are refused outright.
 pub fn check_issuer_url(url: &str, allow_insecure_loopback: bool) -> Result<(), String> {
-    if let Some(rest) = url.strip_prefix("https://") {
-        return if rest.is_empty() || rest.starts_with('/') { Err("missing host".into()) } else { Ok(()) };
+    let parsed = url::Url::parse(url).map_err(|e| format!("expected an https:// URL ({e})"))?;
+    let secure = match parsed.scheme() {
+        "https" => true,
+        "http" => false,
+        _ => return Err("expected an https:// URL".into()),
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("a URL with user information (user@host) is refused".into());
     }
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
-        let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]") || host.starts_with("127.");
-        return match (loopback, allow_insecure_loopback) {
-            (true, true) => Ok(()),
-            (true, false) => {
-                Err("plain http issuers are refused (set [oidc] allow_insecure_loopback = true for a test issuer on loopback)".into())
-            }
-            (false, _) => Err("plain http issuers are refused; use https".into()),
-        };
+    let Some(host) = parsed.host() else { return Err("missing host".into()) };
+    if secure {
+        return Ok(());
     }
-    Err("expected an https:// URL".into())
+    let loopback = match host {
+        url::Host::Ipv4(ip) => IpAddr::from(ip).is_loopback(),
+        url::Host::Ipv6(ip) => IpAddr::from(ip).is_loopback(),
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+    };
+    match (loopback, allow_insecure_loopback) {
+        (true, true) => Ok(()),
+        (true, false) => {
+            Err("plain http issuers are refused (set [oidc] allow_insecure_loopback = true for a test issuer on loopback)".into())
+        }
+        (false, _) => Err("plain http issuers are refused; use https".into()),
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_overrides_file() {
-        let c = Config::load("listen = \"127.0.0.1:9000\"\nmax_upload_bytes = 10\n", |k| {
-            (k == "PALISADE_MAX_UPLOAD_BYTES").then(|| "20".to_string())
-        })
-        .unwrap();
-        assert_eq!(c.listen, "127.0.0.1:9000");
-        assert_eq!(c.max_upload_bytes, 20);
-    }
-
-    #[test]
-    fn nested_env_overrides() {
-        let c = Config::load("[scan]\nreject_at = \"never\"\n", |k| match k {
-            "PALISADE_SCAN_SUSPICIOUS_SCORE" => Some("4".into()),
-            "PALISADE_SCAN_ENABLED" => Some("false".into()),
-            "PALISADE_SCAN_REUSE_MIB" => Some("0".into()),
-            _ => None,
-        })
-        .unwrap();
-        assert_eq!(c.scan.reuse_mib, 0);
-        assert_eq!(Config::default().scan.reuse_mib, 64);
-        assert!(Config::load("[scan]\nreuse_mib = 2000000\n", |_| None).is_err());
-        assert_eq!(c.scan.reject_at, "never");
-        assert_eq!(c.scan.suspicious_score, 4.0);
-        assert!(!c.scan.enabled);
-        assert!(Config::load("[scan]\ntyposquat = \"maybe\"\n", |_| None).is_err());
-    }
-
-    #[test]
-    fn lockout_keys_are_validated() {
-        let c = Config::load("", |k| (k == "PALISADE_ACCOUNTS_FIRST_LOCKOUT_SECS").then(|| "30".to_string())).unwrap();
-        assert_eq!((c.accounts.first_lockout_secs, c.accounts.lockout_secs), (30, 900));
-        let err = Config::load("[accounts]\nfirst_lockout_secs = 1000\naddress_max_failures = 0\n", |_| None).unwrap_err();
-        assert_eq!(err.0.len(), 2, "{err}");
-        assert!(err.to_string().contains("longest lockout"), "{err}");
-        let err = Config::load("[oidc]\nmax_pending_publishers = 0\n", |_| None).unwrap_err();
-        assert!(err.to_string().contains("max_pending_publishers"), "{err}");
-    }
-
-    #[test]
-    fn every_problem_is_reported() {
-        let err = Config::load("listen = \"nowhere\"\n", |k| (k == "PALISADE_JOURNAL_POLL_MS").then(|| "soon".to_string())).unwrap_err();
-        assert_eq!(err.0.len(), 2, "{err}");
-        let err = Config::load("lisen = \"x\"\n", |_| None).unwrap_err();
-        assert!(err.to_string().contains("lisen"), "{err}");
-    }
-
-    #[test]
-    fn http_limits_are_validated() {
-        let c = Config::load("[http]\nheader_timeout_secs = 5\n", |k| {
-            (k == "PALISADE_HTTP_MAX_CONNECTIONS_PER_CLIENT").then(|| "3".to_string())
-        })
-        .unwrap();
-        assert_eq!((c.http.header_timeout_secs, c.http.max_connections_per_client), (5, 3));
-        assert_eq!(c.http.idle_timeout_secs, 75);
-        let check = |toml: &str, expected: &str| {
-            let err = Config::load(toml, |_| None).unwrap_err().to_string();
-            assert!(err.contains(expected), "{toml:?}: {err}");
-        };
-        check("[http]\nheader_timeout_secs = 0\n", "http.header_timeout_secs = 0: expected 1 to 3600 seconds");
-        check("[http]\nidle_timeout_secs = 86400\n", "http.idle_timeout_secs = 86400: expected 1 to 3600 seconds");
-        check("[http]\nbody_timeout_secs = 0\n", "http.body_timeout_secs = 0");
-        check("[http]\nmax_connections = 0\n", "http.max_connections = 0: expected 1 to 1000000");
-        check(
-            "[http]\nmax_connections_per_client = 0\n",
-            "http.max_connections_per_client = 0: expected 1 to http.max_connections (10000)",
-        );
-        check("[http]\nmax_connections = 10\nmax_connections_per_client = 11\n", "max_connections_per_client = 11");
-        let err = Config::load("", |k| (k == "PALISADE_HTTP_IDLE_TIMEOUT_SECS").then(|| "soon".to_string())).unwrap_err();
-        assert!(err.to_string().contains("PALISADE_HTTP_IDLE_TIMEOUT_SECS=\"soon\": expected a whole number"), "{err}");
-    }
-
-    #[test]
-    fn disclosure_key_ttl_is_bounded() {
-        assert_eq!(Config::default().disclosure.partners[0].keys_ttl_secs, 3600);
-        let partner = |ttl: &str| {
-            format!(
-                "[[disclosure.partners]]\nname = \"p\"\nkey_id_header = \"K\"\nsignature_header = \"S\"\nkeys_url = \"https://example.test/keys\"\n{ttl}"
-            )
-        };
-        assert_eq!(Config::load(&partner(""), |_| None).unwrap().disclosure.partners[0].keys_ttl_secs, 3600);
-        assert_eq!(Config::load(&partner("keys_ttl_secs = 5\n"), |_| None).unwrap().disclosure.partners[0].keys_ttl_secs, 5);
-        let err = Config::load(&partner("keys_ttl_secs = 0\n"), |_| None).unwrap_err().to_string();
-        assert!(err.contains("disclosure partner \"p\": keys_ttl_secs = 0: expected 1 to 86400 seconds"), "{err}");
-    }
-
-    #[test]
-    fn example_file_is_in_sync() {
-        let text = include_str!("../../../palisade.example.toml");
-        let parsed = Config::load(text, |_| None).expect("palisade.example.toml must load");
-        let documented: Vec<&str> =
-            text.lines().filter_map(|l| l.trim_start_matches('#').trim().split_once(" = ").map(|(k, _)| k.trim())).collect();
-        for (var, key) in ENV_VARS {
-            let leaf = key.rsplit('.').next().unwrap_or(key);
-            assert!(documented.contains(&leaf), "palisade.example.toml does not document {key}");
-            assert!(text.contains(var), "palisade.example.toml does not mention {var}");
-        }
-        assert_eq!(parsed.listen, Config::default().listen);
-    }
-}
+mod tests;

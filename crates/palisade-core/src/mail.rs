@@ -9,7 +9,7 @@ use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::config::SmtpConfig;
+use crate::config::{SmtpConfig, SmtpSecurity};
 
 #[derive(Clone)]
 pub struct Mailer {
@@ -20,14 +20,14 @@ pub struct Mailer {
 impl Mailer {
     pub fn new(config: &SmtpConfig) -> anyhow::Result<Self> {
         let Some(host) = &config.host else { return Ok(Self { transport: None, from: None }) };
-        let mut builder = match config.security.as_str() {
-            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(host)?,
-            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)?,
-            _ => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+        let mut builder = match config.security {
+            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)?,
+            SmtpSecurity::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)?,
+            SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
         };
-        builder = builder.port(config.port as u16).timeout(Some(Duration::from_secs(20)));
+        builder = builder.port(config.port).timeout(Some(Duration::from_secs(20)));
         if let (Some(user), Some(pass)) = (&config.username, &config.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
+            builder = builder.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
         }
         let from: Mailbox = config.from.parse().map_err(|e| anyhow::anyhow!("smtp.from {:?}: {e}", config.from))?;
         Ok(Self { transport: Some(builder.build()), from: Some(from) })

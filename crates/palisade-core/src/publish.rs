@@ -16,6 +16,7 @@ use palisade_dist::{Digests, DistFilename};
 use palisade_store::{NewFile, Project, PublishOutcome, Reservation, StoreError, TempBlob};
 
 use crate::access::{Action, Credential, Origin, Principal, authorize, check_policy, publisher_for};
+use crate::config::TyposquatAction;
 use crate::error::{Error, Result, forbidden, internal, invalid};
 use crate::scanning::{self, Outcome};
 use crate::{Core, mail};
@@ -198,10 +199,10 @@ impl Core {
         }
         let mut outcome = self.scan.decide(&report);
         if new_project && typosquat(&report) {
-            match self.scan.policy().typosquat.as_str() {
-                "reject" => outcome = Outcome::Reject,
-                "quarantine" if outcome == Outcome::Publish => outcome = Outcome::Quarantine,
-                _ => {}
+            match self.scan.policy().typosquat {
+                TyposquatAction::Reject => outcome = Outcome::Reject,
+                TyposquatAction::Quarantine if outcome == Outcome::Publish => outcome = Outcome::Quarantine,
+                TyposquatAction::Quarantine | TyposquatAction::Allow => {}
             }
         }
         tracing::info!(file.filename = %file.filename, verdict = report.verdict.as_str(), score = report.score, outcome = outcome.as_str(), duration_ms = report.duration_ms, "scanned upload");

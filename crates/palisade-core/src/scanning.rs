@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use palisade_scan::typo::TypoIndex;
-use palisade_scan::{Report, ScanConfig, Scanner, Thresholds, Verdict};
+use palisade_scan::{Report, ScanConfig, Scanner, Thresholds};
 use palisade_store::{Db, NewScan};
 use tokio::sync::OnceCell;
 
@@ -35,14 +35,6 @@ pub struct ScanService {
     /// Hosted project names for typosquatting checks, loaded once and extended as projects are
     /// created, so a new project's check does not reread every name.
     hosted: tokio::sync::Mutex<Option<TypoIndex>>,
-}
-
-fn level(v: &str) -> Option<Verdict> {
-    match v {
-        "suspicious" => Some(Verdict::Suspicious),
-        "malicious" => Some(Verdict::Malicious),
-        _ => None,
-    }
 }
 
 impl ScanService {
@@ -109,9 +101,9 @@ impl ScanService {
     }
 
     pub fn decide(&self, report: &Report) -> Outcome {
-        if level(&self.policy.reject_at).is_some_and(|v| report.verdict >= v) {
+        if self.policy.reject_at.reached_by(report.verdict) {
             Outcome::Reject
-        } else if level(&self.policy.quarantine_at).is_some_and(|v| report.verdict >= v) {
+        } else if self.policy.quarantine_at.reached_by(report.verdict) {
             Outcome::Quarantine
         } else {
             Outcome::Publish

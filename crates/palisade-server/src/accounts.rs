@@ -303,8 +303,8 @@ struct LoginBody {
 
 async fn new_session(state: &AppState, user: &User, stage: &str, client: &Client) -> ApiResult<(String, i64)> {
     let secret = palisade_auth::random_token(SESSION_PREFIX, 32);
-    let ttl = if stage == "active" { state.config.accounts.session_hours as i64 * 3600 } else { 300 };
-    let expires = now_micros() + ttl * 1_000_000;
+    let ttl = if stage == "active" { state.config.accounts.session_micros() } else { 300 * 1_000_000 };
+    let expires = now_micros().saturating_add(ttl);
     state
         .db
         .create_session(user.id, &palisade_auth::hash_secret(&secret), stage, expires, client.addr.as_deref(), client.user_agent.as_deref())

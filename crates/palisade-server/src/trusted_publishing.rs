@@ -257,7 +257,8 @@ pub async fn mint_token(State(state): State<AppState>, client: Client, body: Byt
     let jti = claims.get("jti").and_then(Value::as_str).unwrap_or_default().to_string();
     // Kept until the token could no longer be accepted anyway (exp may be a float or huge).
     let exp = claims.get("exp").and_then(Value::as_f64).unwrap_or(0.0).clamp(now as f64, now as f64 + 86_400.0 * 366.0) as i64;
-    match state.db.use_jti(&issuer, &jti, exp.saturating_add(o.leeway_secs as i64 + 60).saturating_mul(1_000_000)).await {
+    let keep_until = exp.saturating_add(o.leeway_secs.min(palisade_core::config::MAX_LEEWAY_SECS) as i64 + 60);
+    match state.db.use_jti(&issuer, &jti, keep_until.saturating_mul(1_000_000)).await {
         Ok(true) => {}
         Ok(false) => return fail("invalid-reuse-token", "this ID token was already exchanged (its jti was seen before)".into()),
         Err(e) => return crate::http::error::internal(e).into_response(),

@@ -24,7 +24,7 @@ mod user;
 #[command(name = "palisade", version, about = "A secure, self-hosted Python package repository")]
 struct Cli {
     /// TOML configuration file (see palisade.example.toml).
-    #[arg(long, global = true, env = "PALISADE_CONFIG")]
+    #[arg(long, global = true, env = palisade_core::config::env::PALISADE_CONFIG)]
     config: Option<PathBuf>,
     /// Data directory holding the database and files [default: ./palisade-data].
     #[arg(long, global = true)]

@@ -114,7 +114,9 @@ async fn handle(state: &AppState, caller: &Caller, request: Request) -> ApiResul
 
 fn check_declared_length(headers: &HeaderMap, max: u64) -> ApiResult<()> {
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max + MAX_TEXT_TOTAL as u64 + (1 << 20)) {
+    // The form's text fields and multipart framing come on top of the file; saturating, since a
+    // `Config` built in code is not validated.
+    if declared.is_some_and(|n| n > max.saturating_add(MAX_TEXT_TOTAL as u64).saturating_add(1 << 20)) {
         return Err(too_large(format!("the upload is larger than this server's limit of {max} bytes per file")));
     }
     Ok(())
@@ -143,7 +145,7 @@ async fn read_form(state: &AppState, mut multipart: Multipart, max: u64) -> ApiR
             let mut blob = state.blobs.create_temp().await.map_err(internal)?;
             let mut hasher = Hasher::new();
             while let Some(chunk) = next(field.chunk()).await? {
-                if hasher.len() + chunk.len() as u64 > max {
+                if hasher.len().saturating_add(chunk.len() as u64) > max {
                     return Err(too_large(format!("{filename:?} is larger than this server's limit of {max} bytes per file")));
                 }
                 hasher.update(&chunk);
@@ -171,4 +173,26 @@ async fn read_form(state: &AppState, mut multipart: Multipart, max: u64) -> ApiR
         }
     }
     Ok(form)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declaring(length: u64) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, length.into());
+        headers
+    }
+
+    /// Regression (issue 13): `max_upload_bytes` had no upper bound, and the declared-length limit
+    /// `max + MAX_TEXT_TOTAL + 1 MiB` overflowed for a large one.
+    #[test]
+    fn session_hours_and_max_upload_bytes_are_bounded() {
+        let largest = palisade_core::config::MAX_UPLOAD_BYTES;
+        assert!(check_declared_length(&declaring(largest), largest).is_ok());
+        assert!(check_declared_length(&declaring(largest + MAX_TEXT_TOTAL as u64 + (1 << 20) + 1), largest).is_err());
+        assert!(check_declared_length(&declaring(u64::MAX), u64::MAX).is_ok());
+        assert!(check_declared_length(&declaring(u64::MAX), largest).is_err());
+    }
 }
