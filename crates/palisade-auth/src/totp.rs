@@ -4,6 +4,7 @@
 //! than configurable. Verification takes the time as an argument and returns the matched time
 //! step; callers store it and pass it back as `last_used_step` so a code is accepted only once.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use totp_rs::{Algorithm, Builder};
 
 use crate::secret::{ct_eq, fill_random};
@@ -46,17 +47,11 @@ pub fn otpauth_uri(secret: &[u8], issuer: &str, account: &str) -> String {
     )
 }
 
-/// Encodes everything except RFC 3986 unreserved characters.
+/// Everything but RFC 3986 unreserved characters is percent-encoded.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, NOT_UNRESERVED).to_string()
 }
 
 fn generator(secret: &[u8]) -> totp_rs::Totp {

@@ -7,6 +7,7 @@
 //! decoders), and turns combinations into findings weighted by where the file runs.
 
 use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
 use std::rc::Rc;
 
 use tree_sitter::{Node, Parser, Tree};
@@ -1710,32 +1711,37 @@ fn out_of_band_url(text: &str) -> bool {
 fn public_ip_url(text: &str) -> bool {
     url_hosts(text).any(|host| {
         let host = host.strip_prefix("::ffff:").unwrap_or(&host);
+        // `Ipv4Addr` refuses leading zeros, so a dotted quad with one is caught first.
         let parts: Vec<&str> = host.split('.').collect();
-        if parts.len() != 4 || !parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())) {
-            return false;
-        }
-        if parts.iter().any(|p| p.len() > 1 && p.starts_with('0')) {
+        if parts.len() == 4
+            && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+            && parts.iter().any(|p| p.len() > 1 && p.starts_with('0'))
+        {
             return true;
         }
-        let Ok(o) = parts.iter().map(|p| p.parse::<u8>()).collect::<Result<Vec<u8>, _>>() else { return false };
-        let reserved = matches!(o[..], [0 | 10 | 127, ..] | [169, 254, ..] | [192, 168, ..] | [224..=255, ..] | [198, 18 | 19, ..])
-            || matches!(o[..], [172, b, ..] if (16..=31).contains(&b))
-            || matches!(o[..], [100, b, ..] if (64..=127).contains(&b))
-            || matches!(o[..], [192, 0, 0 | 2, _] | [192, 88, 99, _] | [198, 51, 100, _] | [203, 0, 113, _]);
-        let resolver = matches!(
-            o[..],
-            [1, 1, 1, 1]
-                | [1, 0, 0, 1]
-                | [8, 8, 8, 8]
-                | [8, 8, 4, 4]
-                | [9, 9, 9, 9]
-                | [149, 112, 112, 112]
-                | [208, 67, 222, 222]
-                | [208, 67, 220, 220]
-        );
-        !reserved && !resolver
+        host.parse::<Ipv4Addr>().is_ok_and(|ip| public_ipv4(ip) && !PUBLIC_RESOLVERS.contains(&ip.octets()))
     })
 }
+
+/// Whether `ip` is reachable on the internet as one host.
+fn public_ipv4(ip: Ipv4Addr) -> bool {
+    let special = ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.is_documentation();
+    // Ranges std classifies only on nightly (`is_shared`, `is_benchmarking`, `is_reserved`) or
+    // not at all: "this network", IETF protocol assignments, the old 6to4 relay anycast.
+    let also_special =
+        matches!(ip.octets(), [0, ..] | [100, 64..=127, ..] | [198, 18 | 19, ..] | [240..=255, ..] | [192, 0, 0, _] | [192, 88, 99, _]);
+    !special && !also_special
+}
+
+/// Big public DNS resolvers, which DNS-over-HTTPS clients post to.
+const PUBLIC_RESOLVERS: [[u8; 4]; 8] =
+    [[1, 1, 1, 1], [1, 0, 0, 1], [8, 8, 8, 8], [8, 8, 4, 4], [9, 9, 9, 9], [149, 112, 112, 112], [208, 67, 222, 222], [208, 67, 220, 220]];
 
 fn is_env_secret(t: &str) -> bool {
     (t.contains("environ") || t.contains("getenv"))

@@ -22,6 +22,11 @@ use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
+use tower_http::trace::TraceLayer;
 
 use palisade_core::Core;
 pub use palisade_core::{Config, ConfigError};
@@ -110,8 +115,31 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { http::error::not_found("not found") })
         .layer(middleware::from_fn_with_state(state.clone(), http::limits::bound_body))
         .layer(middleware::from_fn_with_state(state.clone(), http::limits::cap_per_client))
-        .layer(middleware::from_fn_with_state(state.clone(), ops::observe))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| http::error::internal("a handler panicked").into_response()))
+        .layer(CatchPanicLayer::custom(|_| http::error::internal("a handler panicked").into_response()))
+        .layer(middleware::from_fn_with_state(state.clone(), ops::record_metrics))
+        // Outermost first: credentials are marked sensitive before anything could log a header;
+        // the request gets Palisade's own id, then the span that carries it (and the line logged
+        // when the answer is ready), and the answer gets the id back. A panic above is a 500
+        // that is counted and logged like any other.
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveHeadersLayer::new([
+                    header::AUTHORIZATION,
+                    header::PROXY_AUTHORIZATION,
+                    header::COOKIE,
+                    header::SET_COOKIE,
+                ]))
+                .map_request(ops::drop_client_request_id)
+                .layer(SetRequestIdLayer::new(ops::REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(ops::request_span)
+                        .on_request(())
+                        .on_response(ops::log_response)
+                        .on_failure(ops::log_failure),
+                )
+                .layer(PropagateRequestIdLayer::new(ops::REQUEST_ID)),
+        )
         .with_state(state)
 }
 

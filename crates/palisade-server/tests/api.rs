@@ -781,3 +781,58 @@ async fn verifying_an_address_another_account_verified_is_a_conflict_that_keeps_
     assert!(db.user_by_name("seeker").await.unwrap().email_verified());
     assert_eq!(app.get(&link, None).await.status, StatusCode::BAD_REQUEST, "a used link stays used");
 }
+
+/// A writer for a test's log subscriber: everything goes into one shared buffer.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every answer carries an id of Palisade's own (a client's `X-Request-Id` is replaced), and the
+/// request's log line carries the same id with the fields operators grep for; credentials are
+/// never in it.
+#[tokio::test]
+async fn requests_are_logged_under_their_own_id() {
+    let app = TestApp::new().await;
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let req = Request::get("/simple/")
+        .header("x-request-id", "forged-id")
+        .header(header::AUTHORIZATION, "Bearer pypi-secret-in-a-header")
+        .header(header::COOKIE, "session=cookie-secret")
+        .body(Body::empty())
+        .unwrap();
+    let first = app.send(req).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let id = first.headers.get("x-request-id").expect("an x-request-id header").to_str().unwrap().to_string();
+    assert_ne!(id, "forged-id", "a client's request id is not taken");
+    let second = app.get("/simple/", None).await;
+    assert_ne!(second.headers.get("x-request-id").unwrap().to_str().unwrap(), id, "every request has its own id");
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let line = text.lines().find(|l| l.contains(&id)).unwrap_or_else(|| panic!("no log line with request id {id}:\n{text}"));
+    for field in
+        [&format!("request.id={id}"), "http.method=GET", "http.path=/simple/", "http.route=/simple/", "http.status=200", "duration_ms="]
+    {
+        assert!(line.contains(field), "{field} missing from the request's log line: {line}");
+    }
+    for secret in ["forged-id", "pypi-secret-in-a-header", "cookie-secret"] {
+        assert!(!text.contains(secret), "{secret} is in the log:\n{text}");
+    }
+    // A handler's 404 is logged under its request too, with the matched route unknown.
+    let missing = app.get("/no/such/page", None).await;
+    let id = missing.headers.get("x-request-id").unwrap().to_str().unwrap().to_string();
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.lines().any(|l| l.contains(&id) && l.contains("http.route=unmatched") && l.contains("http.status=404")), "{text}");
+}

@@ -415,3 +415,51 @@ fn trees_too_large_to_flatten_are_walked_the_same() {
     assert_eq!(flat, cursor);
     assert!(flat.iter().take(4).all(|r| !r.is_empty()), "{flat:?}");
 }
+
+#[test]
+fn public_ip_classification() {
+    let check = |host: &str, public: bool| assert_eq!(public_ip_url(&format!("requests.post('http://{host}/x')")), public, "{host}");
+    for host in
+        ["5.6.7.8", "1.2.3.4:8080", "[::ffff:5.6.7.8]", "010.0.0.1", "8.8.8.9", "172.15.0.1", "172.32.0.1", "100.63.255.255", "100.128.0.1"]
+    {
+        check(host, true);
+    }
+    for host in [
+        // this network, loopback, private, link-local
+        "0.1.2.3",
+        "127.0.0.1",
+        "127.1.2.3",
+        "10.1.2.3",
+        "172.16.0.1",
+        "172.31.255.255",
+        "192.168.1.1",
+        "169.254.169.254",
+        // shared, IETF protocol assignments, documentation, 6to4 relays, benchmarking
+        "100.64.0.1",
+        "100.127.255.255",
+        "192.0.0.8",
+        "192.0.2.1",
+        "198.51.100.7",
+        "203.0.113.5",
+        "192.88.99.1",
+        "198.18.0.1",
+        "198.19.255.255",
+        // multicast, reserved, broadcast, public resolvers
+        "224.0.0.1",
+        "239.1.1.1",
+        "240.0.0.1",
+        "255.255.255.255",
+        "1.1.1.1",
+        "8.8.8.8",
+        "9.9.9.9",
+        // not IPv4 addresses
+        "example.org",
+        "1.2.3",
+        "1.2.3.4.5",
+        "256.1.1.1",
+        "1.2.3.-4",
+        "[2001:db8::1]",
+    ] {
+        check(host, false);
+    }
+}

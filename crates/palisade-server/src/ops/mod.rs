@@ -1,15 +1,19 @@
-//! Operations: the health check, Prometheus metrics, and one log line per request.
+//! Operations: the health check, Prometheus metrics, and what every request is logged with (an
+//! id, a span, one line when it is answered).
 
 pub mod metrics;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower_http::classify::ServerErrorsFailureClass;
+use tower_http::request_id::RequestId;
+use tracing::Span;
 
 use crate::AppState;
 
@@ -31,31 +35,56 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], state.metrics.render()).into_response()
 }
 
-static REQUEST_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
-/// Records metrics and logs one line per request, under a span carrying a request id.
-pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Records the request in the metrics (route, method, status, latency). Logging and the request id
+/// are tower-http's layers, applied in [`crate::router`]; this stays a middleware because
+/// `TraceLayer`'s response hook does not see the request's route.
+pub async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let method = method_label(request.method());
-    let path = request.uri().path().to_string();
-    let id = REQUEST_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let span = tracing::info_span!("request", request.id = id, http.route = %route);
-    let mut response = {
-        let _enter = span.enter();
-        drop(_enter);
-        tracing::Instrument::instrument(next.run(request), span.clone()).await
-    };
-    let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    state.metrics.observe(&route, method, status, elapsed.as_secs_f64());
-    span.in_scope(|| {
-        tracing::info!(http.method = method, http.path = %path, http.status = status, duration_ms = elapsed.as_secs_f64() * 1000.0, "request");
-    });
-    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
-        response.headers_mut().insert("x-request-id", v);
-    }
+    let response = next.run(request).await;
+    state.metrics.observe(&route, method, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
+}
+
+/// Drops a request id the client sent, so that `SetRequestIdLayer` always makes one. A client's
+/// id would be written into the log as the request's (a forged id could point an operator at
+/// someone else's request), and the id in a 5xx answer must name exactly one request. Behind a
+/// proxy, correlate through the response: the proxy can log the `X-Request-Id` Palisade answers.
+pub fn drop_client_request_id(mut request: Request) -> Request {
+    request.headers_mut().remove(REQUEST_ID);
+    request
+}
+
+/// The header carrying the request id, set on every response.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The span every request runs in: its id, method, path and matched route. Every line logged while
+/// handling the request carries them. The query string is left out (it is the client's, and
+/// nothing Palisade serves needs it to find a request in the log).
+pub fn request_span(request: &Request) -> Span {
+    let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    tracing::info_span!(
+        "request",
+        request.id = %id,
+        http.method = %request.method(),
+        http.path = %request.uri().path(),
+        http.route = %route,
+    )
+}
+
+/// The one line per request, in its span: status and latency.
+pub fn log_response(response: &Response, latency: Duration, _span: &Span) {
+    tracing::info!(http.status = response.status().as_u16(), duration_ms = latency.as_secs_f64() * 1000.0, "request");
+}
+
+/// A response body that failed while streaming (a 5xx status is not a failure here: the handler
+/// logged its cause already, and the request's line has the status).
+pub fn log_failure(failure: ServerErrorsFailureClass, latency: Duration, _span: &Span) {
+    if let ServerErrorsFailureClass::Error(error) = failure {
+        tracing::warn!(error = %error, duration_ms = latency.as_secs_f64() * 1000.0, "response failed");
+    }
 }
 
 fn method_label(m: &axum::http::Method) -> &'static str {
