@@ -760,6 +760,16 @@ def test_password_reset_with_weak_password_keeps_the_token(srv, sink):
 # ---- notifications ------------------------------------------------------------------------------
 
 
+def test_mail_queued_by_a_cli_command_is_sent_before_it_exits(srv, sink):
+    """CLI commands go through the core's operations, which queue their mail in the background;
+    the process ended (and dropped the mail) before it was sent. Now the command waits for it."""
+    acct = make_account(srv, "cli-mail-heron")
+    mark = sink.mark()
+    srv.cli("token", "create", "--user", acct.name, "--description", "made at the console")
+    mail = sink.wait_for(to=acct.email, subject_contains="API token created", start=mark)
+    assert "made at the console" in mail.body
+
+
 def test_security_notifications_by_mail(srv, sink, tmp_path):
     project = "lanternfishery"
     start = sink.mark()

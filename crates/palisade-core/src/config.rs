@@ -525,7 +525,10 @@ impl Config {
                 Err(e) => {
                     let key = e.path().to_string();
                     let source = from_env.iter().find(|(k, _)| *k == key).map(|(_, var)| format!(" (from {var})")).unwrap_or_default();
-                    errors.push(format!("{key}{source}: {}", e.inner().message()));
+                    // serde's message quotes the value it refused; a secret's value is not repeated.
+                    let message =
+                        if SECRET_KEYS.contains(&key.as_str()) { "expected a string".to_string() } else { e.inner().message().to_string() };
+                    errors.push(format!("{key}{source}: {message}"));
                     if !remove_at(&mut value, e.path()) {
                         break None;
                     }
@@ -632,6 +635,9 @@ impl Config {
 
 /// A TOML syntax error by line and column, without the excerpt of the line that toml's own
 /// message shows: that line may hold the SMTP password.
+/// Keys whose values are secrets, never repeated in an error.
+const SECRET_KEYS: &[&str] = &["smtp.password"];
+
 fn syntax_error(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim_end();
     let Some(before) = e.span().and_then(|span| text.get(..span.start)) else {

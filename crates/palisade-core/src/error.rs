@@ -21,9 +21,6 @@ pub enum Error {
     /// What the request creates exists already (HTTP 409).
     #[error("{0}")]
     Exists(String),
-    /// The input is larger than this instance accepts (HTTP 413).
-    #[error("{0}")]
-    TooLarge(String),
     /// A part the operation needs is down (the scanner; HTTP 503).
     #[error("{0}")]
     Unavailable(String),
@@ -45,9 +42,6 @@ pub fn forbidden(message: impl Into<String>) -> Error {
 }
 pub fn not_found(message: impl Into<String>) -> Error {
     Error::NotFound(message.into())
-}
-pub fn too_large(message: impl Into<String>) -> Error {
-    Error::TooLarge(message.into())
 }
 /// An unexpected failure; the cause is kept for the log.
 pub fn internal(err: impl std::fmt::Display) -> Error {

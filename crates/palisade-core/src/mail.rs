@@ -15,11 +15,13 @@ use crate::config::{SmtpConfig, SmtpSecurity};
 pub struct Mailer {
     transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
     from: Option<Mailbox>,
+    /// The sends in flight, so that a short-lived process (a CLI command) can wait for them.
+    sending: tokio_util::task::TaskTracker,
 }
 
 impl Mailer {
     pub fn new(config: &SmtpConfig) -> anyhow::Result<Self> {
-        let Some(host) = &config.host else { return Ok(Self { transport: None, from: None }) };
+        let Some(host) = &config.host else { return Ok(Self { transport: None, from: None, sending: Default::default() }) };
         let mut builder = match config.security {
             SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)?,
             SmtpSecurity::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)?,
@@ -30,7 +32,18 @@ impl Mailer {
             builder = builder.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
         }
         let from: Mailbox = config.from.parse().map_err(|e| anyhow::anyhow!("smtp.from {:?}: {e}", config.from))?;
-        Ok(Self { transport: Some(builder.build()), from: Some(from) })
+        Ok(Self { transport: Some(builder.build()), from: Some(from), sending: Default::default() })
+    }
+
+    /// Waits, at most `limit`, for the mail queued so far to be handed to the SMTP server. A
+    /// server sends in the background and never needs this; a CLI command calls it before the
+    /// process ends, which would otherwise drop the mail its operation queued.
+    pub async fn flush(&self, limit: Duration) {
+        self.sending.close();
+        if tokio::time::timeout(limit, self.sending.wait()).await.is_err() {
+            tracing::warn!(count = self.sending.len(), "mail still being sent when the command ended; it was not sent");
+        }
+        self.sending.reopen();
     }
 
     pub fn enabled(&self) -> bool {
@@ -58,7 +71,7 @@ impl Mailer {
             }
         };
         let subject = subject.to_string();
-        tokio::spawn(async move {
+        self.sending.spawn(async move {
             match transport.send(message).await {
                 Ok(_) => tracing::info!(mail.subject = %subject, "mail sent"),
                 Err(e) => tracing::error!(error = %e, mail.subject = %subject, "mail could not be sent"),

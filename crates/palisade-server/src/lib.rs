@@ -24,7 +24,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 use tower_http::trace::TraceLayer;
 
@@ -86,11 +86,6 @@ impl AppState {
         })
     }
 
-    /// Drops the cached pages of a project after a change made outside the upload path.
-    pub fn invalidate(&self, project: &str) {
-        self.core.changed(project);
-    }
-
     /// The base of every absolute URL Palisade writes (the JSON API, links in mail): `public_url`,
     /// or without it the address the server listens on. Never the request's `Host` header:
     /// anyone can send `Host: evil.example`, and the answers are cached and shared.
@@ -130,7 +125,7 @@ pub fn router(state: AppState) -> Router {
                     header::SET_COOKIE,
                 ]))
                 .map_request(ops::drop_client_request_id)
-                .layer(SetRequestIdLayer::new(ops::REQUEST_ID, MakeRequestUuid))
+                .layer(SetRequestIdLayer::new(ops::REQUEST_ID, ops::RequestIds::new()))
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(ops::request_span)

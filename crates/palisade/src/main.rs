@@ -145,7 +145,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         return serve::run(config).await;
     }
     let core = Core::open(config.clone()).await.with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
-    match cli.command {
+    let result = match cli.command {
         Command::User(cmd) => user::run(&core, cmd).await,
         Command::Token(cmd) => token::run(&core, cmd).await,
         Command::Role(cmd) => role::run(&core, cmd).await,
@@ -160,7 +160,11 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Serve { .. } | Command::Scan(_) | Command::Inspect { .. } | Command::Rules(_) => {
             unreachable!("handled before the data directory is opened")
         }
-    }
+    };
+    // Operations queue mail (a new token, a changed role) in the background: send it before the
+    // process ends.
+    core.mailer.flush(std::time::Duration::from_secs(30)).await;
+    result
 }
 
 fn report(e: anyhow::Error) -> ExitCode {

@@ -17,7 +17,11 @@ const MAX_NOTE_CHARS: usize = 2000;
 pub async fn release(core: &Core, actor: &Actor, filename: &str, note: Option<&str>) -> Result<()> {
     let note = note.map(|n| n.chars().take(MAX_NOTE_CHARS).collect::<String>());
     core.db.release_file(filename, &actor.name, note.as_deref()).await?;
-    let file = core.db.file(filename).await?;
+    // The release is done; a failure to read the file back only costs the event its project.
+    let file = core.db.file(filename).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, file.filename = %filename, "released file could not be read back");
+        None
+    });
     if let Some(f) = &file {
         core.changed(&f.project);
     }

@@ -478,3 +478,11 @@ fn disclosure_key_ttl_is_bounded() {
     let err = Config::load(&partner("keys_ttl_secs = 0\n"), |_| None).unwrap_err().to_string();
     assert!(err.contains("disclosure partner \"p\": keys_ttl_secs = 0: expected 1 to 86400 seconds"), "{err}");
 }
+
+/// A secret given with the wrong type was quoted back in the error, on the terminal and in logs.
+#[test]
+fn a_mistyped_smtp_password_is_not_repeated_in_the_error() {
+    let err = Config::load("[smtp]\npassword = 123456789\n", |_| None).unwrap_err().to_string();
+    assert!(err.contains("smtp.password"), "{err}");
+    assert!(!err.contains("123456789"), "{err}");
+}

@@ -44,7 +44,14 @@ impl Caller {
         let Some(value) = &self.authorization else {
             return Err(unauthorized("authentication required: upload with username __token__ and an API token as the password"));
         };
-        check(&state.db, value).await.map_err(|e| invalid_secret(state, &self.client, e))
+        check(&state.db, value).await.map_err(|e| {
+            // A refused credential counts as a guess; a failure of the server's own does not.
+            if e.status == axum::http::StatusCode::UNAUTHORIZED || e.status == axum::http::StatusCode::FORBIDDEN {
+                invalid_secret(state, &self.client, e)
+            } else {
+                e
+            }
+        })
     }
 
     /// A login session and its user: account management is not delegated to API tokens.
