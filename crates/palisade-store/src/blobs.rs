@@ -70,6 +70,9 @@ pub struct StoredBlob {
     dest: PathBuf,
     sha256: String,
     store: BlobStore,
+    /// Whether this upload linked the blob itself (and synced its folder). If another upload of
+    /// the same bytes did, that one may not have synced yet: `ensure_in_place` syncs for it.
+    placed: bool,
 }
 
 impl StoredBlob {
@@ -87,7 +90,14 @@ impl StoredBlob {
     /// where no removal can run, so what it finds holds until the commit.
     pub(crate) async fn ensure_in_place(&self) -> Result<bool, StoreError> {
         match tokio::fs::metadata(&self.dest).await {
-            Ok(m) if m.is_file() => Ok(false),
+            Ok(m) if m.is_file() => {
+                if !self.placed
+                    && let Some(dir) = self.dest.parent()
+                {
+                    sync_dir(dir).await?;
+                }
+                Ok(false)
+            }
             Ok(_) => Err(StoreError::io(&self.dest, std::io::Error::other("the blob path is not a file"))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.store.place(&self.temp.path, &self.dest).await?;
@@ -166,21 +176,32 @@ impl BlobStore {
     pub async fn persist(&self, mut temp: TempBlob, sha256: &str) -> Result<StoredBlob, StoreError> {
         temp.sync().await?;
         let dest = self.path_for(sha256);
-        if !dest.is_file() {
+        let placed = !dest.is_file();
+        if placed {
             self.place(&temp.path, &dest).await?;
         }
-        Ok(StoredBlob { temp, dest, sha256: sha256.to_string(), store: self.clone() })
+        Ok(StoredBlob { temp, dest, sha256: sha256.to_string(), store: self.clone(), placed })
     }
 
     /// Puts the synced file `src` at `dest` as a second link to the same bytes (or, where the
     /// filesystem has no hard links, as a synced copy renamed into place), and syncs the folder.
     async fn place(&self, src: &Path, dest: &Path) -> Result<(), StoreError> {
         let dir = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
-        tokio::fs::create_dir_all(&dir).await.map_err(|e| StoreError::io(&dir, e))?;
+        if !dir.is_dir() {
+            tokio::fs::create_dir_all(&dir).await.map_err(|e| StoreError::io(&dir, e))?;
+            // New folders (`ab/`, `ab/cd/`) must survive a crash too: sync each parent up to the root.
+            let mut child = dir.as_path();
+            while child != self.root.as_path()
+                && let Some(parent) = child.parent()
+            {
+                sync_dir(parent).await?;
+                child = parent;
+            }
+        }
         match tokio::fs::hard_link(src, dest).await {
             Ok(()) => {}
-            // Another upload of the same bytes placed it first.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            // Another upload of the same bytes placed it first; its link may not be synced yet.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(_) => {
                 let mut copy = self.create_temp().await?;
                 let mut from = tokio::fs::File::open(src).await.map_err(|e| StoreError::io(src, e))?;
