@@ -14,9 +14,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -26,9 +28,6 @@ use crate::http::auth::Client;
 use crate::http::error::{ApiError, ApiResult, bad_request, forbidden};
 use palisade_core::config::DisclosurePartner;
 use palisade_core::events::record;
-
-use axum::Router;
-use axum::routing::post;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/_/secrets/disclose-token", post(disclose))

@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 
 use axum::Json;
+use axum::Router;
 use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
 use bytes::Bytes;
 use palisade_store::{Role, ScanReportRow};
 use serde_json::{Value, json};
@@ -19,9 +21,6 @@ use crate::AppState;
 use crate::http::auth::{Caller, Principal};
 use crate::http::error::{ApiResult, bad_request, internal, not_found};
 use crate::pypi::render::upload_time;
-
-use axum::Router;
-use axum::routing::{get, post};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

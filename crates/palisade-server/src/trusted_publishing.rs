@@ -20,9 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use bytes::Bytes;
 use palisade_auth::JwkSet;
 use palisade_auth::PublisherSpec;
@@ -33,9 +35,6 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::http::auth::Client;
 use palisade_core::events::record;
-
-use axum::Router;
-use axum::routing::{get, post};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/_/oidc/audience", get(audience)).route("/_/oidc/mint-token", post(mint_token))
