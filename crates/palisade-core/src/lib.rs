@@ -1,12 +1,13 @@
 //! Palisade's rules, free of any protocol and of SQL: who may do what ([`access`]), the
-//! publishing pipeline ([`publish`]), the administrator's operations ([`admin`]), the scanner's
-//! policy ([`scanning`]), the security event log ([`events`]), mail ([`mail`]) and the typed
-//! configuration ([`config`]). The HTTP server and the CLI both call these, so a rule, an event
+//! publishing pipeline ([`publish`]) over an [`ecosystem`] (Python's is [`pypi`]), the
+//! administrator's operations ([`admin`]), the scanner's policy ([`scanning`]), the security
+//! event log ([`events`]), mail ([`mail`]) and the typed configuration ([`config`]). The HTTP server and the CLI both call these, so a rule, an event
 //! or a message is the same whichever way an operation arrives.
 
 pub mod access;
 pub mod admin;
 pub mod config;
+pub mod ecosystem;
 pub mod error;
 pub mod events;
 pub mod mail;

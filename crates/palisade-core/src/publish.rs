@@ -1,53 +1,31 @@
 //! The publishing pipeline: authorize, validate, scan, decide, store, publish, record, notify.
 //!
-//! A protocol layer (twine's form today) receives the file into a [`TempBlob`] while hashing it,
-//! and hands [`Core::publish`] an [`Upload`]: the file, its parsed name, and what the client
-//! claimed about it. From there every rule is here, in this order: the cheap checks (claims
-//! against the filename and the digests, the project's state, permission, filename reuse) come
-//! before the archive is opened; the scanner's verdict comes before anything is stored; the blob
-//! is in place before the transaction that makes it visible. Any failure drops the temporary
-//! blob, so a refused upload leaves nothing behind.
+//! A protocol layer (twine's form today) receives the file into a temporary blob while hashing it,
+//! and hands [`Core::publish`] an [`Upload`]: the file, its identity parsed from its name, and
+//! what the client claimed about it. From there every rule is here, in this order: the cheap
+//! checks (claims against the filename and the digests, the project's state, permission, filename
+//! reuse) come before the archive is opened; the scanner's verdict comes before anything is
+//! stored; the blob is in place before the transaction that makes it visible. Any failure drops
+//! the temporary blob, so a refused upload leaves nothing behind.
 //!
-//! What is Python's is in [`crate::pypi`] (the filename grammar and the core metadata read from
-//! inside the archive); another ecosystem's registry would bring its own reader and go through
-//! the same steps.
+//! The pipeline is generic over the [`Ecosystem`]: what is Python's (the filename grammar, twine's
+//! claims, the core metadata, which spellings name the same file) is in [`crate::pypi`]; another
+//! ecosystem's registry brings its own implementation and goes through the same steps.
 
-use palisade_dist::{Digests, DistFilename};
-use palisade_store::{NewFile, Project, PublishOutcome, Reservation, StoreError, TempBlob};
+use palisade_store::{NewFile, Project, PublishOutcome, StoreError};
 
 use crate::access::{Action, Credential, Origin, Principal, authorize, check_policy, publisher_for};
 use crate::config::TyposquatAction;
+use crate::ecosystem::Ecosystem;
+pub use crate::ecosystem::Received;
 use crate::error::{Error, Result, forbidden, internal, invalid};
 use crate::scanning::{self, Outcome};
 use crate::{Core, mail};
 
-/// A file as it arrived: on disk in a temporary blob, with its digests and size.
-pub struct Received {
-    /// The name the client gave it, already checked to be a bare filename.
-    pub filename: String,
-    pub dist: DistFilename,
-    pub blob: TempBlob,
-    pub digests: Digests,
-    pub size: u64,
-}
-
-/// What the client said about the file. Each claim that is present must agree with the file.
-#[derive(Clone, Debug, Default)]
-pub struct Claims {
-    pub name: Option<String>,
-    pub version: Option<String>,
-    /// `sdist` or `bdist_wheel`.
-    pub filetype: Option<String>,
-    pub sha256: Option<String>,
-    pub blake2_256: Option<String>,
-    /// Hex, or URL-safe base64 without padding (what PyPI's form documents).
-    pub md5: Option<String>,
-}
-
 /// One upload, ready for the pipeline.
-pub struct Upload {
-    pub file: Received,
-    pub claims: Claims,
+pub struct Upload<E: Ecosystem> {
+    pub file: Received<E::File>,
+    pub claims: E::Claims,
 }
 
 /// What publishing did.
@@ -75,12 +53,13 @@ impl Core {
     }
 
     /// Runs the pipeline on `upload`, on behalf of `principal` calling from `origin`.
-    pub async fn publish(&self, principal: Principal, origin: &Origin, upload: Upload) -> Result<Published> {
+    pub async fn publish<E: Ecosystem>(&self, principal: Principal, origin: &Origin, upload: Upload<E>) -> Result<Published> {
         self.may_upload(&principal)?;
         let Upload { file, claims } = upload;
-        check_claims(&claims, &file)?;
+        E::check_claims(&claims, &file)?;
         let filename = file.filename.clone();
-        let normalized = file.dist.normalized_name.clone();
+        let normalized = E::project(&file.file).to_string();
+        let identity = E::reservation_key(&file.file);
 
         // Permission and reuse, before the (more expensive) archive read.
         let project = self.db.project(&normalized).await?;
@@ -93,15 +72,14 @@ impl Core {
         let principal = self.bind_publisher(principal, project.as_ref(), &normalized).await?;
         // Reuse: the same spelling, or another spelling of the same file (same project, version
         // and tags), reserved by an earlier upload, even a removed one.
-        if let Some(r) = self.db.reservation(&filename).await? {
+        if let Some(r) = self.db.reservation(&filename, &identity).await? {
             if r.filename == filename && r.sha256 == file.digests.sha256 && r.live {
                 return Ok(Published::Identical);
             }
-            return Err(file_exists(&filename, &file.digests.blake2b_256, &r));
+            return Err(E::reused(&filename, &file.digests, &r));
         }
 
-        let (max_uncompressed, max_description) = (self.config.max_uncompressed_bytes, self.config.max_description_bytes);
-        let metadata = crate::pypi::read_metadata(file.blob.path(), &file.dist, &filename, max_uncompressed, max_description).await?;
+        let described = E::describe(self, &file).await?;
 
         // Scan before anything becomes visible.
         let (quarantined, scan) = match self.judge(&file, &normalized, project.is_none(), &principal).await? {
@@ -112,21 +90,22 @@ impl Core {
         let new = NewFile {
             // A project created by a file held for review is listed under its normalized name,
             // not under a spelling taken from that file.
-            project_name: if quarantined { normalized.clone() } else { metadata.name.clone() },
+            project_name: if quarantined { normalized.clone() } else { described.name },
             normalized: normalized.clone(),
-            version: metadata.version.clone(),
-            canonical_version: metadata.canonical_version.clone(),
-            metadata_json: metadata.fields_json.clone(),
-            requires_python: metadata.requires_python.clone(),
+            version: described.version,
+            canonical_version: described.canonical_version,
+            metadata_json: described.fields_json,
+            requires_python: described.requires,
             filename: filename.clone(),
-            packagetype: file.dist.kind.filetype().to_string(),
-            python_version: file.dist.pyversion().to_string(),
+            identity,
+            packagetype: described.kind,
+            python_version: described.target,
             size: file.size as i64,
             sha256: file.digests.sha256.clone(),
             blake2b_256: file.digests.blake2b_256.clone(),
             md5: file.digests.md5.clone(),
-            metadata_sha256: palisade_dist::sha256_hex(&metadata.raw),
-            core_metadata: metadata.raw,
+            metadata_sha256: palisade_dist::sha256_hex(&described.metadata),
+            core_metadata: described.metadata,
             uploader_id: principal.user_id,
             publisher_id: match principal.credential {
                 Credential::Publisher { publisher_id, .. } => Some(publisher_id),
@@ -137,7 +116,7 @@ impl Core {
             status: if quarantined { "quarantined" } else { "published" }.to_string(),
             scan,
         };
-        let outcome = self.store(file, &new).await?;
+        let outcome = self.store::<E>(file, &new).await?;
         self.changed(&normalized);
         if let PublishOutcome::Published { created_project: true, .. } = outcome {
             self.scan.project_created(&normalized).await;
@@ -179,9 +158,9 @@ impl Core {
 
     /// Scans the file and applies the policy. `None` when scanning is off; a refusal is recorded
     /// and returned as the error.
-    async fn judge(
+    async fn judge<F>(
         &self,
-        file: &Received,
+        file: &Received<F>,
         normalized: &str,
         new_project: bool,
         principal: &Principal,
@@ -220,8 +199,8 @@ impl Core {
     }
 
     /// Puts the blob in place, then commits the file.
-    async fn store(&self, file: Received, new: &NewFile) -> Result<PublishOutcome> {
-        let sha = file.digests.sha256.clone();
+    async fn store<E: Ecosystem>(&self, file: Received<E::File>, new: &NewFile) -> Result<PublishOutcome> {
+        let (sha, digests) = (file.digests.sha256.clone(), file.digests.clone());
         let existed = self.blobs.exists(&sha);
         // Holds this upload's own link to the bytes until the publishing transaction is over, so
         // a removal of the same bytes racing with it cannot leave the file without them.
@@ -234,7 +213,7 @@ impl Core {
                     let _ = self.db.remove_blob_if_unreferenced(&self.blobs, &sha).await;
                 }
                 Err(match e {
-                    StoreError::Reserved(r) => file_exists(&new.filename, &new.blake2b_256, &r),
+                    StoreError::Reserved(r) => E::reused(&new.filename, &digests, &r),
                     other => other.into(),
                 })
             }
@@ -281,69 +260,5 @@ impl Core {
     }
 }
 
-/// The form must describe the same file the filename names, and carry a digest that matches.
-fn check_claims(claims: &Claims, file: &Received) -> Result<()> {
-    let (dist, filename) = (&file.dist, &file.filename);
-    if let Some(filetype) = &claims.filetype
-        && filetype != dist.kind.filetype()
-    {
-        return Err(invalid(format!("filetype {filetype:?} does not match {filename:?}, which is a {}", dist.kind.filetype())));
-    }
-    if let Some(name) = &claims.name
-        && palisade_dist::normalize(name) != dist.normalized_name
-    {
-        return Err(invalid(format!("the form's name {name:?} does not match the filename {filename:?}")));
-    }
-    if let Some(version) = &claims.version {
-        let same = palisade_dist::parse_version(version).is_ok_and(|v| v == dist.version);
-        if !same {
-            return Err(invalid(format!("the form's version {version:?} does not match the filename {filename:?}")));
-        }
-    }
-    check_digests(claims, &file.digests, filename)
-}
-
-fn check_digests(claims: &Claims, d: &Digests, filename: &str) -> Result<()> {
-    if claims.sha256.is_none() && claims.blake2_256.is_none() && claims.md5.is_none() {
-        return Err(invalid("the upload carries no digest: send sha256_digest (twine does)"));
-    }
-    let mismatch = |what: &str, sent: &str, actual: &str| {
-        invalid(format!(
-            "the {what} sent ({sent}) does not match the uploaded file {filename:?} ({actual}); the file was corrupted in transit or the digest is wrong"
-        ))
-    };
-    if let Some(s) = &claims.sha256
-        && !s.eq_ignore_ascii_case(&d.sha256)
-    {
-        return Err(mismatch("sha256_digest", s, &d.sha256));
-    }
-    if let Some(b) = &claims.blake2_256
-        && !b.eq_ignore_ascii_case(&d.blake2b_256)
-    {
-        return Err(mismatch("blake2_256_digest", b, &d.blake2b_256));
-    }
-    if let Some(m) = &claims.md5 {
-        let b64 = d.md5_urlsafe_b64();
-        if *m != b64 && !m.eq_ignore_ascii_case(&d.md5) {
-            return Err(mismatch("md5_digest", m, &b64));
-        }
-    }
-    Ok(())
-}
-
-/// The answer to a reserved filename. twine's `--skip-existing` recognises "File already exists".
-fn file_exists(filename: &str, blake2: &str, r: &Reservation) -> Error {
-    if r.filename == filename {
-        return invalid(format!(
-            "File already exists ({filename:?}, with blake2_256 hash {blake2:?}). Filenames are never reused, even after a file is removed; upload a new version instead."
-        ));
-    }
-    let existing = &r.filename;
-    let (has, what) = if r.live { ("already has", "") } else { ("had", ", since removed; its name stays reserved") };
-    let same = if filename.ends_with(".whl") { "for the same tags" } else { "as its sdist" };
-    invalid(format!(
-        "File already exists: this release {has} {existing:?} {same}{what}, and {filename:?} is another spelling of the same file \
-         (installers compare the normalized project name, the version, the build tag and the tags). A file is never replaced; \
-         upload a new version (or, for a wheel, a new build tag) instead."
-    ))
-}
+#[cfg(test)]
+mod tests;

@@ -37,6 +37,9 @@ pub struct NewFile {
     pub metadata_json: String,
     pub requires_python: Option<String>,
     pub filename: String,
+    /// What the filename reserves beyond its own spelling, from the file's ecosystem: another
+    /// spelling with the same identity names the same file to an installer.
+    pub identity: String,
     pub packagetype: String,
     pub python_version: String,
     pub size: i64,
@@ -325,10 +328,10 @@ impl Db {
         Ok(row.map(|r| r.get(0)))
     }
 
-    /// What reserves `filename`, if anything: the same spelling, or another spelling of the same
-    /// file (see `DistFilename::identity`), live or removed.
-    pub async fn reservation(&self, filename: &str) -> Result<Option<Reservation>, StoreError> {
-        reservation(&self.reader, filename).await
+    /// What reserves `filename`, if anything: the same spelling, or another spelling with the
+    /// same `identity` (the file's ecosystem says what that is), live or removed.
+    pub async fn reservation(&self, filename: &str, identity: &str) -> Result<Option<Reservation>, StoreError> {
+        reservation(&self.reader, filename, identity).await
     }
 
     pub async fn role(&self, project_id: i64, user_id: i64) -> Result<Option<Role>, StoreError> {
@@ -434,9 +437,8 @@ impl Db {
             let e = std::io::Error::other(format!("the stored blob is not the bytes of {:?} (sha256 {})", f.filename, f.sha256));
             return Err(StoreError::io(blob.path(), e));
         }
-        let identity = identity_of(&f.filename).ok_or_else(|| StoreError::Conflict(format!("invalid filename {:?}", f.filename)))?;
         let mut tx = self.begin().await?;
-        if let Some(r) = reservation(&mut *tx, &f.filename).await? {
+        if let Some(r) = reservation(&mut *tx, &f.filename, &f.identity).await? {
             if r.filename == f.filename && r.sha256 == f.sha256 && r.live {
                 return Ok(PublishOutcome::Identical);
             }
@@ -608,7 +610,7 @@ impl Db {
             .bind(project.id)
             .bind(&f.sha256)
             .bind(now)
-            .bind(&identity)
+            .bind(&f.identity)
             .execute(&mut *tx)
             .await?;
         let action = if f.status == "quarantined" { format!("quarantine file {}", f.filename) } else { format!("add file {}", f.filename) };
@@ -849,19 +851,21 @@ impl Db {
     }
 }
 
-/// A filename's identity, `None` if it is not a distribution filename.
+/// The identity of a Python distribution's filename: only for filenames reserved before
+/// migration 0004, which were all Python's; `None` if it is not a distribution filename. New
+/// files bring their identity from their ecosystem.
 fn identity_of(filename: &str) -> Option<String> {
     palisade_dist::DistFilename::parse(filename).ok().map(|d| d.identity())
 }
 
 /// The reservation of `filename` or of its identity; the exact spelling first.
-async fn reservation<'e>(db: impl sqlx::SqliteExecutor<'e>, filename: &str) -> Result<Option<Reservation>, StoreError> {
+async fn reservation<'e>(db: impl sqlx::SqliteExecutor<'e>, filename: &str, identity: &str) -> Result<Option<Reservation>, StoreError> {
     Ok(sqlx::query_as::<_, Reservation>(
         "SELECT n.filename, n.sha256, EXISTS (SELECT 1 FROM files f WHERE f.filename = n.filename) AS live \
          FROM filenames n WHERE n.filename = ? OR n.identity = ? ORDER BY n.filename = ? DESC LIMIT 1",
     )
     .bind(filename)
-    .bind(identity_of(filename))
+    .bind(identity)
     .bind(filename)
     .fetch_optional(db)
     .await?)

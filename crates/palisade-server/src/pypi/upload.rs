@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use palisade_core::publish::{Claims, Published, Received, Upload};
+use palisade_core::publish::{Published, Received, Upload};
+use palisade_core::pypi::{Claims, Python};
 use palisade_dist::{DistFilename, Hasher};
 use tokio::io::AsyncWriteExt;
 
@@ -40,7 +41,7 @@ async fn next<T>(fut: impl std::future::Future<Output = Result<T, axum::extract:
 /// twine's form: text fields, and the file, received into a temporary blob.
 struct Form {
     fields: HashMap<String, Vec<String>>,
-    content: Option<Received>,
+    content: Option<Received<DistFilename>>,
 }
 
 impl Form {
@@ -108,7 +109,7 @@ async fn handle(state: &AppState, caller: &Caller, request: Request) -> ApiResul
         return Err(bad_request("the upload has no 'content' file field"));
     };
     let size = file.size;
-    let published = state.publish(principal, &caller.client, Upload { file, claims }).await?;
+    let published = state.publish(principal, &caller.client, Upload::<Python> { file, claims }).await?;
     Ok((published, size))
 }
 
@@ -158,7 +159,7 @@ async fn read_form(state: &AppState, mut multipart: Multipart, max: u64) -> ApiR
             // so every byte must have reached the file first.
             blob.file.flush().await.map_err(internal)?;
             let size = hasher.len();
-            form.content = Some(Received { filename, dist, blob, digests: hasher.finish(), size });
+            form.content = Some(Received { filename, file: dist, blob, digests: hasher.finish(), size });
         } else {
             let mut value = Vec::new();
             while let Some(chunk) = next(field.chunk()).await? {

@@ -13,6 +13,11 @@ async fn stored(blobs: &BlobStore, sha: &str) -> StoredBlob {
     blobs.persist(t, sha).await.unwrap()
 }
 
+/// What reserves `filename` (a Python distribution's) in `db`.
+async fn reserved_by(db: &Db, filename: &str) -> Option<Reservation> {
+    db.reservation(filename, &identity_of(filename).unwrap()).await.unwrap()
+}
+
 fn new_file(filename: &str, sha: &str, user: &User) -> NewFile {
     let sdist = filename.ends_with(".tar.gz");
     NewFile {
@@ -23,6 +28,7 @@ fn new_file(filename: &str, sha: &str, user: &User) -> NewFile {
         metadata_json: "{}".into(),
         requires_python: None,
         filename: filename.into(),
+        identity: identity_of(filename).unwrap(),
         packagetype: if sdist { "sdist" } else { "bdist_wheel" }.into(),
         python_version: if sdist { "source" } else { "py3" }.into(),
         size: 3,
@@ -69,14 +75,14 @@ async fn publish_rules() {
     second.version = "1.0.0".into();
     let reserved = Reservation { filename: "demo-1.0.tar.gz".into(), sha256: "s4".into(), live: true };
     assert_eq!(publish(&db, &blobs, &second).await.unwrap_err().to_string(), StoreError::Reserved(reserved.clone()).to_string());
-    assert_eq!(db.reservation("demo-1.0.0.tar.gz").await.unwrap(), Some(reserved));
+    assert_eq!(reserved_by(&db, "demo-1.0.0.tar.gz").await, Some(reserved));
 
     // Removal keeps the name, and every other spelling of the file, reserved forever.
     assert!(db.remove_file(&blobs, "demo-1.0.tar.gz", "admin").await.unwrap());
     assert!(db.file("demo-1.0.tar.gz").await.unwrap().is_none());
     assert!(matches!(publish(&db, &blobs, &new_file("demo-1.0.tar.gz", "s4", &alice)).await, Err(StoreError::Reserved(_))));
     let removed = Reservation { filename: "demo-1.0.tar.gz".into(), sha256: "s4".into(), live: false };
-    assert_eq!(db.reservation("demo-1.0.0.tar.gz").await.unwrap(), Some(removed));
+    assert_eq!(reserved_by(&db, "demo-1.0.0.tar.gz").await, Some(removed));
     match publish(&db, &blobs, &second).await {
         Err(StoreError::Reserved(r)) => assert_eq!((r.filename.as_str(), r.live), ("demo-1.0.tar.gz", false)),
         other => panic!("{other:?}"),
@@ -85,11 +91,11 @@ async fn publish_rules() {
     // Other spellings of a wheel: same identity, refused even with the same bytes; the exact
     // spelling wins the lookup. A wheel with other tags is another file.
     for other in ["Demo-1.0-py3-none-any.whl", "demo-1.0.0-py3-none-any.whl", "demo-1-PY3-none-any.whl"] {
-        let r = db.reservation(other).await.unwrap().expect(other);
+        let r = reserved_by(&db, other).await.expect(other);
         assert_eq!((r.filename.as_str(), r.live), ("demo-1.0-py3-none-any.whl", true), "{other}");
         assert!(matches!(publish(&db, &blobs, &new_file(other, "s1", &alice)).await, Err(StoreError::Reserved(_))), "{other}");
     }
-    assert_eq!(db.reservation("demo-1.0-py2.py3-none-any.whl").await.unwrap(), None);
+    assert_eq!(reserved_by(&db, "demo-1.0-py2.py3-none-any.whl").await, None);
 
     // Yank a whole release, then one file back.
     assert_eq!(db.set_yanked("demo", "1.0.0", None, true, Some("broken"), "alice").await.unwrap(), 2);
@@ -156,9 +162,9 @@ async fn identities_are_backfilled_at_open() {
     drop(db);
     let db = Db::open(dir.path()).await.unwrap();
     assert_eq!(identities(db.clone()).await, expected);
-    let r = db.reservation("demo-1-py3-none-any.whl").await.unwrap().unwrap();
+    let r = reserved_by(&db, "demo-1-py3-none-any.whl").await.unwrap();
     assert_eq!(r.filename, "demo-1.0-py3-none-any.whl");
-    assert_eq!(db.reservation("Demo-1.0.0-py3-none-any.whl").await.unwrap().unwrap().filename, "Demo-1.0.0-py3-none-any.whl");
+    assert_eq!(reserved_by(&db, "Demo-1.0.0-py3-none-any.whl").await.unwrap().filename, "Demo-1.0.0-py3-none-any.whl");
 }
 
 #[tokio::test]
