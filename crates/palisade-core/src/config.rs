@@ -7,10 +7,11 @@
 //! `config/tests.rs` keep both in step with the types here.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use palisade_auth::Secret;
 use palisade_scan::Verdict;
+use palisade_store::{BucketConfig, Storage};
 use serde::{Deserialize, Serialize};
 
 pub mod env;
@@ -104,6 +105,8 @@ pub struct Config {
     /// (`X-Forwarded-For`: its last entry is used). Without it, the TCP peer is the client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ip_header: Option<String>,
+    /// Where the files' bytes are kept: a folder (the default) or an S3-compatible bucket.
+    pub storage: StorageConfig,
     /// Malware scanning of uploads.
     pub scan: ScanPolicy,
     /// Accounts, login and the two-factor policy.
@@ -188,6 +191,92 @@ impl HttpConfig {
 const MAX_HTTP_TIMEOUT_SECS: u64 = 3600;
 /// More connections than one process can have file descriptors for is a typo.
 const MAX_CONNECTIONS: u64 = 1_000_000;
+
+/// Where the files' bytes are kept. The database says which files exist; this holds their bytes,
+/// addressed by sha256.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `file://PATH` or `s3://BUCKET[/PREFIX]`. Unset: the data directory's `files/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The S3 endpoint (MinIO, Ceph, R2, ...); unset: `AWS_ENDPOINT_URL`, else AWS itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Unset: `AWS_REGION` / `AWS_DEFAULT_REGION`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Unset: `AWS_ACCESS_KEY_ID` (or the instance's role).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// Unset: `AWS_SECRET_ACCESS_KEY`. Never serialized.
+    #[serde(skip_serializing)]
+    pub secret_access_key: Option<Secret>,
+    /// Allow a plain-HTTP endpoint (a private network); unset: `AWS_ALLOW_HTTP`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_http: Option<bool>,
+    /// With a bucket, answer downloads with a redirect to a presigned URL valid this many seconds
+    /// instead of streaming the bytes through the node; 0 streams.
+    pub presigned_downloads_secs: u64,
+}
+
+/// The longest presigned download: a day (S3 allows a week; a link that outlives a yank or a
+/// quarantine by longer than that is a hazard).
+pub const MAX_PRESIGNED_SECS: u64 = 24 * 3600;
+
+impl StorageConfig {
+    /// The storage the URL names, or why it names none. `data_dir` gives the default folder.
+    pub fn storage(&self, data_dir: &Path) -> Result<Storage, String> {
+        let Some(url) = self.url.as_deref() else { return Ok(Storage::Folder(data_dir.join("files"))) };
+        if let Some(path) = url.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err(format!("storage.url = {url:?}: expected file://PATH"));
+            }
+            return Ok(Storage::Folder(PathBuf::from(path)));
+        }
+        let Some(rest) = url.strip_prefix("s3://") else {
+            return Err(format!("storage.url = {url:?}: expected file://PATH or s3://BUCKET[/PREFIX]"));
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid = (3..=63).contains(&bucket.len())
+            && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid {
+            return Err(format!("storage.url = {url:?}: {bucket:?} is not a bucket name (3 to 63 lowercase letters, digits, '-' and '.')"));
+        }
+        let prefix = prefix.trim_matches('/');
+        if prefix.split('/').any(|part| part.is_empty() || part == "." || part == "..") && !prefix.is_empty() {
+            return Err(format!("storage.url = {url:?}: the prefix {prefix:?} has an empty, '.' or '..' part"));
+        }
+        let secs = self.presigned_downloads_secs;
+        Ok(Storage::Bucket(BucketConfig {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.as_ref().map(|s| s.expose().to_string()),
+            allow_http: self.allow_http,
+            presigned_downloads: (secs > 0).then(|| std::time::Duration::from_secs(secs)),
+        }))
+    }
+
+    fn validate(&self, errors: &mut Vec<String>) {
+        if let Err(e) = self.storage(Path::new("")) {
+            errors.push(e);
+        }
+        if self.presigned_downloads_secs > MAX_PRESIGNED_SECS {
+            errors.push(format!(
+                "storage.presigned_downloads_secs = {}: expected at most {MAX_PRESIGNED_SECS} (a day)",
+                self.presigned_downloads_secs
+            ));
+        }
+        if self.presigned_downloads_secs > 0 && !self.url.as_deref().is_some_and(|u| u.starts_with("s3://")) {
+            errors.push("storage.presigned_downloads_secs: presigned downloads need a bucket (storage.url = \"s3://...\")".into());
+        }
+    }
+}
 
 /// Who may do what with an account.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -475,6 +564,7 @@ impl Default for Config {
             journal_poll_ms: 500,
             sweep_young_blobs: false,
             client_ip_header: None,
+            storage: StorageConfig::default(),
             scan: ScanPolicy::default(),
             accounts: AccountPolicy::default(),
             smtp: SmtpConfig::default(),
@@ -558,6 +648,7 @@ impl Config {
         if self.journal_poll_ms == 0 {
             errors.push("journal_poll_ms must be positive".into());
         }
+        self.storage.validate(&mut errors);
         if self.scan.reuse_mib > 1 << 20 {
             errors.push(format!("scan.reuse_mib = {}: expected at most 1048576 (1 TiB)", self.scan.reuse_mib));
         }
@@ -636,7 +727,7 @@ impl Config {
 /// A TOML syntax error by line and column, without the excerpt of the line that toml's own
 /// message shows: that line may hold the SMTP password.
 /// Keys whose values are secrets, never repeated in an error.
-const SECRET_KEYS: &[&str] = &["smtp.password"];
+const SECRET_KEYS: &[&str] = &["smtp.password", "storage.secret_access_key"];
 
 fn syntax_error(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim_end();

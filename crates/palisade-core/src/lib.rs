@@ -40,10 +40,12 @@ pub struct Core {
 }
 
 impl Core {
-    /// Opens the database and blob folder under `config.data_dir`.
+    /// Opens the database under `config.data_dir` and the blobs where `storage.url` says (by
+    /// default the data directory's `files/`; a bucket is checked to exist now).
     pub async fn open(config: Config) -> anyhow::Result<Self> {
+        let storage = config.storage.storage(&config.data_dir).map_err(anyhow::Error::msg)?;
         let db = Db::open(&config.data_dir).await?;
-        let blobs = BlobStore::open(&config.data_dir)?;
+        let blobs = BlobStore::connect(&config.data_dir, &storage).await?;
         let scan = Arc::new(scanning::ScanService::new(config.scan.clone()));
         let mailer = mail::Mailer::new(&config.smtp)?;
         Ok(Self { db, blobs, config: Arc::new(config), scan, mailer, hooks: Default::default() })

@@ -201,7 +201,7 @@ impl Core {
     /// Puts the blob in place, then commits the file.
     async fn store<E: Ecosystem>(&self, file: Received<E::File>, new: &NewFile) -> Result<PublishOutcome> {
         let (sha, digests) = (file.digests.sha256.clone(), file.digests.clone());
-        let existed = self.blobs.exists(&sha);
+        let existed = self.blobs.exists(&sha).await?;
         // Holds this upload's own link to the bytes until the publishing transaction is over, so
         // a removal of the same bytes racing with it cannot leave the file without them.
         let stored = self.blobs.persist(file.blob, &sha).await?;

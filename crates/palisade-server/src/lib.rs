@@ -182,24 +182,25 @@ pub async fn serve(
 }
 
 /// Removes blobs that no file references: what a crash between "blob stored" and "transaction
-/// committed" leaves. Runs once, after start-up, off the request path; blobs younger than a
+/// committed" leaves. Runs once, after start-up, off the request path; blobs written in the last
 /// minute are left alone because an upload may be about to commit them.
 async fn sweep_orphans(state: AppState) {
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let blobs = state.blobs.clone();
-    let Ok(Ok(list)) = tokio::task::spawn_blocking(move || blobs.list()).await else { return };
+    let list = match state.blobs.list().await {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list the blobs to sweep orphans");
+            return;
+        }
+    };
     let mut removed = 0;
-    for sha in list {
-        let path = state.blobs.path_for(&sha);
-        let young = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .map(|t| t.elapsed().unwrap_or_default() < Duration::from_secs(60))
-            .unwrap_or(true);
+    for blob in list {
+        let young = blob.age < Duration::from_secs(60);
         if young && !state.config.sweep_young_blobs {
             continue;
         }
-        if let Ok(false) = state.db.blob_referenced(&sha).await
-            && let Ok(true) = state.db.remove_blob_if_unreferenced(&state.blobs, &sha).await
+        if let Ok(false) = state.db.blob_referenced(&blob.sha256).await
+            && let Ok(true) = state.db.remove_blob_if_unreferenced(&state.blobs, &blob.sha256).await
         {
             removed += 1;
         }

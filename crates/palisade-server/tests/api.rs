@@ -125,8 +125,8 @@ impl TestApp {
         std::fs::read_dir(self._dir.path().join("tmp")).unwrap().next().is_none()
     }
 
-    fn blob_count(&self) -> usize {
-        self.state.blobs.list().unwrap().len()
+    async fn blob_count(&self) -> usize {
+        self.state.blobs.list().await.unwrap().len()
     }
 }
 
@@ -275,7 +275,7 @@ async fn rejections_leave_nothing_behind() {
         assert_eq!(r.status, status, "{what}: {}", r.text());
         assert!(r.text().contains(needle), "{what}: {:?} lacks {needle:?}", r.text());
         assert!(app.tmp_is_empty(), "{what}: tmp/ not empty");
-        assert_eq!(app.blob_count(), 0, "{what}: a blob was left");
+        assert_eq!(app.blob_count().await, 0, "{what}: a blob was left");
     }
     assert_eq!(app.get("/simple/demo/", None).await.status, StatusCode::NOT_FOUND);
 }
@@ -354,7 +354,7 @@ async fn malicious_uploads_are_refused_and_recorded() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
     assert!(r.text().contains("malware scanner") && r.text().contains("py-install-download-exec"), "{}", r.text());
     assert_eq!(app.get("/simple/evil-pkg/", None).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.blob_count(), 0);
+    assert_eq!(app.blob_count().await, 0);
     assert!(app.tmp_is_empty());
     let rejected = app.state.db.rejections(10).await.unwrap();
     assert_eq!(rejected[0].filename, "evil_pkg-1.0.tar.gz");
@@ -422,7 +422,7 @@ async fn confirmed_files_are_removed_and_reserved() {
     assert_eq!(app.get("/pypi/newbeacon/json", None).await.status, StatusCode::NOT_FOUND);
     let r = api(&app, "POST", &format!("/api/quarantine/{f}/confirm"), Some(&admin_token)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(app.blob_count(), 0);
+    assert_eq!(app.blob_count().await, 0);
     let r = app.upload(Some(&owner), f, &wheel("newbeacon", "1.0", "newbeacon", "1.0"), &[]).await;
     assert!(r.text().starts_with("File already exists"), "{}", r.text());
 }

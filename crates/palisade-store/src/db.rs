@@ -435,7 +435,7 @@ impl Db {
     pub async fn publish(&self, f: &NewFile, blob: &StoredBlob) -> Result<PublishOutcome, StoreError> {
         if blob.sha256() != f.sha256 {
             let e = std::io::Error::other(format!("the stored blob is not the bytes of {:?} (sha256 {})", f.filename, f.sha256));
-            return Err(StoreError::io(blob.path(), e));
+            return Err(StoreError::io(std::path::Path::new(blob.sha256()), e));
         }
         let mut tx = self.begin().await?;
         if let Some(r) = reservation(&mut *tx, &f.filename, &f.identity).await? {

@@ -1,7 +1,7 @@
-//! Persistence for Palisade: the metadata database and the blob folder.
+//! Persistence for Palisade: the metadata database and the blobs.
 //!
-//! The database (SQLite in WAL mode) is the source of truth for what is published; the blob
-//! folder holds file contents addressed by sha256. The ordering rule that keeps the two
+//! The database (SQLite in WAL mode) is the source of truth for what is published; the blobs
+//! (a folder, or an S3-compatible bucket) hold file contents addressed by sha256. The ordering rule that keeps the two
 //! consistent: a blob is fully written and synced *before* the transaction that makes it visible
 //! commits, so a crash can leave an unreferenced blob (swept later) but never a visible file
 //! without its bytes.
@@ -11,7 +11,7 @@ mod db;
 mod error;
 mod models;
 
-pub use blobs::{BlobStore, StoredBlob, TempBlob};
+pub use blobs::{BlobInfo, BlobStore, BlobStream, BucketConfig, LocalBlob, Storage, StoredBlob, TempBlob};
 pub use db::{Db, NewFile, NewScan, PublishOutcome, now_micros};
 pub use error::StoreError;
 pub use models::*;

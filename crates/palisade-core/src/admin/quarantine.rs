@@ -57,12 +57,11 @@ pub async fn rescan(core: &Core, actor: &Actor, project: Option<&str>) -> Result
     let mut summary = RescanSummary::default();
     let files = core.db.all_files(project).await?;
     for f in files.into_iter().filter(|f| f.is_published()) {
-        let path = core.blobs.path_for(&f.sha256);
-        if !path.is_file() {
+        let Some(local) = core.blobs.local(&f.sha256).await? else {
             summary.missing_blobs.push(f.filename.clone());
             continue;
-        }
-        let report = core.scan.scan(&path, &f.filename, Vec::new()).await?;
+        };
+        let report = core.scan.scan(local.path(), &f.filename, Vec::new()).await?;
         summary.scanned += 1;
         if core.scan.decide(&report) != Outcome::Publish {
             // A file already published is held for review rather than deleted outright.

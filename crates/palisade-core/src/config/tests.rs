@@ -225,14 +225,16 @@ macro_rules! keys {
 }
 
 /// The tables (`[scan]`) inside `Config`: sections, not keys.
-const SECTIONS: &[&str] = &["scan", "accounts", "smtp", "oidc", "disclosure", "http"];
+const SECTIONS: &[&str] = &["storage", "scan", "accounts", "smtp", "oidc", "disclosure", "http"];
 
 /// Every key, with its section ("" for the top level; `disclosure.partners` for a partner's keys).
 fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
     #[rustfmt::skip]
     let lists = [
         keys!("": Config { listen, data_dir, max_upload_bytes, max_uncompressed_bytes, max_description_bytes, public_url, log,
-            journal_poll_ms, sweep_young_blobs, client_ip_header, scan, accounts, smtp, oidc, disclosure, http }),
+            journal_poll_ms, sweep_young_blobs, client_ip_header, storage, scan, accounts, smtp, oidc, disclosure, http }),
+        keys!("storage": StorageConfig { url, endpoint, region, access_key_id, secret_access_key, allow_http,
+            presigned_downloads_secs }),
         keys!("scan": ScanPolicy { enabled, quarantine_at, reject_at, suspicious_score, malicious_score, rules_dirs, popular_list,
             typosquat, reuse_mib }),
         keys!("accounts": AccountPolicy { require_2fa, require_verified_email, registration, session_hours, max_failures,
@@ -485,4 +487,42 @@ fn a_mistyped_smtp_password_is_not_repeated_in_the_error() {
     let err = Config::load("[smtp]\npassword = 123456789\n", |_| None).unwrap_err().to_string();
     assert!(err.contains("smtp.password"), "{err}");
     assert!(!err.contains("123456789"), "{err}");
+}
+
+#[test]
+fn storage_urls() {
+    let load = |toml: &str| Config::load(toml, |_| None);
+    let storage = |toml: &str| load(toml).unwrap().storage.storage(Path::new("/data")).unwrap();
+    match storage("") {
+        Storage::Folder(p) => assert_eq!(p, Path::new("/data/files")),
+        other => panic!("{other:?}"),
+    }
+    match storage("[storage]\nurl = \"file:///srv/palisade/files\"") {
+        Storage::Folder(p) => assert_eq!(p, Path::new("/srv/palisade/files")),
+        other => panic!("{other:?}"),
+    }
+    match storage("[storage]\nurl = \"s3://my-bucket.files/prod/pypi/\"\nsecret_access_key = \"s3cr3t\"\npresigned_downloads_secs = 60") {
+        Storage::Bucket(b) => {
+            assert_eq!((b.bucket.as_str(), b.prefix.as_str()), ("my-bucket.files", "prod/pypi"));
+            assert_eq!(b.secret_access_key.as_deref(), Some("s3cr3t"));
+            assert_eq!(b.presigned_downloads, Some(std::time::Duration::from_secs(60)));
+            assert!(!format!("{b:?}").contains("s3cr3t"), "the secret is redacted in Debug");
+        }
+        other => panic!("{other:?}"),
+    }
+    for (toml, want) in [
+        ("url = \"http://bucket\"", "expected file://PATH or s3://BUCKET[/PREFIX]"),
+        ("url = \"s3://Bad_Bucket\"", "is not a bucket name"),
+        ("url = \"s3://ab\"", "is not a bucket name"),
+        ("url = \"s3://bucket/a/../b\"", "has an empty, '.' or '..' part"),
+        ("url = \"file://\"", "expected file://PATH"),
+        ("presigned_downloads_secs = 60", "presigned downloads need a bucket"),
+        ("url = \"s3://bucket\"\npresigned_downloads_secs = 86401", "expected at most 86400"),
+    ] {
+        let err = load(&format!("[storage]\n{toml}")).unwrap_err().to_string();
+        assert!(err.contains(want), "{toml}: {err}");
+    }
+    // A secret that does not deserialize is not quoted back.
+    let err = load("[storage]\nsecret_access_key = 12345").unwrap_err().to_string();
+    assert!(!err.contains("12345"), "{err}");
 }

@@ -2,14 +2,12 @@
 //! `/files/<filename>.metadata`. Files are immutable, so they are cached forever and tagged with
 //! their sha256.
 
-use std::io::SeekFrom;
 use std::sync::atomic::Ordering;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::AppState;
 use crate::http::auth::Caller;
@@ -63,8 +61,15 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, c
         cache_headers(&file, resp.headers_mut());
         return Ok(resp);
     }
-    let path = state.blobs.path_for(&file.sha256);
-    let mut f = tokio::fs::File::open(&path).await.map_err(|e| internal(format!("blob {} for {name}: {e}", path.display())))?;
+    // Files a shared cache may keep can be handed out by the bucket itself, when the operator
+    // enabled it; held files always come through here, to the caller alone.
+    if public(&file)
+        && let Some(url) = state.blobs.presigned_url(&file.sha256, &file.filename).await.map_err(internal)?
+    {
+        let mut resp = (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url)]).into_response();
+        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+        return Ok(resp);
+    }
     let size = file.size as u64;
     let content_type = if name.ends_with(".whl") { "application/zip" } else { "application/gzip" };
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map_or(Range::Whole, |r| parse_range(r, size));
@@ -80,11 +85,13 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, c
         }
         Range::Whole => (StatusCode::OK, 0, size),
     };
-    if start > 0 {
-        f.seek(SeekFrom::Start(start)).await.map_err(internal)?;
-    }
+    let bytes = state
+        .blobs
+        .read(&file.sha256, (status == StatusCode::PARTIAL_CONTENT).then_some(start..start + len))
+        .await
+        .map_err(|e| internal(format!("blob {} for {name}: {e}", file.sha256)))?;
     state.metrics.download_bytes.fetch_add(len, Ordering::Relaxed);
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(f.take(len), 64 * 1024));
+    let body = Body::from_stream(bytes);
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -216,7 +216,7 @@ async fn quarantine_review() {
     // A rescan can put it back; confirming removes it for good.
     db.quarantine_file("demo-1.0-py3-none-any.whl", &scan, "rescan").await.unwrap();
     assert!(db.confirm_file(&blobs, "demo-1.0-py3-none-any.whl", "admin", None).await.unwrap());
-    assert!(!blobs.exists("s1"));
+    assert!(!blobs.exists("s1").await.unwrap());
     assert!(db.file("demo-1.0-py3-none-any.whl").await.unwrap().is_none());
     assert!(db.release_file("demo-1.0-py3-none-any.whl", "admin", None).await.is_err());
     assert_eq!(db.reports("demo-1.0-py3-none-any.whl").await.unwrap().len(), 2);
@@ -342,20 +342,20 @@ async fn removal_racing_an_upload_of_the_same_bytes_keeps_the_blob() {
     let a = stored(&blobs, sha).await;
     // Meanwhile the only file with those bytes is removed, and with it the blob.
     assert!(cli.remove_file(&blobs, "demo-1.0-py3-none-any.whl", "admin").await.unwrap());
-    assert!(!blobs.exists(sha));
+    assert!(!blobs.exists(sha).await.unwrap());
     // A commits: its transaction puts the blob back from A's own link.
     publish(&db, &blobs, &new_file("demo-1.0-py2-none-any.whl", sha, &alice)).await.unwrap();
     drop(a);
     assert!(db.file("demo-1.0-py2-none-any.whl").await.unwrap().is_some());
-    assert_eq!(std::fs::read(blobs.path_for(sha)).unwrap(), sha.as_bytes());
+    assert_eq!(std::fs::read(blobs.path_for(sha).unwrap()).unwrap(), sha.as_bytes());
 
     // The other way round, a referenced blob is never deleted (the sweep, a failed upload).
     assert!(!cli.remove_blob_if_unreferenced(&blobs, sha).await.unwrap());
-    assert!(blobs.exists(sha));
+    assert!(blobs.exists(sha).await.unwrap());
     // A blob nothing references is.
     drop(stored(&blobs, "0rphan").await);
     assert!(cli.remove_blob_if_unreferenced(&blobs, "0rphan").await.unwrap());
-    assert!(!blobs.exists("0rphan"));
+    assert!(!blobs.exists("0rphan").await.unwrap());
 }
 
 /// Issue 13: the last-owner check on a demotion ran outside the transaction (and `set_role` had

@@ -1,14 +1,16 @@
-//! The blob folder: file contents addressed by sha256, received into a temporary file in `tmp/`
-//! that is synced and then linked into place, so a blob path either holds the whole file or does
-//! not exist.
+//! Blobs: file contents addressed by sha256, in a folder on this machine (the default) or in an
+//! S3-compatible bucket ([`bucket`]). Either way a file is received into a temporary file in this
+//! node's `tmp/` while it is hashed, then synced and put in place whole: in the folder, linked
+//! to `files/ab/cd/<sha256>`, so a blob path either holds the whole file or does not exist; in a
+//! bucket, written as one object, which S3 makes visible only once complete.
 //!
-//! Two rules keep the folder consistent with the database when several processes (the server,
-//! the CLI) share one data directory:
+//! Two rules keep the blobs consistent with the database when several processes (the server,
+//! the CLI) share them:
 //!
 //! - A blob is deleted only by [`crate::Db`], inside a write transaction, after checking that no
 //!   file references it (see `Db::remove_blob_if_unreferenced`). `BlobStore` itself offers no
 //!   public way to delete one.
-//! - An upload keeps its own link to its bytes (the temporary file) until the transaction that
+//! - An upload keeps its own copy of its bytes (the temporary file) until the transaction that
 //!   publishes it has committed, and that transaction puts the blob back in place if a removal
 //!   deleted it meanwhile (see [`StoredBlob`]).
 //!
@@ -17,10 +19,18 @@
 //! (their process is gone, and the kernel dropped its lock) from the in-flight uploads of another
 //! process.
 
+mod bucket;
+
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+pub use bucket::BucketConfig;
 
 use crate::StoreError;
 
@@ -28,10 +38,36 @@ use crate::StoreError;
 /// clean-up at start takes it for abandoned. Uploads have time limits far below this.
 const STALE_WITHOUT_LOCKS: Duration = Duration::from_secs(24 * 3600);
 
+/// Where blobs are kept.
+#[derive(Clone, Debug)]
+pub enum Storage {
+    /// A folder on this machine (`file://PATH`).
+    Folder(PathBuf),
+    /// An S3-compatible bucket (`s3://BUCKET[/PREFIX]`).
+    Bucket(BucketConfig),
+}
+
+/// A blob's bytes, as they are read.
+pub type BlobStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// A stored blob, as a listing sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub sha256: String,
+    /// Since it was last written.
+    pub age: Duration,
+}
+
 #[derive(Clone, Debug)]
 pub struct BlobStore {
-    root: PathBuf,
+    backend: Backend,
     tmp: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Folder(PathBuf),
+    Bucket(Arc<bucket::Bucket>),
 }
 
 /// A file being received, locked by this process. Dropped, it deletes itself.
@@ -67,7 +103,6 @@ impl Drop for TempBlob {
 /// the publishing transaction is over (the temporary name goes with it).
 pub struct StoredBlob {
     temp: TempBlob,
-    dest: PathBuf,
     sha256: String,
     store: BlobStore,
     /// Whether this upload linked the blob itself (and synced its folder). If another upload of
@@ -80,44 +115,75 @@ impl StoredBlob {
         &self.sha256
     }
 
-    /// The blob's address under `files/`.
-    pub fn path(&self) -> &Path {
-        &self.dest
-    }
-
-    /// Makes sure the blob is at its address, putting it back (synced) from the upload's own
-    /// link if it is missing; `true` if it had to. Called by `Db::publish` under the write lock,
-    /// where no removal can run, so what it finds holds until the commit.
+    /// Makes sure the blob is in place, putting it back (synced) from the upload's own copy if
+    /// it is missing; `true` if it had to. Called by `Db::publish` under the write lock, where no
+    /// removal can run, so what it finds holds until the commit.
     pub(crate) async fn ensure_in_place(&self) -> Result<bool, StoreError> {
-        match tokio::fs::metadata(&self.dest).await {
+        let root = match &self.store.backend {
+            Backend::Folder(root) => root,
+            Backend::Bucket(bucket) => {
+                if bucket.exists(&self.sha256).await? {
+                    return Ok(false);
+                }
+                bucket.put(&self.temp.path, &self.sha256).await?;
+                return Ok(true);
+            }
+        };
+        let dest = folder_path(root, &self.sha256);
+        match tokio::fs::metadata(&dest).await {
             Ok(m) if m.is_file() => {
                 if !self.placed
-                    && let Some(dir) = self.dest.parent()
+                    && let Some(dir) = dest.parent()
                 {
                     sync_dir(dir).await?;
                 }
                 Ok(false)
             }
-            Ok(_) => Err(StoreError::io(&self.dest, std::io::Error::other("the blob path is not a file"))),
+            Ok(_) => Err(StoreError::io(&dest, std::io::Error::other("the blob path is not a file"))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.store.place(&self.temp.path, &self.dest).await?;
+                self.store.place(root, &self.temp.path, &dest).await?;
                 Ok(true)
             }
-            Err(e) => Err(StoreError::io(&self.dest, e)),
+            Err(e) => Err(StoreError::io(&dest, e)),
         }
     }
 }
 
 impl BlobStore {
-    /// Opens (creating) `files/` and `tmp/` below `data_dir`. Deletes nothing: the CLI opens the
-    /// folder while a server may be receiving uploads into `tmp/`.
+    /// Opens (creating) `files/` and `tmp/` below `data_dir`: the embedded default. Deletes
+    /// nothing: the CLI opens the folder while a server may be receiving uploads into `tmp/`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        let root = data_dir.join("files");
+        Self::open_folder(data_dir, data_dir.join("files"))
+    }
+
+    fn open_folder(data_dir: &Path, root: PathBuf) -> Result<Self, StoreError> {
         let tmp = data_dir.join("tmp");
         for dir in [&root, &tmp] {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         }
-        Ok(Self { root, tmp })
+        Ok(Self { backend: Backend::Folder(root), tmp })
+    }
+
+    /// Opens `storage`, with this node's temporary folder in `data_dir/tmp/`. A bucket is checked
+    /// to exist and be readable now, so a mistake stops the start with a clear message.
+    pub async fn connect(data_dir: &Path, storage: &Storage) -> Result<Self, StoreError> {
+        match storage {
+            Storage::Folder(root) => Self::open_folder(data_dir, root.clone()),
+            Storage::Bucket(config) => {
+                let bucket = bucket::Bucket::connect(config).await?;
+                let tmp = data_dir.join("tmp");
+                std::fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+                Ok(Self { backend: Backend::Bucket(Arc::new(bucket)), tmp })
+            }
+        }
+    }
+
+    /// Where the blobs are, for messages: a folder's path or `s3://BUCKET[/PREFIX]`.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Folder(root) => root.display().to_string(),
+            Backend::Bucket(b) => b.url().to_string(),
+        }
     }
 
     /// Removes the temporary files that no live process is writing: those left by a crash or a
@@ -160,38 +226,107 @@ impl BlobStore {
         Ok(TempBlob { file: tokio::fs::File::from_std(file), path })
     }
 
-    /// Where the blob with this sha256 lives: `files/ab/cd/abcd…`.
-    pub fn path_for(&self, sha256: &str) -> PathBuf {
-        let s = sha256.get(..4).unwrap_or("0000");
-        self.root.join(&s[..2]).join(&s[2..4]).join(sha256)
+    /// Where the blob with this sha256 lives when blobs are in a folder: `files/ab/cd/abcd…`.
+    /// `None` for a bucket.
+    pub fn path_for(&self, sha256: &str) -> Option<PathBuf> {
+        match &self.backend {
+            Backend::Folder(root) => Some(folder_path(root, sha256)),
+            Backend::Bucket(_) => None,
+        }
     }
 
-    pub fn exists(&self, sha256: &str) -> bool {
-        self.path_for(sha256).is_file()
+    pub async fn exists(&self, sha256: &str) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Folder(root) => Ok(folder_path(root, sha256).is_file()),
+            Backend::Bucket(b) => b.exists(sha256).await,
+        }
     }
 
-    /// Syncs a temporary file and links it to its content address, syncing the directory so the
-    /// link survives a crash. An existing blob with the same digest is kept as it is. The
-    /// temporary file stays (in the returned [`StoredBlob`]) until the caller has published.
+    /// Syncs a temporary file and puts it in place: in a folder, linked to its content address
+    /// with the directory synced so the link survives a crash (an existing blob with the same
+    /// digest is kept as it is); in a bucket, written as one object. The temporary file stays
+    /// (in the returned [`StoredBlob`]) until the caller has published.
     pub async fn persist(&self, mut temp: TempBlob, sha256: &str) -> Result<StoredBlob, StoreError> {
         temp.sync().await?;
-        let dest = self.path_for(sha256);
-        let placed = !dest.is_file();
-        if placed {
-            self.place(&temp.path, &dest).await?;
+        let placed = match &self.backend {
+            Backend::Folder(root) => {
+                let dest = folder_path(root, sha256);
+                let placed = !dest.is_file();
+                if placed {
+                    self.place(root, &temp.path, &dest).await?;
+                }
+                placed
+            }
+            Backend::Bucket(b) => {
+                b.put(&temp.path, sha256).await?;
+                true
+            }
+        };
+        Ok(StoredBlob { temp, sha256: sha256.to_string(), store: self.clone(), placed })
+    }
+
+    /// The blob's bytes, or `range` of them (first byte, one past the last; within the blob).
+    pub async fn read(&self, sha256: &str, range: Option<std::ops::Range<u64>>) -> Result<BlobStream, StoreError> {
+        match &self.backend {
+            Backend::Folder(root) => {
+                let path = folder_path(root, sha256);
+                let mut f = tokio::fs::File::open(&path).await.map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => StoreError::NotFound(format!("blob {sha256}")),
+                    _ => StoreError::io(&path, e),
+                })?;
+                let (start, len) = match range {
+                    Some(r) => (r.start, r.end.saturating_sub(r.start)),
+                    None => (0, u64::MAX),
+                };
+                if start > 0 {
+                    f.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| StoreError::io(&path, e))?;
+                }
+                use tokio::io::AsyncReadExt;
+                Ok(tokio_util::io::ReaderStream::with_capacity(f.take(len), 64 * 1024).boxed())
+            }
+            Backend::Bucket(b) => b.read(sha256, range).await,
         }
-        Ok(StoredBlob { temp, dest, sha256: sha256.to_string(), store: self.clone(), placed })
+    }
+
+    /// A short-lived URL to send the client to instead of streaming the blob, when the storage
+    /// offers one and the operator enabled it (`storage.presigned_downloads_secs`).
+    pub async fn presigned_url(&self, sha256: &str, filename: &str) -> Result<Option<String>, StoreError> {
+        match &self.backend {
+            Backend::Folder(_) => Ok(None),
+            Backend::Bucket(b) => b.presigned_url(sha256, filename).await,
+        }
+    }
+
+    /// The blob as a file on this machine, for readers that need a path (the scanner): the blob
+    /// itself in a folder, a temporary copy from a bucket. `None` if there is no such blob.
+    pub async fn local(&self, sha256: &str) -> Result<Option<LocalBlob>, StoreError> {
+        if let Backend::Folder(root) = &self.backend {
+            let path = folder_path(root, sha256);
+            return Ok(path.is_file().then_some(LocalBlob::Stored(path)));
+        }
+        let mut stream = match self.read(sha256, None).await {
+            Ok(s) => s,
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut temp = self.create_temp().await?;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| StoreError::io(&temp.path, e))?;
+            temp.file.write_all(&chunk).await.map_err(|e| StoreError::io(&temp.path, e))?;
+        }
+        temp.file.flush().await.map_err(|e| StoreError::io(&temp.path, e))?;
+        Ok(Some(LocalBlob::Copy(temp)))
     }
 
     /// Puts the synced file `src` at `dest` as a second link to the same bytes (or, where the
     /// filesystem has no hard links, as a synced copy renamed into place), and syncs the folder.
-    async fn place(&self, src: &Path, dest: &Path) -> Result<(), StoreError> {
-        let dir = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+    async fn place(&self, root: &Path, src: &Path, dest: &Path) -> Result<(), StoreError> {
+        let dir = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
         if !dir.is_dir() {
             tokio::fs::create_dir_all(&dir).await.map_err(|e| StoreError::io(&dir, e))?;
             // New folders (`ab/`, `ab/cd/`) must survive a crash too: sync each parent up to the root.
             let mut child = dir.as_path();
-            while child != self.root.as_path()
+            while child != root
                 && let Some(parent) = child.parent()
             {
                 sync_dir(parent).await?;
@@ -216,7 +351,11 @@ impl BlobStore {
     /// Deletes a blob. Only `Db` calls this, under its write lock, after checking that no file
     /// references the digest.
     pub(crate) async fn remove(&self, sha256: &str) -> Result<(), StoreError> {
-        let path = self.path_for(sha256);
+        let root = match &self.backend {
+            Backend::Folder(root) => root,
+            Backend::Bucket(b) => return b.remove(sha256).await,
+        };
+        let path = folder_path(root, sha256);
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -224,23 +363,59 @@ impl BlobStore {
         }
     }
 
-    /// Every blob digest in the folder (for the orphan sweep).
-    pub fn list(&self) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))? {
-                let entry = entry.map_err(|e| StoreError::io(&dir, e))?;
-                let ty = entry.file_type().map_err(|e| StoreError::io(&entry.path(), e))?;
-                if ty.is_dir() {
-                    stack.push(entry.path());
-                } else if let Some(name) = entry.file_name().to_str() {
-                    out.push(name.to_string());
-                }
+    /// Every stored blob, with its age (for the orphan sweep).
+    pub async fn list(&self) -> Result<Vec<BlobInfo>, StoreError> {
+        match &self.backend {
+            Backend::Folder(root) => {
+                let root = root.clone();
+                tokio::task::spawn_blocking(move || list_folder(&root))
+                    .await
+                    .map_err(|e| StoreError::io(Path::new("files"), std::io::Error::other(e.to_string())))?
+            }
+            Backend::Bucket(b) => b.list().await,
+        }
+    }
+}
+
+/// A blob as a file on this machine (see [`BlobStore::local`]).
+pub enum LocalBlob {
+    /// The stored file itself.
+    Stored(PathBuf),
+    /// A copy, removed when dropped.
+    Copy(TempBlob),
+}
+
+impl LocalBlob {
+    pub fn path(&self) -> &Path {
+        match self {
+            LocalBlob::Stored(p) => p,
+            LocalBlob::Copy(t) => t.path(),
+        }
+    }
+}
+
+fn folder_path(root: &Path, sha256: &str) -> PathBuf {
+    let s = sha256.get(..4).unwrap_or("0000");
+    root.join(&s[..2]).join(&s[2..4]).join(sha256)
+}
+
+fn list_folder(root: &Path) -> Result<Vec<BlobInfo>, StoreError> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))? {
+            let entry = entry.map_err(|e| StoreError::io(&dir, e))?;
+            let ty = entry.file_type().map_err(|e| StoreError::io(&entry.path(), e))?;
+            if ty.is_dir() {
+                stack.push(entry.path());
+            } else if let Some(name) = entry.file_name().to_str() {
+                // A blob whose time cannot be read counts as new: the sweep leaves it alone.
+                let age = entry.metadata().and_then(|m| m.modified()).map(|t| t.elapsed().unwrap_or_default()).unwrap_or_default();
+                out.push(BlobInfo { sha256: name.to_string(), age });
             }
         }
-        Ok(out)
     }
+    Ok(out)
 }
 
 /// Creates `tmp/upload-<random>` and locks it. The clean-up at start may take the lock between
@@ -292,6 +467,10 @@ mod tests {
 
     const HELLO: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
 
+    async fn names(store: &BlobStore) -> Vec<String> {
+        store.list().await.unwrap().into_iter().map(|b| b.sha256).collect()
+    }
+
     fn tmp_entries(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> =
             std::fs::read_dir(dir.join("tmp")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -307,13 +486,13 @@ mod tests {
         t.file.write_all(b"hello").await.unwrap();
         let tmp_path = t.path().to_path_buf();
         let stored = store.persist(t, HELLO).await.unwrap();
-        assert_eq!(std::fs::read(stored.path()).unwrap(), b"hello");
-        assert_eq!(store.list().unwrap(), vec![HELLO.to_string()]);
+        assert_eq!(std::fs::read(store.path_for(HELLO).unwrap()).unwrap(), b"hello");
+        assert_eq!(names(&store).await, vec![HELLO.to_string()]);
         // The upload keeps its own link until it is done publishing.
         assert!(tmp_path.exists());
         drop(stored);
         assert!(!tmp_path.exists());
-        assert_eq!(std::fs::read(store.path_for(HELLO)).unwrap(), b"hello");
+        assert_eq!(std::fs::read(store.path_for(HELLO).unwrap()).unwrap(), b"hello");
 
         // A dropped temp file leaves nothing behind.
         let t = store.create_temp().await.unwrap();
@@ -322,7 +501,7 @@ mod tests {
         assert!(!p.exists());
 
         store.remove(HELLO).await.unwrap();
-        assert!(store.list().unwrap().is_empty());
+        assert!(names(&store).await.is_empty());
     }
 
     /// The bytes stay reachable through the upload's link: a blob deleted after `persist` is put
@@ -338,7 +517,7 @@ mod tests {
         store.remove(HELLO).await.unwrap();
         assert!(stored.ensure_in_place().await.unwrap());
         drop(stored);
-        assert_eq!(std::fs::read(store.path_for(HELLO)).unwrap(), b"hello");
+        assert_eq!(std::fs::read(store.path_for(HELLO).unwrap()).unwrap(), b"hello");
         assert!(tmp_entries(dir.path()).is_empty());
     }
 
@@ -366,7 +545,7 @@ mod tests {
         upload.file.write_all(b"oad").await.unwrap();
         let stored = server.persist(upload, "a").await.unwrap();
         drop(stored);
-        assert_eq!(std::fs::read(server.path_for("a")).unwrap(), b"half an upload");
+        assert_eq!(std::fs::read(server.path_for("a").unwrap()).unwrap(), b"half an upload");
         assert!(tmp_entries(dir.path()).is_empty());
     }
 }
