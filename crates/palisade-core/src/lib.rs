@@ -10,6 +10,7 @@ pub mod config;
 pub mod ecosystem;
 pub mod error;
 pub mod events;
+pub mod import;
 pub mod mail;
 pub mod publish;
 pub mod publishers;

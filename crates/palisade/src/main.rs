@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use palisade_core::{Config, Core};
 
 mod audit;
+mod import;
 mod inspect;
 mod project;
 mod publisher;
@@ -89,6 +90,10 @@ enum Command {
     /// Review files the scanner held back.
     #[command(subcommand)]
     Quarantine(quarantine::QuarantineCmd),
+    /// Load a folder of distributions (pypiserver's flat or per-project layout) through the
+    /// publishing pipeline: every file is validated and scanned as an upload is; what an upload
+    /// would be refused is reported and skipped. Exit code 1 when any file was refused.
+    Import(import::ImportArgs),
     /// Re-scan stored files with the current rules; new hits are quarantined.
     Rescan {
         /// Only this project.
@@ -157,6 +162,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Audit { project, user, limit, json } => audit::run(&core, project, user, limit, json).await,
         Command::Quarantine(cmd) => quarantine::run(&core, cmd).await,
         Command::Rescan { project } => quarantine::rescan(&core, project).await,
+        Command::Import(args) => import::run(&core, args, cli.quiet).await,
         Command::Serve { .. } | Command::Scan(_) | Command::Inspect { .. } | Command::Rules(_) => {
             unreachable!("handled before the data directory is opened")
         }
