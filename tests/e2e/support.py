@@ -113,6 +113,55 @@ def http_session() -> requests.Session:
     return s
 
 
+# The layout servers run on: "embedded" (SQLite and a folder in the data dir, the default) or
+# "cluster" (a fresh PostgreSQL database on PALISADE_TEST_DATABASE_URL's server and a fresh bucket
+# on the S3 server at PALISADE_TEST_S3_ENDPOINT, per server). scripts/test runs a subset of the
+# modules a second time with PALISADE_E2E_LAYOUT=cluster.
+LAYOUT = os.environ.get("PALISADE_E2E_LAYOUT", "embedded")
+S3_PREFIX = "palisade"
+
+
+def fresh_database() -> str:
+    """Creates an empty PostgreSQL database; returns its URL."""
+    server = os.environ.get("PALISADE_TEST_DATABASE_URL")
+    assert server, "the cluster layout needs PALISADE_TEST_DATABASE_URL (.ci/run sets it)"
+    name = f"palisade_test_{secrets.token_hex(8)}"
+    subprocess.run(["psql", server, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True, timeout=60)
+    base = server.split("?", 1)[0].rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def s3_client():
+    import boto3
+
+    endpoint = os.environ.get("PALISADE_TEST_S3_ENDPOINT")
+    assert endpoint, "the cluster layout needs PALISADE_TEST_S3_ENDPOINT (scripts/test starts moto)"
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def fresh_bucket_env() -> dict[str, str]:
+    """Creates an empty bucket; returns the environment that points a server at it."""
+    s3 = s3_client()
+    bucket = f"palisade-e2e-{secrets.token_hex(5)}"
+    s3.create_bucket(Bucket=bucket)
+    return {
+        "PALISADE_STORAGE_URL": f"s3://{bucket}/{S3_PREFIX}",
+        "AWS_ENDPOINT_URL": s3.meta.endpoint_url,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ALLOW_HTTP": "true",
+    }
+
+
+def cluster_env() -> dict[str, str]:
+    return {"PALISADE_DATABASE_URL": fresh_database(), **fresh_bucket_env()}
+
+
+def is_digest(name: str) -> bool:
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
 class Server:
     """One `palisade serve` process on a data dir. Survives restarts (same data dir)."""
 
@@ -127,6 +176,8 @@ class Server:
         for k in ("RUST_LOG",):
             if k in os.environ:
                 env_extra[k] = os.environ[k]
+        if LAYOUT == "cluster" and not (extra_env or {}).get("PALISADE_DATABASE_URL"):
+            env_extra.update(cluster_env())
         env_extra.update(extra_env or {})
         self.env = isolated_env(self.root / "env", env_extra)
         self.proc: subprocess.Popen | None = None
@@ -370,11 +421,30 @@ class Server:
             return []
         return sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
 
-    def blob_files(self) -> list[Path]:
+    def blob_files(self) -> list[str]:
+        """The stored blobs (their sha256), in the data dir's files/ or in the server's bucket."""
+        url = self.env.get("PALISADE_STORAGE_URL", "")
+        if url.startswith("s3://"):
+            bucket, _, prefix = url[len("s3://"):].partition("/")
+            pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/" if prefix else "")
+            names = [o["Key"].rsplit("/", 1)[-1] for page in pages for o in page.get("Contents", [])]
+            return sorted(n for n in names if is_digest(n))
         files = self.data_dir / "files"
         if not files.exists():
             return []
-        return sorted(p for p in files.rglob("*") if p.is_file() and not p.is_symlink())
+        return sorted(p.name for p in files.rglob("*") if p.is_file() and not p.is_symlink() and is_digest(p.name))
+
+    def execute_sql(self, statement: str) -> None:
+        """Runs one statement on the server's database, whichever engine it is (tests that travel
+        in time use this)."""
+        url = self.env.get("PALISADE_DATABASE_URL")
+        if url:
+            subprocess.run(["psql", url, "-q", "-c", statement], check=True, capture_output=True, timeout=60)
+        else:
+            import sqlite3
+
+            with sqlite3.connect(self.data_dir / "palisade.db") as db:
+                db.execute(statement)
 
     def assert_no_debris(self) -> None:
         """tmp/ is empty and files/ holds exactly one blob per listed file."""
@@ -385,7 +455,7 @@ class Server:
             blobs = self.blob_files()
             assert len(blobs) == len(listed), (
                 f"files/ holds {len(blobs)} blobs but the index lists {len(listed)} files\n"
-                f"blobs: {[str(b.relative_to(self.data_dir)) for b in blobs]}\nlisted: {sorted(listed)}"
+                f"blobs: {blobs}\nlisted: {sorted(listed)}"
             )
 
         eventually(check)

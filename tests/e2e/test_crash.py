@@ -69,7 +69,7 @@ def test_kill9_mid_upload_leaves_nothing(make_server, tmp_path):
     assert srv.tmp_entries() == [], f"tmp/ not cleaned at start: {srv.tmp_entries()}"
     listed = srv.all_listed_files()
     assert set(listed) == {good.name}
-    assert len(srv.blob_files()) == len(listed), [str(p) for p in srv.blob_files()]
+    assert len(srv.blob_files()) == len(listed), srv.blob_files()
     assert srv.download(listed[good.name]) == good.read_bytes()
 
 

@@ -79,7 +79,7 @@ def assert_no_orphans(server) -> None:
         assert server.tmp_entries() == [], server.tmp_entries()
         with sqlite3.connect(f"file:{server.data_dir / 'palisade.db'}?mode=ro", uri=True) as db:
             stored = {row[0] for row in db.execute("SELECT sha256 FROM files")}
-        assert {p.name for p in server.blob_files()} == stored
+        assert set(server.blob_files()) == stored
 
     eventually(check)
 

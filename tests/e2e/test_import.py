@@ -80,3 +80,36 @@ def test_import_refuses_what_the_owner_may_not_publish(make_server, clients, tmp
     assert list(srv.project_files("owned-elsewhere")) == ["owned_elsewhere-1.0-py3-none-any.whl"]
     missing = srv.cli("import", str(packages), "--owner", "nobody", check=False)
     assert missing.returncode == 1 and "nobody" in missing.stderr, missing.stderr
+
+
+def test_an_administrator_importing_does_not_reach_into_other_peoples_projects(make_server, clients, tmp_path):
+    srv = make_server()
+    srv.create_user("someone")
+    srv.create_user("the-admin", admin=True)
+    token = srv.create_token("someone")
+    clients.twine_upload(srv, token, WheelBuilder("someones-project", "1.0").build(tmp_path / "up"))
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    WheelBuilder("someones-project", "9.0").build(packages)
+    fresh = WheelBuilder("admins-own", "1.0").build(packages)
+    proc = srv.cli("import", str(packages), "--owner", "the-admin", check=False)
+    assert proc.returncode == 1, proc
+    assert "not an owner or maintainer" in proc.stdout, proc.stdout
+    assert list(srv.project_files("someones-project")) == ["someones_project-1.0-py3-none-any.whl"]
+    assert list(srv.project_files("admins-own")) == [fresh.name]
+
+
+def test_names_that_are_not_regular_files_are_skipped(make_server, tmp_path):
+    import os
+
+    srv = make_server()
+    srv.create_user("importer")
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    wheel = WheelBuilder("fifo-neighbour", "1.0").build(packages)
+    os.mkfifo(packages / "waiting-1.0.tar.gz")
+    os.symlink(wheel, packages / "linked-1.0-py3-none-any.whl")
+    proc = srv.cli("import", str(packages), "--owner", "importer", check=False, timeout=60)
+    assert proc.returncode == 0, proc
+    assert "imported 1 file(s)" in proc.stderr and "2 skipped" in proc.stderr, proc.stderr
+    assert list(srv.project_files("fifo-neighbour")) == [wheel.name]

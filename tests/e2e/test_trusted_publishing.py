@@ -15,7 +15,6 @@ import hmac
 import json
 import re
 import secrets
-import sqlite3
 import subprocess
 import time
 import uuid
@@ -714,8 +713,7 @@ def test_pending_publishers_expire_are_limited_per_user_and_can_be_deleted(make_
 
     # Expiry (time travel in the database: the minimum configurable lifetime is a day).
     gone = ids[1]
-    with sqlite3.connect(srv.data_dir / "palisade.db") as db:
-        db.execute("UPDATE publishers SET expires_at = 1 WHERE id = ?", (gone,))
+    srv.execute_sql(f"UPDATE publishers SET expires_at = 1 WHERE id = {int(gone)}")
     # An expired pending publisher matches nothing ...
     r = mint(srv, issuers.gh.sign(github_claims(issuers.gh, "sq-org/repo1")))
     assert_refused(r, "invalid-publisher")

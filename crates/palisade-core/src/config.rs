@@ -105,8 +105,12 @@ pub struct Config {
     /// (`X-Forwarded-For`: its last entry is used). Without it, the TCP peer is the client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ip_header: Option<String>,
+    /// The metadata database: SQLite in the data directory (the default) or PostgreSQL.
+    pub database: DatabaseConfig,
     /// Where the files' bytes are kept: a folder (the default) or an S3-compatible bucket.
     pub storage: StorageConfig,
+    /// The durable job queue (mail, for now).
+    pub jobs: JobsConfig,
     /// Malware scanning of uploads.
     pub scan: ScanPolicy,
     /// Accounts, login and the two-factor policy.
@@ -191,6 +195,85 @@ impl HttpConfig {
 const MAX_HTTP_TIMEOUT_SECS: u64 = 3600;
 /// More connections than one process can have file descriptors for is a typo.
 const MAX_CONNECTIONS: u64 = 1_000_000;
+
+/// The durable job queue: background work (mail) that survives a restart and runs once across
+/// nodes.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// How long a worker holds a job it claimed; a job whose worker died runs again elsewhere
+    /// after this. Longer than any job takes (mail: the SMTP time-out, 20 s).
+    pub lease_secs: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self { lease_secs: 120 }
+    }
+}
+
+/// The metadata database. Several nodes share one PostgreSQL database; SQLite is shared only by
+/// the processes of one machine.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=...]`.
+    /// Unset: the data directory's `palisade.db`. A secret (it may carry a password): never
+    /// serialized, and shown without its password.
+    #[serde(skip_serializing)]
+    pub url: Option<Secret>,
+    /// Connections per process: for reads on SQLite (writes have their own), for everything on
+    /// PostgreSQL.
+    pub pool_size: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: None, pool_size: 8 }
+    }
+}
+
+/// More connections per node than a PostgreSQL server allows by default (100) is a typo.
+const MAX_POOL_SIZE: u32 = 100;
+
+impl DatabaseConfig {
+    /// The URL to connect to; `data_dir` gives the default.
+    pub fn url(&self, data_dir: &Path) -> anyhow::Result<String> {
+        match &self.url {
+            Some(url) => Ok(url.expose().to_string()),
+            None => Ok(palisade_store::sqlite_url(&data_dir.join("palisade.db"))?),
+        }
+    }
+
+    /// The URL as messages show it: without a password.
+    pub fn display_url(&self, data_dir: &Path) -> String {
+        let Some(url) = &self.url else { return data_dir.join("palisade.db").display().to_string() };
+        match url::Url::parse(url.expose()) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("********"));
+                u.to_string()
+            }
+            Ok(u) => u.to_string(),
+            Err(_) => "(an unreadable database.url)".into(),
+        }
+    }
+
+    fn validate(&self, errors: &mut Vec<String>) {
+        if let Some(url) = &self.url {
+            let url = url.expose();
+            let known = ["sqlite://", "postgres://", "postgresql://"];
+            if !known.iter().any(|k| url.starts_with(k)) {
+                let scheme = url.split(':').next().unwrap_or_default();
+                errors.push(format!("database.url: expected sqlite://PATH or postgres://..., not a {scheme:?} URL"));
+            } else if url.starts_with("postgres") && url::Url::parse(url).is_err() {
+                errors.push("database.url: not a URL (a password with reserved characters must be percent-encoded)".into());
+            }
+        }
+        if !(1..=MAX_POOL_SIZE).contains(&self.pool_size) {
+            errors.push(format!("database.pool_size = {}: expected 1 to {MAX_POOL_SIZE}", self.pool_size));
+        }
+    }
+}
 
 /// Where the files' bytes are kept. The database says which files exist; this holds their bytes,
 /// addressed by sha256.
@@ -564,7 +647,9 @@ impl Default for Config {
             journal_poll_ms: 500,
             sweep_young_blobs: false,
             client_ip_header: None,
+            database: DatabaseConfig::default(),
             storage: StorageConfig::default(),
+            jobs: JobsConfig::default(),
             scan: ScanPolicy::default(),
             accounts: AccountPolicy::default(),
             smtp: SmtpConfig::default(),
@@ -648,7 +733,11 @@ impl Config {
         if self.journal_poll_ms == 0 {
             errors.push("journal_poll_ms must be positive".into());
         }
+        self.database.validate(&mut errors);
         self.storage.validate(&mut errors);
+        if !(5..=3600).contains(&self.jobs.lease_secs) {
+            errors.push(format!("jobs.lease_secs = {}: expected 5 to 3600", self.jobs.lease_secs));
+        }
         if self.scan.reuse_mib > 1 << 20 {
             errors.push(format!("scan.reuse_mib = {}: expected at most 1048576 (1 TiB)", self.scan.reuse_mib));
         }
@@ -727,7 +816,7 @@ impl Config {
 /// A TOML syntax error by line and column, without the excerpt of the line that toml's own
 /// message shows: that line may hold the SMTP password.
 /// Keys whose values are secrets, never repeated in an error.
-const SECRET_KEYS: &[&str] = &["smtp.password", "storage.secret_access_key"];
+const SECRET_KEYS: &[&str] = &["database.url", "smtp.password", "storage.secret_access_key"];
 
 fn syntax_error(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim_end();

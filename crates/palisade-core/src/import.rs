@@ -16,7 +16,8 @@ use crate::pypi::{Claims, Python};
 impl Core {
     /// The principal an import publishes as: `owner`, vouched for by the operator at the console.
     /// New projects are owned by `owner`; existing ones take files only where `owner` is an owner
-    /// or maintainer.
+    /// or maintainer, even when `owner` is an administrator: an import adds to what the owner
+    /// holds, it does not reach into other people's projects.
     pub async fn console_principal(&self, owner: &str) -> Result<Principal> {
         let user = self.db.user_by_name(owner).await?;
         if user.disabled_at.is_some() {
@@ -25,7 +26,7 @@ impl Core {
         Ok(Principal {
             user_id: Some(user.id),
             user_name: user.name.clone(),
-            is_admin: user.is_admin,
+            is_admin: false,
             has_2fa: user.has_2fa,
             email_verified: user.email_verified(),
             scope: None,
@@ -39,7 +40,7 @@ impl Core {
     pub async fn import_file(&self, principal: &Principal, origin: &Origin, path: &Path) -> Result<Published> {
         let filename = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| invalid("the file name is not UTF-8"))?.to_string();
         let dist = DistFilename::parse(&filename).map_err(|e| invalid(e.to_string()))?;
-        let mut src = tokio::fs::File::open(path).await.map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+        let mut src = open_regular(path).await?;
         let max = self.config.max_upload_bytes;
         let mut blob = self.blobs.create_temp().await?;
         let mut hasher = Hasher::new();
@@ -66,4 +67,32 @@ impl Core {
         let file = Received { filename, file: dist, blob, digests, size };
         self.publish(principal.clone(), origin, Upload::<Python> { file, claims }).await
     }
+}
+
+/// Opens `path` only if it is a regular file, and the file opened is the one that was checked: a
+/// name swapped for a symbolic link, a FIFO or a device between the walk and the read is refused
+/// instead of followed or waited on.
+async fn open_regular(path: &Path) -> Result<tokio::fs::File> {
+    let cannot = |e: std::io::Error| invalid(format!("cannot read {}: {e}", path.display()));
+    let before = tokio::fs::symlink_metadata(path).await.map_err(cannot)?;
+    if !before.file_type().is_file() {
+        return Err(invalid(format!("{} is not a regular file", path.display())));
+    }
+    let file = tokio::fs::File::open(path).await.map_err(cannot)?;
+    let after = file.metadata().await.map_err(cannot)?;
+    if !after.is_file() || !same_file(&before, &after) {
+        return Err(invalid(format!("{} changed while it was being read", path.display())));
+    }
+    Ok(file)
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    a.len() == b.len()
 }

@@ -11,6 +11,7 @@ pub mod ecosystem;
 pub mod error;
 pub mod events;
 pub mod import;
+pub mod jobs;
 pub mod mail;
 pub mod publish;
 pub mod publishers;
@@ -20,6 +21,7 @@ pub mod tokens;
 
 use std::sync::{Arc, RwLock};
 
+use anyhow::Context;
 use palisade_store::{BlobStore, Db};
 
 pub use config::{Config, ConfigError};
@@ -41,14 +43,19 @@ pub struct Core {
 }
 
 impl Core {
-    /// Opens the database under `config.data_dir` and the blobs where `storage.url` says (by
-    /// default the data directory's `files/`; a bucket is checked to exist now).
+    /// Opens the database where `database.url` says and the blobs where `storage.url` says (by
+    /// default the data directory's `palisade.db` and `files/`; a bucket is checked to exist now),
+    /// and checks that the blobs belong to this database.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         let storage = config.storage.storage(&config.data_dir).map_err(anyhow::Error::msg)?;
-        let db = Db::open(&config.data_dir).await?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+        let db = Db::connect(&config.database.url(&config.data_dir)?, config.database.pool_size)
+            .await
+            .with_context(|| format!("opening the database {}", config.database.display_url(&config.data_dir)))?;
         let blobs = BlobStore::connect(&config.data_dir, &storage).await?;
+        blobs.claim(&db.instance_id().await?).await?;
         let scan = Arc::new(scanning::ScanService::new(config.scan.clone()));
-        let mailer = mail::Mailer::new(&config.smtp)?;
+        let mailer = mail::Mailer::new(&config.smtp, db.clone())?;
         Ok(Self { db, blobs, config: Arc::new(config), scan, mailer, hooks: Default::default() })
     }
 

@@ -1,27 +1,50 @@
 //! Outgoing mail through the administrator's SMTP server: address verification, password reset
 //! and security notifications. Without `[smtp] host` nothing is sent and the would-be mail is
-//! logged without its links (they carry secrets). Sending happens off the request path; a
-//! failure is logged, never shown to the caller.
+//! logged without its links (they carry secrets). Messages go through the durable job queue
+//! ([`crate::jobs`]): queued in the database with the operation's answer, sent off the request
+//! path by whichever node's worker claims them, retried with backoff; a failure is logged and
+//! kept on the job, never shown to the caller.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use palisade_store::Db;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{SmtpConfig, SmtpSecurity};
+
+/// The job kind of a message to send.
+pub const JOB: &str = "mail";
+/// How many times a message is tried before it is kept as failed (with backoff, about a day).
+const ATTEMPTS: i64 = 10;
+
+/// A message waiting in the job queue.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Queued {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
 
 #[derive(Clone)]
 pub struct Mailer {
     transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
     from: Option<Mailbox>,
-    /// The sends in flight, so that a short-lived process (a CLI command) can wait for them.
-    sending: tokio_util::task::TaskTracker,
+    db: Db,
+    /// Wakes this process's job worker when it queues a message.
+    pub(crate) wake: Arc<tokio::sync::Notify>,
+    /// The jobs this process queued, so that a short-lived process (a CLI command) can send them
+    /// before it ends.
+    queued: Arc<std::sync::Mutex<Vec<i64>>>,
 }
 
 impl Mailer {
-    pub fn new(config: &SmtpConfig) -> anyhow::Result<Self> {
-        let Some(host) = &config.host else { return Ok(Self { transport: None, from: None, sending: Default::default() }) };
+    pub fn new(config: &SmtpConfig, db: Db) -> anyhow::Result<Self> {
+        let mut mailer = Self { transport: None, from: None, db, wake: Default::default(), queued: Default::default() };
+        let Some(host) = &config.host else { return Ok(mailer) };
         let mut builder = match config.security {
             SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)?,
             SmtpSecurity::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)?,
@@ -32,61 +55,76 @@ impl Mailer {
             builder = builder.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
         }
         let from: Mailbox = config.from.parse().map_err(|e| anyhow::anyhow!("smtp.from {:?}: {e}", config.from))?;
-        Ok(Self { transport: Some(builder.build()), from: Some(from), sending: Default::default() })
+        mailer.transport = Some(builder.build());
+        mailer.from = Some(from);
+        Ok(mailer)
     }
 
-    /// Waits, at most `limit`, for the mail queued so far to be handed to the SMTP server. A
-    /// server sends in the background and never needs this; a CLI command calls it before the
-    /// process ends, which would otherwise drop the mail its operation queued.
-    pub async fn flush(&self, limit: Duration) {
-        self.sending.close();
-        if tokio::time::timeout(limit, self.sending.wait()).await.is_err() {
-            tracing::warn!(count = self.sending.len(), "mail still being sent when the command ended; it was not sent");
-        }
-        self.sending.reopen();
+    /// The ids of the jobs this process queued and has not handed over yet, emptied.
+    pub(crate) fn take_queued(&self) -> Vec<i64> {
+        std::mem::take(&mut *self.queued.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub fn enabled(&self) -> bool {
         self.transport.is_some()
     }
 
-    /// Queues a plain-text message to `to`.
-    pub fn send(&self, to: &str, subject: &str, body: String) {
-        let (Some(transport), Some(from)) = (self.transport.clone(), self.from.clone()) else {
+    /// Queues a plain-text message to `to` in the durable job queue: it is sent by a job worker
+    /// (any node's, or this CLI command's before it ends), retried with backoff when the SMTP
+    /// server fails, and not lost when a node stops. A message that cannot even be queued (the
+    /// database failing) is logged, never shown to the caller: the operation it reports on is done.
+    pub async fn send(&self, to: &str, subject: &str, body: String) {
+        if self.transport.is_none() {
             tracing::info!(mail.subject = subject, "mail not sent: no SMTP server is configured");
             return;
-        };
-        let to_box: Mailbox = match to.parse() {
-            Ok(m) => m,
+        }
+        if let Err(e) = to.parse::<Mailbox>() {
+            tracing::warn!(error = %e, "mail not sent: invalid recipient address");
+            return;
+        }
+        let job = Queued { to: to.to_string(), subject: subject.to_string(), body };
+        let payload = match serde_json::to_string(&job) {
+            Ok(p) => p,
             Err(e) => {
-                tracing::warn!(error = %e, "mail not sent: invalid recipient address");
+                tracing::error!(error = %e, "mail not queued");
                 return;
             }
         };
-        let message = match Message::builder().from(from).to(to_box).subject(subject).header(ContentType::TEXT_PLAIN).body(body) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "mail not sent: could not build the message");
-                return;
+        match self.db.enqueue_job(JOB, &payload, ATTEMPTS).await {
+            Ok(id) => {
+                self.queued.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+                self.wake.notify_one();
             }
+            Err(e) => tracing::error!(error = %e, mail.subject = subject, "mail could not be queued"),
+        }
+    }
+
+    /// Hands a queued message to the SMTP server.
+    pub(crate) async fn deliver(&self, job: &Queued) -> Result<(), String> {
+        let (Some(transport), Some(from)) = (&self.transport, &self.from) else {
+            return Err("no SMTP server is configured on this node".into());
         };
-        let subject = subject.to_string();
-        self.sending.spawn(async move {
-            match transport.send(message).await {
-                Ok(_) => tracing::info!(mail.subject = %subject, "mail sent"),
-                Err(e) => tracing::error!(error = %e, mail.subject = %subject, "mail could not be sent"),
-            }
-        });
+        let to: Mailbox = job.to.parse().map_err(|e| format!("invalid recipient address: {e}"))?;
+        let message = Message::builder()
+            .from(from.clone())
+            .to(to)
+            .subject(&job.subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(job.body.clone())
+            .map_err(|e| format!("could not build the message: {e}"))?;
+        transport.send(message).await.map_err(|e| e.to_string())?;
+        tracing::info!(mail.subject = %job.subject, "mail sent");
+        Ok(())
     }
 }
 
 /// A security notification to a user, if they have an address.
-pub fn notify(mailer: &Mailer, user: &palisade_store::User, subject: &str, what: &str) {
+pub async fn notify(mailer: &Mailer, user: &palisade_store::User, subject: &str, what: &str) {
     let Some(email) = &user.email else { return };
     let body = format!(
         "Hello {},\n\n{what}\n\nIf this was not you, change your password, review your tokens and second factors, \
          and contact the administrators of this Palisade instance.\n",
         user.name
     );
-    mailer.send(email, &format!("[Palisade] {subject}"), body);
+    mailer.send(email, &format!("[Palisade] {subject}"), body).await;
 }

@@ -118,9 +118,6 @@ impl Core {
         };
         let outcome = self.store::<E>(file, &new).await?;
         self.changed(&normalized);
-        if let PublishOutcome::Published { created_project: true, .. } = outcome {
-            self.scan.project_created(&normalized).await;
-        }
         if let Some(token_id) = principal.token_id() {
             let db = self.db.clone();
             let ip = origin.addr.clone().unwrap_or_default();
@@ -242,7 +239,7 @@ impl Core {
              GET /api/quarantine; administrators release or confirm it with `palisade quarantine`."
         );
         for user in to {
-            mail::notify(&self.mailer, &user, "An upload was quarantined for review", &what);
+            mail::notify(&self.mailer, &user, "An upload was quarantined for review", &what).await;
         }
     }
 

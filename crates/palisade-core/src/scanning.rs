@@ -29,12 +29,19 @@ impl Outcome {
     }
 }
 
+/// The hosted names, and the id of the last project they include.
+struct Hosted {
+    index: TypoIndex,
+    last_id: i64,
+}
+
 pub struct ScanService {
     policy: ScanPolicy,
     scanner: OnceCell<Arc<Scanner>>,
-    /// Hosted project names for typosquatting checks, loaded once and extended as projects are
-    /// created, so a new project's check does not reread every name.
-    hosted: tokio::sync::Mutex<Option<TypoIndex>>,
+    /// Hosted project names for typosquatting checks, loaded once and then extended with the
+    /// projects created since (by any process or node: read from the database by id), so a new
+    /// project's check does not reread every name.
+    hosted: tokio::sync::Mutex<Option<Hosted>>,
 }
 
 impl ScanService {
@@ -83,21 +90,14 @@ impl ScanService {
     /// finding is added to the report.
     pub async fn check_hosted(&self, db: &Db, name: &str, report: Report) -> anyhow::Result<Report> {
         let mut guard = self.hosted.lock().await;
-        if guard.is_none() {
-            let names = db.project_names().await?;
-            *guard = Some(TypoIndex::new(names.iter().map(String::as_str)));
+        let hosted = guard.get_or_insert_with(|| Hosted { index: TypoIndex::new(std::iter::empty()), last_id: 0 });
+        for (id, project) in db.projects_created_after(hosted.last_id).await? {
+            hosted.index.insert(&project);
+            hosted.last_id = id;
         }
-        let Some(index) = guard.as_ref() else { return Ok(report) };
-        let finding = palisade_scan::typosquat_finding(name, index, "hosted", &report.findings);
+        let finding = palisade_scan::typosquat_finding(name, &hosted.index, "hosted", &report.findings);
         let thresholds = Thresholds { suspicious: self.policy.suspicious_score, malicious: self.policy.malicious_score };
         Ok(report.with_findings(finding.into_iter().collect(), &thresholds))
-    }
-
-    /// Records a newly created project for later typosquatting checks.
-    pub async fn project_created(&self, name: &str) {
-        if let Some(index) = self.hosted.lock().await.as_mut() {
-            index.insert(name);
-        }
     }
 
     pub fn decide(&self, report: &Report) -> Outcome {

@@ -144,7 +144,7 @@ pub async fn send_verification(state: &AppState, user: &User, email: &str) -> Ap
         "Hello {},\n\nconfirm that {email} is your address for Palisade by opening this link within 48 hours:\n\n{link}\n\nIf you did not ask for this, ignore this message.\n",
         user.name
     );
-    state.mailer.send(email, "[Palisade] Verify your email address", body);
+    state.mailer.send(email, "[Palisade] Verify your email address", body).await;
     Ok(true)
 }
 
@@ -238,7 +238,7 @@ pub async fn forgot_password(State(state): State<AppState>, client: Client, body
             user.name,
             state.base_url()
         );
-        state.mailer.send(email, "[Palisade] Password reset", body);
+        state.mailer.send(email, "[Palisade] Password reset", body).await;
         record(&state, "password_reset_requested", "anonymous", Some(user.id), None, &client, Value::Null).await;
     }
     Ok((
@@ -269,7 +269,7 @@ async fn apply_new_password(
     let (sessions, tokens) = state.db.set_password(user.id, &phc).await.map_err(internal)?;
     record(state, kind, &user.name, Some(user.id), None, client, json!({ "sessions_ended": sessions, "tokens_revoked": tokens })).await;
     let what = format!("The password of your Palisade account was {how}. All sessions were ended and all API tokens revoked.");
-    notify(&state.mailer, user, &format!("Your password was {}", if kind == "password_reset" { "reset" } else { "changed" }), &what);
+    notify(&state.mailer, user, &format!("Your password was {}", if kind == "password_reset" { "reset" } else { "changed" }), &what).await;
     Ok((sessions, tokens))
 }
 
@@ -324,7 +324,7 @@ async fn complete_login(state: &AppState, user: &User, client: &Client, method: 
             client.addr.as_deref().unwrap_or("unknown"),
             client.user_agent.as_deref().unwrap_or("unknown")
         );
-        notify(&state.mailer, user, "New login to your account", &what);
+        notify(&state.mailer, user, "New login to your account", &what).await;
     }
     Ok(Json(json!({
         "session": secret,
@@ -435,7 +435,8 @@ pub async fn second_factor(State(state): State<AppState>, client: Client, body: 
             &user,
             "A recovery code was used",
             &format!("A recovery code was used to log in to your account; {left} remain."),
-        );
+        )
+        .await;
     }
     complete_login(&state, &user, &client, method).await
 }
@@ -524,7 +525,8 @@ pub async fn change_email(State(state): State<AppState>, caller: Caller, body: B
         &user,
         "Your email address was changed",
         &format!("The address of your Palisade account was changed to {}.", b.email),
-    );
+    )
+    .await;
     let user = state.db.user_by_id(user.id).await?;
     let sent = send_verification(&state, &user, &b.email).await?;
     Ok(Json(json!({ "email": b.email, "verification_sent": sent })))
@@ -608,7 +610,7 @@ pub async fn totp_confirm(State(state): State<AppState>, caller: Caller, Path(id
         out["recovery_codes"] = json!(issue_recovery_codes(&state, user.id).await?);
     }
     record(&state, "2fa_added", &user.name, Some(user.id), None, &caller.client, json!({ "kind": "totp", "id": id })).await;
-    notify(&state.mailer, &user, "Two-factor authentication added", "A TOTP authenticator was added to your Palisade account.");
+    notify(&state.mailer, &user, "Two-factor authentication added", "A TOTP authenticator was added to your Palisade account.").await;
     Ok(Json(out))
 }
 
@@ -634,7 +636,7 @@ pub async fn remove_factor(State(state): State<AppState>, caller: Caller, Path(i
         return Err(not_found(format!("second factor {id} not found")));
     }
     record(&state, "2fa_removed", &user.name, Some(user.id), None, &caller.client, json!({ "id": id })).await;
-    notify(&state.mailer, &user, "Two-factor authentication removed", "A second factor was removed from your Palisade account.");
+    notify(&state.mailer, &user, "Two-factor authentication removed", "A second factor was removed from your Palisade account.").await;
     let user = state.db.user_by_id(user.id).await?;
     Ok(Json(json!({ "removed": id, "two_factor": user.has_2fa })))
 }
@@ -654,7 +656,8 @@ pub async fn new_recovery_codes(State(state): State<AppState>, caller: Caller, b
         &user,
         "New recovery codes",
         "New recovery codes were generated for your Palisade account; the old ones no longer work.",
-    );
+    )
+    .await;
     Ok(Json(json!({ "recovery_codes": codes })))
 }
 

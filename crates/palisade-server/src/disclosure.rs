@@ -224,7 +224,7 @@ pub async fn disclose(State(state): State<AppState>, client: Client, headers: He
                 partner.name,
                 r.url.as_deref().unwrap_or("no location given")
             );
-            palisade_core::mail::notify(&state.mailer, &user, "An API token of yours leaked and was revoked", &what);
+            palisade_core::mail::notify(&state.mailer, &user, "An API token of yours leaked and was revoked", &what).await;
         }
     }
     tracing::info!(partner = %partner.name, reported = reports.len(), revoked, "token disclosure processed");

@@ -170,6 +170,8 @@ pub async fn serve(
     state.cache.seen_serial.store(serial as u64, std::sync::atomic::Ordering::SeqCst);
     tokio::spawn(pypi::cache::watch_journal(state.db.clone(), state.cache.clone(), Duration::from_millis(state.config.journal_poll_ms)));
     tokio::spawn(sweep_orphans(state.clone()));
+    let jobs = state.core.clone();
+    tokio::spawn(async move { jobs.work(palisade_core::jobs::worker_name(), Duration::from_secs(1)).await });
     let scan = state.scan.clone();
     tokio::spawn(async move { scan.warm_up().await });
     let config = state.config.clone();
@@ -182,8 +184,8 @@ pub async fn serve(
 }
 
 /// Removes blobs that no file references: what a crash between "blob stored" and "transaction
-/// committed" leaves. Runs once, after start-up, off the request path; blobs written in the last
-/// minute are left alone because an upload may be about to commit them.
+/// committed" leaves. Runs once, after start-up, off the request path; recently written blobs
+/// (`BlobStore::sweep_grace`) are left alone because an upload may be about to commit them.
 async fn sweep_orphans(state: AppState) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let list = match state.blobs.list().await {
@@ -195,7 +197,7 @@ async fn sweep_orphans(state: AppState) {
     };
     let mut removed = 0;
     for blob in list {
-        let young = blob.age < Duration::from_secs(60);
+        let young = blob.age < state.blobs.sweep_grace();
         if young && !state.config.sweep_young_blobs {
             continue;
         }

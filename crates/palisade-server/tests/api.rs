@@ -1,6 +1,8 @@
-//! In-process tests of the HTTP API through the router, with a real SQLite database and blob
-//! folder per test. The end-to-end suite (tests/e2e) drives the real binary with real clients;
-//! these cover the rules quickly and precisely.
+//! In-process tests of the HTTP API through the router, with a real database and blob storage per
+//! test: SQLite and a folder, or with `PALISADE_TEST_LAYOUT=cluster` a fresh PostgreSQL database
+//! and a fresh bucket on the S3-compatible server (the test script runs them both ways). The
+//! end-to-end suite (tests/e2e) drives the real binary with real clients; these cover the rules
+//! quickly and precisely.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -47,6 +49,15 @@ struct TestApp {
     _dir: tempfile::TempDir,
 }
 
+/// Creates a bucket with a fresh name on the S3-compatible test server (moto checks no signature
+/// on bucket creation).
+async fn new_bucket(endpoint: &str) -> String {
+    let name = format!("palisade-api-{}", &palisade_auth::hash_secret(&palisade_auth::random_token("", 16))[..16]);
+    let r = reqwest::Client::new().put(format!("{endpoint}/{name}")).send().await.unwrap();
+    assert!(r.status().is_success(), "creating bucket {name}: {}", r.status());
+    name
+}
+
 struct Reply {
     status: StatusCode,
     headers: axum::http::HeaderMap,
@@ -65,7 +76,19 @@ impl Reply {
 impl TestApp {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config { data_dir: dir.path().to_path_buf(), max_upload_bytes: 200_000, ..Config::default() };
+        let mut config = Config { data_dir: dir.path().to_path_buf(), max_upload_bytes: 200_000, ..Config::default() };
+        if palisade_store::testing::cluster_layout() {
+            config.database.url = Some(palisade_store::testing::fresh_postgres().await.into());
+            let endpoint = std::env::var("PALISADE_TEST_S3_ENDPOINT")
+                .expect("PALISADE_TEST_LAYOUT=cluster needs PALISADE_TEST_S3_ENDPOINT (the test script starts moto)");
+            let bucket = new_bucket(&endpoint).await;
+            config.storage.url = Some(format!("s3://{bucket}/palisade"));
+            config.storage.endpoint = Some(endpoint);
+            config.storage.region = Some("us-east-1".into());
+            config.storage.access_key_id = Some("testing".into());
+            config.storage.secret_access_key = Some("testing".to_string().into());
+            config.storage.allow_http = Some(true);
+        }
         let state = AppState::open(config).await.unwrap();
         Self { state, _dir: dir }
     }
@@ -733,13 +756,28 @@ async fn a_database_failure_while_creating_a_token_is_a_generic_500() {
     let far = palisade_store::now_micros() + 3_600_000_000;
     app.state.db.create_session(uid, &palisade_auth::hash_secret(&session), "active", far, Some("127.0.0.1"), None).await.unwrap();
 
-    let path = app._dir.path().join("palisade.db");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
-    sqlx::query("CREATE TRIGGER fail_tokens BEFORE INSERT ON tokens BEGIN SELECT RAISE(ABORT, 'injected-token-failure'); END")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
+    match app.state.config.database.url.as_ref() {
+        None => {
+            let path = app._dir.path().join("palisade.db");
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+            sqlx::query("CREATE TRIGGER fail_tokens BEFORE INSERT ON tokens BEGIN SELECT RAISE(ABORT, 'injected-token-failure'); END")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        }
+        Some(url) => {
+            let mut conn = sqlx::PgConnection::connect(url.expose()).await.unwrap();
+            sqlx::raw_sql(
+                "CREATE FUNCTION fail_tokens() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected-token-failure'; END $$; \
+                 CREATE TRIGGER fail_tokens BEFORE INSERT ON tokens FOR EACH ROW EXECUTE FUNCTION fail_tokens();",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            conn.close().await.unwrap();
+        }
+    }
 
     let r = api_json(&app, "POST", "/api/account/tokens", Some(&session), serde_json::json!({ "description": "doomed" })).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text());

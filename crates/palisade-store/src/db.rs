@@ -1,23 +1,48 @@
-//! The metadata database (SQLite, WAL). One writer connection serialises writes inside this
-//! process; readers use their own small pool so reads never wait behind a write. Other processes
-//! (the admin CLI) write to the same file and are serialised by SQLite's lock with a busy timeout.
+//! The metadata database: SQLite in WAL mode (the embedded default) or PostgreSQL (several nodes),
+//! through sqlx's `Any` driver, so that every query is written once, in the SQL both understand
+//! (`$N` parameters, `TRUE`/`FALSE`, `ON CONFLICT`, `IS NOT DISTINCT FROM`).
+//!
+//! Writes are serialised, as the invariants that a check followed by a write relies on need:
+//! on SQLite, one writer connection inside this process and SQLite's file lock (with a busy
+//! timeout) across processes (the admin CLI); on PostgreSQL, a transaction-scoped advisory lock
+//! that every write transaction takes first, across every node. Readers never wait for writers.
+//! Unique indexes and checks hold the same rules in both schemas, so a single statement outside
+//! a transaction is safe too.
 
-use std::path::Path;
-use std::str::FromStr;
+use std::sync::Once;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::pool::Pool;
+use sqlx::{Any, Executor, Row, Transaction};
 
 use crate::models::*;
 use crate::{BlobStore, StoreError, StoredBlob};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The advisory lock key every PostgreSQL write transaction takes: `palisade` in ASCII.
+const WRITE_LOCK: i64 = 0x7061_6c69_7361_6465;
+
+/// Which database engine a [`Db`] is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
 
 #[derive(Clone, Debug)]
 pub struct Db {
-    reader: SqlitePool,
-    writer: SqlitePool,
+    reader: Pool<Any>,
+    writer: Pool<Any>,
+    engine: Engine,
+}
+
+/// Whether `e` is the violation of the unique index `index` (PostgreSQL names it) on `columns`
+/// (SQLite names those: `UNIQUE constraint failed: files.release_id`).
+pub(crate) fn violates(e: &dyn sqlx::error::DatabaseError, index: &str, columns: &str) -> bool {
+    e.is_unique_violation() && (e.constraint() == Some(index) || e.message().contains(columns))
 }
 
 /// Microseconds since the Unix epoch.
@@ -80,7 +105,7 @@ pub enum PublishOutcome {
 }
 
 pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.user_id, t.publisher_id, COALESCE(u.name, 'publisher:' || t.publisher_id) AS user_name, \
-     COALESCE(u.is_admin, 0) AS user_is_admin, \
+     COALESCE(u.is_admin, FALSE) AS user_is_admin, \
      EXISTS (SELECT 1 FROM second_factors s WHERE s.user_id = t.user_id AND s.confirmed_at IS NOT NULL) AS user_has_2fa, \
      (u.email IS NOT NULL AND u.email_verified_at IS NOT NULL) AS user_email_verified, (u.disabled_at IS NOT NULL) AS user_disabled, \
      t.hint, t.projects, t.actions, t.description, t.created_at, t.expires_at, t.revoked_at, t.revoked_reason, t.last_used_at, t.last_used_addr";
@@ -94,24 +119,75 @@ const REPORT_COLUMNS: &str =
 const FILE_COLUMNS: &str = "f.id, f.release_id, f.project_id, r.version, f.filename, f.packagetype, f.python_version, f.size, f.sha256, f.blake2b_256, f.md5, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked, f.yanked_reason, p.status AS project_status, f.status, p.normalized AS project";
 
 impl Db {
-    /// Opens (creating) `palisade.db` in `data_dir` and applies migrations.
-    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating) `palisade.db` in `data_dir` and applies migrations: the embedded default.
+    pub async fn open(data_dir: &std::path::Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::io(data_dir, e))?;
-        let path = data_dir.join("palisade.db");
-        let opts = SqliteConnectOptions::from_str("sqlite:")?
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit is on disk before the client hears "200 OK".
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
-        MIGRATOR.run(&writer).await?;
-        let reader = SqlitePoolOptions::new().max_connections(4).min_connections(1).connect_with(opts.read_only(true)).await?;
-        let db = Self { reader, writer };
+        Self::connect(&sqlite_url(&data_dir.join("palisade.db"))?, 4).await
+    }
+
+    /// Connects to `url` (`sqlite://PATH` or `postgres://...`) and applies the migrations.
+    /// `pool_size` is the number of connections for reads (SQLite; writes have one of their own)
+    /// or for everything (PostgreSQL).
+    pub async fn connect(url: &str, pool_size: u32) -> Result<Self, StoreError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let pool_size = pool_size.max(1);
+        let db = if url.starts_with("sqlite:") {
+            let (path, _) = url.split_once('?').unwrap_or((url, ""));
+            let writer = AnyPoolOptions::new()
+                .max_connections(1)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // WAL is a property of the file, set once by the writer; FULL: a commit is
+                        // on disk before the client hears "200 OK".
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(format!("{path}?mode=rwc").parse::<AnyConnectOptions>()?)
+                .await?;
+            SQLITE_MIGRATOR.run(&writer).await?;
+            let reader = AnyPoolOptions::new()
+                .max_connections(pool_size)
+                .min_connections(1)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON").await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(format!("{path}?mode=ro").parse::<AnyConnectOptions>()?)
+                .await?;
+            Self { reader, writer, engine: Engine::Sqlite }
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(pool_size)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(url.parse::<AnyConnectOptions>()?)
+                .await?;
+            POSTGRES_MIGRATOR.run(&pool).await?;
+            Self { reader: pool.clone(), writer: pool, engine: Engine::Postgres }
+        } else {
+            return Err(StoreError::Conflict(format!(
+                "database.url must start with sqlite:// or postgres://, not {:?}",
+                url.split(':').next().unwrap_or_default()
+            )));
+        };
         db.backfill_identities().await?;
         Ok(db)
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Closes every connection, waiting for those in use to come back.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
     }
 
     /// Computes the identity of reserved filenames that have none (written before migration 0004).
@@ -121,7 +197,7 @@ impl Db {
     async fn backfill_identities(&self) -> Result<(), StoreError> {
         loop {
             let mut tx = self.begin().await?;
-            let rows = sqlx::query("SELECT filename FROM filenames WHERE identity IS NULL ORDER BY created_at, rowid LIMIT 500")
+            let rows = sqlx::query("SELECT filename FROM filenames WHERE identity IS NULL ORDER BY created_at, filename LIMIT 500")
                 .fetch_all(&mut *tx)
                 .await?;
             if rows.is_empty() {
@@ -131,7 +207,7 @@ impl Db {
                 let filename: String = row.get(0);
                 let identity = match identity_of(&filename) {
                     Some(identity) => {
-                        let holder = sqlx::query("SELECT filename FROM filenames WHERE identity = ?")
+                        let holder = sqlx::query("SELECT filename FROM filenames WHERE identity = $1")
                             .bind(&identity)
                             .fetch_optional(&mut *tx)
                             .await?;
@@ -149,7 +225,7 @@ impl Db {
                         format!("unparsed#{filename}")
                     }
                 };
-                sqlx::query("UPDATE filenames SET identity = ? WHERE filename = ? AND identity IS NULL")
+                sqlx::query("UPDATE filenames SET identity = $1 WHERE filename = $2 AND identity IS NULL")
                     .bind(identity)
                     .bind(&filename)
                     .execute(&mut *tx)
@@ -159,8 +235,27 @@ impl Db {
         }
     }
 
-    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    /// This database's instance id: random, drawn the first time it is asked for, then fixed.
+    pub async fn instance_id(&self) -> Result<String, StoreError> {
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).map_err(|e| StoreError::Conflict(format!("no randomness for the instance id: {e}")))?;
+        sqlx::query("INSERT INTO settings (key, value) VALUES ('instance_id', $1) ON CONFLICT (key) DO NOTHING")
+            .bind(hex::encode(id))
+            .execute(&self.writer)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'instance_id'").fetch_one(&self.writer).await?)
+    }
+
+    /// A write transaction, serialised with every other one (see the module's documentation).
+    async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        match self.engine {
+            Engine::Sqlite => Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?),
+            Engine::Postgres => {
+                let mut tx = self.writer.begin().await?;
+                sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
+                Ok(tx)
+            }
+        }
     }
 
     // ---- users -------------------------------------------------------------------------------
@@ -177,7 +272,7 @@ impl Db {
     ) -> Result<User, StoreError> {
         let now = now_micros();
         let res = sqlx::query(
-            "INSERT INTO users (name, is_admin, created_at, email, email_verified_at, password_hash, password_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO users (name, is_admin, created_at, email, email_verified_at, password_hash, password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(name)
         .bind(is_admin)
@@ -200,7 +295,7 @@ impl Db {
     }
 
     pub async fn user_by_name(&self, name: &str) -> Result<User, StoreError> {
-        sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users u WHERE u.name = ?")))
+        sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users u WHERE u.name = $1")))
             .bind(name)
             .fetch_optional(&self.writer)
             .await?
@@ -208,7 +303,7 @@ impl Db {
     }
 
     pub async fn user_by_id(&self, id: i64) -> Result<User, StoreError> {
-        sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?")))
+        sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1")))
             .bind(id)
             .fetch_optional(&self.writer)
             .await?
@@ -238,7 +333,7 @@ impl Db {
     ) -> Result<i64, StoreError> {
         let projects = projects.map(to_string_array);
         let actions = actions.map(to_string_array);
-        let row = sqlx::query("INSERT INTO tokens (user_id, publisher_id, hash, hint, projects, actions, description, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id")
+        let row = sqlx::query("INSERT INTO tokens (user_id, publisher_id, hash, hint, projects, actions, description, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id")
             .bind(user_id)
             .bind(publisher_id)
             .bind(hash)
@@ -254,18 +349,18 @@ impl Db {
     }
 
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<Token>, StoreError> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM {TOKEN_FROM} WHERE t.hash = ?");
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM {TOKEN_FROM} WHERE t.hash = $1");
         Ok(sqlx::query_as::<_, Token>(sqlx::AssertSqlSafe(sql)).bind(hash).fetch_optional(&self.reader).await?)
     }
 
     pub async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<Token>, StoreError> {
         let sql =
-            format!("SELECT {TOKEN_COLUMNS} FROM {TOKEN_FROM} WHERE t.user_id IS NOT NULL AND (? IS NULL OR u.name = ?) ORDER BY t.id");
+            format!("SELECT {TOKEN_COLUMNS} FROM {TOKEN_FROM} WHERE t.user_id IS NOT NULL AND ($1 IS NULL OR u.name = $2) ORDER BY t.id");
         Ok(sqlx::query_as::<_, Token>(sqlx::AssertSqlSafe(sql)).bind(user).bind(user).fetch_all(&self.reader).await?)
     }
 
     pub async fn revoke_token(&self, id: i64, reason: &str) -> Result<(), StoreError> {
-        let res = sqlx::query("UPDATE tokens SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL")
+        let res = sqlx::query("UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
             .bind(now_micros())
             .bind(reason)
             .bind(id)
@@ -278,7 +373,7 @@ impl Db {
     }
 
     pub async fn touch_token(&self, id: i64, addr: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tokens SET last_used_at = ?, last_used_addr = ? WHERE id = ?")
+        sqlx::query("UPDATE tokens SET last_used_at = $1, last_used_addr = $2 WHERE id = $3")
             .bind(now_micros())
             .bind(addr)
             .bind(id)
@@ -290,7 +385,7 @@ impl Db {
     // ---- projects and roles ------------------------------------------------------------------
 
     pub async fn project(&self, normalized: &str) -> Result<Option<Project>, StoreError> {
-        Ok(sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE normalized = ?")))
+        Ok(sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE normalized = $1")))
             .bind(normalized)
             .fetch_optional(&self.reader)
             .await?)
@@ -303,7 +398,7 @@ impl Db {
     }
 
     pub async fn releases(&self, project_id: i64) -> Result<Vec<Release>, StoreError> {
-        Ok(sqlx::query_as::<_, Release>("SELECT id, project_id, version, canonical_version, created_at, metadata, requires_python FROM releases WHERE project_id = ? ORDER BY id")
+        Ok(sqlx::query_as::<_, Release>("SELECT id, project_id, version, canonical_version, created_at, metadata, requires_python FROM releases WHERE project_id = $1 ORDER BY id")
             .bind(project_id)
             .fetch_all(&self.reader)
             .await?)
@@ -311,20 +406,20 @@ impl Db {
 
     pub async fn project_files(&self, project_id: i64) -> Result<Vec<FileRow>, StoreError> {
         let sql = format!(
-            "SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE f.project_id = ? ORDER BY f.filename"
+            "SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE f.project_id = $1 ORDER BY f.filename"
         );
         Ok(sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql)).bind(project_id).fetch_all(&self.reader).await?)
     }
 
     pub async fn file(&self, filename: &str) -> Result<Option<FileRow>, StoreError> {
         let sql = format!(
-            "SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE f.filename = ?"
+            "SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE f.filename = $1"
         );
         Ok(sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql)).bind(filename).fetch_optional(&self.reader).await?)
     }
 
     pub async fn core_metadata(&self, filename: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let row = sqlx::query("SELECT core_metadata FROM files WHERE filename = ?").bind(filename).fetch_optional(&self.reader).await?;
+        let row = sqlx::query("SELECT core_metadata FROM files WHERE filename = $1").bind(filename).fetch_optional(&self.reader).await?;
         Ok(row.map(|r| r.get(0)))
     }
 
@@ -335,7 +430,7 @@ impl Db {
     }
 
     pub async fn role(&self, project_id: i64, user_id: i64) -> Result<Option<Role>, StoreError> {
-        let row = sqlx::query("SELECT role FROM roles WHERE project_id = ? AND user_id = ?")
+        let row = sqlx::query("SELECT role FROM roles WHERE project_id = $1 AND user_id = $2")
             .bind(project_id)
             .bind(user_id)
             .fetch_optional(&self.reader)
@@ -345,7 +440,7 @@ impl Db {
 
     pub async fn roles(&self, project: Option<&str>) -> Result<Vec<RoleRow>, StoreError> {
         Ok(sqlx::query_as::<_, RoleRow>(
-            "SELECT p.normalized AS project, u.name AS user_name, r.role FROM roles r JOIN projects p ON p.id = r.project_id JOIN users u ON u.id = r.user_id WHERE (? IS NULL OR p.normalized = ?) ORDER BY p.normalized, u.name",
+            "SELECT p.normalized AS project, u.name AS user_name, r.role FROM roles r JOIN projects p ON p.id = r.project_id JOIN users u ON u.id = r.user_id WHERE ($1 IS NULL OR p.normalized = $2) ORDER BY p.normalized, u.name",
         )
         .bind(project)
         .bind(project)
@@ -356,18 +451,18 @@ impl Db {
     pub async fn set_role(&self, normalized: &str, user: &str, role: Role, actor: &str) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let project = project_in(&mut tx, normalized).await?;
-        let user_id: i64 = sqlx::query("SELECT id FROM users WHERE name = ?")
+        let user_id: i64 = sqlx::query("SELECT id FROM users WHERE name = $1")
             .bind(user)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("user {user:?}")))?
             .get(0);
-        let before: Option<String> = sqlx::query_scalar("SELECT role FROM roles WHERE project_id = ? AND user_id = ?")
+        let before: Option<String> = sqlx::query_scalar("SELECT role FROM roles WHERE project_id = $1 AND user_id = $2")
             .bind(project.id)
             .bind(user_id)
             .fetch_optional(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES (?, ?, ?) ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role")
+        sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role")
             .bind(project.id)
             .bind(user_id)
             .bind(role.as_str())
@@ -386,13 +481,14 @@ impl Db {
     pub async fn remove_role(&self, normalized: &str, user: &str, actor: &str) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let project = project_in(&mut tx, normalized).await?;
-        let removed: String =
-            sqlx::query_scalar("DELETE FROM roles WHERE project_id = ? AND user_id = (SELECT id FROM users WHERE name = ?) RETURNING role")
-                .bind(project.id)
-                .bind(user)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("a role for {user:?} on {normalized:?}")))?;
+        let removed: String = sqlx::query_scalar(
+            "DELETE FROM roles WHERE project_id = $1 AND user_id = (SELECT id FROM users WHERE name = $2) RETURNING role",
+        )
+        .bind(project.id)
+        .bind(user)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("a role for {user:?} on {normalized:?}")))?;
         if removed == "owner" {
             keeps_an_owner(&mut tx, &project, user).await?;
         }
@@ -410,7 +506,7 @@ impl Db {
         }
         let mut tx = self.begin().await?;
         let project = project_in(&mut tx, normalized).await?;
-        sqlx::query("UPDATE projects SET status = ?, status_reason = ? WHERE id = ?")
+        sqlx::query("UPDATE projects SET status = $1, status_reason = $2 WHERE id = $3")
             .bind(status)
             .bind(reason)
             .bind(project.id)
@@ -446,7 +542,7 @@ impl Db {
         }
         let now = now_micros();
         let (project, created_project) = match sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!(
-            "SELECT {PROJECT_COLUMNS} FROM projects WHERE normalized = ?"
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE normalized = $1"
         )))
         .bind(&f.normalized)
         .fetch_optional(&mut *tx)
@@ -454,7 +550,7 @@ impl Db {
         {
             Some(p) => {
                 if let Some(publisher) = f.publisher_id {
-                    let bound = sqlx::query("SELECT 1 FROM publishers WHERE id = ? AND project_id = ?")
+                    let bound = sqlx::query("SELECT 1 FROM publishers WHERE id = $1 AND project_id = $2")
                         .bind(publisher)
                         .bind(p.id)
                         .fetch_optional(&mut *tx)
@@ -466,7 +562,7 @@ impl Db {
                         )));
                     }
                 } else if !f.uploader_is_admin {
-                    let role = sqlx::query("SELECT role FROM roles WHERE project_id = ? AND user_id = ?")
+                    let role = sqlx::query("SELECT role FROM roles WHERE project_id = $1 AND user_id = $2")
                         .bind(p.id)
                         .bind(f.uploader_id)
                         .fetch_optional(&mut *tx)
@@ -489,7 +585,7 @@ impl Db {
                 let owner = match f.publisher_id {
                     None => f.uploader_id,
                     Some(publisher) => sqlx::query(
-                        "SELECT created_by FROM publishers WHERE id = ? AND pending_name = ? AND (expires_at IS NULL OR expires_at > ?)",
+                        "SELECT created_by FROM publishers WHERE id = $1 AND pending_name = $2 AND (expires_at IS NULL OR expires_at > $3)",
                     )
                     .bind(publisher)
                     .bind(&f.normalized)
@@ -505,7 +601,7 @@ impl Db {
                     .get::<Option<i64>, _>(0),
                 };
                 let p = sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO projects (name, normalized, created_at) VALUES (?, ?, ?) RETURNING {PROJECT_COLUMNS}"
+                    "INSERT INTO projects (name, normalized, created_at) VALUES ($1, $2, $3) RETURNING {PROJECT_COLUMNS}"
                 )))
                 .bind(&f.project_name)
                 .bind(&f.normalized)
@@ -513,7 +609,7 @@ impl Db {
                 .fetch_one(&mut *tx)
                 .await?;
                 if let Some(owner) = owner {
-                    sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES (?, ?, 'owner')")
+                    sqlx::query("INSERT INTO roles (project_id, user_id, role) VALUES ($1, $2, 'owner')")
                         .bind(p.id)
                         .bind(owner)
                         .execute(&mut *tx)
@@ -524,7 +620,7 @@ impl Db {
                     // It, and the same user's other pending publishers for the name, become
                     // ordinary publishers of the new project.
                     sqlx::query(
-                        "UPDATE publishers SET project_id = ?, pending_name = NULL, expires_at = NULL WHERE pending_name = ? AND (expires_at IS NULL OR expires_at > ?) AND (id = ? OR created_by IS ?)",
+                        "UPDATE publishers SET project_id = $1, pending_name = NULL, expires_at = NULL WHERE pending_name = $2 AND (expires_at IS NULL OR expires_at > $3) AND (id = $4 OR created_by IS NOT DISTINCT FROM $5)",
                     )
                     .bind(p.id)
                     .bind(&f.normalized)
@@ -535,7 +631,7 @@ impl Db {
                     .await?;
                     // Anyone else's pending publishers for the name (and expired ones) lost
                     // the race; tokens that covered only them go with them.
-                    let losers: Vec<i64> = sqlx::query_scalar("SELECT id FROM publishers WHERE pending_name = ?")
+                    let losers: Vec<i64> = sqlx::query_scalar("SELECT id FROM publishers WHERE pending_name = $1")
                         .bind(&f.normalized)
                         .fetch_all(&mut *tx)
                         .await?;
@@ -547,7 +643,7 @@ impl Db {
                 (p, true)
             }
         };
-        let release_id: i64 = match sqlx::query("SELECT id FROM releases WHERE project_id = ? AND canonical_version = ?")
+        let release_id: i64 = match sqlx::query("SELECT id FROM releases WHERE project_id = $1 AND canonical_version = $2")
             .bind(project.id)
             .bind(&f.canonical_version)
             .fetch_optional(&mut *tx)
@@ -555,7 +651,7 @@ impl Db {
         {
             Some(r) => r.get(0),
             None => {
-                let id: i64 = sqlx::query("INSERT INTO releases (project_id, version, canonical_version, created_at, metadata, requires_python) VALUES (?, ?, ?, ?, ?, ?) RETURNING id")
+                let id: i64 = sqlx::query("INSERT INTO releases (project_id, version, canonical_version, created_at, metadata, requires_python) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
                     .bind(project.id)
                     .bind(&f.version)
                     .bind(&f.canonical_version)
@@ -572,7 +668,7 @@ impl Db {
         // One sdist per release is the unique index `files_one_sdist_per_release` (migration 0006).
         let inserted = sqlx::query(
             "INSERT INTO files (release_id, project_id, filename, packagetype, python_version, size, sha256, blake2b_256, md5, upload_time, requires_python, core_metadata, metadata_sha256, uploader_id, publisher_id, status) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(release_id)
         .bind(project.id)
@@ -593,11 +689,16 @@ impl Db {
         .execute(&mut *tx)
         .await;
         match inserted {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() && e.message().contains("files.release_id") => {
-                let other: String = sqlx::query_scalar("SELECT filename FROM files WHERE release_id = ? AND packagetype = 'sdist'")
+            Err(sqlx::Error::Database(e)) if violates(&*e, "files_one_sdist_per_release", "files.release_id") => {
+                // PostgreSQL refuses any further statement in a transaction that failed one: name
+                // the sdist that holds the release from outside it, after the rollback (should a
+                // removal slip in between, the message says "another sdist").
+                tx.rollback().await?;
+                let other: String = sqlx::query_scalar("SELECT filename FROM files WHERE release_id = $1 AND packagetype = 'sdist'")
                     .bind(release_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                    .fetch_optional(&self.reader)
+                    .await?
+                    .unwrap_or_else(|| "another sdist".into());
                 return Err(StoreError::Conflict(format!("only one sdist may be uploaded per release; this release already has {other}")));
             }
             other => other?,
@@ -605,7 +706,7 @@ impl Db {
         if let Some(scan) = &f.scan {
             insert_report(&mut tx, &f.filename, &project.normalized, &f.sha256, scan, &f.uploader_name).await?;
         }
-        sqlx::query("INSERT INTO filenames (filename, project_id, sha256, created_at, identity) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO filenames (filename, project_id, sha256, created_at, identity) VALUES ($1, $2, $3, $4, $5)")
             .bind(&f.filename)
             .bind(project.id)
             .bind(&f.sha256)
@@ -637,7 +738,7 @@ impl Db {
         let canonical = palisade_dist::parse_version(version)
             .map(|v| palisade_dist::canonical_version(&v))
             .map_err(|e| StoreError::NotFound(format!("version {version:?} ({e})")))?;
-        let release_id: i64 = sqlx::query("SELECT id FROM releases WHERE project_id = ? AND canonical_version = ?")
+        let release_id: i64 = sqlx::query("SELECT id FROM releases WHERE project_id = $1 AND canonical_version = $2")
             .bind(project.id)
             .bind(&canonical)
             .fetch_optional(&mut *tx)
@@ -648,7 +749,7 @@ impl Db {
         if let Some(r) = reason {
             palisade_dist::check_text("yank reason", r).map_err(|e| StoreError::Conflict(e.to_string()))?;
         }
-        let res = sqlx::query("UPDATE files SET yanked = ?, yanked_reason = ? WHERE release_id = ? AND (? IS NULL OR filename = ?)")
+        let res = sqlx::query("UPDATE files SET yanked = $1, yanked_reason = $2 WHERE release_id = $3 AND ($4 IS NULL OR filename = $5)")
             .bind(yank)
             .bind(reason)
             .bind(release_id)
@@ -674,13 +775,13 @@ impl Db {
     pub async fn remove_file(&self, blobs: &BlobStore, filename: &str, actor: &str) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let row =
-            sqlx::query("SELECT f.id, f.sha256, p.normalized FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = ?")
+            sqlx::query("SELECT f.id, f.sha256, p.normalized FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = $1")
                 .bind(filename)
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("file {filename:?}")))?;
         let (id, sha, normalized): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
-        sqlx::query("DELETE FROM files WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM files WHERE id = $1").bind(id).execute(&mut *tx).await?;
         let project = project_in(&mut tx, &normalized).await?;
         journal(&mut tx, &project, &format!("remove file {filename}"), actor).await?;
         // The row goes first, in its own transaction: deleting the blob before a commit that
@@ -701,7 +802,8 @@ impl Db {
     /// file committed before the check keeps the blob, and one committed after puts it back.
     pub async fn remove_blob_if_unreferenced(&self, blobs: &BlobStore, sha256: &str) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        let referenced = sqlx::query("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1").bind(sha256).fetch_optional(&mut *tx).await?.is_some();
+        let referenced =
+            sqlx::query("SELECT 1 FROM files WHERE sha256 = $1 LIMIT 1").bind(sha256).fetch_optional(&mut *tx).await?.is_some();
         if !referenced {
             blobs.remove(sha256).await?;
         }
@@ -712,7 +814,7 @@ impl Db {
 
     /// Whether any live file has this sha256 (a cheap read before [`Db::remove_blob_if_unreferenced`]).
     pub async fn blob_referenced(&self, sha256: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1").bind(sha256).fetch_optional(&self.reader).await?.is_some())
+        Ok(sqlx::query("SELECT 1 FROM files WHERE sha256 = $1 LIMIT 1").bind(sha256).fetch_optional(&self.reader).await?.is_some())
     }
 
     // ---- scanning and quarantine --------------------------------------------------------------
@@ -735,7 +837,7 @@ impl Db {
     /// Files waiting for review, oldest first.
     pub async fn quarantined(&self, project: Option<&str>) -> Result<Vec<FileRow>, StoreError> {
         let sql = format!(
-            "SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE f.status = 'quarantined' AND (? IS NULL OR p.normalized = ?) ORDER BY f.upload_time"
+            "SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE f.status = 'quarantined' AND ($1 IS NULL OR p.normalized = $2) ORDER BY f.upload_time"
         );
         Ok(sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql)).bind(project).bind(project).fetch_all(&self.reader).await?)
     }
@@ -743,7 +845,7 @@ impl Db {
     /// Every report recorded for a filename, newest first.
     pub async fn reports(&self, filename: &str) -> Result<Vec<ScanReportRow>, StoreError> {
         Ok(sqlx::query_as::<_, ScanReportRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {REPORT_COLUMNS} FROM scan_reports WHERE filename = ? ORDER BY id DESC"
+            "SELECT {REPORT_COLUMNS} FROM scan_reports WHERE filename = $1 ORDER BY id DESC"
         )))
         .bind(filename)
         .fetch_all(&self.reader)
@@ -753,7 +855,7 @@ impl Db {
     /// Recent rejected uploads.
     pub async fn rejections(&self, limit: i64) -> Result<Vec<ScanReportRow>, StoreError> {
         Ok(sqlx::query_as::<_, ScanReportRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {REPORT_COLUMNS} FROM scan_reports WHERE outcome = 'rejected' ORDER BY id DESC LIMIT ?"
+            "SELECT {REPORT_COLUMNS} FROM scan_reports WHERE outcome = 'rejected' ORDER BY id DESC LIMIT $1"
         )))
         .bind(limit)
         .fetch_all(&self.reader)
@@ -775,7 +877,7 @@ impl Db {
     async fn decide(&self, filename: &str, decision: &str, actor: &str, note: Option<&str>) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(
-            "SELECT p.normalized FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = ? AND f.status = 'quarantined'",
+            "SELECT p.normalized FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = $1 AND f.status = 'quarantined'",
         )
         .bind(filename)
         .fetch_optional(&mut *tx)
@@ -783,9 +885,9 @@ impl Db {
         .ok_or_else(|| StoreError::NotFound(format!("quarantined file {filename:?}")))?;
         let normalized: String = row.get(0);
         if decision == "released" {
-            sqlx::query("UPDATE files SET status = 'published' WHERE filename = ?").bind(filename).execute(&mut *tx).await?;
+            sqlx::query("UPDATE files SET status = 'published' WHERE filename = $1").bind(filename).execute(&mut *tx).await?;
         }
-        sqlx::query("UPDATE scan_reports SET decision = ?, decided_by = ?, decided_at = ?, note = ? WHERE id = (SELECT MAX(id) FROM scan_reports WHERE filename = ?)")
+        sqlx::query("UPDATE scan_reports SET decision = $1, decided_by = $2, decided_at = $3, note = $4 WHERE id = (SELECT MAX(id) FROM scan_reports WHERE filename = $5)")
             .bind(decision)
             .bind(actor)
             .bind(now_micros())
@@ -802,13 +904,13 @@ impl Db {
     /// Moves a published file into quarantine after a rescan flagged it, recording the report.
     pub async fn quarantine_file(&self, filename: &str, scan: &NewScan, actor: &str) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT p.normalized, f.sha256 FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = ?")
+        let row = sqlx::query("SELECT p.normalized, f.sha256 FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = $1")
             .bind(filename)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("file {filename:?}")))?;
         let (normalized, sha): (String, String) = (row.get(0), row.get(1));
-        sqlx::query("UPDATE files SET status = 'quarantined' WHERE filename = ?").bind(filename).execute(&mut *tx).await?;
+        sqlx::query("UPDATE files SET status = 'quarantined' WHERE filename = $1").bind(filename).execute(&mut *tx).await?;
         insert_report(&mut tx, filename, &normalized, &sha, scan, actor).await?;
         let project = project_in(&mut tx, &normalized).await?;
         journal(&mut tx, &project, &format!("quarantine file {filename} after rescan"), actor).await?;
@@ -819,12 +921,24 @@ impl Db {
     /// Every stored file, for rescans.
     pub async fn all_files(&self, project: Option<&str>) -> Result<Vec<FileRow>, StoreError> {
         let sql = format!(
-            "SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE (? IS NULL OR p.normalized = ?) ORDER BY f.id"
+            "SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE ($1 IS NULL OR p.normalized = $2) ORDER BY f.id"
         );
         Ok(sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql)).bind(project).bind(project).fetch_all(&self.reader).await?)
     }
 
     /// Normalized names of all hosted projects (for typosquatting checks).
+    /// The projects created after the one with id `after` (0: all), with their ids, oldest first:
+    /// what another process created since this one last looked.
+    pub async fn projects_created_after(&self, after: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(sqlx::query("SELECT id, normalized FROM projects WHERE id > $1 ORDER BY id")
+            .bind(after)
+            .fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
     pub async fn project_names(&self) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query("SELECT normalized FROM projects ORDER BY normalized")
             .fetch_all(&self.reader)
@@ -842,7 +956,7 @@ impl Db {
 
     pub async fn journal_since(&self, serial: i64, limit: i64) -> Result<Vec<JournalEntry>, StoreError> {
         Ok(sqlx::query_as::<_, JournalEntry>(
-            "SELECT serial, project, action, actor, at FROM journal WHERE serial > ? ORDER BY serial LIMIT ?",
+            "SELECT serial, project, action, actor, at FROM journal WHERE serial > $1 ORDER BY serial LIMIT $2",
         )
         .bind(serial)
         .bind(limit)
@@ -859,10 +973,14 @@ fn identity_of(filename: &str) -> Option<String> {
 }
 
 /// The reservation of `filename` or of its identity; the exact spelling first.
-async fn reservation<'e>(db: impl sqlx::SqliteExecutor<'e>, filename: &str, identity: &str) -> Result<Option<Reservation>, StoreError> {
+async fn reservation<'e>(
+    db: impl sqlx::Executor<'e, Database = Any>,
+    filename: &str,
+    identity: &str,
+) -> Result<Option<Reservation>, StoreError> {
     Ok(sqlx::query_as::<_, Reservation>(
         "SELECT n.filename, n.sha256, EXISTS (SELECT 1 FROM files f WHERE f.filename = n.filename) AS live \
-         FROM filenames n WHERE n.filename = ? OR n.identity = ? ORDER BY n.filename = ? DESC LIMIT 1",
+         FROM filenames n WHERE n.filename = $1 OR n.identity = $2 ORDER BY n.filename = $3 DESC LIMIT 1",
     )
     .bind(filename)
     .bind(identity)
@@ -872,7 +990,7 @@ async fn reservation<'e>(db: impl sqlx::SqliteExecutor<'e>, filename: &str, iden
 }
 
 async fn insert_report(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
     filename: &str,
     project: &str,
     sha256: &str,
@@ -880,7 +998,7 @@ async fn insert_report(
     actor: &str,
 ) -> Result<i64, StoreError> {
     Ok(sqlx::query(
-        "INSERT INTO scan_reports (filename, project, sha256, verdict, score, report, outcome, trigger, actor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO scan_reports (filename, project, sha256, verdict, score, report, outcome, trigger, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(filename)
     .bind(project)
@@ -897,8 +1015,8 @@ async fn insert_report(
     .get(0))
 }
 
-async fn project_in(tx: &mut Transaction<'static, Sqlite>, normalized: &str) -> Result<Project, StoreError> {
-    sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE normalized = ?")))
+async fn project_in(tx: &mut Transaction<'static, Any>, normalized: &str) -> Result<Project, StoreError> {
+    sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE normalized = $1")))
         .bind(normalized)
         .fetch_optional(&mut **tx)
         .await?
@@ -908,8 +1026,8 @@ async fn project_in(tx: &mut Transaction<'static, Sqlite>, normalized: &str) -> 
 /// Refuses the demotion or removal of an owner that leaves the project without one; called inside
 /// the change's transaction, after it. (A project a trusted publisher created for no registered
 /// user has no owner to begin with; other role changes there stay possible.)
-async fn keeps_an_owner(tx: &mut Transaction<'static, Sqlite>, project: &Project, user: &str) -> Result<(), StoreError> {
-    let owners: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM roles WHERE project_id = ? AND role = 'owner'")
+async fn keeps_an_owner(tx: &mut Transaction<'static, Any>, project: &Project, user: &str) -> Result<(), StoreError> {
+    let owners: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM roles WHERE project_id = $1 AND role = 'owner'")
         .bind(project.id)
         .fetch_one(&mut **tx)
         .await?;
@@ -923,21 +1041,29 @@ async fn keeps_an_owner(tx: &mut Transaction<'static, Sqlite>, project: &Project
 }
 
 /// Appends a journal entry and moves the project's serial to it.
-async fn journal(tx: &mut Transaction<'static, Sqlite>, project: &Project, action: &str, actor: &str) -> Result<i64, StoreError> {
-    let serial: i64 = sqlx::query("INSERT INTO journal (project_id, project, action, actor, at) VALUES (?, ?, ?, ?, ?) RETURNING serial")
-        .bind(project.id)
-        .bind(&project.normalized)
-        .bind(action)
-        .bind(actor)
-        .bind(now_micros())
-        .fetch_one(&mut **tx)
-        .await?
-        .get(0);
-    sqlx::query("UPDATE projects SET last_serial = ? WHERE id = ?").bind(serial).bind(project.id).execute(&mut **tx).await?;
+async fn journal(tx: &mut Transaction<'static, Any>, project: &Project, action: &str, actor: &str) -> Result<i64, StoreError> {
+    let serial: i64 =
+        sqlx::query("INSERT INTO journal (project_id, project, action, actor, at) VALUES ($1, $2, $3, $4, $5) RETURNING serial")
+            .bind(project.id)
+            .bind(&project.normalized)
+            .bind(action)
+            .bind(actor)
+            .bind(now_micros())
+            .fetch_one(&mut **tx)
+            .await?
+            .get(0);
+    sqlx::query("UPDATE projects SET last_serial = $1 WHERE id = $2").bind(serial).bind(project.id).execute(&mut **tx).await?;
     Ok(serial)
 }
 
 mod accounts;
+mod jobs;
 
 #[cfg(test)]
 mod tests;
+
+/// `sqlite://PATH`, with the characters a URL would read otherwise escaped.
+pub fn sqlite_url(path: &std::path::Path) -> Result<String, StoreError> {
+    let path = path.to_str().ok_or_else(|| StoreError::Conflict(format!("the database path {} is not UTF-8", path.display())))?;
+    Ok(format!("sqlite://{}", path.replace('%', "%25").replace('?', "%3F").replace('#', "%23")))
+}

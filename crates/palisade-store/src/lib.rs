@@ -1,6 +1,6 @@
 //! Persistence for Palisade: the metadata database and the blobs.
 //!
-//! The database (SQLite in WAL mode) is the source of truth for what is published; the blobs
+//! The database (SQLite in WAL mode, or PostgreSQL for several nodes) is the source of truth for what is published; the blobs
 //! (a folder, or an S3-compatible bucket) hold file contents addressed by sha256. The ordering rule that keeps the two
 //! consistent: a blob is fully written and synced *before* the transaction that makes it visible
 //! commits, so a crash can leave an unreferenced blob (swept later) but never a visible file
@@ -10,8 +10,10 @@ mod blobs;
 mod db;
 mod error;
 mod models;
+#[doc(hidden)]
+pub mod testing;
 
 pub use blobs::{BlobInfo, BlobStore, BlobStream, BucketConfig, LocalBlob, Storage, StoredBlob, TempBlob};
-pub use db::{Db, NewFile, NewScan, PublishOutcome, now_micros};
+pub use db::{Db, Engine, NewFile, NewScan, PublishOutcome, now_micros, sqlite_url};
 pub use error::StoreError;
 pub use models::*;

@@ -1,19 +1,52 @@
 //! Rows as the rest of Palisade sees them.
 
-use sqlx::FromRow;
+use sqlx::any::{AnyTypeInfo, AnyTypeInfoKind};
+use sqlx::{Any, FromRow};
+
+/// A boolean as either engine answers it: PostgreSQL has booleans, SQLite answers 0 or 1.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Flag(bool);
+
+impl From<Flag> for bool {
+    fn from(f: Flag) -> bool {
+        f.0
+    }
+}
+
+impl sqlx::Type<Any> for Flag {
+    fn type_info() -> AnyTypeInfo {
+        <bool as sqlx::Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        matches!(ty.kind(), AnyTypeInfoKind::Bool) || ty.kind().is_integer()
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Any> for Flag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        match <bool as sqlx::Decode<Any>>::decode(value.clone()) {
+            Ok(b) => Ok(Flag(b)),
+            Err(_) => Ok(Flag(<i64 as sqlx::Decode<Any>>::decode(value)? != 0)),
+        }
+    }
+}
 
 #[derive(Clone, Debug, FromRow)]
 pub struct User {
     pub id: i64,
     pub name: String,
+    #[sqlx(try_from = "Flag")]
     pub is_admin: bool,
     pub created_at: i64,
     pub email: Option<String>,
     pub email_verified_at: Option<i64>,
     pub disabled_at: Option<i64>,
     /// Whether the user has at least one confirmed second factor.
+    #[sqlx(try_from = "Flag")]
     pub has_2fa: bool,
     /// Whether a password is set (the hash itself is only read by `Db::password_hash`).
+    #[sqlx(try_from = "Flag")]
     pub has_password: bool,
 }
 
@@ -31,9 +64,13 @@ pub struct Token {
     pub publisher_id: Option<i64>,
     /// The user's name, or `publisher:<id>` for publisher tokens.
     pub user_name: String,
+    #[sqlx(try_from = "Flag")]
     pub user_is_admin: bool,
+    #[sqlx(try_from = "Flag")]
     pub user_has_2fa: bool,
+    #[sqlx(try_from = "Flag")]
     pub user_email_verified: bool,
+    #[sqlx(try_from = "Flag")]
     pub user_disabled: bool,
     pub hint: String,
     /// JSON array of normalized project names; `None` means every project the user may touch.
@@ -87,6 +124,7 @@ pub struct Reservation {
     pub filename: String,
     pub sha256: String,
     /// Whether that file is still stored (it may have been removed; its name stays reserved).
+    #[sqlx(try_from = "Flag")]
     pub live: bool,
 }
 
@@ -130,6 +168,7 @@ pub struct FileRow {
     pub upload_time: i64,
     pub requires_python: Option<String>,
     pub metadata_sha256: String,
+    #[sqlx(try_from = "Flag")]
     pub yanked: bool,
     pub yanked_reason: Option<String>,
     /// The PEP 792 status of the file's project.
@@ -272,6 +311,7 @@ pub struct Publisher {
     pub project_id: Option<i64>,
     /// The project's normalized name (for a pending publisher: the name it may create).
     pub project: String,
+    #[sqlx(try_from = "Flag")]
     pub pending: bool,
     pub issuer: String,
     /// JSON of the claims to match.
@@ -330,4 +370,26 @@ mod tests {
         assert_eq!(parse_string_array(&to_string_array(&v)), v);
         assert!(parse_string_array("[]").is_empty());
     }
+}
+
+/// A background job (see `Db::enqueue_job`).
+#[derive(Clone, Debug, FromRow)]
+pub struct Job {
+    pub id: i64,
+    /// What to do: `mail`, ...
+    pub kind: String,
+    /// JSON; `{}` once done (mail bodies carry one-time links).
+    pub payload: String,
+    pub created_at: i64,
+    /// Not to be run before this time.
+    pub run_at: i64,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    /// The worker holding the job, until `locked_until`.
+    pub locked_by: Option<String>,
+    pub locked_until: Option<i64>,
+    pub last_error: Option<String>,
+    /// `queued`, `done` or `failed`.
+    pub state: String,
+    pub finished_at: Option<i64>,
 }

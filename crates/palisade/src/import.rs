@@ -48,6 +48,8 @@ fn walk(dir: &Path, found: &mut Found) -> anyhow::Result<()> {
                 Ok(d) => found.dists.push((d, path)),
                 Err(e) => found.skipped.push((path, format!("not a distribution: {e}"))),
             }
+        } else {
+            found.skipped.push((path, "not a regular file (a FIFO, socket or device)".into()));
         }
     }
     Ok(())

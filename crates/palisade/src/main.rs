@@ -149,7 +149,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     if let Command::Serve { .. } = cli.command {
         return serve::run(config).await;
     }
-    let core = Core::open(config.clone()).await.with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    let core = Core::open(config.clone()).await?;
     let result = match cli.command {
         Command::User(cmd) => user::run(&core, cmd).await,
         Command::Token(cmd) => token::run(&core, cmd).await,
@@ -169,7 +169,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     };
     // Operations queue mail (a new token, a changed role) in the background: send it before the
     // process ends.
-    core.mailer.flush(std::time::Duration::from_secs(30)).await;
+    core.run_own_jobs(std::time::Duration::from_secs(30)).await;
     result
 }
 

@@ -5,11 +5,14 @@ use palisade_core::Config;
 use palisade_server::AppState;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let state =
-        AppState::open(config.clone()).await.with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    let state = AppState::open(config.clone()).await.context("palisade could not start")?;
     let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    eprintln!("palisade listening on http://{addr}/ (data in {})", config.data_dir.display());
+    eprintln!(
+        "palisade listening on http://{addr}/ (database {}, files in {})",
+        config.database.display_url(&config.data_dir),
+        state.blobs.location()
+    );
     palisade_server::serve(state, listener, shutdown_signal()).await
 }
 

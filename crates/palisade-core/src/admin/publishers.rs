@@ -80,10 +80,10 @@ pub async fn add_publisher(core: &Core, actor: &Actor, target: PublisherTarget<'
     match (project, &pending) {
         (Some(project), _) => {
             for owner in core.owners(project).await? {
-                crate::mail::notify(&core.mailer, &owner, "Trusted publisher added", &what);
+                crate::mail::notify(&core.mailer, &owner, "Trusted publisher added", &what).await;
             }
         }
-        (None, Some((_, owner, _))) => crate::mail::notify(&core.mailer, owner, "Pending trusted publisher added", &what),
+        (None, Some((_, owner, _))) => crate::mail::notify(&core.mailer, owner, "Pending trusted publisher added", &what).await,
         (None, None) => {}
     }
     Ok(publisher)

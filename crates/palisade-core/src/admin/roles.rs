@@ -21,7 +21,7 @@ pub async fn set_role(core: &Core, actor: &Actor, project: &Project, user: &str,
     let details = json!({ "user": target.name, "from": before.map(Role::as_str), "to": role.as_str() });
     record(core, "role_changed", &actor.name, Some(target.id), Some(project.id), &actor.origin, details).await;
     let what = format!("{} made you {} of project {}.", actor.name, role.as_str(), project.normalized);
-    crate::mail::notify(&core.mailer, &target, "Your role changed", &what);
+    crate::mail::notify(&core.mailer, &target, "Your role changed", &what).await;
     core.changed(&project.normalized);
     Ok(target)
 }
@@ -40,7 +40,7 @@ pub async fn remove_role(core: &Core, actor: &Actor, project: &Project, user: &s
     let details = json!({ "user": target.name, "from": before.map(Role::as_str), "to": Value::Null });
     record(core, "role_changed", &actor.name, Some(target.id), Some(project.id), &actor.origin, details).await;
     let what = format!("{} removed your role on project {}.", actor.name, project.normalized);
-    crate::mail::notify(&core.mailer, &target, "Your role was removed", &what);
+    crate::mail::notify(&core.mailer, &target, "Your role was removed", &what).await;
     core.changed(&project.normalized);
     Ok(target)
 }

@@ -84,7 +84,8 @@ pub async fn create_token_for(core: &Core, actor: &Actor, user: &User, request: 
         user,
         "API token created",
         &format!("An API token ({}…, {}) was created for your account.", t.hint, request.description.unwrap_or("no description")),
-    );
+    )
+    .await;
     Ok((id, t.secret))
 }
 

@@ -225,16 +225,18 @@ macro_rules! keys {
 }
 
 /// The tables (`[scan]`) inside `Config`: sections, not keys.
-const SECTIONS: &[&str] = &["storage", "scan", "accounts", "smtp", "oidc", "disclosure", "http"];
+const SECTIONS: &[&str] = &["database", "storage", "jobs", "scan", "accounts", "smtp", "oidc", "disclosure", "http"];
 
 /// Every key, with its section ("" for the top level; `disclosure.partners` for a partner's keys).
 fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
     #[rustfmt::skip]
     let lists = [
         keys!("": Config { listen, data_dir, max_upload_bytes, max_uncompressed_bytes, max_description_bytes, public_url, log,
-            journal_poll_ms, sweep_young_blobs, client_ip_header, storage, scan, accounts, smtp, oidc, disclosure, http }),
+            journal_poll_ms, sweep_young_blobs, client_ip_header, database, storage, jobs, scan, accounts, smtp, oidc, disclosure, http }),
+        keys!("database": DatabaseConfig { url, pool_size }),
         keys!("storage": StorageConfig { url, endpoint, region, access_key_id, secret_access_key, allow_http,
             presigned_downloads_secs }),
+        keys!("jobs": JobsConfig { lease_secs }),
         keys!("scan": ScanPolicy { enabled, quarantine_at, reject_at, suspicious_score, malicious_score, rules_dirs, popular_list,
             typosquat, reuse_mib }),
         keys!("accounts": AccountPolicy { require_2fa, require_verified_email, registration, session_hours, max_failures,

@@ -13,18 +13,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder, Checksum};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, Checksum};
 use object_store::path::Path as ObjectPath;
 use object_store::signer::{Method, SignedUrlOptions, Signer};
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
 use super::{BlobInfo, BlobStream};
 use crate::StoreError;
 
-/// Files up to this size go up in one `PUT`; larger ones as a multipart upload of parts this big
-/// (S3's minimum part is 5 MiB).
-const PART: usize = 8 << 20;
+/// Files up to this size go up in one `PUT`; larger ones as a multipart upload.
+const SINGLE_PUT: usize = 8 << 20;
+/// S3's smallest part (but the last) and its most parts per upload.
+const MIN_PART: u64 = 5 << 20;
+const MAX_PARTS: u64 = 10_000;
+/// Parts on the way at once: with the one being filled, what an upload holds in memory.
+const PARTS_IN_FLIGHT: usize = 2;
 
 /// Where the bucket is and how to reach it. Unset fields come from the standard `AWS_*`
 /// environment variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
@@ -84,7 +88,16 @@ impl Bucket {
     /// credentials stop the start, not the first upload.
     pub(super) async fn connect(config: &BucketConfig) -> Result<Self, StoreError> {
         let url = config.url();
-        let mut b = AmazonS3Builder::from_env().with_bucket_name(&config.bucket).with_checksum_algorithm(Checksum::SHA256);
+        // Bounded: a request that hangs would hold an upload (and, when a removal restores a blob,
+        // the database's write lock) for as long as it hangs.
+        let retry = RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(15), ..RetryConfig::default() };
+        // Set key by key: `with_client_options` would replace what `from_env` read (AWS_ALLOW_HTTP).
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(&config.bucket)
+            .with_checksum_algorithm(Checksum::SHA256)
+            .with_retry(retry)
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "60s")
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), "5s");
         if let Some(v) = &config.endpoint {
             b = b.with_endpoint(v);
         }
@@ -117,9 +130,36 @@ impl Bucket {
     }
 
     fn key(&self, sha256: &str) -> ObjectPath {
-        let s = sha256.get(..4).unwrap_or("0000");
+        let s = sha256.get(..4).filter(|s| s.is_ascii()).unwrap_or("0000");
         let rel = format!("{}/{}/{sha256}", &s[..2], &s[2..4]);
         if self.prefix.is_empty() { ObjectPath::from(rel) } else { ObjectPath::from(format!("{}/{rel}", self.prefix)) }
+    }
+
+    fn marker_key(&self) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(super::MARKER)
+        } else {
+            ObjectPath::from(format!("{}/{}", self.prefix, super::MARKER))
+        }
+    }
+
+    /// The instance id written by [`super::BlobStore::claim`], if any.
+    pub(super) async fn marker(&self) -> Result<Option<String>, StoreError> {
+        let key = self.marker_key();
+        match self.store.get(&key).await {
+            Ok(got) => {
+                let bytes = got.bytes().await.map_err(|e| error(&key, e))?;
+                Ok(Some(String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned()))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(error(&key, e)),
+        }
+    }
+
+    pub(super) async fn set_marker(&self, instance: &str) -> Result<(), StoreError> {
+        let key = self.marker_key();
+        self.store.put(&key, PutPayload::from(instance.to_string().into_bytes())).await.map_err(|e| error(&key, e))?;
+        Ok(())
     }
 
     /// Writes the file at `src` as the object for `sha256`.
@@ -127,14 +167,17 @@ impl Bucket {
         let key = self.key(sha256);
         let mut file = tokio::fs::File::open(src).await.map_err(|e| StoreError::io(src, e))?;
         let size = file.metadata().await.map_err(|e| StoreError::io(src, e))?.len();
-        if size <= PART as u64 {
+        if size <= SINGLE_PUT as u64 {
             let mut buf = Vec::with_capacity(size as usize);
             file.read_to_end(&mut buf).await.map_err(|e| StoreError::io(src, e))?;
             self.store.put(&key, PutPayload::from(buf)).await.map_err(|e| error(&key, e))?;
             return Ok(());
         }
         let upload = self.store.put_multipart(&key).await.map_err(|e| error(&key, e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
+        // As small as S3 allows, so that memory stays small; larger only for files that would
+        // otherwise need more parts than S3 takes.
+        let part = MIN_PART.max(size.div_ceil(MAX_PARTS - 1));
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, usize::try_from(part).unwrap_or(usize::MAX));
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = match file.read(&mut buf).await {
@@ -145,7 +188,7 @@ impl Bucket {
                     return Err(StoreError::io(src, e));
                 }
             };
-            if let Err(e) = writer.wait_for_capacity(4).await {
+            if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
                 let _ = writer.abort().await;
                 return Err(error(&key, e));
             }
@@ -203,7 +246,7 @@ impl Bucket {
         while let Some(meta) = stream.next().await {
             let meta = meta.map_err(|e| error(&self.url, e))?;
             let Some(name) = meta.location.filename() else { continue };
-            if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if super::is_digest(name) {
                 let age = u64::try_from(now.saturating_sub(meta.last_modified.timestamp())).unwrap_or(0);
                 out.push(BlobInfo { sha256: name.to_string(), age: Duration::from_secs(age) });
             }

@@ -164,17 +164,75 @@ impl BlobStore {
         Ok(Self { backend: Backend::Folder(root), tmp })
     }
 
+    /// A folder the operator named (`file://PATH`), perhaps on another filesystem than the data
+    /// directory or shared by several nodes: it must exist (a missing mount is an error, not an
+    /// empty repository), and uploads are received in its own `.tmp/`, so that placing a blob is
+    /// a link or a rename within one filesystem.
+    fn open_named_folder(root: PathBuf) -> Result<Self, StoreError> {
+        if !root.is_dir() {
+            return Err(StoreError::io(
+                &root,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "storage.url names a folder that does not exist (creating it is the operator's job)",
+                ),
+            ));
+        }
+        let tmp = root.join(".tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        Ok(Self { backend: Backend::Folder(root), tmp })
+    }
+
     /// Opens `storage`, with this node's temporary folder in `data_dir/tmp/`. A bucket is checked
     /// to exist and be readable now, so a mistake stops the start with a clear message.
     pub async fn connect(data_dir: &Path, storage: &Storage) -> Result<Self, StoreError> {
         match storage {
-            Storage::Folder(root) => Self::open_folder(data_dir, root.clone()),
+            Storage::Folder(root) if *root == data_dir.join("files") => Self::open_folder(data_dir, root.clone()),
+            Storage::Folder(root) => Self::open_named_folder(root.clone()),
             Storage::Bucket(config) => {
                 let bucket = bucket::Bucket::connect(config).await?;
                 let tmp = data_dir.join("tmp");
                 std::fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
                 Ok(Self { backend: Backend::Bucket(Arc::new(bucket)), tmp })
             }
+        }
+    }
+
+    /// Marks the storage as belonging to the database whose instance id is `instance` (see
+    /// `Db::instance_id`), or checks that it already does. Two databases on one folder or bucket
+    /// prefix would each take the other's blobs for orphans and sweep them; this stops the second
+    /// at start instead. The check is a read then a write, so two databases started at the very
+    /// same moment on an empty prefix are not caught.
+    pub async fn claim(&self, instance: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Folder(root) => {
+                let marker = root.join(MARKER);
+                match std::fs::read_to_string(&marker) {
+                    Ok(found) => check_claim(&marker.display().to_string(), found.trim(), instance),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        let mut temp = self.create_temp().await?;
+                        temp.file.write_all(instance.as_bytes()).await.map_err(|e| StoreError::io(&temp.path, e))?;
+                        temp.sync().await?;
+                        tokio::fs::rename(&temp.path, &marker).await.map_err(|e| StoreError::io(&marker, e))?;
+                        sync_dir(root).await
+                    }
+                    Err(e) => Err(StoreError::io(&marker, e)),
+                }
+            }
+            Backend::Bucket(b) => match b.marker().await? {
+                Some(found) => check_claim(b.url(), found.trim(), instance),
+                None => b.set_marker(instance).await,
+            },
+        }
+    }
+
+    /// How long a blob must have been left alone before the orphan sweep may take it for one: an
+    /// upload writes its blob before the transaction that publishes it, and in a bucket the
+    /// write's time is the server's clock, not this node's.
+    pub fn sweep_grace(&self) -> Duration {
+        match &self.backend {
+            Backend::Folder(_) => Duration::from_secs(60),
+            Backend::Bucket(_) => Duration::from_secs(3600),
         }
     }
 
@@ -394,8 +452,26 @@ impl LocalBlob {
     }
 }
 
+/// The file (in a folder) or object (in a bucket, under the prefix) naming the database the
+/// blobs belong to.
+const MARKER: &str = "palisade-instance";
+
+fn check_claim(location: &str, found: &str, instance: &str) -> Result<(), StoreError> {
+    if found == instance {
+        return Ok(());
+    }
+    Err(StoreError::Conflict(format!(
+        "{location} belongs to another Palisade database (instance {found}, this one is {instance}); each database needs its own folder or bucket prefix, or each would sweep the other's files as orphans"
+    )))
+}
+
+/// A blob's name: 64 lowercase hex digits.
+pub(crate) fn is_digest(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 fn folder_path(root: &Path, sha256: &str) -> PathBuf {
-    let s = sha256.get(..4).unwrap_or("0000");
+    let s = sha256.get(..4).filter(|s| s.is_ascii()).unwrap_or("0000");
     root.join(&s[..2]).join(&s[2..4]).join(sha256)
 }
 
@@ -406,9 +482,14 @@ fn list_folder(root: &Path) -> Result<Vec<BlobInfo>, StoreError> {
         for entry in std::fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))? {
             let entry = entry.map_err(|e| StoreError::io(&dir, e))?;
             let ty = entry.file_type().map_err(|e| StoreError::io(&entry.path(), e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
             if ty.is_dir() {
-                stack.push(entry.path());
-            } else if let Some(name) = entry.file_name().to_str() {
+                // `.tmp/` of a named folder, and anything else hidden, holds no blobs.
+                if !name.starts_with('.') {
+                    stack.push(entry.path());
+                }
+            } else if ty.is_file() && is_digest(name) {
                 // A blob whose time cannot be read counts as new: the sweep leaves it alone.
                 let age = entry.metadata().and_then(|m| m.modified()).map(|t| t.elapsed().unwrap_or_default()).unwrap_or_default();
                 out.push(BlobInfo { sha256: name.to_string(), age });
@@ -547,5 +628,43 @@ mod tests {
         drop(stored);
         assert_eq!(std::fs::read(server.path_for("a").unwrap()).unwrap(), b"half an upload");
         assert!(tmp_entries(dir.path()).is_empty());
+    }
+
+    /// A folder the operator names must be there (a missing mount is not an empty repository);
+    /// uploads are received inside it, so placing a blob never crosses filesystems; what is not a
+    /// blob in it is never listed (so never swept).
+    #[tokio::test]
+    async fn a_named_folder_must_exist_and_keeps_its_own_tmp() {
+        let data = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let missing = elsewhere.path().join("not-mounted");
+        let err = BlobStore::connect(data.path(), &Storage::Folder(missing.clone())).await.unwrap_err().to_string();
+        assert!(err.contains("does not exist"), "{err}");
+        assert!(!missing.exists());
+
+        let store = BlobStore::connect(data.path(), &Storage::Folder(elsewhere.path().to_path_buf())).await.unwrap();
+        let t = store.create_temp().await.unwrap();
+        assert!(t.path().starts_with(elsewhere.path().join(".tmp")), "{}", t.path().display());
+        let mut t = t;
+        t.file.write_all(b"hello").await.unwrap();
+        drop(store.persist(t, HELLO).await.unwrap());
+        store.claim("instance-a").await.unwrap();
+        std::fs::write(elsewhere.path().join("notes.txt"), b"x").unwrap();
+        std::fs::create_dir_all(elsewhere.path().join("ab/cd")).unwrap();
+        std::fs::write(elsewhere.path().join("ab/cd/README"), b"x").unwrap();
+        assert_eq!(names(&store).await, vec![HELLO.to_string()]);
+        assert!(!data.path().join("tmp").exists());
+    }
+
+    /// The default folder, like a bucket prefix, is claimed by one database.
+    #[tokio::test]
+    async fn a_folder_belongs_to_one_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        store.claim("instance-a").await.unwrap();
+        store.claim("instance-a").await.unwrap();
+        let err = BlobStore::open(dir.path()).unwrap().claim("instance-b").await.unwrap_err().to_string();
+        assert!(err.contains("belongs to another Palisade database"), "{err}");
+        assert!(names(&store).await.is_empty());
     }
 }

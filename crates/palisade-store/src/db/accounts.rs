@@ -11,8 +11,11 @@ use crate::models::*;
 
 const PUBLISHER_COLUMNS: &str = "pb.id, pb.project_id, COALESCE(p.normalized, pb.pending_name) AS project, (pb.project_id IS NULL) AS pending, \
      pb.issuer, pb.spec, pb.created_by, u.name AS created_by_name, pb.created_at, pb.expires_at";
-/// Publishers that count: ordinary ones, and pending ones that have not expired (bind `now`).
-const PUBLISHER_LIVE: &str = "(pb.expires_at IS NULL OR pb.expires_at > ?)";
+/// Publishers that count: ordinary ones, and pending ones that have not expired (bind `now` as
+/// parameter `$n`).
+fn publisher_live(n: usize) -> String {
+    format!("(pb.expires_at IS NULL OR pb.expires_at > ${n})")
+}
 const PUBLISHER_FROM: &str = "publishers pb LEFT JOIN projects p ON p.id = pb.project_id LEFT JOIN users u ON u.id = pb.created_by";
 const EVENT_COLUMNS: &str = "e.id, e.at, e.kind, u.name AS user_name, p.normalized AS project, e.actor, e.addr, e.user_agent, e.details";
 const SESSION_COLUMNS: &str = "id, user_id, stage, created_at, expires_at, last_seen_at, addr, user_agent, revoked_at";
@@ -24,14 +27,14 @@ impl Db {
     pub async fn user_by_login(&self, login: &str) -> Result<Option<User>, StoreError> {
         // By email only when verified: an unverified address proves nothing about who holds it.
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u WHERE u.name = ? OR (u.email_verified_at IS NOT NULL AND lower(u.email) = lower(?)) \
-             ORDER BY u.name = ? DESC LIMIT 1"
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.name = $1 OR (u.email_verified_at IS NOT NULL AND lower(u.email) = lower($2)) \
+             ORDER BY u.name = $3 DESC LIMIT 1"
         );
         Ok(sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(sql)).bind(login).bind(login).bind(login).fetch_optional(&self.writer).await?)
     }
 
     pub async fn password_hash(&self, user_id: i64) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query("SELECT password_hash FROM users WHERE id = ?")
+        Ok(sqlx::query("SELECT password_hash FROM users WHERE id = $1")
             .bind(user_id)
             .fetch_optional(&self.writer)
             .await?
@@ -43,27 +46,27 @@ impl Db {
     pub async fn set_password(&self, user_id: i64, hash: &str) -> Result<(u64, u64), StoreError> {
         let mut tx = self.begin().await?;
         let now = now_micros();
-        sqlx::query("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
             .bind(hash)
             .bind(now)
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        let sessions = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+        let sessions = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(user_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
         let tokens =
-            sqlx::query("UPDATE tokens SET revoked_at = ?, revoked_reason = 'password changed' WHERE user_id = ? AND revoked_at IS NULL")
+            sqlx::query("UPDATE tokens SET revoked_at = $1, revoked_reason = 'password changed' WHERE user_id = $2 AND revoked_at IS NULL")
                 .bind(now)
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
         // Outstanding reset links die with the password they were meant to replace.
-        sqlx::query("UPDATE email_tokens SET used_at = ? WHERE user_id = ? AND purpose = 'reset' AND used_at IS NULL")
+        sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = 'reset' AND used_at IS NULL")
             .bind(now)
             .bind(user_id)
             .execute(&mut *tx)
@@ -74,12 +77,12 @@ impl Db {
 
     /// Changes the address (unverified until the new address is confirmed).
     pub async fn set_email(&self, user_id: i64, email: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE email_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL")
+        sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
             .bind(now_micros())
             .bind(user_id)
             .execute(&self.writer)
             .await?;
-        let res = sqlx::query("UPDATE users SET email = ?, email_verified_at = NULL WHERE id = ?")
+        let res = sqlx::query("UPDATE users SET email = $1, email_verified_at = NULL WHERE id = $2")
             .bind(email)
             .bind(user_id)
             .execute(&self.writer)
@@ -93,7 +96,7 @@ impl Db {
     /// Marks `email` verified if it is still the user's address. Two accounts may name the same
     /// unverified address, but only one can verify it.
     pub async fn mark_email_verified(&self, user_id: i64, email: &str) -> Result<bool, StoreError> {
-        let res = sqlx::query("UPDATE users SET email_verified_at = ? WHERE id = ? AND lower(email) = lower(?)")
+        let res = sqlx::query("UPDATE users SET email_verified_at = $1 WHERE id = $2 AND lower(email) = lower($3)")
             .bind(now_micros())
             .bind(user_id)
             .bind(email)
@@ -111,9 +114,9 @@ impl Db {
     /// administrator's recovery step after checking the person's identity out of band).
     pub async fn reset_second_factors(&self, user_id: i64) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
-        let n = sqlx::query("DELETE FROM second_factors WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?.rows_affected();
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+        let n = sqlx::query("DELETE FROM second_factors WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?.rows_affected();
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
             .bind(now_micros())
             .bind(user_id)
             .execute(&mut *tx)
@@ -127,9 +130,13 @@ impl Db {
     pub async fn set_disabled(&self, user_id: i64, disabled: bool) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let now = now_micros();
-        sqlx::query("UPDATE users SET disabled_at = ? WHERE id = ?").bind(disabled.then_some(now)).bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
+            .bind(disabled.then_some(now))
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         if disabled {
-            sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
                 .bind(now)
                 .bind(user_id)
                 .execute(&mut *tx)
@@ -140,7 +147,7 @@ impl Db {
     }
 
     pub async fn set_admin(&self, user_id: i64, is_admin: bool) -> Result<(), StoreError> {
-        sqlx::query("UPDATE users SET is_admin = ? WHERE id = ?").bind(is_admin).bind(user_id).execute(&self.writer).await?;
+        sqlx::query("UPDATE users SET is_admin = $1 WHERE id = $2").bind(is_admin).bind(user_id).execute(&self.writer).await?;
         Ok(())
     }
 
@@ -154,7 +161,7 @@ impl Db {
         email: &str,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO email_tokens (hash, user_id, purpose, email, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO email_tokens (hash, user_id, purpose, email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(hash)
             .bind(user_id)
             .bind(purpose)
@@ -170,7 +177,7 @@ impl Db {
     pub async fn use_email_token(&self, hash: &str, purpose: &str) -> Result<Option<EmailToken>, StoreError> {
         let now = now_micros();
         Ok(sqlx::query_as::<_, EmailToken>(
-            "UPDATE email_tokens SET used_at = ? WHERE hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ? \
+            "UPDATE email_tokens SET used_at = $1 WHERE hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $4 \
              RETURNING user_id, purpose, email, expires_at, used_at",
         )
         .bind(now)
@@ -190,7 +197,7 @@ impl Db {
         let mut tx = self.begin().await?;
         let now = now_micros();
         let token = sqlx::query_as::<_, EmailToken>(
-            "UPDATE email_tokens SET used_at = ? WHERE hash = ? AND purpose = 'verify' AND used_at IS NULL AND expires_at > ? \
+            "UPDATE email_tokens SET used_at = $1 WHERE hash = $2 AND purpose = 'verify' AND used_at IS NULL AND expires_at > $3 \
              RETURNING user_id, purpose, email, expires_at, used_at",
         )
         .bind(now)
@@ -199,7 +206,7 @@ impl Db {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(token) = token else { return Ok(EmailVerification::NoSuchLink) };
-        let res = sqlx::query("UPDATE users SET email_verified_at = ? WHERE id = ? AND lower(email) = lower(?)")
+        let res = sqlx::query("UPDATE users SET email_verified_at = $1 WHERE id = $2 AND lower(email) = lower($3)")
             .bind(now)
             .bind(token.user_id)
             .bind(&token.email)
@@ -217,7 +224,7 @@ impl Db {
     /// Makes a consumed email link usable again (the reset failed for a reason that was not
     /// the link's fault).
     pub async fn restore_email_token(&self, hash: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE email_tokens SET used_at = NULL WHERE hash = ?").bind(hash).execute(&self.writer).await?;
+        sqlx::query("UPDATE email_tokens SET used_at = NULL WHERE hash = $1").bind(hash).execute(&self.writer).await?;
         Ok(())
     }
 
@@ -234,7 +241,7 @@ impl Db {
     ) -> Result<i64, StoreError> {
         let now = now_micros();
         let row = sqlx::query(
-            "INSERT INTO sessions (user_id, hash, stage, created_at, expires_at, last_seen_at, addr, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO sessions (user_id, hash, stage, created_at, expires_at, last_seen_at, addr, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(user_id)
         .bind(hash)
@@ -251,18 +258,18 @@ impl Db {
 
     /// A live session (not revoked, not expired) by the hash of its secret.
     pub async fn session_by_hash(&self, hash: &str) -> Result<Option<Session>, StoreError> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE hash = ? AND revoked_at IS NULL AND expires_at > ?");
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE hash = $1 AND revoked_at IS NULL AND expires_at > $2");
         Ok(sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql)).bind(hash).bind(now_micros()).fetch_optional(&self.writer).await?)
     }
 
     pub async fn touch_session(&self, id: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id = ?").bind(now_micros()).bind(id).execute(&self.writer).await?;
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2").bind(now_micros()).bind(id).execute(&self.writer).await?;
         Ok(())
     }
 
     /// Ends one session of `user_id`; false if there was no such live session.
     pub async fn revoke_session(&self, id: i64, user_id: i64) -> Result<bool, StoreError> {
-        let res = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL")
+        let res = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
             .bind(now_micros())
             .bind(id)
             .bind(user_id)
@@ -273,7 +280,7 @@ impl Db {
 
     /// Ends every session of a user except `keep`.
     pub async fn revoke_sessions(&self, user_id: i64, keep: Option<i64>) -> Result<u64, StoreError> {
-        let res = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND (? IS NULL OR id <> ?)")
+        let res = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR id <> $4)")
             .bind(now_micros())
             .bind(user_id)
             .bind(keep)
@@ -285,7 +292,7 @@ impl Db {
 
     pub async fn sessions(&self, user_id: i64) -> Result<Vec<Session>, StoreError> {
         let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ? AND stage = 'active' AND revoked_at IS NULL AND expires_at > ? ORDER BY id"
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND stage = 'active' AND revoked_at IS NULL AND expires_at > $2 ORDER BY id"
         );
         Ok(sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql)).bind(user_id).bind(now_micros()).fetch_all(&self.reader).await?)
     }
@@ -295,15 +302,16 @@ impl Db {
     /// Adds an unconfirmed TOTP factor.
     pub async fn add_totp(&self, user_id: i64, name: &str, secret: &[u8]) -> Result<i64, StoreError> {
         // Abandoned enrolments are replaced, not accumulated.
-        sqlx::query("DELETE FROM second_factors WHERE user_id = ? AND confirmed_at IS NULL").bind(user_id).execute(&self.writer).await?;
-        let row =
-            sqlx::query("INSERT INTO second_factors (user_id, kind, name, secret, created_at) VALUES (?, 'totp', ?, ?, ?) RETURNING id")
-                .bind(user_id)
-                .bind(name)
-                .bind(secret)
-                .bind(now_micros())
-                .fetch_one(&self.writer)
-                .await?;
+        sqlx::query("DELETE FROM second_factors WHERE user_id = $1 AND confirmed_at IS NULL").bind(user_id).execute(&self.writer).await?;
+        let row = sqlx::query(
+            "INSERT INTO second_factors (user_id, kind, name, secret, created_at) VALUES ($1, 'totp', $2, $3, $4) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(name)
+        .bind(secret)
+        .bind(now_micros())
+        .fetch_one(&self.writer)
+        .await?;
         Ok(row.get(0))
     }
 
@@ -311,7 +319,7 @@ impl Db {
     pub async fn totp_factors(&self, user_id: i64, pending: Option<i64>) -> Result<Vec<TotpFactor>, StoreError> {
         Ok(sqlx::query_as::<_, TotpFactor>(
             "SELECT id, secret, confirmed_at, last_used_step FROM second_factors \
-             WHERE user_id = ? AND kind = 'totp' AND secret IS NOT NULL AND (confirmed_at IS NOT NULL OR id = ?) ORDER BY id",
+             WHERE user_id = $1 AND kind = 'totp' AND secret IS NOT NULL AND (confirmed_at IS NOT NULL OR id = $2) ORDER BY id",
         )
         .bind(user_id)
         .bind(pending)
@@ -324,8 +332,8 @@ impl Db {
     pub async fn use_totp_step(&self, factor_id: i64, step: i64, confirm: bool) -> Result<bool, StoreError> {
         let now = now_micros();
         let res = sqlx::query(
-            "UPDATE second_factors SET last_used_step = ?, last_used_at = ?, confirmed_at = CASE WHEN ? THEN COALESCE(confirmed_at, ?) ELSE confirmed_at END \
-             WHERE id = ? AND (last_used_step IS NULL OR last_used_step < ?)",
+            "UPDATE second_factors SET last_used_step = $1, last_used_at = $2, confirmed_at = CASE WHEN $3 THEN COALESCE(confirmed_at, $4) ELSE confirmed_at END \
+             WHERE id = $5 AND (last_used_step IS NULL OR last_used_step < $6)",
         )
         .bind(step)
         .bind(now)
@@ -340,7 +348,7 @@ impl Db {
 
     pub async fn second_factors(&self, user_id: i64) -> Result<Vec<SecondFactor>, StoreError> {
         Ok(sqlx::query_as::<_, SecondFactor>(
-            "SELECT id, user_id, kind, name, created_at, confirmed_at, last_used_at FROM second_factors WHERE user_id = ? AND confirmed_at IS NOT NULL ORDER BY id",
+            "SELECT id, user_id, kind, name, created_at, confirmed_at, last_used_at FROM second_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL ORDER BY id",
         )
         .bind(user_id)
         .fetch_all(&self.reader)
@@ -350,13 +358,13 @@ impl Db {
     /// Removes a factor; when it was the last one, the recovery codes go with it.
     pub async fn remove_second_factor(&self, id: i64, user_id: i64) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        let res = sqlx::query("DELETE FROM second_factors WHERE id = ? AND user_id = ?").bind(id).bind(user_id).execute(&mut *tx).await?;
-        let left = sqlx::query("SELECT 1 FROM second_factors WHERE user_id = ? AND confirmed_at IS NOT NULL LIMIT 1")
+        let res = sqlx::query("DELETE FROM second_factors WHERE id = $1 AND user_id = $2").bind(id).bind(user_id).execute(&mut *tx).await?;
+        let left = sqlx::query("SELECT 1 FROM second_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL LIMIT 1")
             .bind(user_id)
             .fetch_optional(&mut *tx)
             .await?;
         if left.is_none() {
-            sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(res.rows_affected() == 1)
@@ -367,10 +375,10 @@ impl Db {
     /// Replaces all recovery codes of a user with these hashes.
     pub async fn replace_recovery_codes(&self, user_id: i64, hashes: &[String]) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
         let now = now_micros();
         for h in hashes {
-            sqlx::query("INSERT INTO recovery_codes (user_id, hash, created_at) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO recovery_codes (user_id, hash, created_at) VALUES ($1, $2, $3)")
                 .bind(user_id)
                 .bind(h)
                 .bind(now)
@@ -383,7 +391,7 @@ impl Db {
 
     /// Consumes a recovery code; false if it is unknown or already used.
     pub async fn use_recovery_code(&self, user_id: i64, hash: &str) -> Result<bool, StoreError> {
-        let res = sqlx::query("UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND hash = ? AND used_at IS NULL")
+        let res = sqlx::query("UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND hash = $3 AND used_at IS NULL")
             .bind(now_micros())
             .bind(user_id)
             .bind(hash)
@@ -393,7 +401,7 @@ impl Db {
     }
 
     pub async fn recovery_codes_left(&self, user_id: i64) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL")
+        Ok(sqlx::query("SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL")
             .bind(user_id)
             .fetch_one(&self.writer)
             .await?
@@ -403,12 +411,12 @@ impl Db {
     // ---- tokens ------------------------------------------------------------------------------
 
     pub async fn user_tokens(&self, user_id: i64) -> Result<Vec<Token>, StoreError> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM {TOKEN_FROM} WHERE t.user_id = ? ORDER BY t.id");
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM {TOKEN_FROM} WHERE t.user_id = $1 ORDER BY t.id");
         Ok(sqlx::query_as::<_, Token>(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_all(&self.reader).await?)
     }
 
     pub async fn token_by_id(&self, id: i64) -> Result<Option<Token>, StoreError> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM {TOKEN_FROM} WHERE t.id = ?");
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM {TOKEN_FROM} WHERE t.id = $1");
         Ok(sqlx::query_as::<_, Token>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.writer).await?)
     }
 
@@ -416,7 +424,7 @@ impl Db {
     /// as it was if it was live.
     pub async fn revoke_token_by_hash(&self, hash: &str, reason: &str) -> Result<Option<Token>, StoreError> {
         let Some(token) = self.token_by_hash(hash).await? else { return Ok(None) };
-        let res = sqlx::query("UPDATE tokens SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL")
+        let res = sqlx::query("UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
             .bind(now_micros())
             .bind(reason)
             .bind(token.id)
@@ -447,8 +455,8 @@ impl Db {
         if let Some(name) = pending_name {
             let now = now_micros();
             let taken = sqlx::query(
-                "SELECT 1 FROM publishers WHERE project_id IS NULL AND pending_name = ? AND created_by IS NOT ? \
-                 AND (expires_at IS NULL OR expires_at > ?) LIMIT 1",
+                "SELECT 1 FROM publishers WHERE project_id IS NULL AND pending_name = $1 AND created_by IS DISTINCT FROM $2 \
+                 AND (expires_at IS NULL OR expires_at > $3) LIMIT 1",
             )
             .bind(name)
             .bind(created_by)
@@ -462,7 +470,7 @@ impl Db {
             }
             if let (Some(max), Some(user)) = (max_pending, created_by) {
                 let live: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM publishers WHERE project_id IS NULL AND created_by = ? AND (expires_at IS NULL OR expires_at > ?)",
+                    "SELECT COUNT(*) FROM publishers WHERE project_id IS NULL AND created_by = $1 AND (expires_at IS NULL OR expires_at > $2)",
                 )
                 .bind(user)
                 .bind(now)
@@ -475,7 +483,7 @@ impl Db {
                 }
             }
         }
-        let dup = sqlx::query("SELECT 1 FROM publishers WHERE issuer = ? AND spec = ? AND (project_id IS ? AND pending_name IS ?) LIMIT 1")
+        let dup = sqlx::query("SELECT 1 FROM publishers WHERE issuer = $1 AND spec = $2 AND (project_id IS NOT DISTINCT FROM $3 AND pending_name IS NOT DISTINCT FROM $4) LIMIT 1")
             .bind(issuer)
             .bind(spec)
             .bind(project_id)
@@ -486,7 +494,7 @@ impl Db {
             return Err(StoreError::Exists("an identical trusted publisher".into()));
         }
         let row = sqlx::query(
-            "INSERT INTO publishers (project_id, pending_name, issuer, spec, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO publishers (project_id, pending_name, issuer, spec, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(project_id)
         .bind(pending_name)
@@ -502,13 +510,13 @@ impl Db {
     }
 
     pub async fn publisher(&self, id: i64) -> Result<Option<Publisher>, StoreError> {
-        let sql = format!("SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE pb.id = ?");
+        let sql = format!("SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE pb.id = $1");
         Ok(sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.writer).await?)
     }
 
     /// Every publisher whose issuer is `issuer`: ordinary ones and pending ones not expired.
     pub async fn publishers_for_issuer(&self, issuer: &str) -> Result<Vec<Publisher>, StoreError> {
-        let sql = format!("SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE pb.issuer = ? AND {PUBLISHER_LIVE} ORDER BY pb.id");
+        let sql = format!("SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE pb.issuer = $1 AND {} ORDER BY pb.id", publisher_live(2));
         Ok(sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql)).bind(issuer).bind(now_micros()).fetch_all(&self.writer).await?)
     }
 
@@ -516,7 +524,7 @@ impl Db {
     /// ones too, until they are swept: see [`Publisher::expired`]).
     pub async fn publishers(&self, project: Option<&str>) -> Result<Vec<Publisher>, StoreError> {
         let sql = format!(
-            "SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE (? IS NULL OR COALESCE(p.normalized, pb.pending_name) = ?) ORDER BY pb.id"
+            "SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE ($1 IS NULL OR COALESCE(p.normalized, pb.pending_name) = $2) ORDER BY pb.id"
         );
         Ok(sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql)).bind(project).bind(project).fetch_all(&self.reader).await?)
     }
@@ -524,7 +532,8 @@ impl Db {
     /// The live pending publishers a user registered.
     pub async fn pending_publishers_of(&self, user_id: i64) -> Result<Vec<Publisher>, StoreError> {
         let sql = format!(
-            "SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE pb.project_id IS NULL AND pb.created_by = ? AND {PUBLISHER_LIVE} ORDER BY pb.id"
+            "SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE pb.project_id IS NULL AND pb.created_by = $1 AND {} ORDER BY pb.id",
+            publisher_live(2)
         );
         Ok(sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql)).bind(user_id).bind(now_micros()).fetch_all(&self.writer).await?)
     }
@@ -543,7 +552,7 @@ impl Db {
     /// Removes the pending publishers that expired; returns them.
     pub async fn sweep_expired_publishers(&self) -> Result<Vec<Publisher>, StoreError> {
         let sql =
-            format!("SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE pb.project_id IS NULL AND pb.expires_at <= ? ORDER BY pb.id");
+            format!("SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} WHERE pb.project_id IS NULL AND pb.expires_at <= $1 ORDER BY pb.id");
         let expired = sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql)).bind(now_micros()).fetch_all(&self.writer).await?;
         if expired.is_empty() {
             return Ok(expired);
@@ -553,7 +562,7 @@ impl Db {
         let mut removed = Vec::new();
         for p in expired {
             // Re-checked inside the transaction: it may have been used meanwhile.
-            let still = sqlx::query("SELECT 1 FROM publishers WHERE id = ? AND project_id IS NULL AND expires_at <= ?")
+            let still = sqlx::query("SELECT 1 FROM publishers WHERE id = $1 AND project_id IS NULL AND expires_at <= $2")
                 .bind(p.id)
                 .bind(now)
                 .fetch_optional(&mut *tx)
@@ -582,14 +591,14 @@ impl Db {
         let mut tx = self.begin().await?;
         let mut live = Vec::new();
         for &id in publisher_ids {
-            if sqlx::query("SELECT 1 FROM publishers WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?.is_some() {
+            if sqlx::query("SELECT 1 FROM publishers WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?.is_some() {
                 live.push(id);
             }
         }
         let Some(&first) = live.first() else { return Ok(None) };
         let actions = ["upload".to_string()];
         let row = sqlx::query(
-            "INSERT INTO tokens (user_id, publisher_id, hash, hint, projects, actions, description, created_at, expires_at) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO tokens (user_id, publisher_id, hash, hint, projects, actions, description, created_at, expires_at) VALUES (NULL, $1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(first)
         .bind(hash)
@@ -603,7 +612,7 @@ impl Db {
         .await?;
         let token_id: i64 = row.get(0);
         for id in live {
-            sqlx::query("INSERT INTO token_publishers (token_id, publisher_id) VALUES (?, ?)")
+            sqlx::query("INSERT INTO token_publishers (token_id, publisher_id) VALUES ($1, $2)")
                 .bind(token_id)
                 .bind(id)
                 .execute(&mut *tx)
@@ -617,9 +626,10 @@ impl Db {
     /// registered for the existing project, or else a live pending one for the name.
     pub async fn publisher_for_token(&self, token_id: i64, normalized: &str) -> Result<Option<Publisher>, StoreError> {
         let sql = format!(
-            "SELECT {PUBLISHER_COLUMNS} FROM token_publishers tp JOIN {PUBLISHER_FROM} \
-             WHERE pb.id = tp.publisher_id AND tp.token_id = ? AND (p.normalized = ? OR (pb.pending_name = ? AND {PUBLISHER_LIVE})) \
-             ORDER BY pb.project_id IS NULL, pb.id LIMIT 1"
+            "SELECT {PUBLISHER_COLUMNS} FROM {PUBLISHER_FROM} JOIN token_publishers tp ON tp.publisher_id = pb.id \
+             WHERE tp.token_id = $1 AND (p.normalized = $2 OR (pb.pending_name = $3 AND {})) \
+             ORDER BY pb.project_id IS NULL, pb.id LIMIT 1",
+            publisher_live(4)
         );
         Ok(sqlx::query_as::<_, Publisher>(sqlx::AssertSqlSafe(sql))
             .bind(token_id)
@@ -632,15 +642,15 @@ impl Db {
 
     /// Binds a publisher's spec to the immutable ids seen in its first token.
     pub async fn update_publisher_spec(&self, id: i64, spec: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE publishers SET spec = ? WHERE id = ?").bind(spec).bind(id).execute(&self.writer).await?;
+        sqlx::query("UPDATE publishers SET spec = $1 WHERE id = $2").bind(spec).bind(id).execute(&self.writer).await?;
         Ok(())
     }
 
     /// Records an OIDC token id; false if it was already used (a replay).
     pub async fn use_jti(&self, issuer: &str, jti: &str, expires_at: i64) -> Result<bool, StoreError> {
         let now = now_micros();
-        sqlx::query("DELETE FROM oidc_jtis WHERE expires_at < ?").bind(now).execute(&self.writer).await?;
-        let res = sqlx::query("INSERT OR IGNORE INTO oidc_jtis (issuer, jti, expires_at) VALUES (?, ?, ?)")
+        sqlx::query("DELETE FROM oidc_jtis WHERE expires_at < $1").bind(now).execute(&self.writer).await?;
+        let res = sqlx::query("INSERT INTO oidc_jtis (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (issuer, jti) DO NOTHING")
             .bind(issuer)
             .bind(jti)
             .bind(expires_at)
@@ -653,7 +663,7 @@ impl Db {
 
     pub async fn record_event(&self, e: &NewEvent) -> Result<i64, StoreError> {
         let row = sqlx::query(
-            "INSERT INTO events (at, kind, user_id, project_id, actor, addr, user_agent, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO events (at, kind, user_id, project_id, actor, addr, user_agent, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(now_micros())
         .bind(&e.kind)
@@ -672,7 +682,7 @@ impl Db {
     pub async fn events(&self, user_id: Option<i64>, project_id: Option<i64>, limit: i64) -> Result<Vec<Event>, StoreError> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN users u ON u.id = e.user_id LEFT JOIN projects p ON p.id = e.project_id \
-             WHERE (? IS NULL OR e.user_id = ?) AND (? IS NULL OR e.project_id = ?) ORDER BY e.id DESC LIMIT ?"
+             WHERE ($1 IS NULL OR e.user_id = $2) AND ($3 IS NULL OR e.project_id = $4) ORDER BY e.id DESC LIMIT $5"
         );
         Ok(sqlx::query_as::<_, Event>(sqlx::AssertSqlSafe(sql))
             .bind(user_id)
@@ -687,7 +697,7 @@ impl Db {
     /// Whether this user completed a login (every factor) from `addr` at or after `since`
     /// (microseconds): such an address is not locked out by other people's guesses.
     pub async fn logged_in_from(&self, user_id: i64, addr: &str, since: i64) -> Result<bool, StoreError> {
-        Ok(sqlx::query("SELECT 1 FROM events WHERE user_id = ? AND kind = 'login' AND addr = ? AND at >= ? LIMIT 1")
+        Ok(sqlx::query("SELECT 1 FROM events WHERE user_id = $1 AND kind = 'login' AND addr = $2 AND at >= $3 LIMIT 1")
             .bind(user_id)
             .bind(addr)
             .bind(since)
@@ -698,7 +708,7 @@ impl Db {
 
     /// Whether this user has logged in before from this address with this user agent.
     pub async fn known_client(&self, user_id: i64, addr: Option<&str>, user_agent: Option<&str>) -> Result<bool, StoreError> {
-        Ok(sqlx::query("SELECT 1 FROM events WHERE user_id = ? AND kind = 'login' AND addr IS ? AND user_agent IS ? LIMIT 1")
+        Ok(sqlx::query("SELECT 1 FROM events WHERE user_id = $1 AND kind = 'login' AND addr IS NOT DISTINCT FROM $2 AND user_agent IS NOT DISTINCT FROM $3 LIMIT 1")
             .bind(user_id)
             .bind(addr)
             .bind(user_agent)
@@ -710,11 +720,11 @@ impl Db {
 
 /// Removes publisher `id` inside a transaction (see [`Db::remove_publisher`]); false if there was
 /// no such publisher.
-pub(crate) async fn drop_publisher(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<bool, StoreError> {
+pub(crate) async fn drop_publisher(conn: &mut sqlx::AnyConnection, id: i64) -> Result<bool, StoreError> {
     // A token whose first publisher goes but that covers others is re-pointed at the next one.
     sqlx::query(
-        "UPDATE tokens SET publisher_id = (SELECT MIN(tp.publisher_id) FROM token_publishers tp WHERE tp.token_id = tokens.id AND tp.publisher_id <> ?) \
-         WHERE publisher_id = ? AND EXISTS (SELECT 1 FROM token_publishers tp WHERE tp.token_id = tokens.id AND tp.publisher_id <> ?)",
+        "UPDATE tokens SET publisher_id = (SELECT MIN(tp.publisher_id) FROM token_publishers tp WHERE tp.token_id = tokens.id AND tp.publisher_id <> $1) \
+         WHERE publisher_id = $2 AND EXISTS (SELECT 1 FROM token_publishers tp WHERE tp.token_id = tokens.id AND tp.publisher_id <> $3)",
     )
     .bind(id)
     .bind(id)
@@ -722,9 +732,9 @@ pub(crate) async fn drop_publisher(conn: &mut sqlx::SqliteConnection, id: i64) -
     .execute(&mut *conn)
     .await?;
     // Tokens that covered only this publisher could upload nowhere else: they go.
-    sqlx::query("DELETE FROM tokens WHERE publisher_id = ?").bind(id).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM token_publishers WHERE publisher_id = ?").bind(id).execute(&mut *conn).await?;
-    sqlx::query("UPDATE files SET publisher_id = NULL WHERE publisher_id = ?").bind(id).execute(&mut *conn).await?;
-    let res = sqlx::query("DELETE FROM publishers WHERE id = ?").bind(id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM tokens WHERE publisher_id = $1").bind(id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM token_publishers WHERE publisher_id = $1").bind(id).execute(&mut *conn).await?;
+    sqlx::query("UPDATE files SET publisher_id = NULL WHERE publisher_id = $1").bind(id).execute(&mut *conn).await?;
+    let res = sqlx::query("DELETE FROM publishers WHERE id = $1").bind(id).execute(&mut *conn).await?;
     Ok(res.rows_affected() == 1)
 }

@@ -2,6 +2,17 @@ use tokio::io::AsyncWriteExt;
 
 use super::*;
 
+/// Where a test's database lives: SQLite in `dir`, or with `PALISADE_TEST_LAYOUT=cluster` a fresh
+/// PostgreSQL database (see [`crate::testing`]). A URL, so that a test can open it again.
+async fn test_url(dir: &std::path::Path) -> String {
+    if crate::testing::cluster_layout() { crate::testing::fresh_postgres().await } else { sqlite_url(&dir.join("palisade.db")).unwrap() }
+}
+
+async fn open_test(dir: &std::path::Path) -> (Db, String) {
+    let url = test_url(dir).await;
+    (Db::connect(&url, 4).await.unwrap(), url)
+}
+
 /// Publishes `f` the way an upload does: its bytes (here, its sha256 as text) persisted first.
 async fn publish(db: &Db, blobs: &BlobStore, f: &NewFile) -> Result<PublishOutcome, StoreError> {
     db.publish(f, &stored(blobs, &f.sha256).await).await
@@ -49,7 +60,7 @@ fn new_file(filename: &str, sha: &str, user: &User) -> NewFile {
 #[tokio::test]
 async fn publish_rules() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).await.unwrap();
+    let (db, _) = open_test(dir.path()).await;
     let blobs = BlobStore::open(dir.path()).unwrap();
     let alice = db.create_user("alice", false, None, false, None).await.unwrap();
     let bob = db.create_user("bob", false, None, false, None).await.unwrap();
@@ -124,7 +135,7 @@ async fn publish_rules() {
 #[tokio::test]
 async fn identities_are_backfilled_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).await.unwrap();
+    let (db, url) = open_test(dir.path()).await;
     let blobs = BlobStore::open(dir.path()).unwrap();
     let alice = db.create_user("alice", false, None, false, None).await.unwrap();
     publish(&db, &blobs, &new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
@@ -132,7 +143,7 @@ async fn identities_are_backfilled_at_open() {
     // spellings of one file (the attack the identity closes had already happened).
     let mut tx = db.begin().await.unwrap();
     for (name, at) in [("Demo-1.0.0-py3-none-any.whl", 2), ("demo-1.0.tar.gz", 3), ("not-a-dist.zip", 4)] {
-        sqlx::query("INSERT INTO filenames (filename, project_id, sha256, created_at) VALUES (?, 1, 'x', ?)")
+        sqlx::query("INSERT INTO filenames (filename, project_id, sha256, created_at) VALUES ($1, 1, 'x', $2)")
             .bind(name)
             .bind(at)
             .execute(&mut *tx)
@@ -150,7 +161,7 @@ async fn identities_are_backfilled_at_open() {
             .await
             .unwrap()
     };
-    let db = Db::open(dir.path()).await.unwrap();
+    let db = Db::connect(&url, 4).await.unwrap();
     let expected = vec![
         ("Demo-1.0.0-py3-none-any.whl".to_string(), Some("demo 1 wheel - py3-none-any#Demo-1.0.0-py3-none-any.whl".to_string())),
         ("demo-1.0-py3-none-any.whl".to_string(), Some("demo 1 wheel - py3-none-any".to_string())),
@@ -160,7 +171,7 @@ async fn identities_are_backfilled_at_open() {
     assert_eq!(identities(db.clone()).await, expected);
     // Opening again changes nothing; the earliest spelling holds the reservation.
     drop(db);
-    let db = Db::open(dir.path()).await.unwrap();
+    let db = Db::connect(&url, 4).await.unwrap();
     assert_eq!(identities(db.clone()).await, expected);
     let r = reserved_by(&db, "demo-1-py3-none-any.whl").await.unwrap();
     assert_eq!(r.filename, "demo-1.0-py3-none-any.whl");
@@ -170,7 +181,7 @@ async fn identities_are_backfilled_at_open() {
 #[tokio::test]
 async fn tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).await.unwrap();
+    let (db, _) = open_test(dir.path()).await;
     let u = db.create_user("u", true, None, false, None).await.unwrap();
     let id =
         db.create_token(Some(u.id), None, "h1", "pal_ab", Some(&["a".to_string(), "b-c".to_string()]), None, None, None).await.unwrap();
@@ -190,7 +201,7 @@ async fn tokens() {
 #[tokio::test]
 async fn quarantine_review() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).await.unwrap();
+    let (db, _) = open_test(dir.path()).await;
     let blobs = BlobStore::open(dir.path()).unwrap();
     let alice = db.create_user("alice", false, None, false, None).await.unwrap();
     let scan = NewScan {
@@ -227,7 +238,7 @@ async fn quarantine_review() {
 #[tokio::test]
 async fn publisher_tokens_cover_several_publishers_and_survive_removals() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).await.unwrap();
+    let (db, _) = open_test(dir.path()).await;
     let blobs = BlobStore::open(dir.path()).unwrap();
     let alice = db.create_user("alice", false, None, false, None).await.unwrap();
     let mallory = db.create_user("mallory", false, None, false, None).await.unwrap();
@@ -266,7 +277,7 @@ async fn publisher_tokens_cover_several_publishers_and_survive_removals() {
 #[tokio::test]
 async fn pending_publishers_expire_and_are_swept() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).await.unwrap();
+    let (db, _) = open_test(dir.path()).await;
     let blobs = BlobStore::open(dir.path()).unwrap();
     let alice = db.create_user("alice", false, None, false, None).await.unwrap();
     let (iss, spec) = ("https://issuer.test", r#"{"kind":"custom","issuer":"https://issuer.test","claims":{"sub":"x"}}"#);
@@ -299,7 +310,7 @@ async fn pending_publishers_expire_and_are_swept() {
 #[tokio::test]
 async fn pending_publisher_rules_hold_under_concurrent_registrations() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).await.unwrap();
+    let (db, _) = open_test(dir.path()).await;
     let alice = db.create_user("alice", false, None, false, None).await.unwrap();
     let bob = db.create_user("bob", false, None, false, None).await.unwrap();
     let iss = "https://issuer.test";
@@ -331,9 +342,9 @@ async fn pending_publisher_rules_hold_under_concurrent_registrations() {
 #[tokio::test]
 async fn removal_racing_an_upload_of_the_same_bytes_keeps_the_blob() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).await.unwrap();
+    let (db, url) = open_test(dir.path()).await;
     let blobs = BlobStore::open(dir.path()).unwrap();
-    let cli = Db::open(dir.path()).await.unwrap();
+    let cli = Db::connect(&url, 4).await.unwrap();
     let alice = db.create_user("alice", false, None, false, None).await.unwrap();
     let sha = "5a5e5a5e";
     publish(&db, &blobs, &new_file("demo-1.0-py3-none-any.whl", sha, &alice)).await.unwrap();
@@ -363,9 +374,9 @@ async fn removal_racing_an_upload_of_the_same_bytes_keeps_the_blob() {
 #[tokio::test]
 async fn concurrent_demotions_keep_an_owner() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).await.unwrap();
+    let (db, url) = open_test(dir.path()).await;
     let blobs = BlobStore::open(dir.path()).unwrap();
-    let other = Db::open(dir.path()).await.unwrap();
+    let other = Db::connect(&url, 4).await.unwrap();
     let alice = db.create_user("alice", false, None, false, None).await.unwrap();
     db.create_user("bob", false, None, false, None).await.unwrap();
     publish(&db, &blobs, &new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
@@ -399,7 +410,7 @@ async fn concurrent_demotions_keep_an_owner() {
 #[tokio::test]
 async fn one_sdist_per_release_is_a_database_constraint() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).await.unwrap();
+    let (db, _) = open_test(dir.path()).await;
     let blobs = BlobStore::open(dir.path()).unwrap();
     let alice = db.create_user("alice", false, None, false, None).await.unwrap();
     publish(&db, &blobs, &new_file("demo-1.0.tar.gz", "s1", &alice)).await.unwrap();
@@ -407,7 +418,7 @@ async fn one_sdist_per_release_is_a_database_constraint() {
 
     // Written past `publish`, a second sdist is refused by the database itself.
     let insert = "INSERT INTO files (release_id, project_id, filename, packagetype, python_version, size, sha256, blake2b_256, md5, upload_time, core_metadata, metadata_sha256) \
-                  SELECT release_id, project_id, ?, ?, 'source', 1, 'x', 'x', 'x', 0, x'', 'x' FROM files WHERE filename = 'demo-1.0.tar.gz'";
+                  SELECT release_id, project_id, $1, $2, 'source', 1, 'x', 'x', 'x', 0, core_metadata, 'x' FROM files WHERE filename = 'demo-1.0.tar.gz'";
     let err = sqlx::query(insert).bind("demo-1.0.zip").bind("sdist").execute(&db.writer).await.unwrap_err();
     assert!(matches!(&err, sqlx::Error::Database(e) if e.is_unique_violation()), "{err}");
     // Wheels are not limited.
@@ -452,4 +463,15 @@ async fn migration_0006_refuses_a_release_with_two_sdists() {
     drop(db);
     let err = Db::open(dir.path()).await.unwrap_err();
     assert!(err.to_string().contains("UNIQUE constraint failed: files.release_id"), "{err}");
+}
+
+#[tokio::test]
+async fn the_instance_id_is_drawn_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, url) = open_test(dir.path()).await;
+    let first = db.instance_id().await.unwrap();
+    assert_eq!(first.len(), 32);
+    assert_eq!(Db::connect(&url, 4).await.unwrap().instance_id().await.unwrap(), first);
+    let other = tempfile::tempdir().unwrap();
+    assert_ne!(open_test(other.path()).await.0.instance_id().await.unwrap(), first);
 }

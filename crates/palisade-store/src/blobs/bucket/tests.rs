@@ -79,7 +79,7 @@ async fn blobs_round_trip_through_a_bucket() {
 
     // A small file (one PUT) and one above the part size (a multipart upload).
     let small = b"hello, bucket".to_vec();
-    let big: Vec<u8> = (0..(super::PART + 3 * 1024 * 1024)).map(|i| (i * 7 % 251) as u8).collect();
+    let big: Vec<u8> = (0..(super::SINGLE_PUT + 3 * 1024 * 1024)).map(|i| (i * 7 % 251) as u8).collect();
     for data in [&small, &big] {
         let sha = sha256(data);
         assert!(!store.exists(&sha).await.unwrap());
@@ -133,4 +133,24 @@ async fn presigned_downloads_serve_the_bytes_under_the_files_name() {
     let disposition = r.headers().get("content-disposition").map(|v| v.to_str().unwrap().to_string());
     assert_eq!(disposition.as_deref(), Some("attachment; filename=\"demo-1.0.tar.gz\""));
     assert_eq!(r.bytes().await.unwrap().to_vec(), data);
+}
+
+/// Two databases on one prefix would sweep each other's blobs as orphans: the second is stopped.
+#[tokio::test]
+async fn a_prefix_belongs_to_one_database() {
+    let Some(endpoint) = endpoint() else { return };
+    let bucket = new_bucket(&endpoint).await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = BlobStore::connect(dir.path(), &Storage::Bucket(config(&endpoint, &bucket))).await.unwrap();
+    first.claim("instance-a").await.unwrap();
+    first.claim("instance-a").await.unwrap();
+    let second = BlobStore::connect(dir.path(), &Storage::Bucket(config(&endpoint, &bucket))).await.unwrap();
+    let err = second.claim("instance-b").await.unwrap_err().to_string();
+    assert!(err.contains("belongs to another Palisade database") && err.contains("instance-a"), "{err}");
+    // Another prefix of the same bucket is another place.
+    let mut other = config(&endpoint, &bucket);
+    other.prefix = "elsewhere".into();
+    BlobStore::connect(dir.path(), &Storage::Bucket(other)).await.unwrap().claim("instance-b").await.unwrap();
+    // The marker is not a blob.
+    assert!(first.list().await.unwrap().is_empty());
 }

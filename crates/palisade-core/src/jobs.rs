@@ -1,0 +1,106 @@
+//! Background work from the durable job queue in the database (`palisade_store::Db::claim_job`):
+//! each job is claimed by one worker at a time under a lease, so it runs once across processes
+//! and nodes; a failure is retried with backoff, and a job whose worker died is run again by
+//! another once the lease has run out. Every `palisade serve` runs a worker; a CLI command runs
+//! the jobs it queued itself before it ends (they wait for a server if that fails).
+
+use std::time::Duration;
+
+use palisade_store::Job;
+
+use crate::Core;
+use crate::mail;
+
+/// The name a worker claims jobs under: the host, the process and a random tag.
+pub fn worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    format!("{host}:{}:{}", std::process::id(), palisade_auth::random_token("", 6))
+}
+
+/// How long after the `attempts`-th failure a job is tried again: 15 s, doubling, at most 4 h.
+fn backoff(attempts: i64) -> Duration {
+    let exp = u32::try_from(attempts.clamp(1, 16) - 1).unwrap_or(0);
+    Duration::from_secs(15u64.saturating_mul(1 << exp).min(4 * 3600))
+}
+
+impl Core {
+    fn lease_micros(&self) -> i64 {
+        i64::try_from(self.config.jobs.lease_secs).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000)
+    }
+
+    /// Claims and runs one due job (or the job `only`); `false` if there was none to claim.
+    pub async fn run_one_job(&self, worker: &str, only: Option<i64>) -> anyhow::Result<bool> {
+        let Some(job) = self.db.claim_job(worker, self.lease_micros(), only).await? else { return Ok(false) };
+        match self.perform(&job).await {
+            Ok(()) => {
+                if !self.db.finish_job(job.id, worker).await? {
+                    tracing::warn!(job.id = job.id, "a job ran past its lease; another worker may run it again");
+                }
+            }
+            Err(e) => {
+                let retry = jiff::Timestamp::now().as_microsecond().saturating_add(backoff(job.attempts).as_micros() as i64);
+                let last = job.attempts >= job.max_attempts;
+                tracing::warn!(job.id = job.id, job.kind = %job.kind, attempt = job.attempts, error = %e, gave_up = last, "job failed");
+                self.db.fail_job(job.id, worker, &e, retry).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    async fn perform(&self, job: &Job) -> Result<(), String> {
+        match job.kind.as_str() {
+            mail::JOB => {
+                let queued: mail::Queued = serde_json::from_str(&job.payload).map_err(|e| format!("unreadable mail job: {e}"))?;
+                self.mailer.deliver(&queued).await
+            }
+            other => Err(format!("unknown job kind {other:?} (written by a newer Palisade?)")),
+        }
+    }
+
+    /// Runs jobs as they fall due, until the process ends: woken at once when this process
+    /// queues one, and every `poll` for the others' (and for retries).
+    pub async fn work(&self, worker: String, poll: Duration) {
+        loop {
+            match self.run_one_job(&worker, None).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "the job queue could not be read"),
+            }
+            let _ = tokio::time::timeout(poll, self.mailer.wake.notified()).await;
+        }
+    }
+
+    /// Runs the jobs this process queued (a CLI command, before it ends), for at most `limit`.
+    /// What is not done by then, or fails, stays queued for a server's worker.
+    pub async fn run_own_jobs(&self, limit: Duration) {
+        let ids = self.mailer.take_queued();
+        if ids.is_empty() {
+            return;
+        }
+        let worker = worker_name();
+        let run = async {
+            for id in &ids {
+                if let Err(e) = self.run_one_job(&worker, Some(*id)).await {
+                    tracing::warn!(error = %e, job.id = id, "could not run a queued job");
+                }
+            }
+        };
+        if tokio::time::timeout(limit, run).await.is_err() {
+            tracing::warn!("queued mail was still being sent when the command ended; a server will send it");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_bounded() {
+        assert_eq!(backoff(1), Duration::from_secs(15));
+        assert_eq!(backoff(2), Duration::from_secs(30));
+        assert_eq!(backoff(5), Duration::from_secs(240));
+        assert_eq!(backoff(40), Duration::from_secs(4 * 3600));
+        assert_eq!(backoff(0), Duration::from_secs(15));
+    }
+}

@@ -1,0 +1,170 @@
+"""Several `palisade serve` nodes on one PostgreSQL database and one bucket (issue 14): what one
+node accepts, the others serve; a change on one is seen on the others within a second; races
+between nodes have exactly one winner, answered as a single node answers; and a node killed with
+SIGKILL during uploads loses none that it acknowledged.
+
+Runs only in the cluster layout (scripts/test runs it with PALISADE_E2E_LAYOUT=cluster)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+import pytest
+import requests
+
+from distbuilder import SdistBuilder, WheelBuilder
+from support import LAYOUT, Server, cluster_env, http_session, installed_versions, legacy_request
+
+pytestmark = pytest.mark.skipif(LAYOUT != "cluster", reason="several nodes need the cluster layout (PALISADE_E2E_LAYOUT=cluster)")
+
+
+@pytest.fixture(scope="module")
+def nodes(palisade_bin, tmp_path_factory):
+    """Two nodes, each with its own data directory (its tmp/), sharing the database and bucket."""
+    env = cluster_env()
+    made = [Server(palisade_bin, tmp_path_factory.mktemp(f"node-{n}"), f"node-{n}", env).start() for n in "ab"]
+    a, b = made
+    a.create_user("clusterer")
+    token = a.create_token("clusterer")
+    yield a, b, token
+    for srv in made:
+        srv.stop()
+
+
+def race(jobs: list[tuple[Server, str, str, bytes, str, str]]) -> list[requests.Response]:
+    """Sends every upload at once (a barrier releases them together), each to its own node; the
+    responses in job order. A job is (node, token, filename, content, name, version)."""
+    barrier = threading.Barrier(len(jobs))
+    results: list = [None] * len(jobs)
+
+    def run(i, job):
+        node, token, filename, content, name, version = job
+        req = legacy_request(node.upload_url, token, filename, content, name=name, version=version)
+        s = http_session()
+        barrier.wait()
+        try:
+            results[i] = s.send(req, timeout=60)
+        except Exception as e:  # noqa: BLE001 - reported below
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i, j)) for i, j in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=90)
+    for r in results:
+        assert not isinstance(r, Exception), f"request failed: {r!r}"
+    return results
+
+
+def test_uploaded_through_one_node_installed_through_another(nodes, clients, tmp_path):
+    a, b, token = nodes
+    wheel = WheelBuilder("across-nodes", "1.0").build(tmp_path / "d")
+    clients.twine_upload(a, token, wheel)
+    for installer, install in (("pip", clients.pip_install), ("uv", clients.uv_install)):
+        target = tmp_path / f"target-{installer}"
+        install(b, "across-nodes", target=target)
+        assert installed_versions(target)["across-nodes"] == "1.0", installer
+    listed = b.project_files("across-nodes")
+    assert b.download(listed[wheel.name]) == wheel.read_bytes()
+
+
+def test_a_yank_on_one_node_is_seen_on_the_others_within_a_second(nodes, tmp_path):
+    a, b, token = nodes
+    wheel = WheelBuilder("yank-across", "1.0").build(tmp_path / "d")
+    r = a.upload_raw(token, wheel.name, wheel.read_bytes(), name="yank-across", version="1.0")
+    assert r.status_code == 200, r.text
+    # b has the page in its cache before the change.
+    assert b.project_files("yank-across")[wheel.name].get("yanked") is False
+    assert b.project_files("yank-across")[wheel.name].get("yanked") is False
+    owner = a.accounts["clusterer"]["session"]
+    r = a.api("POST", "/api/projects/yank-across/releases/1.0/yank", owner, json={"reason": "broken"})
+    assert r.status_code == 200, r.text
+    changed = time.monotonic()
+    while b.project_files("yank-across")[wheel.name].get("yanked") != "broken":
+        assert time.monotonic() - changed < 5, "node b still serves the file as not yanked"
+        time.sleep(0.02)
+    delay = time.monotonic() - changed
+    assert delay < 1.0, f"node b saw the yank after {delay:.2f}s"
+
+
+def test_the_same_filename_with_different_bytes_raced_on_two_nodes_has_one_winner(nodes):
+    a, b, token = nodes
+    variants = [WheelBuilder("clash-across", "1.0", payload=f"variant {i}".encode()) for i in range(4)]
+    jobs = [((a, b)[i % 2], token, v.default_filename(), v.to_bytes(), "clash-across", "1.0") for i, v in enumerate(variants)]
+    results = race(jobs)
+    codes = [r.status_code for r in results]
+    assert codes.count(200) == 1, [(r.status_code, r.text) for r in results]
+    for r in results:
+        if r.status_code != 200:
+            assert r.status_code == 400 and "File already exists" in r.text, r.text
+    winner = variants[codes.index(200)]
+    for node in (a, b):
+        listed = node.project_files("clash-across")
+        assert list(listed) == [winner.default_filename()]
+        assert node.download(listed[winner.default_filename()]) == winner.to_bytes()
+
+
+def test_two_sdists_of_one_release_raced_on_two_nodes_one_is_accepted(nodes, tmp_path):
+    a, b, token = nodes
+    first = SdistBuilder("sdist-race", "1.0").build(tmp_path / "one")
+    # Another spelling of the same release: its own filename, the same identity.
+    second = SdistBuilder("Sdist_Race", "1.0.0").build(tmp_path / "two")
+    assert first.name != second.name
+    jobs = [(a, token, first.name, first.read_bytes(), "sdist-race", "1.0"), (b, token, second.name, second.read_bytes(), "Sdist_Race", "1.0.0")]
+    results = race(jobs)
+    codes = sorted(r.status_code for r in results)
+    assert codes == [200, 400], [(r.status_code, r.text) for r in results]
+    loser = next(r for r in results if r.status_code == 400)
+    assert "already" in loser.text, loser.text
+    for node in (a, b):
+        sdists = [f for f in node.project_files("sdist-race") if f.endswith(".tar.gz")]
+        assert len(sdists) == 1, sdists
+
+
+def test_a_node_killed_during_uploads_loses_nothing_it_acknowledged(palisade_bin, tmp_path):
+    env = cluster_env()
+    a = Server(palisade_bin, tmp_path / "a", "doomed", env).start()
+    b = Server(palisade_bin, tmp_path / "b", "survivor", env).start()
+    try:
+        a.create_user("crasher")
+        token = a.create_token("crasher")
+        wheels = [WheelBuilder("crash-across", f"1.{i}", payload=b"x" * (200_000 + i)) for i in range(24)]
+        acknowledged: dict[str, str] = {}
+        lock = threading.Lock()
+
+        def upload(node: Server, w: WheelBuilder):
+            req = legacy_request(node.upload_url, token, w.default_filename(), w.to_bytes(), name="crash-across", version=w.version)
+            try:
+                r = http_session().send(req, timeout=60)
+            except requests.RequestException:
+                return  # the node died under it: not acknowledged
+            if r.status_code == 200:
+                with lock:
+                    acknowledged[w.default_filename()] = hashlib.sha256(w.to_bytes()).hexdigest()
+
+        threads = [threading.Thread(target=upload, args=((a, b)[i % 2], w)) for i, w in enumerate(wheels)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        a.kill9()
+        for t in threads:
+            t.join(timeout=90)
+        assert acknowledged, "no upload was acknowledged"
+        listed = b.project_files("crash-across")
+        # Every acknowledged file is served, with its bytes; nothing is listed that is not whole.
+        for filename, sha in acknowledged.items():
+            assert filename in listed, f"{filename} was acknowledged but is not listed"
+        for filename, f in listed.items():
+            assert hashlib.sha256(b.download(f)).hexdigest() == f["hashes"]["sha256"], filename
+        # The survivor also takes the uploads that never reached the dead node.
+        missing = [w for w in wheels if w.default_filename() not in listed]
+        for w in missing:
+            r = b.upload_raw(token, w.default_filename(), w.to_bytes(), name="crash-across", version=w.version)
+            assert r.status_code == 200, r.text
+        assert len(b.project_files("crash-across")) == len(wheels)
+    finally:
+        a.kill9()
+        b.stop()
