@@ -165,7 +165,7 @@ def is_digest(name: str) -> bool:
 class Server:
     """One `palisade serve` process on a data dir. Survives restarts (same data dir)."""
 
-    def __init__(self, binary: Path, root: Path, name: str, extra_env: dict[str, str] | None = None):
+    def __init__(self, binary: Path, root: Path, name: str, extra_env: dict[str, str] | None = None, layout: str | None = None):
         self.binary = Path(binary)
         self.root = Path(root)
         self.name = name
@@ -176,7 +176,7 @@ class Server:
         for k in ("RUST_LOG",):
             if k in os.environ:
                 env_extra[k] = os.environ[k]
-        if LAYOUT == "cluster" and not (extra_env or {}).get("PALISADE_DATABASE_URL"):
+        if (layout or LAYOUT) == "cluster" and not (extra_env or {}).get("PALISADE_DATABASE_URL"):
             env_extra.update(cluster_env())
         env_extra.update(extra_env or {})
         self.env = isolated_env(self.root / "env", env_extra)
@@ -286,9 +286,11 @@ class Server:
 
     # ---- admin CLI -------------------------------------------------------------------
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 60, stdin: str | None = None) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, check: bool = True, timeout: float = 60, stdin: str | None = None,
+            env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         cmd = [str(self.binary), "--data-dir", str(self.data_dir), *args]
-        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=self.env, cwd=self.root, timeout=timeout)
+        env = {**self.env, **(env_extra or {})}
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env, cwd=self.root, timeout=timeout)
         if check:
             assert proc.returncode == 0, (
                 f"`palisade {' '.join(args)}` exited {proc.returncode}\n"

@@ -1,13 +1,17 @@
 """Several `palisade serve` nodes on one PostgreSQL database and one bucket (issue 14): what one
 node accepts, the others serve; a change on one is seen on the others within a second; races
-between nodes have exactly one winner, answered as a single node answers; and a node killed with
-SIGKILL during uploads loses none that it acknowledged.
+between nodes have exactly one winner, answered as a single node answers; a node killed with
+SIGKILL during uploads loses none that it acknowledged; and mail a dead node had claimed is sent
+by another.
 
 Runs only in the cluster layout (scripts/test runs it with PALISADE_E2E_LAYOUT=cluster)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import secrets
+import socket
 import threading
 import time
 
@@ -15,7 +19,7 @@ import pytest
 import requests
 
 from distbuilder import SdistBuilder, WheelBuilder
-from support import LAYOUT, Server, cluster_env, http_session, installed_versions, legacy_request
+from support import LAYOUT, Server, cluster_env, eventually, http_session, installed_versions, legacy_request
 
 pytestmark = pytest.mark.skipif(LAYOUT != "cluster", reason="several nodes need the cluster layout (PALISADE_E2E_LAYOUT=cluster)")
 
@@ -168,3 +172,52 @@ def test_a_node_killed_during_uploads_loses_nothing_it_acknowledged(palisade_bin
     finally:
         a.kill9()
         b.stop()
+
+
+def test_mail_claimed_by_a_node_that_dies_is_sent_by_another(palisade_bin, tmp_path, sink):
+    env = {**cluster_env(), "PALISADE_JOBS_LEASE_SECS": "5"}
+    # Node a's SMTP server takes the connection and never answers: a's worker claims the mail and
+    # hangs on it until a is killed.
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(16)
+    try:
+        smtp_a = {"PALISADE_SMTP_HOST": "127.0.0.1", "PALISADE_SMTP_PORT": str(blackhole.getsockname()[1]), "PALISADE_SMTP_SECURITY": "none"}
+        a = Server(palisade_bin, tmp_path / "a", "mail-doomed", {**env, **smtp_a}).start()
+        password = "mail-takeover-Quartz!-" + secrets.token_hex(4)
+        a.cli_input(password + "\n", "user", "create", "postie", "--email", "postie@example.test", "--email-verified", "--password-stdin")
+        r = a.http.post(f"{a.url}/api/password/forgot", json={"login": "postie"}, timeout=30)
+        assert r.status_code == 202, r.text
+
+        def claimed():
+            jobs = [json.loads(line) for line in a.cli("jobs", "list", "--json").stdout.splitlines()]
+            assert jobs and all(j["state"] == "queued" and j["locked_by"] for j in jobs), jobs
+            return jobs
+
+        jobs = eventually(claimed, timeout=20)
+        a.kill9()
+        b = Server(palisade_bin, tmp_path / "b", "mail-survivor", {**env, **sink.env()}).start()
+        try:
+            mail = sink.wait_for(to="postie@example.test", subject_contains="Password reset", timeout=30)
+            assert "reset" in mail.body.lower()
+
+            def done():
+                states = {j["id"]: j for j in (json.loads(line) for line in b.cli("jobs", "list", "--json").stdout.splitlines())}
+                for j in jobs:
+                    assert states[j["id"]]["state"] == "done" and states[j["id"]]["attempts"] == 2, states
+                    assert states[j["id"]]["locked_by"] is None
+
+            eventually(done, timeout=20)
+            # A failed job waits for an administrator, who can queue it again.
+            b.execute_sql(f"UPDATE jobs SET state = 'failed', payload = '{{\"to\": \"postie@example.test\", \"subject\": \"again\", \"body\": \"x\"}}' WHERE id = {int(jobs[0]['id'])}")
+            failed = b.cli("jobs", "list", "--state", "failed").stdout
+            assert str(jobs[0]["id"]) in failed, failed
+            retried = b.cli("jobs", "retry", str(jobs[0]["id"]))
+            assert "queued again" in retried.stdout
+            sink.wait_for(to="postie@example.test", subject_contains="again", timeout=30)
+            refused = b.cli("jobs", "retry", str(jobs[0]["id"]), check=False)
+            assert refused.returncode == 1 and "not failed" in refused.stderr, refused
+        finally:
+            b.stop()
+    finally:
+        blackhole.close()

@@ -11,6 +11,9 @@ use palisade_store::Job;
 use crate::Core;
 use crate::mail;
 
+/// Workers per server process.
+pub const WORKERS: usize = 4;
+
 /// The name a worker claims jobs under: the host, the process and a random tag.
 pub fn worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
@@ -67,6 +70,21 @@ impl Core {
                 Err(e) => tracing::warn!(error = %e, "the job queue could not be read"),
             }
             let _ = tokio::time::timeout(poll, self.mailer.wake.notified()).await;
+        }
+    }
+
+    /// Queues a failed job again with a fresh set of attempts (an administrator's decision).
+    pub async fn retry_job(&self, id: i64) -> crate::Result<()> {
+        match self.db.job(id).await? {
+            None => Err(crate::error::not_found(format!("job {id} not found"))),
+            Some(j) if j.state != "failed" => Err(crate::error::invalid(format!("job {id} is {}, not failed", j.state))),
+            Some(_) => {
+                if !self.db.retry_job(id).await? {
+                    return Err(crate::error::invalid(format!("job {id} is no longer failed")));
+                }
+                self.mailer.wake.notify_one();
+                Ok(())
+            }
         }
     }
 

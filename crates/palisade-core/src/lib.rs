@@ -13,6 +13,7 @@ pub mod events;
 pub mod import;
 pub mod jobs;
 pub mod mail;
+pub mod migrate;
 pub mod publish;
 pub mod publishers;
 pub mod pypi;

@@ -170,8 +170,12 @@ pub async fn serve(
     state.cache.seen_serial.store(serial as u64, std::sync::atomic::Ordering::SeqCst);
     tokio::spawn(pypi::cache::watch_journal(state.db.clone(), state.cache.clone(), Duration::from_millis(state.config.journal_poll_ms)));
     tokio::spawn(sweep_orphans(state.clone()));
-    let jobs = state.core.clone();
-    tokio::spawn(async move { jobs.work(palisade_core::jobs::worker_name(), Duration::from_secs(1)).await });
+    // A few workers, so that one slow SMTP server does not hold up every other job.
+    let name = palisade_core::jobs::worker_name();
+    for i in 0..palisade_core::jobs::WORKERS {
+        let (core, worker) = (state.core.clone(), format!("{name}#{i}"));
+        tokio::spawn(async move { core.work(worker, Duration::from_secs(1)).await });
+    }
     let scan = state.scan.clone();
     tokio::spawn(async move { scan.warm_up().await });
     let config = state.config.clone();

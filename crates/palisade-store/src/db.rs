@@ -1057,6 +1057,8 @@ async fn journal(tx: &mut Transaction<'static, Any>, project: &Project, action: 
 }
 
 mod accounts;
+mod copy;
+pub use copy::Counts;
 mod jobs;
 
 #[cfg(test)]

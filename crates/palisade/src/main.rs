@@ -12,6 +12,8 @@ use palisade_core::{Config, Core};
 mod audit;
 mod import;
 mod inspect;
+mod jobs;
+mod migrate;
 mod project;
 mod publisher;
 mod quarantine;
@@ -94,6 +96,12 @@ enum Command {
     /// publishing pipeline: every file is validated and scanned as an upload is; what an upload
     /// would be refused is reported and skipped. Exit code 1 when any file was refused.
     Import(import::ImportArgs),
+    /// Copy this instance into a new, empty database (and blob storage): from the embedded
+    /// layout into PostgreSQL and a bucket. Stop the servers first.
+    Migrate(migrate::MigrateArgs),
+    /// The durable job queue (mail): list jobs, retry failed ones.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCmd),
     /// Re-scan stored files with the current rules; new hits are quarantined.
     Rescan {
         /// Only this project.
@@ -163,6 +171,8 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Quarantine(cmd) => quarantine::run(&core, cmd).await,
         Command::Rescan { project } => quarantine::rescan(&core, project).await,
         Command::Import(args) => import::run(&core, args, cli.quiet).await,
+        Command::Jobs(cmd) => jobs::run(&core, cmd).await,
+        Command::Migrate(args) => migrate::run(&core, args, cli.quiet).await,
         Command::Serve { .. } | Command::Scan(_) | Command::Inspect { .. } | Command::Rules(_) => {
             unreachable!("handled before the data directory is opened")
         }
