@@ -139,12 +139,19 @@ class Palisade(Server):
     ready_path = "/healthz"
     user = "bench"
 
-    def __init__(self, ctx, binary: Path):
+    def __init__(self, ctx, binary: Path, name: str = "palisade", extra_env: dict[str, str] | None = None):
         super().__init__(ctx)
+        self.name = name
         self.binary = binary
-        self.data = ctx.run_dir / "palisade-data"
+        self.data = ctx.run_dir / f"{name}-data"
+        self.extra_env = extra_env or {}
         self.token = ""
         self.started_once = False
+
+    def env(self) -> dict | None:
+        """The environment of the server and its CLI: this one's, plus the layout's settings
+        (PALISADE_DATABASE_URL, PALISADE_STORAGE_URL, AWS_*) when given."""
+        return {**os.environ, **self.extra_env} if self.extra_env else None
 
     def _cli(self, *args: str, stdin: str | None = None) -> str:
         cp = subprocess.run(
@@ -154,6 +161,7 @@ class Palisade(Server):
             capture_output=True,
             text=True,
             timeout=120,
+            env=self.env(),
         )
         if cp.returncode != 0:
             raise RuntimeError(f"palisade {' '.join(args)} failed rc={cp.returncode}: {cp.stderr.strip()[:500]}")

@@ -221,3 +221,31 @@ def test_mail_claimed_by_a_node_that_dies_is_sent_by_another(palisade_bin, tmp_p
             b.stop()
     finally:
         blackhole.close()
+
+
+def test_the_cluster_benchmark_runs(palisade_bin, tmp_path):
+    """`bench/cluster.py --smoke`: both layouts set up, load and measure against today's binary
+    (the figures mean nothing at this size; the harness must not rot)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from support import isolated_env
+
+    bench = Path(__file__).resolve().parents[2] / "bench" / "cluster.py"
+    env = isolated_env(tmp_path / "env", {
+        "PALISADE_BIN": str(palisade_bin),
+        "PALISADE_TEST_DATABASE_URL": os.environ["PALISADE_TEST_DATABASE_URL"],
+        "PALISADE_TEST_S3_ENDPOINT": os.environ["PALISADE_TEST_S3_ENDPOINT"],
+    })
+    proc = subprocess.run([sys.executable, str(bench), "--smoke", "--work", str(tmp_path / "work")], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    results = json.loads((tmp_path / "work" / "results.json").read_text())
+    for layout, nodes in (("embedded", 1), ("cluster", 2)):
+        r = results[layout]
+        assert r["nodes"] == nodes
+        assert sum(b["files"] for b in r["upload_blocks"]) == results["files"] and r["upload_files_per_s"] > 0, r
+        assert len(r["pages"]["alone"]) == nodes and all(p["rps"] > 0 for p in r["pages"]["alone"]), r["pages"]
+    assert "Cluster (2 nodes, PostgreSQL + S3) vs embedded" in proc.stdout, proc.stdout

@@ -93,3 +93,13 @@ def test_an_embedded_instance_migrates_into_postgres_and_a_bucket(palisade_bin, 
     # A target that holds anything is refused, and left as it was.
     again = old.cli("migrate", "--to", database, check=False, timeout=120)
     assert again.returncode == 1 and "not empty" in again.stderr, again
+
+    # The copy has an instance id of its own: the bucket now names it, and the old instance, if
+    # pointed at the bucket (by mistake), is refused rather than sweeping the copy's files.
+    stray = old.cli("user", "list", check=False, env_extra={"PALISADE_STORAGE_URL": storage["PALISADE_STORAGE_URL"],
+                                                        **{k: v for k, v in storage.items() if k.startswith("AWS_")}})
+    assert stray.returncode == 1 and "belongs to another Palisade database" in stray.stderr, stray
+    # On its own folder it still starts, to go back to.
+    old.start()
+    assert old.project_files("moved-a")
+    old.stop()

@@ -222,8 +222,8 @@ pub struct DatabaseConfig {
     /// serialized, and shown without its password.
     #[serde(skip_serializing)]
     pub url: Option<Secret>,
-    /// Connections per process: for reads on SQLite (writes have their own), for everything on
-    /// PostgreSQL.
+    /// Connections per process for reads; writes have their own (one on SQLite, half as many
+    /// on PostgreSQL).
     pub pool_size: u32,
 }
 
@@ -248,14 +248,19 @@ impl DatabaseConfig {
     /// The URL as messages show it: without a password.
     pub fn display_url(&self, data_dir: &Path) -> String {
         let Some(url) = &self.url else { return data_dir.join("palisade.db").display().to_string() };
-        match url::Url::parse(url.expose()) {
-            Ok(mut u) if u.password().is_some() => {
-                let _ = u.set_password(Some("********"));
-                u.to_string()
-            }
-            Ok(u) => u.to_string(),
-            Err(_) => "(an unreadable database.url)".into(),
+        let Ok(mut u) = url::Url::parse(url.expose()) else { return "(an unreadable database.url)".into() };
+        if u.password().is_some() {
+            let _ = u.set_password(Some("********"));
         }
+        // libpq's `?password=...` too; every other parameter (sslmode, ...) is shown.
+        let query: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| (k.to_string(), if k.eq_ignore_ascii_case("password") { "********".to_string() } else { v.to_string() }))
+            .collect();
+        if !query.is_empty() {
+            u.query_pairs_mut().clear().extend_pairs(query);
+        }
+        u.to_string()
     }
 
     fn validate(&self, errors: &mut Vec<String>) {

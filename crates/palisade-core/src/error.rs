@@ -53,6 +53,7 @@ impl From<StoreError> for Error {
         match e {
             StoreError::NotFound(what) => Error::NotFound(format!("{what} not found")),
             StoreError::Exists(what) => Error::Exists(format!("{what} already exists")),
+            StoreError::Busy => Error::Unavailable(StoreError::Busy.to_string()),
             // A rule the store checked inside its transaction (the caller usually checked it
             // first, for a better message; the store's check is what makes it hold under races).
             StoreError::Conflict(msg) => match msg.strip_prefix("forbidden: ") {

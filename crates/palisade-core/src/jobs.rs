@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use palisade_store::Job;
 
 use crate::Core;
@@ -34,7 +35,12 @@ impl Core {
     /// Claims and runs one due job (or the job `only`); `false` if there was none to claim.
     pub async fn run_one_job(&self, worker: &str, only: Option<i64>) -> anyhow::Result<bool> {
         let Some(job) = self.db.claim_job(worker, self.lease_micros(), only).await? else { return Ok(false) };
-        match self.perform(&job).await {
+        // A job that panics fails like one that errs; the worker lives on.
+        let outcome = std::panic::AssertUnwindSafe(self.perform(&job))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err("the job panicked (a bug: see the server log)".into()));
+        match outcome {
             Ok(()) => {
                 if !self.db.finish_job(job.id, worker).await? {
                     tracing::warn!(job.id = job.id, "a job ran past its lease; another worker may run it again");
@@ -44,7 +50,12 @@ impl Core {
                 let retry = jiff::Timestamp::now().as_microsecond().saturating_add(backoff(job.attempts).as_micros() as i64);
                 let last = job.attempts >= job.max_attempts;
                 tracing::warn!(job.id = job.id, job.kind = %job.kind, attempt = job.attempts, error = %e, gave_up = last, "job failed");
-                self.db.fail_job(job.id, worker, &e, retry).await?;
+                let kept = if last && job.kind == mail::JOB {
+                    serde_json::from_str::<mail::Queued>(&job.payload).ok().and_then(|q| q.kept_after_failure())
+                } else {
+                    None
+                };
+                self.db.fail_job(job.id, worker, &e, retry, kept.as_deref()).await?;
             }
         }
         Ok(true)
@@ -64,6 +75,8 @@ impl Core {
     /// queues one, and every `poll` for the others' (and for retries).
     pub async fn work(&self, worker: String, poll: Duration) {
         loop {
+            // A server's workers run every job; the list is for a CLI command's own.
+            drop(self.mailer.take_queued());
             match self.run_one_job(&worker, None).await {
                 Ok(true) => continue,
                 Ok(false) => {}
@@ -78,6 +91,11 @@ impl Core {
         match self.db.job(id).await? {
             None => Err(crate::error::not_found(format!("job {id} not found"))),
             Some(j) if j.state != "failed" => Err(crate::error::invalid(format!("job {id} is {}, not failed", j.state))),
+            Some(j) if j.kind == mail::JOB && serde_json::from_str::<mail::Queued>(&j.payload).is_ok_and(|q| q.erased) => {
+                Err(crate::error::invalid(format!(
+                    "job {id} was a message with a one-time link, erased when it failed; the user can ask for a new one"
+                )))
+            }
             Some(_) => {
                 if !self.db.retry_job(id).await? {
                     return Err(crate::error::invalid(format!("job {id} is no longer failed")));

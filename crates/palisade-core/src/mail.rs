@@ -27,6 +27,24 @@ pub(crate) struct Queued {
     pub to: String,
     pub subject: String,
     pub body: String,
+    /// The body carries a one-time secret (a verification or reset link): it is erased if the
+    /// message finally fails, rather than kept in the database for a retry.
+    #[serde(default)]
+    pub secret: bool,
+    /// The body was erased (see `secret`): nothing is left to send.
+    #[serde(default)]
+    pub erased: bool,
+}
+
+impl Queued {
+    /// What a failed job keeps: the envelope, and the body only if it holds no secret.
+    pub(crate) fn kept_after_failure(&self) -> Option<String> {
+        if !self.secret {
+            return None;
+        }
+        let kept = Queued { to: self.to.clone(), subject: self.subject.clone(), body: String::new(), secret: true, erased: true };
+        serde_json::to_string(&kept).ok()
+    }
 }
 
 #[derive(Clone)]
@@ -74,6 +92,16 @@ impl Mailer {
     /// server fails, and not lost when a node stops. A message that cannot even be queued (the
     /// database failing) is logged, never shown to the caller: the operation it reports on is done.
     pub async fn send(&self, to: &str, subject: &str, body: String) {
+        self.queue(to, subject, body, false).await
+    }
+
+    /// As [`Mailer::send`], for a message whose body carries a one-time secret (a link): the
+    /// body is erased from the queue if the message finally fails.
+    pub async fn send_secret(&self, to: &str, subject: &str, body: String) {
+        self.queue(to, subject, body, true).await
+    }
+
+    async fn queue(&self, to: &str, subject: &str, body: String, secret: bool) {
         if self.transport.is_none() {
             tracing::info!(mail.subject = subject, "mail not sent: no SMTP server is configured");
             return;
@@ -82,7 +110,7 @@ impl Mailer {
             tracing::warn!(error = %e, "mail not sent: invalid recipient address");
             return;
         }
-        let job = Queued { to: to.to_string(), subject: subject.to_string(), body };
+        let job = Queued { to: to.to_string(), subject: subject.to_string(), body, secret, erased: false };
         let payload = match serde_json::to_string(&job) {
             Ok(p) => p,
             Err(e) => {
@@ -101,6 +129,9 @@ impl Mailer {
 
     /// Hands a queued message to the SMTP server.
     pub(crate) async fn deliver(&self, job: &Queued) -> Result<(), String> {
+        if job.erased {
+            return Err("the message carried a one-time link and was erased when it failed; the user can ask for a new one".into());
+        }
         let (Some(transport), Some(from)) = (&self.transport, &self.from) else {
             return Err("no SMTP server is configured on this node".into());
         };

@@ -1,8 +1,9 @@
 //! Moving an instance into another database and blob storage (`palisade migrate`): typically
 //! from the embedded layout (SQLite and a folder) into the cluster layout (PostgreSQL and a
-//! bucket). The target must be empty. The database is copied from a snapshot no writer can change
-//! meanwhile, ids and the instance id included; then every blob a copied file references is read
-//! from the source, its SHA-256 checked against its name, and written to the target storage.
+//! bucket). The target must be empty. The database is copied from one snapshot, ids included;
+//! then every blob a copied file references is read from the source, its SHA-256 checked against
+//! its name, and written to the target storage; last, the copy gets an instance id of its own and
+//! the storage it uses is handed over to it.
 
 use futures_util::StreamExt;
 use palisade_dist::Hasher;
@@ -51,6 +52,7 @@ impl Core {
             }
             None => None,
         };
+        let source_id = self.db.instance_id().await?;
         let counts = self.db.copy_into(&db, |table, copied| progress(Step::Rows { table, copied })).await?;
         let copied = db.counts().await?;
         anyhow::ensure!(copied == counts, "the copy does not hold what was read: {copied:?} instead of {counts:?}");
@@ -61,7 +63,11 @@ impl Core {
             bytes += self.copy_blob(sha256, blobs.as_ref()).await?;
             progress(Step::Blobs { done: done + 1, of: digests.len() });
         }
-        blobs.as_ref().unwrap_or(&self.blobs).claim(&db.instance_id().await?).await?;
+        // The copy is another database: it gets its own instance id and the storage it uses
+        // names it, so the original (started again by mistake, or to go back) cannot sweep the
+        // copy's files from a storage they share.
+        let new_id = db.renew_instance_id().await?;
+        blobs.as_ref().unwrap_or(&self.blobs).hand_over(&source_id, &new_id).await?;
         db.close().await;
         Ok(Summary { counts, blobs: digests.len(), bytes })
     }

@@ -144,7 +144,7 @@ pub async fn send_verification(state: &AppState, user: &User, email: &str) -> Ap
         "Hello {},\n\nconfirm that {email} is your address for Palisade by opening this link within 48 hours:\n\n{link}\n\nIf you did not ask for this, ignore this message.\n",
         user.name
     );
-    state.mailer.send(email, "[Palisade] Verify your email address", body).await;
+    state.mailer.send_secret(email, "[Palisade] Verify your email address", body).await;
     Ok(true)
 }
 
@@ -238,7 +238,7 @@ pub async fn forgot_password(State(state): State<AppState>, client: Client, body
             user.name,
             state.base_url()
         );
-        state.mailer.send(email, "[Palisade] Password reset", body).await;
+        state.mailer.send_secret(email, "[Palisade] Password reset", body).await;
         record(&state, "password_reset_requested", "anonymous", Some(user.id), None, &client, Value::Null).await;
     }
     Ok((

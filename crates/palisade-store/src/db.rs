@@ -5,7 +5,8 @@
 //! Writes are serialised, as the invariants that a check followed by a write relies on need:
 //! on SQLite, one writer connection inside this process and SQLite's file lock (with a busy
 //! timeout) across processes (the admin CLI); on PostgreSQL, a transaction-scoped advisory lock
-//! that every write transaction takes first, across every node. Readers never wait for writers.
+//! that every write transaction takes first, across every node. Reads have a pool of their own,
+//! so they never wait for a connection behind writers queued for the lock.
 //! Unique indexes and checks hold the same rules in both schemas, so a single statement outside
 //! a transaction is safe too.
 
@@ -19,11 +20,16 @@ use sqlx::{Any, Executor, Row, Transaction};
 use crate::models::*;
 use crate::{BlobStore, StoreError, StoredBlob};
 
-static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+// Tolerating migrations this build does not know: during a rolling upgrade a newer node may have
+// migrated the schema (migrations only add) while older nodes still run and restart.
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator { ignore_missing: true, ..sqlx::migrate!("./migrations/sqlite") };
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator =
+    sqlx::migrate::Migrator { ignore_missing: true, ..sqlx::migrate!("./migrations/postgres") };
 
 /// The advisory lock key every PostgreSQL write transaction takes: `palisade` in ASCII.
 const WRITE_LOCK: i64 = 0x7061_6c69_7361_6465;
+/// How long a PostgreSQL writer waits for the lock before it gives up.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// Which database engine a [`Db`] is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,13 +169,14 @@ impl Db {
                 .await?;
             Self { reader, writer, engine: Engine::Sqlite }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let pool = AnyPoolOptions::new()
-                .max_connections(pool_size)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(url.parse::<AnyConnectOptions>()?)
-                .await?;
-            POSTGRES_MIGRATOR.run(&pool).await?;
-            Self { reader: pool.clone(), writer: pool, engine: Engine::Postgres }
+            // Two pools, as on SQLite: writers queue for the advisory lock holding a connection, and
+            // must not take every connection reads need (index pages, tokens, `/healthz`).
+            let options = url.parse::<AnyConnectOptions>()?;
+            let pool = |size: u32| AnyPoolOptions::new().max_connections(size).acquire_timeout(Duration::from_secs(10));
+            let writer = pool(pool_size.div_ceil(2).max(2)).connect_with(options.clone()).await?;
+            POSTGRES_MIGRATOR.run(&writer).await?;
+            let reader = pool(pool_size).connect_with(options).await?;
+            Self { reader, writer, engine: Engine::Postgres }
         } else {
             return Err(StoreError::Conflict(format!(
                 "database.url must start with sqlite:// or postgres://, not {:?}",
@@ -247,14 +254,47 @@ impl Db {
     }
 
     /// A write transaction, serialised with every other one (see the module's documentation).
+    /// On PostgreSQL: READ COMMITTED whatever the server's default, so that each statement after
+    /// the lock sees what the writers before committed; a writer that waits longer than
+    /// [`LOCK_WAIT`] for the lock gives up with [`StoreError::Busy`] rather than queueing forever.
     async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
         match self.engine {
             Engine::Sqlite => Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?),
-            Engine::Postgres => {
-                let mut tx = self.writer.begin().await?;
-                sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
-                Ok(tx)
-            }
+            Engine::Postgres => self.begin_postgres("BEGIN ISOLATION LEVEL READ COMMITTED").await,
+        }
+    }
+
+    /// A write transaction that reads one snapshot throughout (for copying the whole database):
+    /// on PostgreSQL REPEATABLE READ, since writes that need no lock (a new session, an event)
+    /// go on meanwhile; SQLite's write transaction already sees only itself.
+    pub(crate) async fn begin_snapshot(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        match self.engine {
+            Engine::Sqlite => self.begin().await,
+            Engine::Postgres => self.begin_postgres("BEGIN ISOLATION LEVEL REPEATABLE READ").await,
+        }
+    }
+
+    /// Gives this database a new instance id (a copy must not pass for its original: see
+    /// `BlobStore::claim`); returns it.
+    pub async fn renew_instance_id(&self) -> Result<String, StoreError> {
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).map_err(|e| StoreError::Conflict(format!("no randomness for the instance id: {e}")))?;
+        let id = hex::encode(id);
+        sqlx::query("INSERT INTO settings (key, value) VALUES ('instance_id', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(&id)
+            .execute(&self.writer)
+            .await?;
+        Ok(id)
+    }
+
+    async fn begin_postgres(&self, statement: &'static str) -> Result<Transaction<'static, Any>, StoreError> {
+        let mut tx = self.writer.begin_with(statement).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL lock_timeout = '{}s'", LOCK_WAIT.as_secs()))).execute(&mut *tx).await?;
+        match sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await {
+            Ok(_) => Ok(tx),
+            // lock_not_available: the lock holder is stuck (a storage call that hangs, say).
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => Err(StoreError::Busy),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -1066,6 +1106,8 @@ mod tests;
 
 /// `sqlite://PATH`, with the characters a URL would read otherwise escaped.
 pub fn sqlite_url(path: &std::path::Path) -> Result<String, StoreError> {
+    // Absolute: a relative path's first part would be read as the URL's host.
+    let path = std::path::absolute(path).map_err(|e| StoreError::io(path, e))?;
     let path = path.to_str().ok_or_else(|| StoreError::Conflict(format!("the database path {} is not UTF-8", path.display())))?;
     Ok(format!("sqlite://{}", path.replace('%', "%25").replace('?', "%3F").replace('#', "%23")))
 }

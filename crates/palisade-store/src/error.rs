@@ -18,6 +18,9 @@ pub enum StoreError {
     Exists(String),
     #[error("{0}")]
     Conflict(String),
+    /// Another writer has held the database's write lock for too long; worth retrying later.
+    #[error("the database is busy with another write; try again shortly")]
+    Busy,
     /// The filename, or another spelling of the same file, is reserved by an earlier upload.
     #[error("file {:?} is already reserved", .0.filename)]
     Reserved(crate::Reservation),

@@ -528,3 +528,22 @@ fn storage_urls() {
     let err = load("[storage]\nsecret_access_key = 12345").unwrap_err().to_string();
     assert!(!err.contains("12345"), "{err}");
 }
+
+#[test]
+fn database_urls_are_checked_and_shown_without_passwords() {
+    let load = |toml: &str| Config::load(toml, |_| None);
+    let config = load("[database]\nurl = \"postgres://palisade:s3cr3t@db.internal:5432/palisade?sslmode=require&password=other\"").unwrap();
+    let shown = config.database.display_url(Path::new("/data"));
+    assert!(!shown.contains("s3cr3t") && !shown.contains("other"), "{shown}");
+    assert!(shown.contains("db.internal:5432/palisade") && shown.contains("sslmode=require"), "{shown}");
+    assert!(!format!("{config:?}").contains("s3cr3t"));
+    assert_eq!(load("").unwrap().database.display_url(Path::new("/data")), "/data/palisade.db");
+    for (toml, why) in [
+        ("url = \"mysql://x@y/z\"", "expected sqlite://PATH or postgres://"),
+        ("pool_size = 0", "database.pool_size = 0"),
+        ("pool_size = 1000", "database.pool_size = 1000"),
+    ] {
+        let err = load(&format!("[database]\n{toml}")).unwrap_err().to_string();
+        assert!(err.contains(why), "{toml}: {err}");
+    }
+}

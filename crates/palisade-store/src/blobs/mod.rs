@@ -226,6 +226,34 @@ impl BlobStore {
         }
     }
 
+    /// Hands the storage over from the database whose instance id is `from` to the one whose id
+    /// is `to` (after `palisade migrate`): the marker must be absent or name `from`. The old
+    /// database is then refused here, so that it cannot sweep the new one's files.
+    pub async fn hand_over(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let found = match &self.backend {
+            Backend::Folder(root) => match std::fs::read_to_string(root.join(MARKER)) {
+                Ok(found) => Some(found.trim().to_string()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(StoreError::io(&root.join(MARKER), e)),
+            },
+            Backend::Bucket(b) => b.marker().await?.map(|m| m.trim().to_string()),
+        };
+        if let Some(found) = found {
+            check_claim(&self.location(), &found, from)?;
+        }
+        match &self.backend {
+            Backend::Folder(root) => {
+                let marker = root.join(MARKER);
+                let mut temp = self.create_temp().await?;
+                temp.file.write_all(to.as_bytes()).await.map_err(|e| StoreError::io(&temp.path, e))?;
+                temp.sync().await?;
+                tokio::fs::rename(&temp.path, &marker).await.map_err(|e| StoreError::io(&marker, e))?;
+                sync_dir(root).await
+            }
+            Backend::Bucket(b) => b.set_marker(to).await,
+        }
+    }
+
     /// How long a blob must have been left alone before the orphan sweep may take it for one: an
     /// upload writes its blob before the transaction that publishes it, and in a bucket the
     /// write's time is the server's clock, not this node's.
@@ -654,6 +682,21 @@ mod tests {
         std::fs::write(elsewhere.path().join("ab/cd/README"), b"x").unwrap();
         assert_eq!(names(&store).await, vec![HELLO.to_string()]);
         assert!(!data.path().join("tmp").exists());
+    }
+
+    /// After a migration the storage names the copy, and the original is refused there.
+    #[tokio::test]
+    async fn a_handed_over_folder_refuses_the_original() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        store.claim("original").await.unwrap();
+        let err = store.hand_over("someone-else", "copy").await.unwrap_err().to_string();
+        assert!(err.contains("belongs to another Palisade database"), "{err}");
+        store.hand_over("original", "copy").await.unwrap();
+        store.claim("copy").await.unwrap();
+        let err = store.claim("original").await.unwrap_err().to_string();
+        assert!(err.contains("belongs to another Palisade database") && err.contains("copy"), "{err}");
+        assert!(names(&store).await.is_empty() && tmp_entries(dir.path()).is_empty());
     }
 
     /// The default folder, like a bucket prefix, is claimed by one database.

@@ -266,16 +266,16 @@ impl Db {
         Ok(out)
     }
 
-    /// Copies every row of this database into `target`, which must be empty, ids included; the
-    /// instance id goes along, so the blob storage this database claimed accepts the copy. Writes
-    /// to this database wait until the copy is over (it reads inside a write transaction, a
-    /// snapshot no one can change). `progress` hears each table and how many rows it copied.
+    /// Copies every row of this database into `target`, which must be empty, ids included (the
+    /// instance id too: the caller renews it once the blobs are handed over). Writes to this
+    /// database that need the write lock wait until the copy is over, and it reads one snapshot
+    /// throughout (a write transaction on SQLite, REPEATABLE READ on PostgreSQL). `progress` hears each table and how many rows it copied.
     /// Returns the row counts, read from the snapshot.
     pub async fn copy_into(&self, target: &Db, mut progress: impl FnMut(&str, i64)) -> Result<Counts, StoreError> {
         if !target.is_empty().await? {
             return Err(StoreError::Conflict("the target database is not empty; migrate only into a new, empty database".into()));
         }
-        let mut source = self.begin().await?;
+        let mut source = self.begin_snapshot().await?;
         let mut counts = Vec::new();
         let mut out = target.begin().await?;
         sqlx::query("DELETE FROM settings").execute(&mut *out).await?;

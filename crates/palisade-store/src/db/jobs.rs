@@ -29,11 +29,21 @@ impl Db {
     /// PostgreSQL, rows other workers are claiming are skipped, not waited for).
     pub async fn claim_job(&self, worker: &str, lease_micros: i64, only: Option<i64>) -> Result<Option<Job>, StoreError> {
         let now = now_micros();
+        // A job whose lease ran out on its last attempt lost its worker every time (a crash, a
+        // kill, a hang): it is failed, not run again.
+        sqlx::query(
+            "UPDATE jobs SET state = 'failed', finished_at = $1, locked_by = NULL, locked_until = NULL, \
+             last_error = COALESCE(last_error || '; ', '') || 'its worker stopped before finishing, on every attempt' \
+             WHERE state = 'queued' AND locked_until < $1 AND attempts >= max_attempts",
+        )
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
         let skip_locked = if self.engine == Engine::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let sql = format!(
             "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1 WHERE id = (\
                SELECT id FROM jobs WHERE state = 'queued' AND run_at <= $3 AND (locked_until IS NULL OR locked_until < $3) \
-               AND ($4 IS NULL OR id = $4) ORDER BY run_at, id LIMIT 1{skip_locked}) \
+               AND attempts < max_attempts AND ($4 IS NULL OR id = $4) ORDER BY run_at, id LIMIT 1{skip_locked}) \
              AND state = 'queued' RETURNING {JOB_COLUMNS}"
         );
         Ok(sqlx::query_as::<_, Job>(sqlx::AssertSqlSafe(sql))
@@ -61,12 +71,14 @@ impl Db {
     }
 
     /// Records a failed attempt: the job runs again at `retry_at` (microseconds), or, when it
-    /// has used all its attempts, is kept as failed for an administrator.
-    pub async fn fail_job(&self, id: i64, worker: &str, error: &str, retry_at: i64) -> Result<(), StoreError> {
+    /// has used all its attempts, is kept as failed for an administrator, its payload replaced by
+    /// `kept` when given (what must not outlive the job, such as a one-time link, goes).
+    pub async fn fail_job(&self, id: i64, worker: &str, error: &str, retry_at: i64, kept: Option<&str>) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE jobs SET last_error = $1, locked_by = NULL, locked_until = NULL, run_at = $2, \
              state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, \
-             finished_at = CASE WHEN attempts >= max_attempts THEN $3 ELSE NULL END \
+             finished_at = CASE WHEN attempts >= max_attempts THEN $3 ELSE NULL END, \
+             payload = CASE WHEN attempts >= max_attempts AND $6 IS NOT NULL THEN $6 ELSE payload END \
              WHERE id = $4 AND locked_by = $5 AND state = 'queued'",
         )
         .bind(error)
@@ -74,6 +86,7 @@ impl Db {
         .bind(now_micros())
         .bind(id)
         .bind(worker)
+        .bind(kept)
         .execute(&self.writer)
         .await?;
         Ok(())
