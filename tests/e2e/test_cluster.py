@@ -249,3 +249,25 @@ def test_the_cluster_benchmark_runs(palisade_bin, tmp_path):
         assert sum(b["files"] for b in r["upload_blocks"]) == results["files"] and r["upload_files_per_s"] > 0, r
         assert len(r["pages"]["alone"]) == nodes and all(p["rps"] > 0 for p in r["pages"]["alone"]), r["pages"]
     assert "Cluster (2 nodes, PostgreSQL + S3) vs embedded" in proc.stdout, proc.stdout
+
+
+def test_a_lockout_earned_on_one_node_holds_on_the_others(palisade_bin, tmp_path):
+    """Guessing limits are one budget across the nodes: five wrong passwords on node a lock the
+    (account, address) pair on node b too, even for the right password."""
+    env = {**cluster_env(), "PALISADE_ACCOUNTS_MAX_FAILURES": "5"}
+    a = Server(palisade_bin, tmp_path / "a", "guess-a", env).start()
+    b = Server(palisade_bin, tmp_path / "b", "guess-b", env).start()
+    try:
+        password = "lockout-Quartz!-" + secrets.token_hex(4)
+        a.cli_input(password + "\n", "user", "create", "guessed", "--email", "guessed@example.test", "--email-verified", "--password-stdin")
+        for i in range(5):
+            r = a.http.post(f"{a.url}/api/login", json={"login": "guessed", "password": f"wrong-{i}"}, timeout=30)
+            assert r.status_code == 401, f"{i}: {r.status_code} {r.text}"
+        # One try on b (each try counts, so polling would lock b by itself), after the half-second
+        # sharing interval, with the right password: b knows of a's five.
+        time.sleep(1.5)
+        r = b.http.post(f"{b.url}/api/login", json={"login": "guessed", "password": password}, timeout=30)
+        assert r.status_code == 429, f"b let the pair in after five wrong passwords on a: {r.status_code} {r.text}"
+    finally:
+        a.stop()
+        b.stop()

@@ -32,7 +32,7 @@ use crate::AppState;
 use crate::http::auth::{Action, Caller, Client, SESSION_PREFIX, check_policy, require_session};
 use crate::http::body::json_body;
 use crate::http::error::{ApiError, ApiResult, bad_request, forbidden, internal, not_found, too_many, unauthorized};
-use crate::http::throttle::{addr_key, check_limit, fail_limit, invalid_secret};
+use crate::http::throttle::{Limits, addr_key, check_limit, fail_limit, invalid_secret};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -61,18 +61,25 @@ pub fn routes() -> Router<AppState> {
 /// A guess of a password or code, counted against its (account, address) pair until it turns
 /// out right or wrong.
 struct Guess<'a> {
+    limits: &'a Limits,
     limiter: &'a GuessLimiter,
     account: String,
     addr: String,
 }
 
 impl Guess<'_> {
+    fn name(&self) -> &'static str {
+        if std::ptr::eq(self.limiter, &self.limits.password) { "password" } else { "second_factor" }
+    }
+
     fn wrong(&self) {
         self.limiter.fail(&self.account, &self.addr, Instant::now());
+        self.limits.publish(self.name(), "fail", &self.account, &self.addr);
     }
 
     fn right(&self) {
         self.limiter.succeed(&self.account, &self.addr);
+        self.limits.publish(self.name(), "succeed", &self.account, &self.addr);
     }
 }
 
@@ -83,7 +90,7 @@ impl Guess<'_> {
 /// guess is counted against the pair before the (slow) check, so parallel guesses cannot all
 /// slip under its limit.
 async fn begin_guess<'a>(
-    state: &AppState,
+    state: &'a AppState,
     limiter: &'a GuessLimiter,
     user: Option<&User>,
     account: String,
@@ -104,7 +111,9 @@ async fn begin_guess<'a>(
         }
     }
     limiter.reserve(&account, &addr, now).map_err(too_many)?;
-    Ok(Guess { limiter, account, addr })
+    let guess = Guess { limits: &state.limits, limiter, account, addr };
+    state.limits.publish(guess.name(), "reserve", &guess.account, &guess.addr);
+    Ok(guess)
 }
 
 fn micros_to_rfc3339(us: i64) -> String {
@@ -206,7 +215,7 @@ pub async fn register(State(state): State<AppState>, client: Client, body: Bytes
     validate_email(&b.email)?;
     check_strength(&b.password, &b.name, Some(&b.email))?;
     let hash = hash_password(&b.password).await?;
-    fail_limit(&state.limits.tokens, &[addr_key(&client)]);
+    fail_limit(&state.limits, &state.limits.tokens, &[addr_key(&client)]);
     let user = state.db.create_user(&b.name, false, Some(&b.email), false, Some(&hash)).await?;
     record(&state, "account_created", &user.name, Some(user.id), None, &client, json!({ "email": b.email })).await;
     let sent = send_verification(&state, &user, &b.email).await?;
@@ -224,7 +233,7 @@ pub async fn forgot_password(State(state): State<AppState>, client: Client, body
     let b: ForgotBody = json_body(&body)?;
     let keys = [addr_key(&client), format!("reset:{}", b.login.to_lowercase())];
     check_limit(&state.limits.mail, &keys)?;
-    fail_limit(&state.limits.mail, &keys);
+    fail_limit(&state.limits, &state.limits.mail, &keys);
     if let Some(user) = state.db.user_by_login(b.login.trim()).await.map_err(internal)?
         && user.email_verified()
         && let Some(email) = &user.email
@@ -541,7 +550,7 @@ pub async fn resend_verification(State(state): State<AppState>, caller: Caller) 
     }
     let keys = [format!("verify:{}", user.id)];
     check_limit(&state.limits.mail, &keys)?;
-    fail_limit(&state.limits.mail, &keys);
+    fail_limit(&state.limits, &state.limits.mail, &keys);
     let sent = send_verification(&state, &user, &email).await?;
     if !sent {
         return Err(bad_request("this instance sends no mail (no SMTP server configured); ask an administrator to verify the address"));
@@ -758,7 +767,7 @@ pub async fn create_token(State(state): State<AppState>, caller: Caller, body: B
         }
     }
     let expires = b.expires_in.as_deref().map(admin::parse_duration).transpose()?;
-    fail_limit(&state.limits.tokens, &keys);
+    fail_limit(&state.limits, &state.limits.tokens, &keys);
     let request = TokenRequest { projects: &b.projects, actions: &b.actions, expires_in: expires, description: b.description.as_deref() };
     let (id, secret) = admin::create_token_for(&state, &Actor::of(&p, &caller.client), &user, request).await?;
     let t = state.db.token_by_id(id).await?.ok_or_else(|| internal("token vanished"))?;

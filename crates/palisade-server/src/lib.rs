@@ -172,6 +172,9 @@ pub async fn serve(
     tokio::spawn(sweep_orphans(state.clone()));
     // A few workers, so that one slow SMTP server does not hold up every other job.
     let name = palisade_core::jobs::worker_name();
+    if state.db.engine() == palisade_store::Engine::Postgres {
+        http::throttle::share(state.limits.clone(), state.db.clone(), name.clone());
+    }
     for i in 0..palisade_core::jobs::WORKERS {
         let (core, worker) = (state.core.clone(), format!("{name}#{i}"));
         tokio::spawn(async move { core.work(worker, Duration::from_secs(1)).await });

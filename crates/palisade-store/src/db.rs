@@ -1100,6 +1100,8 @@ mod accounts;
 mod copy;
 pub use copy::Counts;
 mod jobs;
+mod limits;
+pub use limits::LimiterEvent;
 
 #[cfg(test)]
 mod tests;

@@ -192,6 +192,7 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
         ],
     ),
     ("settings", &[("key", Text), ("value", Text)]),
+    ("limiter_events", &[("id", Int), ("node", Text), ("limiter", Text), ("op", Text), ("key1", Text), ("key2", Text), ("at", Int)]),
     (
         "jobs",
         &[
@@ -227,6 +228,7 @@ const IDENTITY_TABLES: &[(&str, &str)] = &[
     ("tokens", "id"),
     ("events", "id"),
     ("jobs", "id"),
+    ("limiter_events", "id"),
 ];
 
 /// Rows per `SELECT` while copying.
