@@ -78,6 +78,17 @@ def create_bucket(endpoint: str) -> str:
     return name
 
 
+def pg_counters(server: str, name: str) -> dict[str, int]:
+    """PostgreSQL's counters for database `name`: committed transactions, rows written."""
+    out = subprocess.run(
+        ["psql", server, "-qAt", "-c",
+         f"SELECT xact_commit, tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = '{name}'"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.strip()
+    commits, rows = (int(x) for x in out.split("|"))
+    return {"commits": commits, "rows": rows}
+
+
 def upload_blocks(nodes: list[Palisade], wheels, block_projects: int, concurrency: int, deadline_s: float) -> list[dict]:
     """Uploads in blocks of `block_projects` projects, each block's files split evenly over the
     nodes and sent to all of them at once; the rate of each block."""
@@ -152,7 +163,7 @@ def pages(nodes: list[Palisade], sample: str, connections: int, duration: float,
 
 def run_layout(ctx, binary: Path, layout: str, wheels, args, env: dict[str, str]) -> dict:
     log(f"\n== {layout} layout")
-    names = ["embedded"] if layout == "embedded" else ["node-a", "node-b"]
+    names = ["embedded"] if layout == "embedded" else [f"{layout}-a", f"{layout}-b"]
     nodes = [Palisade(ctx, binary, name=n, extra_env=env) for n in names]
     for n in nodes:
         if n.data.exists():
@@ -165,12 +176,19 @@ def run_layout(ctx, binary: Path, layout: str, wheels, args, env: dict[str, str]
             n.start()
             n.token = nodes[0].token
         log(f"  uploads ({len(wheels)} files, {args.concurrency} concurrent over {len(nodes)} node(s))")
+        before = pg_counters(args.database_server, env["PALISADE_DATABASE_URL"].rsplit("/", 1)[-1]) if layout != "embedded" else None
         t0 = time.monotonic()
         res["upload_blocks"] = upload_blocks(nodes, wheels, args.block_projects, args.concurrency, args.upload_deadline)
         secs = time.monotonic() - t0
         ok = sum(b["files"] for b in res["upload_blocks"])
         res["upload_files_per_s"] = round(ok / secs, 1) if secs else 0
         log(f"    total {ok} files in {secs:.1f}s = {res['upload_files_per_s']} files/s")
+        if before is not None and ok:
+            time.sleep(1.0)  # pg_stat_database is updated by each backend every so often
+            after = pg_counters(args.database_server, env["PALISADE_DATABASE_URL"].rsplit("/", 1)[-1])
+            res["per_upload"] = {k: round((after[k] - before[k]) / ok, 1) for k in before}
+            log(f"    PostgreSQL per upload: {res['per_upload']['commits']} committed transactions (single reads included), "
+                f"{res['per_upload']['rows']} rows written (both nodes, all background work included)")
         time.sleep(1.0)  # the other nodes' journal watchers catch up
         log(f"  project page /simple/{args.sample}/ (JSON), {args.connections} connections, {args.duration:.0f} s")
         res["pages"] = pages(nodes, args.sample, args.connections, args.duration, ctx.generator)
@@ -198,6 +216,12 @@ def report(results: dict) -> str:
         row(f"project page, node {'ab'[k]} alone", e_page, r["rps"], "req/s")
     together = sum(r["rps"] for r in c["pages"]["together"])
     row("project page, both nodes at once (total)", e_page, together, "req/s")
+    f = results.get("cluster_folder")
+    if f:
+        row("uploads, 2 nodes on PostgreSQL + a shared folder", e["upload_files_per_s"], f["upload_files_per_s"], "files/s")
+    if "per_upload" in c:
+        lines.append(f"  per upload on PostgreSQL: {c['per_upload']['commits']} committed transactions (single reads included), "
+                     f"{c['per_upload']['rows']} rows written")
     lines.append(f"  S3 server: {results['s3_endpoint']} (moto is one Python process: it bounds the cluster's uploads)")
     return "\n".join(lines)
 
@@ -213,6 +237,8 @@ def main() -> int:
     ap.add_argument("--database-server", default=os.environ.get("PALISADE_TEST_DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--s3-endpoint", default=os.environ.get("PALISADE_TEST_S3_ENDPOINT"))
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds")
+    ap.add_argument("--with-folder", action="store_true",
+                    help="also two nodes on PostgreSQL with a shared folder instead of S3 (what bounds the cluster's uploads)")
     ap.add_argument("--work", default=str(BENCH / "out" / "cluster"))
     ap.add_argument("--out", default=None, help="results JSON (default WORK/results.json)")
     args = ap.parse_args()
@@ -234,6 +260,18 @@ def main() -> int:
 
     results: dict = {"projects": args.projects, "files": len(wheels), "s3_endpoint": args.s3_endpoint, "generator": generator}
     results["embedded"] = run_layout(ctx, binary, "embedded", wheels, args, {"PALISADE_LOG": "warn"})
+    if args.with_folder:
+        # The same two nodes with the bytes in a folder both reach (a local disk here; NFS
+        # between machines): what the cluster does when the object store is not the bound.
+        folder_db, folder_url = create_database(args.database_server)
+        shared = run_dir / "shared-files"
+        shutil.rmtree(shared, ignore_errors=True)
+        shared.mkdir(parents=True)
+        try:
+            env = {"PALISADE_LOG": "warn", "PALISADE_DATABASE_URL": folder_url, "PALISADE_STORAGE_URL": f"file://{shared}"}
+            results["cluster_folder"] = run_layout(ctx, binary, "folder", wheels, args, env)
+        finally:
+            drop_database(args.database_server, folder_db)
     db_name, db_url = create_database(args.database_server)
     try:
         bucket = create_bucket(args.s3_endpoint)

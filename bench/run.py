@@ -6,6 +6,7 @@ nginx serving Palisade's own pages as static files as the ceiling.
     python3 bench/run.py --quick    # 1,000 projects, shorter wrk runs
     python3 bench/run.py --servers palisade,nginx
     python3 bench/run.py --smoke    # tiny sizes, Palisade alone, a few seconds: does it still run?
+    python3 bench/run.py --cluster --s3-endpoint URL   # two nodes on PostgreSQL + S3 vs embedded (bench/cluster.py)
 
 Runs with the system python3 (stdlib only); pypiserver, devpi-server and
 twine live in bench/.venv, created on first use from bench/requirements.txt.
@@ -597,6 +598,13 @@ def evaluate_targets(results: dict) -> list[dict]:
 
 
 def main() -> int:
+    # The cluster layout (two nodes on PostgreSQL and S3 against the embedded layout) has its own
+    # harness: `run.py --cluster [its options]` runs bench/cluster.py.
+    if len(sys.argv) > 1 and sys.argv[1] == "--cluster":
+        import cluster
+
+        sys.argv = [str(BENCH / "cluster.py"), *sys.argv[2:]]
+        return cluster.main()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1,000 projects only, 3 s wrk runs")
     ap.add_argument("--smoke", action="store_true",

@@ -190,7 +190,7 @@ def test_mail_claimed_by_a_node_that_dies_is_sent_by_another(palisade_bin, tmp_p
         assert r.status_code == 202, r.text
 
         def claimed():
-            jobs = [json.loads(line) for line in a.cli("jobs", "list", "--json").stdout.splitlines()]
+            jobs = [j for j in map(json.loads, a.cli("jobs", "list", "--json").stdout.splitlines()) if j["kind"] == "mail"]
             assert jobs and all(j["state"] == "queued" and j["locked_by"] for j in jobs), jobs
             return jobs
 

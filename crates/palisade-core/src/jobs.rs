@@ -15,6 +15,11 @@ use crate::mail;
 /// Workers per server process.
 pub const WORKERS: usize = 4;
 
+/// The job kind of the orphan sweep (see [`Core::sweep_orphans`]).
+pub const SWEEP: &str = "sweep_orphans";
+/// How often the orphan sweep runs (and at every start of a server).
+const SWEEP_EVERY: Duration = Duration::from_secs(6 * 3600);
+
 /// The name a worker claims jobs under: the host, the process and a random tag.
 pub fn worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
@@ -67,6 +72,13 @@ impl Core {
                 let queued: mail::Queued = serde_json::from_str(&job.payload).map_err(|e| format!("unreadable mail job: {e}"))?;
                 self.mailer.deliver(&queued).await
             }
+            SWEEP => {
+                let removed = self.sweep_orphans().await.map_err(|e| e.to_string())?;
+                if removed > 0 {
+                    tracing::warn!(count = removed, "removed unreferenced blobs left by an interrupted upload");
+                }
+                self.schedule_sweep(SWEEP_EVERY).await.map_err(|e| e.to_string())
+            }
             other => Err(format!("unknown job kind {other:?} (written by a newer Palisade?)")),
         }
     }
@@ -84,6 +96,31 @@ impl Core {
             }
             let _ = tokio::time::timeout(poll, self.mailer.wake.notified()).await;
         }
+    }
+
+    /// Makes sure the orphan sweep runs within `after` (one node runs it for all).
+    pub async fn schedule_sweep(&self, after: Duration) -> anyhow::Result<()> {
+        let at = jiff::Timestamp::now().as_microsecond().saturating_add(i64::try_from(after.as_micros()).unwrap_or(i64::MAX));
+        self.db.schedule_once(SWEEP, at).await?;
+        self.mailer.wake.notify_one();
+        Ok(())
+    }
+
+    /// Removes blobs that no file references: what a crash between "blob stored" and
+    /// "transaction committed" leaves. Recently written blobs (`BlobStore::sweep_grace`) are left
+    /// alone, because an upload may be about to commit them (unless `sweep_young_blobs`). Each
+    /// removal re-checks under the write lock. Returns how many went.
+    pub async fn sweep_orphans(&self) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        for blob in self.blobs.list().await? {
+            if blob.age < self.blobs.sweep_grace() && !self.config.sweep_young_blobs {
+                continue;
+            }
+            if !self.db.blob_referenced(&blob.sha256).await? && self.db.remove_blob_if_unreferenced(&self.blobs, &blob.sha256).await? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Queues a failed job again with a fresh set of attempts (an administrator's decision).

@@ -169,7 +169,10 @@ pub async fn serve(
     let serial = state.db.last_serial().await?;
     state.cache.seen_serial.store(serial as u64, std::sync::atomic::Ordering::SeqCst);
     tokio::spawn(pypi::cache::watch_journal(state.db.clone(), state.cache.clone(), Duration::from_millis(state.config.journal_poll_ms)));
-    tokio::spawn(sweep_orphans(state.clone()));
+    // The orphan sweep, at start and then every few hours, from the job queue (one node runs it).
+    if let Err(e) = state.core.schedule_sweep(Duration::ZERO).await {
+        tracing::warn!(error = %e, "could not schedule the orphan sweep");
+    }
     // A few workers, so that one slow SMTP server does not hold up every other job.
     let name = palisade_core::jobs::worker_name();
     if state.db.engine() == palisade_store::Engine::Postgres {
@@ -188,33 +191,4 @@ pub async fn serve(
     let cap_per_peer = config.client_ip_header.is_none();
     http::listener::run(listener, router(state), &config.http, cap_per_peer, metrics, shutdown).await;
     Ok(())
-}
-
-/// Removes blobs that no file references: what a crash between "blob stored" and "transaction
-/// committed" leaves. Runs once, after start-up, off the request path; recently written blobs
-/// (`BlobStore::sweep_grace`) are left alone because an upload may be about to commit them.
-async fn sweep_orphans(state: AppState) {
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let list = match state.blobs.list().await {
-        Ok(list) => list,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not list the blobs to sweep orphans");
-            return;
-        }
-    };
-    let mut removed = 0;
-    for blob in list {
-        let young = blob.age < state.blobs.sweep_grace();
-        if young && !state.config.sweep_young_blobs {
-            continue;
-        }
-        if let Ok(false) = state.db.blob_referenced(&blob.sha256).await
-            && let Ok(true) = state.db.remove_blob_if_unreferenced(&state.blobs, &blob.sha256).await
-        {
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        tracing::warn!(count = removed, "removed unreferenced blobs left by an interrupted upload");
-    }
 }

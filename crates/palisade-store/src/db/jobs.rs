@@ -24,6 +24,43 @@ impl Db {
             .get(0))
     }
 
+    /// Makes sure one job of `kind` is queued to run no later than `run_at`: moves an idle queued
+    /// one earlier, or queues one. For recurring housekeeping (the orphan sweep), which every node
+    /// asks for and one runs. A job being run now does not count: it is about to be done.
+    pub async fn schedule_once(&self, kind: &str, run_at: i64) -> Result<i64, StoreError> {
+        let now = now_micros();
+        let mut tx = self.begin().await?;
+        let existing: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE kind = $1 AND state = 'queued' AND (locked_until IS NULL OR locked_until < $2) ORDER BY run_at LIMIT 1",
+        )
+        .bind(kind)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = match existing {
+            Some(id) => {
+                sqlx::query("UPDATE jobs SET run_at = CASE WHEN run_at > $1 THEN $1 ELSE run_at END WHERE id = $2")
+                    .bind(run_at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+            None => {
+                sqlx::query_scalar(
+                    "INSERT INTO jobs (kind, payload, created_at, run_at, max_attempts) VALUES ($1, '{}', $2, $3, 3) RETURNING id",
+                )
+                .bind(kind)
+                .bind(now)
+                .bind(run_at)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
     /// Claims the job that is due soonest, or the job `only` when given, for `worker` until
     /// `lease_micros` from now: one statement, so two workers never claim the same job (on
     /// PostgreSQL, rows other workers are claiming are skipped, not waited for).
