@@ -10,7 +10,7 @@ import os
 import pytest
 
 from distbuilder import SdistBuilder, WheelBuilder, file_sha256
-from support import JSON_V1, legacy_fields
+from support import JSON_V1, LAYOUT, legacy_fields
 
 USER = "uploader"
 
@@ -170,7 +170,11 @@ def test_large_upload_is_streamed_not_buffered(make_server, tmp_path):
     assert r.status_code == 200, f"{r.status_code}: {r.text}"
     peak_kb = _peak_rss_kb(srv.proc.pid)
     grown_kb = peak_kb - baseline_kb
-    assert grown_kb < 24 * 1024, f"server peak RSS grew by {grown_kb} kB (to {peak_kb} kB) for a {size >> 20} MiB upload: is it buffered?"
+    # Into a bucket, a large file goes up as a multipart upload whose parts (S3's minimum is
+    # 5 MiB) are held in memory while sent: one being filled, one on the way, and the client's
+    # copy of it (measured: 13-21 MiB). A buffered 64 MiB upload would still be far above either bound.
+    bound_mib = 40 if LAYOUT == "cluster" else 24
+    assert grown_kb < bound_mib * 1024, f"server peak RSS grew by {grown_kb} kB (to {peak_kb} kB) for a {size >> 20} MiB upload: is it buffered?"
     f = srv.project_files("largefile")[w.name]
     assert f["hashes"]["sha256"] == h256.hexdigest()
     assert f["size"] == w.stat().st_size

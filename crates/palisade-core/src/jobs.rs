@@ -128,7 +128,8 @@ impl Core {
         match self.db.job(id).await? {
             None => Err(crate::error::not_found(format!("job {id} not found"))),
             Some(j) if j.state != "failed" => Err(crate::error::invalid(format!("job {id} is {}, not failed", j.state))),
-            Some(j) if j.kind == mail::JOB && serde_json::from_str::<mail::Queued>(&j.payload).is_ok_and(|q| q.erased) => {
+            // Erased when it failed (or when its worker died on every attempt): nothing to send.
+            Some(j) if j.kind == mail::JOB && serde_json::from_str::<mail::Queued>(&j.payload).map_or(true, |q| q.erased) => {
                 Err(crate::error::invalid(format!(
                     "job {id} was a message with a one-time link, erased when it failed; the user can ask for a new one"
                 )))

@@ -28,7 +28,7 @@ const SINGLE_PUT: usize = 8 << 20;
 const MIN_PART: u64 = 5 << 20;
 const MAX_PARTS: u64 = 10_000;
 /// Parts on the way at once: with the one being filled, what an upload holds in memory.
-const PARTS_IN_FLIGHT: usize = 2;
+const PARTS_IN_FLIGHT: usize = 1;
 
 /// Where the bucket is and how to reach it. Unset fields come from the standard `AWS_*`
 /// environment variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,

@@ -67,10 +67,12 @@ impl Db {
     pub async fn claim_job(&self, worker: &str, lease_micros: i64, only: Option<i64>) -> Result<Option<Job>, StoreError> {
         let now = now_micros();
         // A job whose lease ran out on its last attempt lost its worker every time (a crash, a
-        // kill, a hang): it is failed, not run again.
+        // kill, a hang): it is failed, not run again, and its payload goes (it may carry a
+        // secret, such as a mailed one-time link; nothing will run it now).
         sqlx::query(
             "UPDATE jobs SET state = 'failed', finished_at = $1, locked_by = NULL, locked_until = NULL, \
-             last_error = COALESCE(last_error || '; ', '') || 'its worker stopped before finishing, on every attempt' \
+             last_error = COALESCE(last_error || '; ', '') || 'its worker stopped before finishing, on every attempt', \
+             payload = '{}' \
              WHERE state = 'queued' AND locked_until < $1 AND attempts >= max_attempts",
         )
         .bind(now)

@@ -475,3 +475,39 @@ async fn the_instance_id_is_drawn_once() {
     let other = tempfile::tempdir().unwrap();
     assert_ne!(open_test(other.path()).await.0.instance_id().await.unwrap(), first);
 }
+
+#[tokio::test]
+async fn jobs_are_claimed_once_retried_and_failed_after_their_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = open_test(dir.path()).await;
+    let id = db.enqueue_job("mail", r#"{"secret": "link"}"#, 2).await.unwrap();
+    let minute = 60_000_000;
+    let first = db.claim_job("w1", minute, None).await.unwrap().expect("a due job");
+    assert_eq!((first.id, first.attempts, first.locked_by.as_deref()), (id, 1, Some("w1")));
+    assert!(db.claim_job("w2", minute, None).await.unwrap().is_none(), "a leased job is not claimed twice");
+    // A failed attempt waits for its retry time, then runs again.
+    db.fail_job(id, "w1", "smtp down", now_micros() + minute, None).await.unwrap();
+    assert!(db.claim_job("w2", minute, None).await.unwrap().is_none(), "not before its retry time");
+    sqlx::query("UPDATE jobs SET run_at = 0").execute(&db.writer).await.unwrap();
+    // The second (last) attempt's worker dies: its lease runs out (here, at once).
+    let second = db.claim_job("w2", -1, None).await.unwrap().expect("due again");
+    assert_eq!(second.attempts, 2);
+    assert!(db.claim_job("w3", minute, None).await.unwrap().is_none(), "no attempts left");
+    let dead = db.job(id).await.unwrap().unwrap();
+    assert_eq!((dead.state.as_str(), dead.payload.as_str()), ("failed", "{}"), "failed, and the payload erased");
+    assert!(dead.last_error.unwrap().contains("worker stopped"));
+    // An administrator queues it again; only the worker holding it can finish it.
+    assert!(db.retry_job(id).await.unwrap());
+    assert!(!db.retry_job(id).await.unwrap(), "only a failed job is retried");
+    let third = db.claim_job("w4", minute, Some(id)).await.unwrap().expect("queued again");
+    assert_eq!(third.attempts, 1);
+    assert!(!db.finish_job(id, "w1").await.unwrap());
+    assert!(db.finish_job(id, "w4").await.unwrap());
+    assert_eq!(db.job(id).await.unwrap().unwrap().state, "done");
+    // Housekeeping is queued once, however many nodes ask.
+    let a = db.schedule_once("sweep_orphans", now_micros() + minute).await.unwrap();
+    let b = db.schedule_once("sweep_orphans", now_micros()).await.unwrap();
+    assert_eq!(a, b);
+    assert_eq!(db.jobs(Some("queued"), 10).await.unwrap().len(), 1);
+    assert!(db.claim_job("w5", minute, None).await.unwrap().is_some(), "moved earlier: due now");
+}
