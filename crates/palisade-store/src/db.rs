@@ -132,8 +132,8 @@ impl Db {
     }
 
     /// Connects to `url` (`sqlite://PATH` or `postgres://...`) and applies the migrations.
-    /// `pool_size` is the number of connections for reads (SQLite; writes have one of their own)
-    /// or for everything (PostgreSQL).
+    /// `pool_size` is the number of connections for reads; writes have their own (one on
+    /// SQLite, half as many, at least two, on PostgreSQL).
     pub async fn connect(url: &str, pool_size: u32) -> Result<Self, StoreError> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
