@@ -268,6 +268,15 @@ def test_a_lockout_earned_on_one_node_holds_on_the_others(palisade_bin, tmp_path
         time.sleep(1.5)
         r = b.http.post(f"{b.url}/api/login", json={"login": "guessed", "password": password}, timeout=30)
         assert r.status_code == 429, f"b let the pair in after five wrong passwords on a: {r.status_code} {r.text}"
+        # A node started now reads the counts of the last lockout-long stretch, as of when they
+        # were made: the pair is locked there too.
+        c = Server(palisade_bin, tmp_path / "c", "guess-c", env).start()
+        try:
+            time.sleep(1.0)
+            r = c.http.post(f"{c.url}/api/login", json={"login": "guessed", "password": password}, timeout=30)
+            assert r.status_code == 429, f"a node started after the lockout let the pair in: {r.status_code} {r.text}"
+        finally:
+            c.stop()
     finally:
         a.stop()
         b.stop()

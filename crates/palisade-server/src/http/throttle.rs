@@ -93,13 +93,15 @@ impl Limits {
     /// Tells the other nodes what this one counted (when sharing is on).
     pub fn publish(&self, limiter: &str, op: &str, key1: &str, key2: &str) {
         if let Some(out) = self.outbox.get() {
-            let _ = out.send(LimiterEvent { limiter: limiter.into(), op: op.into(), key1: key1.into(), key2: key2.into() });
+            let _ = out.send(LimiterEvent { limiter: limiter.into(), op: op.into(), key1: key1.into(), key2: key2.into(), at: 0 });
         }
     }
 
-    /// Applies what another node counted.
+    /// Applies what another node counted, as of when it counted it (a node that starts reads the
+    /// last lockout-long stretch, and counts that old must not lock out as if fresh).
     fn apply(&self, e: &LimiterEvent) {
-        let now = Instant::now();
+        let age = palisade_store::now_micros().saturating_sub(e.at).max(0);
+        let now = Instant::now().checked_sub(Duration::from_micros(age.unsigned_abs())).unwrap_or_else(Instant::now);
         let guess = match e.limiter.as_str() {
             "password" => Some(&self.password),
             "second_factor" => Some(&self.second_factor),
@@ -204,4 +206,29 @@ pub fn count_invalid_secret(state: &AppState, client: &Client) -> Result<(), Dur
     state.limits.secrets.fail(key, now);
     state.limits.publish("secrets", "fail", key, "");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another node's counts apply as of when they were made: minutes-old guesses whose lockout
+    /// has passed do not lock anyone out on a node that reads them now (one that just started),
+    /// fresh ones do.
+    #[test]
+    fn counts_from_other_nodes_apply_as_of_when_they_were_made() {
+        let policy =
+            palisade_core::config::AccountPolicy { max_failures: 3, lockout_secs: 60, first_lockout_secs: 60, ..Default::default() };
+        let limits = Limits::new(&policy);
+        let event = |at| LimiterEvent { limiter: "password".into(), op: "reserve".into(), key1: "user:1".into(), key2: "addr".into(), at };
+        let five_minutes_ago = palisade_store::now_micros() - 5 * 60 * 1_000_000;
+        for _ in 0..5 {
+            limits.apply(&event(five_minutes_ago));
+        }
+        assert!(limits.password.reserve("user:1", "addr", Instant::now()).is_ok(), "a lockout that ended minutes ago");
+        for _ in 0..5 {
+            limits.apply(&event(palisade_store::now_micros()));
+        }
+        assert!(limits.password.reserve("user:1", "addr", Instant::now()).is_err(), "fresh counts lock the pair");
+    }
 }

@@ -15,6 +15,9 @@ pub struct LimiterEvent {
     pub op: String,
     pub key1: String,
     pub key2: String,
+    /// When it was counted, in microseconds since the epoch (0 for events about to be recorded:
+    /// the database stamps them).
+    pub at: i64,
 }
 
 impl Db {
@@ -43,19 +46,20 @@ impl Db {
     /// What nodes other than `node` recorded after event `after` and since `since` (microseconds),
     /// oldest first, with the id to continue from.
     pub async fn limiter_events_after(&self, node: &str, after: i64, since: i64) -> Result<(Vec<LimiterEvent>, i64), StoreError> {
-        let rows =
-            sqlx::query("SELECT id, node, limiter, op, key1, key2 FROM limiter_events WHERE id > $1 AND at >= $2 ORDER BY id LIMIT 5000")
-                .bind(after)
-                .bind(since)
-                .fetch_all(&self.reader)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT id, node, limiter, op, key1, key2, at FROM limiter_events WHERE id > $1 AND at >= $2 ORDER BY id LIMIT 5000",
+        )
+        .bind(after)
+        .bind(since)
+        .fetch_all(&self.reader)
+        .await?;
         let mut last = after;
         let mut out = Vec::new();
         for r in rows {
             last = r.get(0);
             let from: String = r.get(1);
             if from != node {
-                out.push(LimiterEvent { limiter: r.get(2), op: r.get(3), key1: r.get(4), key2: r.get(5) });
+                out.push(LimiterEvent { limiter: r.get(2), op: r.get(3), key1: r.get(4), key2: r.get(5), at: r.get(6) });
             }
         }
         Ok((out, last))
