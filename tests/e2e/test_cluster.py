@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from distbuilder import SdistBuilder, WheelBuilder
-from support import LAYOUT, Server, cluster_env, eventually, http_session, installed_versions, legacy_request
+from support import LAYOUT, Server, cluster_env, eventually, http_session, installed_versions, legacy_request, race_uploads
 
 pytestmark = pytest.mark.skipif(LAYOUT != "cluster", reason="several nodes need the cluster layout (PALISADE_E2E_LAYOUT=cluster)")
 
@@ -35,32 +35,6 @@ def nodes(palisade_bin, tmp_path_factory):
     yield a, b, token
     for srv in made:
         srv.stop()
-
-
-def race(jobs: list[tuple[Server, str, str, bytes, str, str]]) -> list[requests.Response]:
-    """Sends every upload at once (a barrier releases them together), each to its own node; the
-    responses in job order. A job is (node, token, filename, content, name, version)."""
-    barrier = threading.Barrier(len(jobs))
-    results: list = [None] * len(jobs)
-
-    def run(i, job):
-        node, token, filename, content, name, version = job
-        req = legacy_request(node.upload_url, token, filename, content, name=name, version=version)
-        s = http_session()
-        barrier.wait()
-        try:
-            results[i] = s.send(req, timeout=60)
-        except Exception as e:  # noqa: BLE001 - reported below
-            results[i] = e
-
-    threads = [threading.Thread(target=run, args=(i, j)) for i, j in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=90)
-    for r in results:
-        assert not isinstance(r, Exception), f"request failed: {r!r}"
-    return results
 
 
 def test_uploaded_through_one_node_installed_through_another(nodes, clients, tmp_path):
@@ -98,7 +72,7 @@ def test_the_same_filename_with_different_bytes_raced_on_two_nodes_has_one_winne
     a, b, token = nodes
     variants = [WheelBuilder("clash-across", "1.0", payload=f"variant {i}".encode()) for i in range(4)]
     jobs = [((a, b)[i % 2], token, v.default_filename(), v.to_bytes(), "clash-across", "1.0") for i, v in enumerate(variants)]
-    results = race(jobs)
+    results = race_uploads(jobs)
     codes = [r.status_code for r in results]
     assert codes.count(200) == 1, [(r.status_code, r.text) for r in results]
     for r in results:
@@ -118,7 +92,7 @@ def test_two_sdists_of_one_release_raced_on_two_nodes_one_is_accepted(nodes, tmp
     second = SdistBuilder("Sdist_Race", "1.0.0").build(tmp_path / "two")
     assert first.name != second.name
     jobs = [(a, token, first.name, first.read_bytes(), "sdist-race", "1.0"), (b, token, second.name, second.read_bytes(), "Sdist_Race", "1.0.0")]
-    results = race(jobs)
+    results = race_uploads(jobs)
     codes = sorted(r.status_code for r in results)
     assert codes == [200, 400], [(r.status_code, r.text) for r in results]
     loser = next(r for r in results if r.status_code == 400)

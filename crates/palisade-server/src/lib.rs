@@ -173,14 +173,17 @@ pub async fn serve(
     if let Err(e) = state.core.schedule_sweep(Duration::ZERO).await {
         tracing::warn!(error = %e, "could not schedule the orphan sweep");
     }
-    // A few workers, so that one slow SMTP server does not hold up every other job.
+    // A few workers, so that one slow SMTP server does not hold up every other job. Only the
+    // first polls the queue every second (each poll is a write); the others wake when there is
+    // work, and every half minute.
     let name = palisade_core::jobs::worker_name();
     if state.db.engine() == palisade_store::Engine::Postgres {
         http::throttle::share(state.limits.clone(), state.db.clone(), name.clone());
     }
     for i in 0..palisade_core::jobs::WORKERS {
         let (core, worker) = (state.core.clone(), format!("{name}#{i}"));
-        tokio::spawn(async move { core.work(worker, Duration::from_secs(1)).await });
+        let poll = Duration::from_secs(if i == 0 { 1 } else { 30 });
+        tokio::spawn(async move { core.work(worker, poll).await });
     }
     let scan = state.scan.clone();
     tokio::spawn(async move { scan.warm_up().await });
