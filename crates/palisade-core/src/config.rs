@@ -119,6 +119,11 @@ pub struct Config {
     pub smtp: SmtpConfig,
     /// Trusted publishing (OIDC token exchange).
     pub oidc: OidcConfig,
+    /// PEP 740 attestations: the Sigstore trust root and the signers each publisher kind means.
+    pub attestations: AttestationsConfig,
+    /// The transparency log of everything Palisade publishes (`[transparency]`: `log` is the log
+    /// filter's key).
+    pub transparency: TransparencyConfig,
     /// Leaked-token reports from secret-scanning partners.
     pub disclosure: DisclosureConfig,
     /// Connection handling: time-outs and caps against slow and flooding clients.
@@ -505,6 +510,74 @@ impl Default for OidcConfig {
     }
 }
 
+/// PEP 740 attestations (docs/transparency.md). Certificates name the OIDC issuer Fulcio saw,
+/// which is configured here apart from the issuers that mint upload tokens (`[oidc]`), so that a
+/// test issuer for the token exchange does not change which real signers are accepted.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttestationsConfig {
+    /// The Sigstore trust root: `public-good` (bundled; PyPI's signers), `staging` (bundled;
+    /// Sigstore's test instance, never for production) or the path of a `trusted_root.json`.
+    pub trust_root: String,
+    /// The issuer in certificates of GitHub Actions workflows.
+    pub github_certificate_issuer: String,
+    /// The issuer in certificates of GitLab CI/CD pipelines; the project's URL starts with it.
+    pub gitlab_certificate_issuer: String,
+    /// Publishers of other issuers sign attestations only through such a mapping.
+    pub custom_issuers: Vec<CustomIssuer>,
+}
+
+impl Default for AttestationsConfig {
+    fn default() -> Self {
+        Self {
+            trust_root: "public-good".into(),
+            github_certificate_issuer: "https://token.actions.githubusercontent.com".into(),
+            gitlab_certificate_issuer: "https://gitlab.com".into(),
+            custom_issuers: Vec::new(),
+        }
+    }
+}
+
+/// How a custom-issuer publisher's claims show in a Fulcio certificate.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomIssuer {
+    /// The issuer the publisher is registered with (its ID tokens' `iss`).
+    pub token_issuer: String,
+    /// The issuer the certificates carry.
+    pub certificate_issuer: String,
+    /// Publisher claim name → certificate field (`subject_alt_name`, `source_repository_uri`,
+    /// `build_config_uri`, `token_subject`, ...): each mapped claim of the publisher must equal
+    /// that field. At least one.
+    pub claims: std::collections::BTreeMap<String, String>,
+}
+
+/// The transparency log (docs/transparency.md). The section is `[transparency]`, since `log` is
+/// the log filter's key.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransparencyConfig {
+    /// The checkpoint's origin line. Used once, when the log is created; unset, it is
+    /// `public_url`'s host and path plus `/log` (or the listening address's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// The file holding the log's Ed25519 signing key, created at first start when missing.
+    /// Unset: `log-signing.key` in the data directory. Several nodes need the same key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// The signing key itself (as `palisade log key --private` prints it), in place of a file.
+    #[serde(skip_serializing)]
+    pub key: Option<Secret>,
+    /// How often the sequencer looks for new entries to checkpoint, in ms.
+    pub sequence_ms: u64,
+}
+
+impl Default for TransparencyConfig {
+    fn default() -> Self {
+        Self { origin: None, key_file: None, key: None, sequence_ms: 1000 }
+    }
+}
+
 /// Secret-scanning partners that may report leaked tokens to `POST /_/secrets/disclose-token`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -659,6 +732,8 @@ impl Default for Config {
             accounts: AccountPolicy::default(),
             smtp: SmtpConfig::default(),
             oidc: OidcConfig::default(),
+            attestations: AttestationsConfig::default(),
+            transparency: TransparencyConfig::default(),
             disclosure: DisclosureConfig::default(),
             http: HttpConfig::default(),
         }
@@ -740,6 +815,26 @@ impl Config {
         }
         self.database.validate(&mut errors);
         self.storage.validate(&mut errors);
+        if !(100..=10_000).contains(&self.transparency.sequence_ms) {
+            errors.push(format!("transparency.sequence_ms = {}: expected 100 to 10000", self.transparency.sequence_ms));
+        }
+        if let Some(origin) = &self.transparency.origin
+            && (origin.is_empty() || origin.len() > 200 || origin.chars().any(|c| c.is_whitespace() || c.is_control() || c == '+'))
+        {
+            errors.push(format!(
+                "transparency.origin = {origin:?}: expected a non-empty name without spaces or '+', such as example.com/log"
+            ));
+        }
+        for c in &self.attestations.custom_issuers {
+            if c.claims.is_empty() {
+                errors.push(format!("attestations.custom_issuers for {:?}: map at least one claim", c.token_issuer));
+            }
+            for field in c.claims.values() {
+                if palisade_attest::ClaimField::parse(field).is_none() {
+                    errors.push(format!("attestations.custom_issuers for {:?}: unknown certificate field {field:?}", c.token_issuer));
+                }
+            }
+        }
         if !(5..=3600).contains(&self.jobs.lease_secs) {
             errors.push(format!("jobs.lease_secs = {}: expected 5 to 3600", self.jobs.lease_secs));
         }

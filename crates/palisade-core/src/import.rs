@@ -65,7 +65,7 @@ impl Core {
         // Read from disk here, so the digest is the file's own.
         let claims = Claims { sha256: Some(digests.sha256.clone()), ..Claims::default() };
         let file = Received { filename, file: dist, blob, digests, size };
-        self.publish(principal.clone(), origin, Upload::<Python> { file, claims }).await
+        self.publish(principal.clone(), origin, Upload::<Python> { file, claims, attestations: None }).await
     }
 }
 

@@ -14,11 +14,13 @@ pub mod import;
 pub mod jobs;
 pub mod mail;
 pub mod migrate;
+pub mod provenance;
 pub mod publish;
 pub mod publishers;
 pub mod pypi;
 pub mod scanning;
 pub mod tokens;
+pub mod transparency;
 
 use std::sync::{Arc, RwLock};
 
@@ -40,6 +42,7 @@ pub struct Core {
     pub config: Arc<Config>,
     pub scan: Arc<scanning::ScanService>,
     pub mailer: mail::Mailer,
+    pub attestations: provenance::Attestations,
     hooks: Arc<RwLock<Vec<ChangeHook>>>,
 }
 
@@ -57,7 +60,8 @@ impl Core {
         blobs.claim(&db.instance_id().await?).await?;
         let scan = Arc::new(scanning::ScanService::new(config.scan.clone()));
         let mailer = mail::Mailer::new(&config.smtp, db.clone())?;
-        Ok(Self { db, blobs, config: Arc::new(config), scan, mailer, hooks: Default::default() })
+        let attestations = provenance::Attestations::new(&config.attestations)?;
+        Ok(Self { db, blobs, config: Arc::new(config), scan, mailer, attestations, hooks: Default::default() })
     }
 
     /// Registers `hook` to hear of every change this process makes to a project.

@@ -26,6 +26,8 @@ use crate::{Core, mail};
 pub struct Upload<E: Ecosystem> {
     pub file: Received<E::File>,
     pub claims: E::Claims,
+    /// PEP 740 attestations as the client sent them (a JSON list), if any.
+    pub attestations: Option<String>,
 }
 
 /// What publishing did.
@@ -55,7 +57,7 @@ impl Core {
     /// Runs the pipeline on `upload`, on behalf of `principal` calling from `origin`.
     pub async fn publish<E: Ecosystem>(&self, principal: Principal, origin: &Origin, upload: Upload<E>) -> Result<Published> {
         self.may_upload(&principal)?;
-        let Upload { file, claims } = upload;
+        let Upload { file, claims, attestations } = upload;
         E::check_claims(&claims, &file)?;
         let filename = file.filename.clone();
         let normalized = E::project(&file.file).to_string();
@@ -78,6 +80,11 @@ impl Core {
             }
             return Err(E::reused(&filename, &file.digests, &r));
         }
+
+        // Provenance, checked offline before the archive is read: a refusal costs a millisecond.
+        let attestations = self
+            .check_attestations(&principal, project.as_ref(), &normalized, &filename, &file.digests.sha256, attestations.as_deref())
+            .await?;
 
         let described = E::describe(self, &file).await?;
 
@@ -115,6 +122,8 @@ impl Core {
             uploader_is_admin: principal.is_admin,
             status: if quarantined { "quarantined" } else { "published" }.to_string(),
             scan,
+            attestations,
+            log_actor: self.log_actor(&principal).await,
         };
         let outcome = self.store::<E>(file, &new).await?;
         self.changed(&normalized);
@@ -151,6 +160,26 @@ impl Core {
             principal.credential = Credential::Publisher { token_id, publisher_id: pb.id };
         }
         Ok(principal)
+    }
+
+    /// Who published, as the transparency log names them: a user, or the trusted publisher by
+    /// its kind and identity (`github:OWNER/REPO/WORKFLOW`, `gitlab:PROJECT//CI_FILE`, or
+    /// `oidc:ISSUER` for a custom one), with its id.
+    async fn log_actor(&self, principal: &Principal) -> String {
+        let Credential::Publisher { publisher_id, .. } = principal.credential else {
+            return format!("user:{}", principal.user_name);
+        };
+        let spec = self.db.publisher(publisher_id).await.ok().flatten().and_then(|p| serde_json::from_str(&p.spec).ok());
+        match spec {
+            Some(palisade_auth::PublisherSpec::Github { owner, repository, workflow, .. }) => {
+                format!("github:{owner}/{repository}/{workflow}#{publisher_id}")
+            }
+            Some(palisade_auth::PublisherSpec::Gitlab { namespace, project, ci_config_path, .. }) => {
+                format!("gitlab:{namespace}/{project}//{ci_config_path}#{publisher_id}")
+            }
+            Some(palisade_auth::PublisherSpec::Custom { issuer, .. }) => format!("oidc:{issuer}#{publisher_id}"),
+            None => format!("publisher:{publisher_id}"),
+        }
     }
 
     /// Scans the file and applies the policy. `None` when scanning is off; a refusal is recorded

@@ -1,6 +1,6 @@
 //! The Palisade HTTP server: routes by area over `palisade_core`. `pypi` speaks PyPI's protocols
-//! (simple API, files, JSON API, twine's upload); `accounts`, `projects`, `review`,
-//! `trusted_publishing` and `disclosure` are Palisade's own JSON API; `ops` has health, metrics and
+//! (simple API, files, JSON API, twine's upload, the Integrity API); `accounts`, `projects`, `review`,
+//! `trusted_publishing` and `disclosure` are Palisade's own JSON API; `transparency` serves the log; `ops` has health, metrics and
 //! request logging; `http` holds what every area shares (the error type, the credential
 //! extractor, body limits, the connection listener). It never prints and never exits the
 //! process; the binary decides that.
@@ -12,6 +12,7 @@ mod ops;
 mod projects;
 mod pypi;
 mod review;
+mod transparency;
 mod trusted_publishing;
 
 use std::net::SocketAddr;
@@ -46,6 +47,8 @@ pub struct AppState {
     bound: Arc<std::sync::OnceLock<SocketAddr>>,
     /// Requests in flight per forwarded client address, behind a proxy only (see `limits`).
     per_client: Option<Arc<http::listener::PerClient>>,
+    /// The transparency log's identity (origin and signing key).
+    log: palisade_core::transparency::Log,
 }
 
 impl std::ops::Deref for AppState {
@@ -70,6 +73,7 @@ impl AppState {
             .is_some()
             .then(|| http::listener::PerClient::new(usize::try_from(config.http.max_connections_per_client).unwrap_or(usize::MAX)));
         let core = Core::open(config).await?;
+        let log = core.open_log().await?;
         let cache: Arc<pypi::cache::IndexCache> = Default::default();
         let hook = cache.clone();
         core.on_change(Arc::new(move |project: &str| hook.invalidate(project)));
@@ -83,6 +87,7 @@ impl AppState {
             http,
             bound: Default::default(),
             per_client,
+            log,
         })
     }
 
@@ -106,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .merge(review::routes())
         .merge(trusted_publishing::routes())
         .merge(disclosure::routes())
+        .merge(transparency::routes())
         .merge(ops::routes())
         .fallback(|| async { http::error::not_found("not found") })
         .layer(middleware::from_fn_with_state(state.clone(), http::limits::bound_body))
@@ -187,6 +193,8 @@ pub async fn serve(
     }
     let scan = state.scan.clone();
     tokio::spawn(async move { scan.warm_up().await });
+    // The transparency log's sequencer: a checkpoint for new entries every `transparency.sequence_ms`.
+    tokio::spawn(state.core.clone().run_sequencer(state.log.clone()));
     let config = state.config.clone();
     let metrics = state.metrics.clone();
     // Behind a proxy every connection comes from the proxy: the per-client cap is applied per

@@ -6,6 +6,7 @@
 //! - `POST /api/projects/{p}/releases/{v}/yank|unyank` (maintainers and owners)
 //! - `DELETE /api/projects/{p}/files/{filename}` (owners)
 //! - `GET /api/projects/{p}/events` (owners)
+//! - `GET|PUT /api/projects/{p}/settings` (owners): `{"require_attestations": bool}`
 //! - `GET|POST /api/account/pending-publishers`, `DELETE /api/account/pending-publishers/{id}`
 //!   (publishers that may create a new project, until they expire; a session of their registrant)
 
@@ -38,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/projects/{project}/releases/{version}/unyank", post(unyank))
         .route("/api/projects/{project}/files/{filename}", delete(remove_file))
         .route("/api/projects/{project}/events", get(events))
+        .route("/api/projects/{project}/settings", get(settings).put(set_settings))
 }
 
 /// A project's owner changing who may publish it (roles, trusted publishers): this needs a login
@@ -46,6 +48,30 @@ async fn trust_change(caller: &Caller, state: &AppState, name: &str) -> ApiResul
     let (p, project) = caller.on_project(state, name, Action::Manage).await?;
     require_session(&p)?;
     Ok((p, project))
+}
+
+fn settings_json(project: &Project) -> Value {
+    json!({ "project": project.normalized, "require_attestations": project.require_attestations })
+}
+
+/// The project's settings: for now, whether uploads must carry a PEP 740 attestation.
+pub async fn settings(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    let (_, project) = caller.on_project(&state, &name, Action::Manage).await?;
+    Ok(Json(settings_json(&project)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsBody {
+    require_attestations: bool,
+}
+
+pub async fn set_settings(State(state): State<AppState>, caller: Caller, Path(name): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+    let (p, project) = caller.on_project(&state, &name, Action::Manage).await?;
+    let body: SettingsBody = json_body(&body)?;
+    admin::set_require_attestations(&state, &Actor::of(&p, &caller.client), &project, body.require_attestations).await?;
+    let project = state.db.project(&project.normalized).await.map_err(internal)?.ok_or_else(|| not_found("project"))?;
+    Ok(Json(settings_json(&project)))
 }
 
 pub async fn roles(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {

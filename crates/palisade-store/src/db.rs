@@ -90,6 +90,11 @@ pub struct NewFile {
     pub status: String,
     /// The scanner's report, recorded with the file.
     pub scan: Option<NewScan>,
+    /// Verified PEP 740 attestations, stored with the file.
+    pub attestations: Vec<NewAttestation>,
+    /// Who published, as the transparency log names them: `user:NAME`, or the trusted
+    /// publisher's kind and identity, such as `github:OWNER/REPO/WORKFLOW` (see `db/tlog.rs`).
+    pub log_actor: String,
 }
 
 /// A scan report to record.
@@ -119,10 +124,10 @@ pub(crate) const TOKEN_FROM: &str = "tokens t LEFT JOIN users u ON u.id = t.user
 pub(crate) const USER_COLUMNS: &str = "u.id, u.name, u.is_admin, u.created_at, u.email, u.email_verified_at, u.disabled_at, \
      EXISTS (SELECT 1 FROM second_factors s WHERE s.user_id = u.id AND s.confirmed_at IS NOT NULL) AS has_2fa, \
      (u.password_hash IS NOT NULL) AS has_password";
-const PROJECT_COLUMNS: &str = "id, name, normalized, created_at, last_serial, status, status_reason";
+const PROJECT_COLUMNS: &str = "id, name, normalized, created_at, last_serial, status, status_reason, require_attestations";
 const REPORT_COLUMNS: &str =
     "id, filename, project, sha256, verdict, score, report, outcome, trigger, actor, created_at, decision, decided_by, decided_at, note";
-const FILE_COLUMNS: &str = "f.id, f.release_id, f.project_id, r.version, f.filename, f.packagetype, f.python_version, f.size, f.sha256, f.blake2b_256, f.md5, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked, f.yanked_reason, p.status AS project_status, f.status, p.normalized AS project";
+const FILE_COLUMNS: &str = "f.id, f.release_id, f.project_id, r.version, f.filename, f.packagetype, f.python_version, f.size, f.sha256, f.blake2b_256, f.md5, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked, f.yanked_reason, p.status AS project_status, f.status, p.normalized AS project, EXISTS (SELECT 1 FROM attestations a WHERE a.file_id = f.id) AS has_provenance";
 
 impl Db {
     /// Opens (creating) `palisade.db` in `data_dir` and applies migrations: the embedded default.
@@ -514,6 +519,7 @@ impl Db {
             keeps_an_owner(&mut tx, &project, user).await?;
         }
         journal(&mut tx, &project, &format!("add {} {user}", role.as_str()), actor).await?;
+        tlog::append(&mut tx, &["role", &project.normalized, "set", role.as_str(), user, "by", &tlog::actor(actor)], None, None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -533,6 +539,7 @@ impl Db {
             keeps_an_owner(&mut tx, &project, user).await?;
         }
         journal(&mut tx, &project, &format!("remove role {user}"), actor).await?;
+        tlog::append(&mut tx, &["role", &project.normalized, "remove", &removed, user, "by", &tlog::actor(actor)], None, None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -553,6 +560,7 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         journal(&mut tx, &project, &format!("set status {status}"), actor).await?;
+        tlog::append(&mut tx, &["status", &project.normalized, status, "by", &tlog::actor(actor)], None, None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -708,7 +716,7 @@ impl Db {
         // One sdist per release is the unique index `files_one_sdist_per_release` (migration 0006).
         let inserted = sqlx::query(
             "INSERT INTO files (release_id, project_id, filename, packagetype, python_version, size, sha256, blake2b_256, md5, upload_time, requires_python, core_metadata, metadata_sha256, uploader_id, publisher_id, status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
         )
         .bind(release_id)
         .bind(project.id)
@@ -726,9 +734,9 @@ impl Db {
         .bind(f.uploader_id)
         .bind(f.publisher_id)
         .bind(&f.status)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await;
-        match inserted {
+        let file_id: i64 = match inserted {
             Err(sqlx::Error::Database(e)) if violates(&*e, "files_one_sdist_per_release", "files.release_id") => {
                 // PostgreSQL refuses any further statement in a transaction that failed one: name
                 // the sdist that holds the release from outside it, after the rollback (should a
@@ -741,8 +749,9 @@ impl Db {
                     .unwrap_or_else(|| "another sdist".into());
                 return Err(StoreError::Conflict(format!("only one sdist may be uploaded per release; this release already has {other}")));
             }
-            other => other?,
+            other => other?.get(0),
         };
+        provenance::insert(&mut tx, file_id, &f.attestations, now).await?;
         if let Some(scan) = &f.scan {
             insert_report(&mut tx, &f.filename, &project.normalized, &f.sha256, scan, &f.uploader_name).await?;
         }
@@ -756,6 +765,14 @@ impl Db {
             .await?;
         let action = if f.status == "quarantined" { format!("quarantine file {}", f.filename) } else { format!("add file {}", f.filename) };
         let serial = journal(&mut tx, &project, &action, &f.uploader_name).await?;
+        let event = if f.status == "quarantined" { "hold" } else { "publish" };
+        tlog::append(
+            &mut tx,
+            &[event, &project.normalized, &f.version, &f.filename, &format!("sha256:{}", f.sha256), "by", &f.log_actor],
+            Some(&f.filename),
+            Some(&f.sha256),
+        )
+        .await?;
         if blob.ensure_in_place().await? {
             tracing::info!(file.filename = %f.filename, "put back the blob a concurrent removal deleted");
         }
@@ -802,6 +819,9 @@ impl Db {
         }
         let what = filename.map(|f| f.to_string()).unwrap_or_else(|| format!("release {version}"));
         journal(&mut tx, &project, &format!("{} {what}", if yank { "yank" } else { "unyank" }), actor).await?;
+        let event = if yank { "yank" } else { "unyank" };
+        tlog::append(&mut tx, &[event, &project.normalized, version, filename.unwrap_or("*"), "by", &tlog::actor(actor)], filename, None)
+            .await?;
         tx.commit().await?;
         Ok(res.rows_affected())
     }
@@ -821,9 +841,13 @@ impl Db {
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("file {filename:?}")))?;
         let (id, sha, normalized): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
+        sqlx::query("DELETE FROM attestations WHERE file_id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM files WHERE id = $1").bind(id).execute(&mut *tx).await?;
         let project = project_in(&mut tx, &normalized).await?;
         journal(&mut tx, &project, &format!("remove file {filename}"), actor).await?;
+        let digest = format!("sha256:{sha}");
+        tlog::append(&mut tx, &["remove", &project.normalized, filename, &digest, "by", &tlog::actor(actor)], Some(filename), Some(&sha))
+            .await?;
         // The row goes first, in its own transaction: deleting the blob before a commit that
         // then failed would leave a file without its bytes.
         tx.commit().await?;
@@ -917,13 +941,13 @@ impl Db {
     async fn decide(&self, filename: &str, decision: &str, actor: &str, note: Option<&str>) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(
-            "SELECT p.normalized FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = $1 AND f.status = 'quarantined'",
+            "SELECT p.normalized, f.sha256 FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = $1 AND f.status = 'quarantined'",
         )
         .bind(filename)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("quarantined file {filename:?}")))?;
-        let normalized: String = row.get(0);
+        let (normalized, sha): (String, String) = (row.get(0), row.get(1));
         if decision == "released" {
             sqlx::query("UPDATE files SET status = 'published' WHERE filename = $1").bind(filename).execute(&mut *tx).await?;
         }
@@ -937,6 +961,10 @@ impl Db {
             .await?;
         let project = project_in(&mut tx, &normalized).await?;
         journal(&mut tx, &project, &format!("{decision} quarantined file {filename}"), actor).await?;
+        let event = if decision == "released" { "release" } else { "confirm" };
+        let digest = format!("sha256:{sha}");
+        tlog::append(&mut tx, &[event, &project.normalized, filename, &digest, "by", &tlog::actor(actor)], Some(filename), Some(&sha))
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -954,6 +982,14 @@ impl Db {
         insert_report(&mut tx, filename, &normalized, &sha, scan, actor).await?;
         let project = project_in(&mut tx, &normalized).await?;
         journal(&mut tx, &project, &format!("quarantine file {filename} after rescan"), actor).await?;
+        let digest = format!("sha256:{sha}");
+        tlog::append(
+            &mut tx,
+            &["quarantine", &project.normalized, filename, &digest, "by", &tlog::actor(actor)],
+            Some(filename),
+            Some(&sha),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1101,7 +1137,11 @@ mod copy;
 pub use copy::Counts;
 mod jobs;
 mod limits;
+mod provenance;
+pub use provenance::{NewAttestation, StoredAttestation};
+mod tlog;
 pub use limits::LimiterEvent;
+pub use tlog::{LogEntry, StoredCheckpoint};
 
 #[cfg(test)]
 mod tests;

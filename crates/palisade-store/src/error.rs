@@ -18,6 +18,9 @@ pub enum StoreError {
     Exists(String),
     #[error("{0}")]
     Conflict(String),
+    /// Stored data contradicts itself (the transparency log's rows, say): never the caller's fault.
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
     /// Another writer has held the database's write lock for too long; worth retrying later.
     #[error("the database is busy with another write; try again shortly")]
     Busy,

@@ -14,6 +14,9 @@ mod models;
 pub mod testing;
 
 pub use blobs::{BlobInfo, BlobStore, BlobStream, BucketConfig, LocalBlob, Storage, StoredBlob, TempBlob};
-pub use db::{Counts, Db, Engine, LimiterEvent, NewFile, NewScan, PublishOutcome, now_micros, sqlite_url};
+pub use db::{
+    Counts, Db, Engine, LimiterEvent, LogEntry, NewAttestation, NewFile, NewScan, PublishOutcome, StoredAttestation, StoredCheckpoint,
+    now_micros, sqlite_url,
+};
 pub use error::StoreError;
 pub use models::*;

@@ -137,6 +137,9 @@ pub struct Project {
     pub last_serial: i64,
     pub status: String,
     pub status_reason: Option<String>,
+    /// Uploads must carry a valid PEP 740 attestation from a registered trusted publisher.
+    #[sqlx(try_from = "Flag")]
+    pub require_attestations: bool,
 }
 
 #[derive(Clone, Debug, FromRow)]
@@ -177,6 +180,9 @@ pub struct FileRow {
     pub status: String,
     /// The normalized name of the file's project.
     pub project: String,
+    /// Whether PEP 740 attestations are stored for the file.
+    #[sqlx(try_from = "Flag")]
+    pub has_provenance: bool,
 }
 
 impl FileRow {

@@ -13,6 +13,7 @@ mod audit;
 mod import;
 mod inspect;
 mod jobs;
+mod log;
 mod migrate;
 mod project;
 mod publisher;
@@ -111,6 +112,9 @@ enum Command {
     /// Manage trusted publishers (OIDC): CI workflows that may upload without a stored token.
     #[command(subcommand)]
     Publisher(publisher::PublisherCmd),
+    /// The transparency log: its key, an audit against what is stored, and a client's check.
+    #[command(subcommand)]
+    Log(log::LogCmd),
     /// Read the security event log, newest first.
     Audit {
         /// Only events about this project.
@@ -134,6 +138,8 @@ fn main() -> ExitCode {
         Command::Scan(args) => return scan::run(args, cli.quiet),
         Command::Inspect { files, json } => return inspect::run(files, *json),
         Command::Rules(scan::RulesCmd::Check { dir }) => return scan::check_rules(dir),
+        // A client's check of a remote log: no data directory either.
+        Command::Log(log::LogCmd::Verify(args)) => return log::verify(args),
         _ => {}
     }
     let config = match load_config(&cli) {
@@ -173,6 +179,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Import(args) => import::run(&core, args, cli.quiet).await,
         Command::Jobs(cmd) => jobs::run(&core, cmd).await,
         Command::Migrate(args) => migrate::run(&core, args, cli.quiet).await,
+        Command::Log(cmd) => log::run(&core, cmd).await,
         Command::Serve { .. } | Command::Scan(_) | Command::Inspect { .. } | Command::Rules(_) => {
             unreachable!("handled before the data directory is opened")
         }

@@ -22,6 +22,13 @@ pub enum ProjectCmd {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Refuse uploads without a valid PEP 740 attestation from one of the project's trusted
+    /// publishers (`--off` lifts the requirement).
+    RequireAttestations {
+        name: String,
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(Args)]
@@ -59,6 +66,15 @@ pub async fn run(core: &Core, cmd: ProjectCmd) -> anyhow::Result<()> {
         ProjectCmd::Status { name, status, reason } => {
             admin::set_status(core, &Actor::cli(), &name, &status, reason.as_deref()).await?;
             eprintln!("{name} is now {status}");
+        }
+        ProjectCmd::RequireAttestations { name, off } => {
+            let p = existing(core, &name).await?;
+            admin::set_require_attestations(core, &Actor::cli(), &p, !off).await?;
+            if off {
+                eprintln!("{} accepts uploads without attestations again", p.normalized);
+            } else {
+                eprintln!("{} now refuses uploads without a valid attestation from one of its trusted publishers", p.normalized);
+            }
         }
     }
     Ok(())

@@ -70,3 +70,13 @@ pub async fn set_status(core: &Core, actor: &Actor, project: &str, status: &str,
     .await;
     Ok(())
 }
+
+/// Turns the project's attestation requirement on or off (owners): when on, every upload must
+/// carry a valid PEP 740 attestation from one of the project's registered trusted publishers.
+pub async fn set_require_attestations(core: &Core, actor: &Actor, project: &Project, on: bool) -> Result<()> {
+    core.db.set_require_attestations(&project.normalized, on, &actor.name).await?;
+    core.changed(&project.normalized);
+    let details = json!({ "require_attestations": on });
+    record(core, "project_attestation_policy_changed", &actor.name, actor.user_id, Some(project.id), &actor.origin, details).await;
+    Ok(())
+}

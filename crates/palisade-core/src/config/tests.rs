@@ -225,14 +225,16 @@ macro_rules! keys {
 }
 
 /// The tables (`[scan]`) inside `Config`: sections, not keys.
-const SECTIONS: &[&str] = &["database", "storage", "jobs", "scan", "accounts", "smtp", "oidc", "disclosure", "http"];
+const SECTIONS: &[&str] =
+    &["database", "storage", "jobs", "scan", "accounts", "smtp", "oidc", "attestations", "transparency", "disclosure", "http"];
 
 /// Every key, with its section ("" for the top level; `disclosure.partners` for a partner's keys).
 fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
     #[rustfmt::skip]
     let lists = [
         keys!("": Config { listen, data_dir, max_upload_bytes, max_uncompressed_bytes, max_description_bytes, public_url, log,
-            journal_poll_ms, sweep_young_blobs, client_ip_header, database, storage, jobs, scan, accounts, smtp, oidc, disclosure, http }),
+            journal_poll_ms, sweep_young_blobs, client_ip_header, database, storage, jobs, scan, accounts, smtp, oidc, attestations,
+            transparency, disclosure, http }),
         keys!("database": DatabaseConfig { url, pool_size }),
         keys!("storage": StorageConfig { url, endpoint, region, access_key_id, secret_access_key, allow_http,
             presigned_downloads_secs }),
@@ -245,6 +247,9 @@ fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
         keys!("smtp": SmtpConfig { host, port, security, username, password, from }),
         keys!("oidc": OidcConfig { enabled, audience, github_issuer, gitlab_issuer, trusted_issuers, allow_insecure_loopback,
             leeway_secs, token_ttl_secs, pending_publisher_days, max_pending_publishers }),
+        keys!("attestations": AttestationsConfig { trust_root, github_certificate_issuer, gitlab_certificate_issuer, custom_issuers }),
+        keys!("attestations.custom_issuers": CustomIssuer { token_issuer, certificate_issuer, claims }),
+        keys!("transparency": TransparencyConfig { origin, key_file, key, sequence_ms }),
         keys!("disclosure": DisclosureConfig { enabled, partners }),
         keys!("disclosure.partners": DisclosurePartner { name, key_id_header, signature_header, keys_url, keys_ttl_secs, public_keys }),
         keys!("disclosure.partners.public_keys": PartnerKey { key_identifier, key }),
@@ -293,7 +298,13 @@ fn keys_from_defaults_and_env_vars_are_every_key() {
         derived.insert((section.to_string(), leaf.to_string()));
     }
     derived.extend(
-        [("disclosure.partners.public_keys", "key_identifier"), ("disclosure.partners.public_keys", "key")]
+        [
+            ("disclosure.partners.public_keys", "key_identifier"),
+            ("disclosure.partners.public_keys", "key"),
+            ("attestations.custom_issuers", "token_issuer"),
+            ("attestations.custom_issuers", "certificate_issuer"),
+            ("attestations.custom_issuers", "claims"),
+        ]
             .map(|(s, k)| (s.into(), k.into())),
     );
     let all: BTreeSet<(String, String)> = all_keys().into_iter().map(|(s, k)| (s.to_string(), k.to_string())).collect();
@@ -304,7 +315,11 @@ fn keys_from_defaults_and_env_vars_are_every_key() {
 #[test]
 fn every_key_has_its_env_var() {
     for (section, key) in all_keys() {
-        if section.starts_with("disclosure.partners") || (section, key) == ("disclosure", "partners") {
+        if section.starts_with("disclosure.partners")
+            || (section, key) == ("disclosure", "partners")
+            || section.starts_with("attestations.custom_issuers")
+            || (section, key) == ("attestations", "custom_issuers")
+        {
             continue;
         }
         let dotted = dotted(section, key);
@@ -421,6 +436,9 @@ fn example_file_is_in_sync() {
     let mut shown = BTreeSet::new();
     for line in text.lines() {
         let line = line.trim();
+        // A table header commented out (an example to copy) opens its section too.
+        let uncommented = line.trim_start_matches('#').trim_start();
+        let line = if uncommented.starts_with('[') && uncommented.ends_with(']') && !uncommented.contains(' ') { uncommented } else { line };
         if line.starts_with('[') {
             section = line.trim_matches(['[', ']']).to_string();
             // `[[disclosure.partners]]` shows the key `partners` of `[disclosure]`.

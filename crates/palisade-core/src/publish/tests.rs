@@ -79,7 +79,7 @@ async fn upload(core: &Core, filename: &str, body: &str, claims: Option<String>)
     hasher.update(body.as_bytes());
     let size = hasher.len();
     let file = Received { filename: filename.into(), file: Note::parse(filename).unwrap(), blob, digests: hasher.finish(), size };
-    Upload { file, claims }
+    Upload { file, claims, attestations: None }
 }
 
 async fn core_and_uploader(dir: &std::path::Path) -> (Core, Principal) {

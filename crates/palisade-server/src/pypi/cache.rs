@@ -279,7 +279,13 @@ impl IndexCache {
     }
 
     /// The project page, rendered if needed; `None` if there is no such project.
-    pub async fn project(&self, db: &Db, normalized: &str, kind: Kind) -> Result<Option<(Arc<Page>, bool)>, palisade_store::StoreError> {
+    pub async fn project(
+        &self,
+        db: &Db,
+        normalized: &str,
+        kind: Kind,
+        base: &str,
+    ) -> Result<Option<(Arc<Page>, bool)>, palisade_store::StoreError> {
         let key = (normalized.to_string(), kind);
         if let Some(p) = self.pages.get(&key) {
             return Ok(Some((p, true)));
@@ -289,8 +295,8 @@ impl IndexCache {
         let releases = db.releases(project.id).await?;
         let files = db.project_files(project.id).await?;
         let body = match kind {
-            Kind::Html => render::project_html(&project, &releases, &files).into_bytes(),
-            Kind::Json => serde_json::to_vec(&render::project_json(&project, &releases, &files)).unwrap_or_default(),
+            Kind::Html => render::project_html(&project, &releases, &files, base).into_bytes(),
+            Kind::Json => serde_json::to_vec(&render::project_json(&project, &releases, &files, base)).unwrap_or_default(),
         };
         let page = Arc::new(Page::new(body, tag(kind), project.last_serial));
         if let Some(_kept) = self.keep(generation, Some(normalized), project.last_serial) {

@@ -210,6 +210,7 @@ fn file_entry(f: &FileRow, base: &str) -> Value {
         "yanked": f.yanked,
         "yanked_reason": f.yanked_reason,
         "core-metadata": { "sha256": f.metadata_sha256 },
+        "provenance": crate::pypi::render::provenance_url(base, f),
     })
 }
 

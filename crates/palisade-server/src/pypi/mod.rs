@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod files;
+pub mod integrity;
 pub mod json_api;
 pub mod negotiate;
 pub mod render;
@@ -30,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/pypi/{project}/json/", get(json_api::project))
         .route("/pypi/{project}/{version}/json", get(json_api::release))
         .route("/pypi/{project}/{version}/json/", get(json_api::release))
+        .route("/integrity/{project}/{version}/{filename}/provenance", get(integrity::provenance))
         .route("/legacy/", post(upload::upload).layer(upload_limit))
         .route("/legacy", post(upload::upload).layer(upload_limit))
         .route("/", get(|| async { Redirect::temporary("/simple/") }).post(upload::upload).layer(upload_limit))

@@ -87,7 +87,14 @@ pub fn public_releases<'a>(project: &Project, releases: &'a [Release], files: &'
     out.into_iter().map(|(_, r)| r).collect()
 }
 
-pub fn project_html(project: &Project, releases: &[Release], files: &[FileRow]) -> String {
+/// The PEP 740 provenance URL of a file with attestations (the Integrity API), absolute.
+pub fn provenance_url(base: &str, f: &FileRow) -> Option<String> {
+    f.has_provenance
+        .then(|| format!("{base}/integrity/{}/{}/{}/provenance", f.project, encode_filename(&f.version), encode_filename(&f.filename)))
+}
+
+/// `base` is `AppState::base_url`: the provenance links are absolute.
+pub fn project_html(project: &Project, releases: &[Release], files: &[FileRow], base: &str) -> String {
     let name = html_escape(&project.normalized);
     let mut out = String::with_capacity(256 + files.len() * 300);
     let _ = write!(
@@ -106,6 +113,10 @@ pub fn project_html(project: &Project, releases: &[Release], files: &[FileRow]) 
             let _ = write!(out, " data-requires-python=\"{}\"", html_escape(rp));
         }
         let _ = write!(out, " data-dist-info-metadata=\"sha256={0}\" data-core-metadata=\"sha256={0}\"", f.metadata_sha256);
+        // PEP 740: only a URL on a secure origin is a valid data-provenance.
+        if let Some(url) = provenance_url(base, f).filter(|u| u.starts_with("https://")) {
+            let _ = write!(out, " data-provenance=\"{}\"", html_escape(&url));
+        }
         if f.yanked {
             match f.yanked_reason.as_deref().filter(|r| !r.is_empty()) {
                 Some(r) => {
@@ -120,7 +131,7 @@ pub fn project_html(project: &Project, releases: &[Release], files: &[FileRow]) 
     out
 }
 
-pub fn project_json(project: &Project, releases: &[Release], files: &[FileRow]) -> Value {
+pub fn project_json(project: &Project, releases: &[Release], files: &[FileRow], base: &str) -> Value {
     let status = effective_status(project, files);
     let shown = visible(project, files);
     let files_json: Vec<Value> = shown
@@ -142,6 +153,7 @@ pub fn project_json(project: &Project, releases: &[Release], files: &[FileRow]) 
                 "yanked": yanked,
                 "size": f.size,
                 "upload-time": upload_time(f.upload_time),
+                "provenance": provenance_url(base, f),
             })
         })
         .collect();
@@ -190,6 +202,7 @@ mod tests {
             last_serial: 7,
             status: status.into(),
             status_reason: None,
+            require_attestations: false,
         }
     }
 
@@ -214,12 +227,32 @@ mod tests {
             project_status: "active".into(),
             status: "published".into(),
             project: "demo".into(),
+            has_provenance: false,
         }
     }
 
     #[test]
+    fn provenance_links_are_absolute_and_https_only_in_html() {
+        let mut f = file("demo-1.0-py3-none-any.whl", false, None);
+        f.has_provenance = true;
+        let want = "https://pypi.example/integrity/demo/1.0/demo-1.0-py3-none-any.whl/provenance";
+        let v = project_json(&project("active"), &[], std::slice::from_ref(&f), "https://pypi.example");
+        assert_eq!(v["files"][0]["provenance"], json!(want));
+        assert!(
+            project_html(&project("active"), &[], std::slice::from_ref(&f), "https://pypi.example")
+                .contains(&format!("data-provenance=\"{want}\""))
+        );
+        // PEP 740: an http URL is no valid data-provenance; the JSON still names it.
+        assert!(!project_html(&project("active"), &[], std::slice::from_ref(&f), "http://pypi.example").contains("data-provenance"));
+        assert_eq!(
+            project_json(&project("active"), &[], &[file("x-1.0-py3-none-any.whl", false, None)], "https://p")["files"][0]["provenance"],
+            Value::Null
+        );
+    }
+
+    #[test]
     fn html_escapes_and_marks() {
-        let html = project_html(&project("active"), &[], &[file("demo-1.0+x-py3-none-any.whl", true, Some("bad <b>"))]);
+        let html = project_html(&project("active"), &[], &[file("demo-1.0+x-py3-none-any.whl", true, Some("bad <b>"))], "http://test");
         assert!(html.contains("href=\"../../files/demo-1.0%2Bx-py3-none-any.whl#sha256=ab\""), "{html}");
         assert!(html.contains("data-requires-python=\"&gt;=3.8,&lt;4\""));
         assert!(html.contains("data-yanked=\"bad &lt;b&gt;\""));
@@ -229,7 +262,7 @@ mod tests {
 
     #[test]
     fn json_fields() {
-        let v = project_json(&project("active"), &[], &[file("a-1.0-py3-none-any.whl", true, None)]);
+        let v = project_json(&project("active"), &[], &[file("a-1.0-py3-none-any.whl", true, None)], "http://test");
         let f = &v["files"][0];
         assert_eq!(f["yanked"], json!(true));
         assert_eq!(f["size"], json!(10));
@@ -264,12 +297,12 @@ mod tests {
             },
         ];
         let files = vec![file("a-1.0-py3-none-any.whl", false, None), held.clone()];
-        let v = project_json(&project("active"), &releases, &files);
+        let v = project_json(&project("active"), &releases, &files, "http://test");
         assert_eq!(v["files"].as_array().unwrap().len(), 1);
         assert_eq!(v["versions"], json!(["1.0"]));
         assert_eq!(v["project-status"]["status"], json!("active"));
         // When every file is held, the whole project is quarantined.
-        let v = project_json(&project("active"), &releases, &[held]);
+        let v = project_json(&project("active"), &releases, &[held], "http://test");
         assert_eq!(v["project-status"]["status"], json!("quarantined"));
     }
 
@@ -314,15 +347,15 @@ mod tests {
                 ("1.0", "a-1.0.tar.gz", vec!["a-1.0-py2.py3-none-any.whl", "a-1.0.tar.gz"]),
             ]
         );
-        assert_eq!(project_json(&project("active"), &releases, &files)["versions"], json!(["0.9", "1.0"]));
+        assert_eq!(project_json(&project("active"), &releases, &files, "http://test")["versions"], json!(["0.9", "1.0"]));
         assert!(public_releases(&project("quarantined"), &releases, &files).is_empty());
     }
 
     #[test]
     fn quarantined_projects_list_no_files() {
-        let v = project_json(&project("quarantined"), &[], &[file("a-1.0-py3-none-any.whl", false, None)]);
+        let v = project_json(&project("quarantined"), &[], &[file("a-1.0-py3-none-any.whl", false, None)], "http://test");
         assert_eq!(v["files"], json!([]));
         assert_eq!(v["project-status"]["status"], json!("quarantined"));
-        assert!(!project_html(&project("quarantined"), &[], &[file("a-1.0-py3-none-any.whl", false, None)]).contains("<a "));
+        assert!(!project_html(&project("quarantined"), &[], &[file("a-1.0-py3-none-any.whl", false, None)], "http://test").contains("<a "));
     }
 }

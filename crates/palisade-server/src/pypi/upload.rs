@@ -58,9 +58,15 @@ impl Form {
 pub async fn upload(State(state): State<AppState>, caller: Caller, request: Request) -> Response {
     let result = handle(&state, &caller, request).await;
     match result {
-        Ok((outcome, size)) => {
+        Ok((outcome, size, log_index)) => {
             state.metrics.upload(if outcome == Published::Identical { "identical" } else { "accepted" }, size);
-            (StatusCode::OK, "OK\n").into_response()
+            let mut response = (StatusCode::OK, "OK\n").into_response();
+            // The transparency-log entry that records the file: its proof is at
+            // /log/proof/<filename> once a checkpoint covers it.
+            if let Some(i) = log_index {
+                response.headers_mut().insert("palisade-log-index", i.into());
+            }
+            response
         }
         Err(e) => {
             state.metrics.upload("rejected", 0);
@@ -75,7 +81,7 @@ pub async fn upload(State(state): State<AppState>, caller: Caller, request: Requ
     }
 }
 
-async fn handle(state: &AppState, caller: &Caller, request: Request) -> ApiResult<(Published, u64)> {
+async fn handle(state: &AppState, caller: &Caller, request: Request) -> ApiResult<(Published, u64, Option<u64>)> {
     // Invalid tokens are rate limited per client address; a valid token always gets through,
     // whatever others behind the same address sent.
     let principal = caller.principal(state).await?;
@@ -105,12 +111,18 @@ async fn handle(state: &AppState, caller: &Caller, request: Request) -> ApiResul
         blake2_256: form.owned("blake2_256_digest"),
         md5: form.owned("md5_digest"),
     };
+    let attestations = match form.fields.get("attestations").map(Vec::as_slice) {
+        None | Some([]) => None,
+        Some([one]) => Some(one.clone()),
+        Some(_) => return Err(bad_request("Invalid attestations supplied during upload: more than one 'attestations' field")),
+    };
     let Some(file) = form.content.take() else {
         return Err(bad_request("the upload has no 'content' file field"));
     };
-    let size = file.size;
-    let published = state.publish(principal, &caller.client, Upload::<Python> { file, claims }).await?;
-    Ok((published, size))
+    let (size, filename) = (file.size, file.filename.clone());
+    let published = state.publish(principal, &caller.client, Upload::<Python> { file, claims, attestations }).await?;
+    let log_index = state.db.log_entry_for_file(&filename).await.ok().flatten().map(|e| e.idx);
+    Ok((published, size, log_index))
 }
 
 fn check_declared_length(headers: &HeaderMap, max: u64) -> ApiResult<()> {

@@ -505,8 +505,16 @@ impl Db {
         .bind(if project_id.is_some() { None } else { expires_at })
         .fetch_one(&mut *tx)
         .await?;
+        let id: i64 = row.get(0);
+        let name: String = match (project_id, pending_name) {
+            (Some(p), _) => sqlx::query_scalar("SELECT normalized FROM projects WHERE id = $1").bind(p).fetch_one(&mut *tx).await?,
+            (None, Some(n)) => n.to_owned(),
+            (None, None) => "-".into(),
+        };
+        let event = if project_id.is_some() { "add" } else { "add-pending" };
+        super::tlog::append(&mut tx, &["publisher", &name, event, &id.to_string(), issuer, spec], None, None).await?;
         tx.commit().await?;
-        Ok(row.get(0))
+        Ok(id)
     }
 
     pub async fn publisher(&self, id: i64) -> Result<Option<Publisher>, StoreError> {
@@ -544,7 +552,16 @@ impl Db {
     /// event log but no longer point at it.
     pub async fn remove_publisher(&self, id: i64) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
+        let name: Option<String> =
+            sqlx::query_scalar("SELECT COALESCE(p.normalized, pb.pending_name) FROM publishers pb LEFT JOIN projects p ON p.id = pb.project_id WHERE pb.id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .flatten();
         let existed = drop_publisher(&mut tx, id).await?;
+        if existed {
+            super::tlog::append(&mut tx, &["publisher", name.as_deref().unwrap_or("-"), "remove", &id.to_string()], None, None).await?;
+        }
         tx.commit().await?;
         Ok(existed)
     }

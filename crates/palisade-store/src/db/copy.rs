@@ -47,6 +47,7 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("last_serial", Int),
             ("status", Text),
             ("status_reason", Text),
+            ("require_attestations", Bool),
         ],
     ),
     ("roles", &[("project_id", Int), ("user_id", Int), ("role", Text)]),
@@ -210,6 +211,21 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("finished_at", Int),
         ],
     ),
+    (
+        "attestations",
+        &[
+            ("id", Int),
+            ("file_id", Int),
+            ("predicate_type", Text),
+            ("publisher", Text),
+            ("attestation", Text),
+            ("integrated_time", Int),
+            ("created_at", Int),
+        ],
+    ),
+    ("log_entries", &[("idx", Int), ("entry", Text), ("filename", Text), ("sha256", Text), ("created_at", Int)]),
+    ("log_hashes", &[("idx", Int), ("hash", Text)]),
+    ("log_checkpoints", &[("size", Int), ("root", Text), ("note", Text), ("created_at", Int)]),
 ];
 
 /// The tables whose first column is an identity (PostgreSQL's sequences must move past the copied
@@ -229,6 +245,7 @@ const IDENTITY_TABLES: &[(&str, &str)] = &[
     ("events", "id"),
     ("jobs", "id"),
     ("limiter_events", "id"),
+    ("attestations", "id"),
 ];
 
 /// Rows per `SELECT` while copying.

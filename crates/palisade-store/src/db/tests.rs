@@ -54,6 +54,8 @@ fn new_file(filename: &str, sha: &str, user: &User) -> NewFile {
         uploader_is_admin: user.is_admin,
         status: "published".into(),
         scan: None,
+        attestations: Vec::new(),
+        log_actor: format!("user:{}", user.name),
     }
 }
 

@@ -1,0 +1,168 @@
+//! PEP 740 attestations in the publishing pipeline: which signers an upload's attestations must
+//! come from, their verification (by `palisade-attest`, offline, on a blocking thread), the
+//! owner's `require_attestations` policy, and the publisher objects the Integrity API serves.
+//!
+//! A trusted publisher's upload must be attested by that same publisher (as on PyPI). Beyond
+//! PyPI, an upload with an API token may carry attestations too, accepted when one of the
+//! project's registered trusted publishers signed them.
+
+use std::sync::Arc;
+
+use palisade_attest::{ClaimField, Expected, TrustRoot, Verifier};
+use palisade_auth::PublisherSpec;
+use palisade_store::{NewAttestation, Project, Publisher};
+use serde_json::{Value, json};
+
+use crate::access::{Credential, Principal};
+use crate::config::AttestationsConfig;
+use crate::error::{Error, Result, internal, invalid};
+
+/// The most attestations one upload may carry: one per accepted predicate type.
+const MAX_ATTESTATIONS: usize = 2;
+
+/// The verifier built from the configured trust root, shared by every upload.
+#[derive(Clone)]
+pub struct Attestations {
+    verifier: Arc<Verifier>,
+    config: AttestationsConfig,
+}
+
+impl std::fmt::Debug for Attestations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attestations").field("trust_root", &self.verifier.trust_root().name()).finish()
+    }
+}
+
+/// The trust root `attestations.trust_root` names.
+pub fn trust_root(name: &str) -> std::result::Result<TrustRoot, String> {
+    match name {
+        "public-good" => Ok(TrustRoot::public_good()),
+        "staging" => Ok(TrustRoot::staging()),
+        path => {
+            let json = std::fs::read_to_string(path).map_err(|e| format!("attestations.trust_root {path:?}: {e}"))?;
+            TrustRoot::from_json(path, &json).map_err(|e| format!("attestations.trust_root {path:?}: {e}"))
+        }
+    }
+}
+
+fn refused(why: impl std::fmt::Display) -> Error {
+    invalid(format!("Invalid attestations supplied during upload: {why}"))
+}
+
+impl Attestations {
+    pub fn new(config: &AttestationsConfig) -> anyhow::Result<Self> {
+        let root = trust_root(&config.trust_root).map_err(anyhow::Error::msg)?;
+        let verifier = Verifier::new(root).map_err(anyhow::Error::msg)?;
+        Ok(Self { verifier: Arc::new(verifier), config: config.clone() })
+    }
+
+    /// What `publisher` must look like in a certificate, and the publisher object served for
+    /// what it signed; `None` for a custom issuer without a mapping.
+    pub fn expected(&self, publisher: &Publisher) -> Option<(Expected, Value)> {
+        let spec: PublisherSpec = serde_json::from_str(&publisher.spec).ok()?;
+        let c = &self.config;
+        match spec {
+            PublisherSpec::Github { owner, repository, workflow, environment, .. } => {
+                let repository = format!("{owner}/{repository}");
+                let object =
+                    json!({"kind": "GitHub", "repository": repository, "workflow": workflow, "environment": environment, "claims": null});
+                let e = Expected::Github { certificate_issuer: c.github_certificate_issuer.clone(), repository, workflow, environment };
+                Some((e, object))
+            }
+            PublisherSpec::Gitlab { namespace, project, ci_config_path, environment } => {
+                let repository = format!("{namespace}/{project}");
+                let object = json!({"kind": "GitLab", "repository": repository, "workflow_filepath": ci_config_path, "environment": environment, "claims": null});
+                let e = Expected::Gitlab {
+                    certificate_issuer: c.gitlab_certificate_issuer.clone(),
+                    project: repository,
+                    ci_config_path,
+                    environment,
+                };
+                Some((e, object))
+            }
+            PublisherSpec::Custom { issuer, claims } => {
+                let mapping = c.custom_issuers.iter().find(|m| m.token_issuer == issuer)?;
+                let mut wanted = Vec::new();
+                for (claim, field) in &mapping.claims {
+                    wanted.push((ClaimField::parse(field)?, claims.get(claim)?.clone()));
+                }
+                let object = json!({"kind": issuer, "claims": claims});
+                Some((Expected::Custom { certificate_issuer: mapping.certificate_issuer.clone(), claims: wanted }, object))
+            }
+        }
+    }
+}
+
+impl crate::Core {
+    /// Checks an upload's attestations (the raw `attestations` form field, if sent) for the file
+    /// `filename` with `sha256`, and the project's policy. Returns what to store with the file.
+    pub(crate) async fn check_attestations(
+        &self,
+        principal: &Principal,
+        project: Option<&Project>,
+        normalized: &str,
+        filename: &str,
+        sha256: &str,
+        raw: Option<&str>,
+    ) -> Result<Vec<NewAttestation>> {
+        let Some(raw) = raw else {
+            if project.is_some_and(|p| p.require_attestations) {
+                return Err(invalid(format!(
+                    "project {normalized:?} requires a valid PEP 740 attestation from one of its trusted publishers with every \
+                     upload; upload from the publisher's workflow with attestations (twine upload --attestations)"
+                )));
+            }
+            return Ok(Vec::new());
+        };
+        let list: Vec<Value> = serde_json::from_str(raw).map_err(|_| refused("the field is not a JSON list of attestation objects"))?;
+        if list.is_empty() {
+            return Err(refused("the list is empty"));
+        }
+        if list.len() > MAX_ATTESTATIONS {
+            return Err(refused(format!(
+                "{} attestations; at most one per predicate type ({MAX_ATTESTATIONS} in all) is accepted",
+                list.len()
+            )));
+        }
+        // Who may have signed: the publisher that uploads, or any of the project's publishers.
+        let candidates: Vec<Publisher> = match principal.credential {
+            Credential::Publisher { publisher_id, .. } => self.db.publisher(publisher_id).await.map_err(internal)?.into_iter().collect(),
+            _ => {
+                let now = palisade_store::now_micros();
+                self.db.publishers(Some(normalized)).await.map_err(internal)?.into_iter().filter(|p| !p.expired(now)).collect()
+            }
+        };
+        let (expected, objects): (Vec<Expected>, Vec<Value>) = candidates.iter().filter_map(|p| self.attestations.expected(p)).unzip();
+        if expected.is_empty() {
+            return Err(refused(format!(
+                "identity: {normalized:?} has no trusted publisher whose attestations Palisade can check; attestations are \
+                 accepted from a project's registered trusted publishers (GitHub, GitLab, or a custom issuer mapped in \
+                 [attestations] custom_issuers)"
+            )));
+        }
+        let verifier = self.attestations.verifier.clone();
+        let (filename, sha256) = (filename.to_owned(), sha256.to_owned());
+        let checked = tokio::task::spawn_blocking(move || -> std::result::Result<Vec<_>, palisade_attest::Refusal> {
+            let mut out = Vec::with_capacity(list.len());
+            for value in list {
+                let v = verifier.verify(&value, &filename, &sha256, &expected)?;
+                out.push((v, value));
+            }
+            let verified: Vec<_> = out.iter().map(|(v, _)| v.clone()).collect();
+            palisade_attest::check_set(&verified)?;
+            Ok(out)
+        })
+        .await
+        .map_err(internal)?
+        .map_err(refused)?;
+        Ok(checked
+            .into_iter()
+            .map(|(v, value)| NewAttestation {
+                predicate_type: v.predicate_type.uri().to_owned(),
+                publisher: objects[v.matched].to_string(),
+                attestation: value.to_string(),
+                integrated_time: v.integrated_time,
+            })
+            .collect())
+    }
+}
