@@ -173,6 +173,9 @@ def run_layout(ctx, binary: Path, layout: str, wheels, args, env: dict[str, str]
         res["startup_s"] = round(nodes[0].init(), 3)
         for n in nodes[1:]:
             n.data.mkdir(parents=True)
+            # Every node of one log signs with the same key: the first node made it.
+            key = (nodes[0].data / "log-signing.key").read_text().strip()
+            n.extra_env = {**n.extra_env, "PALISADE_TRANSPARENCY_KEY": key}
             n.start()
             n.token = nodes[0].token
         log(f"  uploads ({len(wheels)} files, {args.concurrency} concurrent over {len(nodes)} node(s))")

@@ -154,8 +154,22 @@ def fresh_bucket_env() -> dict[str, str]:
     }
 
 
+def log_signing_key(name: str = "palisade-test/log") -> str:
+    """A new transparency-log signing key in Go's note format (what `palisade log key --private`
+    prints), for nodes that share a database: every node of one log needs the same key."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    seed = os.urandom(32)
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    key_id = hashlib.sha256(name.encode() + b"\n" + b"\x01" + public).digest()[:4].hex()
+    data = base64.b64encode(b"\x01" + seed).decode()
+    return f"PRIVATE+KEY+{name}+{key_id}+{data}"
+
+
 def cluster_env() -> dict[str, str]:
-    return {"PALISADE_DATABASE_URL": fresh_database(), **fresh_bucket_env()}
+    """A fresh database and bucket, and the signing key every node on them shares."""
+    return {"PALISADE_DATABASE_URL": fresh_database(), **fresh_bucket_env(), "PALISADE_TRANSPARENCY_KEY": log_signing_key()}
 
 
 def is_digest(name: str) -> bool:

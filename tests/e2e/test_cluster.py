@@ -12,6 +12,7 @@ import hashlib
 import json
 import secrets
 import socket
+import subprocess
 import threading
 import time
 
@@ -19,6 +20,7 @@ import pytest
 import requests
 
 from distbuilder import SdistBuilder, WheelBuilder
+from test_transparency import oracle  # noqa: F401  (the Go verifier, built once per module)
 from support import LAYOUT, Server, cluster_env, eventually, http_session, installed_versions, legacy_request, race_uploads
 
 pytestmark = pytest.mark.skipif(LAYOUT != "cluster", reason="several nodes need the cluster layout (PALISADE_E2E_LAYOUT=cluster)")
@@ -254,3 +256,50 @@ def test_a_lockout_earned_on_one_node_holds_on_the_others(palisade_bin, tmp_path
     finally:
         a.stop()
         b.stop()
+
+
+def test_nodes_never_sign_inconsistent_checkpoints(nodes, oracle, tmp_path):
+    """Both nodes run the log's sequencer on one database: whichever signs, every checkpoint
+    either node serves extends every earlier one (checked by Go's tlog), and no size ever has two
+    roots."""
+    a, b, token = nodes
+    vkey = a.cli("log", "key").stdout.strip()
+    assert b.cli("log", "key").stdout.strip() == vkey
+    seen: dict[int, str] = {}
+    conflicts: list[str] = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            for node in (a, b):
+                r = node.get("/log/checkpoint")
+                if r.status_code == 200:
+                    _, size, root = r.text.split("\n")[:3]
+                    if seen.setdefault(int(size), root) != root:
+                        conflicts.append(f"size {size}: {seen[int(size)]} and {root}")
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        wheels = [WheelBuilder(f"logged-across-{i}", "1.0").build(tmp_path / f"w{i}") for i in range(12)]
+        jobs = [((a, b)[i % 2], token, w.name, w.read_bytes(), f"logged-across-{i}", "1.0") for i, w in enumerate(wheels)]
+        assert all(r.status_code == 200 for r in race_uploads(jobs))
+        indexes = set()
+        for w in wheels:
+
+            def proof(name=w.name):
+                r = b.get(f"/log/proof/{name}")
+                assert r.status_code == 200, f"no proof for {name} yet: {r.status_code} {r.text}"
+                return r.text
+
+            indexes.add(eventually(proof, timeout=10).split("\nindex ")[1].split("\n")[0])
+        assert len(indexes) == len(wheels), "every upload has an entry of its own"
+    finally:
+        stop.set()
+        watcher.join()
+    assert not conflicts, conflicts
+    for size, root in sorted(seen.items()):
+        proc = subprocess.run([str(oracle), "-url", f"{b.url}/log", "-vkey", vkey, "-old-size", str(size), "-old-root", root],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"checkpoint {size} {root} is not consistent with node b's newest:\n{proc.stderr}"

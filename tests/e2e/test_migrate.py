@@ -29,6 +29,14 @@ def snapshot(srv: Server, projects: list[str]) -> dict[str, object]:
     return out
 
 
+def settled_checkpoint(srv: Server) -> str:
+    """The newest checkpoint once it covers every entry: `palisade log audit` signs for what is
+    pending, then checks the log against the database and the files."""
+    audit = srv.cli("log", "audit", check=False)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    return srv.get("/log/checkpoint").text
+
+
 def test_an_embedded_instance_migrates_into_postgres_and_a_bucket(palisade_bin, tmp_path, clients):
     old = Server(palisade_bin, tmp_path / "embedded", "embedded", layout="embedded").start()
     old.create_user("mover")
@@ -48,6 +56,7 @@ def test_an_embedded_instance_migrates_into_postgres_and_a_bucket(palisade_bin, 
     old.cli("yank", "moved-a", "2.0", "--reason", "broken")
     old.cli("role", "add", "moved-b", "other-owner", "--role", "maintainer")
     projects = ["moved-a", "moved-b"]
+    log_before = settled_checkpoint(old)
     before = snapshot(old, projects)
     audit_before = old.cli("audit", "--json", "--limit", "1000").stdout
     old.stop()
@@ -58,7 +67,10 @@ def test_an_embedded_instance_migrates_into_postgres_and_a_bucket(palisade_bin, 
                       env_extra={k: v for k, v in storage.items() if k.startswith("AWS_")})
     assert "every sha256 checked" in migrate.stderr, migrate.stderr
 
-    new = Server(palisade_bin, tmp_path / "cluster", "migrated", {"PALISADE_DATABASE_URL": database, **storage}).start()
+    # The transparency log's signing key lives outside the database: the new nodes are given it.
+    key = (old.data_dir / "log-signing.key").read_text().strip()
+    new = Server(palisade_bin, tmp_path / "cluster", "migrated",
+                 {"PALISADE_DATABASE_URL": database, **storage, "PALISADE_TRANSPARENCY_KEY": key}).start()
     new.accounts = old.accounts
     try:
         after = snapshot(new, projects)
@@ -66,6 +78,9 @@ def test_an_embedded_instance_migrates_into_postgres_and_a_bucket(palisade_bin, 
         for key in before:
             assert after[key] == before[key], key
         assert new.cli("audit", "--json", "--limit", "1000").stdout == audit_before
+        # The log came along: the same signed checkpoint, and it agrees with the copied files.
+        assert new.get("/log/checkpoint").text == log_before
+        assert "agrees" in new.cli("log", "audit").stderr
         # Accounts, second factors and tokens came along: the old token uploads, the old password
         # and TOTP secret log in, pip installs.
         more = WheelBuilder("moved-b", "0.2", requires_dist=["moved-a>=1"]).build(tmp_path / "more")

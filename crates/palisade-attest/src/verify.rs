@@ -10,9 +10,8 @@ use sigstore_verify::types::{Bundle, Sha256Hash};
 use sigstore_verify::{Error as SigstoreError, VerificationPolicy};
 
 use crate::identity::{Expected, Signer};
-use crate::{Refusal, Stage};
 use crate::object::{self, PredicateType};
-
+use crate::{Refusal, Stage};
 
 /// A Sigstore trust root: the Fulcio CAs, Rekor and CT log keys that signatures must chain to.
 #[derive(Clone)]

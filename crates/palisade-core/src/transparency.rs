@@ -86,8 +86,9 @@ fn default_origin(config: &crate::Config) -> String {
 }
 
 /// Reads the signing key from `[transparency] key`, or from `key_file` (default `log-signing.key` in the
-/// data directory), creating the file with a new key (mode 0600) when it does not exist.
-fn load_key(config: &crate::Config, origin: &str) -> anyhow::Result<SigningKey> {
+/// data directory), creating the file with a new key (mode 0600) when it does not exist and the
+/// log has no key yet (`existing`: the verifier key the log was created with, if it was).
+fn load_key(config: &crate::Config, origin: &str, existing: Option<&str>) -> anyhow::Result<SigningKey> {
     if let Some(secret) = &config.transparency.key {
         return SigningKey::from_text(secret.expose().trim()).map_err(|e| anyhow::anyhow!("transparency.key: {e}"));
     }
@@ -95,6 +96,14 @@ fn load_key(config: &crate::Config, origin: &str) -> anyhow::Result<SigningKey> 
     match std::fs::read_to_string(&path) {
         Ok(text) => SigningKey::from_text(text.trim()).map_err(|e| anyhow::anyhow!("the log signing key {}: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(existing) = existing {
+                bail!(
+                    "the log signing key {} does not exist, and this log was created with the key {existing}: give this node \
+                     that key (copy the first node's log-signing.key to this path, set [transparency] key_file, or set \
+                     PALISADE_TRANSPARENCY_KEY to what `palisade log key --private` prints there)",
+                    path.display()
+                );
+            }
             let key = SigningKey::generate(origin).map_err(|e| anyhow::anyhow!("generating the log signing key: {e}"))?;
             write_new_secret(&path, &key.to_text()).with_context(|| format!("writing the log signing key {}", path.display()))?;
             tracing::info!(path = %path.display(), verifier_key = %key.verifier_key(), "created the transparency log's signing key");
@@ -128,7 +137,8 @@ impl Core {
                 "transparency.origin is {wanted:?}, but this log was created as {origin:?}; the origin cannot change (a new origin is a new log)"
             );
         }
-        let key = load_key(&self.config, &origin)?;
+        let existing = self.db.log_setting_stored("log_verifier_key").await?;
+        let key = load_key(&self.config, &origin, existing.as_deref())?;
         let stored = self.db.log_setting("log_verifier_key", &key.verifier_key()).await?;
         if stored != key.verifier_key() {
             bail!(
@@ -293,7 +303,7 @@ impl Core {
     }
 }
 
-/// The entry a tile path names, parsed: a refusal is the client's fault (`400`).
+/// A tile path as it follows `tile/`, parsed: a refusal is the client's fault (`400`).
 pub fn parse_tile(path: &str) -> Result<TilePath> {
     TilePath::parse(path).map_err(|e| crate::error::invalid(format!("invalid tile path {path:?}: {e}")))
 }

@@ -40,7 +40,7 @@ async fn checkpoint(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 async fn tile(State(state): State<AppState>, Path(path): Path<String>) -> ApiResult<Response> {
-    let tile = parse_tile(&format!("tile/{path}"))?;
+    let tile = parse_tile(&path)?;
     match state.log_tile(&tile).await? {
         Tile::Bytes(bytes) => {
             let mut r = (StatusCode::OK, bytes).into_response();

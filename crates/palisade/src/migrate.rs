@@ -50,5 +50,9 @@ pub async fn run(core: &Core, args: MigrateArgs, quiet: bool) -> anyhow::Result<
         summary.bytes,
         if args.storage.is_some() { " and storage" } else { "" }
     );
+    eprintln!(
+        "the transparency log's signing key is not in the database: give every node the key this instance signs with \
+         (its log-signing.key, or PALISADE_TRANSPARENCY_KEY set to what `palisade log key --private` prints)"
+    );
     Ok(())
 }

@@ -305,7 +305,7 @@ fn keys_from_defaults_and_env_vars_are_every_key() {
             ("attestations.custom_issuers", "certificate_issuer"),
             ("attestations.custom_issuers", "claims"),
         ]
-            .map(|(s, k)| (s.into(), k.into())),
+        .map(|(s, k)| (s.into(), k.into())),
     );
     let all: BTreeSet<(String, String)> = all_keys().into_iter().map(|(s, k)| (s.to_string(), k.to_string())).collect();
     assert_eq!(derived, all);
@@ -438,7 +438,8 @@ fn example_file_is_in_sync() {
         let line = line.trim();
         // A table header commented out (an example to copy) opens its section too.
         let uncommented = line.trim_start_matches('#').trim_start();
-        let line = if uncommented.starts_with('[') && uncommented.ends_with(']') && !uncommented.contains(' ') { uncommented } else { line };
+        let line =
+            if uncommented.starts_with('[') && uncommented.ends_with(']') && !uncommented.contains(' ') { uncommented } else { line };
         if line.starts_with('[') {
             section = line.trim_matches(['[', ']']).to_string();
             // `[[disclosure.partners]]` shows the key `partners` of `[disclosure]`.

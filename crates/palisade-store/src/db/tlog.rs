@@ -23,13 +23,30 @@ fn word(s: &str) -> String {
     s.chars().map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c }).collect()
 }
 
-/// How the log names an actor: a user as `user:NAME`; the names callers use for trusted
-/// publishers (`publisher:ID`), the console and the system as they are.
+/// How the log names an actor: a user as `user:NAME`, the administrator's CLI as
+/// `cli:OPERATOR` (the account that ran it), trusted publishers as their callers name them.
 pub(crate) fn actor(name: &str) -> String {
-    if name.starts_with("publisher:") || name.starts_with("github:") || name.starts_with("gitlab:") || name.starts_with("oidc:") {
+    if let Some(operator) = name.strip_prefix("admin-cli (").and_then(|n| n.strip_suffix(')')) {
+        format!("cli:{}", word(operator))
+    } else if name.starts_with("publisher:") || name.starts_with("github:") || name.starts_with("gitlab:") || name.starts_with("oidc:") {
         word(name)
     } else {
         format!("user:{}", word(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{actor, word};
+
+    #[test]
+    fn actors_and_words() {
+        assert_eq!(actor("alice"), "user:alice");
+        assert_eq!(actor("admin-cli (root)"), "cli:root");
+        assert_eq!(actor("publisher:7"), "publisher:7");
+        assert_eq!(actor("github:o/r/release.yml#3"), "github:o/r/release.yml#3");
+        assert_eq!(word("two words\nand a line"), "two_words_and_a_line");
+        assert_eq!(word(""), "-");
     }
 }
 
@@ -160,6 +177,11 @@ impl Db {
             .execute(&self.writer)
             .await?;
         Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_one(&self.writer).await?)
+    }
+
+    /// A log setting as stored, if it is.
+    pub async fn log_setting_stored(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&self.writer).await?)
     }
 
     /// Every checkpoint's size and root, oldest first (for the audit).
