@@ -312,9 +312,12 @@ def test_a_project_may_require_attestations(srv, owner, clients, tmp_path):
     assert "requires a valid PEP 740 attestation" in flat(proc), clients.describe(proc)
     assert w2.name not in srv.project_files(project)
 
-    # The owner turns it off through the API (a malformed body is a 400), and the upload goes through.
-    assert srv.api("PUT", f"/api/projects/{project}/settings", owner.token, json={"require_attestations": "yes"}).status_code == 400
-    r = srv.api("PUT", f"/api/projects/{project}/settings", owner.token, json={"require_attestations": False})
+    # The owner turns it off through the API, with a login session: a token may read the setting
+    # but not lift it (a leaked token must not unlock itself). A malformed body is a 400.
+    session = srv.accounts["owner"]["session"]
+    assert srv.api("PUT", f"/api/projects/{project}/settings", owner.token, json={"require_attestations": False}).status_code == 403
+    assert srv.api("PUT", f"/api/projects/{project}/settings", session, json={"require_attestations": "yes"}).status_code == 400
+    r = srv.api("PUT", f"/api/projects/{project}/settings", session, json={"require_attestations": False})
     assert r.status_code == 200 and r.json()["require_attestations"] is False, r.text
     clients.twine_upload(srv, owner.token, w2)
     srv.cli("project", "require-attestations", project, "--off")

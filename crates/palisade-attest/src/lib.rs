@@ -9,16 +9,17 @@
 //! 1. **format**: version 1, the object's fields, the statement's shape and predicate type;
 //! 2. **trust root**: the entry's log and the certificate's chain belong to the configured
 //!    Sigstore trust root (never one named by the upload);
-//! 3. **transparency entry**: a Rekor v1 entry with its inclusion proof, checkpoint and promise,
+//! 3. **signature**: the DSSE signature over the statement, with the certificate's key;
+//! 4. **transparency entry**: a Rekor v1 entry with its inclusion proof, checkpoint and promise,
 //!    and the certificate valid at the entry's integrated time;
-//! 4. **signature**: the DSSE signature over the statement, with the certificate's key;
 //! 5. **subject**: exactly one, naming the uploaded file (compared by parsing both names) with
 //!    its sha256;
 //! 6. **identity**: the certificate's issuer and CI claims name the expected trusted publisher.
 //!
-//! Steps 2 to 4 are Sigstore's own verification (`sigstore-verify`), which checks the chain before
-//! the log entry and the log entry before the signature; this crate adds the PEP 740 rules around
-//! it. [`check_set`] applies the rules that span the attestations of one upload.
+//! Steps 2 to 4 are Sigstore's own verification (`sigstore-verify`), which checks the log entry
+//! before the signature: when it refuses the log entry, the check is run again without it, so that
+//! a bad chain or signature is named first. This crate adds the PEP 740 rules around it.
+//! [`check_set`] applies the rules that span the attestations of one upload.
 //!
 //! The crate is pure: no network, no clock (certificates are judged at the log's integrated
 //! time), no database. Trust roots are passed in ([`TrustRoot`]).
@@ -38,8 +39,8 @@ use std::fmt;
 pub enum Stage {
     Format,
     TrustRoot,
-    Transparency,
     Signature,
+    Transparency,
     Subject,
     Identity,
 }

@@ -117,7 +117,24 @@ impl Verifier {
         // digest, so that the subject is judged below, with a message of its own.
         let digest = Sha256Hash::from_hex(&parsed.statement.subject_sha256)
             .map_err(|_| Refusal::new(Stage::Subject, "the statement's subject sha256 is not a sha256"))?;
-        let result = self.inner.verify(digest, &bundle, &VerificationPolicy::any_identity()).map_err(|e| self.refusal(e))?;
+        let result = match self.inner.verify(digest, &bundle, &VerificationPolicy::any_identity()) {
+            Ok(r) => r,
+            Err(e) => {
+                let refusal = self.refusal(e);
+                // Sigstore checks the log entry before the signature; the refusal names the
+                // signature first when both are wrong (the log entry's time still dates the
+                // certificate: the inclusion promise is checked either way).
+                if refusal.stage == Stage::Transparency
+                    && let Err(e) = self.inner.verify(digest, &bundle, &VerificationPolicy::any_identity().skip_tlog_unsafe())
+                {
+                    let first = self.refusal(e);
+                    if matches!(first.stage, Stage::TrustRoot | Stage::Signature) {
+                        return Err(first);
+                    }
+                }
+                return Err(refusal);
+            }
+        };
         if !result.tlog_verified() || !result.certificate_verified() {
             return Err(Refusal::new(Stage::Transparency, "the transparency entry or certificate was not verified"));
         }

@@ -142,6 +142,8 @@ impl crate::Core {
         }
         let verifier = self.attestations.verifier.clone();
         let (filename, sha256) = (filename.to_owned(), sha256.to_owned());
+        let count = list.len();
+        let started = std::time::Instant::now();
         let checked = tokio::task::spawn_blocking(move || -> std::result::Result<Vec<_>, palisade_attest::Refusal> {
             let mut out = Vec::with_capacity(list.len());
             for value in list {
@@ -153,8 +155,15 @@ impl crate::Core {
             Ok(out)
         })
         .await
-        .map_err(internal)?
-        .map_err(refused)?;
+        .map_err(internal)?;
+        // The time the checks took, for operators (and bench/provenance.py).
+        let duration_us = started.elapsed().as_micros() as u64;
+        let outcome = match &checked {
+            Ok(_) => "verified",
+            Err(r) => r.stage.as_str(),
+        };
+        tracing::info!(project.name = %normalized, count, duration_us, outcome, "attestations checked");
+        let checked = checked.map_err(refused)?;
         Ok(checked
             .into_iter()
             .map(|(v, value)| NewAttestation {

@@ -6,7 +6,7 @@
 //! - `POST /api/projects/{p}/releases/{v}/yank|unyank` (maintainers and owners)
 //! - `DELETE /api/projects/{p}/files/{filename}` (owners)
 //! - `GET /api/projects/{p}/events` (owners)
-//! - `GET|PUT /api/projects/{p}/settings` (owners): `{"require_attestations": bool}`
+//! - `GET|PUT /api/projects/{p}/settings` (owners; `PUT` with a login session): `{"require_attestations": bool}`
 //! - `GET|POST /api/account/pending-publishers`, `DELETE /api/account/pending-publishers/{id}`
 //!   (publishers that may create a new project, until they expire; a session of their registrant)
 
@@ -66,8 +66,11 @@ struct SettingsBody {
     require_attestations: bool,
 }
 
+/// Changing them takes a login session, as roles and publishers do: a leaked token must not be
+/// able to lift the attestation requirement that stops it from publishing.
 pub async fn set_settings(State(state): State<AppState>, caller: Caller, Path(name): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
     let (p, project) = caller.on_project(&state, &name, Action::Manage).await?;
+    require_session(&p)?;
     let body: SettingsBody = json_body(&body)?;
     admin::set_require_attestations(&state, &Actor::of(&p, &caller.client), &project, body.require_attestations).await?;
     let project = state.db.project(&project.normalized).await.map_err(internal)?.ok_or_else(|| not_found("project"))?;

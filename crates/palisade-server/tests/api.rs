@@ -569,6 +569,9 @@ async fn authorization_matrix() {
         ("remove a trusted publisher", [A, F, F, F, F, F, F, F, O, O]),
         ("remove a file", [A, F, F, O, O, F, F, F, O, O]),
         ("read the project's events", [A, F, F, O, O, F, F, F, O, O]),
+        ("read the project's settings", [A, F, F, O, O, F, F, F, O, O]),
+        // Lifting the attestation requirement would let a leaked token publish unattested.
+        ("change the project's settings", [A, F, F, F, F, F, F, F, O, O]),
         // Authorized administrators get past the check to a 404: there is nothing to release.
         ("release a quarantined file", [A, F, F, F, S::NOT_FOUND, F, F, F, F, S::NOT_FOUND]),
         ("create an API token (needs a session)", [A, F, F, F, F, F, F, F, C, C]),
@@ -615,6 +618,10 @@ async fn authorization_matrix() {
                     api(&app, "DELETE", &format!("/api/projects/demo/files/{f}"), *token).await
                 }
                 "read the project's events" => api(&app, "GET", "/api/projects/demo/events", *token).await,
+                "read the project's settings" => api(&app, "GET", "/api/projects/demo/settings", *token).await,
+                "change the project's settings" => {
+                    api_json(&app, "PUT", "/api/projects/demo/settings", *token, serde_json::json!({"require_attestations": false})).await
+                }
                 "release a quarantined file" => api(&app, "POST", "/api/quarantine/demo-9.9-py3-none-any.whl/release", *token).await,
                 "create an API token (needs a session)" => {
                     api_json(&app, "POST", "/api/account/tokens", *token, serde_json::json!({"projects": ["demo"], "actions": ["upload"]}))

@@ -513,3 +513,79 @@ async fn jobs_are_claimed_once_retried_and_failed_after_their_attempts() {
     assert_eq!(db.jobs(Some("queued"), 10).await.unwrap().len(), 1);
     assert!(db.claim_job("w5", minute, None).await.unwrap().is_some(), "moved earlier: due now");
 }
+
+/// The transparency log: each change is one entry, in order, in its own transaction; the
+/// sequencer's checkpoints hash to what the entries give, and sequencers running at once (as
+/// several nodes do) sign each size once, never two roots for one size.
+#[tokio::test]
+async fn the_log_records_changes_and_checkpoints_agree_under_concurrent_sequencers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = open_test(dir.path()).await;
+    let blobs = BlobStore::open(dir.path()).unwrap();
+    let alice = db.create_user("alice", false, None, false, None).await.unwrap();
+    let sign = |size: u64, root: palisade_tlog::Hash| -> Result<String, String> { Ok(format!("test\n{size}\n{}\n", root.to_base64())) };
+    // A new log gets its first, empty checkpoint.
+    let first = db.integrate_log(10, &sign).await.unwrap().expect("an empty checkpoint");
+    assert_eq!((first.size, first.root), (0, palisade_tlog::Hash::EMPTY));
+
+    publish(&db, &blobs, &new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
+    // The identical re-upload changes nothing, and logs nothing.
+    publish(&db, &blobs, &new_file("demo-1.0-py3-none-any.whl", "s1", &alice)).await.unwrap();
+    db.set_yanked("demo", "1.0", None, true, Some("broken"), "alice").await.unwrap();
+    db.remove_file(&blobs, "demo-1.0-py3-none-any.whl", "admin-cli (root)").await.unwrap();
+    let entries = db.log_entries(0, 10).await.unwrap();
+    let texts: Vec<&str> = entries.iter().map(|e| e.entry.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "pypi publish demo 1.0 demo-1.0-py3-none-any.whl sha256:s1 by user:alice",
+            "pypi yank demo 1.0 * by user:alice",
+            "pypi remove demo demo-1.0-py3-none-any.whl sha256:s1 by cli:root",
+        ]
+    );
+    assert_eq!(db.log_entry_for_file("demo-1.0-py3-none-any.whl").await.unwrap().unwrap().idx, 0);
+
+    for i in 0..20 {
+        db.set_status("demo", if i % 2 == 0 { "deprecated" } else { "active" }, None, "alice").await.unwrap();
+    }
+    // Four sequencers at once, a few entries at a time.
+    let runs = (0..4).map(|_| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut made = Vec::new();
+            while let Some(c) = db.integrate_log(3, &sign).await.unwrap() {
+                made.push((c.size, c.root));
+            }
+            made
+        })
+    });
+    let mut signed: Vec<(u64, palisade_tlog::Hash)> = Vec::new();
+    for r in runs {
+        signed.extend(r.await.unwrap());
+    }
+    signed.sort_by_key(|(size, _)| *size);
+    let sizes: Vec<u64> = signed.iter().map(|(s, _)| *s).collect();
+    let mut unique = sizes.clone();
+    unique.dedup();
+    assert_eq!(sizes, unique, "a size was signed twice");
+    assert_eq!(db.latest_checkpoint().await.unwrap().unwrap().size, 23);
+
+    // Every checkpoint's root is the one the entries give, recomputed from scratch.
+    let all = db.log_entries(0, 23).await.unwrap();
+    let mut hashes = std::collections::HashMap::new();
+    let mut roots = vec![palisade_tlog::Hash::EMPTY];
+    for (n, e) in all.iter().enumerate() {
+        let first = palisade_tlog::stored_hash_index(0, n as u64);
+        for (i, h) in palisade_tlog::append(n as u64, e.entry.as_bytes(), &hashes).unwrap().into_iter().enumerate() {
+            hashes.insert(first + i as u64, h);
+        }
+        roots.push(palisade_tlog::tree_hash(n as u64 + 1, &hashes).unwrap());
+    }
+    for (size, root) in db.checkpoints().await.unwrap() {
+        assert_eq!(root, roots[size as usize], "checkpoint {size}");
+    }
+    // The stored hashes are the recomputed ones, and serve a proof that checks.
+    let needs = palisade_tlog::inclusion_needs(5, 23);
+    let proof = palisade_tlog::inclusion_proof(5, 23, &db.log_hashes(&needs).await.unwrap()).unwrap();
+    palisade_tlog::check_inclusion(&proof, 23, roots[23], 5, all[5].entry.as_bytes()).unwrap();
+}
