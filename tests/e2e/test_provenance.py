@@ -35,6 +35,10 @@ GITLAB_PROJECT = "facutuesca/gitlab-oidc-project"
 STAGING_WHEEL = "rfc8785-0.1.2-py3-none-any.whl"
 REFUSED = "Invalid attestations supplied during upload"
 INTEGRITY = "application/vnd.pypi.integrity.v1+json"
+# The immutable ids GitHub gave the fixture's owner and repository (its certificate's Source
+# Repository Owner Identifier and Source Repository Identifier): the local issuer's job tokens
+# carry them, since a publisher binds the ids of its first token and attestations must match.
+REPO_IDS = {"repository_owner_id": "2314423", "repository_id": "772247423"}
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +123,7 @@ def attested_project(srv, owner, issuers):
 
 
 def test_real_attestations_are_accepted_served_and_verify_with_pypi_attestations(srv, attested_project, issuers, clients, tmp_path):
-    token = minted(srv, issuers.gh.sign(github_claims(issuers.gh, REPO)))
+    token = minted(srv, issuers.gh.sign(github_claims(issuers.gh, REPO, **REPO_IDS)))
     path = staged(tmp_path, SDIST, {"publish": "pypi_attestations-0.0.19.tar.gz.publish.attestation",
                                     "slsa": "pypi_attestations-0.0.19.tar.gz.slsa.attestation"})
     twine_attested(clients, srv, token, path, check=True)
@@ -245,7 +249,7 @@ def assert_nothing_stored(srv: Server) -> None:
 )
 def test_a_bad_attestation_refuses_the_whole_upload(refusing, issuers, clients, tmp_path, case, attestations, fragments):
     files = {suffix: tampered(*spec) if isinstance(spec, tuple) else spec for suffix, spec in attestations.items()}
-    token = minted(refusing, issuers.gh.sign(github_claims(issuers.gh, REPO)))
+    token = minted(refusing, issuers.gh.sign(github_claims(issuers.gh, REPO, **REPO_IDS)))
     refused(clients, refusing, token, staged(tmp_path, SDIST, files), *fragments)
     assert_nothing_stored(refusing)
 
@@ -253,7 +257,7 @@ def test_a_bad_attestation_refuses_the_whole_upload(refusing, issuers, clients, 
 def test_a_subject_digest_for_another_file_is_refused(refusing, issuers, clients, tmp_path):
     """The real attestation of the sdist, sent with another file of that name: the signature and
     the log entry verify, the subject's sha256 does not."""
-    token = minted(refusing, issuers.gh.sign(github_claims(issuers.gh, REPO)))
+    token = minted(refusing, issuers.gh.sign(github_claims(issuers.gh, REPO, **REPO_IDS)))
     impostor = SdistBuilder("pypi_attestations", "0.0.19").build(tmp_path)
     folder = tmp_path / "impostor"
     folder.mkdir()
@@ -272,8 +276,21 @@ def test_a_publisher_for_another_repository_is_refused_on_identity(refusing, iss
     assert_nothing_stored(refusing)
 
 
+def test_a_recreated_repository_of_the_same_name_is_refused(make_server, issuers, clients, tmp_path):
+    """A publisher binds the ids of its first job. Here that job came from a re-created
+    `trailofbits/pypi-attestations` (other ids); the real certificate names the original
+    repository's ids, so its attestation is refused on identity."""
+    srv = make_server({"PALISADE_OIDC_GITHUB_ISSUER": issuers.gh.url, "PALISADE_OIDC_ALLOW_INSECURE_LOOPBACK": "true"})
+    srv.create_user("owner")
+    srv.cli("publisher", "add", "pypi-attestations", "--github", REPO, "--workflow", "release.yml", "--owner", "owner")
+    token = minted(srv, issuers.gh.sign(github_claims(issuers.gh, REPO, repository_owner_id="1", repository_id="2")))
+    path = staged(tmp_path, SDIST, {"publish": f"{SDIST}.publish.attestation"})
+    refused(clients, srv, token, path, "identity:", "source_repository_owner_identifier")
+    assert_nothing_stored(srv)
+
+
 def test_a_staging_signature_fails_on_the_trust_root(refusing, issuers, clients, tmp_path):
-    token = minted(refusing, issuers.gh.sign(github_claims(issuers.gh, REPO)))
+    token = minted(refusing, issuers.gh.sign(github_claims(issuers.gh, REPO, **REPO_IDS)))
     path = staged(tmp_path, STAGING_WHEEL, {"publish": f"{STAGING_WHEEL}.publish.attestation"})
     refused(clients, refusing, token, path, "trust root:", "public-good")
     assert refusing.project_files("rfc8785") == {}
@@ -330,6 +347,11 @@ def test_an_api_token_upload_is_attested_by_a_registered_publisher(refusing, cli
     token = refusing.create_token("owner")
     first = WheelBuilder("pypi-attestations", "0.0.1").build(tmp_path)
     clients.twine_upload(refusing, token, first)
+    # The pending publishers were for creating the project: once a user created it, only the
+    # project's own registered publishers count (as on PyPI, pending ones are then skipped).
+    path = staged(tmp_path, SDIST, {"publish": f"{SDIST}.publish.attestation"})
+    refused(clients, refusing, token, path, "identity:", "no trusted publisher")
+    refusing.cli("publisher", "add", "pypi-attestations", "--github", REPO, "--workflow", "release.yml")
     refusing.cli("project", "require-attestations", "pypi-attestations")
     # Without attestations, under the requirement: refused.
     bare = tmp_path / "bare"
@@ -337,7 +359,6 @@ def test_an_api_token_upload_is_attested_by_a_registered_publisher(refusing, cli
     shutil.copy(FIXTURES / SDIST, bare / SDIST)
     proc = clients.twine_upload(refusing, token, bare / SDIST, check=False)
     assert "requires a valid PEP 740 attestation" in flat(proc), clients.describe(proc)
-    path = staged(tmp_path, SDIST, {"publish": f"{SDIST}.publish.attestation"})
     twine_attested(clients, refusing, token, path, check=True)
     r = provenance(refusing, "pypi-attestations", "0.0.19", SDIST)
     assert r.status_code == 200, r.text

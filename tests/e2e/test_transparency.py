@@ -185,6 +185,27 @@ def test_palisade_log_verify_checks_signature_consistency_and_files(srv, palisad
     proc = verify(stranger, check=False)
     assert "NOT IN LOG" in proc.stdout and "SECURITY ERROR" not in proc.stderr, proc.stdout + proc.stderr
 
+    # Offline, with the proof the uploader kept: no server needed.
+    r = srv.get(f"/log/proof/{w.name}")
+    assert r.status_code == 200, r.text
+    proof = tmp_path / "verified.tlog-proof"
+    proof.write_text(r.text)
+    offline = subprocess.run([str(palisade_bin), "log", "verify", "--key", vkey, "--proof", str(proof), str(w)],
+                             capture_output=True, text=True, timeout=60)
+    assert offline.returncode == 0 and f"OK {w}: published by entry" in offline.stdout, offline.stdout + offline.stderr
+    forged = tmp_path / "forged.tlog-proof"
+    forged.write_text(r.text.replace("\nindex ", "\nindex 1", 1))
+    offline = subprocess.run([str(palisade_bin), "log", "verify", "--key", vkey, "--proof", str(forged)],
+                             capture_output=True, text=True, timeout=60)
+    assert offline.returncode == 1 and "SECURITY ERROR" in offline.stderr, offline.stdout + offline.stderr
+
+    # A file removed since it was published is no longer served: verify says so.
+    gone, _ = upload(srv, "verified", "1.2", tmp_path)
+    srv.cli("remove-file", gone.name)
+    settled(srv, log_len(srv))
+    proc = verify(gone, check=False)
+    assert f"NOT SERVED {gone}" in proc.stdout and "pypi remove verified" in proc.stdout, proc.stdout + proc.stderr
+
     # Another key: the checkpoint is forged as far as this user knows.
     other = Server(palisade_bin, tmp_path / "other", "transparency-other", SEQUENCE).start()
     try:

@@ -133,8 +133,17 @@ impl Signer {
 /// Fulcio records for its kind (configured apart from the issuer that mints upload tokens).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expected {
-    /// A GitHub Actions workflow: `OWNER/REPO` and the workflow file name.
-    Github { certificate_issuer: String, repository: String, workflow: String, environment: Option<String> },
+    /// A GitHub Actions workflow: `OWNER/REPO` and the workflow file name, and the immutable
+    /// owner and repository ids once the publisher has bound them (against a re-created account
+    /// or repository of the same name).
+    Github {
+        certificate_issuer: String,
+        repository: String,
+        workflow: String,
+        environment: Option<String>,
+        owner_id: Option<String>,
+        repository_id: Option<String>,
+    },
     /// A GitLab CI/CD pipeline: `NAMESPACE/PROJECT` on the instance at `certificate_issuer`, and
     /// the CI configuration file's path.
     Gitlab { certificate_issuer: String, project: String, ci_config_path: String, environment: Option<String> },
@@ -162,14 +171,24 @@ impl Expected {
         }
         let claim = |f: ClaimField| signer.get(f).ok_or_else(|| format!("the certificate carries no {}", f.name()));
         match self {
-            Expected::Github { repository, workflow, environment, .. } => {
+            Expected::Github { repository, workflow, environment, owner_id, repository_id, .. } => {
                 let want = format!("https://github.com/{repository}");
                 let got = claim(ClaimField::SourceRepositoryUri)?;
                 if !got.eq_ignore_ascii_case(&want) {
                     return Err(format!("signed in repository {got:?}, not {want:?}"));
                 }
+                for (bound, field) in
+                    [(owner_id, ClaimField::SourceRepositoryOwnerIdentifier), (repository_id, ClaimField::SourceRepositoryIdentifier)]
+                {
+                    if let Some(bound) = bound {
+                        let got = claim(field)?;
+                        if got != bound {
+                            return Err(format!("{} is {got:?}, not the {bound:?} the publisher is bound to", field.name()));
+                        }
+                    }
+                }
                 let config = claim(ClaimField::BuildConfigUri)?;
-                built_from(config, &format!("{want}/.github/workflows/{workflow}"), signer)?;
+                built_from(config, &want, &format!("/.github/workflows/{workflow}"), signer)?;
                 check_environment(environment.as_deref(), signer)
             }
             Expected::Gitlab { certificate_issuer, project, ci_config_path, environment } => {
@@ -180,7 +199,7 @@ impl Expected {
                     return Err(format!("signed in project {got:?}, not {want:?}"));
                 }
                 let config = claim(ClaimField::BuildConfigUri)?;
-                built_from(config, &format!("{want}//{ci_config_path}"), signer)?;
+                built_from(config, &want, &format!("//{ci_config_path}"), signer)?;
                 check_environment(environment.as_deref(), signer)
             }
             Expected::Custom { claims, .. } => {
@@ -199,24 +218,23 @@ impl Expected {
     }
 }
 
-/// The build configuration must be `config` at the ref or the commit the certificate names.
-fn built_from(got: &str, config: &str, signer: &Signer) -> Result<(), String> {
+/// The build configuration must be `repo` + `path` at the ref or the commit the certificate
+/// names. Owner and repository (or project) names are case-insensitive; the path and the ref are
+/// compared exactly, as the token exchange compares them.
+fn built_from(got: &str, repo: &str, path: &str, signer: &Signer) -> Result<(), String> {
     let candidates = [ClaimField::SourceRepositoryRef, ClaimField::SourceRepositoryDigest];
-    let matched = candidates.iter().filter_map(|f| signer.get(*f)).any(|r| {
-        let want = format!("{config}@{r}");
-        // Owner and repository names are case-insensitive; the path and ref are not.
-        got.len() == want.len()
-            && got.get(..config.len()).is_some_and(|head| head.eq_ignore_ascii_case(config))
-            && got[config.len()..] == want[config.len()..]
-    });
-    if matched { Ok(()) } else { Err(format!("built by {got:?}, not by {config:?} at the certificate's ref or commit")) }
+    let matched = got.get(..repo.len()).is_some_and(|head| head.eq_ignore_ascii_case(repo))
+        && candidates.iter().filter_map(|f| signer.get(*f)).any(|r| got[repo.len()..] == format!("{path}@{r}"));
+    if matched { Ok(()) } else { Err(format!("built by {got:?}, not by \"{repo}{path}\" at the certificate's ref or commit")) }
 }
 
-/// A publisher bound to an environment accepts a certificate naming another one; one naming none
-/// (older certificates) is accepted, as PyPI does.
+/// A publisher bound to an environment needs a certificate naming that environment (compared
+/// without case, as the token exchange does); a certificate naming none is refused for it.
 fn check_environment(want: Option<&str>, signer: &Signer) -> Result<(), String> {
     match (want, signer.get(ClaimField::DeploymentEnvironment)) {
-        (Some(w), Some(g)) if !w.eq_ignore_ascii_case(g) => Err(format!("signed in environment {g:?}, not {w:?}")),
-        _ => Ok(()),
+        (None, _) => Ok(()),
+        (Some(w), Some(g)) if w.eq_ignore_ascii_case(g) => Ok(()),
+        (Some(w), Some(g)) => Err(format!("signed in environment {g:?}, not {w:?}")),
+        (Some(w), None) => Err(format!("the certificate names no deployment environment; the publisher requires {w:?}")),
     }
 }

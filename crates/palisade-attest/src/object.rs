@@ -53,6 +53,9 @@ pub struct Statement {
 /// An attestation read and checked for shape, ready for Sigstore's verification.
 pub(crate) struct Parsed {
     pub statement: Statement,
+    /// What is wrong with the statement's subject, if anything: reported at the subject stage,
+    /// after the signature and the log entry, as the stages are ordered.
+    pub subject_problem: Option<Refusal>,
     /// The Sigstore bundle v0.3 JSON built from the attestation.
     pub bundle_json: String,
 }
@@ -114,7 +117,7 @@ pub(crate) fn parse(value: &Value) -> Result<Parsed, Refusal> {
     if statement_bytes.len() > MAX_STATEMENT_BYTES {
         return Err(format(format!("the statement is larger than {MAX_STATEMENT_BYTES} bytes")));
     }
-    let statement = read_statement(&statement_bytes)?;
+    let (statement, subject_problem) = read_statement(&statement_bytes)?;
     let bundle = json!({
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
         "verificationMaterial": { "certificate": { "rawBytes": certificate }, "tlogEntries": entries },
@@ -124,7 +127,7 @@ pub(crate) fn parse(value: &Value) -> Result<Parsed, Refusal> {
             "signatures": [{ "sig": signature }],
         },
     });
-    Ok(Parsed { statement, bundle_json: bundle.to_string() })
+    Ok(Parsed { statement, subject_problem, bundle_json: bundle.to_string() })
 }
 
 /// Rekor v2 entries carry no integrated time, and a version 1 attestation has no field for the
@@ -150,8 +153,10 @@ fn check_entry_kind(entry: &Value) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Reads the in-toto statement PEP 740 allows: one subject, a sha256, a known predicate type.
-pub fn read_statement(bytes: &[u8]) -> Result<Statement, Refusal> {
+/// Reads the in-toto statement PEP 740 allows: one subject, a sha256, a known predicate type. A
+/// problem with the subject comes back beside the statement (whose subject is then empty), to be
+/// reported at its own stage.
+pub fn read_statement(bytes: &[u8]) -> Result<(Statement, Option<Refusal>), Refusal> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| format(format!("the statement is not JSON: {e}")))?;
     let map = value.as_object().ok_or_else(|| format("the statement is not a JSON object"))?;
     match map.get("_type").and_then(Value::as_str) {
@@ -159,19 +164,10 @@ pub fn read_statement(bytes: &[u8]) -> Result<Statement, Refusal> {
         other => return Err(format(format!("the statement's _type is {other:?}, not {STATEMENT_TYPE:?}"))),
     }
     let subjects = map.get("subject").and_then(Value::as_array).ok_or_else(|| format("the statement has no subject list"))?;
-    let [subject] = subjects.as_slice() else {
-        return Err(Refusal::new(Stage::Subject, format!("the statement has {} subjects; exactly one is allowed", subjects.len())));
+    let subject = match subjects.as_slice() {
+        [one] => read_subject(one),
+        many => Err(Refusal::new(Stage::Subject, format!("the statement has {} subjects; exactly one is allowed", many.len()))),
     };
-    let subject_name = subject.get("name").and_then(Value::as_str).ok_or_else(|| format("the statement's subject has no name"))?.to_owned();
-    let subject_sha256 = subject
-        .get("digest")
-        .and_then(|d| d.get("sha256"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| Refusal::new(Stage::Subject, "the statement's subject has no sha256 digest"))?
-        .to_owned();
-    if subject_sha256.len() != 64 || !subject_sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-        return Err(Refusal::new(Stage::Subject, "the statement's subject sha256 is not 64 lowercase hex digits"));
-    }
     let uri = map.get("predicateType").and_then(Value::as_str).ok_or_else(|| format("the statement has no predicateType"))?;
     let predicate_type = PredicateType::parse(uri).ok_or_else(|| {
         format(format!(
@@ -187,5 +183,26 @@ pub fn read_statement(bytes: &[u8]) -> Result<Statement, Refusal> {
             Some(_) => return Err(format("the publish predicate must be empty ({} or null)")),
         }
     }
-    Ok(Statement { subject_name, subject_sha256, predicate_type })
+    Ok(match subject {
+        Ok((subject_name, subject_sha256)) => (Statement { subject_name, subject_sha256, predicate_type }, None),
+        Err(problem) => (Statement { subject_name: String::new(), subject_sha256: String::new(), predicate_type }, Some(problem)),
+    })
+}
+
+fn read_subject(subject: &Value) -> Result<(String, String), Refusal> {
+    let name = subject
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Refusal::new(Stage::Subject, "the statement's subject has no name"))?
+        .to_owned();
+    let sha256 = subject
+        .get("digest")
+        .and_then(|d| d.get("sha256"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| Refusal::new(Stage::Subject, "the statement's subject has no sha256 digest"))?
+        .to_owned();
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        return Err(Refusal::new(Stage::Subject, "the statement's subject sha256 is not 64 lowercase hex digits"));
+    }
+    Ok((name, sha256))
 }

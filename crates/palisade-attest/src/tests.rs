@@ -26,6 +26,7 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 const SDIST: &str = "pypi_attestations-0.0.19.tar.gz";
+const REPO_FIXTURE: &str = "trailofbits/pypi-attestations";
 
 fn github(repository: &str, workflow: &str) -> Expected {
     Expected::Github {
@@ -33,6 +34,8 @@ fn github(repository: &str, workflow: &str) -> Expected {
         repository: repository.into(),
         workflow: workflow.into(),
         environment: None,
+        owner_id: None,
+        repository_id: None,
     }
 }
 
@@ -138,6 +141,44 @@ fn another_repository_or_workflow_is_refused_on_identity() {
 }
 
 #[test]
+fn the_workflow_path_is_exact_and_bound_ids_and_environments_must_match() {
+    let sha = sha256(&fixture(SDIST));
+    let att = attestation("pypi_attestations-0.0.19.tar.gz.publish.attestation");
+    // Owner and repository names are case-insensitive; the workflow file's name is not.
+    verifier().verify(&att, SDIST, &sha, &[github("TrailOfBits/PyPI-Attestations", "release.yml")]).unwrap();
+    let r = refuse(&att, SDIST, &sha, &[github(REPO_FIXTURE, "Release.yml")]);
+    assert_eq!(r.stage, Stage::Identity, "{r}");
+    let v = verifier().verify(&att, SDIST, &sha, &[trailofbits()]).unwrap();
+    let owner = v.signer.get(ClaimField::SourceRepositoryOwnerIdentifier).unwrap().to_owned();
+    let repo = v.signer.get(ClaimField::SourceRepositoryIdentifier).unwrap().to_owned();
+    let bound = |owner_id: &str, repository_id: &str, environment: Option<&str>| Expected::Github {
+        certificate_issuer: "https://token.actions.githubusercontent.com".into(),
+        repository: REPO_FIXTURE.into(),
+        workflow: "release.yml".into(),
+        environment: environment.map(str::to_owned),
+        owner_id: Some(owner_id.into()),
+        repository_id: Some(repository_id.into()),
+    };
+    verifier().verify(&att, SDIST, &sha, &[bound(&owner, &repo, None)]).unwrap();
+    // A re-created repository of the same name has other ids.
+    let r = refuse(&att, SDIST, &sha, &[bound(&owner, "1", None)]);
+    assert!(r.message.contains("source_repository_identifier"), "{r}");
+    let r = refuse(&att, SDIST, &sha, &[bound("1", &repo, None)]);
+    assert!(r.message.contains("source_repository_owner_identifier"), "{r}");
+    // A publisher bound to an environment needs the certificate to name it.
+    match v.signer.get(ClaimField::DeploymentEnvironment).map(str::to_owned) {
+        Some(env) => {
+            verifier().verify(&att, SDIST, &sha, &[bound(&owner, &repo, Some(&env.to_uppercase()))]).unwrap();
+            assert_eq!(refuse(&att, SDIST, &sha, &[bound(&owner, &repo, Some("elsewhere"))]).stage, Stage::Identity);
+        }
+        None => {
+            let r = refuse(&att, SDIST, &sha, &[bound(&owner, &repo, Some("pypi"))]);
+            assert!(r.message.contains("no deployment environment"), "{r}");
+        }
+    }
+}
+
+#[test]
 fn another_file_is_refused_on_the_subject() {
     let sha = sha256(&fixture(SDIST));
     let att = attestation("pypi_attestations-0.0.19.tar.gz.publish.attestation");
@@ -176,6 +217,24 @@ fn a_tampered_inclusion_proof_is_refused_on_the_transparency_entry() {
     *hashes = Value::String(STANDARD.encode(h));
     let r = refuse(&att, SDIST, &sha, &[trailofbits()]);
     assert_eq!(r.stage, Stage::Transparency, "{r}");
+}
+
+#[test]
+fn a_bad_signature_is_named_before_a_bad_log_entry() {
+    // Sigstore checks the log entry first; the refusal still names the signature, as the stages
+    // are ordered.
+    let sha = sha256(&fixture(SDIST));
+    let mut att = attestation("pypi_attestations-0.0.19.tar.gz.publish.attestation");
+    let hash = &mut att["verification_material"]["transparency_entries"][0]["inclusionProof"]["hashes"][0];
+    let mut h = STANDARD.decode(hash.as_str().unwrap()).unwrap();
+    h[0] ^= 0x80;
+    *hash = Value::String(STANDARD.encode(h));
+    let mut sig = STANDARD.decode(att["envelope"]["signature"].as_str().unwrap()).unwrap();
+    let last = sig.len() - 3;
+    sig[last] ^= 1;
+    att["envelope"]["signature"] = Value::String(STANDARD.encode(&sig));
+    let r = refuse(&att, SDIST, &sha, &[trailofbits()]);
+    assert_eq!(r.stage, Stage::Signature, "{r}");
 }
 
 #[test]
@@ -223,8 +282,9 @@ fn malformed_objects_are_refused_on_format() {
         let first = s["subject"][0].clone();
         s["subject"].as_array_mut().unwrap().push(first);
     });
+    // A statement edited after signing fails its signature before its subject is looked at.
     let r = refuse(&two, SDIST, &sha, &[trailofbits()]);
-    assert_eq!(r.stage, Stage::Subject, "{r}");
+    assert_eq!(r.stage, Stage::Signature, "{r}");
 }
 
 #[test]

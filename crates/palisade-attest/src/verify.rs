@@ -115,7 +115,10 @@ impl Verifier {
         // Chain, SCT, log entry (inclusion proof, checkpoint, promise, certificate valid at the
         // integrated time), then the DSSE signature. The artifact is the statement's own subject
         // digest, so that the subject is judged below, with a message of its own.
-        let digest = Sha256Hash::from_hex(&parsed.statement.subject_sha256)
+        // (A statement without a usable subject is checked against the uploaded file's digest:
+        // its subject problem is reported once the signature and the log entry have been.)
+        let subject_digest = if parsed.subject_problem.is_none() { &parsed.statement.subject_sha256 } else { sha256 };
+        let digest = Sha256Hash::from_hex(subject_digest)
             .map_err(|_| Refusal::new(Stage::Subject, "the statement's subject sha256 is not a sha256"))?;
         let result = match self.inner.verify(digest, &bundle, &VerificationPolicy::any_identity()) {
             Ok(r) => r,
@@ -144,6 +147,9 @@ impl Verifier {
             .ok_or_else(|| Refusal::new(Stage::Transparency, "the transparency entry has no integrated time to date the certificate"))?;
 
         // Subject: the uploaded file, by name (parsed, so equivalent spellings match) and digest.
+        if let Some(problem) = parsed.subject_problem {
+            return Err(problem);
+        }
         let statement = &parsed.statement;
         let same_file = match (DistFilename::parse(&statement.subject_name), DistFilename::parse(filename)) {
             (Ok(a), Ok(b)) => a.kind == b.kind && a.identity() == b.identity(),

@@ -61,6 +61,7 @@ impl Core {
         let scan = Arc::new(scanning::ScanService::new(config.scan.clone()));
         let mailer = mail::Mailer::new(&config.smtp, db.clone())?;
         let attestations = provenance::Attestations::new(&config.attestations)?;
+        provenance::warn_about_issuers(&config);
         Ok(Self { db, blobs, config: Arc::new(config), scan, mailer, attestations, hooks: Default::default() })
     }
 

@@ -33,6 +33,30 @@ impl std::fmt::Debug for Attestations {
     }
 }
 
+/// Warns when trusted publishing uses a GitHub Enterprise or self-managed GitLab issuer while the
+/// certificate issuers are still the public ones: the publishers' attestations would then be
+/// checked against github.com's or gitlab.com's projects of the same name.
+pub fn warn_about_issuers(config: &crate::Config) {
+    let defaults = AttestationsConfig::default();
+    let (oidc, att) = (&config.oidc, &config.attestations);
+    let pairs = [
+        ("github", &oidc.github_issuer, &att.github_certificate_issuer, &defaults.github_certificate_issuer),
+        ("gitlab", &oidc.gitlab_issuer, &att.gitlab_certificate_issuer, &defaults.gitlab_certificate_issuer),
+    ];
+    let public = crate::config::OidcConfig::default();
+    for (kind, token_issuer, certificate_issuer, default) in pairs {
+        let public_token_issuer = if kind == "github" { &public.github_issuer } else { &public.gitlab_issuer };
+        let local_test_issuer = token_issuer.starts_with("http://");
+        if token_issuer != public_token_issuer && certificate_issuer == default && !local_test_issuer {
+            tracing::warn!(
+                oidc.issuer = %token_issuer,
+                certificate.issuer = %certificate_issuer,
+                "{kind} publishers mint tokens at another issuer than the public one, but their attestations are checked as {certificate_issuer}'s: set [attestations] {kind}_certificate_issuer to the issuer your Fulcio records"
+            );
+        }
+    }
+}
+
 /// The trust root `attestations.trust_root` names.
 pub fn trust_root(name: &str) -> std::result::Result<TrustRoot, String> {
     match name {
@@ -62,11 +86,18 @@ impl Attestations {
         let spec: PublisherSpec = serde_json::from_str(&publisher.spec).ok()?;
         let c = &self.config;
         match spec {
-            PublisherSpec::Github { owner, repository, workflow, environment, .. } => {
+            PublisherSpec::Github { owner, repository, workflow, environment, owner_id, repository_id } => {
                 let repository = format!("{owner}/{repository}");
                 let object =
                     json!({"kind": "GitHub", "repository": repository, "workflow": workflow, "environment": environment, "claims": null});
-                let e = Expected::Github { certificate_issuer: c.github_certificate_issuer.clone(), repository, workflow, environment };
+                let e = Expected::Github {
+                    certificate_issuer: c.github_certificate_issuer.clone(),
+                    repository,
+                    workflow,
+                    environment,
+                    owner_id,
+                    repository_id,
+                };
                 Some((e, object))
             }
             PublisherSpec::Gitlab { namespace, project, ci_config_path, environment } => {
@@ -94,8 +125,20 @@ impl Attestations {
 }
 
 impl crate::Core {
+    /// The project's policy, for a new file: refuses one without a verified attestation when the
+    /// owners require them. (An identical re-upload is a no-op and is not asked for them.)
+    pub(crate) fn check_required(project: Option<&Project>, normalized: &str, attestations: &[NewAttestation]) -> Result<()> {
+        if attestations.is_empty() && project.is_some_and(|p| p.require_attestations) {
+            return Err(invalid(format!(
+                "project {normalized:?} requires a valid PEP 740 attestation from one of its trusted publishers with every \
+                 upload; upload from the publisher's workflow with attestations (twine upload --attestations)"
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks an upload's attestations (the raw `attestations` form field, if sent) for the file
-    /// `filename` with `sha256`, and the project's policy. Returns what to store with the file.
+    /// `filename` with `sha256`. Returns what to store with the file.
     pub(crate) async fn check_attestations(
         &self,
         principal: &Principal,
@@ -105,15 +148,7 @@ impl crate::Core {
         sha256: &str,
         raw: Option<&str>,
     ) -> Result<Vec<NewAttestation>> {
-        let Some(raw) = raw else {
-            if project.is_some_and(|p| p.require_attestations) {
-                return Err(invalid(format!(
-                    "project {normalized:?} requires a valid PEP 740 attestation from one of its trusted publishers with every \
-                     upload; upload from the publisher's workflow with attestations (twine upload --attestations)"
-                )));
-            }
-            return Ok(Vec::new());
-        };
+        let Some(raw) = raw else { return Ok(Vec::new()) };
         let list: Vec<Value> = serde_json::from_str(raw).map_err(|_| refused("the field is not a JSON list of attestation objects"))?;
         if list.is_empty() {
             return Err(refused("the list is empty"));
@@ -124,22 +159,26 @@ impl crate::Core {
                 list.len()
             )));
         }
-        // Who may have signed: the publisher that uploads, or any of the project's publishers.
+        // Who may have signed: the publisher that uploads (bound to this project, or the pending
+        // one creating it), or, for a token, the publishers registered for this existing project;
+        // never a pending publisher some other user registered for the name.
         let candidates: Vec<Publisher> = match principal.credential {
             Credential::Publisher { publisher_id, .. } => self.db.publisher(publisher_id).await.map_err(internal)?.into_iter().collect(),
-            _ => {
-                let now = palisade_store::now_micros();
-                self.db.publishers(Some(normalized)).await.map_err(internal)?.into_iter().filter(|p| !p.expired(now)).collect()
-            }
+            _ => match project {
+                Some(project) => self
+                    .db
+                    .publishers(Some(normalized))
+                    .await
+                    .map_err(internal)?
+                    .into_iter()
+                    .filter(|p| !p.pending && p.project_id == Some(project.id))
+                    .collect(),
+                None => Vec::new(),
+            },
         };
+        // With none, every check still runs and the refusal names the first that fails: the
+        // last, identity, says that the project has no publisher to check the signer against.
         let (expected, objects): (Vec<Expected>, Vec<Value>) = candidates.iter().filter_map(|p| self.attestations.expected(p)).unzip();
-        if expected.is_empty() {
-            return Err(refused(format!(
-                "identity: {normalized:?} has no trusted publisher whose attestations Palisade can check; attestations are \
-                 accepted from a project's registered trusted publishers (GitHub, GitLab, or a custom issuer mapped in \
-                 [attestations] custom_issuers)"
-            )));
-        }
         let verifier = self.attestations.verifier.clone();
         let (filename, sha256) = (filename.to_owned(), sha256.to_owned());
         let count = list.len();

@@ -72,6 +72,12 @@ impl Core {
         }
         authorize(self, &principal, Action::Upload, project.as_ref(), &normalized).await?;
         let principal = self.bind_publisher(principal, project.as_ref(), &normalized).await?;
+        // Provenance, checked offline before the archive is read (a refusal costs a millisecond),
+        // and before reuse: an identical re-upload with attestations that do not verify is
+        // refused too, not answered 200.
+        let attestations = self
+            .check_attestations(&principal, project.as_ref(), &normalized, &filename, &file.digests.sha256, attestations.as_deref())
+            .await?;
         // Reuse: the same spelling, or another spelling of the same file (same project, version
         // and tags), reserved by an earlier upload, even a removed one.
         if let Some(r) = self.db.reservation(&filename, &identity).await? {
@@ -81,10 +87,7 @@ impl Core {
             return Err(E::reused(&filename, &file.digests, &r));
         }
 
-        // Provenance, checked offline before the archive is read: a refusal costs a millisecond.
-        let attestations = self
-            .check_attestations(&principal, project.as_ref(), &normalized, &filename, &file.digests.sha256, attestations.as_deref())
-            .await?;
+        Self::check_required(project.as_ref(), &normalized, &attestations)?;
 
         let described = E::describe(self, &file).await?;
 

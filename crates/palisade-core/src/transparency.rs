@@ -212,9 +212,11 @@ impl Core {
         Ok(Proof::Text(palisade_tlog::format_proof(Some(entry.entry.as_bytes()), entry.idx, &proof, &latest.note)))
     }
 
-    /// Recomputes the log and compares it with the database and the stored bytes. Returns every
-    /// difference found, each a sentence; empty when all agree.
-    pub async fn audit_log(&self) -> anyhow::Result<Vec<String>> {
+    /// Recomputes the log and compares it with the database and the stored bytes: every signed
+    /// checkpoint (its note's signature, size and root) against the tree the entries give, and
+    /// what the entries' text says of each file against the database and the bytes. Returns
+    /// every difference found, each a sentence; empty when all agree.
+    pub async fn audit_log(&self, log: &Log) -> anyhow::Result<Vec<String>> {
         let mut problems = Vec::new();
         let len = self.db.log_len().await?;
         let entries = self.db.log_entries(0, len).await?;
@@ -234,58 +236,91 @@ impl Core {
             }
             roots.push(palisade_tlog::tree_hash(n + 1, &hashes).map_err(anyhow::Error::msg)?);
         }
-        for (size, root) in self.db.checkpoints().await? {
-            match roots.get(size as usize) {
-                Some(r) if *r == root => {}
+        let key = log.verifier_key();
+        for c in self.db.checkpoints().await? {
+            let signed = match palisade_tlog::open_checkpoint(&c.note, &key) {
+                Ok(signed) => signed,
+                Err(e) => {
+                    problems.push(format!("the checkpoint of size {} does not verify with the log's key: {e}", c.size));
+                    continue;
+                }
+            };
+            if signed.size != c.size || signed.root != c.root || signed.origin != log.origin() {
+                problems.push(format!(
+                    "the checkpoint row of size {} (root {}) differs from its signed note ({} size {} root {})",
+                    c.size,
+                    c.root.to_base64(),
+                    signed.origin,
+                    signed.size,
+                    signed.root.to_base64()
+                ));
+            }
+            match roots.get(signed.size as usize) {
+                Some(r) if *r == signed.root => {}
                 Some(r) => problems.push(format!(
-                    "the checkpoint of size {size} signs root {}, but the entries give {}",
-                    root.to_base64(),
+                    "the checkpoint of size {} signs root {}, but the entries give {}",
+                    signed.size,
+                    signed.root.to_base64(),
                     r.to_base64()
                 )),
-                None => problems.push(format!("the checkpoint of size {size} covers entries the log does not have ({len})")),
+                None => problems.push(format!("the checkpoint of size {} covers entries the log does not have ({len})", signed.size)),
             }
         }
-        // What the log says of each file, against the database and the bytes.
-        let mut recorded: std::collections::HashMap<&str, (&str, &palisade_store::LogEntry)> = Default::default();
-        let mut gone: std::collections::HashSet<&str> = Default::default();
+        // What the entries' text says of each file (the signed data, not the columns beside it),
+        // against the database and the bytes.
+        let mut recorded: std::collections::HashMap<String, (String, u64)> = Default::default();
+        let mut gone: std::collections::HashSet<String> = Default::default();
         for e in &entries {
-            let event = e.entry.split(' ').nth(1).unwrap_or("");
-            if let (Some(f), Some(sha)) = (e.filename.as_deref(), e.sha256.as_deref()) {
-                match event {
-                    "publish" | "hold" => {
-                        recorded.entry(f).or_insert((sha, e));
-                    }
-                    "remove" | "confirm" => {
-                        gone.insert(f);
-                    }
-                    _ => {}
+            let words: Vec<&str> = e.entry.split(' ').collect();
+            let (event, filename, digest) = match words.as_slice() {
+                ["pypi", ev @ ("publish" | "hold"), _, _, f, d, ..] => (*ev, *f, *d),
+                ["pypi", ev @ ("remove" | "confirm" | "quarantine" | "release"), _, f, d, ..] => (*ev, *f, *d),
+                _ => continue,
+            };
+            let Some(sha) = digest.strip_prefix("sha256:") else {
+                problems.push(format!("log entry {} has no sha256: {}", e.idx, e.entry));
+                continue;
+            };
+            if e.filename.as_deref() != Some(filename) || e.sha256.as_deref() != Some(sha) {
+                problems.push(format!("log entry {}: its filename and sha256 columns differ from its text ({})", e.idx, e.entry));
+            }
+            match event {
+                "publish" | "hold" => {
+                    recorded.entry(filename.to_owned()).or_insert((sha.to_owned(), e.idx));
                 }
+                "remove" | "confirm" => {
+                    gone.insert(filename.to_owned());
+                }
+                _ => {}
             }
         }
         let files = self.db.all_files(None).await?;
         let live: std::collections::HashSet<&str> = files.iter().map(|f| f.filename.as_str()).collect();
         for f in &files {
-            match recorded.get(f.filename.as_str()) {
+            match recorded.get(&f.filename) {
                 None => problems.push(format!("{} is in the database but has no log entry", f.filename)),
-                Some((sha, e)) if *sha != f.sha256 => {
-                    problems.push(format!("{}: the database says sha256 {}, but log entry {} recorded {sha}", f.filename, f.sha256, e.idx))
+                Some((sha, idx)) if *sha != f.sha256 => {
+                    problems.push(format!("{}: the database says sha256 {}, but log entry {idx} recorded {sha}", f.filename, f.sha256))
                 }
                 Some(_) => {}
             }
+            // The bytes are checked against what the log recorded when it has the file.
+            let want = recorded.get(&f.filename).map_or(f.sha256.as_str(), |(sha, _)| sha.as_str());
             match self.blob_sha256(&f.sha256).await {
-                Ok(Some(actual)) if actual != f.sha256 => {
-                    problems.push(format!("{}: the stored bytes have sha256 {actual}, not {}: they changed", f.filename, f.sha256))
+                Ok(Some(actual)) if actual != want => {
+                    problems.push(format!("{}: the stored bytes have sha256 {actual}, not {want}: they changed", f.filename))
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => problems.push(format!("{}: its bytes ({}) are missing from storage", f.filename, f.sha256)),
                 Err(e) => problems.push(format!("{}: its bytes could not be read: {e}", f.filename)),
             }
         }
-        for (filename, (_, e)) in &recorded {
-            if !live.contains(filename) && !gone.contains(filename) {
-                problems.push(format!("log entry {} records {filename}, which is gone with no removal entry", e.idx));
+        for (filename, (_, idx)) in &recorded {
+            if !live.contains(filename.as_str()) && !gone.contains(filename) {
+                problems.push(format!("log entry {idx} records {filename}, which is gone with no removal entry"));
             }
         }
+        problems.sort();
         Ok(problems)
     }
 

@@ -662,11 +662,15 @@ impl Db {
                         .bind(owner)
                         .execute(&mut *tx)
                         .await?;
+                    let name: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1").bind(owner).fetch_one(&mut *tx).await?;
+                    tlog::append(&mut tx, &["role", &p.normalized, "set", "owner", &name, "by", &f.log_actor], None, None).await?;
                 }
                 if let Some(publisher) = f.publisher_id {
                     // The pending publisher becomes an ordinary one of the new project.
                     // It, and the same user's other pending publishers for the name, become
-                    // ordinary publishers of the new project.
+                    // ordinary publishers of the new project. (A project a user creates with a
+                    // token binds none: as on PyPI, a pending publisher is for creating the
+                    // project, and the token exchange skips it once the project exists.)
                     sqlx::query(
                         "UPDATE publishers SET project_id = $1, pending_name = NULL, expires_at = NULL WHERE pending_name = $2 AND (expires_at IS NULL OR expires_at > $3) AND (id = $4 OR created_by IS NOT DISTINCT FROM $5)",
                     )
@@ -677,6 +681,13 @@ impl Db {
                     .bind(owner)
                     .execute(&mut *tx)
                     .await?;
+                    let bound: Vec<i64> = sqlx::query_scalar("SELECT id FROM publishers WHERE project_id = $1 ORDER BY id")
+                        .bind(p.id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for id in bound {
+                        tlog::append(&mut tx, &["publisher", &p.normalized, "bind", &id.to_string()], None, None).await?;
+                    }
                     // Anyone else's pending publishers for the name (and expired ones) lost
                     // the race; tokens that covered only them go with them.
                     let losers: Vec<i64> = sqlx::query_scalar("SELECT id FROM publishers WHERE pending_name = $1")

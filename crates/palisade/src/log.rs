@@ -28,12 +28,20 @@ pub enum LogCmd {
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// The instance's base URL (the log is at BASE_URL/log/).
-    #[arg(long)]
-    url: String,
+    /// The instance's base URL (the log is at BASE_URL/log/). Without it, only `--proof` files
+    /// are checked, offline.
+    #[arg(long, required_unless_present = "proofs")]
+    url: Option<String>,
     /// The log's verifier key, as `palisade log key` prints it.
     #[arg(long)]
     key: String,
+    /// The log's origin, when it is not the key's name (the default).
+    #[arg(long)]
+    origin: Option<String>,
+    /// A tlog-proof (`/log/proof/<filename>`) to check offline against the key (repeatable); with
+    /// FILE arguments, each file must be the one a proof's entry publishes.
+    #[arg(long = "proof", value_name = "FILE.tlog-proof")]
+    proofs: Vec<PathBuf>,
     /// Where the last verified checkpoint is kept between runs [default: ~/.local/state/palisade-log/<key id>].
     #[arg(long)]
     state: Option<PathBuf>,
@@ -52,7 +60,7 @@ pub async fn run(core: &Core, cmd: LogCmd) -> anyhow::Result<()> {
             let log = core.open_log().await?;
             // Entries no checkpoint covers yet are checked too; sign for them first when possible.
             core.sequence_log(&log).await?;
-            let problems = core.audit_log().await?;
+            let problems = core.audit_log(&log).await?;
             if problems.is_empty() {
                 let size = core.db.latest_checkpoint().await?.map_or(0, |c| c.size);
                 eprintln!("the log ({size} entries) agrees with the database and the stored files");
@@ -109,43 +117,42 @@ fn describe(c: &Checkpoint) -> String {
 
 /// `palisade log verify`. Exit 0: all checks passed. Exit 1 with `SECURITY ERROR`: the log
 /// contradicts itself or what it showed before (a fork, a rewritten history, a forged
-/// checkpoint). Exit 1 otherwise for a file not in the log or an unreachable server.
+/// checkpoint, a proof that does not check). Exit 1 otherwise: a file not in the log (or removed
+/// from it since), an unreachable server, unreadable input.
 pub fn verify(args: &VerifyArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+    let outcome = (|| -> Result<(), Failure> {
+        let origin = args.origin.clone().unwrap_or_else(|| args.key.split('+').next().unwrap_or_default().to_owned());
+        let mut files = args.files.iter().map(|f| digest_of(f).map(|d| (f.clone(), d))).collect::<Result<Vec<_>, _>>()?;
+        for proof in &args.proofs {
+            check_proof_file(proof, &args.key, &origin, &mut files)?;
         }
-    };
-    let handle = runtime.handle().clone();
-    let base = args.url.trim_end_matches('/').to_owned();
-    let client = match reqwest::Client::builder().user_agent(concat!("palisade-log-verify/", env!("CARGO_PKG_VERSION"))).build() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut source = Http { client, base, handle };
-    let state = args.state.clone().unwrap_or_else(|| default_state(&args.key));
-    let outcome = runtime.block_on(async {
-        let args_key = args.key.clone();
-        let files = args.files.clone();
-        tokio::task::spawn_blocking(move || check(&mut source, &args_key, &state, &files)).await
-    });
+        let Some(url) = &args.url else {
+            if let Some((f, _)) = files.first() {
+                return Err(Failure::Other(anyhow!("{} matches none of the proofs given", f.display())));
+            }
+            return Ok(());
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().map_err(anyhow::Error::from)?;
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("palisade-log-verify/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(anyhow::Error::from)?;
+        let mut source = Http { client, base: url.trim_end_matches('/').to_owned(), handle: runtime.handle().clone() };
+        let state = args.state.clone().unwrap_or_else(|| default_state(&args.key));
+        let key = args.key.clone();
+        runtime
+            .block_on(async move { tokio::task::spawn_blocking(move || check(&mut source, &key, &origin, &state, &files)).await })
+            .map_err(|e| Failure::Other(e.into()))?
+    })();
     match outcome {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(Failure::Security(msg))) => {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Security(msg)) => {
             eprintln!("SECURITY ERROR: {msg}");
             ExitCode::FAILURE
         }
-        Ok(Err(Failure::Other(e))) => {
+        Err(Failure::Other(e)) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -163,51 +170,138 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-fn check(source: &mut Http, key: &str, state: &Path, files: &[PathBuf]) -> Result<(), Failure> {
+/// A failure of the log's evidence is a security error; one of fetching it is not.
+fn judged(e: palisade_tlog::Error, what: impl FnOnce(&palisade_tlog::Error) -> String) -> Failure {
+    match e {
+        palisade_tlog::Error::Fetch { .. } => Failure::Other(anyhow!("{e}")),
+        other => Failure::Security(what(&other)),
+    }
+}
+
+fn digest_of(file: &Path) -> Result<String, Failure> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    Ok(format!("sha256:{}", hex_lower(&Sha256::digest(&bytes))))
+}
+
+/// The words of an entry that publishes or holds a file: (event, filename, `sha256:<hex>`).
+fn file_entry(entry: &str) -> Option<(&str, &str, &str)> {
+    let words: Vec<&str> = entry.split(' ').collect();
+    match words.as_slice() {
+        ["pypi", event @ ("publish" | "hold"), _project, _version, filename, digest, ..] => Some((event, filename, digest)),
+        ["pypi", event @ ("remove" | "confirm" | "quarantine" | "release"), _project, filename, digest, ..] => {
+            Some((event, filename, digest))
+        }
+        _ => None,
+    }
+}
+
+/// Checks one tlog-proof offline: its checkpoint's signature and origin, and the inclusion of the
+/// entry its `extra` line carries. Files whose sha256 the entry publishes are checked off.
+fn check_proof_file(path: &Path, key: &str, origin: &str, files: &mut Vec<(PathBuf, String)>) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let entry = text
+        .lines()
+        .find_map(|l| l.strip_prefix("extra "))
+        .and_then(|b| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b).ok())
+        .ok_or_else(|| anyhow!("{}: a Palisade proof carries its entry on an `extra` line; this one has none", path.display()))?;
+    let info = palisade_tlog::check_proof(&text, key, &entry)
+        .map_err(|e| Failure::Security(format!("{}: the proof does not check: {e}", path.display())))?;
+    if info.checkpoint.origin != origin {
+        return Err(Failure::Security(format!(
+            "{}: the proof's checkpoint is for the log {:?}, not {origin:?}",
+            path.display(),
+            info.checkpoint.origin
+        )));
+    }
+    let entry = String::from_utf8_lossy(&entry).into_owned();
+    println!("OK proof {}: entry {} of the log at size {}: {entry}", path.display(), info.index, info.checkpoint.size);
+    if let Some((event, _, digest)) = file_entry(&entry)
+        && event == "publish"
+    {
+        files.retain(|(f, d)| {
+            let matched = d == digest;
+            if matched {
+                println!("OK {}: published by entry {}", f.display(), info.index);
+            }
+            !matched
+        });
+    }
+    Ok(())
+}
+
+fn check(source: &mut Http, key: &str, origin: &str, state: &Path, files: &[(PathBuf, String)]) -> Result<(), Failure> {
     let note = String::from_utf8(source.get("checkpoint").map_err(|e| anyhow!(e))?).map_err(|_| anyhow!("the checkpoint is not text"))?;
     let new = palisade_tlog::open_checkpoint(&note, key)
         .map_err(|e| Failure::Security(format!("the served checkpoint does not verify with the pinned key: {e}\n{note}")))?;
+    if new.origin != origin {
+        return Err(Failure::Security(format!(
+            "the served checkpoint is for the log {:?}, not {origin:?} (pass --origin when a log's origin is not its key's name)\n{note}",
+            new.origin
+        )));
+    }
     eprintln!("checkpoint: {} (signature verified)", describe(&new));
 
     // Consistency with the checkpoint this machine saw last.
     let state_file = state.join("checkpoint");
-    if let Ok(old_note) = std::fs::read_to_string(&state_file) {
-        let old = palisade_tlog::open_checkpoint(&old_note, key)
-            .with_context(|| format!("the saved checkpoint {} does not verify with this key", state_file.display()))?;
-        if old.origin != new.origin {
-            return Err(Failure::Security(format!(
-                "the log's origin changed\n  seen before: {}\n  served now:  {}",
-                describe(&old),
-                describe(&new)
-            )));
+    match std::fs::read_to_string(&state_file) {
+        Ok(old_note) => {
+            let old = palisade_tlog::open_checkpoint(&old_note, key)
+                .with_context(|| format!("the saved checkpoint {} does not verify with this key", state_file.display()))?;
+            if old.origin != new.origin {
+                return Err(Failure::Security(format!(
+                    "the log's origin changed\n  seen before: {}\n  served now:  {}",
+                    describe(&old),
+                    describe(&new)
+                )));
+            }
+            palisade_tlog::verify_consistency(source, &old, &new).map_err(|e| {
+                judged(e, |e| {
+                    format!(
+                        "the log is not consistent with the checkpoint seen before ({e}): a fork or a rewritten history\n  seen before:\n{old_note}\n  served now:\n{note}"
+                    )
+                })
+            })?;
+            eprintln!("consistent with the checkpoint seen before ({})", describe(&old));
         }
-        if let Err(e) = palisade_tlog::verify_consistency(source, &old, &new) {
-            return Err(Failure::Security(format!(
-                "the log is not consistent with the checkpoint seen before ({e}): a fork or a rewritten history\n  seen before:\n{old_note}\n  served now:\n{note}"
-            )));
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("no checkpoint seen before in {}: this one is kept for the next run", state.display())
         }
-        eprintln!("consistent with the checkpoint seen before ({})", describe(&old));
+        Err(e) => return Err(Failure::Other(anyhow::Error::from(e).context(format!("reading {}", state_file.display())))),
     }
 
     // The whole tree, from the tiles and entries, against the signed root.
     let entries = palisade_tlog::verify_tree(source, &new)
-        .map_err(|e| Failure::Security(format!("the log's tiles do not match its signed checkpoint: {e}\n{note}")))?;
+        .map_err(|e| judged(e, |e| format!("the log's tiles do not match its signed checkpoint: {e}\n{note}")))?;
     eprintln!("recomputed the tree from {} entries: it matches the checkpoint", entries.len());
 
-    let mut missing = 0;
-    for file in files {
-        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let digest = format!("sha256:{}", hex_lower(&Sha256::digest(&bytes)));
-        let found = entries.iter().enumerate().find(|(_, e)| {
+    // Each file: published by an entry, and not removed, confirmed or quarantined since.
+    let mut problems = 0;
+    for (file, digest) in files {
+        let mut found: Option<(usize, String)> = None;
+        let mut since: Vec<(usize, String)> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
             let text = String::from_utf8_lossy(e);
-            let words: Vec<&str> = text.split(' ').collect();
-            matches!(words.get(1), Some(&"publish") | Some(&"hold")) && words.contains(&digest.as_str())
-        });
-        match found {
-            Some((i, e)) => println!("OK {}: entry {i}: {}", file.display(), String::from_utf8_lossy(e)),
-            None => {
+            match file_entry(&text) {
+                Some((event @ ("publish" | "hold"), _, d)) if d == digest && found.is_none() => {
+                    found = Some((i, text.to_string()));
+                    if event == "hold" {
+                        since.push((i, text.to_string()));
+                    }
+                }
+                Some(("release", _, d)) if d == digest => since.retain(|(_, t)| !t.starts_with("pypi hold ")),
+                Some(("remove" | "confirm" | "quarantine", _, d)) if d == digest && found.is_some() => since.push((i, text.to_string())),
+                _ => {}
+            }
+        }
+        match (found, since.last()) {
+            (None, _) => {
                 println!("NOT IN LOG {}: no entry publishes {digest}", file.display());
-                missing += 1;
+                problems += 1;
+            }
+            (Some((i, e)), None) => println!("OK {}: entry {i}: {e}", file.display()),
+            (Some((i, e)), Some((j, later))) => {
+                println!("NOT SERVED {}: published by entry {i} ({e}), then entry {j}: {later}", file.display());
+                problems += 1;
             }
         }
     }
@@ -216,8 +310,8 @@ fn check(source: &mut Http, key: &str, state: &Path, files: &[PathBuf]) -> Resul
     std::fs::write(&tmp, &note)
         .and_then(|_| std::fs::rename(&tmp, &state_file))
         .with_context(|| format!("saving {}", state_file.display()))?;
-    if missing > 0 {
-        return Err(Failure::Other(anyhow!("{missing} file(s) not in the log")));
+    if problems > 0 {
+        return Err(Failure::Other(anyhow!("{problems} file(s) not in the log as served")));
     }
     Ok(())
 }

@@ -512,7 +512,8 @@ impl Db {
             (None, None) => "-".into(),
         };
         let event = if project_id.is_some() { "add" } else { "add-pending" };
-        super::tlog::append(&mut tx, &["publisher", &name, event, &id.to_string(), issuer, spec], None, None).await?;
+        let spec_digest = format!("spec-sha256:{}", palisade_dist::sha256_hex(spec.as_bytes()));
+        super::tlog::append(&mut tx, &["publisher", &name, event, &id.to_string(), issuer, &spec_digest], None, None).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -552,16 +553,7 @@ impl Db {
     /// event log but no longer point at it.
     pub async fn remove_publisher(&self, id: i64) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        let name: Option<String> =
-            sqlx::query_scalar("SELECT COALESCE(p.normalized, pb.pending_name) FROM publishers pb LEFT JOIN projects p ON p.id = pb.project_id WHERE pb.id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .flatten();
         let existed = drop_publisher(&mut tx, id).await?;
-        if existed {
-            super::tlog::append(&mut tx, &["publisher", name.as_deref().unwrap_or("-"), "remove", &id.to_string()], None, None).await?;
-        }
         tx.commit().await?;
         Ok(existed)
     }
@@ -659,7 +651,19 @@ impl Db {
 
     /// Binds a publisher's spec to the immutable ids seen in its first token.
     pub async fn update_publisher_spec(&self, id: i64, spec: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE publishers SET spec = $1 WHERE id = $2").bind(spec).bind(id).execute(&self.writer).await?;
+        let mut tx = self.begin().await?;
+        let name: Option<String> = sqlx::query_scalar(
+            "UPDATE publishers SET spec = $1 WHERE id = $2 RETURNING (SELECT COALESCE(p.normalized, publishers.pending_name) FROM projects p WHERE p.id = publishers.project_id)",
+        )
+        .bind(spec)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .flatten();
+        let spec_digest = format!("spec-sha256:{}", palisade_dist::sha256_hex(spec.as_bytes()));
+        super::tlog::append(&mut tx, &["publisher", name.as_deref().unwrap_or("-"), "bind-ids", &id.to_string(), &spec_digest], None, None)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -738,6 +742,13 @@ impl Db {
 /// Removes publisher `id` inside a transaction (see [`Db::remove_publisher`]); false if there was
 /// no such publisher.
 pub(crate) async fn drop_publisher(conn: &mut sqlx::AnyConnection, id: i64) -> Result<bool, StoreError> {
+    let name: Option<String> = sqlx::query_scalar(
+        "SELECT COALESCE(p.normalized, pb.pending_name) FROM publishers pb LEFT JOIN projects p ON p.id = pb.project_id WHERE pb.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten();
     // A token whose first publisher goes but that covers others is re-pointed at the next one.
     sqlx::query(
         "UPDATE tokens SET publisher_id = (SELECT MIN(tp.publisher_id) FROM token_publishers tp WHERE tp.token_id = tokens.id AND tp.publisher_id <> $1) \
@@ -753,5 +764,9 @@ pub(crate) async fn drop_publisher(conn: &mut sqlx::AnyConnection, id: i64) -> R
     sqlx::query("DELETE FROM token_publishers WHERE publisher_id = $1").bind(id).execute(&mut *conn).await?;
     sqlx::query("UPDATE files SET publisher_id = NULL WHERE publisher_id = $1").bind(id).execute(&mut *conn).await?;
     let res = sqlx::query("DELETE FROM publishers WHERE id = $1").bind(id).execute(&mut *conn).await?;
-    Ok(res.rows_affected() == 1)
+    let existed = res.rows_affected() == 1;
+    if existed {
+        super::tlog::append(conn, &["publisher", name.as_deref().unwrap_or("-"), "remove", &id.to_string()], None, None).await?;
+    }
+    Ok(existed)
 }

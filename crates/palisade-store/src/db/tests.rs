@@ -538,12 +538,13 @@ async fn the_log_records_changes_and_checkpoints_agree_under_concurrent_sequence
     assert_eq!(
         texts,
         [
+            "pypi role demo set owner alice by user:alice",
             "pypi publish demo 1.0 demo-1.0-py3-none-any.whl sha256:s1 by user:alice",
             "pypi yank demo 1.0 * by user:alice",
             "pypi remove demo demo-1.0-py3-none-any.whl sha256:s1 by cli:root",
         ]
     );
-    assert_eq!(db.log_entry_for_file("demo-1.0-py3-none-any.whl").await.unwrap().unwrap().idx, 0);
+    assert_eq!(db.log_entry_for_file("demo-1.0-py3-none-any.whl").await.unwrap().unwrap().idx, 1);
 
     for i in 0..20 {
         db.set_status("demo", if i % 2 == 0 { "deprecated" } else { "active" }, None, "alice").await.unwrap();
@@ -568,10 +569,10 @@ async fn the_log_records_changes_and_checkpoints_agree_under_concurrent_sequence
     let mut unique = sizes.clone();
     unique.dedup();
     assert_eq!(sizes, unique, "a size was signed twice");
-    assert_eq!(db.latest_checkpoint().await.unwrap().unwrap().size, 23);
+    assert_eq!(db.latest_checkpoint().await.unwrap().unwrap().size, 24);
 
     // Every checkpoint's root is the one the entries give, recomputed from scratch.
-    let all = db.log_entries(0, 23).await.unwrap();
+    let all = db.log_entries(0, 24).await.unwrap();
     let mut hashes = std::collections::HashMap::new();
     let mut roots = vec![palisade_tlog::Hash::EMPTY];
     for (n, e) in all.iter().enumerate() {
@@ -581,11 +582,12 @@ async fn the_log_records_changes_and_checkpoints_agree_under_concurrent_sequence
         }
         roots.push(palisade_tlog::tree_hash(n as u64 + 1, &hashes).unwrap());
     }
-    for (size, root) in db.checkpoints().await.unwrap() {
-        assert_eq!(root, roots[size as usize], "checkpoint {size}");
+    for c in db.checkpoints().await.unwrap() {
+        assert_eq!(c.root, roots[c.size as usize], "checkpoint {}", c.size);
+        assert_eq!(c.note, format!("test\n{}\n{}\n", c.size, c.root.to_base64()), "the note is what the signer made");
     }
     // The stored hashes are the recomputed ones, and serve a proof that checks.
-    let needs = palisade_tlog::inclusion_needs(5, 23);
-    let proof = palisade_tlog::inclusion_proof(5, 23, &db.log_hashes(&needs).await.unwrap()).unwrap();
-    palisade_tlog::check_inclusion(&proof, 23, roots[23], 5, all[5].entry.as_bytes()).unwrap();
+    let needs = palisade_tlog::inclusion_needs(5, 24);
+    let proof = palisade_tlog::inclusion_proof(5, 24, &db.log_hashes(&needs).await.unwrap()).unwrap();
+    palisade_tlog::check_inclusion(&proof, 24, roots[24], 5, all[5].entry.as_bytes()).unwrap();
 }

@@ -50,22 +50,32 @@ mod tests {
     }
 }
 
-/// Appends one entry; returns its index.
+/// The longest entry: far above any real one (a filename is at most a few hundred bytes), far
+/// below what an entry bundle holds (64 KiB).
+const MAX_ENTRY_BYTES: usize = 4096;
+
+/// Appends one entry, inside the caller's write transaction; returns its index.
 pub(crate) async fn append(
-    tx: &mut Transaction<'static, Any>,
+    conn: &mut sqlx::AnyConnection,
     words: &[&str],
     filename: Option<&str>,
     sha256: Option<&str>,
 ) -> Result<i64, StoreError> {
     let entry = std::iter::once("pypi".to_owned()).chain(words.iter().map(|w| word(w))).collect::<Vec<_>>().join(" ");
-    let idx: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries").fetch_one(&mut **tx).await?;
+    if entry.len() > MAX_ENTRY_BYTES {
+        return Err(StoreError::Conflict(format!(
+            "this change would make a transparency log entry of {} bytes; at most {MAX_ENTRY_BYTES} are allowed",
+            entry.len()
+        )));
+    }
+    let idx: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries").fetch_one(&mut *conn).await?;
     sqlx::query("INSERT INTO log_entries (idx, entry, filename, sha256, created_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(idx)
         .bind(&entry)
         .bind(filename)
         .bind(sha256)
         .bind(now_micros())
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     Ok(idx)
 }
@@ -184,10 +194,19 @@ impl Db {
         Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&self.writer).await?)
     }
 
-    /// Every checkpoint's size and root, oldest first (for the audit).
-    pub async fn checkpoints(&self) -> Result<Vec<(u64, Hash)>, StoreError> {
-        let rows = sqlx::query("SELECT size, root FROM log_checkpoints ORDER BY size").fetch_all(&self.reader).await?;
-        rows.into_iter().map(|r| Ok((r.get::<i64, _>(0) as u64, parse_hash(&r.get::<String, _>(1))?))).collect()
+    /// Every checkpoint, oldest first (for the audit).
+    pub async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let rows = sqlx::query("SELECT size, root, note, created_at FROM log_checkpoints ORDER BY size").fetch_all(&self.reader).await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(StoredCheckpoint {
+                    size: r.get::<i64, _>(0) as u64,
+                    root: parse_hash(&r.get::<String, _>(1))?,
+                    note: r.get(2),
+                    created_at: r.get(3),
+                })
+            })
+            .collect()
     }
 
     /// The newest checkpoint, if the log has one.
