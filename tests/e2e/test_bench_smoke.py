@@ -207,3 +207,17 @@ def test_scan_eval_smoke_on_a_stand_in_corpus(tmp_path, palisade_bin):
     assert all(r["palisade"]["verdict"] in ("clean", "suspicious", "malicious") for r in doc["per_file"]), doc["per_file"]
     assert doc["guarddog"]["skipped"] == "--guarddog-sample 0"
     assert "detection" in proc.stdout.lower(), proc.output
+
+
+def test_provenance_smoke_measures_the_log_and_attestations(tmp_path, palisade_bin):
+    """`provenance.py --smoke`, without a baseline build: uploads with the log on, the server's
+    attestation checks (each refused at identity after full verification), and the time to a
+    checkpoint covering an upload."""
+    proc = run_harness(tmp_path, palisade_bin, [BENCH / "provenance.py", "--smoke", "--work", tmp_path / "work"], timeout=240)
+    assert proc.returncode == 0, proc.output
+    results = json.loads((tmp_path / "work" / "results.json").read_text())
+    assert positive(results["uploads_per_s"]["log-on"]), results
+    assert "log_on_vs_off" not in results, "no baseline was given"
+    assert results["attestation_ms"]["samples"] == 5 and positive(results["attestation_ms"]["median"]), results
+    assert results["checkpoint_s"]["samples"] == 3 and 0 < results["checkpoint_s"]["max"] < 30, results
+    assert re.search(r"attestations/file ms median [\d.]+, p99 [\d.]+", proc.stdout), proc.output
