@@ -277,29 +277,13 @@ fn check(source: &mut Http, key: &str, origin: &str, state: &Path, files: &[(Pat
     // Each file: published by an entry, and not removed, confirmed or quarantined since.
     let mut problems = 0;
     for (file, digest) in files {
-        let mut found: Option<(usize, String)> = None;
-        let mut since: Vec<(usize, String)> = Vec::new();
-        for (i, e) in entries.iter().enumerate() {
-            let text = String::from_utf8_lossy(e);
-            match file_entry(&text) {
-                Some((event @ ("publish" | "hold"), _, d)) if d == digest && found.is_none() => {
-                    found = Some((i, text.to_string()));
-                    if event == "hold" {
-                        since.push((i, text.to_string()));
-                    }
-                }
-                Some(("release", _, d)) if d == digest => since.retain(|(_, t)| !t.starts_with("pypi hold ")),
-                Some(("remove" | "confirm" | "quarantine", _, d)) if d == digest && found.is_some() => since.push((i, text.to_string())),
-                _ => {}
-            }
-        }
-        match (found, since.last()) {
-            (None, _) => {
+        match file_status(&entries, digest) {
+            Status::Missing => {
                 println!("NOT IN LOG {}: no entry publishes {digest}", file.display());
                 problems += 1;
             }
-            (Some((i, e)), None) => println!("OK {}: entry {i}: {e}", file.display()),
-            (Some((i, e)), Some((j, later))) => {
+            Status::Served(i, e) => println!("OK {}: entry {i}: {e}", file.display()),
+            Status::NotServed { published: (i, e), since: (j, later) } => {
                 println!("NOT SERVED {}: published by entry {i} ({e}), then entry {j}: {later}", file.display());
                 problems += 1;
             }
@@ -316,6 +300,74 @@ fn check(source: &mut Http, key: &str, origin: &str, state: &Path, files: &[(Pat
     Ok(())
 }
 
+/// What the log says of a file with `digest` (`sha256:<hex>`).
+#[derive(Debug, PartialEq, Eq)]
+enum Status {
+    /// No entry publishes or holds it.
+    Missing,
+    /// Published by entry `.0`, and nothing since took it away.
+    Served(usize, String),
+    /// Published (or held) by one entry, then held, quarantined, removed or confirmed by another
+    /// that no release undid.
+    NotServed { published: (usize, String), since: (usize, String) },
+}
+
+fn file_status(entries: &[Vec<u8>], digest: &str) -> Status {
+    let mut found: Option<(usize, String)> = None;
+    let mut since: Vec<(usize, String)> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let text = String::from_utf8_lossy(e);
+        match file_entry(&text) {
+            Some((event @ ("publish" | "hold"), _, d)) if d == digest && found.is_none() => {
+                found = Some((i, text.to_string()));
+                if event == "hold" {
+                    since.push((i, text.to_string()));
+                }
+            }
+            // A release serves a held or quarantined file again; removals are for good.
+            Some(("release", _, d)) if d == digest => {
+                since.retain(|(_, t)| t.starts_with("pypi remove ") || t.starts_with("pypi confirm "))
+            }
+            Some(("remove" | "confirm" | "quarantine", _, d)) if d == digest && found.is_some() => since.push((i, text.to_string())),
+            _ => {}
+        }
+    }
+    match (found, since.pop()) {
+        (None, _) => Status::Missing,
+        (Some(p), None) => Status::Served(p.0, p.1),
+        (Some(p), Some(s)) => Status::NotServed { published: p, since: s },
+    }
+}
+
 fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Status, file_status};
+
+    fn log(lines: &[&str]) -> Vec<Vec<u8>> {
+        lines.iter().map(|l| l.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn what_the_log_says_of_a_file() {
+        let d = "sha256:aa";
+        let publish = "pypi publish p 1.0 p-1.0.tar.gz sha256:aa by user:x";
+        let hold = "pypi hold p 1.0 p-1.0.tar.gz sha256:aa by user:x";
+        let quarantine = "pypi quarantine p p-1.0.tar.gz sha256:aa by cli:root";
+        let release = "pypi release p p-1.0.tar.gz sha256:aa by cli:root";
+        let remove = "pypi remove p p-1.0.tar.gz sha256:aa by cli:root";
+        assert_eq!(file_status(&log(&[]), d), Status::Missing);
+        // Another file's digest in another position is no match.
+        assert_eq!(file_status(&log(&["pypi publish p 1.0 sha256:aa sha256:bb by user:x"]), d), Status::Missing);
+        assert_eq!(file_status(&log(&[publish]), d), Status::Served(0, publish.into()));
+        assert_eq!(file_status(&log(&[publish, "pypi yank p 1.0 * by user:x"]), d), Status::Served(0, publish.into()));
+        assert!(matches!(file_status(&log(&[publish, quarantine]), d), Status::NotServed { since: (1, _), .. }));
+        assert_eq!(file_status(&log(&[publish, quarantine, release]), d), Status::Served(0, publish.into()));
+        assert!(matches!(file_status(&log(&[hold]), d), Status::NotServed { since: (0, _), .. }));
+        assert_eq!(file_status(&log(&[hold, release]), d), Status::Served(0, hold.into()));
+        assert!(matches!(file_status(&log(&[publish, remove, release]), d), Status::NotServed { since: (1, _), .. }));
+    }
 }
