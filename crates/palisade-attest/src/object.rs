@@ -10,6 +10,10 @@ use serde_json::{Map, Value, json};
 
 use crate::{Refusal, Stage};
 
+/// The most transparency-log entries one attestation may carry (real ones carry one), so that a
+/// hostile upload cannot make the verifier check thousands.
+const MAX_ENTRIES: usize = 4;
+
 /// The largest statement accepted, decoded. Real ones are a few hundred bytes.
 const MAX_STATEMENT_BYTES: usize = 64 * 1024;
 
@@ -108,6 +112,9 @@ pub(crate) fn parse(value: &Value) -> Result<Parsed, Refusal> {
     if entries.is_empty() {
         return Err(format("the attestation has no transparency log entry: Palisade needs one to date the short-lived certificate"));
     }
+    if entries.len() > MAX_ENTRIES {
+        return Err(format(format!("the attestation has {} transparency log entries; at most {MAX_ENTRIES} are read", entries.len())));
+    }
     for entry in entries {
         check_entry_kind(entry)?;
     }
@@ -137,9 +144,10 @@ fn check_entry_kind(entry: &Value) -> Result<(), Refusal> {
     let entry = entry.as_object().ok_or_else(|| format("a transparency entry is not a JSON object"))?;
     let version = entry.get("kindVersion").and_then(|k| k.get("version")).and_then(Value::as_str);
     let integrated = match entry.get("integratedTime") {
-        Some(Value::String(s)) => s.parse::<i64>().unwrap_or(0),
-        Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
-        _ => 0,
+        None | Some(Value::Null) => 0,
+        Some(Value::String(s)) => s.parse::<i64>().map_err(|_| format(format!("the entry's integratedTime {s:?} is not a number")))?,
+        Some(Value::Number(n)) => n.as_i64().ok_or_else(|| format(format!("the entry's integratedTime {n} is not a whole number")))?,
+        Some(other) => return Err(format(format!("the entry's integratedTime {other} is not a number"))),
     };
     let kind = entry.get("kindVersion").and_then(|k| k.get("kind")).and_then(Value::as_str).unwrap_or("");
     if integrated <= 0 || (version == Some("0.0.2") && kind != "intoto") {

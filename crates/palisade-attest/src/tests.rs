@@ -270,6 +270,13 @@ fn malformed_objects_are_refused_on_format() {
     let mut v = good.clone();
     v["extra"] = 1.into();
     cases.push(("unknown field", v));
+    let mut v = good.clone();
+    v["verification_material"]["transparency_entries"][0]["integratedTime"] = "soon".into();
+    cases.push(("is not a number", v));
+    let mut v = good.clone();
+    let entry = v["verification_material"]["transparency_entries"][0].clone();
+    v["verification_material"]["transparency_entries"] = Value::Array(vec![entry; 50]);
+    cases.push(("at most 4 are read", v));
     cases.push(("unknown predicate type", with_statement(good.clone(), |s| s["predicateType"] = "https://example.com/p".into())));
     cases.push(("must be empty", with_statement(good.clone(), |s| s["predicate"] = serde_json::json!({"a": 1}))));
     cases.push(("_type", with_statement(good.clone(), |s| s["_type"] = "https://in-toto.io/Statement/v0.1".into())));
