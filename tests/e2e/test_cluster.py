@@ -70,6 +70,38 @@ def test_a_yank_on_one_node_is_seen_on_the_others_within_a_second(nodes, tmp_pat
     assert delay < 1.0, f"node b saw the yank after {delay:.2f}s"
 
 
+def test_a_feed_synced_through_one_node_is_enforced_on_every_node_within_seconds(nodes, tmp_path):
+    """A record that blocks, stored once (by a sync run from the CLI against the shared database),
+    is enforced by every node: both stop listing the release and answer 403 for its file."""
+    a, b, token = nodes
+    wheel = WheelBuilder("fed-across", "1.0").build(tmp_path / "d")
+    r = a.upload_raw(token, wheel.name, wheel.read_bytes(), name="fed-across", version="1.0")
+    assert r.status_code == 200, r.text
+    for node in (a, b):  # both have the page cached
+        assert wheel.name in node.project_files("fed-across")
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    record = {
+        "schema_version": "1.7.4",
+        "id": "MAL-2026-990100",
+        "modified": "2026-11-01T00:00:00Z",
+        "summary": "Malicious code in fed-across (PyPI)",
+        "affected": [{"package": {"ecosystem": "PyPI", "name": "fed-across"}, "versions": ["1.0"]}],
+    }
+    (folder / "MAL-2026-990100.json").write_text(json.dumps(record))
+    config = tmp_path / "feed.toml"
+    config.write_text(f'[[sharing.feeds]]\nname = "cluster-test"\nsource = "{folder}"\n')
+    a.cli("osv", "sync", env_extra={"PALISADE_CONFIG": str(config)})
+    synced = time.monotonic()
+    for node in (a, b):
+        while wheel.name in node.project_files("fed-across"):
+            assert time.monotonic() - synced < 10, f"{node.name} still lists the blocked file"
+            time.sleep(0.05)
+        r = node.get(f"/files/{wheel.name}")
+        assert r.status_code == 403 and "MAL-2026-990100" in r.reason, (node.name, r.status_code, r.reason)
+    print(f"both nodes enforced the record {time.monotonic() - synced:.2f} s after the sync")
+
+
 def test_the_same_filename_with_different_bytes_raced_on_two_nodes_has_one_winner(nodes):
     a, b, token = nodes
     variants = [WheelBuilder("clash-across", "1.0", payload=f"variant {i}".encode()) for i in range(4)]

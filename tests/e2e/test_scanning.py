@@ -222,7 +222,7 @@ def test_wheel_after_its_sdist_gets_its_own_report(srv, clients, tmp_path):
     assert rules(sdist.name) == rules(wheel.name), reports
 
 
-def test_confirmed_file_is_removed_and_its_name_reserved(srv, clients, tmp_path):
+def test_confirmed_file_is_never_served_and_its_release_is_blocked(srv, clients, tmp_path):
     srv.create_user("confirm-owner")
     token = srv.create_token("confirm-owner")
     held = WheelBuilder("confirm-e2e", "1.0", init_source=BEACON_INIT).build(tmp_path / "held")
@@ -230,12 +230,16 @@ def test_confirmed_file_is_removed_and_its_name_reserved(srv, clients, tmp_path)
     # The project's only file is held, so the whole project carries PEP 792's status.
     body = srv.simple_json("confirm-e2e").json()
     assert body["project-status"]["status"] == "quarantined" and body["files"] == [], body
-    srv.cli("quarantine", "confirm", held.name)
+    record = srv.cli("quarantine", "confirm", held.name).stdout.strip()
+    assert record.startswith("x_PALISADE-"), record
     assert held.name not in srv.cli("quarantine", "list").stdout
-    # The same filename can never come back, even clean.
+    # Confirmed: the file answers 403 naming the verdict's OSV record, to anyone.
+    r = srv.get(f"/files/{held.name}")
+    assert r.status_code == 403 and record in r.reason, (r.status_code, r.reason)
+    # The release cannot come back, even clean, under the same or another filename.
     clean = WheelBuilder("confirm-e2e", "1.0").build(tmp_path / "clean")
     proc = clients.twine_upload(srv, token, clean, check=False)
-    assert "File already exists" in proc.output, proc.output
+    assert record in proc.output, proc.output
 
 
 def test_typosquatted_new_project_is_held(srv, clients, tmp_path):

@@ -21,5 +21,5 @@ pub use oidc::{
 pub use password::{PasswordError, WeakPassword, check_strength, hash_password, verify_dummy, verify_password};
 pub use ratelimit::{GuessLimiter, GuessPolicy, RateLimiter};
 pub use recovery::{new_recovery_codes, normalize_recovery_code};
-pub use secret::{Secret, ct_eq, hash_secret, random_token};
+pub use secret::{Secret, ct_eq, hash_secret, hmac_sha256, random_token};
 pub use totp::{new_totp_secret, otpauth_uri, secret_base32, totp_code, verify_totp};

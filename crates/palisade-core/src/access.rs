@@ -60,6 +60,8 @@ pub enum Action {
     Manage,
     /// Review quarantine and other instance administration (administrators).
     Admin,
+    /// Report projects (any user; a token needs this action).
+    Report,
 }
 
 impl Action {
@@ -69,11 +71,12 @@ impl Action {
             Action::Yank => "yank",
             Action::Manage => "manage",
             Action::Admin => "admin",
+            Action::Report => "report",
         }
     }
 
     /// The token action scopes a user may grant.
-    pub const SCOPES: [&'static str; 3] = ["upload", "yank", "manage"];
+    pub const SCOPES: [&'static str; 4] = ["upload", "yank", "manage", "report"];
 }
 
 impl Principal {
@@ -91,6 +94,11 @@ impl Principal {
             Credential::Publisher { token_id, .. } => Some(token_id),
             Credential::Session { .. } | Credential::Console => None,
         }
+    }
+
+    /// Whether the credential's action scope includes `action` (roles are checked apart).
+    pub fn allows(&self, action: Action) -> bool {
+        self.credential_allows(action)
     }
 
     /// Whether the credential's action scope includes `action`.
@@ -239,6 +247,8 @@ pub async fn authorize(core: &Core, p: &Principal, action: Action, project: Opti
     let ok = match action {
         Action::Upload | Action::Yank => role.is_some(),
         Action::Manage => role == Some(Role::Owner),
+        // Reporting takes no role (see `sharing::reports`); administration is decided above.
+        Action::Report => true,
         Action::Admin => false,
     };
     if ok {
@@ -267,6 +277,7 @@ fn action_phrase(action: Action) -> &'static str {
         Action::Yank => "yank releases",
         Action::Manage => "manage projects",
         Action::Admin => "administer this instance",
+        Action::Report => "report projects",
     }
 }
 

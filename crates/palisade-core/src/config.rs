@@ -126,6 +126,9 @@ pub struct Config {
     pub transparency: TransparencyConfig,
     /// Leaked-token reports from secret-scanning partners.
     pub disclosure: DisclosureConfig,
+    /// Information sharing (docs/sharing.md): Palisade's verdicts as OSV, OSV feeds enforced,
+    /// malware reports and webhooks.
+    pub sharing: SharingConfig,
     /// Connection handling: time-outs and caps against slow and flooding clients.
     pub http: HttpConfig,
 }
@@ -578,6 +581,149 @@ impl Default for TransparencyConfig {
     }
 }
 
+closed_set! {
+    /// Who may read Palisade's own OSV records under `/osv/`.
+    pub enum ExportAccess {
+        /// Anyone (the default: the records protect everyone).
+        Public = "public",
+        /// Any caller with a valid token or session.
+        Authenticated = "authenticated",
+        /// Nobody: `/osv/` answers 404.
+        Off = "off",
+    }
+}
+
+/// Information sharing (docs/sharing.md).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SharingConfig {
+    /// Who may read `/osv/PyPI/...` and `POST /osv/v1/query`.
+    pub export: ExportAccess,
+    /// The id prefix of Palisade's own records (`<prefix>-<year>-<n>`); `x_` marks a local
+    /// database in OSV's convention.
+    pub prefix: String,
+    /// The name the records credit as their finder; unset, `public_url`'s host (or "Palisade").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credit: Option<String>,
+    /// OSV feeds to enforce (`[[sharing.feeds]]`). None by default: nothing is fetched.
+    pub feeds: Vec<FeedConfig>,
+    /// Largest feed download (a zip, a CSV index) in bytes.
+    pub max_feed_bytes: u64,
+    /// Quarantine on malware reports as PyPI does (a trusted reporter on a young project, or
+    /// enough distinct reporters of whom one is trusted).
+    pub auto_quarantine: bool,
+    /// A project younger than this many hours is quarantined on one trusted reporter's report.
+    pub new_project_hours: u64,
+    /// Distinct reporters (at least one trusted) that quarantine a project of any age.
+    pub reporters: u64,
+    /// Signed webhooks told of quarantines, decisions, reports and feed blocks.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+impl Default for SharingConfig {
+    fn default() -> Self {
+        Self {
+            export: ExportAccess::Public,
+            prefix: "x_PALISADE".into(),
+            credit: None,
+            feeds: Vec::new(),
+            max_feed_bytes: 512 << 20,
+            auto_quarantine: true,
+            new_project_hours: 24,
+            reporters: 2,
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+/// One OSV feed: a folder (a checkout of `ossf/malicious-packages`, or an unpacked OSV.dev
+/// export), a zip file, or the `https://.../osv/PyPI/` of another Palisade (or an OSV.dev-style
+/// export).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// A short name (letters, digits, `-`, `_`), shown in refusals and logs.
+    pub name: String,
+    /// A folder, a `.zip` file, or an `http(s)://` URL ending in `/`.
+    pub source: String,
+    /// How often it is read again, such as `60s` or `10m`: by default 60 s for a URL, 10 minutes
+    /// for a folder or zip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+}
+
+impl SharingConfig {
+    fn validate(&self, errors: &mut Vec<String>) {
+        if let Err(e) = palisade_osv::check_prefix(&self.prefix) {
+            errors.push(format!("sharing.prefix = {:?}: {e}", self.prefix));
+        }
+        let mut names = std::collections::HashSet::new();
+        for f in &self.feeds {
+            if f.name.is_empty() || f.name.len() > 64 || !f.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                errors.push(format!("sharing.feeds name {:?}: expected letters, digits, '-' or '_'", f.name));
+            }
+            if !names.insert(f.name.as_str()) {
+                errors.push(format!("sharing.feeds name {:?}: used twice", f.name));
+            }
+            if f.is_url() && !f.source.ends_with('/') {
+                errors.push(format!(
+                    "sharing.feeds {:?}: a URL source names a folder of records and ends with '/' (such as https://host/osv/PyPI/)",
+                    f.name
+                ));
+            }
+            if let Some(i) = &f.interval
+                && let Err(e) = parse_interval(i)
+            {
+                errors.push(format!("sharing.feeds {:?}: interval {i:?}: {e}", f.name));
+            }
+        }
+        for w in &self.webhooks {
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                errors.push(format!("sharing.webhooks url {:?}: expected an http:// or https:// URL", w.url));
+            }
+        }
+        if self.reporters < 1 {
+            errors.push("sharing.reporters must be at least 1".into());
+        }
+        if self.max_feed_bytes < 1 << 20 {
+            errors.push("sharing.max_feed_bytes: expected at least 1 MiB".into());
+        }
+    }
+}
+
+impl FeedConfig {
+    /// Whether the source is fetched over HTTP.
+    pub fn is_url(&self) -> bool {
+        self.source.starts_with("http://") || self.source.starts_with("https://")
+    }
+
+    /// The interval between syncs.
+    pub fn every(&self) -> std::time::Duration {
+        let default = std::time::Duration::from_secs(if self.is_url() { 60 } else { 600 });
+        self.interval.as_deref().and_then(|i| parse_interval(i).ok()).unwrap_or(default)
+    }
+}
+
+/// A feed's interval: a number and a unit (`60s`, `10m`, `1h`), from one second to a week.
+fn parse_interval(text: &str) -> Result<std::time::Duration, &'static str> {
+    let span: jiff::Span = text.trim().parse().map_err(|_| "expected a number and a unit, such as 60s, 10m or 1h")?;
+    let signed = span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).map_err(|_| "use seconds, minutes, hours or days")?;
+    let d = std::time::Duration::try_from(signed).map_err(|_| "it must be positive")?;
+    if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(7 * 86_400) {
+        return Err("expected one second to a week");
+    }
+    Ok(d)
+}
+
+/// A webhook: JSON bodies signed with `Palisade-Signature: sha256=<hex HMAC-SHA256>`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    #[serde(skip_serializing)]
+    pub secret: Secret,
+}
+
 /// Secret-scanning partners that may report leaked tokens to `POST /_/secrets/disclose-token`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -735,6 +881,7 @@ impl Default for Config {
             attestations: AttestationsConfig::default(),
             transparency: TransparencyConfig::default(),
             disclosure: DisclosureConfig::default(),
+            sharing: SharingConfig::default(),
             http: HttpConfig::default(),
         }
     }
@@ -835,6 +982,7 @@ impl Config {
                 }
             }
         }
+        self.sharing.validate(&mut errors);
         if !(5..=3600).contains(&self.jobs.lease_secs) {
             errors.push(format!("jobs.lease_secs = {}: expected 5 to 3600", self.jobs.lease_secs));
         }

@@ -40,6 +40,9 @@ pub trait Ecosystem: Send + Sync + 'static {
     /// The normalized project name: the key of permissions, policy and the index.
     fn project(file: &Self::File) -> &str;
 
+    /// The version the file's name gives (what feeds' records name).
+    fn version(file: &Self::File) -> String;
+
     /// What a published filename reserves beyond its own spelling: two files with the same key
     /// are the same file to an installer, so the second is refused even under another spelling.
     fn reservation_key(file: &Self::File) -> String;

@@ -79,6 +79,10 @@ impl Core {
                 }
                 self.schedule_sweep(SWEEP_EVERY).await.map_err(|e| e.to_string())
             }
+            crate::sharing::webhooks::JOB => self.deliver_webhook(&job.payload).await,
+            kind if kind.starts_with(crate::sharing::feeds::JOB_PREFIX) => {
+                self.run_feed_job(&kind[crate::sharing::feeds::JOB_PREFIX.len()..]).await
+            }
             other => Err(format!("unknown job kind {other:?} (written by a newer Palisade?)")),
         }
     }

@@ -19,6 +19,7 @@ pub mod publish;
 pub mod publishers;
 pub mod pypi;
 pub mod scanning;
+pub mod sharing;
 pub mod tokens;
 pub mod transparency;
 
@@ -43,6 +44,8 @@ pub struct Core {
     pub scan: Arc<scanning::ScanService>,
     pub mailer: mail::Mailer,
     pub attestations: provenance::Attestations,
+    /// The OSV records that block, as this process last loaded them.
+    pub sharing: Arc<sharing::Sharing>,
     hooks: Arc<RwLock<Vec<ChangeHook>>>,
 }
 
@@ -62,7 +65,18 @@ impl Core {
         let mailer = mail::Mailer::new(&config.smtp, db.clone())?;
         let attestations = provenance::Attestations::new(&config.attestations)?;
         provenance::warn_about_issuers(&config);
-        Ok(Self { db, blobs, config: Arc::new(config), scan, mailer, attestations, hooks: Default::default() })
+        let core = Self {
+            db,
+            blobs,
+            config: Arc::new(config),
+            scan,
+            mailer,
+            attestations,
+            sharing: Default::default(),
+            hooks: Default::default(),
+        };
+        core.refresh_blocks().await.context("loading the OSV records that block")?;
+        Ok(core)
     }
 
     /// Registers `hook` to hear of every change this process makes to a project.

@@ -71,6 +71,24 @@ impl Core {
             return Err(invalid(format!("project {normalized:?} is {} and accepts no uploads", p.status)));
         }
         authorize(self, &principal, Action::Upload, project.as_ref(), &normalized).await?;
+        // Shared intelligence first: a release or file an OSV record lists as malicious is
+        // refused before anything else looks at it (the scanner, the name checks, reuse).
+        if let Some(block) = self.blocks().decide(&normalized, &E::version(&file.file), &file.digests.sha256) {
+            let details =
+                serde_json::json!({ "filename": filename, "sha256": file.digests.sha256, "record": block.id, "feed": block.source });
+            crate::events::record(
+                self,
+                "upload_blocked",
+                &principal.user_name,
+                principal.user_id,
+                project.as_ref().map(|p| p.id),
+                origin,
+                details.clone(),
+            )
+            .await;
+            self.announce("feed_block", details).await;
+            return Err(forbidden(format!("Upload refused: {} is {}", filename, block.message())));
+        }
         let principal = self.bind_publisher(principal, project.as_ref(), &normalized).await?;
         // Provenance, checked offline before the archive is read (a refusal costs a millisecond),
         // and before reuse: an identical re-upload with attestations that do not verify is
@@ -148,6 +166,8 @@ impl Core {
         crate::events::record(self, kind, &principal.user_name, principal.user_id, project.as_ref().map(|p| p.id), origin, details).await;
         if quarantined && let Some(project) = &project {
             self.notify_quarantine(project, &new.filename, &principal.user_name).await;
+            let hook = serde_json::json!({ "project": normalized, "filename": new.filename, "sha256": new.sha256, "trigger": "upload" });
+            self.announce("quarantine", hook).await;
         }
         tracing::info!(project.name = %normalized, file.filename = %new.filename, size_bytes = new.size, user.name = %principal.user_name, status = %new.status, "file stored");
         Ok(if quarantined { Published::Quarantined } else { Published::Published })

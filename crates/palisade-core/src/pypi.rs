@@ -35,6 +35,10 @@ impl Ecosystem for Python {
         &file.normalized_name
     }
 
+    fn version(file: &DistFilename) -> String {
+        file.version.to_string()
+    }
+
     fn reservation_key(file: &DistFilename) -> String {
         file.identity()
     }

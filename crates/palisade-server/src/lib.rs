@@ -12,6 +12,7 @@ mod ops;
 mod projects;
 mod pypi;
 mod review;
+mod sharing;
 mod transparency;
 mod trusted_publishing;
 
@@ -112,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .merge(trusted_publishing::routes())
         .merge(disclosure::routes())
         .merge(transparency::routes())
+        .merge(sharing::routes())
         .merge(ops::routes())
         .fallback(|| async { http::error::not_found("not found") })
         .layer(middleware::from_fn_with_state(state.clone(), http::limits::bound_body))
@@ -193,6 +195,16 @@ pub async fn serve(
     }
     let scan = state.scan.clone();
     tokio::spawn(async move { scan.warm_up().await });
+    // The OSV records that block: reloaded on every node when any node (or the CLI) changes
+    // them, and the cached pages dropped with them; the feeds' syncs, from the job queue.
+    {
+        let (core, cache) = (state.core.clone(), state.cache.clone());
+        let every = Duration::from_millis(state.config.journal_poll_ms.max(500));
+        tokio::spawn(async move { core.watch_blocks(every, move || cache.invalidate_all()).await });
+    }
+    if let Err(e) = state.core.schedule_feeds().await {
+        tracing::warn!(error = %e, "could not schedule the OSV feeds");
+    }
     // The transparency log's sequencer: a checkpoint for new entries every `transparency.sequence_ms`.
     tokio::spawn(state.core.clone().run_sequencer(state.log.clone()));
     let config = state.config.clone();

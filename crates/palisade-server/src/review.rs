@@ -1,7 +1,8 @@
 //! The quarantine review API. Administrators list, read, release and confirm held files; a
 //! project's owners may list and read their own project's reports.
 //!
-//! - `GET /api/quarantine[?project=NAME]`
+//! - `GET /api/quarantine[?project=NAME]` (each held file with its scan verdict and the open
+//!   reports users filed about its project)
 //! - `GET /api/quarantine/<filename>` (the file's scan reports, newest first)
 //! - `POST /api/quarantine/<filename>/release` and `/confirm`, body `{"note": "..."}` (optional)
 
@@ -51,7 +52,18 @@ pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query
             continue;
         }
         let report = state.db.reports(&f.filename).await.map_err(internal)?.into_iter().next();
+        // Users' reports of the project, beside the scanner's.
+        let reports: Vec<Value> = state
+            .db
+            .observations(Some(&f.project))
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .filter(|o| o.outcome.is_none() && o.version.as_deref().is_none_or(|v| v == f.version))
+            .map(|o| json!({ "id": o.id, "kind": o.kind, "summary": o.summary, "inspector_url": o.inspector_url, "reporter": o.reporter, "trusted": o.trusted }))
+            .collect();
         out.push(json!({
+            "reports": reports,
             "filename": f.filename,
             "project": f.project,
             "version": f.version,
@@ -105,13 +117,13 @@ fn note_of(body: &Bytes) -> ApiResult<Option<String>> {
 pub async fn release(State(state): State<AppState>, caller: Caller, Path(filename): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
     let p = caller.admin(&state).await?;
     let note = note_of(&body)?;
-    palisade_core::admin::release(&state, &Actor::of(&p, &caller.client), &filename, note.as_deref()).await?;
-    Ok(Json(json!({ "filename": filename, "decision": "released" })))
+    let withdrawn = palisade_core::admin::release(&state, &Actor::of(&p, &caller.client), &filename, note.as_deref()).await?;
+    Ok(Json(json!({ "filename": filename, "decision": "released", "withdrawn": withdrawn })))
 }
 
 pub async fn confirm(State(state): State<AppState>, caller: Caller, Path(filename): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
     let p = caller.admin(&state).await?;
     let note = note_of(&body)?;
-    palisade_core::admin::confirm(&state, &Actor::of(&p, &caller.client), &filename, note.as_deref()).await?;
-    Ok(Json(json!({ "filename": filename, "decision": "confirmed" })))
+    let record = palisade_core::admin::confirm(&state, &Actor::of(&p, &caller.client), &filename, note.as_deref()).await?;
+    Ok(Json(json!({ "filename": filename, "decision": "confirmed", "record": record })))
 }

@@ -432,7 +432,7 @@ async fn suspicious_uploads_are_quarantined_and_reviewed() {
 }
 
 #[tokio::test]
-async fn confirmed_files_are_removed_and_reserved() {
+async fn confirmed_files_are_kept_unserved_recorded_and_reserved() {
     let app = TestApp::new().await;
     let owner = app.user("olivia", false).await;
     let admin_token = app.user("root", true).await;
@@ -445,9 +445,27 @@ async fn confirmed_files_are_removed_and_reserved() {
     assert_eq!(app.get("/pypi/newbeacon/json", None).await.status, StatusCode::NOT_FOUND);
     let r = api(&app, "POST", &format!("/api/quarantine/{f}/confirm"), Some(&admin_token)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let record = r.json()["record"].as_str().expect("an OSV record id").to_string();
+    assert!(record.starts_with("x_PALISADE-"), "{record}");
+    // Kept as evidence: administrators may fetch it, nobody else (the owner neither).
+    assert_eq!(app.blob_count().await, 1);
+    let anonymous = app.get(&format!("/files/{f}"), None).await;
+    assert_eq!(anonymous.status, StatusCode::FORBIDDEN);
+    assert!(anonymous.text().contains(&record), "{}", anonymous.text());
+    assert_eq!(api(&app, "GET", &format!("/files/{f}"), Some(&owner)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(api(&app, "GET", &format!("/files/{f}"), Some(&admin_token)).await.status, StatusCode::OK);
+    // The record is served, and blocks the release: a clean file of it is refused, naming it.
+    let served = app.get(&format!("/osv/PyPI/{record}.json"), None).await.json();
+    assert_eq!(served["affected"][0]["package"]["name"], "newbeacon");
+    let r =
+        app.upload(Some(&owner), "newbeacon-1.0.tar.gz", &sdist("newbeacon", "1.0", "from setuptools import setup\nsetup()\n"), &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(r.text().contains(&record), "{}", r.text());
+    // A removal deletes the bytes; the name stays reserved.
+    assert_eq!(api(&app, "DELETE", &format!("/api/projects/newbeacon/files/{f}"), Some(&admin_token)).await.status, StatusCode::OK);
     assert_eq!(app.blob_count().await, 0);
     let r = app.upload(Some(&owner), f, &wheel("newbeacon", "1.0", "newbeacon", "1.0"), &[]).await;
-    assert!(r.text().starts_with("File already exists"), "{}", r.text());
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
 }
 
 #[tokio::test]
@@ -554,6 +572,7 @@ async fn authorization_matrix() {
     const F: S = S::FORBIDDEN;
     const O: S = S::OK;
     const C: S = S::CREATED;
+    const R: S = S::ACCEPTED;
     // Uploads go through the upload API, which takes API tokens only.
     const X: S = S::FORBIDDEN;
     let rows: Vec<(&str, [S; 10])> = vec![
@@ -577,6 +596,9 @@ async fn authorization_matrix() {
         ("create an API token (needs a session)", [A, F, F, F, F, F, F, F, C, C]),
         // The owner's session registers it; the admin then meets the owner's pending name.
         ("register a pending publisher (needs a session)", [A, F, F, F, F, F, F, F, C, S::BAD_REQUEST]),
+        // Any user may report any project (a token limited to other projects may not).
+        ("report a project", [A, R, R, R, R, F, F, F, R, R]),
+        ("read the reports", [A, F, F, F, O, F, F, F, F, O]),
     ];
     let mut failures = Vec::new();
     for (row, expected) in &rows {
@@ -631,6 +653,11 @@ async fn authorization_matrix() {
                     let body = serde_json::json!({"project": "brand-new", "github": {"repository": "acme/new", "workflow": "release.yml"}});
                     api_json(&app, "POST", "/api/account/pending-publishers", *token, body).await
                 }
+                "report a project" => {
+                    let body = serde_json::json!({"kind": "is_spam", "summary": format!("spam seen by caller {i}")});
+                    api_json(&app, "POST", "/danger-api/projects/demo/observations", *token, body).await
+                }
+                "read the reports" => api(&app, "GET", "/api/reports", *token).await,
                 other => unreachable!("{other}"),
             };
             if reply.status != expected[i] {

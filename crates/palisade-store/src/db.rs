@@ -127,7 +127,7 @@ pub(crate) const USER_COLUMNS: &str = "u.id, u.name, u.is_admin, u.created_at, u
 const PROJECT_COLUMNS: &str = "id, name, normalized, created_at, last_serial, status, status_reason, require_attestations";
 const REPORT_COLUMNS: &str =
     "id, filename, project, sha256, verdict, score, report, outcome, trigger, actor, created_at, decision, decided_by, decided_at, note";
-const FILE_COLUMNS: &str = "f.id, f.release_id, f.project_id, r.version, f.filename, f.packagetype, f.python_version, f.size, f.sha256, f.blake2b_256, f.md5, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked, f.yanked_reason, p.status AS project_status, f.status, p.normalized AS project, EXISTS (SELECT 1 FROM attestations a WHERE a.file_id = f.id) AS has_provenance";
+const FILE_COLUMNS: &str = "f.id, f.release_id, f.project_id, r.version, f.filename, f.packagetype, f.python_version, f.size, f.sha256, f.blake2b_256, f.md5, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked, f.yanked_reason, p.status AS project_status, CASE WHEN f.confirmed THEN 'malicious' ELSE f.status END AS status, p.normalized AS project, EXISTS (SELECT 1 FROM attestations a WHERE a.file_id = f.id) AS has_provenance";
 
 impl Db {
     /// Opens (creating) `palisade.db` in `data_dir` and applies migrations: the embedded default.
@@ -912,7 +912,7 @@ impl Db {
     /// Files waiting for review, oldest first.
     pub async fn quarantined(&self, project: Option<&str>) -> Result<Vec<FileRow>, StoreError> {
         let sql = format!(
-            "SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE f.status = 'quarantined' AND ($1 IS NULL OR p.normalized = $2) ORDER BY f.upload_time"
+            "SELECT {FILE_COLUMNS} FROM files f JOIN releases r ON r.id = f.release_id JOIN projects p ON p.id = f.project_id WHERE f.status = 'quarantined' AND f.confirmed = FALSE AND ($1 IS NULL OR p.normalized = $2) ORDER BY f.upload_time"
         );
         Ok(sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql)).bind(project).bind(project).fetch_all(&self.reader).await?)
     }
@@ -942,26 +942,37 @@ impl Db {
         self.decide(filename, "released", actor, note).await
     }
 
-    /// Confirms a quarantined file as malicious: it is removed, with its blob unless another
-    /// file shares it (see [`Db::remove_file`]), and its name stays reserved.
-    pub async fn confirm_file(&self, blobs: &BlobStore, filename: &str, actor: &str, note: Option<&str>) -> Result<bool, StoreError> {
-        self.decide(filename, "confirmed", actor, note).await?;
-        self.remove_file(blobs, filename, actor).await
+    /// Confirms a quarantined file as malicious: it becomes `malicious`, served to no one but
+    /// administrators, its bytes kept as evidence (and so that a wrong decision can be undone by
+    /// a release) until an administrator removes it; its name stays reserved either way.
+    pub async fn confirm_file(&self, filename: &str, actor: &str, note: Option<&str>) -> Result<(), StoreError> {
+        self.decide(filename, "confirmed", actor, note).await
     }
 
     async fn decide(&self, filename: &str, decision: &str, actor: &str, note: Option<&str>) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(
-            "SELECT p.normalized, f.sha256 FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = $1 AND f.status = 'quarantined'",
+            "SELECT p.normalized, f.sha256, f.confirmed FROM files f JOIN projects p ON p.id = f.project_id WHERE f.filename = $1 AND f.status = 'quarantined'",
         )
         .bind(filename)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("quarantined file {filename:?}")))?;
         let (normalized, sha): (String, String) = (row.get(0), row.get(1));
-        if decision == "released" {
-            sqlx::query("UPDATE files SET status = 'published' WHERE filename = $1").bind(filename).execute(&mut *tx).await?;
+        let confirmed: bool = row.try_get::<crate::models::Flag, _>(2)?.into();
+        // A confirmed file can be released (the decision undone), not confirmed again.
+        if decision == "confirmed" && confirmed {
+            return Err(StoreError::Conflict(format!("{filename:?} is already confirmed as malicious")));
         }
+        // Confirmed: still held (`status`), and marked, so it leaves the review queue and reads as
+        // `malicious` (see FILE_COLUMNS).
+        let (status, confirmed) = if decision == "released" { ("published", false) } else { ("quarantined", true) };
+        sqlx::query("UPDATE files SET status = $1, confirmed = $2 WHERE filename = $3")
+            .bind(status)
+            .bind(confirmed)
+            .bind(filename)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE scan_reports SET decision = $1, decided_by = $2, decided_at = $3, note = $4 WHERE id = (SELECT MAX(id) FROM scan_reports WHERE filename = $5)")
             .bind(decision)
             .bind(actor)
@@ -1150,6 +1161,8 @@ mod jobs;
 mod limits;
 mod provenance;
 pub use provenance::{NewAttestation, StoredAttestation};
+mod sharing;
+pub use sharing::{FeedChanges, FeedRow, NewAdvisory, NewObservation, Observation, StoredAdvisory, Waiver};
 mod tlog;
 pub use limits::LimiterEvent;
 pub use tlog::{LogEntry, StoredCheckpoint};

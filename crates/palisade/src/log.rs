@@ -324,10 +324,9 @@ fn file_status(entries: &[Vec<u8>], digest: &str) -> Status {
                     since.push((i, text.to_string()));
                 }
             }
-            // A release serves a held or quarantined file again; removals are for good.
-            Some(("release", _, d)) if d == digest => {
-                since.retain(|(_, t)| t.starts_with("pypi remove ") || t.starts_with("pypi confirm "))
-            }
+            // A release serves a held, quarantined or confirmed file again (a confirmation can be
+            // undone); removals are for good.
+            Some(("release", _, d)) if d == digest => since.retain(|(_, t)| t.starts_with("pypi remove ")),
             Some(("remove" | "confirm" | "quarantine", _, d)) if d == digest && found.is_some() => since.push((i, text.to_string())),
             _ => {}
         }
@@ -369,5 +368,8 @@ mod tests {
         assert!(matches!(file_status(&log(&[hold]), d), Status::NotServed { since: (0, _), .. }));
         assert_eq!(file_status(&log(&[hold, release]), d), Status::Served(0, hold.into()));
         assert!(matches!(file_status(&log(&[publish, remove, release]), d), Status::NotServed { since: (1, _), .. }));
+        let confirm = "pypi confirm p p-1.0.tar.gz sha256:aa by cli:root";
+        assert!(matches!(file_status(&log(&[hold, confirm]), d), Status::NotServed { since: (1, _), .. }));
+        assert_eq!(file_status(&log(&[hold, confirm, release]), d), Status::Served(0, hold.into()));
     }
 }

@@ -15,6 +15,7 @@ mod inspect;
 mod jobs;
 mod log;
 mod migrate;
+mod osv;
 mod project;
 mod publisher;
 mod quarantine;
@@ -68,7 +69,15 @@ enum Command {
     /// Undo a yank.
     Unyank(project::UnyankArgs),
     /// Remove a file. Its filename stays reserved forever.
-    RemoveFile { filename: String },
+    RemoveFile {
+        filename: String,
+        /// Remove it as malicious: an OSV record of the verdict is written first (and printed).
+        #[arg(long)]
+        malicious: bool,
+        /// The reviewer's note, for the record.
+        #[arg(long, requires = "malicious")]
+        note: Option<String>,
+    },
     /// Scan distribution files or folders for malware, offline (no server or data needed).
     ///
     /// Exit code: 0 when everything is clean, 1 when anything is suspicious or malicious,
@@ -115,6 +124,9 @@ enum Command {
     /// The transparency log: its key, an audit against what is stored, and a client's check.
     #[command(subcommand)]
     Log(log::LogCmd),
+    /// Information sharing: OSV feeds, Palisade's own records, waivers and reports.
+    #[command(subcommand)]
+    Osv(osv::OsvCmd),
     /// Read the security event log, newest first.
     Audit {
         /// Only events about this project.
@@ -171,7 +183,8 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Project(cmd) => project::run(&core, cmd).await,
         Command::Yank(args) => project::yank(&core, args).await,
         Command::Unyank(args) => project::unyank(&core, args).await,
-        Command::RemoveFile { filename } => project::remove_file(&core, &filename).await,
+        Command::RemoveFile { filename, malicious, note } => project::remove_file(&core, &filename, malicious, note.as_deref()).await,
+        Command::Osv(cmd) => osv::run(&core, cmd).await,
         Command::Publisher(cmd) => publisher::run(&core, cmd).await,
         Command::Audit { project, user, limit, json } => audit::run(&core, project, user, limit, json).await,
         Command::Quarantine(cmd) => quarantine::run(&core, cmd).await,

@@ -94,9 +94,15 @@ pub async fn unyank(core: &Core, a: UnyankArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn remove_file(core: &Core, filename: &str) -> anyhow::Result<()> {
-    admin::remove_file(core, &Actor::cli(), None, filename).await?;
-    eprintln!("removed {filename}; the filename stays reserved");
+pub async fn remove_file(core: &Core, filename: &str, malicious: bool, note: Option<&str>) -> anyhow::Result<()> {
+    if malicious {
+        let id = admin::remove_malicious(core, &Actor::cli(), filename, note).await?;
+        eprintln!("removed {filename} as malicious; the filename stays reserved; OSV record:");
+        println!("{id}");
+    } else {
+        admin::remove_file(core, &Actor::cli(), None, filename).await?;
+        eprintln!("removed {filename}; the filename stays reserved");
+    }
     Ok(())
 }
 

@@ -25,13 +25,16 @@ pub enum QuarantineCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Publish a quarantined file (a false positive).
+    /// Publish a quarantined file (a false positive), or one confirmed as malicious (the decision
+    /// undone): Palisade's OSV records that list it are withdrawn.
     Release {
         filename: String,
         #[arg(long)]
         note: Option<String>,
     },
-    /// Confirm a quarantined file as malicious: remove it; the filename stays reserved.
+    /// Confirm a quarantined file as malicious: it is never served again (administrators can
+    /// still fetch it), the filename stays reserved, and an OSV record is written; `palisade
+    /// remove-file` deletes its bytes.
     Confirm {
         filename: String,
         #[arg(long)]
@@ -55,6 +58,12 @@ pub async fn run(core: &Core, cmd: QuarantineCmd) -> anyhow::Result<()> {
                     r.as_ref().map(|r| r.score).unwrap_or(0.0),
                     time(f.upload_time)
                 );
+                let open: Vec<_> = db.observations(Some(&f.project)).await?.into_iter().filter(|o| o.outcome.is_none()).collect();
+                if !open.is_empty() {
+                    let by: Vec<String> =
+                        open.iter().map(|o| format!("{}{}", o.reporter, if o.trusted { " (trusted)" } else { "" })).collect();
+                    println!("    {} open report(s) by {} (palisade osv reports --project {})", open.len(), by.join(", "), f.project);
+                }
             }
         }
         QuarantineCmd::Rejected { limit } => {
@@ -103,12 +112,19 @@ pub async fn run(core: &Core, cmd: QuarantineCmd) -> anyhow::Result<()> {
             }
         }
         QuarantineCmd::Release { filename, note } => {
-            admin::release(core, &Actor::cli(), &filename, note.as_deref()).await?;
+            let withdrawn = admin::release(core, &Actor::cli(), &filename, note.as_deref()).await?;
             eprintln!("released {filename}: it is published now");
+            for id in withdrawn {
+                eprintln!("withdrew the OSV record {id}");
+            }
         }
         QuarantineCmd::Confirm { filename, note } => {
-            admin::confirm(core, &Actor::cli(), &filename, note.as_deref()).await?;
-            eprintln!("confirmed {filename} as malicious: removed, and the filename stays reserved");
+            let osv = admin::confirm(core, &Actor::cli(), &filename, note.as_deref()).await?;
+            eprintln!("confirmed {filename} as malicious: no longer served, and the filename stays reserved");
+            match osv {
+                Some(id) => println!("{id}"),
+                None => eprintln!("warning: the OSV record could not be written (see the log)"),
+            }
         }
     }
     Ok(())

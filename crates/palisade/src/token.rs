@@ -17,8 +17,9 @@ pub enum TokenCmd {
         /// Limit the token to this project (repeatable). Without it the token is user-wide.
         #[arg(long = "project")]
         projects: Vec<String>,
-        /// Limit the token to this action: upload, yank or manage (repeatable). Without it, all.
-        #[arg(long = "action", value_parser = ["upload", "yank", "manage"])]
+        /// Limit the token to this action: upload, yank, manage or report (repeatable). Without
+        /// it, all.
+        #[arg(long = "action", value_parser = ["upload", "yank", "manage", "report"])]
         actions: Vec<String>,
         /// Lifetime such as 90s, 12h, 30d, 2w. Without it the token does not expire.
         #[arg(long)]

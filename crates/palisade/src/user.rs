@@ -38,6 +38,13 @@ pub enum UserCmd {
     Enable { name: String },
     /// List accounts.
     List,
+    /// Mark a user as a trusted reporter (their malware reports can quarantine at once), or
+    /// not (`--off`).
+    TrustReporter {
+        name: String,
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 pub async fn run(core: &Core, cmd: UserCmd) -> anyhow::Result<()> {
@@ -69,6 +76,10 @@ pub async fn run(core: &Core, cmd: UserCmd) -> anyhow::Result<()> {
         UserCmd::Reset2fa { name } => {
             let n = admin::reset_second_factors(core, &actor, &name).await?;
             eprintln!("removed {n} second factor(s) of {name} and ended their sessions; they must enrol again before publishing");
+        }
+        UserCmd::TrustReporter { name, off } => {
+            admin::set_trusted_reporter(core, &actor, &name, !off).await?;
+            eprintln!("{name} is {}a trusted reporter", if off { "no longer " } else { "" });
         }
         UserCmd::List => {
             println!("{:<24} {:<6} {:<4} {:<32} created", "name", "admin", "2fa", "email");

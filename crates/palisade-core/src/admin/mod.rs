@@ -10,13 +10,15 @@ pub mod publishers;
 pub mod quarantine;
 pub mod releases;
 pub mod roles;
+pub mod sharing;
 pub mod tokens;
 pub mod users;
 
 pub use publishers::{PublisherTarget, add_publisher, remove_publisher, sweep_expired_publishers};
 pub use quarantine::{RescanSummary, confirm, release, rescan};
-pub use releases::{remove_file, set_require_attestations, set_status, set_yanked};
+pub use releases::{remove_file, remove_malicious, set_require_attestations, set_status, set_yanked};
 pub use roles::{remove_role, set_role};
+pub use sharing::{set_trusted_reporter, waive};
 pub use tokens::{create_token, create_token_for, parse_duration, revoke_token};
 pub use users::{create_user, reset_second_factors, set_disabled, set_password, validate_user_name, verify_email};
 

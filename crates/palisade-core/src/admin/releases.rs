@@ -31,6 +31,24 @@ pub async fn set_yanked(
     Ok(n)
 }
 
+/// Removes `filename` as malicious: removed as [`remove_file`] does, after an OSV record of
+/// the verdict is written (`note` goes into it). Returns the record's id.
+pub async fn remove_malicious(core: &Core, actor: &Actor, filename: &str, note: Option<&str>) -> Result<String> {
+    let file = core.db.file(filename).await?.ok_or_else(|| not_found(format!("no file {filename:?}")))?;
+    let id = core
+        .record_verdict(&file, crate::sharing::records::Reason::Removed, note, &actor.name)
+        .await
+        .map_err(|e| crate::error::internal(format!("the OSV record could not be written: {e:#}")))?;
+    remove_file(core, actor, None, filename).await?;
+    let _ = core.db.set_observations_outcome(file.project_id, Some(&file.version), "confirmed").await;
+    core.announce(
+        "confirm",
+        json!({ "filename": filename, "decision": "removed", "record": id, "project": file.project, "sha256": file.sha256 }),
+    )
+    .await;
+    Ok(id)
+}
+
 /// Removes `filename` (of `project`, when given: a file of another project is not found). Its
 /// bytes go when nothing else references them; its name stays reserved forever.
 pub async fn remove_file(core: &Core, actor: &Actor, project: Option<&Project>, filename: &str) -> Result<()> {

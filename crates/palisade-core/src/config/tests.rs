@@ -226,7 +226,7 @@ macro_rules! keys {
 
 /// The tables (`[scan]`) inside `Config`: sections, not keys.
 const SECTIONS: &[&str] =
-    &["database", "storage", "jobs", "scan", "accounts", "smtp", "oidc", "attestations", "transparency", "disclosure", "http"];
+    &["database", "storage", "jobs", "scan", "accounts", "smtp", "oidc", "attestations", "transparency", "disclosure", "sharing", "http"];
 
 /// Every key, with its section ("" for the top level; `disclosure.partners` for a partner's keys).
 fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
@@ -234,7 +234,7 @@ fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
     let lists = [
         keys!("": Config { listen, data_dir, max_upload_bytes, max_uncompressed_bytes, max_description_bytes, public_url, log,
             journal_poll_ms, sweep_young_blobs, client_ip_header, database, storage, jobs, scan, accounts, smtp, oidc, attestations,
-            transparency, disclosure, http }),
+            transparency, disclosure, sharing, http }),
         keys!("database": DatabaseConfig { url, pool_size }),
         keys!("storage": StorageConfig { url, endpoint, region, access_key_id, secret_access_key, allow_http,
             presigned_downloads_secs }),
@@ -250,6 +250,10 @@ fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
         keys!("attestations": AttestationsConfig { trust_root, github_certificate_issuer, gitlab_certificate_issuer, custom_issuers }),
         keys!("attestations.custom_issuers": CustomIssuer { token_issuer, certificate_issuer, claims }),
         keys!("transparency": TransparencyConfig { origin, key_file, key, sequence_ms }),
+        keys!("sharing": SharingConfig { export, prefix, credit, feeds, max_feed_bytes, auto_quarantine, new_project_hours, reporters,
+            webhooks }),
+        keys!("sharing.feeds": FeedConfig { name, source, interval }),
+        keys!("sharing.webhooks": WebhookConfig { url, secret }),
         keys!("disclosure": DisclosureConfig { enabled, partners }),
         keys!("disclosure.partners": DisclosurePartner { name, key_id_header, signature_header, keys_url, keys_ttl_secs, public_keys }),
         keys!("disclosure.partners.public_keys": PartnerKey { key_identifier, key }),
@@ -304,6 +308,11 @@ fn keys_from_defaults_and_env_vars_are_every_key() {
             ("attestations.custom_issuers", "token_issuer"),
             ("attestations.custom_issuers", "certificate_issuer"),
             ("attestations.custom_issuers", "claims"),
+            ("sharing.feeds", "name"),
+            ("sharing.feeds", "source"),
+            ("sharing.feeds", "interval"),
+            ("sharing.webhooks", "url"),
+            ("sharing.webhooks", "secret"),
         ]
         .map(|(s, k)| (s.into(), k.into())),
     );
@@ -319,6 +328,9 @@ fn every_key_has_its_env_var() {
             || (section, key) == ("disclosure", "partners")
             || section.starts_with("attestations.custom_issuers")
             || (section, key) == ("attestations", "custom_issuers")
+            || section.starts_with("sharing.")
+            || (section, key) == ("sharing", "feeds")
+            || (section, key) == ("sharing", "webhooks")
         {
             continue;
         }

@@ -37,6 +37,10 @@ impl Ecosystem for Notes {
         &file.project
     }
 
+    fn version(file: &Note) -> String {
+        file.version.clone()
+    }
+
     fn reservation_key(file: &Note) -> String {
         format!("note:{}-{}", file.project, file.version)
     }

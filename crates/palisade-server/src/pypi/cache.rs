@@ -285,6 +285,7 @@ impl IndexCache {
         normalized: &str,
         kind: Kind,
         base: &str,
+        blocks: &palisade_core::sharing::Blocks,
     ) -> Result<Option<(Arc<Page>, bool)>, palisade_store::StoreError> {
         let key = (normalized.to_string(), kind);
         if let Some(p) = self.pages.get(&key) {
@@ -293,7 +294,8 @@ impl IndexCache {
         let generation = self.generation.load(Ordering::SeqCst);
         let Some(project) = db.project(normalized).await? else { return Ok(None) };
         let releases = db.releases(project.id).await?;
-        let files = db.project_files(project.id).await?;
+        let mut files = db.project_files(project.id).await?;
+        blocks.hide(&mut files);
         let body = match kind {
             Kind::Html => render::project_html(&project, &releases, &files, base).into_bytes(),
             Kind::Json => serde_json::to_vec(&render::project_json(&project, &releases, &files, base)).unwrap_or_default(),

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::http::auth::Caller;
-use crate::http::error::{ApiResult, internal, not_found};
+use crate::http::error::{ApiError, ApiResult, forbidden, internal, not_found};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
@@ -20,22 +20,44 @@ fn public(file: &palisade_store::FileRow) -> bool {
     file.is_published() && file.project_status != "quarantined"
 }
 
-/// Anything not public is served only to the project's owners and to administrators, who must
-/// authenticate; to anyone else it does not exist.
-async fn may_download(state: &AppState, file: &palisade_store::FileRow, caller: &Caller) -> bool {
-    if public(file) {
-        return true;
+/// Whether `caller` may have `file`. A file an OSV record blocks answers 403 naming the record,
+/// to everyone (a pinned install fails loudly, not with a silent 404); the decision is the
+/// index's (`Blocks::decide`). Anything else not public is served only to the project's owners
+/// and to administrators, who must authenticate (a file confirmed as malicious, to
+/// administrators only); to anyone else it does not exist.
+async fn may_download(state: &AppState, file: &palisade_store::FileRow, caller: &Caller) -> Result<(), ApiError> {
+    if let Some(block) = state.blocks().decide_file(file) {
+        // Administrators may still fetch it, for analysis (never a shared cache: see
+        // `cache_headers`).
+        if let Ok(p) = caller.principal(state).await
+            && p.is_admin
+            && p.may_touch(&file.project)
+        {
+            return Ok(());
+        }
+        return Err(forbidden(format!("{} is {}", file.filename, block.message())));
     }
-    let Ok(p) = caller.principal(state).await else { return false };
-    let Some(uid) = p.user_id else { return false };
-    p.may_touch(&file.project) && (p.is_admin || matches!(state.db.role(file.project_id, uid).await, Ok(Some(palisade_store::Role::Owner))))
+    if public(file) {
+        return Ok(());
+    }
+    let hidden = || not_found(format!("no file named {:?}", file.filename));
+    let Ok(p) = caller.principal(state).await else { return Err(hidden()) };
+    let Some(uid) = p.user_id else { return Err(hidden()) };
+    if !p.may_touch(&file.project) {
+        return Err(hidden());
+    }
+    if p.is_admin {
+        return Ok(());
+    }
+    let owner = matches!(state.db.role(file.project_id, uid).await, Ok(Some(palisade_store::Role::Owner)));
+    if owner && file.status != "malicious" { Ok(()) } else { Err(hidden()) }
 }
 
 /// How long a shared cache may keep an answer about `file`: forever for a public file (files
-/// never change), not at all for one shown to its owners only, which also varies with the
-/// credential.
-fn cache_headers(file: &palisade_store::FileRow, h: &mut HeaderMap) {
-    if public(file) {
+/// never change), not at all for one shown to its owners only (or to administrators, when a
+/// record blocks it), which also varies with the credential.
+fn cache_headers(state: &AppState, file: &palisade_store::FileRow, h: &mut HeaderMap) {
+    if public(file) && state.blocks().decide_file(file).is_none() {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     } else {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
@@ -48,9 +70,7 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, c
         return metadata(&state, dist, &caller).await;
     }
     let file = state.db.file(&name).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {name:?}")))?;
-    if !may_download(&state, &file, &caller).await {
-        return Err(not_found(format!("no file named {name:?}")));
-    }
+    may_download(&state, &file, &caller).await?;
     let etag = format!("\"{}\"", file.sha256);
     if headers
         .get(header::IF_NONE_MATCH)
@@ -58,12 +78,13 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, c
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
     {
         let mut resp = (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
-        cache_headers(&file, resp.headers_mut());
+        cache_headers(&state, &file, resp.headers_mut());
         return Ok(resp);
     }
     // Files a shared cache may keep can be handed out by the bucket itself, when the operator
     // enabled it; held files always come through here, to the caller alone.
     if public(&file)
+        && state.blocks().decide_file(&file).is_none()
         && let Some(url) = state.blobs.presigned_url(&file.sha256, &file.filename).await.map_err(internal)?
     {
         let mut resp = (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url)]).into_response();
@@ -97,7 +118,7 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, c
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    cache_headers(&file, h);
+    cache_headers(&state, &file, h);
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
@@ -111,13 +132,11 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, c
 
 async fn metadata(state: &AppState, dist: &str, caller: &Caller) -> ApiResult<Response> {
     let file = state.db.file(dist).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {dist:?}")))?;
-    if !may_download(state, &file, caller).await {
-        return Err(not_found(format!("no file named {dist:?}")));
-    }
+    may_download(state, &file, caller).await?;
     let data = state.db.core_metadata(dist).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {dist:?}")))?;
     let etag = format!("\"{}\"", file.metadata_sha256);
     let mut resp = ([(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::ETAG, etag)], data).into_response();
-    cache_headers(&file, resp.headers_mut());
+    cache_headers(state, &file, resp.headers_mut());
     Ok(resp)
 }
 

@@ -61,7 +61,8 @@ async fn build(state: &AppState, normalized: &str, asked: Option<&str>, canonica
     let project = state.db.project(normalized).await.map_err(internal)?;
     let Some(project) = project else { return Err(not_found(format!("no project named {normalized:?}"))) };
     let releases = state.db.releases(project.id).await.map_err(internal)?;
-    let files = state.db.project_files(project.id).await.map_err(internal)?;
+    let mut files = state.db.project_files(project.id).await.map_err(internal)?;
+    state.blocks().hide(&mut files);
     let public = public_releases(&project, &releases, &files);
     if public.is_empty() {
         // Unknown, quarantined, or with nothing published: the same answer for each.
@@ -81,7 +82,7 @@ async fn build(state: &AppState, normalized: &str, asked: Option<&str>, canonica
         "info": info(&project, release, &metadata, base),
         "last_serial": project.last_serial,
         "urls": release.files.iter().map(entry).collect::<Vec<_>>(),
-        "vulnerabilities": [],
+        "vulnerabilities": vulnerabilities(state, normalized, &release.version).await?,
     });
     if asked.is_none() {
         let mut map = Map::new();
@@ -91,6 +92,11 @@ async fn build(state: &AppState, normalized: &str, asked: Option<&str>, canonica
         body["releases"] = Value::Object(map);
     }
     Ok((serde_json::to_vec(&body).map_err(internal)?, project.last_serial))
+}
+
+/// Known vulnerabilities of `version` (PyPI's `vulnerabilities`; see `Core::vulnerabilities`).
+async fn vulnerabilities(state: &AppState, normalized: &str, version: &str) -> ApiResult<Value> {
+    Ok(Value::Array(state.vulnerabilities(normalized, version).await.map_err(internal)?))
 }
 
 /// The cached page, as gzip when the client accepts it, with a validator.

@@ -30,7 +30,9 @@ pub async fn project(
         return Ok(redirect_to(&format!("/simple/{normalized}/"), &q));
     }
     let format = pick(&headers, &q)?;
-    let Some((page, hit)) = state.cache.project(&state.db, &normalized, kind_of(format), &state.base_url()).await.map_err(internal)? else {
+    let Some((page, hit)) =
+        state.cache.project(&state.db, &normalized, kind_of(format), &state.base_url(), &state.blocks()).await.map_err(internal)?
+    else {
         return Err(not_found(format!("no project named {normalized:?}")));
     };
     state.count_cache(hit);

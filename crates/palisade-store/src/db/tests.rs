@@ -226,13 +226,24 @@ async fn quarantine_review() {
     let reports = db.reports("demo-1.0-py3-none-any.whl").await.unwrap();
     assert_eq!(reports[0].decision.as_deref(), Some("released"));
     assert_eq!(reports[0].decided_by.as_deref(), Some("admin"));
-    // A rescan can put it back; confirming removes it for good.
+    // A rescan can put it back; confirming keeps it, malicious, out of the queue and unserved,
+    // with its bytes; a release can undo that; a removal is for good.
     db.quarantine_file("demo-1.0-py3-none-any.whl", &scan, "rescan").await.unwrap();
-    assert!(db.confirm_file(&blobs, "demo-1.0-py3-none-any.whl", "admin", None).await.unwrap());
+    db.confirm_file("demo-1.0-py3-none-any.whl", "admin", None).await.unwrap();
+    let confirmed = db.file("demo-1.0-py3-none-any.whl").await.unwrap().unwrap();
+    assert_eq!(confirmed.status, "malicious");
+    assert!(db.quarantined(None).await.unwrap().is_empty());
+    assert!(blobs.exists("s1").await.unwrap());
+    assert!(db.confirm_file("demo-1.0-py3-none-any.whl", "admin", None).await.is_err());
+    db.release_file("demo-1.0-py3-none-any.whl", "admin", Some("wrong call")).await.unwrap();
+    assert!(db.file("demo-1.0-py3-none-any.whl").await.unwrap().unwrap().is_published());
+    db.quarantine_file("demo-1.0-py3-none-any.whl", &scan, "rescan").await.unwrap();
+    db.confirm_file("demo-1.0-py3-none-any.whl", "admin", None).await.unwrap();
+    assert!(db.remove_file(&blobs, "demo-1.0-py3-none-any.whl", "admin").await.unwrap());
     assert!(!blobs.exists("s1").await.unwrap());
     assert!(db.file("demo-1.0-py3-none-any.whl").await.unwrap().is_none());
     assert!(db.release_file("demo-1.0-py3-none-any.whl", "admin", None).await.is_err());
-    assert_eq!(db.reports("demo-1.0-py3-none-any.whl").await.unwrap().len(), 2);
+    assert_eq!(db.reports("demo-1.0-py3-none-any.whl").await.unwrap().len(), 3);
 }
 
 /// A publisher token covers several publishers (of different owners); removing one of them
@@ -590,4 +601,101 @@ async fn the_log_records_changes_and_checkpoints_agree_under_concurrent_sequence
     let needs = palisade_tlog::inclusion_needs(5, 24);
     let proof = palisade_tlog::inclusion_proof(5, 24, &db.log_hashes(&needs).await.unwrap()).unwrap();
     palisade_tlog::check_inclusion(&proof, 24, roots[24], 5, all[5].entry.as_bytes()).unwrap();
+}
+
+fn advisory(id: &str, modified: &str, names: &[&str], hashes: &[&str], withdrawn: bool) -> NewAdvisory {
+    NewAdvisory {
+        osv_id: id.into(),
+        modified: modified.into(),
+        modified_at: 0,
+        withdrawn,
+        malicious: true,
+        record: format!("{{\"id\":\"{id}\",\"modified\":\"{modified}\"}}"),
+        names: names.iter().map(|n| n.to_string()).collect(),
+        hashes: hashes.iter().map(|h| h.to_string()).collect(),
+    }
+}
+
+/// A snapshot feed replaces what its source held (a record gone from it goes); an incremental
+/// one only adds and changes; every change moves the serial every node polls, and an unchanged
+/// sync does not; records are looked up by name and by file hash.
+#[tokio::test]
+async fn feeds_replace_or_extend_their_records_and_move_the_serial() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = open_test(dir.path()).await;
+    assert_eq!(db.advisories_serial().await.unwrap(), 0);
+    let first =
+        [advisory("MAL-1", "2026-01-01T00:00:00Z", &["a"], &["aa"], false), advisory("MAL-2", "2026-01-01T00:00:00Z", &["b"], &[], false)];
+    let c = db.apply_feed("ossf", &first, true).await.unwrap();
+    assert_eq!((c.added, c.updated, c.removed), (2, 0, 0));
+    assert_eq!(c.names, vec!["a".to_string(), "b".to_string()]);
+    let serial = db.advisories_serial().await.unwrap();
+    assert!(serial > 0);
+    // The same again changes nothing, and the serial stays.
+    let c = db.apply_feed("ossf", &first, true).await.unwrap();
+    assert_eq!((c.added, c.updated, c.removed), (0, 0, 0));
+    assert_eq!(db.advisories_serial().await.unwrap(), serial);
+    // MAL-1 withdrawn, MAL-2 gone from the snapshot.
+    let c = db.apply_feed("ossf", &[advisory("MAL-1", "2026-02-01T00:00:00Z", &["a"], &["aa"], true)], true).await.unwrap();
+    assert_eq!((c.added, c.updated, c.removed), (0, 1, 1));
+    assert!(db.blocking_advisories().await.unwrap().is_empty());
+    assert_eq!(db.advisories_naming("a").await.unwrap().len(), 1);
+    assert!(db.advisories_naming("b").await.unwrap().is_empty());
+    // An incremental feed never drops what it does not mention; sources are kept apart.
+    db.apply_feed("peer", &[advisory("x_A-2026-1", "2026-03-01T00:00:00Z", &["c"], &["cc"], false)], false).await.unwrap();
+    db.apply_feed("peer", &[advisory("x_A-2026-2", "2026-03-02T00:00:00Z", &["d"], &[], false)], false).await.unwrap();
+    assert_eq!(db.feed_modified("peer").await.unwrap().len(), 2);
+    assert_eq!(db.feed_modified("ossf").await.unwrap().len(), 1);
+    assert_eq!(db.blocking_advisories().await.unwrap().len(), 2);
+    assert!(db.advisories_serial().await.unwrap() > serial);
+}
+
+/// Palisade's own records get increasing numbers that are never reused, are found by name and
+/// by hash, and are updated (withdrawn) in place; waivers are per project and audited in the
+/// journal and the transparency log.
+#[tokio::test]
+async fn local_records_and_waivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = open_test(dir.path()).await;
+    let blobs = BlobStore::open(dir.path()).unwrap();
+    let user = db.create_user("alice", false, None, false, None).await.unwrap();
+    publish(&db, &blobs, &new_file("demo-1.0-py3-none-any.whl", "s1", &user)).await.unwrap();
+    let one = db
+        .insert_local_advisory("demo", "admin", |n| advisory(&format!("x_P-2026-{n}"), "2026-01-01T00:00:00Z", &["demo"], &["s1"], false))
+        .await
+        .unwrap();
+    let two = db
+        .insert_local_advisory("demo", "admin", |n| advisory(&format!("x_P-2026-{n}"), "2026-01-02T00:00:00Z", &["other"], &[], false))
+        .await
+        .unwrap();
+    assert_eq!((one.osv_id.as_str(), two.osv_id.as_str()), ("x_P-2026-1", "x_P-2026-2"));
+    assert_eq!(db.local_advisories_about("nothing", Some("s1")).await.unwrap()[0].osv_id, "x_P-2026-1");
+    assert_eq!(db.local_advisories_about("other", None).await.unwrap()[0].osv_id, "x_P-2026-2");
+    let mut withdrawn = one.clone();
+    (withdrawn.withdrawn, withdrawn.modified) = (true, "2026-01-03T00:00:00Z".into());
+    db.update_local_advisory("demo", &withdrawn, "admin").await.unwrap();
+    let local = db.local_advisories().await.unwrap();
+    assert_eq!(local.len(), 2);
+    assert!(db.local_advisory("x_P-2026-1").await.unwrap().unwrap().withdrawn);
+    let three = db
+        .insert_local_advisory("demo", "admin", |n| advisory(&format!("x_P-2026-{n}"), "2026-01-04T00:00:00Z", &["demo"], &[], false))
+        .await
+        .unwrap();
+    assert_eq!(three.osv_id, "x_P-2026-3");
+
+    let before = db.advisories_serial().await.unwrap();
+    assert!(db.set_waiver("demo", "MAL-9", Some("ours"), "admin").await.unwrap());
+    assert_eq!(db.waivers().await.unwrap()[0].reason, "ours");
+    assert!(db.advisories_serial().await.unwrap() > before);
+    assert!(db.set_waiver("demo", "MAL-9", None, "admin").await.unwrap());
+    assert!(!db.set_waiver("demo", "MAL-9", None, "admin").await.unwrap());
+    assert!(db.waivers().await.unwrap().is_empty());
+    assert!(db.set_waiver("nope", "MAL-9", Some("x"), "admin").await.is_err());
+    let entries: Vec<String> = db.log_entries(0, 1000).await.unwrap().into_iter().map(|e| e.entry).collect();
+    assert!(entries.iter().any(|e| e == "pypi waive demo MAL-9 by user:admin"), "{entries:?}");
+    assert!(entries.iter().any(|e| e == "pypi unwaive demo MAL-9 by user:admin"), "{entries:?}");
+    // Notices are once per project and record.
+    let demo = db.project("demo").await.unwrap().unwrap();
+    assert!(db.note_advisory_notice(demo.id, "MAL-9").await.unwrap());
+    assert!(!db.note_advisory_notice(demo.id, "MAL-9").await.unwrap());
 }

@@ -1,0 +1,303 @@
+//! Palisade's verdicts as OSV records: written when an administrator confirms a held file as
+//! malicious or removes a file as malicious (one record per release: a second bad file of the
+//! same release is added to it), withdrawn (never deleted) when a file it lists is released, and
+//! served under `/osv/PyPI/` in OSV.dev's export layout or written out for
+//! `ossf/malicious-packages` (`palisade osv export`).
+
+use std::path::Path;
+
+use palisade_osv::{Credit, FileDigests, Verdict};
+use palisade_store::{FileRow, NewAdvisory, StoredAdvisory};
+use serde_json::{Value, json};
+
+use super::feeds::new_advisory;
+use super::now_rfc3339;
+use crate::Core;
+
+/// Findings named in a record's details.
+const MAX_FINDINGS: usize = 20;
+
+/// Why a record is written.
+#[derive(Clone, Copy, Debug)]
+pub enum Reason {
+    /// A held file confirmed as malicious.
+    Confirmed,
+    /// A file removed as malicious.
+    Removed,
+}
+
+fn digests(f: &FileRow) -> FileDigests {
+    FileDigests { filename: f.filename.clone(), sha256: f.sha256.clone(), blake2b_256: f.blake2b_256.clone(), md5: f.md5.clone() }
+}
+
+/// The details: what the scanner found (file, line and excerpt of each finding) and the
+/// reviewer's note.
+fn details(f: &FileRow, reason: Reason, report: Option<&palisade_store::ScanReportRow>, note: Option<&str>, actor: &str) -> String {
+    let mut out = match reason {
+        Reason::Confirmed => format!("An administrator ({actor}) confirmed `{}` as malicious after review.\n", f.filename),
+        Reason::Removed => format!("An administrator ({actor}) removed `{}` as malicious.\n", f.filename),
+    };
+    if let Some(r) = report {
+        out.push_str(&format!("\nPalisade's static scanner: verdict {}, score {:.1}.\n", r.verdict, r.score));
+        let findings = serde_json::from_str::<Value>(&r.report).ok().and_then(|v| v.get("findings").cloned()).unwrap_or(Value::Null);
+        let list: Vec<&Value> = findings
+            .as_array()
+            .map(|a| a.iter().filter(|x| x["weight"].as_f64().unwrap_or(0.0) > 0.0).take(MAX_FINDINGS).collect())
+            .unwrap_or_default();
+        if !list.is_empty() {
+            out.push_str("\nFindings:\n");
+        }
+        for x in list {
+            let path = x["path"].as_str().unwrap_or("");
+            let at = match x["line"].as_u64() {
+                Some(l) if !path.is_empty() => format!("{path}:{l}"),
+                _ if !path.is_empty() => path.to_string(),
+                _ => "the archive".into(),
+            };
+            out.push_str(&format!("- `{}` in {at}: {}\n", x["rule"].as_str().unwrap_or("?"), x["message"].as_str().unwrap_or("")));
+            let excerpt: String = x["excerpt"].as_str().unwrap_or("").chars().take(300).collect();
+            if !excerpt.trim().is_empty() {
+                out.push_str(&format!("  ```\n  {}\n  ```\n", excerpt.replace("```", "'''").replace('\n', "\n  ")));
+            }
+        }
+    }
+    if let Some(n) = note.filter(|n| !n.trim().is_empty()) {
+        out.push_str(&format!("\nReviewer's note: {n}\n"));
+    }
+    out
+}
+
+impl Core {
+    /// The name Palisade's records credit.
+    fn credit(&self) -> Credit {
+        let name = self.config.sharing.credit.clone().unwrap_or_else(|| {
+            self.config
+                .public_url
+                .as_deref()
+                .and_then(|u| url::Url::parse(u).ok())
+                .and_then(|u| u.host_str().map(|h| format!("Palisade at {h}")))
+                .unwrap_or_else(|| "Palisade".into())
+        });
+        Credit { name, contact: self.config.public_url.iter().cloned().collect() }
+    }
+
+    /// Writes (or extends) the record of `file`'s release after a malware verdict; returns the
+    /// record's id.
+    pub async fn record_verdict(&self, file: &FileRow, reason: Reason, note: Option<&str>, actor: &str) -> anyhow::Result<String> {
+        let report = self.db.reports(&file.filename).await?.into_iter().next();
+        let text = details(file, reason, report.as_ref(), note, actor);
+        let now = now_rfc3339();
+        // An open record of the same release takes the file.
+        for stored in self.db.local_advisories_about(&file.project, None).await? {
+            let Ok(mut record) = serde_json::from_str::<Value>(&stored.record) else { continue };
+            if stored.withdrawn || !listed_version(&record, &file.version) {
+                continue;
+            }
+            add_file(&mut record, file, &text, &now);
+            let a = palisade_osv::parse(record.to_string().as_bytes())?;
+            self.db.update_local_advisory(&file.project, &new_advisory(&a, &record.to_string()), actor).await?;
+            self.after_record_change(&file.project).await;
+            return Ok(stored.osv_id);
+        }
+        let prefix = self.config.sharing.prefix.clone();
+        let year = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).year();
+        let mut verdict = Verdict {
+            id: String::new(),
+            name: file.project.clone(),
+            versions: vec![file.version.clone()],
+            files: vec![digests(file)],
+            summary: format!("Malicious code in {} (PyPI)", file.project),
+            details: text,
+            published: now.clone(),
+            modified: now.clone(),
+            withdrawn: None,
+            credit: self.credit(),
+            references: Vec::new(),
+        };
+        let mut failure = None;
+        let stored = self
+            .db
+            .insert_local_advisory(&file.project, actor, |n| {
+                verdict.id = palisade_osv::local_id(&prefix, year.into(), n as u64);
+                match palisade_osv::record(&verdict).and_then(|r| palisade_osv::parse(r.to_string().as_bytes()).map(|a| (a, r))) {
+                    Ok((a, r)) => new_advisory(&a, &r.to_string()),
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        NewAdvisory {
+                            osv_id: verdict.id.clone(),
+                            modified: now.clone(),
+                            modified_at: super::micros_of(&now),
+                            withdrawn: true,
+                            malicious: false,
+                            record: "{}".into(),
+                            names: Vec::new(),
+                            hashes: Vec::new(),
+                        }
+                    }
+                }
+            })
+            .await?;
+        if let Some(e) = failure {
+            anyhow::bail!("the record {} could not be written: {e}", stored.osv_id);
+        }
+        self.after_record_change(&file.project).await;
+        tracing::info!(osv.id = %stored.osv_id, file.filename = %file.filename, "OSV record written");
+        Ok(stored.osv_id)
+    }
+
+    /// Withdraws Palisade's records that list `file` (it was released: a false positive).
+    pub async fn withdraw_verdicts(&self, file: &FileRow, actor: &str) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for stored in self.db.local_advisories_about(&file.project, Some(&file.sha256)).await? {
+            if stored.withdrawn {
+                continue;
+            }
+            let Ok(mut record) = serde_json::from_str::<Value>(&stored.record) else { continue };
+            if !lists_sha256(&record, &file.sha256) {
+                continue;
+            }
+            let now = now_rfc3339();
+            record["withdrawn"] = json!(now);
+            record["modified"] = json!(now);
+            let a = palisade_osv::parse(record.to_string().as_bytes())?;
+            self.db.update_local_advisory(&file.project, &new_advisory(&a, &record.to_string()), actor).await?;
+            tracing::info!(osv.id = %stored.osv_id, file.filename = %file.filename, "OSV record withdrawn");
+            out.push(stored.osv_id);
+        }
+        if !out.is_empty() {
+            self.after_record_change(&file.project).await;
+        }
+        Ok(out)
+    }
+
+    async fn after_record_change(&self, project: &str) {
+        if let Err(e) = self.refresh_blocks().await {
+            tracing::warn!(error = %e, "could not reload the blocking records");
+        }
+        self.changed(project);
+    }
+
+    /// Palisade's own records, newest change first.
+    pub async fn local_records(&self) -> crate::Result<Vec<StoredAdvisory>> {
+        Ok(self.db.local_advisories().await?)
+    }
+
+    /// Known vulnerabilities of `version` of `project`, in the shape of PyPI's JSON API
+    /// `vulnerabilities`: the feeds' records that are not malware (PYSEC, GHSA, ...) and affect
+    /// it, withdrawn ones included and marked.
+    pub async fn vulnerabilities(&self, project: &str, version: &str) -> crate::Result<Vec<Value>> {
+        let stored = self.db.advisories_naming(project).await?;
+        let parsed: Vec<palisade_osv::Advisory> =
+            stored.iter().filter(|s| !s.malicious).filter_map(|s| palisade_osv::parse(s.record.as_bytes()).ok()).collect();
+        Ok(palisade_osv::vulnerabilities(parsed.iter(), project, version)
+            .into_iter()
+            .map(|a| {
+                json!({
+                    "id": a.id,
+                    "source": "osv",
+                    "link": format!("https://osv.dev/vulnerability/{}", a.id),
+                    "aliases": a.aliases,
+                    "summary": a.summary,
+                    "details": a.details,
+                    "fixed_in": a.fixed_in(project),
+                    "withdrawn": a.withdrawn,
+                })
+            })
+            .collect())
+    }
+
+    /// `all.zip` of OSV.dev's export layout: every record of Palisade's own, `<ID>.json` each.
+    pub async fn osv_all_zip(&self) -> crate::Result<Vec<u8>> {
+        let records: Vec<(String, Vec<u8>)> =
+            self.db.local_advisories().await?.into_iter().map(|r| (r.osv_id, r.record.into_bytes())).collect();
+        tokio::task::spawn_blocking(move || palisade_osv::write_zip(&records))
+            .await
+            .map_err(crate::error::internal)?
+            .map_err(crate::error::internal)
+    }
+
+    /// `modified_id.csv` of OSV.dev's export layout: `<modified>,<id>`, newest first.
+    pub async fn osv_modified_csv(&self) -> crate::Result<String> {
+        let entries: Vec<(String, String)> = self.db.local_advisories().await?.into_iter().map(|r| (r.modified, r.osv_id)).collect();
+        Ok(palisade_osv::modified_id_csv(&entries))
+    }
+
+    /// One of Palisade's own records, as served.
+    pub async fn osv_record(&self, id: &str) -> crate::Result<Option<String>> {
+        Ok(self.db.local_advisory(id).await?.map(|r| r.record))
+    }
+
+    /// Answers OSV's `POST /v1/query` from Palisade's own records: `{"vulns": [...]}`, or `{}`.
+    pub async fn osv_query(&self, body: &[u8]) -> crate::Result<Value> {
+        let q = palisade_osv::parse_query(body).map_err(|e| crate::error::invalid(e.to_string()))?;
+        let mut out = Vec::new();
+        for r in self.db.local_advisories_about(&q.name, None).await? {
+            let Ok(a) = palisade_osv::parse(r.record.as_bytes()) else { continue };
+            let hit = match &q.version {
+                Some(v) => a.affects(&q.name, v),
+                None => a.packages.iter().any(|p| p.name == q.name),
+            };
+            if hit && let Ok(v) = serde_json::from_str::<Value>(&r.record) {
+                out.push(v);
+            }
+        }
+        Ok(palisade_osv::query_response(&out))
+    }
+}
+
+fn listed_version(record: &Value, version: &str) -> bool {
+    record["affected"][0]["versions"].as_array().is_some_and(|v| v.iter().any(|x| x.as_str() == Some(version)))
+}
+
+fn lists_sha256(record: &Value, sha256: &str) -> bool {
+    record["affected"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["database_specific"]["indicators"]["package_integrity"].as_array().into_iter().flatten())
+        .any(|p| p["hashes"]["sha256"].as_str() == Some(sha256))
+}
+
+/// Adds a file (and its findings) to an open record of its release.
+fn add_file(record: &mut Value, f: &FileRow, text: &str, now: &str) {
+    if lists_sha256(record, &f.sha256) {
+        return;
+    }
+    let integrity = &mut record["affected"][0]["database_specific"]["indicators"]["package_integrity"];
+    if let Some(list) = integrity.as_array_mut() {
+        list.push(json!({ "filename": f.filename, "hashes": { "sha256": f.sha256, "blake2b_256": f.blake2b_256, "md5": f.md5 } }));
+    }
+    let details = record["details"].as_str().unwrap_or("").to_string();
+    record["details"] = json!(format!("{details}\n---\n\n{text}"));
+    record["modified"] = json!(now);
+}
+
+/// Where `palisade osv export` writes a record: the `ossf/malicious-packages` layout
+/// (`osv/malicious/pypi/<name>/<ID>.json`, withdrawn ones under `osv/withdrawn/`), or with
+/// `contribute` a `MAL-0000-<ID>.json` without `id` and `summary`, as that repository asks new
+/// reports to be. Returns the files written.
+pub fn export(records: &[StoredAdvisory], dir: &Path, contribute: bool) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut written = Vec::new();
+    for r in records {
+        let record: Value = serde_json::from_str(&r.record)?;
+        let name = record["affected"][0]["package"]["name"].as_str().unwrap_or("unknown").to_string();
+        if palisade_dist::normalize(&name) != name || name.contains(['/', '\\']) || name.starts_with('.') {
+            anyhow::bail!("record {} names {name:?}, not a normalized project name", r.osv_id);
+        }
+        let (path, body) = if contribute {
+            if r.withdrawn {
+                continue;
+            }
+            (dir.join("osv/malicious/pypi").join(&name).join(format!("MAL-0000-{}.json", r.osv_id)), palisade_osv::contribution(&record))
+        } else {
+            let status = if r.withdrawn { "withdrawn" } else { "malicious" };
+            (dir.join("osv").join(status).join("pypi").join(&name).join(format!("{}.json", r.osv_id)), record)
+        };
+        std::fs::create_dir_all(path.parent().unwrap_or(dir))?;
+        let mut bytes = serde_json::to_vec_pretty(&body)?;
+        bytes.push(b'\n');
+        std::fs::write(&path, bytes)?;
+        written.push(path);
+    }
+    Ok(written)
+}
