@@ -233,9 +233,13 @@ def test_confirmed_file_is_never_served_and_its_release_is_blocked(srv, clients,
     record = srv.cli("quarantine", "confirm", held.name).stdout.strip()
     assert record.startswith("x_PALISADE-"), record
     assert held.name not in srv.cli("quarantine", "list").stdout
-    # Confirmed: the file answers 403 naming the verdict's OSV record, to anyone.
-    r = srv.get(f"/files/{held.name}")
-    assert r.status_code == 403 and record in r.reason, (r.status_code, r.reason)
+    # Confirmed: the file answers 403 naming the verdict's OSV record, to anyone, once the server
+    # has read the record the CLI wrote (its poll of the database).
+    def blocked():
+        r = srv.get(f"/files/{held.name}")
+        assert r.status_code == 403 and record in r.reason, (r.status_code, r.reason)
+
+    eventually(blocked)
     # The release cannot come back, even clean, under the same or another filename.
     clean = WheelBuilder("confirm-e2e", "1.0").build(tmp_path / "clean")
     proc = clients.twine_upload(srv, token, clean, check=False)

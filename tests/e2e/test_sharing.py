@@ -416,3 +416,94 @@ def test_reports_trusted_reporters_auto_quarantine_and_webhooks(make_server, cli
         assert headers["content-type"] == "application/json", headers
     confirm = next(json.loads(b) for _, b in hook.got if json.loads(b)["event"] == "confirm")
     assert confirm["details"]["filename"] == "release_e2e-2.0-py3-none-any.whl", confirm
+
+
+# ---- hostile and accidental feeds ---------------------------------------------------------------
+
+
+def mal_record(n: int, name: str, version: str = "1.0") -> dict:
+    return {
+        "schema_version": "1.7.4",
+        "id": f"MAL-2026-{880000 + n}",
+        "modified": "2026-11-01T00:00:00Z",
+        "summary": f"Malicious code in {name} (PyPI)",
+        "affected": [{"package": {"ecosystem": "PyPI", "name": name}, "versions": [version]}],
+    }
+
+
+class Stub:
+    """An HTTP server answering every GET with what `answer(path)` returns: (status, headers, body)."""
+
+    def __init__(self, answer):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                status, headers, body = answer(self.path)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/osv/PyPI/"
+
+
+def test_hostile_and_accidental_feeds_change_nothing(make_server, clients, tmp_path):
+    s = make_server()
+    s.create_user("hostile-owner")
+    token = s.create_token("hostile-owner")
+    names = [f"guarded-{i}" for i in range(12)]
+    for name in names:
+        clients.twine_upload(s, token, WheelBuilder(name, "1.0").build(tmp_path / name))
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    for i in range(150):
+        (folder / f"r{i}.json").write_text(json.dumps(mal_record(i, f"elsewhere-{i}")))
+    (folder / "guard.json").write_text(json.dumps(mal_record(999, "guarded-0")))
+    config = write_config(tmp_path / "feed.toml", feed_config("local", str(folder)))
+    s.cli("osv", "sync", env_extra=config)
+    until(lambda: listed(s, "guarded-0") == [])
+
+    # A checkout that lost its files is not applied: the blocks stay.
+    for p in folder.glob("*.json"):
+        p.unlink()
+    r = s.cli("osv", "sync", env_extra=config, check=False)
+    assert r.returncode == 1 and "holds 0 records where it held 151" in r.stderr and "--force" in r.stderr, r.stderr
+    assert "holds 0 records" in s.cli("osv", "feeds", env_extra=config).stdout
+    assert listed(s, "guarded-0") == []
+    # Unless the operator says so.
+    s.cli("osv", "sync", "--force", env_extra=config)
+    until(lambda: len(listed(s, "guarded-0")) == 1)
+    # A feed that would block most of what is hosted is not applied either.
+    for i, name in enumerate(names):
+        (folder / f"all-{i}.json").write_text(json.dumps(mal_record(500 + i, name)))
+    r = s.cli("osv", "sync", env_extra=config, check=False)
+    assert r.returncode == 1 and "would newly block 12 of the 12 hosted projects" in r.stderr, r.stderr
+    assert len(listed(s, "guarded-5")) == 1
+    s.cli("osv", "sync", "--force", env_extra=config)
+    until(lambda: listed(s, "guarded-5") == [])
+
+    # A feed removed from the configuration no longer blocks, once forgotten.
+    refused = s.cli("osv", "forget", "local", env_extra=config, check=False)
+    assert refused.returncode == 1 and "still in [[sharing.feeds]]" in refused.stderr, refused.stderr
+    s.cli("osv", "forget", "local")
+    until(lambda: len(listed(s, "guarded-5")) == 1)
+
+    # Hostile answers from a URL feed: refused, with the reason; nothing applied.
+    other = Stub(lambda path: (302, {"location": "http://localhost:9/osv/PyPI/all.zip"}, b""))
+    r = s.cli("osv", "sync", env_extra=write_config(tmp_path / "redirect.toml", feed_config("redirect", other.url)), check=False)
+    assert r.returncode == 1 and "redirect: could not be read" in r.stderr and "302" in r.stderr, r.stderr
+    garbage = Stub(lambda path: (200, {"content-type": "application/zip"}, b"PK\x03\x04 not really a zip"))
+    r = s.cli("osv", "sync", env_extra=write_config(tmp_path / "garbage.toml", feed_config("garbage", garbage.url)), check=False)
+    assert r.returncode == 1 and "zip" in r.stderr, r.stderr
+    r = s.cli("osv", "sync", env_extra=write_config(tmp_path / "http.toml", feed_config("plain", "http://feeds.example.test/osv/PyPI/")), check=False)
+    assert r.returncode == 1 and "plain http is refused" in r.stderr, r.stderr
+    assert len(listed(s, "guarded-5")) == 1

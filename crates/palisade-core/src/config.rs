@@ -650,6 +650,10 @@ pub struct FeedConfig {
     /// for a folder or zip.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
+    /// For a URL: an API token sent as `Authorization: Bearer`, when the other instance
+    /// publishes to authenticated callers only.
+    #[serde(default, skip_serializing)]
+    pub token: Option<Secret>,
 }
 
 impl SharingConfig {
@@ -670,6 +674,13 @@ impl SharingConfig {
                     "sharing.feeds {:?}: a URL source names a folder of records and ends with '/' (such as https://host/osv/PyPI/)",
                     f.name
                 ));
+            }
+            // Whoever can change a feed in transit can lift its blocks: https, except on this machine.
+            if f.source.starts_with("http://") && !url::Url::parse(&f.source).is_ok_and(|u| is_loopback(&u)) {
+                errors.push(format!("sharing.feeds {:?}: plain http is refused for a feed from another machine; use https", f.name));
+            }
+            if f.token.is_some() && !f.is_url() {
+                errors.push(format!("sharing.feeds {:?}: a token is for a URL source", f.name));
             }
             if let Some(i) = &f.interval
                 && let Err(e) = parse_interval(i)
@@ -701,6 +712,16 @@ impl FeedConfig {
     pub fn every(&self) -> std::time::Duration {
         let default = std::time::Duration::from_secs(if self.is_url() { 60 } else { 600 });
         self.interval.as_deref().and_then(|i| parse_interval(i).ok()).unwrap_or(default)
+    }
+}
+
+/// Whether a URL names this machine (`localhost`, `127.0.0.0/8`, `::1`), by its parsed host.
+pub fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 

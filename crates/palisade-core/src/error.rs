@@ -21,6 +21,9 @@ pub enum Error {
     /// What the request creates exists already (HTTP 409).
     #[error("{0}")]
     Exists(String),
+    /// The caller did this too often; it may try again later (HTTP 429).
+    #[error("{0}")]
+    TooMany(String),
     /// A part the operation needs is down (the scanner; HTTP 503).
     #[error("{0}")]
     Unavailable(String),

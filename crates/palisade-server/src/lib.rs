@@ -155,6 +155,31 @@ pub(crate) fn moved(location: &str) -> Response {
     }
 }
 
+/// The OSV feeds at start: records of feeds no longer configured are dropped (they would block
+/// for good), and every configured feed's sync is kept queued (checked every five minutes, in
+/// case a node without the feed in its configuration took the job).
+async fn feeds_upkeep(state: &AppState) {
+    match state.core.forget_unconfigured_feeds().await {
+        Ok(dropped) => {
+            for (feed, n) in dropped {
+                tracing::warn!(feed = %feed, records = n, "dropped the records of a feed no longer configured");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not check for feeds no longer configured"),
+    }
+    let core = state.core.clone();
+    tokio::spawn(async move {
+        let mut now = true;
+        loop {
+            if let Err(e) = core.schedule_feeds(now).await {
+                tracing::warn!(error = %e, "could not schedule the OSV feeds");
+            }
+            now = false;
+            tokio::time::sleep(Duration::from_secs(300)).await;
+        }
+    });
+}
+
 /// Serves until `shutdown` resolves. Also starts the journal watcher and the orphan sweep.
 /// Connections are handled by [`http::listener::run`]: header and idle time-outs, connection caps.
 pub async fn serve(
@@ -198,12 +223,12 @@ pub async fn serve(
     // The OSV records that block: reloaded on every node when any node (or the CLI) changes
     // them, and the cached pages dropped with them; the feeds' syncs, from the job queue.
     {
-        let (core, cache) = (state.core.clone(), state.cache.clone());
+        let cache = state.cache.clone();
+        state.core.on_blocks_reloaded(std::sync::Arc::new(move || cache.invalidate_all()));
+        let core = state.core.clone();
         let every = Duration::from_millis(state.config.journal_poll_ms.max(500));
-        tokio::spawn(async move { core.watch_blocks(every, move || cache.invalidate_all()).await });
-    }
-    if let Err(e) = state.core.schedule_feeds().await {
-        tracing::warn!(error = %e, "could not schedule the OSV feeds");
+        tokio::spawn(async move { core.watch_blocks(every).await });
+        feeds_upkeep(&state).await;
     }
     // The transparency log's sequencer: a checkpoint for new entries every `transparency.sequence_ms`.
     tokio::spawn(state.core.clone().run_sequencer(state.log.clone()));

@@ -16,7 +16,14 @@ pub enum OsvCmd {
     Sync {
         #[arg(long)]
         feed: Option<String>,
+        /// Apply it even if it would drop most of the feed's records or newly block a large share
+        /// of the hosted projects (what a sync refuses otherwise, in case of an accident).
+        #[arg(long)]
+        force: bool,
     },
+    /// Drop every record of a feed (one removed from the configuration; a server also does this
+    /// at start for feeds it no longer has).
+    Forget { feed: String },
     /// The configured feeds and their last sync.
     Feeds,
     /// Palisade's own records (its malware verdicts), newest change first.
@@ -55,7 +62,7 @@ pub enum OsvCmd {
 
 pub async fn run(core: &Core, cmd: OsvCmd) -> anyhow::Result<()> {
     match cmd {
-        OsvCmd::Sync { feed } => {
+        OsvCmd::Sync { feed, force } => {
             let feeds: Vec<_> = core.config.sharing.feeds.iter().filter(|f| feed.as_ref().is_none_or(|n| &f.name == n)).cloned().collect();
             if feeds.is_empty() {
                 anyhow::bail!(match feed {
@@ -65,7 +72,7 @@ pub async fn run(core: &Core, cmd: OsvCmd) -> anyhow::Result<()> {
             }
             let mut failed = 0;
             for f in feeds {
-                match core.sync_feed(&f).await {
+                match core.sync_feed(&f, force).await {
                     Ok(r) => {
                         eprintln!(
                             "{}: {} record(s) about PyPI packages, {} skipped; {} added, {} changed, {} removed",
@@ -87,6 +94,13 @@ pub async fn run(core: &Core, cmd: OsvCmd) -> anyhow::Result<()> {
             if failed > 0 {
                 anyhow::bail!("{failed} feed(s) could not be read");
             }
+        }
+        OsvCmd::Forget { feed } => {
+            if core.config.sharing.feeds.iter().any(|f| f.name == feed) {
+                anyhow::bail!("{feed:?} is still in [[sharing.feeds]]: remove it there first, or its next sync brings the records back");
+            }
+            let n = core.db.forget_feed(&feed).await?;
+            eprintln!("dropped {n} record(s) of {feed}");
         }
         OsvCmd::Feeds => {
             let synced = core.db.feeds().await?;

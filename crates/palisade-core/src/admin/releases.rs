@@ -73,9 +73,15 @@ pub async fn set_status(core: &Core, actor: &Actor, project: &str, status: &str,
     if let Some(r) = reason {
         palisade_dist::check_text("status reason", r).map_err(|e| invalid(e.to_string()))?;
     }
+    let before = core.db.project(&normalized).await?;
     core.db.set_status(&normalized, status, reason, &actor.name).await?;
     core.changed(&normalized);
-    let project_id = core.db.project(&normalized).await?.map(|p| p.id);
+    let project_id = before.as_ref().map(|p| p.id);
+    // Lifting a quarantine decides the open malware reports (reporter accuracy), and they no
+    // longer count towards another.
+    if let Some(p) = before.filter(|p| p.status == "quarantined" && status != "quarantined") {
+        let _ = core.db.set_observations_outcome(p.id, None, "released").await;
+    }
     record(
         core,
         "project_status_changed",

@@ -252,7 +252,7 @@ fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
         keys!("transparency": TransparencyConfig { origin, key_file, key, sequence_ms }),
         keys!("sharing": SharingConfig { export, prefix, credit, feeds, max_feed_bytes, auto_quarantine, new_project_hours, reporters,
             webhooks }),
-        keys!("sharing.feeds": FeedConfig { name, source, interval }),
+        keys!("sharing.feeds": FeedConfig { name, source, interval, token }),
         keys!("sharing.webhooks": WebhookConfig { url, secret }),
         keys!("disclosure": DisclosureConfig { enabled, partners }),
         keys!("disclosure.partners": DisclosurePartner { name, key_id_header, signature_header, keys_url, keys_ttl_secs, public_keys }),
@@ -311,6 +311,7 @@ fn keys_from_defaults_and_env_vars_are_every_key() {
             ("sharing.feeds", "name"),
             ("sharing.feeds", "source"),
             ("sharing.feeds", "interval"),
+            ("sharing.feeds", "token"),
             ("sharing.webhooks", "url"),
             ("sharing.webhooks", "secret"),
         ]

@@ -48,15 +48,29 @@ struct Read {
     pypi: usize,
     skipped: usize,
     errors: Vec<String>,
+    /// Bytes of the records kept, and the most that may be kept (`sharing.max_feed_bytes`): a
+    /// zip or folder that inflates beyond it is refused whole.
+    bytes: u64,
+    max: u64,
+    too_large: bool,
 }
 
 impl Read {
+    fn new(max: u64) -> Self {
+        Self { max, ..Self::default() }
+    }
+
     fn take(&mut self, what: &str, raw: &[u8], parsed: Result<Advisory, palisade_osv::OsvError>) {
+        if self.too_large {
+            return;
+        }
         match parsed {
             Ok(a) if a.packages.is_empty() => self.skipped += 1,
+            Ok(_) if self.bytes + raw.len() as u64 > self.max => self.too_large = true,
             Ok(a) => match std::str::from_utf8(raw) {
                 Ok(text) => {
                     self.pypi += 1;
+                    self.bytes += raw.len() as u64;
                     self.records.push(new_advisory(&a, text));
                 }
                 Err(_) => self.problem(format!("{what}: not UTF-8")),
@@ -93,16 +107,25 @@ pub fn new_advisory(a: &Advisory, text: &str) -> NewAdvisory {
     }
 }
 
-fn read_folder(dir: &Path) -> anyhow::Result<Read> {
-    let mut read = Read::default();
+fn read_folder(dir: &Path, max: u64) -> anyhow::Result<Read> {
+    let mut read = Read::new(max);
     palisade_osv::read_folder(dir, |path, raw, parsed| read.take(&path.display().to_string(), raw, parsed))?;
-    Ok(read)
+    read.bounded(&dir.display().to_string())
 }
 
-fn read_zip(bytes: &[u8], what: &str) -> anyhow::Result<Read> {
-    let mut read = Read::default();
+fn read_zip(bytes: &[u8], what: &str, max: u64) -> anyhow::Result<Read> {
+    let mut read = Read::new(max);
     palisade_osv::read_zip_bytes(bytes, |name, raw, parsed| read.take(&format!("{what}:{name}"), raw, parsed))?;
-    Ok(read)
+    read.bounded(what)
+}
+
+impl Read {
+    fn bounded(self, what: &str) -> anyhow::Result<Self> {
+        if self.too_large {
+            anyhow::bail!("{what}: its records add up to more than sharing.max_feed_bytes ({} bytes); nothing was applied", self.max);
+        }
+        Ok(self)
+    }
 }
 
 /// An HTTP client for feeds: bounded time, no cookies, Palisade's user agent.
@@ -111,13 +134,21 @@ fn client() -> anyhow::Result<reqwest::Client> {
         .user_agent(concat!("palisade/", env!("CARGO_PKG_VERSION"), " (OSV feed)"))
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(300))
-        .redirect(reqwest::redirect::Policy::limited(5))
+        // A redirect may only stay on the same origin (a mirror's path layout), never leave it.
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let same = attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
+            if attempt.previous().len() > 5 || !same { attempt.stop() } else { attempt.follow() }
+        }))
         .build()?)
 }
 
 /// GETs `url`, refusing an answer other than 200 and a body over `max` bytes.
-async fn fetch(client: &reqwest::Client, url: &str, max: u64) -> anyhow::Result<Vec<u8>> {
-    let mut resp = client.get(url).send().await.map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+async fn fetch(client: &reqwest::Client, url: &str, max: u64, token: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    let mut request = client.get(url);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let mut resp = request.send().await.map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
     if resp.status() != reqwest::StatusCode::OK {
         anyhow::bail!("{url}: the server answered {}", resp.status());
     }
@@ -139,23 +170,29 @@ impl Core {
     pub async fn sync_feeds(&self) -> Vec<(String, anyhow::Result<SyncReport>)> {
         let mut out = Vec::new();
         for feed in self.config.sharing.feeds.clone() {
-            let r = self.sync_feed(&feed).await;
+            let r = self.sync_feed(&feed, false).await;
             out.push((feed.name.clone(), r));
         }
         out
     }
 
     /// Reads one feed and stores what changed; then this process enforces it at once, other
-    /// nodes within their next poll, and the owners of newly blocked releases are told.
-    pub async fn sync_feed(&self, feed: &FeedConfig) -> anyhow::Result<SyncReport> {
+    /// nodes within their next poll, and the owners of newly blocked releases are told. A sync
+    /// that would drop most of what the feed held (an empty or half-pulled checkout), or newly
+    /// block a large share of the hosted projects (a hostile feed), is refused unless `force`.
+    pub async fn sync_feed(&self, feed: &FeedConfig, force: bool) -> anyhow::Result<SyncReport> {
         let started = std::time::Instant::now();
         let result = self.read_feed(feed).await;
+        let result = match result {
+            Ok((read, snapshot)) if !force => self.check_sanity(feed, &read, snapshot).await.map(|()| (read, snapshot)),
+            other => other,
+        };
         let (read, snapshot) = match result {
             Ok(r) => r,
             Err(e) => {
                 let message = format!("{e:#}");
                 let _ = self.db.record_feed_sync(&feed.name, 0, 0, Some(&message)).await;
-                tracing::warn!(feed = %feed.name, error = %message, "OSV feed could not be read");
+                tracing::warn!(feed = %feed.name, error = %message, "OSV feed not applied");
                 return Err(e);
             }
         };
@@ -172,7 +209,7 @@ impl Core {
         };
         if report.changes.added + report.changes.updated + report.changes.removed > 0 {
             self.refresh_blocks().await?;
-            report.blocked = self.announce_blocks(&feed.name, &report.changes.names).await;
+            report.blocked = self.announce_blocks(&feed.name, &report.changes.names, &report.changes.hashes).await;
         }
         tracing::info!(
             feed = %feed.name,
@@ -197,30 +234,33 @@ impl Core {
             let read = tokio::task::spawn_blocking(move || -> anyhow::Result<Read> {
                 let meta = std::fs::metadata(&path).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
                 if meta.is_dir() {
-                    read_folder(&path)
+                    read_folder(&path, max)
                 } else {
                     if meta.len() > max {
                         anyhow::bail!("{what}: larger than sharing.max_feed_bytes ({max} bytes)");
                     }
                     let bytes = std::fs::read(&path).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
-                    read_zip(&bytes, &what)
+                    read_zip(&bytes, &what, max)
                 }
             })
             .await??;
             return Ok((read, true));
         }
         let client = client()?;
+        let token = feed.token.as_ref().map(|t| t.expose());
         let stored = self.db.feed_modified(&feed.name).await?;
         if !stored.is_empty() {
-            let csv = fetch(&client, &format!("{}modified_id.csv", feed.source), max).await?;
+            let csv = fetch(&client, &format!("{}modified_id.csv", feed.source), max, token).await?;
             let csv = String::from_utf8(csv).map_err(|_| anyhow::anyhow!("{}modified_id.csv: not UTF-8", feed.source))?;
             let listed = palisade_osv::parse_modified_id_csv(&csv).map_err(|e| anyhow::anyhow!("{}modified_id.csv: {e}", feed.source))?;
-            let wanted: Vec<&(String, String)> = listed.iter().filter(|(m, id)| stored.get(id) != Some(m)).collect();
+            // Times compared as instants: an index may write them otherwise than the records do.
+            let wanted: Vec<&(String, String)> =
+                listed.iter().filter(|(m, id)| stored.get(id).is_none_or(|s| micros_of(s) != micros_of(m) || micros_of(m) == 0)).collect();
             if wanted.len() <= MAX_INCREMENTAL {
-                let mut read = Read::default();
+                let mut read = Read::new(max);
                 for (_, id) in wanted {
                     let url = format!("{}{id}.json", feed.source);
-                    match fetch(&client, &url, palisade_osv::MAX_RECORD_BYTES as u64).await {
+                    match fetch(&client, &url, palisade_osv::MAX_RECORD_BYTES as u64, token).await {
                         Ok(raw) => {
                             let parsed = palisade_osv::parse(&raw).and_then(|a| {
                                 if &a.id == id {
@@ -244,18 +284,26 @@ impl Core {
             }
         }
         let url = format!("{}all.zip", feed.source);
-        let bytes = fetch(&client, &url, max).await?;
-        let read = tokio::task::spawn_blocking(move || read_zip(&bytes, &url)).await??;
+        let bytes = fetch(&client, &url, max, token).await?;
+        let read = tokio::task::spawn_blocking(move || read_zip(&bytes, &url, max)).await??;
         Ok((read, true))
     }
 
     /// After records about `names` changed: a journal entry for each hosted project among them
     /// (pages and mirrors see the change), and, once per project and record, the owners mailed
     /// and the webhooks told of each release a record now blocks.
-    async fn announce_blocks(&self, feed: &str, names: &[String]) -> Vec<(String, String, Vec<String>)> {
+    async fn announce_blocks(&self, feed: &str, names: &[String], hashes: &[String]) -> Vec<(String, String, Vec<String>)> {
         let blocks = self.blocks();
         let mut out = Vec::new();
-        for name in names {
+        // The projects the records name, and those holding a file they list under another name.
+        let mut projects = names.to_vec();
+        match self.db.projects_with_files(hashes).await {
+            Ok(more) => projects.extend(more),
+            Err(e) => tracing::warn!(error = %e, "could not look up files by the digests a feed lists"),
+        }
+        projects.sort();
+        projects.dedup();
+        for name in &projects {
             let Ok(Some(project)) = self.db.project(name).await else { continue };
             let files = match self.db.project_files(project.id).await {
                 Ok(f) => f,
@@ -316,12 +364,63 @@ impl Core {
         }
     }
 
-    /// Makes sure every feed's sync is queued (at start), each at its next time.
-    pub async fn schedule_feeds(&self) -> anyhow::Result<()> {
+    /// Makes sure every configured feed's sync is queued: to run now, at a server's start, or
+    /// within its interval, when checked again later (a queued job is never moved later).
+    pub async fn schedule_feeds(&self, now: bool) -> anyhow::Result<()> {
         for feed in &self.config.sharing.feeds {
-            self.db.schedule_once(&format!("{JOB_PREFIX}{}", feed.name), jiff::Timestamp::now().as_microsecond()).await?;
+            let delay = if now { 0 } else { i64::try_from(feed.every().as_micros()).unwrap_or(i64::MAX) };
+            let at = jiff::Timestamp::now().as_microsecond().saturating_add(delay);
+            self.db.schedule_once(&format!("{JOB_PREFIX}{}", feed.name), at).await?;
         }
         self.mailer.wake.notify_one();
+        Ok(())
+    }
+
+    /// Drops the records of feeds no longer configured (they would otherwise block for good);
+    /// returns each dropped feed with its count of records.
+    pub async fn forget_unconfigured_feeds(&self) -> anyhow::Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for (source, _) in self.db.feed_sources().await? {
+            if !self.config.sharing.feeds.iter().any(|f| f.name == source) {
+                let n = self.db.forget_feed(&source).await?;
+                out.push((source, n));
+            }
+        }
+        if !out.is_empty() {
+            self.refresh_blocks().await?;
+        }
+        Ok(out)
+    }
+
+    /// Refuses a sync that looks like an accident or an attack: a snapshot holding under half of
+    /// the records the feed had (more than 100 of them), or records newly blocking more than a
+    /// quarter of the hosted projects (more than 10 of them). `palisade osv sync --force`
+    /// applies it anyway.
+    async fn check_sanity(&self, feed: &FeedConfig, read: &Read, snapshot: bool) -> anyhow::Result<()> {
+        let stored = self.db.feed_modified(&feed.name).await?;
+        if snapshot && stored.len() > 100 && read.records.len() * 2 < stored.len() {
+            anyhow::bail!(
+                "{} holds {} records where it held {}: not applied, in case it is an incomplete copy (run `palisade osv sync --feed {} --force` if it is right)",
+                feed.source,
+                read.records.len(),
+                stored.len(),
+                feed.name
+            );
+        }
+        let hosted: std::collections::HashSet<String> = self.db.project_names().await?.into_iter().collect();
+        let mut named: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for a in read.records.iter().filter(|a| a.malicious && !a.withdrawn && stored.get(&a.osv_id) != Some(&a.modified)) {
+            named.extend(a.names.iter().map(String::as_str).filter(|n| hosted.contains(*n)));
+        }
+        if named.len() > 10 && named.len() * 4 > hosted.len() {
+            anyhow::bail!(
+                "{} would newly block {} of the {} hosted projects: not applied (run `palisade osv sync --feed {} --force` if it is right)",
+                feed.source,
+                named.len(),
+                hosted.len(),
+                feed.name
+            );
+        }
         Ok(())
     }
 
@@ -331,7 +430,7 @@ impl Core {
             // The feed is no longer configured (here): nothing to do, nothing to reschedule.
             return Ok(());
         };
-        let result = self.sync_feed(&feed).await;
+        let result = self.sync_feed(&feed, false).await;
         let next = jiff::Timestamp::now().as_microsecond().saturating_add(i64::try_from(feed.every().as_micros()).unwrap_or(i64::MAX));
         self.db.schedule_once(&format!("{JOB_PREFIX}{name}"), next).await.map_err(|e| e.to_string())?;
         // A failed read is recorded on the feed and tried at the next interval; the job itself

@@ -98,9 +98,17 @@ impl Blocks {
         candidates.sort_unstable();
         candidates.dedup();
         let live =
-            candidates.iter().map(|&i| &self.advisories[i].0).filter(|a| !self.waived.contains(&(project.to_string(), a.id.clone())));
-        let hit = palisade_osv::blocking(live, project, version, sha256)?;
-        let source = self.advisories.iter().find(|(a, _)| std::ptr::eq(a, hit)).map(|(_, s)| s.clone()).unwrap_or_default();
+            || candidates.iter().map(|&i| &self.advisories[i].0).filter(|a| !self.waived.contains(&(project.to_string(), a.id.clone())));
+        // `pip install foo==1.0` also takes `1.0+anything` (PEP 440): a local version is blocked
+        // by what blocks its public version.
+        let public = version.split_once('+').map(|(p, _)| p);
+        let hit = palisade_osv::blocking(live(), project, version, sha256)
+            .or_else(|| public.and_then(|p| palisade_osv::blocking(live(), project, p, sha256)))?;
+        let source = candidates
+            .iter()
+            .find(|&&i| std::ptr::eq(&self.advisories[i].0, hit))
+            .map(|&i| self.advisories[i].1.clone())
+            .unwrap_or_default();
         Some(Block {
             id: hit.id.clone(),
             summary: hit.summary.clone().unwrap_or_else(|| format!("Malicious code in {project} (PyPI)")),
@@ -127,15 +135,19 @@ impl Blocks {
     }
 }
 
-/// The process's current [`Blocks`].
+/// Called after the blocking records were reloaded (the server drops every cached page).
+pub type ReloadHook = Arc<dyn Fn() + Send + Sync>;
+
+/// The process's current [`Blocks`], and who hears of a reload.
 pub struct Sharing {
     blocks: RwLock<Arc<Blocks>>,
+    hooks: RwLock<Vec<ReloadHook>>,
 }
 
 impl Default for Sharing {
     /// Nothing loaded yet (serial -1, so the first refresh loads).
     fn default() -> Self {
-        Self { blocks: RwLock::new(Arc::new(Blocks { serial: -1, ..Blocks::default() })) }
+        Self { blocks: RwLock::new(Arc::new(Blocks { serial: -1, ..Blocks::default() })), hooks: RwLock::default() }
     }
 }
 
@@ -144,8 +156,14 @@ impl Sharing {
         self.blocks.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Installs `blocks`, then tells the hooks: a page rendered with the old records after a
+    /// hook ran is refused by the cache's generation check (see `IndexCache::keep`).
     fn set(&self, blocks: Blocks) {
         *self.blocks.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(blocks);
+        let hooks = self.hooks.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for hook in hooks {
+            hook();
+        }
     }
 }
 
@@ -153,6 +171,11 @@ impl Core {
     /// The records that block, as this process last loaded them.
     pub fn blocks(&self) -> Arc<Blocks> {
         self.sharing.blocks()
+    }
+
+    /// Registers `hook` to run after every reload of the blocking records, whoever caused it.
+    pub fn on_blocks_reloaded(&self, hook: ReloadHook) {
+        self.sharing.hooks.write().unwrap_or_else(|e| e.into_inner()).push(hook);
     }
 
     /// Reloads the records that block if the database's serial moved; `true` if it did.
@@ -179,14 +202,12 @@ impl Core {
         Ok(true)
     }
 
-    /// Polls the database's serial every `every` and reloads the records on a change, then
-    /// calls `reloaded` (the server drops its cached pages). Runs until the process ends.
-    pub async fn watch_blocks(&self, every: Duration, reloaded: impl Fn() + Send + Sync) {
+    /// Polls the database's serial every `every` and reloads the records on a change (the
+    /// reload hooks run). Runs until the process ends.
+    pub async fn watch_blocks(&self, every: Duration) {
         loop {
-            match self.refresh_blocks().await {
-                Ok(true) => reloaded(),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "could not check the blocking records"),
+            if let Err(e) = self.refresh_blocks().await {
+                tracing::warn!(error = %e, "could not check the blocking records");
             }
             tokio::time::sleep(every).await;
         }

@@ -82,23 +82,12 @@ impl Core {
     }
 
     /// Writes (or extends) the record of `file`'s release after a malware verdict; returns the
-    /// record's id.
+    /// record's id. The read and the write are one store transaction, so two verdicts on one
+    /// release at once make one record with both files.
     pub async fn record_verdict(&self, file: &FileRow, reason: Reason, note: Option<&str>, actor: &str) -> anyhow::Result<String> {
         let report = self.db.reports(&file.filename).await?.into_iter().next();
         let text = details(file, reason, report.as_ref(), note, actor);
         let now = now_rfc3339();
-        // An open record of the same release takes the file.
-        for stored in self.db.local_advisories_about(&file.project, None).await? {
-            let Ok(mut record) = serde_json::from_str::<Value>(&stored.record) else { continue };
-            if stored.withdrawn || !listed_version(&record, &file.version) {
-                continue;
-            }
-            add_file(&mut record, file, &text, &now);
-            let a = palisade_osv::parse(record.to_string().as_bytes())?;
-            self.db.update_local_advisory(&file.project, &new_advisory(&a, &record.to_string()), actor).await?;
-            self.after_record_change(&file.project).await;
-            return Ok(stored.osv_id);
-        }
         let prefix = self.config.sharing.prefix.clone();
         let year = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).year();
         let mut verdict = Verdict {
@@ -107,7 +96,7 @@ impl Core {
             versions: vec![file.version.clone()],
             files: vec![digests(file)],
             summary: format!("Malicious code in {} (PyPI)", file.project),
-            details: text,
+            details: text.clone(),
             published: now.clone(),
             modified: now.clone(),
             withdrawn: None,
@@ -115,59 +104,76 @@ impl Core {
             references: Vec::new(),
         };
         let mut failure = None;
-        let stored = self
+        let written = self
             .db
-            .insert_local_advisory(&file.project, actor, |n| {
+            .change_local_advisories(&file.project, None, actor, |current, n| {
+                // An open record of the same release takes the file.
+                for stored in current.iter().filter(|s| !s.withdrawn) {
+                    let Ok(mut record) = serde_json::from_str::<Value>(&stored.record) else { continue };
+                    if !listed_version(&record, &file.version) {
+                        continue;
+                    }
+                    add_file(&mut record, file, &text, &now);
+                    return reread(&record).map_err(|e| failure = Some(e)).into_iter().collect();
+                }
                 verdict.id = palisade_osv::local_id(&prefix, year.into(), n as u64);
-                match palisade_osv::record(&verdict).and_then(|r| palisade_osv::parse(r.to_string().as_bytes()).map(|a| (a, r))) {
-                    Ok((a, r)) => new_advisory(&a, &r.to_string()),
+                match palisade_osv::record(&verdict) {
+                    Ok(record) => reread(&record).map_err(|e| failure = Some(e)).into_iter().collect(),
                     Err(e) => {
                         failure = Some(e.to_string());
-                        NewAdvisory {
-                            osv_id: verdict.id.clone(),
-                            modified: now.clone(),
-                            modified_at: super::micros_of(&now),
-                            withdrawn: true,
-                            malicious: false,
-                            record: "{}".into(),
-                            names: Vec::new(),
-                            hashes: Vec::new(),
-                        }
+                        Vec::new()
                     }
                 }
             })
             .await?;
         if let Some(e) = failure {
-            anyhow::bail!("the record {} could not be written: {e}", stored.osv_id);
+            anyhow::bail!("the OSV record of {} could not be written: {e}", file.filename);
         }
+        let id = written.first().map(|a| a.osv_id.clone()).ok_or_else(|| anyhow::anyhow!("no OSV record was written"))?;
         self.after_record_change(&file.project).await;
-        tracing::info!(osv.id = %stored.osv_id, file.filename = %file.filename, "OSV record written");
-        Ok(stored.osv_id)
+        tracing::info!(osv.id = %id, file.filename = %file.filename, "OSV record written");
+        Ok(id)
     }
 
-    /// Withdraws Palisade's records that list `file` (it was released: a false positive).
+    /// After `file` was released (a false positive): Palisade's records that list it no longer
+    /// do. A record left with no file is withdrawn (never deleted); one that still lists other
+    /// confirmed files of the release keeps blocking the release, without this file's hash.
+    /// Returns the ids of the records withdrawn.
     pub async fn withdraw_verdicts(&self, file: &FileRow, actor: &str) -> anyhow::Result<Vec<String>> {
-        let mut out = Vec::new();
-        for stored in self.db.local_advisories_about(&file.project, Some(&file.sha256)).await? {
-            if stored.withdrawn {
-                continue;
-            }
-            let Ok(mut record) = serde_json::from_str::<Value>(&stored.record) else { continue };
-            if !lists_sha256(&record, &file.sha256) {
-                continue;
-            }
-            let now = now_rfc3339();
-            record["withdrawn"] = json!(now);
-            record["modified"] = json!(now);
-            let a = palisade_osv::parse(record.to_string().as_bytes())?;
-            self.db.update_local_advisory(&file.project, &new_advisory(&a, &record.to_string()), actor).await?;
-            tracing::info!(osv.id = %stored.osv_id, file.filename = %file.filename, "OSV record withdrawn");
-            out.push(stored.osv_id);
+        let now = now_rfc3339();
+        let mut failure = None;
+        let written = self
+            .db
+            .change_local_advisories(&file.project, Some(&file.sha256), actor, |current, _| {
+                let mut out = Vec::new();
+                for stored in current.iter().filter(|s| !s.withdrawn) {
+                    let Ok(mut record) = serde_json::from_str::<Value>(&stored.record) else { continue };
+                    if !remove_file(&mut record, file) {
+                        continue;
+                    }
+                    record["modified"] = json!(now);
+                    if listed_files(&record) == 0 {
+                        record["withdrawn"] = json!(now);
+                    }
+                    match reread(&record) {
+                        Ok(a) => out.push(a),
+                        Err(e) => failure = Some(e),
+                    }
+                }
+                out
+            })
+            .await?;
+        if let Some(e) = failure {
+            anyhow::bail!("an OSV record listing {} could not be changed: {e}", file.filename);
         }
-        if !out.is_empty() {
+        if !written.is_empty() {
             self.after_record_change(&file.project).await;
         }
-        Ok(out)
+        let withdrawn: Vec<String> = written.iter().filter(|a| a.withdrawn).map(|a| a.osv_id.clone()).collect();
+        for id in &withdrawn {
+            tracing::info!(osv.id = %id, file.filename = %file.filename, "OSV record withdrawn");
+        }
+        Ok(withdrawn)
     }
 
     async fn after_record_change(&self, project: &str) {
@@ -249,6 +255,44 @@ fn listed_version(record: &Value, version: &str) -> bool {
     record["affected"][0]["versions"].as_array().is_some_and(|v| v.iter().any(|x| x.as_str() == Some(version)))
 }
 
+/// The row to store for one of Palisade's records, read back as any feed's would be.
+fn reread(record: &Value) -> Result<NewAdvisory, String> {
+    let text = record.to_string();
+    palisade_osv::parse(text.as_bytes()).map(|a| new_advisory(&a, &text)).map_err(|e| e.to_string())
+}
+
+/// How many files a record lists.
+fn listed_files(record: &Value) -> usize {
+    record["affected"][0]["database_specific"]["indicators"]["package_integrity"].as_array().map_or(0, Vec::len)
+}
+
+/// Takes `f` out of a record's files, and its version out of the record's versions when no
+/// other listed file is of that version; `false` if the record did not list it.
+fn remove_file(record: &mut Value, f: &FileRow) -> bool {
+    let affected = &mut record["affected"][0];
+    let Some(files) = affected["database_specific"]["indicators"]["package_integrity"].as_array_mut() else { return false };
+    let before = files.len();
+    files.retain(|p| p["hashes"]["sha256"].as_str() != Some(f.sha256.as_str()));
+    if files.len() == before {
+        return false;
+    }
+    let same = |name: &str| {
+        palisade_dist::DistFilename::parse(name).is_ok_and(|d| palisade_dist::canonical_version(&d.version) == canonical(&f.version))
+    };
+    let version_left = files.iter().any(|p| p["filename"].as_str().is_some_and(same));
+    if !version_left
+        && !files.is_empty()
+        && let Some(versions) = affected["versions"].as_array_mut()
+    {
+        versions.retain(|v| v.as_str() != Some(f.version.as_str()));
+    }
+    true
+}
+
+fn canonical(version: &str) -> String {
+    palisade_dist::parse_version(version).map(|v| palisade_dist::canonical_version(&v)).unwrap_or_else(|_| version.to_string())
+}
+
 fn lists_sha256(record: &Value, sha256: &str) -> bool {
     record["affected"]
         .as_array()
@@ -300,4 +344,74 @@ pub fn export(records: &[StoredAdvisory], dir: &Path, contribute: bool) -> anyho
         written.push(path);
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(filename: &str, version: &str, sha256: &str) -> FileRow {
+        FileRow {
+            id: 1,
+            release_id: 1,
+            project_id: 1,
+            version: version.into(),
+            filename: filename.into(),
+            packagetype: "bdist_wheel".into(),
+            python_version: "py3".into(),
+            size: 1,
+            sha256: sha256.into(),
+            blake2b_256: "b".into(),
+            md5: "m".into(),
+            upload_time: 0,
+            requires_python: None,
+            metadata_sha256: "x".into(),
+            yanked: false,
+            yanked_reason: None,
+            project_status: "active".into(),
+            status: "malicious".into(),
+            project: "demo".into(),
+            has_provenance: false,
+        }
+    }
+
+    fn record(files: &[(&str, &str)], versions: &[&str]) -> Value {
+        let integrity: Vec<Value> = files.iter().map(|(f, h)| json!({ "filename": f, "hashes": { "sha256": h } })).collect();
+        json!({ "affected": [{ "package": { "ecosystem": "PyPI", "name": "demo" }, "versions": versions,
+            "database_specific": { "indicators": { "package_integrity": integrity } } }] })
+    }
+
+    /// Releasing one of two confirmed files of a release leaves the record blocking the release
+    /// without that file; releasing the last empties it (the caller then withdraws it).
+    #[test]
+    fn a_release_takes_one_file_out_of_its_record() {
+        let wheel = row("demo-1.0-py3-none-any.whl", "1.0", "aa");
+        let sdist = row("demo-1.0.tar.gz", "1.0", "bb");
+        let mut r = record(&[(&wheel.filename, "aa"), (&sdist.filename, "bb")], &["1.0"]);
+        assert!(remove_file(&mut r, &wheel));
+        assert_eq!((listed_files(&r), r["affected"][0]["versions"].clone()), (1, json!(["1.0"])));
+        assert!(!lists_sha256(&r, "aa") && lists_sha256(&r, "bb"));
+        assert!(!remove_file(&mut r, &wheel), "not listed any more");
+        assert!(remove_file(&mut r, &sdist));
+        assert_eq!(listed_files(&r), 0);
+        // A version goes with its last file, while other files remain.
+        let two = row("demo-2.0-py3-none-any.whl", "2.0", "cc");
+        let mut r = record(&[(&wheel.filename, "aa"), (&two.filename, "cc")], &["1.0", "2.0"]);
+        assert!(remove_file(&mut r, &two));
+        assert_eq!(r["affected"][0]["versions"], json!(["1.0"]));
+    }
+
+    #[test]
+    fn a_second_file_joins_its_release_record_once() {
+        let wheel = row("demo-1.0-py3-none-any.whl", "1.0", "aa");
+        let sdist = row("demo-1.0.tar.gz", "1.0", "bb");
+        let mut r = record(&[(&wheel.filename, "aa")], &["1.0"]);
+        r["details"] = json!("first");
+        add_file(&mut r, &sdist, "second", "2026-01-02T00:00:00Z");
+        add_file(&mut r, &sdist, "again", "2026-01-03T00:00:00Z");
+        assert_eq!(listed_files(&r), 2);
+        assert!(r["details"].as_str().unwrap().contains("second") && !r["details"].as_str().unwrap().contains("again"));
+        assert_eq!(r["modified"], json!("2026-01-02T00:00:00Z"));
+        assert!(listed_version(&r, "1.0") && !listed_version(&r, "2.0"));
+    }
 }

@@ -18,6 +18,8 @@ use crate::scanning::Outcome;
 pub const KINDS: [&str; 4] = ["is_malware", "is_spam", "is_dependency_confusion", "something_else"];
 /// A summary's longest length, in characters.
 pub const MAX_SUMMARY_CHARS: usize = 2000;
+/// Reports one user may file in an hour.
+pub const MAX_REPORTS_PER_HOUR: i64 = 30;
 
 /// A report as received.
 #[derive(Clone, Debug)]
@@ -55,6 +57,13 @@ impl Core {
         let summary = report.summary.trim();
         if summary.is_empty() || summary.chars().count() > MAX_SUMMARY_CHARS {
             return Err(invalid(format!("a summary is required, at most {MAX_SUMMARY_CHARS} characters")));
+        }
+        // Shown in terminals and mail: no control characters but line breaks and tabs.
+        if summary.chars().any(|c| c != '\n' && c != '\t' && palisade_dist::display_hazard(c).is_some()) {
+            return Err(invalid("the summary holds control or invisible formatting characters"));
+        }
+        if self.db.reports_since(reporter_id, palisade_store::now_micros() - 3_600_000_000).await? >= MAX_REPORTS_PER_HOUR {
+            return Err(crate::Error::TooMany(format!("at most {MAX_REPORTS_PER_HOUR} reports an hour; try again later")));
         }
         let inspector = report.inspector_url.as_deref().map(str::trim).filter(|u| !u.is_empty());
         if let Some(u) = inspector {
@@ -103,8 +112,9 @@ impl Core {
     fn check_inspector_url(&self, u: &str) -> Result<()> {
         let bad = || invalid(format!("inspector_url {u:?}: expected an https:// URL (or a link to the file on this server)"));
         let parsed = url::Url::parse(u).map_err(|_| bad())?;
-        let own = self.config.public_url.as_deref().is_some_and(|base| u.starts_with(base.trim_end_matches('/')));
-        if parsed.scheme() != "https" && !own {
+        // This server's own links, compared by origin (scheme, host, port), not by text.
+        let own = self.config.public_url.as_deref().and_then(|b| url::Url::parse(b).ok()).is_some_and(|b| b.origin() == parsed.origin());
+        if (parsed.scheme() != "https" && !own) || !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(bad());
         }
         if u.len() > 2000 {
@@ -117,7 +127,9 @@ impl Core {
     async fn quarantine_rule_met(&self, p: &Project) -> Result<bool> {
         let reports = self.db.observations(Some(&p.normalized)).await?;
         let mut reporters = std::collections::HashMap::new();
-        for r in reports.iter().filter(|r| r.kind == "is_malware" && r.outcome.is_none()) {
+        // Open reports only: those already decided, or already acted on (a quarantine an
+        // administrator has since lifted), do not count again.
+        for r in reports.iter().filter(|r| r.kind == "is_malware" && r.outcome.is_none() && r.action.is_none()) {
             reporters.insert(r.reporter_id, r.trusted);
         }
         let trusted = reporters.values().any(|t| *t);

@@ -141,3 +141,14 @@ proptest! {
         }
     }
 }
+
+/// `pip install foo==1.0` takes `1.0+local` too: a record of 1.0 blocks it.
+#[test]
+fn a_local_version_is_blocked_by_its_public_version() {
+    let recs = [Rec { n: 1, name: 0, versions: vec![1], whole: false, hash: None, withdrawn: false, malicious: true }];
+    let b = blocks(&recs, &[]);
+    assert!(b.decide("alpha", "1.0+corp.7", HASHES[0]).is_some());
+    assert!(b.decide("alpha", "1.0", HASHES[0]).is_some());
+    assert!(b.decide("alpha", "1.0.1+corp.7", HASHES[0]).is_none());
+    assert!(b.decide("beta", "1.0+corp.7", HASHES[0]).is_none());
+}

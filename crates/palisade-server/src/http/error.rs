@@ -78,6 +78,7 @@ impl From<palisade_core::Error> for ApiError {
             E::Forbidden(m) => forbidden(m),
             E::NotFound(m) => not_found(m),
             E::Exists(m) => ApiError::new(StatusCode::CONFLICT, m),
+            E::TooMany(m) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, m),
             E::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m),
             E::Internal(e) => internal(format!("{e:#}")),
         }

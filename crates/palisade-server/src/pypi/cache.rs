@@ -285,13 +285,16 @@ impl IndexCache {
         normalized: &str,
         kind: Kind,
         base: &str,
-        blocks: &palisade_core::sharing::Blocks,
+        blocks: impl FnOnce() -> Arc<palisade_core::sharing::Blocks>,
     ) -> Result<Option<(Arc<Page>, bool)>, palisade_store::StoreError> {
         let key = (normalized.to_string(), kind);
         if let Some(p) = self.pages.get(&key) {
             return Ok(Some((p, true)));
         }
         let generation = self.generation.load(Ordering::SeqCst);
+        // Read after the generation: records reloaded since drop every page (a hook), so a page
+        // rendered with the records before them is not kept (`keep`).
+        let blocks = blocks();
         let Some(project) = db.project(normalized).await? else { return Ok(None) };
         let releases = db.releases(project.id).await?;
         let mut files = db.project_files(project.id).await?;

@@ -39,7 +39,13 @@ pub async fn provenance(
         .zip(palisade_dist::parse_version(&file.version).ok())
         .is_some_and(|(a, b)| palisade_dist::canonical_version(&a) == palisade_dist::canonical_version(&b));
     // Held files, and those of a quarantined project, are not served: neither is their provenance.
-    if file.project != palisade_dist::normalize(&project) || !same_version || !file.is_published() || file.project_status == "quarantined" {
+    // What the index hides is not described here either (a held, blocked or quarantined file).
+    if file.project != palisade_dist::normalize(&project)
+        || !same_version
+        || !file.is_published()
+        || file.project_status == "quarantined"
+        || state.blocks().decide_file(&file).is_some()
+    {
         return Err(missing());
     }
     let stored = state.db.attestations(file.id).await.map_err(internal)?;

@@ -31,7 +31,7 @@ pub async fn project(
     }
     let format = pick(&headers, &q)?;
     let Some((page, hit)) =
-        state.cache.project(&state.db, &normalized, kind_of(format), &state.base_url(), &state.blocks()).await.map_err(internal)?
+        state.cache.project(&state.db, &normalized, kind_of(format), &state.base_url(), || state.blocks()).await.map_err(internal)?
     else {
         return Err(not_found(format!("no project named {normalized:?}")));
     };

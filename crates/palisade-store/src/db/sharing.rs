@@ -55,6 +55,10 @@ pub struct FeedChanges {
     pub removed: usize,
     /// Names of the packages whose records changed (sorted, unique).
     pub names: Vec<String>,
+    /// File digests the changed records list (sorted, unique): files of other names they block.
+    pub hashes: Vec<String>,
+    /// Whether a record that blocks (malware), before or after, changed.
+    pub blocking: bool,
 }
 
 /// A feed's last sync.
@@ -127,6 +131,16 @@ async fn bump(tx: &mut Transaction<'static, Any>) -> Result<(), StoreError> {
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+async fn hashes_of(tx: &mut Transaction<'static, Any>, source: &str, osv_id: &str) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT h.sha256 FROM advisory_hashes h JOIN advisories a ON a.id = h.advisory_id WHERE a.source = $1 AND a.osv_id = $2",
+    )
+    .bind(source)
+    .bind(osv_id)
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
 async fn names_of(tx: &mut Transaction<'static, Any>, id: i64) -> Result<Vec<String>, StoreError> {
@@ -216,42 +230,78 @@ impl Db {
     /// last sync are written; with `snapshot` (a folder or a zip, which hold every record), the
     /// records of `source` that are no longer there are deleted.
     pub async fn apply_feed(&self, source: &str, records: &[NewAdvisory], snapshot: bool) -> Result<FeedChanges, StoreError> {
+        // What is unchanged is found before the write lock is taken, so that a sync of a large
+        // feed that changed little holds up other writers (uploads, on every node) only for its
+        // changes. The transaction still compares each row it writes, so a concurrent sync of
+        // the same feed cannot be undone by this one's stale view.
+        let stored: HashMap<String, (String, bool, bool, String)> =
+            sqlx::query("SELECT osv_id, modified, withdrawn, malicious, record FROM advisories WHERE source = $1")
+                .bind(source)
+                .fetch_all(&self.reader)
+                .await?
+                .iter()
+                .map(|r| -> Result<_, StoreError> {
+                    let flags: (Flag, Flag) = (r.try_get(2)?, r.try_get(3)?);
+                    Ok((r.try_get(0)?, (r.try_get(1)?, flags.0.into(), flags.1.into(), r.try_get(4)?)))
+                })
+                .collect::<Result<_, _>>()?;
+        let changed: Vec<&NewAdvisory> = records
+            .iter()
+            .filter(|a| stored.get(&a.osv_id) != Some(&(a.modified.clone(), a.withdrawn, a.malicious, a.record.clone())))
+            .collect();
         let mut tx = self.begin().await?;
         let mut changes = FeedChanges::default();
         let mut names = Vec::new();
-        for a in records {
+        let mut hashes = Vec::new();
+        for a in changed {
+            let was_blocking = stored.get(&a.osv_id).is_some_and(|(_, withdrawn, malicious, _)| *malicious && !*withdrawn);
+            if was_blocking {
+                hashes.extend(hashes_of(&mut tx, source, &a.osv_id).await?);
+            }
             if let Some((added, n)) = upsert(&mut tx, source, a, None).await? {
                 if added {
                     changes.added += 1;
                 } else {
                     changes.updated += 1;
                 }
+                changes.blocking |= was_blocking || (a.malicious && !a.withdrawn);
                 names.extend(n);
+                hashes.extend(a.hashes.iter().cloned());
             }
         }
         if snapshot {
             let present: std::collections::HashSet<&str> = records.iter().map(|a| a.osv_id.as_str()).collect();
-            let stored: Vec<(i64, String)> = sqlx::query("SELECT id, osv_id FROM advisories WHERE source = $1")
-                .bind(source)
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
-            for (id, osv_id) in stored.into_iter().filter(|(_, o)| !present.contains(o.as_str())) {
-                names.extend(names_of(&mut tx, id).await?);
-                sqlx::query("DELETE FROM advisories WHERE id = $1").bind(id).execute(&mut *tx).await?;
-                let _ = osv_id;
-                changes.removed += 1;
+            // Only when something the snapshot lacks was stored (known from the read above) is the
+            // source's list read again, under the lock.
+            if stored.keys().any(|id| !present.contains(id.as_str())) {
+                let ids: Vec<(i64, String)> = sqlx::query("SELECT id, osv_id FROM advisories WHERE source = $1")
+                    .bind(source)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+                for (id, osv_id) in ids.into_iter().filter(|(_, o)| !present.contains(o.as_str())) {
+                    names.extend(names_of(&mut tx, id).await?);
+                    hashes.extend(hashes_of(&mut tx, source, &osv_id).await?);
+                    changes.blocking |= stored.get(&osv_id).is_some_and(|(_, withdrawn, malicious, _)| *malicious && !*withdrawn);
+                    sqlx::query("DELETE FROM advisories WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                    changes.removed += 1;
+                }
             }
         }
-        if changes.added + changes.updated + changes.removed > 0 {
+        // Only a change to what blocks makes every node reload; vulnerability records are read
+        // where they are shown (their projects' pages are dropped through the journal).
+        if changes.blocking {
             bump(&mut tx).await?;
         }
         tx.commit().await?;
         names.sort();
         names.dedup();
+        hashes.sort();
+        hashes.dedup();
         changes.names = names;
+        changes.hashes = hashes;
         Ok(changes)
     }
 
@@ -345,38 +395,101 @@ impl Db {
             .collect()
     }
 
-    /// Writes a new record of Palisade's own: `build` gets the next number and returns the
-    /// record to store (whose id it names). Numbers are never reused.
-    pub async fn insert_local_advisory(
+    /// Changes Palisade's own records in one write transaction: `change` gets those that name
+    /// `project` or list the file `sha256`, as they are under the write lock, and the number a
+    /// new record would take, and returns the records to write (changed or new, the new one
+    /// with that number). So two decisions at once never both start a record for one release,
+    /// nor lose each other's files. Returns what was written.
+    pub async fn change_local_advisories(
         &self,
         project: &str,
+        sha256: Option<&str>,
         actor: &str,
-        build: impl FnOnce(i64) -> NewAdvisory,
-    ) -> Result<NewAdvisory, StoreError> {
+        change: impl FnOnce(Vec<StoredAdvisory>, i64) -> Vec<NewAdvisory>,
+    ) -> Result<Vec<NewAdvisory>, StoreError> {
         let mut tx = self.begin().await?;
+        let sql = format!(
+            "SELECT {ADVISORY_COLUMNS} FROM advisories WHERE source = '' AND (id IN (SELECT advisory_id FROM advisory_names WHERE name = $1) \
+             OR id IN (SELECT advisory_id FROM advisory_hashes WHERE sha256 = $2)) ORDER BY local_n"
+        );
+        let current: Vec<StoredAdvisory> = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(project)
+            .bind(sha256.unwrap_or(""))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(advisory)
+            .collect::<Result<_, _>>()?;
         let n: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(local_n), 0) + 1 FROM advisories").fetch_one(&mut *tx).await?;
-        let a = build(n);
-        upsert(&mut tx, "", &a, Some(n)).await?;
-        bump(&mut tx).await?;
-        if let Ok(p) = project_in(&mut tx, project).await {
-            journal(&mut tx, &p, &format!("osv record {}", a.osv_id), actor).await?;
-        }
-        tx.commit().await?;
-        Ok(a)
-    }
-
-    /// Replaces one of Palisade's own records (more files, a withdrawal).
-    pub async fn update_local_advisory(&self, project: &str, a: &NewAdvisory, actor: &str) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        if upsert(&mut tx, "", a, None).await?.is_some() {
-            bump(&mut tx).await?;
-            if let Ok(p) = project_in(&mut tx, project).await {
-                let what = if a.withdrawn { "withdraw" } else { "update" };
-                journal(&mut tx, &p, &format!("osv {what} {}", a.osv_id), actor).await?;
+        let known: std::collections::HashSet<String> = current.iter().map(|a| a.osv_id.clone()).collect();
+        let written = change(current, n);
+        let mut any = false;
+        for a in &written {
+            let local_n = (!known.contains(&a.osv_id)).then_some(n);
+            if upsert(&mut tx, "", a, local_n).await?.is_some() {
+                any = true;
+                if let Ok(p) = project_in(&mut tx, project).await {
+                    let what = if a.withdrawn {
+                        "withdraw"
+                    } else if local_n.is_some() {
+                        "record"
+                    } else {
+                        "update"
+                    };
+                    journal(&mut tx, &p, &format!("osv {what} {}", a.osv_id), actor).await?;
+                }
             }
         }
+        if any {
+            bump(&mut tx).await?;
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(written)
+    }
+
+    /// Drops every record of a feed (one no longer configured); returns how many went.
+    pub async fn forget_feed(&self, source: &str) -> Result<u64, StoreError> {
+        if source.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("DELETE FROM advisories WHERE source = $1").bind(source).execute(&mut *tx).await?.rows_affected();
+        sqlx::query("DELETE FROM feeds WHERE name = $1").bind(source).execute(&mut *tx).await?;
+        if n > 0 {
+            bump(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// The feeds that have records stored, with how many.
+    pub async fn feed_sources(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query("SELECT source, COUNT(*) FROM advisories WHERE source <> '' GROUP BY source ORDER BY source")
+            .fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    /// Projects that have a file with one of these digests (blocked by hash, under any name).
+    pub async fn projects_with_files(&self, sha256s: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in sha256s.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT DISTINCT p.normalized FROM files f JOIN projects p ON p.id = f.project_id WHERE f.sha256 IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for h in chunk {
+                q = q.bind(h);
+            }
+            out.extend(q.fetch_all(&self.reader).await?.into_iter().map(|r| r.get::<String, _>(0)));
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     // ---- waivers and notices -------------------------------------------------------------------
@@ -550,6 +663,15 @@ impl Db {
         .rows_affected();
         tx.commit().await?;
         Ok(n)
+    }
+
+    /// How many reports `reporter_id` filed since `since` (microseconds).
+    pub async fn reports_since(&self, reporter_id: i64, since: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM observations WHERE reporter_id = $1 AND created_at >= $2")
+            .bind(reporter_id)
+            .bind(since)
+            .fetch_one(&self.reader)
+            .await?)
     }
 
     /// Marks a user as a trusted reporter, or not; `false` if there is no such user.

@@ -660,28 +660,44 @@ async fn local_records_and_waivers() {
     let blobs = BlobStore::open(dir.path()).unwrap();
     let user = db.create_user("alice", false, None, false, None).await.unwrap();
     publish(&db, &blobs, &new_file("demo-1.0-py3-none-any.whl", "s1", &user)).await.unwrap();
-    let one = db
-        .insert_local_advisory("demo", "admin", |n| advisory(&format!("x_P-2026-{n}"), "2026-01-01T00:00:00Z", &["demo"], &["s1"], false))
-        .await
-        .unwrap();
+    let new = |id: &str| advisory(id, "2026-01-01T00:00:00Z", &["demo"], &["s1"], false);
+    let one = db.change_local_advisories("demo", None, "admin", |current, n| {
+        assert!(current.is_empty());
+        vec![new(&format!("x_P-2026-{n}"))]
+    });
+    let one = one.await.unwrap().remove(0);
     let two = db
-        .insert_local_advisory("demo", "admin", |n| advisory(&format!("x_P-2026-{n}"), "2026-01-02T00:00:00Z", &["other"], &[], false))
+        .change_local_advisories("other", None, "admin", |_, n| {
+            vec![advisory(&format!("x_P-2026-{n}"), "2026-01-02T00:00:00Z", &["other"], &[], false)]
+        })
         .await
-        .unwrap();
+        .unwrap()
+        .remove(0);
     assert_eq!((one.osv_id.as_str(), two.osv_id.as_str()), ("x_P-2026-1", "x_P-2026-2"));
-    assert_eq!(db.local_advisories_about("nothing", Some("s1")).await.unwrap()[0].osv_id, "x_P-2026-1");
-    assert_eq!(db.local_advisories_about("other", None).await.unwrap()[0].osv_id, "x_P-2026-2");
+    // The change sees the records about the project or the file, under the lock.
+    let seen = std::sync::Mutex::new(Vec::new());
+    db.change_local_advisories("nothing", Some("s1"), "admin", |current, n| {
+        assert_eq!(n, 3);
+        seen.lock().unwrap().extend(current.into_iter().map(|a| a.osv_id));
+        Vec::new()
+    })
+    .await
+    .unwrap();
+    assert_eq!(*seen.lock().unwrap(), vec!["x_P-2026-1".to_string()]);
     let mut withdrawn = one.clone();
     (withdrawn.withdrawn, withdrawn.modified) = (true, "2026-01-03T00:00:00Z".into());
-    db.update_local_advisory("demo", &withdrawn, "admin").await.unwrap();
+    db.change_local_advisories("demo", None, "admin", |_, _| vec![withdrawn.clone()]).await.unwrap();
     let local = db.local_advisories().await.unwrap();
     assert_eq!(local.len(), 2);
     assert!(db.local_advisory("x_P-2026-1").await.unwrap().unwrap().withdrawn);
-    let three = db
-        .insert_local_advisory("demo", "admin", |n| advisory(&format!("x_P-2026-{n}"), "2026-01-04T00:00:00Z", &["demo"], &[], false))
-        .await
-        .unwrap();
+    let three = db.change_local_advisories("demo", None, "admin", |_, n| vec![new(&format!("x_P-2026-{n}"))]).await.unwrap().remove(0);
     assert_eq!(three.osv_id, "x_P-2026-3");
+    // A feed no longer configured is forgotten whole.
+    db.apply_feed("gone", &[advisory("MAL-7", "2026-01-01T00:00:00Z", &["demo"], &[], false)], true).await.unwrap();
+    assert_eq!(db.feed_sources().await.unwrap(), vec![("gone".to_string(), 1)]);
+    assert_eq!(db.forget_feed("gone").await.unwrap(), 1);
+    assert!(db.feed_sources().await.unwrap().is_empty());
+    assert_eq!(db.projects_with_files(&["s1".to_string(), "zz".to_string()]).await.unwrap(), vec!["demo".to_string()]);
 
     let before = db.advisories_serial().await.unwrap();
     assert!(db.set_waiver("demo", "MAL-9", Some("ours"), "admin").await.unwrap());
