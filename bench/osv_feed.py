@@ -110,7 +110,8 @@ def timed_upload(srv: Palisade, w) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", type=Path, default=BENCH.parent / "target" / "release" / "palisade")
+    default_bin = os.environ.get("PALISADE_BIN") or BENCH.parent / "target" / "release" / "palisade"
+    ap.add_argument("--bin", type=Path, default=Path(default_bin))
     ap.add_argument("--records", type=int, default=20000)
     ap.add_argument("--uploads", type=int, default=40)
     ap.add_argument("--smoke", action="store_true", help="200 records, a few uploads")
@@ -151,7 +152,8 @@ def main() -> None:
             time.sleep(0.02)
         reload_s = time.monotonic() - t
         log(f"   {reload_s:.2f} s")
-        with urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/simple/{hosted.name}/?format=application/vnd.pypi.simple.v1+json") as r:
+        page = urllib.request.Request(f"http://127.0.0.1:{srv.port}/simple/{hosted.name}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        with urllib.request.urlopen(page) as r:
             files = json.load(r)["files"]
         assert files == [], f"{hosted.name} is still listed: {files}"
 
@@ -187,15 +189,18 @@ def main() -> None:
         log(f"   upload latency idle: median {ms(idle):.0f} ms, max {max(idle) * 1000:.0f} ms ({len(idle)} uploads)")
         if during:
             log(f"   upload latency during the sync: median {ms(during):.0f} ms, max {max(during) * 1000:.0f} ms ({len(during)} uploads)")
-        log("summary: " + json.dumps({
+        results = {
             "records": args.records,
             "first_sync_s": round(first, 2),
             "reload_after_sync_s": round(reload_s, 2),
             "unchanged_sync_s": round(same, 2),
             "ten_changed_sync_s": round(ten, 2),
             "upload_idle_median_ms": round(ms(idle)),
+            "upload_during_sync_median_ms": round(ms(during)) if during else None,
             "upload_during_sync_max_ms": round(max(during) * 1000) if during else None,
-        }))
+        }
+        (work / "results.json").write_text(json.dumps(results, indent=2))
+        log("summary: " + json.dumps(results))
     finally:
         srv.stop()
         if not args.work:

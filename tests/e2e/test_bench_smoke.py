@@ -221,3 +221,15 @@ def test_provenance_smoke_measures_the_log_and_attestations(tmp_path, palisade_b
     assert results["attestation_ms"]["samples"] == 5 and positive(results["attestation_ms"]["median"]), results
     assert results["checkpoint_s"]["samples"] == 3 and 0 < results["checkpoint_s"]["max"] < 30, results
     assert re.search(r"attestations/file ms median [\d.]+, p99 [\d.]+", proc.stdout), proc.output
+
+
+def test_osv_feed_smoke_syncs_and_enforces_a_feed(tmp_path, palisade_bin):
+    """`osv_feed.py --smoke`: a feed of synthetic records synced from the CLI, enforced by the
+    running server, synced again unchanged and with changes, with uploads timed during a sync."""
+    proc = run_harness(tmp_path, palisade_bin, [BENCH / "osv_feed.py", "--smoke", "--work", tmp_path / "work"], timeout=240)
+    assert proc.returncode == 0, proc.output
+    results = json.loads((tmp_path / "work" / "results.json").read_text())
+    assert results["records"] == 200 and positive(results["first_sync_s"]), results
+    assert 0 <= results["reload_after_sync_s"] < 30 and positive(results["unchanged_sync_s"]), results
+    assert positive(results["upload_idle_median_ms"]), results
+    assert "200 added" in proc.stdout and "10 changed" in proc.stdout, proc.output
