@@ -113,12 +113,12 @@ def main() -> None:
     default_bin = os.environ.get("PALISADE_BIN") or BENCH.parent / "target" / "release" / "palisade"
     ap.add_argument("--bin", type=Path, default=Path(default_bin))
     ap.add_argument("--records", type=int, default=20000)
-    ap.add_argument("--uploads", type=int, default=40)
+    ap.add_argument("--uploads", type=int, default=1500, help="wheels at hand: 20 idle uploads, the rest while a sync runs, until it ends")
     ap.add_argument("--smoke", action="store_true", help="200 records, a few uploads")
     ap.add_argument("--work", type=Path, default=None)
     args = ap.parse_args()
     if args.smoke:
-        args.records, args.uploads = 200, 6
+        args.records, args.uploads = 200, 30
     work = (args.work or Path(tempfile.mkdtemp(prefix="palisade-osv-bench-"))).resolve()
     run_dir = work / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -164,8 +164,8 @@ def main() -> None:
         ten = sync(srv, env)
         log(f"   10 records changed: {ten:.2f} s")
 
-        log(f"4. uploads during a sync that changes all {args.records} records")
-        half = 1 + args.uploads // 2
+        log(f"4. uploads, one at a time, all through a sync that changes all {args.records} records")
+        half = 21
         idle = [timed_upload(srv, w) for w in wheels[1:half]]
         write_feed(folder, args.records, (hosted.name, hosted.version), range(1, args.records), generation=2)
         during: list[float] = []
@@ -185,6 +185,8 @@ def main() -> None:
                 break
             during.append(timed_upload(srv, w))
         th.join()
+        if not done.is_set() or len(during) == len(wheels) - half:
+            log("   (the wheels ran out before the sync ended: raise --uploads)")
         ms = lambda xs: statistics.median(xs) * 1000  # noqa: E731
         log(f"   upload latency idle: median {ms(idle):.0f} ms, max {max(idle) * 1000:.0f} ms ({len(idle)} uploads)")
         if during:

@@ -53,7 +53,9 @@ CREATE TABLE feeds (
     synced_at  INTEGER NOT NULL,
     records    INTEGER NOT NULL,
     skipped    INTEGER NOT NULL,
-    last_error TEXT
+    last_error TEXT,
+    -- Set while a sync writes its batches; still set at the next sync: that one was cut short.
+    started_at INTEGER
 );
 -- Reports of projects (PyPI's observations), and what became of them.
 CREATE TABLE observations (

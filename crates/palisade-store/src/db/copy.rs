@@ -247,7 +247,7 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
     ("advisory_hashes", &[("advisory_id", Int), ("sha256", Text)]),
     ("advisory_waivers", &[("project_id", Int), ("osv_id", Text), ("reason", Text), ("actor", Text), ("created_at", Int)]),
     ("advisory_notices", &[("project_id", Int), ("osv_id", Text), ("created_at", Int)]),
-    ("feeds", &[("name", Text), ("synced_at", Int), ("records", Int), ("skipped", Int), ("last_error", Text)]),
+    ("feeds", &[("name", Text), ("synced_at", Int), ("records", Int), ("skipped", Int), ("last_error", Text), ("started_at", Int)]),
     (
         "observations",
         &[

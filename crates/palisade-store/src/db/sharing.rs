@@ -14,6 +14,8 @@ use crate::models::Flag;
 
 /// The setting every change to the advisories moves.
 const SERIAL: &str = "advisories_serial";
+/// Records a feed sync writes per transaction.
+const FEED_BATCH: usize = 500;
 
 /// An OSV record to store, with what it names.
 #[derive(Clone, Debug)]
@@ -226,9 +228,9 @@ impl Db {
         Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
-    /// Stores what a feed holds, in one write transaction: records new or changed since the
-    /// last sync are written; with `snapshot` (a folder or a zip, which hold every record), the
-    /// records of `source` that are no longer there are deleted.
+    /// Stores what a feed holds: records new or changed since the last sync are written (in
+    /// transactions of [`FEED_BATCH`]); with `snapshot` (a folder or a zip, which hold every
+    /// record), the records of `source` that are no longer there are then deleted.
     pub async fn apply_feed(&self, source: &str, records: &[NewAdvisory], snapshot: bool) -> Result<FeedChanges, StoreError> {
         // What is unchanged is found before the write lock is taken, so that a sync of a large
         // feed that changed little holds up other writers (uploads, on every node) only for its
@@ -249,26 +251,51 @@ impl Db {
             .iter()
             .filter(|a| stored.get(&a.osv_id) != Some(&(a.modified.clone(), a.withdrawn, a.malicious, a.record.clone())))
             .collect();
-        let mut tx = self.begin().await?;
         let mut changes = FeedChanges::default();
         let mut names = Vec::new();
         let mut hashes = Vec::new();
-        for a in changed {
-            let was_blocking = stored.get(&a.osv_id).is_some_and(|(_, withdrawn, malicious, _)| *malicious && !*withdrawn);
-            if was_blocking {
-                hashes.extend(hashes_of(&mut tx, source, &a.osv_id).await?);
-            }
-            if let Some((added, n)) = upsert(&mut tx, source, a, None).await? {
-                if added {
-                    changes.added += 1;
-                } else {
-                    changes.updated += 1;
+        // Marked as under way: a sync cut short is noticed by the next, which then makes every
+        // node reload even if it finds nothing left to write.
+        let interrupted = {
+            let mut tx = self.begin().await?;
+            let before: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT started_at FROM feeds WHERE name = $1").bind(source).fetch_optional(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO feeds (name, synced_at, records, skipped, started_at) VALUES ($1, 0, 0, 0, $2) \
+                 ON CONFLICT (name) DO UPDATE SET started_at = $2",
+            )
+            .bind(source)
+            .bind(now_micros())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            before.flatten().is_some()
+        };
+        // In transactions of a bounded size, so that other writers wait a fraction of a second
+        // even when a whole feed changes (its first sync); each record is written whole. The
+        // serial moves once, at the end, so that nodes reload once.
+        let mut blocking = interrupted;
+        for batch in changed.chunks(FEED_BATCH) {
+            let mut tx = self.begin().await?;
+            for a in batch {
+                let was_blocking = stored.get(&a.osv_id).is_some_and(|(_, withdrawn, malicious, _)| *malicious && !*withdrawn);
+                if was_blocking {
+                    hashes.extend(hashes_of(&mut tx, source, &a.osv_id).await?);
                 }
-                changes.blocking |= was_blocking || (a.malicious && !a.withdrawn);
-                names.extend(n);
-                hashes.extend(a.hashes.iter().cloned());
+                if let Some((added, n)) = upsert(&mut tx, source, a, None).await? {
+                    if added {
+                        changes.added += 1;
+                    } else {
+                        changes.updated += 1;
+                    }
+                    blocking |= was_blocking || (a.malicious && !a.withdrawn);
+                    names.extend(n);
+                    hashes.extend(a.hashes.iter().cloned());
+                }
             }
+            tx.commit().await?;
         }
+        let mut tx = self.begin().await?;
         if snapshot {
             let present: std::collections::HashSet<&str> = records.iter().map(|a| a.osv_id.as_str()).collect();
             // Only when something the snapshot lacks was stored (known from the read above) is the
@@ -284,7 +311,7 @@ impl Db {
                 for (id, osv_id) in ids.into_iter().filter(|(_, o)| !present.contains(o.as_str())) {
                     names.extend(names_of(&mut tx, id).await?);
                     hashes.extend(hashes_of(&mut tx, source, &osv_id).await?);
-                    changes.blocking |= stored.get(&osv_id).is_some_and(|(_, withdrawn, malicious, _)| *malicious && !*withdrawn);
+                    blocking |= stored.get(&osv_id).is_some_and(|(_, withdrawn, malicious, _)| *malicious && !*withdrawn);
                     sqlx::query("DELETE FROM advisories WHERE id = $1").bind(id).execute(&mut *tx).await?;
                     changes.removed += 1;
                 }
@@ -292,10 +319,12 @@ impl Db {
         }
         // Only a change to what blocks makes every node reload; vulnerability records are read
         // where they are shown (their projects' pages are dropped through the journal).
-        if changes.blocking {
+        if blocking {
             bump(&mut tx).await?;
         }
+        sqlx::query("UPDATE feeds SET started_at = NULL WHERE name = $1").bind(source).execute(&mut *tx).await?;
         tx.commit().await?;
+        changes.blocking = blocking;
         names.sort();
         names.dedup();
         hashes.sort();
