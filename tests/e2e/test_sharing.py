@@ -313,6 +313,14 @@ def test_one_instance_warns_another_within_a_minute(make_server, clients, tmp_pa
 # ---- reports and auto-quarantine ----------------------------------------------------------------
 
 
+def serve_http(handler: type[http.server.BaseHTTPRequestHandler]) -> http.server.ThreadingHTTPServer:
+    """A local HTTP server for `handler`, in a thread (quiet)."""
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 class Receiver:
     """A webhook receiver that keeps what it got."""
 
@@ -327,11 +335,7 @@ class Receiver:
                 self.send_response(204)
                 self.end_headers()
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve_http(Handler)
 
     @property
     def url(self) -> str:
@@ -445,11 +449,7 @@ class Stub:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve_http(Handler)
 
     @property
     def url(self) -> str:

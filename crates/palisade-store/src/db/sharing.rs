@@ -64,7 +64,7 @@ pub struct FeedChanges {
 }
 
 /// A feed's last sync.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct FeedRow {
     pub name: String,
     pub synced_at: i64,
@@ -74,7 +74,7 @@ pub struct FeedRow {
 }
 
 /// A waiver: the record does not apply to the project.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Waiver {
     pub project: String,
     pub osv_id: String,
@@ -95,7 +95,7 @@ pub struct NewObservation {
 }
 
 /// A report as stored, with its reporter.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Observation {
     pub id: i64,
     pub project: String,
@@ -105,6 +105,7 @@ pub struct Observation {
     pub inspector_url: Option<String>,
     pub reporter: String,
     pub reporter_id: i64,
+    #[sqlx(try_from = "Flag")]
     pub trusted: bool,
     pub created_at: i64,
     /// What Palisade did on it (`quarantined-project`, `quarantined-release`), if anything.
@@ -365,19 +366,9 @@ impl Db {
 
     /// Each feed's last sync.
     pub async fn feeds(&self) -> Result<Vec<FeedRow>, StoreError> {
-        let rows =
-            sqlx::query("SELECT name, synced_at, records, skipped, last_error FROM feeds ORDER BY name").fetch_all(&self.reader).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(FeedRow {
-                    name: r.try_get(0)?,
-                    synced_at: r.try_get(1)?,
-                    records: r.try_get(2)?,
-                    skipped: r.try_get(3)?,
-                    last_error: r.try_get(4)?,
-                })
-            })
-            .collect()
+        Ok(sqlx::query_as::<_, FeedRow>("SELECT name, synced_at, records, skipped, last_error FROM feeds ORDER BY name")
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     /// The records that block: malicious and not withdrawn, from every source.
@@ -525,22 +516,11 @@ impl Db {
 
     /// Every waiver.
     pub async fn waivers(&self) -> Result<Vec<Waiver>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT p.normalized, w.osv_id, w.reason, w.actor, w.created_at FROM advisory_waivers w JOIN projects p ON p.id = w.project_id ORDER BY p.normalized, w.osv_id",
+        Ok(sqlx::query_as::<_, Waiver>(
+            "SELECT p.normalized AS project, w.osv_id, w.reason, w.actor, w.created_at FROM advisory_waivers w JOIN projects p ON p.id = w.project_id ORDER BY p.normalized, w.osv_id",
         )
         .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Waiver {
-                    project: r.try_get(0)?,
-                    osv_id: r.try_get(1)?,
-                    reason: r.try_get(2)?,
-                    actor: r.try_get(3)?,
-                    created_at: r.try_get(4)?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// Waives `osv_id` for `project` (with a reason), or lifts the waiver (`None`). Returns
@@ -635,33 +615,16 @@ impl Db {
 
     /// Reports, newest first: of one project, or all.
     pub async fn observations(&self, project: Option<&str>) -> Result<Vec<Observation>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT o.id, p.normalized, o.version, o.kind, o.summary, o.inspector_url, u.name, u.id, u.trusted_reporter, o.created_at, o.action, o.outcome \
+        Ok(sqlx::query_as::<_, Observation>(
+            "SELECT o.id, p.normalized AS project, o.version, o.kind, o.summary, o.inspector_url, u.name AS reporter, u.id AS reporter_id, \
+             u.trusted_reporter AS trusted, o.created_at, o.action, o.outcome \
              FROM observations o JOIN projects p ON p.id = o.project_id JOIN users u ON u.id = o.reporter_id \
              WHERE ($1 IS NULL OR p.normalized = $2) ORDER BY o.id DESC",
         )
         .bind(project)
         .bind(project)
         .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Observation {
-                    id: r.try_get(0)?,
-                    project: r.try_get(1)?,
-                    version: r.try_get(2)?,
-                    kind: r.try_get(3)?,
-                    summary: r.try_get(4)?,
-                    inspector_url: r.try_get(5)?,
-                    reporter: r.try_get(6)?,
-                    reporter_id: r.try_get(7)?,
-                    trusted: r.try_get::<Flag, _>(8)?.into(),
-                    created_at: r.try_get(9)?,
-                    action: r.try_get(10)?,
-                    outcome: r.try_get(11)?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// Records what Palisade did on the reports of `project` not yet acted on.
