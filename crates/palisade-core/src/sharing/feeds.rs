@@ -191,7 +191,7 @@ impl Core {
             Ok(r) => r,
             Err(e) => {
                 let message = format!("{e:#}");
-                let _ = self.db.record_feed_sync(&feed.name, 0, 0, Some(&message)).await;
+                let _ = self.db.record_feed_problem(&feed.name, &message).await;
                 tracing::warn!(feed = %feed.name, error = %message, "OSV feed not applied");
                 return Err(e);
             }

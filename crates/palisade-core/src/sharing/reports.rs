@@ -103,7 +103,8 @@ impl Core {
         if o.kind != "is_malware" || !self.config.sharing.auto_quarantine {
             return Ok(Quarantined::No);
         }
-        if !self.quarantine_rule_met(&p).await? {
+        // Already held whole: nothing more to do (and nobody to mail again).
+        if p.status == "quarantined" || !self.quarantine_rule_met(&p).await? {
             return Ok(Quarantined::No);
         }
         self.auto_quarantine(&p, version.as_deref()).await

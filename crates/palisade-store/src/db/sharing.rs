@@ -364,6 +364,21 @@ impl Db {
         Ok(())
     }
 
+    /// Records why a feed's sync was not applied, keeping what its last sync found.
+    pub async fn record_feed_problem(&self, name: &str, error: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO feeds (name, synced_at, records, skipped, last_error) VALUES ($1, 0, 0, 0, $2) \
+             ON CONFLICT (name) DO UPDATE SET last_error = $2",
+        )
+        .bind(name)
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Each feed's last sync.
     pub async fn feeds(&self) -> Result<Vec<FeedRow>, StoreError> {
         Ok(sqlx::query_as::<_, FeedRow>("SELECT name, synced_at, records, skipped, last_error FROM feeds ORDER BY name")
