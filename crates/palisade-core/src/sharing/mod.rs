@@ -197,7 +197,13 @@ impl Core {
             Blocks::new(advisories, waivers.into_iter().map(|w| (w.project, w.osv_id)), serial)
         })
         .await?;
-        tracing::info!(records = blocks.len(), serial, "blocking records loaded");
+        // The first load happens as every command opens the data directory: not worth a line on
+        // a CLI's stderr. A reload (another process changed the records) is.
+        if self.sharing.blocks().serial < 0 {
+            tracing::debug!(records = blocks.len(), serial, "blocking records loaded");
+        } else {
+            tracing::info!(records = blocks.len(), serial, "blocking records loaded");
+        }
         self.sharing.set(blocks);
         Ok(true)
     }
