@@ -59,9 +59,11 @@ GD_REQUIREMENTS = BENCH / "scan_eval_requirements.txt"
 ZIP_PASSWORD = b"infected"
 
 TARGETS = {
-    "detection_min": 0.95,
-    "fp_sdist_max": 0.02,
-    "fp_wheel_max": 0.02,
+    "detection_min": 0.97,
+    "fp_sdist_max": 0.01,
+    "fp_wheel_max": 0.01,
+    # No popular package may reach the verdict that refuses an upload.
+    "benign_malicious_max": 0,
     "speedup_min": 100.0,
 }
 PALISADE_FLAGGED = ("suspicious", "malicious")
@@ -240,7 +242,7 @@ def machine_info() -> dict:
 class Sample:
     """One distribution file of the evaluation: its label, kind and where it lies."""
 
-    __slots__ = ("rel", "label", "kind", "ext", "abspath", "name")
+    __slots__ = ("rel", "label", "kind", "ext", "abspath", "name", "version")
 
     def __init__(self, rel: str, label: str, abspath: Path, name: str = ""):
         self.rel = rel
@@ -249,6 +251,7 @@ class Sample:
         self.ext = file_ext(rel)
         self.abspath = str(abspath)
         self.name = name
+        self.version = ""
 
     def key(self) -> str:
         return f"{self.label}:{self.rel}"
@@ -314,6 +317,7 @@ def ensure_benign(corpus: Path, dest: Path, fetch_timeout: float) -> tuple[list[
             continue  # only files the manifest vouches for
         s = Sample(r["path"], "benign", p, r["name"])
         s.kind = r["kind"]  # the manifest says; trust it over the file name
+        s.version = r.get("version", "")
         out.append(s)
     if len(out) < len(rows):
         notes.append(f"benign set incomplete: {len(out)} of {len(rows)} files usable")
@@ -557,6 +561,119 @@ def guarddog_run(gd: Path, samples: list[Sample], timeout: float, tmp: Path, san
     return results, {"probe_wall_ms": probe_ms, "sandbox": sandbox}
 
 
+# ---------------------------------------------------------------- release pairs
+
+
+def json_base() -> str:
+    """The JSON API of the index pip uses (PIP_INDEX_URL), as fetch-benign.py asks it."""
+    index = os.environ.get("PIP_INDEX_URL", "").rstrip("/")
+    if index:
+        return index[: -len("/simple")] + "/pypi" if index.endswith("/simple") else index
+    return "https://pypi.org/pypi"
+
+
+def previous_file(name: str, version: str, current: str, kind: str) -> dict | None:
+    """The same kind of file in the project's release before `version` (by first upload time,
+    yanked files left out): for a wheel, the one with the same tags. None if there is none."""
+    import urllib.request
+    with urllib.request.urlopen(f"{json_base()}/{name}/json", timeout=60) as r:
+        releases = json.load(r).get("releases", {})
+    def first_upload(files):
+        return min(f["upload_time_iso_8601"] for f in files)
+    cur = releases.get(version) or []
+    if not cur:
+        return None
+    cur_time = first_upload(cur)
+    earlier = []
+    for v, files in releases.items():
+        files = [f for f in files if not f.get("yanked")]
+        if v != version and files and first_upload(files) < cur_time:
+            earlier.append((first_upload(files), v, files))
+    earlier.sort(reverse=True)
+    # A wheel's last three dash-separated fields are its tags.
+    tags = "-" + "-".join(current[: -len(".whl")].split("-")[-3:]) + ".whl" if kind == "wheel" else ""
+    for _, v, files in earlier[:1]:
+        for f in files:
+            fn = f["filename"]
+            if kind == "sdist" and f.get("packagetype") == "sdist" and fn.endswith(".tar.gz"):
+                return {"version": v, **f}
+            if kind == "wheel" and fn.endswith(".whl") and fn.endswith(tags):
+                return {"version": v, **f}
+    return None
+
+
+def fetch_previous(benign: list[Sample], n: int, seed: int, dest: Path, notes: list[str]) -> list[tuple]:
+    """(old path, old version, new sample) for the previous release of n projects of the benign
+    set, sdist and wheel each, downloaded into dest (kept between runs, hash-checked)."""
+    import urllib.request
+    by_name = collections.defaultdict(list)
+    for s in benign:
+        by_name[s.name].append(s)
+    names = sorted(k for k, v in by_name.items() if len(v) == 2)
+    chosen = sorted(random.Random(seed).sample(names, min(n, len(names))))
+    pairs = []
+    for name in chosen:
+        for s in by_name[name]:
+            if not s.version:
+                continue
+            try:
+                prev = previous_file(name, s.version, os.path.basename(s.rel), s.kind)
+            except Exception as e:  # the index unreachable: say so, measure the rest
+                notes.append(f"release pairs: {name}: {type(e).__name__}: {e}")
+                continue
+            if not prev or prev.get("size", 0) > 40 << 20:
+                continue
+            target = dest / s.kind / prev["filename"]
+            want = prev.get("digests", {}).get("sha256")
+            if not (target.is_file() and sha256(target) == want):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_suffix(target.suffix + ".part")
+                try:
+                    with urllib.request.urlopen(prev["url"], timeout=300) as r, open(tmp, "wb") as f:
+                        shutil.copyfileobj(r, f, 1 << 20)
+                except Exception as e:
+                    notes.append(f"release pairs: {prev['filename']}: {type(e).__name__}: {e}")
+                    continue
+                if sha256(tmp) != want:
+                    tmp.unlink()
+                    notes.append(f"release pairs: {prev['filename']}: sha256 mismatch")
+                    continue
+                tmp.replace(target)
+            pairs.append((str(target), prev["version"], s))
+    return pairs
+
+
+def release_pairs(binary: str, pairs: list[tuple], pres: dict) -> dict:
+    """Scans each new release against its previous one (`palisade scan --against OLD NEW`) and
+    counts the release-comparison findings, and verdicts they changed."""
+    fired = collections.Counter()
+    rows = []
+    for old, old_version, s in pairs:
+        res = run_bounded([binary, "scan", "--format", "json", "--against", old, s.abspath], timeout=120)
+        try:
+            obj = json.loads(res["stdout"].strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            rows.append({"new": s.rel, "error": f"exit {res['rc']}"})
+            continue
+        news = sorted({f["rule"] for f in obj.get("findings", []) if f["rule"].startswith("release-new-")})
+        fired.update(news)
+        alone = (pres.get(s.key()) or {}).get("verdict")
+        rows.append({"new": s.rel, "old": os.path.basename(old), "old_version": old_version, "kind": s.kind,
+                     "news": news, "verdict": obj.get("verdict"), "verdict_alone": alone,
+                     "points": round(sum(f["weight"] for f in obj.get("findings", [])
+                                         if f["rule"].startswith("release-new-")), 2)})
+    ok = [r for r in rows if "error" not in r]
+    return {
+        "pairs": len(ok),
+        "by_kind": dict(collections.Counter(r["kind"] for r in ok)),
+        "with_news": sum(bool(r["news"]) for r in ok),
+        "raised": [r for r in ok if r["verdict"] != r["verdict_alone"] and r["verdict_alone"] == "clean"],
+        "rules": dict(fired.most_common()),
+        "errors": [r for r in rows if "error" in r],
+        "rows": rows,
+    }
+
+
 # ---------------------------------------------------------------- figures
 
 
@@ -610,6 +727,7 @@ def figures(samples: list[Sample], results: dict, flagged, time_key: str, rules_
                  "by_set": per_set_times},
         "errors": {"malicious": [s.rel for s in errs(mal)], "benign": [s.rel for s in errs(ben)]},
         "missed": [s.rel for s in mal if not is_flagged(s)],
+        "benign_malicious": sum(1 for s in ben if (results.get(s.key()) or {}).get("verdict") == "malicious"),
         "flagged_benign": [s.rel for s in ben if is_flagged(s)],
     }
 
@@ -618,6 +736,7 @@ def target_checks(f: dict) -> dict:
     def le(r, m):
         return None if r["rate"] is None else r["rate"] <= m
     return {
+        "benign_malicious": None if "benign_malicious" not in f else f["benign_malicious"] <= TARGETS["benign_malicious_max"],
         "detection": None if f["detection"]["rate"] is None else f["detection"]["rate"] >= TARGETS["detection_min"],
         "fp_sdist": le(f["fp"]["sdist"], TARGETS["fp_sdist_max"]),
         "fp_wheel": le(f["fp"]["wheel"], TARGETS["fp_wheel_max"]),
@@ -643,6 +762,9 @@ def report_block(title: str, f: dict, results: dict, rules_word: str, time_word:
                  f"target <= {100 * TARGETS['fp_sdist_max']:.0f}%: {verdict_word(chk['fp_sdist'])}")
     lines.append(f"  false positives, benign wheels  {fmt_rate(f['fp']['wheel'])}   "
                  f"target <= {100 * TARGETS['fp_wheel_max']:.0f}%: {verdict_word(chk['fp_wheel'])}")
+    if chk.get("benign_malicious") is not None and "duration_ms" in time_word:
+        lines.append(f"  benign files refused (verdict malicious)  {f['benign_malicious']:>4}   "
+                     f"target {TARGETS['benign_malicious_max']}: {verdict_word(chk['benign_malicious'])}")
     for label, (rdet, rsd, rwh) in (extra_rates or {}).items():
         lines.append(f"  {label}: detection {fmt_rate(rdet)}")
         lines.append(f"  {' ' * len(label)}  FP sdists  {fmt_rate(rsd)}")
@@ -710,6 +832,13 @@ def main() -> int:
     ap.add_argument("--guarddog-no-sandbox", action="store_true",
                     help="pass --no-sandbox to GuardDog (only where its sandbox is unavailable)")
     ap.add_argument("--out", type=Path, default=BENCH / "out" / "scan_eval.json")
+    ap.add_argument("--release-pairs", type=int, default=40,
+                    help="fetch the previous release of N benign projects (sdist and wheel) from the "
+                         "index and scan each new release against it (default 40; 0 skips)")
+    ap.add_argument("--previous-dir", type=Path, default=DEFAULT_SCRATCH / "previous",
+                    help="cache for those previous releases (default /tmp/scan-eval/previous)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="an earlier run's JSON (--out) whose verdicts are printed beside this run's")
     a = ap.parse_args()
     if a.malicious_limit is not None and a.malicious_limit < 0:
         ap.error("--malicious-limit must be >= 0")
@@ -819,6 +948,19 @@ def run(a, scratch: Path, mal_dir: Path, gd_tmp: Path, notes: list[str], doc: di
         }
         if gd_samples:
             pal["guarddog_sample"] = figures(gd_samples, pres, pal_flagged, "duration_ms", "rules")
+        if a.baseline:
+            try:
+                before = json.loads(a.baseline.read_text())["palisade"]["full"]
+                pal["baseline"] = {"file": str(a.baseline), "verdicts": before["verdicts"],
+                                   "detection": before["detection"], "fp": before["fp"],
+                                   "generated": json.loads(a.baseline.read_text()).get("generated")}
+            except (OSError, ValueError, KeyError) as e:
+                notes.append(f"--baseline {a.baseline}: unreadable ({e})")
+        if a.release_pairs > 0:
+            log(f"release pairs: previous releases of {a.release_pairs} benign projects")
+            pairs = fetch_previous(benign, a.release_pairs, a.seed, a.previous_dir.resolve(), notes)
+            log(f"release pairs: {len(pairs)} pairs fetched; scanning each with --against")
+            pal["release_pairs"] = release_pairs(a.palisade_bin, pairs, pres)
 
     # ---- GuardDog
     gdoc = {"sample": {"seed": a.seed, "malicious": len(gd_mal), "benign_sdist": n_sd,
@@ -926,6 +1068,12 @@ def render(doc: dict, pres: dict, gres: dict) -> list[str]:
         tot_files = run["malicious"]["files"] + run["benign"]["files"]
         tot_wall = run["malicious"]["wall_s"] + run["benign"]["wall_s"]
         L.append(f"  verdicts: malicious set {f['verdicts']['malicious']}, benign set {f['verdicts']['benign']}")
+        if pal.get("baseline"):
+            b = pal["baseline"]
+            L.append(f"  before ({b['file']}, {b.get('generated')}): malicious set {b['verdicts']['malicious']}, "
+                     f"benign set {b['verdicts']['benign']}")
+            L.append(f"    detection {fmt_rate(b['detection'])}; FP sdists {fmt_rate(b['fp']['sdist'])}; "
+                     f"FP wheels {fmt_rate(b['fp']['wheel'])}")
         L.append(f"  throughput: {tot_files} files in {tot_wall:.1f} s wall "
                  f"({tot_files / tot_wall if tot_wall else 0:.0f} files/s, batches of "
                  f"{run['malicious']['batch_size']}, both cores), "
@@ -934,6 +1082,22 @@ def render(doc: dict, pres: dict, gres: dict) -> list[str]:
     else:
         L.append("")
         L.append(f"Palisade: not measured — {pal.get('skipped')}")
+
+    rp = pal.get("release_pairs")
+    if rp:
+        L.append("")
+        L.append("What changed since the previous release (benign release pairs)")
+        L.append("-" * 62)
+        L.append(f"  {rp['pairs']} pairs ({', '.join(f'{v} {k}' for k, v in sorted(rp['by_kind'].items()))}): "
+                 f"the new release scanned with --against the previous one")
+        L.append(f"  pairs with at least one release-new-* finding: {rp['with_news']} of {rp['pairs']}"
+                 + (f" ({100 * rp['with_news'] / rp['pairs']:.0f}%)" if rp["pairs"] else ""))
+        L.append(f"  pairs a clean release became suspicious by them alone: {len(rp['raised'])}"
+                 + "".join(f"\n    {r['new']} (against {r['old']}): {', '.join(r['news'])}, {r['points']} points"
+                           for r in rp["raised"][:10]))
+        L.append("  findings by rule (pairs): " + (", ".join(f"{k} {v}" for k, v in rp["rules"].items()) or "none"))
+        if rp["errors"]:
+            L.append(f"  errors: {len(rp['errors'])}: " + ", ".join(r["new"] for r in rp["errors"][:5]))
 
     g = doc["guarddog"]
     if g.get("available"):

@@ -136,6 +136,74 @@ def test_scan_cli_reports_formats_and_exit_codes(palisade_bin, tmp_path):
     assert any(f["rule"] == "e2e-marker-string" for f in json.loads(r.stdout)["findings"]), r.stdout
 
 
+# A library module that gains the network, programs and dynamic code: each is ordinary on its own,
+# and none of it runs at install or import.
+GAINED_UTIL = (
+    "import subprocess\n"
+    "import urllib.request\n"
+    "\n"
+    "def fetch(url):\n"
+    "    return urllib.request.urlopen(url).read()\n"
+    "\n"
+    "def run(cmd):\n"
+    "    return subprocess.run(cmd, check=False)\n"
+    "\n"
+    "def evaluate(expr):\n"
+    "    return eval(expr)\n"
+)
+
+
+def release_news(report: dict) -> dict:
+    return {f["rule"]: f for f in report["findings"] if f["rule"].startswith("release-new-")}
+
+
+def test_scan_against_an_earlier_release_names_what_is_new(palisade_bin, tmp_path):
+    old = WheelBuilder("steady-lib", "1.0", requires_dist=["requests>=2"]).build(tmp_path / "old")
+    new = WheelBuilder(
+        "steady-lib",
+        "1.1",
+        requires_dist=["requests>=2", "colorama"],
+        extra_files={"steady_lib/util.py": GAINED_UTIL.encode(), "steady-lib-hook.pth": b"import steady_lib\n"},
+    ).build(tmp_path / "new")
+
+    # Alone, the new release is an ordinary library.
+    alone = json.loads(scan(palisade_bin, "--format", "json", str(new), cwd=tmp_path).stdout)
+    assert alone["verdict"] == "clean", alone
+    assert not release_news(alone)
+    caps = {c["capability"] for c in alone["capabilities"]}
+    assert {"network", "process", "dynamic-code", "dependency", "pth-file", "install-exec"} <= caps, alone["capabilities"]
+
+    # Against the one before it, what it gained is named, file and line, and holds it for review.
+    r = scan(palisade_bin, "--format", "json", "--against", str(old), str(new), cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    news = release_news(report)
+    assert set(news) == {
+        "release-new-network",
+        "release-new-process",
+        "release-new-dynamic-code",
+        "release-new-dependency",
+        "release-new-pth-file",
+        "release-new-install-exec",
+    }, news
+    assert news["release-new-network"]["path"] == "steady_lib/util.py" and news["release-new-network"]["line"] == 2, news
+    assert "urllib" in news["release-new-network"]["excerpt"], news
+    assert "release 1.0" in news["release-new-process"]["message"], news
+    assert "(colorama)" in news["release-new-dependency"]["message"], news
+    assert report["verdict"] == "suspicious", report
+    assert not any(f.get("decisive") for f in report["findings"]), report
+
+    # The same in text and SARIF.
+    r = scan(palisade_bin, "--against", str(old), str(new), cwd=tmp_path)
+    assert "release-new-network" in r.stdout and "steady_lib/util.py:2" in r.stdout, r.stdout
+    sarif = json.loads(scan(palisade_bin, "--format", "sarif", "--against", str(old), str(new), cwd=tmp_path).stdout)
+    assert any(x["ruleId"] == "release-new-process" for x in sarif["runs"][0]["results"]), sarif
+
+    # A capability any of the earlier releases had is not news.
+    r = scan(palisade_bin, "--format", "json", "--against", str(new), "--against", str(old), str(new), cwd=tmp_path)
+    assert not release_news(json.loads(r.stdout)), r.stdout
+
+
 # ---- the server: every upload is scanned before it is visible --------------------------------
 
 
@@ -195,6 +263,42 @@ def test_suspicious_upload_is_quarantined_mailed_reviewed_and_released(srv, sink
     audit = srv.cli("audit", "--project", "beacon-e2e", "--json").stdout
     kinds = [json.loads(line)["kind"] for line in audit.splitlines() if line.strip()]
     assert "file_quarantined" in kinds and "quarantine_decision" in kinds, kinds
+
+
+def test_a_release_that_gains_capabilities_is_held_for_review(srv, clients, tmp_path):
+    """The account-takeover signal: a project's new release that suddenly uses the network, runs
+    programs and evaluates code is held, though the same code in a first release is not."""
+    owner = srv.create_user("gain-owner")
+    token = srv.create_token("gain-owner")
+    clients.twine_upload(srv, token, WheelBuilder("gain-e2e", "1.0").build(tmp_path / "v1"))
+    gained = {"gain_e2e/util.py": GAINED_UTIL.encode()}
+    v11 = WheelBuilder("gain-e2e", "1.1", extra_files=gained).build(tmp_path / "v11")
+    clients.twine_upload(srv, token, v11)
+    assert listed_versions(srv, "gain-e2e") == ["1.0"]
+    rep = srv.api("GET", f"/api/quarantine/{v11.name}", owner["session"])
+    assert rep.status_code == 200, rep.text
+    first = rep.json()["reports"][0]
+    assert first["verdict"] == "suspicious", first
+    news = release_news(first["report"])
+    assert {"release-new-network", "release-new-process", "release-new-dynamic-code"} <= set(news), first
+    assert news["release-new-network"]["path"] == "gain_e2e/util.py" and "release 1.0" in news["release-new-network"]["message"]
+
+    # The same code in a project's first release has nothing to be compared with.
+    fresh = WheelBuilder("gain-fresh-e2e", "1.0", extra_files={"gain_fresh_e2e/util.py": GAINED_UTIL.encode()}).build(tmp_path / "f")
+    clients.twine_upload(srv, token, fresh)
+    assert listed_versions(srv, "gain-fresh-e2e") == ["1.0"]
+
+    # Once reviewed and released, the next release with the same capabilities is not news.
+    srv.cli("quarantine", "release", v11.name, "--note", "new updater, reviewed")
+    v12 = WheelBuilder("gain-e2e", "1.2", extra_files=gained).build(tmp_path / "v12")
+    clients.twine_upload(srv, token, v12)
+    eventually(lambda: expect_versions(srv, "gain-e2e", ["1.0", "1.1", "1.2"]))
+
+    # A backport is compared with the releases before it by version, not by upload time.
+    v101 = WheelBuilder("gain-e2e", "1.0.1", extra_files=gained).build(tmp_path / "v101")
+    clients.twine_upload(srv, token, v101)
+    rep = srv.api("GET", f"/api/quarantine/{v101.name}", owner["session"])
+    assert rep.status_code == 200 and "release-new-network" in release_news(rep.json()["reports"][0]["report"]), rep.text
 
 
 def test_wheel_after_its_sdist_gets_its_own_report(srv, clients, tmp_path):

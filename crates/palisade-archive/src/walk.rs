@@ -70,15 +70,53 @@ pub struct Walk {
     /// Every member was read to its end, and the archive means the same thing to every
     /// extractor: no repeated paths, no links leaving or looping, no zip names that disagree.
     pub complete: bool,
+    /// Archives inside the archive (by the outermost member's path) that could not be read
+    /// completely: corrupt, encrypted, nested too deep. Installers never open them; whether
+    /// that matters depends on what refers to them, which the caller judges.
+    pub unread_nested: Vec<String>,
+    /// Whether anything but such a nested archive went unread (the archive itself, a member,
+    /// a limit of the whole walk): then the walk is incomplete whatever the nested ones hold.
+    pub failed_outside_nested: bool,
 }
 
 impl Walk {
     fn new(format: Format) -> Self {
-        Self { format, entries: 0, uncompressed: 0, anomalies: Vec::new(), complete: true }
+        Self {
+            format,
+            entries: 0,
+            uncompressed: 0,
+            anomalies: Vec::new(),
+            complete: true,
+            unread_nested: Vec::new(),
+            failed_outside_nested: false,
+        }
     }
 
+    /// A failure of the archive as a whole, or of one of its own members.
     fn fail(&mut self, a: Anomaly) {
         self.complete = false;
+        self.failed_outside_nested = true;
+        self.anomalies.push(a);
+    }
+
+    /// A failure at `depth`: inside a nested archive (depth 1 and below) it is that archive's.
+    fn fail_at(&mut self, a: Anomaly, depth: u8) {
+        if depth == 0 {
+            return self.fail(a);
+        }
+        self.fail_nested(a);
+    }
+
+    /// A nested archive that cannot be read completely; the outermost member that holds it is
+    /// the path before the first `!`.
+    fn fail_nested(&mut self, a: Anomaly) {
+        self.complete = false;
+        let outer = a.path().split('!').next().unwrap_or_default().to_string();
+        if outer.is_empty() {
+            self.failed_outside_nested = true;
+        } else if !self.unread_nested.contains(&outer) {
+            self.unread_nested.push(outer);
+        }
         self.anomalies.push(a);
     }
 
@@ -294,11 +332,11 @@ impl Ctx<'_, '_> {
     }
 
     /// Reads one member's content: the first `max_member_bytes` kept, the rest counted.
-    fn read_member(&mut self, mut r: impl Read, path: &str) -> Option<(Vec<u8>, u64, bool)> {
+    fn read_member(&mut self, mut r: impl Read, path: &str, depth: u8) -> Option<(Vec<u8>, u64, bool)> {
         let keep = self.limits.max_member_bytes;
         let mut data = Vec::new();
         if let Err(e) = (&mut r).take(keep).read_to_end(&mut data) {
-            self.walk.fail(Anomaly::Unreadable { path: path.to_string(), reason: e.to_string() });
+            self.walk.fail_at(Anomaly::Unreadable { path: path.to_string(), reason: e.to_string() }, depth);
             return None;
         }
         let mut size = data.len() as u64;
@@ -313,7 +351,7 @@ impl Ctx<'_, '_> {
                     truncated = rest > 0;
                 }
                 Err(e) => {
-                    self.walk.fail(Anomaly::Unreadable { path: path.to_string(), reason: e.to_string() });
+                    self.walk.fail_at(Anomaly::Unreadable { path: path.to_string(), reason: e.to_string() }, depth);
                     return None;
                 }
             }
@@ -333,7 +371,8 @@ impl Ctx<'_, '_> {
             return;
         }
         if depth >= self.limits.max_depth || truncated {
-            self.walk.fail(Anomaly::TooDeep { path: path.to_string() });
+            // The member is an archive that is not opened: a nested one, unread.
+            self.walk.fail_nested(Anomaly::TooDeep { path: path.to_string() });
             return;
         }
         let inner_prefix = format!("{path}!");
@@ -363,7 +402,7 @@ impl Ctx<'_, '_> {
         let mut zip = match opened {
             Ok(z) => z,
             Err(e) => {
-                self.walk.fail(Anomaly::Unreadable { path: container, reason: format!("not a readable zip: {e}") });
+                self.walk.fail_at(Anomaly::Unreadable { path: container, reason: format!("not a readable zip: {e}") }, depth);
                 return;
             }
         };
@@ -372,7 +411,7 @@ impl Ctx<'_, '_> {
         let mut raw = match source.open() {
             Ok(r) => r,
             Err(e) => {
-                self.walk.fail(Anomaly::Unreadable { path: container, reason: e.to_string() });
+                self.walk.fail_at(Anomaly::Unreadable { path: container, reason: e.to_string() }, depth);
                 return;
             }
         };
@@ -394,13 +433,16 @@ impl Ctx<'_, '_> {
             let (reader_name, header_start, central_start) = match zip.by_index_raw(i) {
                 Ok(e) => (e.name_raw().to_vec(), e.header_start(), e.central_header_start()),
                 Err(e) => {
-                    self.walk.fail(Anomaly::Unreadable { path: format!("{prefix}#{i}"), reason: e.to_string() });
+                    self.walk.fail_at(Anomaly::Unreadable { path: format!("{prefix}#{i}"), reason: e.to_string() }, depth);
                     continue;
                 }
             };
             starts.push(central_start);
             let Some((central, utf8)) = central_header_name(&mut raw, central_start) else {
-                self.walk.fail(Anomaly::Unreadable { path: format!("{prefix}#{i}"), reason: "its central header cannot be read".into() });
+                self.walk.fail_at(
+                    Anomaly::Unreadable { path: format!("{prefix}#{i}"), reason: "its central header cannot be read".into() },
+                    depth,
+                );
                 continue;
             };
             // The name pip sees is the central directory's, decoded as Python's zipfile does.
@@ -412,7 +454,7 @@ impl Ctx<'_, '_> {
                 Some(local) if local == central => {}
                 Some(local) => others.push(String::from_utf8_lossy(&local).into_owned()),
                 None => {
-                    self.walk.fail(Anomaly::Unreadable { path: full.clone(), reason: "its local header cannot be read".into() });
+                    self.walk.fail_at(Anomaly::Unreadable { path: full.clone(), reason: "its local header cannot be read".into() }, depth);
                     continue;
                 }
             }
@@ -441,16 +483,16 @@ impl Ctx<'_, '_> {
             let mut entry = match zip.by_index(i) {
                 Ok(e) => e,
                 Err(zip::result::ZipError::UnsupportedArchive(msg)) if msg.contains("ncrypt") || msg.contains("assword") => {
-                    self.walk.fail(Anomaly::Encrypted { path: full });
+                    self.walk.fail_at(Anomaly::Encrypted { path: full }, depth);
                     continue;
                 }
                 Err(e) => {
-                    self.walk.fail(Anomaly::Unreadable { path: full, reason: e.to_string() });
+                    self.walk.fail_at(Anomaly::Unreadable { path: full, reason: e.to_string() }, depth);
                     continue;
                 }
             };
             if entry.encrypted() {
-                self.walk.fail(Anomaly::Encrypted { path: full });
+                self.walk.fail_at(Anomaly::Encrypted { path: full }, depth);
                 continue;
             }
             if is_dir {
@@ -459,11 +501,11 @@ impl Ctx<'_, '_> {
             let declared = entry.size();
             let compressed = entry.compressed_size().max(1);
             if declared > self.limits.ratio_floor && declared / compressed > self.limits.max_ratio {
-                self.walk.fail(Anomaly::Bomb { path: full, ratio: declared / compressed });
+                self.walk.fail_at(Anomaly::Bomb { path: full, ratio: declared / compressed }, depth);
                 continue;
             }
             let symlink = entry.is_symlink();
-            let Some((data, size, truncated)) = self.read_member(&mut entry, &full) else { continue };
+            let Some((data, size, truncated)) = self.read_member(&mut entry, &full, depth) else { continue };
             drop(entry);
             if symlink {
                 // Python's zipfile writes a symlink entry as a file holding the target; unzip
@@ -499,7 +541,7 @@ impl Ctx<'_, '_> {
         let stream = match tar_stream(source, format) {
             Ok(s) => s,
             Err(e) => {
-                self.walk.fail(Anomaly::Unreadable { path: container, reason: e.to_string() });
+                self.walk.fail_at(Anomaly::Unreadable { path: container, reason: e.to_string() }, depth);
                 return;
             }
         };
@@ -519,7 +561,10 @@ impl Ctx<'_, '_> {
                 }
             }
             Err(e) => {
-                self.walk.fail(Anomaly::Unreadable { path: container.clone(), reason: format!("corrupt data after the tar archive: {e}") });
+                self.walk.fail_at(
+                    Anomaly::Unreadable { path: container.clone(), reason: format!("corrupt data after the tar archive: {e}") },
+                    depth,
+                );
                 return;
             }
         }
@@ -544,7 +589,7 @@ impl Ctx<'_, '_> {
         let entries = match archive.entries() {
             Ok(e) => e,
             Err(e) => {
-                self.walk.fail(Anomaly::Unreadable { path: container, reason: e.to_string() });
+                self.walk.fail_at(Anomaly::Unreadable { path: container, reason: e.to_string() }, depth);
                 return false;
             }
         };
@@ -553,7 +598,8 @@ impl Ctx<'_, '_> {
             let mut entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    self.walk.fail(Anomaly::Unreadable { path: container, reason: format!("corrupt or truncated tar stream: {e}") });
+                    self.walk
+                        .fail_at(Anomaly::Unreadable { path: container, reason: format!("corrupt or truncated tar stream: {e}") }, depth);
                     return false;
                 }
             };
@@ -592,7 +638,7 @@ impl Ctx<'_, '_> {
                 let full = format!("{prefix}{name}");
                 self.walk.ambiguous(Anomaly::UnsafePath { path: full.clone() }, depth);
                 if let Ok(Kind::File) = kind
-                    && let Some((data, size, truncated)) = self.read_member(&mut entry, &full)
+                    && let Some((data, size, truncated)) = self.read_member(&mut entry, &full, depth)
                 {
                     self.deliver(&full, &data, size, truncated, depth);
                 }
@@ -617,7 +663,7 @@ impl Ctx<'_, '_> {
                 self.walk.anomalies.push(Anomaly::Link { path: full.clone(), target });
             }
             if is_file {
-                let Some((data, size, truncated)) = self.read_member(&mut entry, &full) else { return false };
+                let Some((data, size, truncated)) = self.read_member(&mut entry, &full, depth) else { return false };
                 self.deliver(&full, &data, size, truncated, depth);
             }
         }
@@ -642,7 +688,7 @@ impl Ctx<'_, '_> {
         let stream = match tar_stream(source, format) {
             Ok(s) => s,
             Err(e) => {
-                self.walk.fail(Anomaly::Unreadable { path: container, reason: e.to_string() });
+                self.walk.fail_at(Anomaly::Unreadable { path: container, reason: e.to_string() }, depth);
                 return;
             }
         };
@@ -658,7 +704,8 @@ impl Ctx<'_, '_> {
                 continue;
             }
             let Ok(mut entry) = entry else {
-                self.walk.fail(Anomaly::Unreadable { path: container, reason: "the tar stream changed between two reads".into() });
+                self.walk
+                    .fail_at(Anomaly::Unreadable { path: container, reason: "the tar stream changed between two reads".into() }, depth);
                 return;
             };
             if hash {
@@ -670,7 +717,7 @@ impl Ctx<'_, '_> {
                         Ok(0) => break,
                         Ok(n) => hasher.update(&buf[..n]),
                         Err(e) => {
-                            self.walk.fail(Anomaly::Unreadable { path: container, reason: e.to_string() });
+                            self.walk.fail_at(Anomaly::Unreadable { path: container, reason: e.to_string() }, depth);
                             return;
                         }
                     }
@@ -684,7 +731,7 @@ impl Ctx<'_, '_> {
             }
             let Some(paths) = paths else { continue };
             let first = format!("{prefix}{}", paths[0]);
-            let Some((data, size, truncated)) = self.read_member(&mut entry, &first) else { return };
+            let Some((data, size, truncated)) = self.read_member(&mut entry, &first, depth) else { return };
             for path in paths {
                 if let Budget::Stop = self.count_entry() {
                     return;
@@ -910,6 +957,41 @@ mod tests {
         let (w, _) = run(&data, "n.zip");
         assert!(!w.complete);
         assert!(ids(&w).contains(&"archive-nested-too-deep"));
+        assert!(!w.failed_outside_nested);
+        assert_eq!(w.unread_nested, vec!["l3.zip"]);
+    }
+
+    #[test]
+    fn unread_nested_archives_are_told_apart() {
+        // A corrupt zip (its central directory cut off) and an encrypted one, nested.
+        let corrupt = zip_bytes(&[("a.txt", &[7u8; 3000][..])]);
+        let corrupt = &corrupt[..corrupt.len() - 30];
+        let mut enc = zip_bytes(&[("b.txt", b"secret")]);
+        // Set the "encrypted" bit in the local and central headers.
+        for sig in [&b"PK\x03\x04"[..], &b"PK\x01\x02"[..]] {
+            let pos = enc.windows(4).position(|w| w == sig).unwrap();
+            let flag = pos + if sig[2] == 3 { 6 } else { 8 };
+            enc[flag] |= 1;
+        }
+        let data = tgz_bytes(|t| {
+            file(t, "p-1.0/setup.py", b"");
+            file(t, "p-1.0/tests/data/bad.zip", corrupt);
+            file(t, "p-1.0/tests/data/enc.zip", &enc);
+        });
+        let (w, _) = run(&data, "p-1.0.tar.gz");
+        assert!(!w.complete, "{:?}", w.anomalies);
+        assert!(!w.failed_outside_nested, "{:?}", w.anomalies);
+        assert_eq!(w.unread_nested, vec!["p-1.0/tests/data/bad.zip", "p-1.0/tests/data/enc.zip"]);
+        // The archive's own member unreadable is a failure of the walk itself.
+        let data = zip_bytes(&[("pkg/x.py", b"x")]);
+        let mut enc_top = data.clone();
+        for sig in [&b"PK\x03\x04"[..], &b"PK\x01\x02"[..]] {
+            let pos = enc_top.windows(4).position(|w| w == sig).unwrap();
+            enc_top[pos + if sig[2] == 3 { 6 } else { 8 }] |= 1;
+        }
+        let (w, _) = run(&enc_top, "x.whl");
+        assert!(!w.complete && w.failed_outside_nested, "{:?}", w.anomalies);
+        assert!(w.unread_nested.is_empty());
     }
 
     #[test]

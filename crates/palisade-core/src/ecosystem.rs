@@ -43,6 +43,10 @@ pub trait Ecosystem: Send + Sync + 'static {
     /// The version the file's name gives (what feeds' records name).
     fn version(file: &Self::File) -> String;
 
+    /// How two versions of a project order (`None` when either does not parse): the scanner
+    /// compares an upload with the releases before it.
+    fn compare_versions(a: &str, b: &str) -> Option<std::cmp::Ordering>;
+
     /// What a published filename reserves beyond its own spelling: two files with the same key
     /// are the same file to an installer, so the second is refused even under another spelling.
     fn reservation_key(file: &Self::File) -> String;

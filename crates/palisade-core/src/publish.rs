@@ -110,7 +110,7 @@ impl Core {
         let described = E::describe(self, &file).await?;
 
         // Scan before anything becomes visible.
-        let (quarantined, scan) = match self.judge(&file, &normalized, project.is_none(), &principal).await? {
+        let (quarantined, scan) = match self.judge::<E>(&file, &normalized, project.as_ref(), &principal).await? {
             Some((outcome, record)) => (outcome == Outcome::Quarantine, Some(record)),
             None => (false, None),
         };
@@ -207,13 +207,14 @@ impl Core {
 
     /// Scans the file and applies the policy. `None` when scanning is off; a refusal is recorded
     /// and returned as the error.
-    async fn judge<F>(
+    async fn judge<E: Ecosystem>(
         &self,
-        file: &Received<F>,
+        file: &Received<E::File>,
         normalized: &str,
-        new_project: bool,
+        project: Option<&palisade_store::Project>,
         principal: &Principal,
     ) -> Result<Option<(Outcome, palisade_store::NewScan)>> {
+        let new_project = project.is_none();
         if !self.scan.enabled() {
             return Ok(None);
         }
@@ -221,6 +222,14 @@ impl Core {
             tracing::error!(error = %e, "scanner unavailable");
             Error::Unavailable("the malware scanner is unavailable, so uploads are refused; try again later".into())
         })?;
+        // What this release can do that the project's last releases could not.
+        if let Some(p) = project {
+            report = self
+                .scan
+                .compare_with_history(&self.db, &self.blobs, p.id, &E::version(&file.file), E::compare_versions, report)
+                .await
+                .map_err(internal)?;
+        }
         let typosquat = |r: &palisade_scan::Report| r.findings.iter().any(|f| f.rule == "meta-typosquat");
         if new_project && !typosquat(&report) {
             report = self.scan.check_hosted(&self.db, normalized, report).await.map_err(internal)?;

@@ -39,6 +39,12 @@ impl Ecosystem for Python {
         file.version.to_string()
     }
 
+    fn compare_versions(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+        let a: palisade_dist::Version = a.parse().ok()?;
+        let b: palisade_dist::Version = b.parse().ok()?;
+        Some(a.cmp(&b))
+    }
+
     fn reservation_key(file: &DistFilename) -> String {
         file.identity()
     }

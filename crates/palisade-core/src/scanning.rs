@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use palisade_scan::typo::TypoIndex;
-use palisade_scan::{Report, ScanConfig, Scanner, Thresholds};
-use palisade_store::{Db, NewScan};
+use palisade_scan::{EarlierFile, Report, ScanConfig, Scanner, Thresholds};
+use palisade_store::{BlobStore, Db, NewScan};
 use tokio::sync::OnceCell;
 
 use crate::config::ScanPolicy;
@@ -96,8 +96,64 @@ impl ScanService {
             hosted.last_id = id;
         }
         let finding = palisade_scan::typosquat_finding(name, &hosted.index, "hosted", &report.findings);
-        let thresholds = Thresholds { suspicious: self.policy.suspicious_score, malicious: self.policy.malicious_score };
-        Ok(report.with_findings(finding.into_iter().collect(), &thresholds))
+        Ok(report.with_findings(finding.into_iter().collect(), &self.thresholds()))
+    }
+
+    fn thresholds(&self) -> Thresholds {
+        Thresholds { suspicious: self.policy.suspicious_score, malicious: self.policy.malicious_score }
+    }
+
+    /// Adds to an upload's report what it can do that none of the project's last
+    /// [`COMPARED_RELEASES`] releases before it (by version; not yanked, not held) could. The
+    /// earlier files' capabilities come from their stored reports; a file scanned before reports
+    /// kept them is scanned again from storage.
+    pub async fn compare_with_history(
+        &self,
+        db: &Db,
+        blobs: &BlobStore,
+        project_id: i64,
+        version: &str,
+        order: fn(&str, &str) -> Option<std::cmp::Ordering>,
+        report: Report,
+    ) -> anyhow::Result<Report> {
+        let mut files: Vec<palisade_store::FileRow> = db
+            .project_files(project_id)
+            .await?
+            .into_iter()
+            .filter(|f| f.status == "published" && !f.yanked && order(&f.version, version) == Some(std::cmp::Ordering::Less))
+            .collect();
+        if files.is_empty() {
+            return Ok(report);
+        }
+        // Latest release first; a release's files in name order.
+        files.sort_by(|a, b| order(&b.version, &a.version).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.filename.cmp(&b.filename)));
+        let mut releases: Vec<&str> = Vec::new();
+        let mut kept = Vec::new();
+        for f in &files {
+            if !releases.contains(&f.version.as_str()) {
+                if releases.len() == COMPARED_RELEASES {
+                    break;
+                }
+                releases.push(&f.version);
+            }
+            kept.push(f);
+        }
+        let mut earlier = Vec::with_capacity(kept.len());
+        for f in kept {
+            let uses = match stored_capabilities(db, &f.filename).await? {
+                Some(uses) => uses,
+                None => {
+                    let Some(local) = blobs.local(&f.sha256).await? else {
+                        tracing::warn!(file = %f.filename, "an earlier release's file is missing from storage; not compared with");
+                        continue;
+                    };
+                    self.scan(local.path(), &f.filename, Vec::new()).await?.capabilities
+                }
+            };
+            earlier.push(EarlierFile { release: f.version.clone(), filename: f.filename.clone(), uses });
+        }
+        let releases = palisade_scan::releases(&report.file, earlier, COMPARED_RELEASES);
+        Ok(report.compared_with(&releases, &self.thresholds()))
     }
 
     pub fn decide(&self, report: &Report) -> Outcome {
@@ -109,6 +165,19 @@ impl ScanService {
             Outcome::Publish
         }
     }
+}
+
+/// How many earlier releases an upload is compared with: a capability any of them had is not
+/// news.
+pub const COMPARED_RELEASES: usize = 3;
+
+/// The capabilities a file's latest stored report lists; `None` when that report predates
+/// the inventory (or there is none).
+async fn stored_capabilities(db: &Db, filename: &str) -> anyhow::Result<Option<Vec<palisade_scan::CapabilityUse>>> {
+    let Some(latest) = db.reports(filename).await?.into_iter().next() else { return Ok(None) };
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&latest.report) else { return Ok(None) };
+    let Some(caps) = value.get_mut("capabilities").map(serde_json::Value::take) else { return Ok(None) };
+    Ok(serde_json::from_value(caps).ok())
 }
 
 /// Builds a scanner from the policy (the CLI's rescan uses this too).

@@ -64,10 +64,10 @@ rule exfil_raw_ip_url {
     id = "exfil-raw-ip-url"
     severity = "low"
     description = "A URL to a public IP address instead of a host name: typical of droppers and C2 servers."
-    false_positives = "Tests and examples with documentation addresses; private and loopback ranges are not matched."
+    false_positives = "Clients of services that have no host name. Not matched: loopback, private (RFC 1918), shared (RFC 6598), link-local, this-network, benchmarking (RFC 2544), multicast and reserved ranges, the documentation ranges of RFC 5737 (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24), and the big public DNS resolvers."
   strings:
     $a = /https?:\/\/[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(:[0-9]{2,5})?\//
-    $private = /https?:\/\/(127\.|10\.|192\.168\.|0\.0\.0\.0|169\.254\.|172\.(1[6-9]|2[0-9]|3[01])\.|1\.2\.3\.4|8\.8\.8\.8|1\.1\.1\.1)/
+    $private = /https?:\/\/(127\.|10\.|0\.|192\.168\.|169\.254\.|172\.(1[6-9]|2[0-9]|3[01])\.|100\.(6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7])\.|192\.0\.[02]\.|198\.51\.100\.|203\.0\.113\.|198\.1[89]\.|22[4-9]\.|2[3-5][0-9]\.|1\.2\.3\.4[:\/]|1\.1\.1\.1[:\/]|1\.0\.0\.1[:\/]|8\.8\.[48]\.[48][:\/]|9\.9\.9\.9[:\/])/
   condition:
     #a > #private
 }

@@ -54,11 +54,51 @@ const TEST_DIRS: &[&str] = &[
     "dev",
 ];
 
+/// Folders of an sdist that hold the project's build inputs and tooling rather than the package:
+/// vendored third-party sources, maintenance scripts. Nothing installs them; `setup.py` may
+/// import them, and the package-level analysis then weighs what it reaches as install code.
+const SDIST_TOOLING_DIRS: &[&str] = &[
+    "scripts",
+    "script",
+    "external",
+    "extern",
+    "third_party",
+    "thirdparty",
+    "3rdparty",
+    "vendor",
+    "build_tools",
+    "buildtools",
+    "build_scripts",
+    "maint_tools",
+    "maintenance",
+    "misc",
+    "utils_dev",
+];
+
+/// Whether a folder name reads as a test suite (`testsuite`, `unittests`, `integration_tests`,
+/// `test_utils`, `testing_helpers`) beyond the exact names of [`TEST_DIRS`].
+fn test_suite_name(dir: &str) -> bool {
+    dir.starts_with("test") || dir.ends_with("tests") || dir.ends_with("_test") || dir.ends_with("_testing") || dir == "e2e"
+}
+
 /// Classifies a member path. In an sdist the first component is the `{name}-{version}` folder.
 /// Members of nested archives (`outer/x.zip!inner/y.py`) take the test/docs status of the outer
 /// path too: a fixture archive under `tests/` is a test fixture whatever it contains.
 pub fn classify(path: &str, is_sdist: bool) -> Context {
-    let in_tests = path.split(['/', '!']).rev().skip(1).any(|d| TEST_DIRS.contains(&d.to_ascii_lowercase().as_str()));
+    let outer = path.split('!').next().unwrap_or(path);
+    let outer_dirs: Vec<&str> = outer.split('/').filter(|p| !p.is_empty()).collect();
+    let outer_dirs = &outer_dirs[..outer_dirs.len().saturating_sub(1)];
+    // Names that only look like a test suite are not trusted for the package's own folder (a
+    // project may be called `testfixtures`): the sdist's root, a `src`/`lib` layout folder and
+    // the top-level package are skipped.
+    let mut own = usize::from(is_sdist);
+    if outer_dirs.get(own).is_some_and(|d| matches!(*d, "src" | "lib" | "python")) {
+        own += 1;
+    }
+    own += 1;
+    let in_tests = path.split(['/', '!']).rev().skip(1).any(|d| TEST_DIRS.contains(&d.to_ascii_lowercase().as_str()))
+        || outer_dirs.iter().skip(own).any(|d| test_suite_name(&d.to_ascii_lowercase()))
+        || (is_sdist && outer_dirs.iter().skip(1).any(|d| SDIST_TOOLING_DIRS.contains(&d.to_ascii_lowercase().as_str())));
     let inner = path.rsplit('!').next().unwrap_or(path);
     let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
     let Some(file) = parts.last() else { return Context::Module };
@@ -141,6 +181,17 @@ mod tests {
         check("demo-1.0.dist-info/METADATA", false, Context::TestOrDocs);
         check("demo-1.0/tests/data/bad.zip!../evil.py", true, Context::TestOrDocs);
         check("demo-1.0/tools/release.py", true, Context::TestOrDocs);
+        // Test suites by other names, below the package's own folder.
+        check("demo/testsuite/__init__.py", false, Context::TestOrDocs);
+        check("demo-1.0/demo/integration_tests/helpers.py", true, Context::TestOrDocs);
+        check("demo-1.0/src/demo/test_utils/__init__.py", true, Context::TestOrDocs);
+        // ...but not the package itself.
+        check("testfixtures/__init__.py", false, Context::Import);
+        check("testfixtures-1.0/src/testfixtures/compare.py", true, Context::Module);
+        // An sdist's tooling and vendored sources; a wheel's `scripts` package is installed code.
+        check("duck-1.0/external/duck/scripts/gen.py", true, Context::TestOrDocs);
+        check("demo-1.0/scripts/release.py", true, Context::TestOrDocs);
+        check("demo/scripts/run.py", false, Context::Module);
     }
 
     #[test]

@@ -43,7 +43,9 @@ pub fn json(path: &str, r: &Report) -> Value {
             "message": f.message,
             "context": f.context,
             "weight": f.weight,
+            "decisive": f.decisive,
         })).collect::<Vec<_>>(),
+        "capabilities": r.capabilities,
     })
 }
 
@@ -71,7 +73,7 @@ pub fn sarif(reports: &[(String, Report)]) -> Value {
                 "level": level(f.severity),
                 "message": { "text": f.message },
                 "locations": [loc],
-                "properties": { "severity": f.severity, "verdict": r.verdict, "score": r.score },
+                "properties": { "severity": f.severity, "verdict": r.verdict, "score": r.score, "decisive": f.decisive },
             }));
         }
         if r.verdict != Verdict::Clean && r.findings.is_empty() {

@@ -18,6 +18,7 @@
 //! The verdict comes from the score through thresholds in [`ScanConfig`].
 
 mod backend;
+mod capabilities;
 mod context;
 pub mod format;
 mod metadata;
@@ -61,6 +62,7 @@ use std::time::Instant;
 
 use palisade_archive::{Walk, WalkLimits};
 
+pub use capabilities::{Capability, CapabilityUse, Earlier, EarlierFile, releases};
 pub use context::Context;
 pub use report::{Finding, Report, Severity, Verdict};
 pub use rules::{RuleError, RuleSet, check_rules_dir};
@@ -260,7 +262,25 @@ impl Scanner {
         for a in &walk.anomalies {
             acc.findings.push(report::anomaly_finding(a));
         }
-        if !walk.complete {
+        // Fail closed on what can run, not on test data: an archive nested under tests or docs
+        // that cannot be read is a finding, unless a file that runs at install or import names it.
+        let test_data_only = !walk.complete
+            && !walk.failed_outside_nested
+            && walk.unread_nested.iter().all(|p| context::classify(p, acc.is_sdist) == Context::TestOrDocs && !acc.entries_name(p));
+        if test_data_only {
+            for p in &walk.unread_nested {
+                acc.findings.push(Finding::new(
+                    "unread-test-data",
+                    Severity::Low,
+                    Context::TestOrDocs,
+                    p,
+                    None,
+                    "",
+                    "an archive among the tests or docs could not be read completely; nothing that runs at install or import \
+                     names it, so it does not make the package suspicious",
+                ));
+            }
+        } else if !walk.complete {
             acc.findings.push(Finding::new(
                 "scan-incomplete",
                 Severity::High,
@@ -271,6 +291,7 @@ impl Scanner {
                 "the archive could not be read completely, so it cannot be called clean",
             ));
         }
+        let complete = walk.complete || test_data_only;
         acc.parse_imported_tests(&self.reuse);
         acc.parse_callers(&self.reuse);
         let py_files = std::mem::take(&mut acc.py_files);
@@ -278,7 +299,9 @@ impl Scanner {
         backend::reweigh(&mut acc.findings, &acc.backend);
         let meta = acc.metadata.take();
         acc.findings.extend(metadata::check(meta.as_ref(), &acc.filename, &self.typo, hosted, &acc.findings));
-        let mut report = Report::new(acc.filename, acc.findings, &self.config.thresholds, walk.complete);
+        acc.capabilities.extend(capabilities::of_findings(&acc.findings));
+        let mut report = Report::new(acc.filename, acc.findings, &self.config.thresholds, complete);
+        report.capabilities = capabilities::settle(acc.capabilities);
         if let Some(m) = meta {
             report.project = Some(m.name);
             report.version = Some(m.version);
@@ -300,6 +323,9 @@ const MAX_LATER_BYTES: usize = 16 << 20;
 /// Python files without a sink held back until the package is known to have one (past this,
 /// they are analysed at once, parse included).
 const MAX_HELD_BYTES: usize = 64 << 20;
+
+/// Entry files kept to tell whether they name an unread nested archive.
+const MAX_ENTRY_TEXT_BYTES: usize = 8 << 20;
 
 /// A member to analyse: its walk index, path, bytes and what the walker decided.
 type Task = (usize, String, Vec<u8>, Job);
@@ -344,12 +370,19 @@ struct Accumulator {
     later_reserved: usize,
     /// The sdist's in-tree build backend, from its `pyproject.toml` (see [`backend`]).
     backend: Vec<String>,
+    /// The files that run at install or import (`setup.py`, `__init__.py`, `.pth`), up to
+    /// [`MAX_ENTRY_TEXT_BYTES`], to tell whether they name an archive that could not be read.
+    entry_texts: Vec<Vec<u8>>,
+    entry_text_bytes: usize,
+    /// Some entry file was not kept for the bound: then every name counts as named.
+    entry_texts_cut: bool,
+    /// What the package can do (see [`capabilities`]).
+    capabilities: Vec<CapabilityUse>,
 }
 
 impl Accumulator {
     fn new(name: &str) -> Self {
-        let lower = name.to_ascii_lowercase();
-        let is_sdist = lower.ends_with(".tar.gz") || lower.ends_with(".zip") || lower.ends_with(".tar.bz2") || lower.ends_with(".tgz");
+        let is_sdist = is_sdist(name);
         Self {
             filename: name.to_string(),
             is_sdist,
@@ -370,6 +403,10 @@ impl Accumulator {
             later: Vec::new(),
             later_reserved: 0,
             backend: Vec::new(),
+            entry_texts: Vec::new(),
+            entry_text_bytes: 0,
+            entry_texts_cut: false,
+            capabilities: Vec::new(),
         }
     }
 
@@ -378,8 +415,17 @@ impl Accumulator {
     /// the analysis itself may run on another thread.
     fn admit(&mut self, path: &str, data: &[u8]) -> Admitted {
         let ctx = context::classify(path, self.is_sdist);
+        if matches!(ctx, Context::Install | Context::Import) && (context::is_python(path) || context::is_pth(path)) {
+            if self.entry_text_bytes + data.len() <= MAX_ENTRY_TEXT_BYTES {
+                self.entry_text_bytes += data.len();
+                self.entry_texts.push(data.to_vec());
+            } else {
+                self.entry_texts_cut = true;
+            }
+        }
         if metadata::is_metadata_file(path) && self.metadata.is_none() {
             self.metadata = metadata::parse(data);
+            self.capabilities.extend(capabilities::of_metadata(path, data));
         }
         if backend::is_pyproject(path, self.is_sdist) && data.len() <= backend::MAX_PYPROJECT_BYTES {
             self.backend = backend::backend_paths(path, data);
@@ -438,6 +484,13 @@ impl Accumulator {
         self.held_bytes += data.len();
         self.held.push((index, path.to_string(), data.to_vec(), job));
         Admitted { flushed: Vec::new(), current: None }
+    }
+
+    /// Whether a file that runs at install or import names the file at `path` (by its file
+    /// name, as `open(...)`, `zipfile.ZipFile(...)` or a data-file lookup would).
+    fn entries_name(&self, path: &str) -> bool {
+        let name = path.rsplit('/').next().unwrap_or(path).as_bytes();
+        self.entry_texts_cut || name.is_empty() || self.entry_texts.iter().any(|t| memchr::memmem::find(t, name).is_some())
     }
 
     /// The package can act: the held files are analysed after all, before the current member.
@@ -513,6 +566,7 @@ impl Accumulator {
 
     /// Adds one member's results (in walk order).
     fn merge(&mut self, done: MemberResult) {
+        self.capabilities.extend(done.uses);
         if done.has_network {
             self.package_has_network = true;
         }
@@ -565,6 +619,13 @@ impl Accumulator {
     }
 }
 
+/// Whether a distribution's file name is a source distribution's (`.tar.gz`, `.zip`, ...),
+/// as opposed to a wheel or an egg.
+pub fn is_sdist(filename: &str) -> bool {
+    let lower = filename.to_ascii_lowercase();
+    lower.ends_with(".tar.gz") || lower.ends_with(".zip") || lower.ends_with(".tar.bz2") || lower.ends_with(".tgz")
+}
+
 /// The last part of a Python file's module name: `pkg/util.py` is `util`, and a package's
 /// `pkg/tests/__init__.py` is `tests`.
 fn module_stem(path: &str) -> &str {
@@ -590,6 +651,8 @@ struct Job {
 /// its behaviour for the package-level analysis, and whether it uses the network.
 struct MemberResult {
     findings: Vec<(Finding, bool)>,
+    /// What the member shows the package can do.
+    uses: Vec<CapabilityUse>,
     module: Option<package::PyFile>,
     has_network: bool,
     /// The source of a file left unparsed that imports, in case it calls a function that acts.
@@ -598,7 +661,13 @@ struct MemberResult {
 
 fn analyze_member(scanner: &Scanner, path: &str, data: &[u8], job: Job, is_sdist: bool) -> MemberResult {
     let Job { ctx, parse_allowed, may_keep } = job;
-    let mut out = MemberResult { findings: Vec::new(), module: None, has_network: false, later: None };
+    let mut out = MemberResult {
+        findings: Vec::new(),
+        uses: capabilities::of_member(path, data, ctx, is_sdist),
+        module: None,
+        has_network: false,
+        later: None,
+    };
     for hit in scanner.rules.scan(data) {
         let needs = hit.needs_network();
         out.findings.push((hit.into_finding(path, data, ctx, true), needs));

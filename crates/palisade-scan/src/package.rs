@@ -68,7 +68,7 @@ pub fn findings(files: &[PyFile], is_sdist: bool) -> Vec<Finding> {
                 }
             }
         }
-        let mut best: Option<Finding> = None;
+        let mut best: Vec<Finding> = Vec::new();
         let mut order: Vec<usize> = contributions.keys().copied().collect();
         order.sort_unstable();
         for m in order {
@@ -93,12 +93,15 @@ pub fn findings(files: &[PyFile], is_sdist: bool) -> Vec<Finding> {
             if ![&net, &run, &host].iter().any(|e| e.as_ref().is_some_and(|(_, theirs)| *theirs)) {
                 continue;
             }
-            let finding =
-                behaviour(f.ctx, &f.path, net.map(|x| x.0), run.map(|x| x.0), host.map(|x| x.0), false, Some(files[m].path.as_str()));
-            if let Some(finding) = finding
-                && best.as_ref().is_none_or(|b| finding.weight > b.weight)
+            for finding in
+                behaviour(f.ctx, &f.path, net.map(|x| x.0), run.map(|x| x.0), host.map(|x| x.0), false, Some(files[m].path.as_str()))
             {
-                best = Some(finding);
+                // The heaviest finding of each rule, over the modules reached.
+                match best.iter_mut().find(|b| b.rule == finding.rule) {
+                    Some(b) if finding.weight > b.weight => *b = finding,
+                    Some(_) => {}
+                    None => best.push(finding),
+                }
             }
         }
         out.extend(best);

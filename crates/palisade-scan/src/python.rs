@@ -17,7 +17,7 @@ use crate::report::{Finding, Severity};
 
 mod gate;
 
-pub use gate::{any_word, has_sink, worth_parsing};
+pub use gate::{SinkKind, any_word, has_sink, sink_kinds, worth_parsing};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cap {
@@ -495,6 +495,11 @@ impl<'s, 't> Analyzer<'s, 't> {
         }
         for (code, line, top) in std::mem::take(&mut self.code_strings).into_iter().take(16) {
             let Some(tree) = parse(code.as_bytes()) else { continue };
+            // Long text that does not parse is prose quoting code (a README's examples), not a
+            // second stage: that would have to run.
+            if tree.root_node().has_error() && code.lines().count() > 20 {
+                continue;
+            }
             let mut inner = Analyzer::new(code.as_bytes());
             inner.depth = self.depth + 1;
             inner.run(&tree);
@@ -734,10 +739,35 @@ impl<'s, 't> Analyzer<'s, 't> {
         if node.parent().is_some_and(|p| p.kind_str() == "expression_statement" && p.named_child_count() == 1) {
             return;
         }
+        // So are descriptions, help texts and READMEs, whose examples quote code.
+        if self.prose_slot(node) {
+            return;
+        }
         let text = unescape(raw);
         let start = ["import ", "from ", "__import__", "exec(", "eval("].iter().filter_map(|k| text.find(k)).min().unwrap_or(0);
         let code = text[start..].trim_end().trim_end_matches(['"', '\'', ' ']).to_string();
         self.code_strings.push((code, node.start_position().row as u32 + 1, top));
+    }
+
+    /// Whether a string literal is the value of a description or a help text
+    /// (`long_description=...`, `'long_description': ...`, `__doc__ = ...`): prose whose examples
+    /// quote code that never runs.
+    fn prose_slot(&self, node: Node) -> bool {
+        const PROSE: &[&str] =
+            &["long_description", "long_desc", "description", "summary", "readme", "help", "epilog", "usage", "__doc__", "doc"];
+        let prose = |t: &str| PROSE.contains(&t.trim_matches(['"', '\'']).to_ascii_lowercase().as_str());
+        let mut at = node;
+        // Through the pieces of a concatenation and brackets.
+        while let Some(p) = at.parent() {
+            match p.kind_str() {
+                "concatenated_string" | "parenthesized_expression" => at = p,
+                "keyword_argument" => return p.field("name").is_some_and(|n| prose(self.text(n))),
+                "pair" => return p.field("key").is_some_and(|k| prose(self.text(k))),
+                "assignment" => return p.field("left").is_some_and(|l| prose(self.text(l))),
+                _ => return false,
+            }
+        }
+        false
     }
 
     fn remember_written(&mut self, path: Node) {
@@ -1854,7 +1884,31 @@ pub fn classify(name: &str) -> Vec<Cap> {
     if process {
         caps.push(Cap::Process);
     }
+    // Values of network libraries that do no I/O: version strings (`aiohttp.__version__.split`),
+    // exceptions, timeouts, credentials, certificate pins, retry policies, URLs and headers.
+    let value_only = n.split('.').skip(1).any(|p| {
+        p.starts_with("__") || matches!(p, "exceptions" | "status_codes" | "codes" | "hdrs" | "helpers" | "structures" | "typedefs")
+    }) || matches!(
+        last,
+        "Timeout"
+            | "ClientTimeout"
+            | "Limits"
+            | "BasicAuth"
+            | "DigestAuth"
+            | "Fingerprint"
+            | "Retry"
+            | "URL"
+            | "Headers"
+            | "Cookies"
+            | "CookieJar"
+            | "FormData"
+            | "QueryParams"
+            | "HTTPBasicAuth"
+            | "HTTPDigestAuth"
+            | "HTTPStatus"
+    );
     let network = !host
+        && !value_only
         && ((first == "requests"
             && n != "requests"
             && !n.starts_with("requests.exceptions")
@@ -1953,9 +2007,9 @@ pub(crate) fn behaviour(
     host: Option<Ev>,
     env_attr: bool,
     reached: Option<&str>,
-) -> Option<Finding> {
+) -> Vec<Finding> {
     if ctx != Context::Install && ctx != Context::Import {
-        return None;
+        return Vec::new();
     }
     let install = ctx == Context::Install;
     let tag = if install { "py-install" } else { "py-import" };
@@ -1972,7 +2026,20 @@ pub(crate) fn behaviour(
     }
     let at =
         |e: &Ev, rule: String, sev: Severity, msg: String| Finding::new(&rule, weigh(sev), ctx, &e.path, Some(e.line), &e.excerpt, &msg);
-    match (net, run, host.is_some() || env_attr) {
+    let sends_host = host.is_some() || env_attr;
+    let mut out = Vec::new();
+    // Host details sent out while running programs too: the beacon is its own finding.
+    if let (Some(n), Some(_), true) = (&net, &run, sends_host) {
+        out.push(at(
+            n,
+            format!("{tag}-exfil-hostinfo"),
+            Severity::High,
+            format!(
+                "collects host or user information (host name, user, working directory, environment) and sends it over the network while the package installs or is imported{via}"
+            ),
+        ));
+    }
+    let main = match (net, run, sends_host) {
         (Some(n), Some(_), _) => Some(at(
             &n,
             format!("{tag}-download-exec"),
@@ -2011,7 +2078,9 @@ pub(crate) fn behaviour(
             format!("runs an external program as soon as the package is imported{via}"),
         )),
         _ => None,
-    }
+    };
+    out.extend(main);
+    out
 }
 
 /// Turns what one file does into findings, by context.

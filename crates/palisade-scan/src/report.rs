@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use palisade_archive::Anomaly;
 use serde::{Deserialize, Serialize};
 
+use crate::capabilities::{self, CapabilityUse, Earlier};
 use crate::{Context, Thresholds};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -91,6 +92,10 @@ pub struct Finding {
     pub context: Context,
     /// Points this finding contributes: severity points times the context's weight.
     pub weight: f64,
+    /// Behaviour with no benign reading (see [`decisive`]): only such a finding lets a report
+    /// reach `malicious`, the verdict that refuses an upload.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decisive: bool,
 }
 
 impl Finding {
@@ -104,6 +109,7 @@ impl Finding {
             message: message.to_string(),
             context,
             weight: severity.points() * context.weight(),
+            decisive: false,
         }
     }
 }
@@ -122,15 +128,26 @@ pub struct Report {
     pub findings: Vec<Finding>,
     pub project: Option<String>,
     pub version: Option<String>,
-    /// Every member was read.
+    /// Every member was read, but for archives among the tests or docs that nothing run at
+    /// install or import names (an `unread-test-data` finding each).
     pub complete: bool,
     pub duration_ms: f64,
+    /// What the distribution can do, for comparing a release with the ones before it
+    /// ([`Report::compared_with`]). Always written, empty or not: reports stored before
+    /// December 2026 lack the field, and the server scans such files again when it compares.
+    #[serde(default)]
+    pub capabilities: Vec<CapabilityUse>,
 }
 
 impl Report {
     /// The score counts each rule once, at its heaviest finding, so that a pattern repeated in
-    /// a hundred files does not outweigh two different behaviours.
+    /// a hundred files does not outweigh two different behaviours. `malicious` needs the
+    /// malicious score and a [`decisive`] finding; short of that, a report is at most
+    /// `suspicious` (quarantine for review), where a mistake costs a release, not a refusal.
     pub fn new(file: String, mut findings: Vec<Finding>, t: &Thresholds, complete: bool) -> Self {
+        for f in &mut findings {
+            f.decisive = decisive(f);
+        }
         findings.sort_by(|a, b| b.weight.total_cmp(&a.weight).then_with(|| a.rule.cmp(&b.rule)).then_with(|| a.path.cmp(&b.path)));
         let mut best: BTreeMap<&str, f64> = BTreeMap::new();
         for f in &findings {
@@ -139,9 +156,9 @@ impl Report {
         }
         // `+ 0.0` turns the empty sum's -0.0 into 0.0.
         let score = (best.values().sum::<f64>() * 100.0).round() / 100.0 + 0.0;
-        let mut verdict = if score >= t.malicious {
+        let mut verdict = if score >= t.malicious && findings.iter().any(|f| f.decisive) {
             Verdict::Malicious
-        } else if score >= t.suspicious {
+        } else if score >= t.suspicious.min(t.malicious) {
             Verdict::Suspicious
         } else {
             Verdict::Clean
@@ -149,7 +166,60 @@ impl Report {
         if !complete && verdict == Verdict::Clean {
             verdict = Verdict::Suspicious;
         }
-        Self { file, verdict, score, findings, project: None, version: None, complete, duration_ms: 0.0 }
+        Self { file, verdict, score, findings, project: None, version: None, complete, duration_ms: 0.0, capabilities: Vec::new() }
+    }
+
+    /// The report with findings for what this release can do that none of `earlier` (the last
+    /// releases, latest first) could; score and verdict recomputed. Such findings can make a
+    /// report `suspicious`, never `malicious` (none is decisive).
+    pub fn compared_with(self, earlier: &[Earlier], t: &Thresholds) -> Self {
+        let news = capabilities::changes(&self.capabilities, earlier);
+        self.with_findings(news, t)
+    }
+}
+
+/// Rules whose finding means behaviour with no benign reading wherever code runs (not in tests
+/// or docs): secrets or a decoded command sent or run, what was downloaded executed, a shell
+/// handed to a socket, malware obfuscators, Windows defence evasion.
+const DECISIVE_ANYWHERE: &[&str] = &[
+    "py-exfil-secret",
+    "py-hidden-command",
+    "py-network-exec",
+    "py-drop-run",
+    "py-remote-command",
+    "dropper-reverse-shell",
+    "obf-known-obfuscator",
+    "win-uac-bypass",
+    "win-defender-evasion",
+];
+
+/// Rules whose finding has no benign reading when the code runs at install or import, without
+/// anyone calling it: host details sent out, a decoded payload executed, data posted to a bare
+/// IP address or an interaction-catching service, remote code executed.
+const DECISIVE_AT_INSTALL_OR_IMPORT: &[&str] = &[
+    "py-install-exfil-hostinfo",
+    "py-import-exfil-hostinfo",
+    "py-decode-exec",
+    "py-packed-exec",
+    "py-exfil-raw-ip",
+    "py-exfil-oob",
+    "dropper-exec-remote-code",
+    "win-powershell-encoded",
+];
+
+/// Whether a finding is decisive: a rule of the lists above, in code that runs where the list
+/// says, at high severity or above once weighed (a rule lowered for lack of network use, or in
+/// a build backend, is not).
+pub fn decisive(f: &Finding) -> bool {
+    if f.severity < Severity::High || f.weight <= 0.0 {
+        return false;
+    }
+    match f.context {
+        Context::TestOrDocs => false,
+        Context::Install | Context::Import => {
+            DECISIVE_ANYWHERE.contains(&f.rule.as_str()) || DECISIVE_AT_INSTALL_OR_IMPORT.contains(&f.rule.as_str())
+        }
+        Context::Module => DECISIVE_ANYWHERE.contains(&f.rule.as_str()),
     }
 }
 
@@ -166,6 +236,7 @@ impl Report {
         r.project = self.project;
         r.version = self.version;
         r.duration_ms = self.duration_ms;
+        r.capabilities = self.capabilities;
         r
     }
 }
@@ -236,7 +307,26 @@ mod tests {
         let r =
             Report::new("x".into(), vec![f("a", Severity::High, Context::Install), f("b", Severity::Medium, Context::Import)], &t, true);
         assert_eq!(r.verdict, Verdict::Suspicious);
+        // A score past the malicious threshold without a decisive finding quarantines.
         let r = Report::new("x".into(), vec![f("a", Severity::Critical, Context::Install)], &t, true);
+        assert_eq!(r.verdict, Verdict::Suspicious);
+        let r = Report::new("x".into(), vec![f("py-decode-exec", Severity::Critical, Context::Import)], &t, true);
+        assert_eq!(r.verdict, Verdict::Malicious);
+        assert!(r.findings[0].decisive);
+        // The same rule in library code has a benign reading (code generators).
+        let r = Report::new(
+            "x".into(),
+            vec![f("py-decode-exec", Severity::Critical, Context::Module), f("b", Severity::High, Context::Install)],
+            &t,
+            true,
+        );
+        assert_eq!(r.verdict, Verdict::Suspicious);
+        let r = Report::new(
+            "x".into(),
+            vec![f("py-exfil-secret", Severity::Critical, Context::Module), f("b", Severity::High, Context::Install)],
+            &t,
+            true,
+        );
         assert_eq!(r.verdict, Verdict::Malicious);
         let r = Report::new("x".into(), vec![f("a", Severity::High, Context::TestOrDocs)], &t, true);
         assert_eq!(r.verdict, Verdict::Clean);

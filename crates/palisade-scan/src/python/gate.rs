@@ -32,6 +32,43 @@ fn any_code_token(data: &[u8], host: bool) -> bool {
     })
 }
 
+/// What a sink does, for the inventory of a release's capabilities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkKind {
+    Process,
+    Network,
+    DynamicCode,
+}
+
+/// The kinds of sink a file names in code (as [`has_sink`] reads it), each with the byte
+/// offset of its first token: one pass, stopping once all three are found.
+pub fn sink_kinds(data: &[u8]) -> Vec<(SinkKind, usize)> {
+    let platform_alias = memchr::memmem::find(data, b"as platform").is_some();
+    let builtins_named = memchr::memmem::find(data, b"builtin").is_some();
+    let mut found: Vec<(SinkKind, usize)> = Vec::new();
+    code_tokens(data, |t, before, after| {
+        if is_sink_token(t, before, after, platform_alias, builtins_named) {
+            let kind = sink_kind(t);
+            if !found.iter().any(|(k, _)| *k == kind) {
+                found.push((kind, before.len()));
+            }
+        }
+        found.len() < 3
+    });
+    found
+}
+
+/// The kind of a token [`is_sink_token`] accepted.
+fn sink_kind(t: &[u8]) -> SinkKind {
+    match t {
+        b"exec" | b"eval" | b"execfile" | b"compile" | b"FunctionType" | b"CodeType" => SinkKind::DynamicCode,
+        b"http" | b"urllib" | b"socket" | b"requests" | b"httpx" | b"aiohttp" | b"urllib2" | b"urllib3" | b"pycurl" | b"ftplib"
+        | b"smtplib" | b"telnetlib" | b"paramiko" | b"httplib" | b"dns" | b"websocket" | b"wget" | b"telebot" | b"dropbox" | b"urlopen"
+        | b"urlretrieve" | b"clone_from" => SinkKind::Network,
+        _ => SinkKind::Process,
+    }
+}
+
 /// Whether a file is worth parsing: it can act ([`has_sink`]), so its own findings and its
 /// functions' capabilities may matter, or it names host details in code, which a sink in
 /// another module may send. Decoding, file writes and the like only count together with a sink
@@ -273,6 +310,18 @@ fn socket_connects(before: &[u8], after: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sink_kinds_name_what_acts() {
+        let src = b"# subprocess in a comment\nimport requests\nx = eval(y)\n";
+        let kinds: Vec<SinkKind> = sink_kinds(src).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(kinds, vec![SinkKind::Network, SinkKind::DynamicCode]);
+        let (_, at) = sink_kinds(src)[0];
+        assert!(src[at..].starts_with(b"requests"));
+        assert!(sink_kinds(b"import platform\nplatform.system()\nre.compile('x')\n").is_empty());
+        let all: Vec<SinkKind> = sink_kinds(b"os.system('x')\nurlopen(u)\nexec(c)\n").into_iter().map(|(k, _)| k).collect();
+        assert_eq!(all, vec![SinkKind::Process, SinkKind::Network, SinkKind::DynamicCode]);
+    }
 
     #[test]
     fn prose_is_not_code() {
