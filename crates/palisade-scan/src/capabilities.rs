@@ -12,116 +12,21 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
+use crate::Thresholds;
 use crate::context::{self, Context};
+pub use crate::inventory::{Capability, CapabilityUse};
 use crate::python::{self, SinkKind};
-use crate::report::{Finding, Severity, clip};
+use crate::report::{Finding, Report, Severity, clip};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Capability {
-    /// `setup.py` that runs programs, uses the network or executes dynamic code; a `.pth` file
-    /// with an executable line.
-    InstallExec,
-    Network,
-    Process,
-    DynamicCode,
-    Obfuscation,
-    CredentialAccess,
-    Dependency,
-    EntryPoint,
-    PthFile,
-}
-
-impl Capability {
-    pub const ALL: [Capability; 9] = [
-        Capability::InstallExec,
-        Capability::Network,
-        Capability::Process,
-        Capability::DynamicCode,
-        Capability::Obfuscation,
-        Capability::CredentialAccess,
-        Capability::Dependency,
-        Capability::EntryPoint,
-        Capability::PthFile,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Capability::InstallExec => "install-exec",
-            Capability::Network => "network",
-            Capability::Process => "process",
-            Capability::DynamicCode => "dynamic-code",
-            Capability::Obfuscation => "obfuscation",
-            Capability::CredentialAccess => "credential-access",
-            Capability::Dependency => "dependency",
-            Capability::EntryPoint => "entry-point",
-            Capability::PthFile => "pth-file",
+fn use_at(capability: Capability, item: &str, path: &str, data: &[u8], offset: Option<usize>) -> CapabilityUse {
+    let (line, excerpt) = match offset {
+        Some(at) => {
+            let (line, text) = crate::rules::line_at(data, at);
+            (Some(line), clip(&text, 160))
         }
-    }
-
-    /// The rule id of the finding raised when the capability is new.
-    pub fn rule(self) -> String {
-        format!("release-new-{}", self.as_str())
-    }
-
-    /// Points a new capability adds to the score. One alone stays under the `suspicious`
-    /// threshold (5); a release that gains several at once (a payload usually brings the network,
-    /// a program and some obfuscation) reaches it.
-    fn points(self) -> f64 {
-        match self {
-            Capability::InstallExec | Capability::Obfuscation | Capability::CredentialAccess | Capability::PthFile => 3.0,
-            Capability::Network | Capability::Process | Capability::DynamicCode => 2.0,
-            Capability::Dependency | Capability::EntryPoint => 1.0,
-        }
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            Capability::InstallExec => "runs code at install or at interpreter start",
-            Capability::Network => "uses the network",
-            Capability::Process => "runs programs",
-            Capability::DynamicCode => "executes code built at run time (exec, eval, compile)",
-            Capability::Obfuscation => "carries obfuscated or hidden code",
-            Capability::CredentialAccess => "reaches for credential stores or secrets",
-            Capability::Dependency => "depends on a new project",
-            Capability::EntryPoint => "installs a new entry point (a command or a plugin hook)",
-            Capability::PthFile => "installs a new .pth file, which runs at every interpreter start",
-        }
-    }
-}
-
-/// One place where a distribution shows a capability.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CapabilityUse {
-    pub capability: Capability,
-    /// The dependency (normalized name), entry point (`group: name`) or `.pth` file concerned;
-    /// empty for the other capabilities.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub item: String,
-    pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub line: Option<u32>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub excerpt: String,
-}
-
-impl CapabilityUse {
-    fn at(capability: Capability, item: &str, path: &str, data: &[u8], offset: Option<usize>) -> Self {
-        let (line, excerpt) = match offset {
-            Some(at) => {
-                let (line, text) = crate::rules::line_at(data, at);
-                (Some(line), clip(&text, 160))
-            }
-            None => (None, String::new()),
-        };
-        Self { capability, item: item.to_string(), path: path.to_string(), line, excerpt }
-    }
-
-    fn key(&self) -> (Capability, &str) {
-        (self.capability, self.item.as_str())
-    }
+        None => (None, String::new()),
+    };
+    CapabilityUse { capability, item: item.to_string(), path: path.to_string(), line, excerpt }
 }
 
 /// Files named per capability (and item), at most: enough to point a reviewer at them.
@@ -147,8 +52,15 @@ const CREDENTIAL_MARKERS: &[&[u8]] = &[
 ];
 
 /// Rules whose findings in code that runs (not tests or docs) mean obfuscated or hidden code.
-const OBFUSCATION_RULES: &[&str] =
-    &["py-hidden-code", "py-packed-exec", "py-decode-exec", "py-hidden-command", "py-hidden-endpoint", "obf-exec-import-chain"];
+const OBFUSCATION_RULES: &[&str] = &[
+    "py-hidden-code",
+    "py-packed-exec",
+    "py-decode-exec",
+    "py-hidden-command",
+    "py-hidden-endpoint",
+    "py-unicode-identifiers",
+    "obf-exec-import-chain",
+];
 
 fn is_obfuscation_rule(rule: &str) -> bool {
     OBFUSCATION_RULES.contains(&rule) || rule.starts_with("obf-")
@@ -165,7 +77,7 @@ pub(crate) fn of_member(path: &str, data: &[u8], ctx: Context, is_sdist: bool) -
     let mut out = Vec::new();
     if context::is_pth(path) && ctx != Context::TestOrDocs && !path.contains('!') {
         let name = path.rsplit('/').next().unwrap_or(path);
-        out.push(CapabilityUse::at(Capability::PthFile, name, path, data, None));
+        out.push(use_at(Capability::PthFile, name, path, data, None));
         // `site` executes the lines of a `.pth` file that start with `import`.
         let exec_line = data.split(|b| *b == b'\n').scan(0usize, |at, l| {
             let start = *at;
@@ -174,7 +86,7 @@ pub(crate) fn of_member(path: &str, data: &[u8], ctx: Context, is_sdist: bool) -
         });
         for (start, l) in exec_line {
             if l.starts_with(b"import ") || l.starts_with(b"import\t") {
-                out.push(CapabilityUse::at(Capability::InstallExec, "", path, data, Some(start)));
+                out.push(use_at(Capability::InstallExec, "", path, data, Some(start)));
                 break;
             }
         }
@@ -200,15 +112,15 @@ pub(crate) fn of_member(path: &str, data: &[u8], ctx: Context, is_sdist: bool) -
             SinkKind::Network => Capability::Network,
             SinkKind::DynamicCode => Capability::DynamicCode,
         };
-        out.push(CapabilityUse::at(capability, "", path, data, Some(at)));
+        out.push(use_at(capability, "", path, data, Some(at)));
     }
     if ctx == Context::Install
         && let Some(&(_, at)) = kinds.iter().min_by_key(|(_, at)| *at)
     {
-        out.push(CapabilityUse::at(Capability::InstallExec, "", path, data, Some(at)));
+        out.push(use_at(Capability::InstallExec, "", path, data, Some(at)));
     }
     if let Some(at) = CREDENTIAL_MARKERS.iter().filter_map(|m| memchr::memmem::find(data, m)).min() {
-        out.push(CapabilityUse::at(Capability::CredentialAccess, "", path, data, Some(at)));
+        out.push(use_at(Capability::CredentialAccess, "", path, data, Some(at)));
     }
     out
 }
@@ -247,7 +159,7 @@ fn entry_points_ini(path: &str, data: &[u8]) -> Vec<CapabilityUse> {
             && !group.is_empty()
         {
             let item = format!("{group}: {}", name.trim());
-            out.push(CapabilityUse::at(Capability::EntryPoint, &item, path, data, Some(start)));
+            out.push(use_at(Capability::EntryPoint, &item, path, data, Some(start)));
         }
     }
     out
@@ -276,7 +188,7 @@ fn entry_points_pyproject(path: &str, data: &[u8]) -> Vec<CapabilityUse> {
     for (group, table) in groups {
         for name in table.keys() {
             let offset = memchr::memmem::find(data, name.as_bytes());
-            out.push(CapabilityUse::at(Capability::EntryPoint, &format!("{group}: {name}"), path, data, offset));
+            out.push(use_at(Capability::EntryPoint, &format!("{group}: {name}"), path, data, offset));
         }
     }
     out
@@ -304,7 +216,7 @@ pub(crate) fn of_metadata(path: &str, data: &[u8]) -> Vec<CapabilityUse> {
         }
         let item = palisade_dist::normalize(&name);
         if !out.iter().any(|u: &CapabilityUse| u.item == item) {
-            out.push(CapabilityUse::at(Capability::Dependency, &item, path, data, Some(start)));
+            out.push(use_at(Capability::Dependency, &item, path, data, Some(start)));
         }
     }
     out
@@ -380,6 +292,16 @@ pub fn releases(new_filename: &str, files: Vec<EarlierFile>, keep: usize) -> Vec
             Earlier { label: release, uses }
         })
         .collect()
+}
+
+impl Report {
+    /// The report with findings for what this release can do that none of `earlier` (the last
+    /// releases, latest first) could; score and verdict recomputed. Such findings can make a
+    /// report `suspicious`, never `malicious` (none is decisive).
+    pub fn compared_with(self, earlier: &[Earlier], t: &Thresholds) -> Self {
+        let news = changes(&self.capabilities, earlier);
+        self.with_findings(news, t)
+    }
 }
 
 /// Findings for the capabilities of `new` that none of `earlier` shows (the latest first). A

