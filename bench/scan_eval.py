@@ -575,8 +575,10 @@ def json_base() -> str:
 def previous_file(name: str, version: str, current: str, kind: str) -> dict | None:
     """The same kind of file in the project's release before `version` (by first upload time,
     yanked files left out): for a wheel, the one with the same tags. None if there is none."""
+    import urllib.parse
     import urllib.request
-    with urllib.request.urlopen(f"{json_base()}/{name}/json", timeout=60) as r:
+    doc_url = f"{json_base()}/{name}/json"
+    with urllib.request.urlopen(doc_url, timeout=60) as r:
         releases = json.load(r).get("releases", {})
     def first_upload(files):
         return min(f["upload_time_iso_8601"] for f in files)
@@ -595,10 +597,12 @@ def previous_file(name: str, version: str, current: str, kind: str) -> dict | No
     for _, v, files in earlier[:1]:
         for f in files:
             fn = f["filename"]
+            # Indexes may answer with addresses relative to the document.
+            found = {"version": v, **f, "url": urllib.parse.urljoin(doc_url, f["url"])}
             if kind == "sdist" and f.get("packagetype") == "sdist" and fn.endswith(".tar.gz"):
-                return {"version": v, **f}
+                return found
             if kind == "wheel" and fn.endswith(".whl") and fn.endswith(tags):
-                return {"version": v, **f}
+                return found
     return None
 
 

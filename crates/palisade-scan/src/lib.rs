@@ -671,7 +671,15 @@ fn analyze_member(scanner: &Scanner, path: &str, data: &[u8], job: Job, is_sdist
     };
     for hit in scanner.rules.scan(data) {
         let needs = hit.needs_network();
-        out.findings.push((hit.into_finding(path, data, ctx, true), needs));
+        let mut f = hit.into_finding(path, data, ctx, true);
+        // Protected code is a product's business in its modules; in code that runs at install
+        // or import, nobody can read what it does there.
+        if f.rule == "obf-pyarmor" && matches!(ctx, Context::Install | Context::Import) && f.severity < Severity::High {
+            f.severity = Severity::High;
+            f.weight = Severity::High.points() * ctx.weight();
+            f.message.push_str(" (in code that runs at install or import, so weighed high)");
+        }
+        out.findings.push((f, needs));
     }
     if context::is_python(path) || context::is_pth(path) {
         let facts = scanner.reuse.analyze(path, data, ctx, context::is_pth(path), parse_allowed);

