@@ -54,9 +54,10 @@ const TEST_DIRS: &[&str] = &[
     "dev",
 ];
 
-/// Folders of an sdist that hold the project's build inputs and tooling rather than the package:
-/// vendored third-party sources, maintenance scripts. Nothing installs them; `setup.py` may
-/// import them, and the package-level analysis then weighs what it reaches as install code.
+/// Folders at the top of an sdist (beside `setup.py`) that hold the project's build inputs and
+/// tooling rather than the package: vendored third-party sources, maintenance scripts. Nothing
+/// installs them; `setup.py` may import them, and the package-level analysis then weighs what it
+/// reaches as install code. Inside the package the same names are installed code.
 const SDIST_TOOLING_DIRS: &[&str] = &[
     "scripts",
     "script",
@@ -98,7 +99,7 @@ pub fn classify(path: &str, is_sdist: bool) -> Context {
     own += 1;
     let in_tests = path.split(['/', '!']).rev().skip(1).any(|d| TEST_DIRS.contains(&d.to_ascii_lowercase().as_str()))
         || outer_dirs.iter().skip(own).any(|d| test_suite_name(&d.to_ascii_lowercase()))
-        || (is_sdist && outer_dirs.iter().skip(1).any(|d| SDIST_TOOLING_DIRS.contains(&d.to_ascii_lowercase().as_str())));
+        || (is_sdist && outer_dirs.get(1).is_some_and(|d| SDIST_TOOLING_DIRS.contains(&d.to_ascii_lowercase().as_str())));
     let inner = path.rsplit('!').next().unwrap_or(path);
     let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
     let Some(file) = parts.last() else { return Context::Module };
@@ -192,6 +193,7 @@ mod tests {
         check("duck-1.0/external/duck/scripts/gen.py", true, Context::TestOrDocs);
         check("demo-1.0/scripts/release.py", true, Context::TestOrDocs);
         check("demo/scripts/run.py", false, Context::Module);
+        check("demo-1.0/demo/vendor/payload.py", true, Context::Module);
     }
 
     #[test]
