@@ -32,6 +32,11 @@ fn use_at(capability: Capability, item: &str, path: &str, data: &[u8], offset: O
 /// Files named per capability (and item), at most: enough to point a reviewer at them.
 const MAX_USES_PER_KEY: usize = 20;
 
+/// Distinct items (dependencies, entry points, `.pth` files) kept per capability: a hostile
+/// metadata file with a hundred thousand `Requires-Dist` lines must not become a report of that
+/// size, nor a comparison of as many findings.
+const MAX_ITEMS_PER_CAPABILITY: usize = 256;
+
 /// Files and markers that give away a reach for credentials: key stores, token files, browser
 /// password databases. Naming one is not an attack (deploy tools read `~/.ssh`), but a release
 /// that starts to is news.
@@ -249,6 +254,16 @@ pub(crate) fn settle(mut uses: Vec<CapabilityUse>) -> Vec<CapabilityUse> {
         *n += 1;
         *n <= MAX_USES_PER_KEY
     });
+    // Sorted by capability then item, so each capability's items come together.
+    let mut items: BTreeMap<Capability, (usize, String)> = BTreeMap::new();
+    uses.retain(|u| {
+        let (count, last) = items.entry(u.capability).or_insert((0, String::new()));
+        if *count == 0 || *last != u.item {
+            *count += 1;
+            last.clone_from(&u.item);
+        }
+        *count <= MAX_ITEMS_PER_CAPABILITY
+    });
     uses
 }
 
@@ -443,5 +458,12 @@ mod tests {
         let s = settle(uses);
         assert_eq!(s.len(), MAX_USES_PER_KEY);
         assert_eq!(s[0].path, "p/m00.py");
+        // A hostile metadata file's thousands of dependencies are cut to a bounded list.
+        let meta: String = (0..5000).map(|i| format!("Requires-Dist: dep{i:05}\n")).collect();
+        let deps = settle(of_metadata("p-1.0.dist-info/METADATA", format!("Name: p\n{meta}").as_bytes()));
+        assert_eq!(deps.len(), MAX_ITEMS_PER_CAPABILITY);
+        assert_eq!(deps[0].item, "dep00000");
+        let mixed = settle(vec![used(Capability::Network, "", "a.py"), used(Capability::Dependency, "x", "M")]);
+        assert_eq!(mixed.len(), 2);
     }
 }
