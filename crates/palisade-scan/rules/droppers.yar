@@ -56,3 +56,22 @@ rule dropper_exec_remote_code {
   condition:
     any of them
 }
+
+rule dropper_embedded_executable {
+  meta:
+    id = "dropper-embedded-executable"
+    severity = "high"
+    description = "A Windows or Linux executable kept as base64 or hex text in source code: a program carried inside a script, to be written out and started."
+    false_positives = "Test fixtures of binary-parsing libraries (weighted as tests)."
+  strings:
+    // The DOS header `MZ\x90\x00\x03\x00\x00\x00\x04\x00` and the ELF ident, as base64 text
+    // at the start of a blob, and as hex.
+    $pe_b64 = /["'\s(=]TVqQAAMAAAAEAAAA/ ascii
+    $pe_b64_borland = /["'\s(=]TVpQAAIAAAAEAA8A/ ascii
+    $elf_b64 = /["'\s(=]f0VMRg[EI]BAQ/ ascii
+    $pe_hex = /["'\s(=]4d5a90000300000004000000/ nocase ascii
+    $elf_hex = /["'\s(=]7f454c460[12]010[01]/ nocase ascii
+  condition:
+    // Text, not a binary that happens to hold these bytes.
+    uint16(0) != 0x5a4d and uint32(0) != 0x464c457f and any of them
+}

@@ -64,6 +64,7 @@ const OBFUSCATION_RULES: &[&str] = &[
     "py-hidden-command",
     "py-hidden-endpoint",
     "py-unicode-identifiers",
+    "py-confusable-names",
     "obf-exec-import-chain",
 ];
 

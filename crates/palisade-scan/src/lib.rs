@@ -673,8 +673,12 @@ fn analyze_member(scanner: &Scanner, path: &str, data: &[u8], job: Job, is_sdist
         let needs = hit.needs_network();
         let mut f = hit.into_finding(path, data, ctx, true);
         // Protected code is a product's business in its modules; in code that runs at install
-        // or import, nobody can read what it does there.
-        if f.rule == "obf-pyarmor" && matches!(ctx, Context::Install | Context::Import) && f.severity < Severity::High {
+        // or import, nobody can read what it does there. A program that makes itself start at
+        // login may offer that as a setting; an install or an import that does it asked nobody.
+        if matches!(f.rule.as_str(), "obf-pyarmor" | "win-persistence")
+            && matches!(ctx, Context::Install | Context::Import)
+            && f.severity < Severity::High
+        {
             f.severity = Severity::High;
             f.weight = Severity::High.points() * ctx.weight();
             f.message.push_str(" (in code that runs at install or import, so weighed high)");

