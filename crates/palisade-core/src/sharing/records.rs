@@ -151,7 +151,7 @@ impl Core {
                     if !remove_file(&mut record, file) {
                         continue;
                     }
-                    record["modified"] = json!(now);
+                    record["modified"] = json!(next_modified(&record, &now));
                     if listed_files(&record) == 0 {
                         record["withdrawn"] = json!(now);
                     }
@@ -313,7 +313,22 @@ fn add_file(record: &mut Value, f: &FileRow, text: &str, now: &str) {
     }
     let details = record["details"].as_str().unwrap_or("").to_string();
     record["details"] = json!(format!("{details}\n---\n\n{text}"));
-    record["modified"] = json!(now);
+    record["modified"] = json!(next_modified(record, now));
+}
+
+/// The `modified` time of a record changed `now`: later than the one it had, by a second if
+/// the change falls within the same second. Feeds find changed records by `modified` alone, so a
+/// record written and withdrawn within one second must not keep its time (another instance
+/// would keep blocking what was released).
+fn next_modified(record: &Value, now: &str) -> String {
+    let previous = record["modified"].as_str().and_then(|m| m.parse::<jiff::Timestamp>().ok());
+    match (previous, now.parse::<jiff::Timestamp>()) {
+        (Some(p), Ok(n)) if n <= p => {
+            let bumped = p.checked_add(jiff::SignedDuration::from_secs(1)).unwrap_or(p);
+            bumped.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+        }
+        _ => now.to_string(),
+    }
 }
 
 /// Where `palisade osv export` writes a record: the `ossf/malicious-packages` layout
@@ -399,6 +414,16 @@ mod tests {
         let mut r = record(&[(&wheel.filename, "aa"), (&two.filename, "cc")], &["1.0", "2.0"]);
         assert!(remove_file(&mut r, &two));
         assert_eq!(r["affected"][0]["versions"], json!(["1.0"]));
+    }
+
+    /// Feeds find changes by `modified`: a change within the record's second still moves it on.
+    #[test]
+    fn a_change_always_moves_modified_on() {
+        let r = json!({ "modified": "2026-01-02T00:00:00Z" });
+        assert_eq!(next_modified(&r, "2026-01-02T00:00:05Z"), "2026-01-02T00:00:05Z");
+        assert_eq!(next_modified(&r, "2026-01-02T00:00:00Z"), "2026-01-02T00:00:01Z");
+        assert_eq!(next_modified(&r, "2026-01-01T23:59:59Z"), "2026-01-02T00:00:01Z", "a clock that went back");
+        assert_eq!(next_modified(&json!({}), "2026-01-02T00:00:00Z"), "2026-01-02T00:00:00Z");
     }
 
     #[test]
