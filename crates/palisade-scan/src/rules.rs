@@ -275,6 +275,11 @@ mod fixtures {
             "subprocess.run(['powershell', '-Command', 'Get-ChildItem'])",
         ),
         (
+            "win-powershell-encoded",
+            "code = \"$c = [Convert]::FromBase64String($b); Invoke-Expression $cmd\"\nPopen(['powershell.exe', '-File', p])",
+            "code = \"$c = [Convert]::FromBase64String($b); Set-Content -Path x -Value $c\"\nPopen(['powershell.exe', '-File', p])",
+        ),
+        (
             "win-uac-bypass",
             "k = r'Software\\Classes\\ms-settings\\shell\\open\\command'; run('fodhelper.exe')",
             "k = r'Software\\Classes\\txtfile\\shell\\open\\command'",

