@@ -54,6 +54,8 @@ rule win_persistence {
   strings:
     $ = /Software\\+Microsoft\\+Windows\\+CurrentVersion\\+Run/ nocase ascii wide
     $ = /Start Menu\\+Programs\\+Startup/ nocase ascii wide
+    // The same folder put together by os.path.join.
+    $ = /["']Start Menu["']\s*,\s*["']Programs["']\s*,\s*["']Startup["']/ nocase ascii wide
     $ = /schtasks(\.exe)?\s+\/create/ nocase ascii wide
   condition:
     any of them

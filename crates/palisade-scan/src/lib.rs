@@ -669,9 +669,26 @@ fn analyze_member(scanner: &Scanner, path: &str, data: &[u8], job: Job, is_sdist
         has_network: false,
         later: None,
     };
+    let facts = (context::is_python(path) || context::is_pth(path))
+        .then(|| scanner.reuse.analyze(path, data, ctx, context::is_pth(path), parse_allowed));
+    let file_uses_network = facts.as_ref().is_some_and(|f| f.has_network);
     for hit in scanner.rules.scan(data) {
         let needs = hit.needs_network();
         let mut f = hit.into_finding(path, data, ctx, true);
+        // A credential store read, or persistence set up, by a file that also uses the network:
+        // a stealer or an implant, whatever file of the package it sits in.
+        let raise_to = match f.rule.as_str() {
+            "cred-browser-store" | "cred-discord-token" | "cred-crypto-wallet" if file_uses_network => Some(Severity::Critical),
+            "win-persistence" if file_uses_network => Some(Severity::High),
+            _ => None,
+        };
+        if let Some(sev) = raise_to
+            && f.severity < sev
+        {
+            f.severity = sev;
+            f.weight = sev.points() * ctx.weight();
+            f.message.push_str(" (by a file that also uses the network, so weighed higher)");
+        }
         // Protected code is a product's business in its modules; in code that runs at install
         // or import, nobody can read what it does there. A program that makes itself start at
         // login may offer that as a setting; an install or an import that does it asked nobody.
@@ -685,8 +702,7 @@ fn analyze_member(scanner: &Scanner, path: &str, data: &[u8], job: Job, is_sdist
         }
         out.findings.push((f, needs));
     }
-    if context::is_python(path) || context::is_pth(path) {
-        let facts = scanner.reuse.analyze(path, data, ctx, context::is_pth(path), parse_allowed);
+    if let Some(facts) = facts {
         out.has_network = facts.has_network;
         out.findings.extend(facts.findings.into_iter().map(|f| (f, false)));
         out.module = facts.module.map(|module| package::PyFile { path: path.to_string(), ctx, facts: module });

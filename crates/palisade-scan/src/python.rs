@@ -675,6 +675,13 @@ impl<'s, 't> Analyzer<'s, 't> {
                     {
                         // Not a taint: what is read through the client is another matter.
                         self.net_clients.insert(self.text(alias).to_string());
+                        // `with urlopen(url) as response:` names a response, though: what is read
+                        // from it came over the network.
+                        if value.kind_str() == "call"
+                            && value.field("function").and_then(|f| self.dotted(f)).is_some_and(|f| is_http_request(&f, false))
+                        {
+                            self.taint(self.text(alias).to_string(), Cap::Network);
+                        }
                     }
                 }
                 (Pass::Bindings, "function_definition") => {
@@ -2129,7 +2136,14 @@ fn runs_file(cmd: &str, path: &str) -> bool {
         }
         let prev = before.rsplit(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '[' | '(' | '{' | '+')).take(64).find(|t| {
             let flag = t.starts_with('-') || (t.starts_with('/') && t.len() <= 3);
-            !t.is_empty() && !flag
+            // The rest of the expression that builds the path: a string prefix (`r'...'`), a
+            // folder (`%TEMP%\`), a call's closing parenthesis.
+            let path_part = matches!(t.to_ascii_lowercase().as_str(), "r" | "b" | "f" | "u" | "rb" | "br" | "fr" | "rf")
+                || t.contains('%')
+                || t.ends_with(')')
+                || t.ends_with('\\')
+                || t.ends_with('/');
+            !t.is_empty() && !flag && !path_part
         });
         let Some(prev) = prev else { return true };
         let tool = prev.rsplit(['/', '\\']).next().unwrap_or(prev).trim_matches(['{', '}']).trim_end_matches(".exe").to_ascii_lowercase();
@@ -2650,9 +2664,12 @@ pub(crate) fn behaviour(
     let at =
         |e: &Ev, rule: String, sev: Severity, msg: String| Finding::new(&rule, weigh(sev), ctx, &e.path, Some(e.line), &e.excerpt, &msg);
 
+    // Downloading and running programs reached from the import, even behind a condition, is no
+    // version lookup: it keeps its full weight (held for review, not refused).
+    let at_full = |e: &Ev, rule: String, sev: Severity, msg: String| Finding::new(&rule, sev, ctx, &e.path, Some(e.line), &e.excerpt, &msg);
     let mut out = Vec::new();
     let main = match (net, run, host.is_some() || env_attr) {
-        (Some(n), Some(_), _) => Some(at(
+        (Some(n), Some(_), _) => Some(at_full(
             &n,
             format!("{tag}-download-exec"),
             if install { Severity::Critical } else { Severity::High },

