@@ -672,6 +672,7 @@ fn analyze_member(scanner: &Scanner, path: &str, data: &[u8], job: Job, is_sdist
     let facts = (context::is_python(path) || context::is_pth(path))
         .then(|| scanner.reuse.analyze(path, data, ctx, context::is_pth(path), parse_allowed));
     let file_uses_network = facts.as_ref().is_some_and(|f| f.has_network);
+    let file_runs_programs = facts.as_ref().is_some_and(|f| f.runs_programs);
     for hit in scanner.rules.scan(data) {
         let needs = hit.needs_network();
         let mut f = hit.into_finding(path, data, ctx, true);
@@ -680,6 +681,8 @@ fn analyze_member(scanner: &Scanner, path: &str, data: &[u8], job: Job, is_sdist
         let raise_to = match f.rule.as_str() {
             "cred-browser-store" | "cred-discord-token" | "cred-crypto-wallet" if file_uses_network => Some(Severity::Critical),
             "win-persistence" if file_uses_network => Some(Severity::High),
+            // A PowerShell stager kept by a file that starts programs: it runs it.
+            "win-powershell-encoded" if file_runs_programs => Some(Severity::Critical),
             _ => None,
         };
         if let Some(sev) = raise_to

@@ -40,7 +40,7 @@ pub fn findings(files: &[PyFile], is_sdist: bool) -> Vec<Finding> {
             .calls
             .iter()
             .filter(|c| install || c.top_level)
-            .map(|c| (c.caps.clone(), ev(&f.path, c.line, &c.excerpt, c.indirect, &c.caps)))
+            .map(|c| (c.caps.clone(), ev(&f.path, c.line, &c.excerpt, c.indirect, &c.caps, c.hidden)))
             .collect();
         // What each other module contributes: its top level if the entry imports it (directly
         // or not), and the functions of it that the entry or an imported top level calls. Each
@@ -50,7 +50,7 @@ pub fn findings(files: &[PyFile], is_sdist: bool) -> Vec<Finding> {
         for &m in &reached {
             let mf = &files[m];
             for c in mf.facts.calls.iter().filter(|c| c.top_level) {
-                contributions.entry(m).or_default().push((c.caps.clone(), ev(&mf.path, c.line, &c.excerpt, c.indirect, &c.caps)));
+                contributions.entry(m).or_default().push((c.caps.clone(), ev(&mf.path, c.line, &c.excerpt, c.indirect, &c.caps, c.hidden)));
             }
         }
         for &caller in std::iter::once(&i).chain(reached.iter()) {
@@ -64,7 +64,7 @@ pub fn findings(files: &[PyFile], is_sdist: bool) -> Vec<Finding> {
                 if let Some((m, caps)) = modules.function(files, caller, name) {
                     let excerpt =
                         cf.facts.calls.iter().find(|c| c.line == *line).map(|c| c.excerpt.clone()).unwrap_or_else(|| format!("{name}()"));
-                    contributions.entry(m).or_default().push((caps.clone(), ev(&cf.path, *line, &excerpt, true, caps)));
+                    contributions.entry(m).or_default().push((caps.clone(), ev(&cf.path, *line, &excerpt, true, caps, false)));
                 }
             }
         }
@@ -127,8 +127,8 @@ pub fn reached_from_entries(files: &[PyFile], is_sdist: bool) -> HashSet<usize> 
         .collect()
 }
 
-fn ev(path: &str, line: u32, excerpt: &str, indirect: bool, caps: &[Cap]) -> Ev {
-    Ev { path: path.to_string(), line, excerpt: excerpt.to_string(), indirect, process: caps.contains(&Cap::Process) }
+fn ev(path: &str, line: u32, excerpt: &str, indirect: bool, caps: &[Cap], hidden: bool) -> Ev {
+    Ev { path: path.to_string(), line, excerpt: excerpt.to_string(), indirect, process: caps.contains(&Cap::Process), hidden }
 }
 
 /// The archive's Python files by dotted module name.

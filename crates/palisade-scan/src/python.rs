@@ -50,6 +50,8 @@ pub struct CallFact {
     pub caps: Vec<Cap>,
     pub indirect: bool,
     pub excerpt: String,
+    /// A process call that starts its program out of sight ([`HIDDEN_LAUNCH`]).
+    pub hidden: bool,
 }
 
 /// An import statement: `module` as written (leading dots for relative imports), the names it
@@ -76,6 +78,10 @@ pub struct ModuleFacts {
 impl Facts {
     pub fn has_network(&self) -> bool {
         self.caps.contains_key(&Cap::Network)
+    }
+
+    pub fn runs_programs(&self) -> bool {
+        self.caps.contains_key(&Cap::Process)
     }
 }
 
@@ -145,6 +151,7 @@ fn parse_into(path: &str, data: &[u8], ctx: Context, is_pth: bool, facts: &mut F
                 caps: c.caps.clone(),
                 indirect: c.indirect,
                 excerpt: a.line_text(c.line),
+                hidden: a.hidden_launches.contains(&c.line),
             })
             .collect(),
         fn_caps: a.fn_caps.clone(),
@@ -448,6 +455,8 @@ struct Analyzer<'s, 't> {
     socket_to_const: Option<u32>,
     /// A shell (`cmd.exe`, `/bin/sh`, `powershell`) started with its input piped in.
     piped_shell: Option<u32>,
+    /// Lines of process calls that start their program out of sight ([`HIDDEN_LAUNCH`]).
+    hidden_launches: HashSet<u32>,
     /// Identifiers written with look-alike characters (`O0O0l11lO1`), as obfuscators name
     /// things; at most a few are kept.
     confusable_names: Vec<(String, u32)>,
@@ -568,6 +577,7 @@ impl<'s, 't> Analyzer<'s, 't> {
             fronting: None,
             socket_to_const: None,
             piped_shell: None,
+            hidden_launches: HashSet::new(),
             confusable_names: Vec::new(),
         }
     }
@@ -1279,6 +1289,18 @@ impl<'s, 't> Analyzer<'s, 't> {
             if self.written.iter().any(|w| runs_file(args, w)) || programs.iter().any(|w| names_word(args, w)) {
                 return Some(*line);
             }
+            // A written script named in a command line that also names an interpreter, however
+            // the line is put together (`'"' + sys.executable[:-4] + 'w.exe" "' + tmp + r'\s.py"'`).
+            let lower = args.to_ascii_lowercase();
+            let interpreter = ["sys.executable", "python", "powershell", "wscript", "cscript", "cmd", "bash"].iter().any(|k| lower.contains(k));
+            if interpreter
+                && self.written.iter().any(|w| {
+                    let name = w.rsplit(['/', '\\']).next().unwrap_or(w);
+                    is_file_name(name) && name.contains('.') && args.contains(name)
+                })
+            {
+                return Some(*line);
+            }
         }
         None
     }
@@ -1697,6 +1719,9 @@ impl<'s, 't> Analyzer<'s, 't> {
             && let Some(args) = args
         {
             let lower = self.expanded(args).to_ascii_lowercase();
+            if self.hidden_launches.len() < 64 && HIDDEN_LAUNCH.iter().any(|k| lower.contains(k)) {
+                self.hidden_launches.insert(line);
+            }
             if self.piped_shell.is_none() && lower.contains("stdin=") {
                 let mut cursor = args.walk();
                 let first = args.named_children(&mut cursor).find(|a| a.kind_str() != "keyword_argument");
@@ -2621,6 +2646,22 @@ pub fn classify(name: &str) -> Vec<Cap> {
     caps
 }
 
+/// What in a command line or a process call's options means the program starts out of sight
+/// (or is a second interpreter).
+const HIDDEN_LAUNCH: &[&str] = &[
+    "sys.executable",
+    "python",
+    "startfile",
+    "detached_process",
+    "create_no_window",
+    "start_new_session",
+    "start \"\"",
+    "\"start ",
+    "'start ",
+    "-windowstyle hidden",
+    "-w hidden",
+];
+
 /// Evidence of one capability: where it was seen, and whether only through a function call.
 #[derive(Clone, Debug)]
 pub(crate) struct Ev {
@@ -2629,6 +2670,9 @@ pub(crate) struct Ev {
     pub excerpt: String,
     pub indirect: bool,
     pub process: bool,
+    /// The program is started out of sight: detached, without a window, through `start`, or
+    /// the interpreter itself (read from the whole call, which may span lines).
+    pub hidden: bool,
 }
 
 /// The finding for what runs while a package installs (setup.py) or is imported (`__init__`):
@@ -2715,10 +2759,7 @@ pub(crate) fn behaviour(
             // Starting Python itself, a detached or hidden program, or a file by association
             // has no place in an import: version lookups run `git`, not a second interpreter.
             let lower = r.excerpt.to_ascii_lowercase();
-            let hidden =
-                ["sys.executable", "python", "startfile", "detached_process", "create_no_window", "start_new_session", "start \"\""]
-                    .iter()
-                    .any(|k| lower.contains(k));
+            let hidden = r.hidden || HIDDEN_LAUNCH.iter().any(|k| lower.contains(k));
             Some(at(
                 &r,
                 "py-import-process".to_string(),
@@ -2774,6 +2815,7 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
         excerpt: a.line_text(c.line),
         indirect: c.indirect,
         process: c.caps.contains(&Cap::Process),
+        hidden: a.hidden_launches.contains(&c.line),
     };
     let net = now(Cap::Network).map(ev);
     let run = now(Cap::Process).or_else(|| now(Cap::DynamicExec)).map(ev);

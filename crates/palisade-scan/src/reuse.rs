@@ -26,6 +26,7 @@ pub(crate) struct Analysis {
     pub findings: Vec<Finding>,
     pub module: Option<ModuleFacts>,
     pub has_network: bool,
+    pub runs_programs: bool,
     pub parse_later: bool,
 }
 
@@ -71,6 +72,7 @@ impl Reuse {
             findings: Vec::new(),
             module: python::parse_module(path, data, ctx),
             has_network: false,
+            runs_programs: false,
             parse_later: false,
         })
         .module
@@ -121,6 +123,7 @@ fn fresh(path: &str, data: &[u8], ctx: Context, is_pth: bool, parse_allowed: boo
     let mut facts = python::analyze(path, data, ctx, is_pth, parse_allowed);
     Analysis {
         has_network: facts.has_network(),
+        runs_programs: facts.runs_programs(),
         findings: std::mem::take(&mut facts.findings),
         module: facts.module.take(),
         parse_later: facts.parse_later,

@@ -698,3 +698,28 @@ fn credential_stores_and_persistence_weigh_more_beside_the_network() {
     let f = r.findings.iter().find(|f| f.rule == "cred-discord-token").expect("token store");
     assert_eq!(f.severity, Severity::High);
 }
+
+#[test]
+fn stagers_and_hidden_launches_in_modules_the_import_runs() {
+    // A module imported by __init__ that starts PowerShell hidden, the option on a later line.
+    let module = "import subprocess\nsubprocess.Popen([\n    'powershell.exe', '-File', 'x.ps1'],\n    creationflags=subprocess.CREATE_NO_WINDOW)\n";
+    let data = wheel(&[
+        ("quiet/__init__.py", "from . import boot\n"),
+        ("quiet/boot.py", module),
+        ("quiet-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: quiet\nVersion: 1.0\n"),
+    ]);
+    let r = scanner().scan_bytes(&data, "quiet-1.0-py3-none-any.whl");
+    let f = r.findings.iter().find(|f| f.rule == "py-import-process").expect("process at import");
+    assert_eq!(f.severity, Severity::High, "{:#?}", r.findings);
+    // A PowerShell stager kept by a module that starts programs.
+    let stager = "import subprocess\nCODE = '''$c = [Convert]::FromBase64String($b)\nInvoke-Expression $cmd'''\ndef go(p):\n    subprocess.Popen(['powershell.exe', '-File', p])\n";
+    let data = wheel(&[
+        ("quiet/__init__.py", ""),
+        ("quiet/stage.py", stager),
+        ("quiet-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: quiet\nVersion: 1.0\n"),
+    ]);
+    let r = scanner().scan_bytes(&data, "quiet-1.0-py3-none-any.whl");
+    let f = r.findings.iter().find(|f| f.rule == "win-powershell-encoded").expect("stager");
+    assert_eq!(f.severity, Severity::Critical);
+    assert!(r.verdict >= Verdict::Suspicious);
+}

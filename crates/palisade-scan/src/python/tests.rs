@@ -799,3 +799,33 @@ fn download_and_run_reached_from_the_import_keeps_its_weight() {
     let f = facts.findings.iter().find(|f| f.rule == "py-import-download-exec").expect("download and run");
     assert_eq!(f.severity, Severity::High);
 }
+
+#[test]
+fn programs_started_out_of_sight_at_import_weigh_high() {
+    // The option that hides the window sits on a later line of the call.
+    let code = "import subprocess\nsubprocess.Popen([\n    'powershell.exe', '-File', 'x.ps1'],\n    creationflags=subprocess.CREATE_NO_WINDOW)\n";
+    let facts = analyze("demo/__init__.py", code.as_bytes(), Context::Import, false, true);
+    let f = facts.findings.iter().find(|f| f.rule == "py-import-process").expect("process at import");
+    assert_eq!(f.severity, Severity::High);
+    let start = "import os\nos.system(f\"start {os.environ['TEMP']}\\\\a.exe\")\n";
+    let facts = analyze("demo/__init__.py", start.as_bytes(), Context::Import, false, true);
+    let f = facts.findings.iter().find(|f| f.rule == "py-import-process").expect("process at import");
+    assert_eq!(f.severity, Severity::High);
+    // A version lookup through git stays medium.
+    let git = "import subprocess\nrev = subprocess.check_output(['git', 'rev-parse', 'HEAD'])\n";
+    let facts = analyze("demo/__init__.py", git.as_bytes(), Context::Import, false, true);
+    let f = facts.findings.iter().find(|f| f.rule == "py-import-process").expect("process at import");
+    assert_eq!(f.severity, Severity::Medium);
+}
+
+#[test]
+fn decoded_script_run_by_an_interpreter_named_in_pieces() {
+    let code = r#"
+import os, base64, subprocess, sys
+with open(os.path.expandvars(r'%TEMP%') + r'\stage.py', 'wb') as f:
+    f.write(base64.b64decode('cHJpbnQoMSk='))
+subprocess.Popen('"' + sys.executable[:-4] + 'w.exe' + '" "' + os.path.expandvars(r'%TEMP%') + r'\stage.py' + '"', shell=True)
+"#;
+    let found = rules("demo-1.0/demo/__init__.py", code, Context::Import);
+    assert!(found.contains(&"py-drop-run".to_string()), "{found:?}");
+}
