@@ -65,6 +65,7 @@ const OBFUSCATION_RULES: &[&str] = &[
     "py-hidden-endpoint",
     "py-unicode-identifiers",
     "py-confusable-names",
+    "py-hidden-import",
     "obf-exec-import-chain",
 ];
 

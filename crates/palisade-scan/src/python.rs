@@ -459,6 +459,8 @@ struct Analyzer<'s, 't> {
     hidden_launches: HashSet<u32>,
     /// Downloaded data written to a file (`f.write(response.text)`).
     network_write: Option<u32>,
+    /// A module imported by a name decoded at run time (`__import__("".join(chr(c ^ k) ...))`).
+    hidden_import: Option<u32>,
     /// Identifiers written with look-alike characters (`O0O0l11lO1`), as obfuscators name
     /// things; at most a few are kept.
     confusable_names: Vec<(String, u32)>,
@@ -581,6 +583,7 @@ impl<'s, 't> Analyzer<'s, 't> {
             piped_shell: None,
             hidden_launches: HashSet::new(),
             network_write: None,
+            hidden_import: None,
             confusable_names: Vec::new(),
         }
     }
@@ -1295,7 +1298,8 @@ impl<'s, 't> Analyzer<'s, 't> {
             // A written script named in a command line that also names an interpreter, however
             // the line is put together (`'"' + sys.executable[:-4] + 'w.exe" "' + tmp + r'\s.py"'`).
             let lower = args.to_ascii_lowercase();
-            let interpreter = ["sys.executable", "python", "powershell", "wscript", "cscript", "cmd", "bash"].iter().any(|k| lower.contains(k));
+            let interpreter =
+                ["sys.executable", "python", "powershell", "wscript", "cscript", "cmd", "bash"].iter().any(|k| lower.contains(k));
             if interpreter
                 && self.written.iter().any(|w| {
                     let name = w.rsplit(['/', '\\']).next().unwrap_or(w);
@@ -1714,6 +1718,15 @@ impl<'s, 't> Analyzer<'s, 't> {
             && self.subtree_has(a, Cap::Network)
         {
             self.network_write = Some(line);
+        }
+        if self.hidden_import.is_none()
+            && matches!(name.as_str(), "__import__" | "importlib.import_module")
+            && let Some(a) = args
+            && let Some(first) = a.named_child(0)
+            && first.kind_str() != "string"
+            && (self.subtree_has(first, Cap::Decode) || is_char_decoding(self.text(first)) || self.rebuilds_text(first))
+        {
+            self.hidden_import = Some(line);
         }
         // `pickle.loads(zlib.decompress(b"x\xda..."))`: unpickling runs code, and a pickle
         // kept as an encoded literal in the source is a payload.
@@ -2855,7 +2868,7 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
     // Findings tied to one line: (where, rule, severity, message).
     // Several names in look-alike characters: obfuscator output.
     let confusable = (a.confusable_names.len() >= 4).then(|| a.confusable_names[0].1);
-    let at_line: [(Option<u32>, &str, Severity, String); 16] = [
+    let at_line: [(Option<u32>, &str, Severity, String); 17] = [
         // Shapes that are malicious wherever they sit: what they do has no honest reading.
         (
             dropped,
@@ -2935,6 +2948,12 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
             "py-reverse-shell",
             Severity::Critical,
             "connects a socket to a host written into the code and starts a shell whose input is piped: a reverse shell that takes commands from that host".into(),
+        ),
+        (
+            a.hidden_import,
+            "py-hidden-import",
+            eager_or(Severity::High),
+            "imports a module whose name is decoded at run time: what the code uses is kept from readers".into(),
         ),
         (
             a.fronting,

@@ -702,7 +702,8 @@ fn credential_stores_and_persistence_weigh_more_beside_the_network() {
 #[test]
 fn stagers_and_hidden_launches_in_modules_the_import_runs() {
     // A module imported by __init__ that starts PowerShell hidden, the option on a later line.
-    let module = "import subprocess\nsubprocess.Popen([\n    'powershell.exe', '-File', 'x.ps1'],\n    creationflags=subprocess.CREATE_NO_WINDOW)\n";
+    let module =
+        "import subprocess\nsubprocess.Popen([\n    'powershell.exe', '-File', 'x.ps1'],\n    creationflags=subprocess.CREATE_NO_WINDOW)\n";
     let data = wheel(&[
         ("quiet/__init__.py", "from . import boot\n"),
         ("quiet/boot.py", module),

@@ -803,7 +803,8 @@ fn download_and_run_reached_from_the_import_keeps_its_weight() {
 #[test]
 fn programs_started_out_of_sight_at_import_weigh_high() {
     // The option that hides the window sits on a later line of the call.
-    let code = "import subprocess\nsubprocess.Popen([\n    'powershell.exe', '-File', 'x.ps1'],\n    creationflags=subprocess.CREATE_NO_WINDOW)\n";
+    let code =
+        "import subprocess\nsubprocess.Popen([\n    'powershell.exe', '-File', 'x.ps1'],\n    creationflags=subprocess.CREATE_NO_WINDOW)\n";
     let facts = analyze("demo/__init__.py", code.as_bytes(), Context::Import, false, true);
     let f = facts.findings.iter().find(|f| f.rule == "py-import-process").expect("process at import");
     assert_eq!(f.severity, Severity::High);
@@ -854,4 +855,13 @@ go()
     let cache = "import pickle, zlib, subprocess\ndef load(p):\n    return pickle.loads(zlib.decompress(open(p, 'rb').read()))\n";
     let found = rules("demo-1.0/demo/__init__.py", cache, Context::Import);
     assert!(!found.contains(&"py-decode-exec".to_string()), "{found:?}");
+}
+
+#[test]
+fn modules_imported_by_decoded_names() {
+    let code = "m = __import__(''.join(chr(a ^ b) for a, b in zip(b'\\x13*', b'gC')))\n";
+    let found = rules("demo-1.0/demo/__init__.py", code, Context::Import);
+    assert!(found.contains(&"py-hidden-import".to_string()), "{found:?}");
+    let plugin = "import importlib\ndef load(name):\n    return importlib.import_module(name)\nimport subprocess\n";
+    assert!(!rules("demo-1.0/demo/__init__.py", plugin, Context::Import).contains(&"py-hidden-import".to_string()));
 }
