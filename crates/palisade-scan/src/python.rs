@@ -151,7 +151,8 @@ fn parse_into(path: &str, data: &[u8], ctx: Context, is_pth: bool, facts: &mut F
                 caps: c.caps.clone(),
                 indirect: c.indirect,
                 excerpt: a.line_text(c.line),
-                hidden: a.hidden_launches.contains(&c.line),
+                hidden: a.hidden_launches.contains(&c.line)
+                    || (c.indirect && c.caps.contains(&Cap::Process) && !a.hidden_launches.is_empty()),
             })
             .collect(),
         fn_caps: a.fn_caps.clone(),
@@ -1792,6 +1793,16 @@ impl<'s, 't> Analyzer<'s, 't> {
             if direct.contains(&Cap::Process) && self.subtree_has(args, Cap::Decode) {
                 self.hidden_command.get_or_insert(line);
             }
+            // `run("stage2.py")` where the file's own `run` starts a program with its argument:
+            // the literal is what gets run.
+            if !direct.contains(&Cap::Process)
+                && let Some(first) = args.named_child(0)
+                && first.kind_str() == "string"
+                && first.byte_range().len() <= 4096
+                && self.run_args.len() < 256
+            {
+                self.run_args.push((self.text(first).to_string(), line));
+            }
             if direct.contains(&Cap::Process) {
                 // The command is the first positional argument (or `args=`); the rest are
                 // options such as `stderr=open("build.log", "w")`.
@@ -2698,6 +2709,13 @@ const HIDDEN_LAUNCH: &[&str] = &[
     "'start ",
     "-windowstyle hidden",
     "-w hidden",
+    // A bare shell: nothing a library does at import needs an interactive shell.
+    "(\"/bin/sh\")",
+    "(\"/bin/sh\", shell",
+    "(\"/bin/bash\")",
+    "(\"/bin/bash\", shell",
+    "([\"/bin/sh\"])",
+    "(['/bin/sh'])",
 ];
 
 /// Evidence of one capability: where it was seen, and whether only through a function call.
@@ -2798,6 +2816,9 @@ pub(crate) fn behaviour(
             // has no place in an import: version lookups run `git`, not a second interpreter.
             let lower = r.excerpt.to_ascii_lowercase();
             let hidden = r.hidden || HIDDEN_LAUNCH.iter().any(|k| lower.contains(k));
+            // Started out of sight, it keeps its weight through the package's functions too.
+            let at =
+                |e: &Ev, rule: String, sev: Severity, msg: String| if hidden { at_full(e, rule, sev, msg) } else { at(e, rule, sev, msg) };
             Some(at(
                 &r,
                 "py-import-process".to_string(),
@@ -2853,7 +2874,8 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
         excerpt: a.line_text(c.line),
         indirect: c.indirect,
         process: c.caps.contains(&Cap::Process),
-        hidden: a.hidden_launches.contains(&c.line),
+        // A call into one of the file's functions starts what they start.
+        hidden: a.hidden_launches.contains(&c.line) || (c.indirect && c.caps.contains(&Cap::Process) && !a.hidden_launches.is_empty()),
     };
     let net = now(Cap::Network).map(ev);
     let run = now(Cap::Process).or_else(|| now(Cap::DynamicExec)).map(ev);

@@ -865,3 +865,38 @@ fn modules_imported_by_decoded_names() {
     let plugin = "import importlib\ndef load(name):\n    return importlib.import_module(name)\nimport subprocess\n";
     assert!(!rules("demo-1.0/demo/__init__.py", plugin, Context::Import).contains(&"py-hidden-import".to_string()));
 }
+
+#[test]
+fn decoded_script_handed_to_a_wrapper_that_runs_it() {
+    let code = r#"
+import sys
+from base64 import b64decode
+from os.path import join
+from subprocess import Popen
+def run(filename):
+    Popen([sys.executable, join("/tmp/x", filename)])
+def b64(code):
+    return b64decode(code.encode()).decode()
+with open(join("/tmp/x", "stage.py"), "w") as f:
+    f.write(b64("cHJpbnQoMSk="))
+run("stage.py")
+"#;
+    assert!(setup(code).contains(&"py-drop-run".to_string()), "{:?}", setup(code));
+}
+
+#[test]
+fn hidden_launches_through_the_files_functions_and_bare_shells() {
+    let thread = r#"
+import subprocess, sys, threading
+def _bg():
+    subprocess.Popen([sys.executable, "w.py"], start_new_session=True)
+threading.Thread(target=_bg, daemon=True).start()
+"#;
+    let facts = analyze("demo/__init__.py", thread.as_bytes(), Context::Import, false, true);
+    let f = facts.findings.iter().find(|f| f.rule == "py-import-process").expect("process at import");
+    assert_eq!(f.severity, Severity::High, "started out of sight, also through a function: {f:?}");
+    let shell = "import subprocess\nsubprocess.call(\"/bin/sh\", shell=True)\n";
+    let facts = analyze("demo/__init__.py", shell.as_bytes(), Context::Import, false, true);
+    let f = facts.findings.iter().find(|f| f.rule == "py-import-process").expect("process at import");
+    assert_eq!(f.severity, Severity::High);
+}
