@@ -2344,6 +2344,14 @@ fn is_file_name(v: &str) -> bool {
 
 /// Text built from character codes: `chr(...)` with `ord`, `^`, or mapped over numbers.
 fn is_char_decoding(t: &str) -> bool {
+    // Obfuscators space their calls out (`chr (ord (c) - 2048)`): read them closed up.
+    let spaced;
+    let t = if t.contains("chr (") || t.contains("ord (") {
+        spaced = t.replace("chr (", "chr(").replace("ord (", "ord(");
+        spaced.as_str()
+    } else {
+        t
+    };
     t.contains("chr(") && (t.contains("ord(") || t.contains('^') || t.contains("map(chr") || t.contains("for ")) || t.contains("map(chr")
 }
 

@@ -900,3 +900,16 @@ threading.Thread(target=_bg, daemon=True).start()
     let f = facts.findings.iter().find(|f| f.rule == "py-import-process").expect("process at import");
     assert_eq!(f.severity, Severity::High);
 }
+
+#[test]
+fn spaced_out_decoders_still_decode() {
+    // The layout an obfuscator gives its string decoder: calls spaced out, then `eval`.
+    let code = r#"
+import os
+def l111_ (s):
+    l1lll_ = str () .join ([chr (ord (c) - 2048 - (i + 7) % 7) for i, c in enumerate (s)])
+    return eval (l1lll_)
+os.system(l111_ (u"xyz"))
+"#;
+    assert!(setup(code).contains(&"py-hidden-command".to_string()), "{:?}", setup(code));
+}
