@@ -62,6 +62,7 @@ def core_metadata(
     requires_python: str | None = None,
     requires_dist: tuple[str, ...] | list[str] = (),
     extra_headers: tuple[tuple[str, str], ...] | list[tuple[str, str]] = (),
+    description: str | None = None,
 ) -> str:
     lines = [
         f"Metadata-Version: {metadata_version}",
@@ -75,7 +76,7 @@ def core_metadata(
         lines.append(f"Requires-Dist: {req}")
     for key, value in extra_headers:
         lines.append(f"{key}: {value}")
-    return "\n".join(lines) + "\n\n"
+    return "\n".join(lines) + "\n\n" + (description or "")
 
 
 @dataclass
@@ -102,6 +103,8 @@ class WheelBuilder:
     omit_metadata: bool = False
     compress: bool = True
     init_source: str | None = None  # replaces the generated `<module>/__init__.py`
+    extra_headers: list[tuple[str, str]] = field(default_factory=list)  # more metadata fields
+    description: str | None = None  # the metadata's body
 
     @property
     def module(self) -> str:
@@ -122,6 +125,8 @@ class WheelBuilder:
             summary=self.summary,
             requires_python=self.requires_python,
             requires_dist=self.requires_dist,
+            extra_headers=self.extra_headers,
+            description=self.description,
         )
 
     def metadata_bytes(self) -> bytes:

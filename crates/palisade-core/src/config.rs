@@ -131,6 +131,68 @@ pub struct Config {
     pub sharing: SharingConfig,
     /// Connection handling: time-outs and caps against slow and flooding clients.
     pub http: HttpConfig,
+    /// The vulnerability disclosure policy served at `/.well-known/security.txt` (RFC 9116);
+    /// without the section, no such file is served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_txt: Option<SecurityTxt>,
+}
+
+/// `[security_txt]`: what `/.well-known/security.txt` says (RFC 9116). `canonical` is added from
+/// `public_url` when it is set.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityTxt {
+    /// How to report a vulnerability: `mailto:`, `https:` or `tel:` URIs, most preferred first.
+    pub contact: Vec<String>,
+    /// When the file stops being valid, RFC 3339 (`2027-12-31T23:59:59Z`); RFC 9116 asks for
+    /// less than a year ahead.
+    pub expires: String,
+    /// The disclosure policy's address (`https:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// Languages reports may be written in (`en, de`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_languages: Option<String>,
+    /// The security acknowledgments page (`https:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledgments: Option<String>,
+}
+
+impl SecurityTxt {
+    /// The expiry as a timestamp; `validate` has checked that it parses.
+    pub fn expires_at(&self) -> Option<jiff::Timestamp> {
+        self.expires.parse().ok()
+    }
+
+    fn validate(&self, errors: &mut Vec<String>) {
+        if self.contact.is_empty() {
+            errors.push("security_txt.contact: list at least one mailto:, https: or tel: address".into());
+        }
+        let single_line = |v: &str| !v.is_empty() && !v.chars().any(char::is_control);
+        for c in &self.contact {
+            if !single_line(c) || !["mailto:", "https://", "tel:"].iter().any(|p| c.starts_with(p)) {
+                errors.push(format!("security_txt.contact {c:?}: expected a mailto:, https:// or tel: URI"));
+            }
+        }
+        if self.expires_at().is_none() {
+            errors.push(format!("security_txt.expires = {:?}: expected an RFC 3339 time such as 2027-12-31T23:59:59Z", self.expires));
+        }
+        for (key, value) in [("policy", &self.policy), ("acknowledgments", &self.acknowledgments)] {
+            if let Some(v) = value
+                && (!single_line(v) || !v.starts_with("https://"))
+            {
+                errors.push(format!("security_txt.{key} = {v:?}: expected an https:// URL"));
+            }
+        }
+        if let Some(v) = &self.preferred_languages
+            && !v.split(',').all(|l| {
+                let l = l.trim();
+                !l.is_empty() && l.len() <= 35 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+        {
+            errors.push(format!("security_txt.preferred_languages = {v:?}: expected language tags separated by commas (en, de)"));
+        }
+    }
 }
 
 /// Time-outs and caps on connections and request bodies (see docs/security.md, "Hostile
@@ -904,6 +966,7 @@ impl Default for Config {
             disclosure: DisclosureConfig::default(),
             sharing: SharingConfig::default(),
             http: HttpConfig::default(),
+            security_txt: None,
         }
     }
 }
@@ -1004,6 +1067,9 @@ impl Config {
             }
         }
         self.sharing.validate(&mut errors);
+        if let Some(s) = &self.security_txt {
+            s.validate(&mut errors);
+        }
         if !(5..=3600).contains(&self.jobs.lease_secs) {
             errors.push(format!("jobs.lease_secs = {}: expected 5 to 3600", self.jobs.lease_secs));
         }
@@ -1084,6 +1150,9 @@ impl Config {
 
 /// A TOML syntax error by line and column, without the excerpt of the line that toml's own
 /// message shows: that line may hold the SMTP password.
+/// List keys of optional sections, which the defaults do not show.
+const OPTIONAL_LISTS: &[&str] = &["security_txt.contact"];
+
 /// Keys whose values are secrets, never repeated in an error.
 const SECRET_KEYS: &[&str] = &["database.url", "smtp.password", "storage.secret_access_key"];
 
@@ -1101,6 +1170,7 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> String {
 /// the type of its default; returns the keys set, with their variables, to name them in errors.
 fn apply_env(value: &mut toml::Value, env: impl Fn(&str) -> Option<String>, errors: &mut Vec<String>) -> Vec<(&'static str, &'static str)> {
     let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+    let empty_list = toml::Value::Array(Vec::new());
     let mut set = Vec::new();
     let Some(table) = value.as_table_mut() else { return set };
     for &(var, key) in ENV_VARS {
@@ -1113,6 +1183,9 @@ fn apply_env(value: &mut toml::Value, env: impl Fn(&str) -> Option<String>, erro
             Some(s) => defaults.get(s).and_then(|t| t.as_table()).and_then(|t| t.get(leaf)),
             None => defaults.get(leaf),
         };
+        // A list in a section with no default (`[security_txt]`) has no default to take its
+        // type from.
+        let default = if OPTIONAL_LISTS.contains(&key) { Some(&empty_list) } else { default };
         let value = match default {
             Some(toml::Value::Integer(_)) => match raw.trim().parse::<i64>() {
                 Ok(n) if n >= 0 => toml::Value::Integer(n),

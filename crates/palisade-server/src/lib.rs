@@ -1,7 +1,7 @@
 //! The Palisade HTTP server: routes by area over `palisade_core`. `pypi` speaks PyPI's protocols
 //! (simple API, files, JSON API, twine's upload, the Integrity API); `accounts`, `projects`, `review`,
-//! `trusted_publishing` and `disclosure` are Palisade's own JSON API; `transparency` serves the log; `ops` has health, metrics and
-//! request logging; `http` holds what every area shares (the error type, the credential
+//! `trusted_publishing` and `disclosure` are Palisade's own JSON API; `transparency` serves the log; `web` is the web interface
+//! (server-rendered pages); `ops` has health, metrics and request logging; `http` holds what every area shares (the error type, the credential
 //! extractor, body limits, the connection listener). It never prints and never exits the
 //! process; the binary decides that.
 
@@ -15,6 +15,7 @@ mod review;
 mod sharing;
 mod transparency;
 mod trusted_publishing;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -115,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         .merge(transparency::routes())
         .merge(sharing::routes())
         .merge(ops::routes())
+        .merge(web::routes())
         .fallback(|| async { http::error::not_found("not found") })
         .layer(middleware::from_fn_with_state(state.clone(), http::limits::bound_body))
         .layer(middleware::from_fn_with_state(state.clone(), http::limits::cap_per_client))

@@ -1155,6 +1155,8 @@ async fn journal(tx: &mut Transaction<'static, Any>, project: &Project, action: 
 }
 
 mod accounts;
+mod browse;
+pub use browse::ProjectCard;
 mod copy;
 pub use copy::Counts;
 mod jobs;

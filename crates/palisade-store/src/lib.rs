@@ -16,7 +16,7 @@ pub mod testing;
 pub use blobs::{BlobInfo, BlobStore, BlobStream, BucketConfig, LocalBlob, Storage, StoredBlob, TempBlob};
 pub use db::{
     Counts, Db, Engine, FeedChanges, FeedRow, LimiterEvent, LogEntry, NewAdvisory, NewAttestation, NewFile, NewObservation, NewScan,
-    Observation, PublishOutcome, StoredAdvisory, StoredAttestation, StoredCheckpoint, Waiver, now_micros, sqlite_url,
+    Observation, ProjectCard, PublishOutcome, StoredAdvisory, StoredAttestation, StoredCheckpoint, Waiver, now_micros, sqlite_url,
 };
 pub use error::StoreError;
 pub use models::*;

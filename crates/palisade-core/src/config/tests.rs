@@ -225,8 +225,21 @@ macro_rules! keys {
 }
 
 /// The tables (`[scan]`) inside `Config`: sections, not keys.
-const SECTIONS: &[&str] =
-    &["database", "storage", "jobs", "scan", "accounts", "smtp", "oidc", "attestations", "transparency", "disclosure", "sharing", "http"];
+const SECTIONS: &[&str] = &[
+    "database",
+    "storage",
+    "jobs",
+    "scan",
+    "accounts",
+    "smtp",
+    "oidc",
+    "attestations",
+    "transparency",
+    "disclosure",
+    "sharing",
+    "http",
+    "security_txt",
+];
 
 /// Every key, with its section ("" for the top level; `disclosure.partners` for a partner's keys).
 fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
@@ -234,7 +247,7 @@ fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
     let lists = [
         keys!("": Config { listen, data_dir, max_upload_bytes, max_uncompressed_bytes, max_description_bytes, public_url, log,
             journal_poll_ms, sweep_young_blobs, client_ip_header, database, storage, jobs, scan, accounts, smtp, oidc, attestations,
-            transparency, disclosure, sharing, http }),
+            transparency, disclosure, sharing, http, security_txt }),
         keys!("database": DatabaseConfig { url, pool_size }),
         keys!("storage": StorageConfig { url, endpoint, region, access_key_id, secret_access_key, allow_http,
             presigned_downloads_secs }),
@@ -257,6 +270,7 @@ fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
         keys!("disclosure": DisclosureConfig { enabled, partners }),
         keys!("disclosure.partners": DisclosurePartner { name, key_id_header, signature_header, keys_url, keys_ttl_secs, public_keys }),
         keys!("disclosure.partners.public_keys": PartnerKey { key_identifier, key }),
+        keys!("security_txt": SecurityTxt { contact, expires, policy, preferred_languages, acknowledgments }),
         keys!("http": HttpConfig { header_timeout_secs, idle_timeout_secs, body_timeout_secs, max_connections,
             max_connections_per_client }),
     ];
@@ -577,5 +591,25 @@ fn database_urls_are_checked_and_shown_without_passwords() {
     ] {
         let err = load(&format!("[database]\n{toml}")).unwrap_err().to_string();
         assert!(err.contains(why), "{toml}: {err}");
+    }
+}
+
+#[test]
+fn security_txt_is_checked() {
+    let ok = "[security_txt]\ncontact = [\"mailto:sec@example.org\"]\nexpires = \"2030-01-01T00:00:00Z\"\n";
+    let c = Config::load(ok, |_| None).unwrap();
+    assert_eq!(c.security_txt.unwrap().contact, ["mailto:sec@example.org"]);
+    assert!(Config::load("", |_| None).unwrap().security_txt.is_none());
+    let from_env = Config::load("", |k| match k {
+        env::PALISADE_SECURITY_TXT_CONTACT => Some("mailto:a@example.org, https://example.org/r".into()),
+        env::PALISADE_SECURITY_TXT_EXPIRES => Some("2030-01-01T00:00:00Z".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(from_env.security_txt.unwrap().contact, ["mailto:a@example.org", "https://example.org/r"]);
+    let bad = "[security_txt]\ncontact = [\"sec@example.org\"]\nexpires = \"next year\"\npolicy = \"http://x\"\n";
+    let err = Config::load(bad, |_| None).unwrap_err().to_string();
+    for part in ["security_txt.contact \"sec@example.org\"", "security_txt.expires = \"next year\"", "security_txt.policy"] {
+        assert!(err.contains(part), "{part} not in {err}");
     }
 }

@@ -86,8 +86,21 @@ const SHARDS: usize = 4;
 /// A project page: project and rendering.
 type PageKey = (String, Kind);
 
-/// A JSON API answer: project, and canonical version (`None`: the project's own answer).
-type JsonApiKey = (String, Option<String>);
+/// Which per-release document of a project a cached answer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Doc {
+    /// PyPI's JSON API answer.
+    JsonApi,
+    /// The web interface's project page.
+    WebPage,
+}
+
+/// What a document is about: the document, and the canonical version (`None`: the project's
+/// own answer, about its latest release).
+type DocId = (Doc, Option<String>);
+
+/// A cached document: project, and which of its documents.
+type JsonApiKey = (String, DocId);
 
 /// Weighs entries by the bytes they hold.
 #[derive(Clone)]
@@ -100,7 +113,7 @@ impl Weighter<PageKey, Arc<Page>> for ByBytes {
 }
 
 impl Weighter<JsonApiKey, Arc<Page>> for ByBytes {
-    fn weight(&self, (project, version): &JsonApiKey, page: &Arc<Page>) -> u64 {
+    fn weight(&self, (project, (_, version)): &JsonApiKey, page: &Arc<Page>) -> u64 {
         (project.len() + version.as_ref().map_or(0, String::len) + page.weight()) as u64
     }
 }
@@ -117,10 +130,10 @@ impl Lifecycle<JsonApiKey, Arc<Page>> for ReportEvictions {
     }
 }
 
-/// The versions of each project whose JSON API answers are cached (`None`: the project's own
-/// answer), so that dropping a project's answers touches only them. It lists exactly the keys in
-/// the cache: it changes only under its lock, together with the cache.
-type JsonApiIndex = HashMap<String, HashSet<Option<String>>>;
+/// The documents of each project that are cached (JSON API answers and web pages), so that
+/// dropping a project's documents touches only them. It lists exactly the keys in the cache: it
+/// changes only under its lock, together with the cache.
+type JsonApiIndex = HashMap<String, HashSet<DocId>>;
 
 pub struct IndexCache {
     pages: Cache<PageKey, Arc<Page>, ByBytes, DefaultHashBuilder, DefaultLifecycle<PageKey, Arc<Page>>>,
@@ -251,13 +264,33 @@ impl IndexCache {
     where
         F: std::future::Future<Output = Result<(Vec<u8>, i64), E>>,
     {
-        let key = (project.to_string(), version.map(str::to_string));
+        self.document(Doc::JsonApi, project, version, build).await
+    }
+
+    /// A project's document (JSON API answer or web page) about `version` (canonical; `None`: the
+    /// latest) from memory, or built by `build` (which returns the body and the project's serial)
+    /// and kept, with a gzip copy. Errors (404s) are not kept.
+    pub async fn document<E, F>(
+        &self,
+        doc: Doc,
+        project: &str,
+        version: Option<&str>,
+        build: impl FnOnce() -> F,
+    ) -> Result<(Arc<Page>, bool), E>
+    where
+        F: std::future::Future<Output = Result<(Vec<u8>, i64), E>>,
+    {
+        let key = (project.to_string(), (doc, version.map(str::to_string)));
         if let Some(p) = self.json_api.get(&key) {
             return Ok((p, true));
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let (body, serial) = build().await?;
-        let page = Arc::new(Page::new(body, "a", serial).with_gzip());
+        let tag = match doc {
+            Doc::JsonApi => "a",
+            Doc::WebPage => "w",
+        };
+        let page = Arc::new(Page::new(body, tag, serial).with_gzip());
         self.keep_json_api(generation, key, page.clone());
         Ok((page, false))
     }
@@ -268,9 +301,9 @@ impl IndexCache {
         // What the insertion evicts (the new answer itself, when it is too large to keep).
         let mut evicted = Vec::new();
         self.json_api.insert_with_lifecycle(key, page, &mut evicted);
-        for (project, version) in evicted {
+        for (project, doc) in evicted {
             if let Some(versions) = index.get_mut(&project) {
-                versions.remove(&version);
+                versions.remove(&doc);
                 if versions.is_empty() {
                     index.remove(&project);
                 }
@@ -478,7 +511,7 @@ mod tests {
         let of_p3 = cache.keeping.lock().get("p3").map_or(0, HashSet::len);
         cache.invalidate("p3");
         assert_eq!(cache.json_api.len(), before - of_p3);
-        assert!((0..200).all(|i| !cache.json_api.contains_key(&("p3".to_string(), Some(i.to_string())))));
+        assert!((0..200).all(|i| !cache.json_api.contains_key(&("p3".to_string(), (Doc::JsonApi, Some(i.to_string()))))));
         assert!(!cache.keeping.lock().contains_key("p3"));
     }
 

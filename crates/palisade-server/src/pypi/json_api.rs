@@ -125,7 +125,7 @@ fn respond(page: &Page, headers: &HeaderMap) -> Response {
 }
 
 /// Whether `Accept-Encoding` admits gzip: its own q-value if it is listed, else that of `*`.
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+pub(crate) fn accepts_gzip(headers: &HeaderMap) -> bool {
     let (mut gzip, mut any) = (None, None);
     for item in headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')) {
         let mut parts = item.split(';');
@@ -142,7 +142,7 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 
 /// PyPI's choice of "the" release: the highest version that is not a pre-release and not wholly
 /// yanked; failing that, the highest of all. `releases` is in PEP 440 order.
-fn latest<'r, 'a>(releases: &'r [PublicRelease<'a>]) -> Option<&'r PublicRelease<'a>> {
+pub(crate) fn latest<'r, 'a>(releases: &'r [PublicRelease<'a>]) -> Option<&'r PublicRelease<'a>> {
     let stable = |r: &&PublicRelease| {
         !r.files.iter().all(|f| f.yanked) && palisade_dist::parse_version(&r.version).is_ok_and(|v| !v.any_prerelease())
     };

@@ -13,7 +13,6 @@ pub mod upload;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::response::Redirect;
 use axum::routing::{get, post};
 
 use crate::{AppState, moved};
@@ -34,5 +33,5 @@ pub fn routes() -> Router<AppState> {
         .route("/integrity/{project}/{version}/{filename}/provenance", get(integrity::provenance))
         .route("/legacy/", post(upload::upload).layer(upload_limit))
         .route("/legacy", post(upload::upload).layer(upload_limit))
-        .route("/", get(|| async { Redirect::temporary("/simple/") }).post(upload::upload).layer(upload_limit))
+        .route("/", post(upload::upload).layer(upload_limit))
 }

@@ -1,0 +1,96 @@
+//! The web interface: server-rendered pages at PyPI's paths (`/`, `/search/`, `/project/<name>/`,
+//! `/project/<name>/<version>/`), the stylesheet, and `/.well-known/security.txt`.
+//!
+//! Pages are rendered from templates compiled into the binary (`templates`), every value
+//! autoescaped; the only markup taken from users is a project's description, rendered from
+//! Markdown and then sanitized (`markdown`). Every answer of this area carries the browser
+//! security headers (`security_headers`): a Content-Security-Policy that allows no inline script
+//! and no framing, `nosniff`, a referrer policy. Project pages are public, built from published
+//! files only (the rules of the JSON API), and cached per change like the index pages.
+
+mod assets;
+mod home;
+mod markdown;
+mod project;
+mod security_txt;
+mod templates;
+
+use axum::Router;
+use axum::extract::OriginalUri;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home::home))
+        .route("/search/", get(home::search))
+        .route("/search", get(add_slash))
+        .route("/project/{name}/", get(project::latest))
+        .route("/project/{name}", get(add_slash))
+        .route("/project/{name}/{version}/", get(project::release))
+        .route("/project/{name}/{version}", get(add_slash))
+        .route(assets::STYLESHEET, get(assets::stylesheet))
+        .route("/.well-known/security.txt", get(security_txt::serve))
+        .layer(middleware::map_response(security_headers))
+}
+
+/// What the browser may do with a page of ours: run scripts and load styles from this origin
+/// only (no inline script, no `eval`), show images from anywhere over HTTPS (descriptions embed
+/// badges), submit forms only here, and never be framed.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; font-src 'self'; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin"));
+    h.insert(HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin"));
+    h.insert(
+        HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+    );
+    response
+}
+
+/// `/project/demo` → `/project/demo/` (the query kept), as PyPI does.
+async fn add_slash(OriginalUri(uri): OriginalUri) -> Response {
+    let target = match uri.query() {
+        Some(q) => format!("{}/?{q}", uri.path()),
+        None => format!("{}/", uri.path()),
+    };
+    crate::moved(&target)
+}
+
+/// An HTML answer.
+fn html(status: StatusCode, body: impl Into<axum::body::Body>) -> Response {
+    let mut response = (status, body.into()).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response
+}
+
+/// The error page: the status, a heading and what went wrong, in the site's layout.
+fn error_page(state: &AppState, status: StatusCode, message: &str) -> Response {
+    let heading = match status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::BAD_REQUEST => "Bad request",
+        s if s.is_server_error() => "Something went wrong",
+        s => s.canonical_reason().unwrap_or("Error"),
+    };
+    let ctx = minijinja::context! { site => templates::ser(templates::site(state)), status => status.as_u16(), heading, message };
+    match templates::render("error.html", ctx) {
+        Ok(body) => html(status, body),
+        Err(_) => (status, message.to_string()).into_response(),
+    }
+}
+
+/// An API error turned into the error page (a 5xx says nothing of its cause: that is logged).
+fn from_api_error(state: &AppState, e: crate::http::error::ApiError) -> Response {
+    let message = if e.status.is_server_error() { "The server could not answer; try again later.".to_string() } else { e.message.clone() };
+    error_page(state, e.status, &message)
+}
