@@ -126,3 +126,32 @@ def _dump_server_logs_on_failure(request):
             + "\n".join(lines)
             + "\n----- end of palisade log -----\n"
         )
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (skips, saying why, without either)."""
+    from webtest import CHROMIUM
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (scripts/test installs it from tests/e2e/requirements.txt)")
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/test installs Debian's chromium package)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A page in a fresh browser context, recording any dialog a script opens (`page.dialogs`)."""
+    context = browser.new_context()
+    pg = context.new_page()
+    dialogs: list[str] = []
+    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    pg.dialogs = dialogs
+    yield pg
+    context.close()

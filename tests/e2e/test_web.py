@@ -13,18 +13,14 @@ npm registry. Without them the browser tests skip, saying why. Screenshots go to
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 import requests
 
 from distbuilder import WheelBuilder, file_sha256
+from webtest import axe_available, no_script_ran, screenshot, serious_accessibility_problems
 
-CHROMIUM = os.environ.get("PALISADE_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-AXE = os.environ.get("PALISADE_TEST_AXE")
 PAYLOAD = '<script>window.__xss=(window.__xss||0)+1</script><img src=x onerror="window.__xss=(window.__xss||0)+1">'
 
 DESCRIPTION = f"""# Widgets for the web
@@ -84,43 +80,6 @@ def site(server, module_clients, tmp_path_factory):
     r = server.api("POST", "/api/projects/web-old-thing/releases/2.0/yank", session, json={"reason": f"broken {PAYLOAD}"})
     assert r.status_code == 200, r.text
     return {"server": server, "files": files}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (scripts/test installs it from tests/e2e/requirements.txt)")
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/test installs Debian's chromium package)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    pg = context.new_page()
-    dialogs: list[str] = []
-    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    pg.dialogs = dialogs
-    yield pg
-    context.close()
-
-
-def screenshot(pg, name: str) -> None:
-    folder = os.environ.get("PALISADE_SCREENSHOT_DIR")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        pg.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
-
-
-def no_script_ran(pg) -> None:
-    assert pg.evaluate("window.__xss") is None, "an injected script ran"
-    assert pg.dialogs == []
 
 
 def test_project_page_shows_release_files_and_hashes(site, page):
@@ -254,7 +213,7 @@ def test_pages_fit_a_phone(site, browser):
 
 
 def test_no_serious_accessibility_violations(site, browser):
-    if not AXE or not Path(AXE).is_file():
+    if not axe_available():
         pytest.skip("axe-core is not installed (scripts/test fetches it from the npm registry; PALISADE_TEST_AXE)")
     srv = site["server"]
     # axe is injected as a script: the page's own CSP (rightly) forbids that, so this context
@@ -265,9 +224,7 @@ def test_no_serious_accessibility_violations(site, browser):
         problems = {}
         for path in ("/", "/search/?q=widgets", "/project/web-widgets/", "/project/web-old-thing/2.0/", "/project/nope/"):
             pg.goto(srv.url + path)
-            pg.add_script_tag(path=AXE)
-            result = pg.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-            bad = [f"{v['id']} ({v['impact']}): {v['help']}" for v in result["violations"] if v["impact"] in ("serious", "critical")]
+            bad = serious_accessibility_problems(pg)
             if bad:
                 problems[path] = bad
         assert not problems, problems

@@ -38,6 +38,13 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
+    /// A caller presenting a login session's secret (the web interface's session cookie), as
+    /// if it were sent in `Authorization`.
+    pub fn with_session(client: Client, secret: &str) -> Self {
+        let authorization = HeaderValue::from_str(&format!("Bearer {secret}")).ok();
+        Caller { client, authorization }
+    }
+
     /// Any valid credential: 401 without one (so clients prompt), 403 for a bad one, which is
     /// also counted against the client's address (429 once it has presented too many).
     pub async fn principal(&self, state: &AppState) -> ApiResult<Principal> {

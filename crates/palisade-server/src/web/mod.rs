@@ -1,5 +1,8 @@
 //! The web interface: server-rendered pages at PyPI's paths (`/`, `/search/`, `/project/<name>/`,
-//! `/project/<name>/<version>/`), the stylesheet, and `/.well-known/security.txt`.
+//! `/project/<name>/<version>/`, `/account/login/`, `/manage/account/`), the stylesheet, and
+//! `/.well-known/security.txt`. `session` says who the visitor is (the session cookie) and
+//! checks forms (CSRF); `account` is login and the account's pages, through the account API's
+//! own handlers.
 //!
 //! Pages are rendered from templates compiled into the binary (`templates`), every value
 //! autoescaped; the only markup taken from users is a project's description, rendered from
@@ -8,11 +11,13 @@
 //! and no framing, `nosniff`, a referrer policy. Project pages are public, built from published
 //! files only (the rules of the JSON API), and cached per change like the index pages.
 
+mod account;
 mod assets;
 mod home;
 mod markdown;
 mod project;
 mod security_txt;
+mod session;
 mod templates;
 
 use axum::Router;
@@ -20,7 +25,7 @@ use axum::extract::OriginalUri;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::AppState;
 
@@ -33,6 +38,14 @@ pub fn routes() -> Router<AppState> {
         .route("/project/{name}", get(add_slash))
         .route("/project/{name}/{version}/", get(project::release))
         .route("/project/{name}/{version}", get(add_slash))
+        .route("/account/login/", get(account::login_page).post(account::login))
+        .route("/account/login/second-factor/", get(account::second_factor_page).post(account::second_factor))
+        .route("/account/logout/", post(account::logout))
+        .route("/manage/account/", get(account::manage_account))
+        .route("/manage/account/tokens/", post(account::create_token))
+        .route("/manage/account/tokens/{id}/revoke/", post(account::revoke_token))
+        .route("/manage/account/totp/", post(account::totp_begin))
+        .route("/manage/account/totp/{id}/confirm/", post(account::totp_confirm))
         .route(assets::STYLESHEET, get(assets::stylesheet))
         .route("/.well-known/security.txt", get(security_txt::serve))
         .layer(middleware::map_response(security_headers))

@@ -16,6 +16,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("search.html", include_str!("../../templates/search.html")),
     ("project.html", include_str!("../../templates/project.html")),
     ("error.html", include_str!("../../templates/error.html")),
+    ("login.html", include_str!("../../templates/login.html")),
+    ("second_factor.html", include_str!("../../templates/second_factor.html")),
+    ("account.html", include_str!("../../templates/account.html")),
 ];
 
 fn environment() -> &'static Environment<'static> {
