@@ -164,3 +164,70 @@ def test_forms_from_other_sites_or_without_their_token_are_refused(server, brows
     # A page with account data is never cached.
     r = requests.get(f"{base}/manage/account/", cookies=jar, timeout=30)
     assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+
+
+def test_owners_yank_and_manage_collaborators_and_publishers(server, browser, module_clients, tmp_path):
+    base = local(server)
+    acct = server.create_user("webdave")
+    server.create_user("webcarol", two_factor=False)
+    token = server.create_token("webdave")
+    wheels = [WheelBuilder("web-managed", v).build(tmp_path / v) for v in ("1.0", "2.0")]
+    module_clients.twine_upload(server, token, *wheels)
+    context = browser.new_context(bypass_csp=True)
+    pg = context.new_page()
+    try:
+        log_in(pg, base, "webdave", acct["password"])
+        pg.wait_for_url(re.compile(r"/account/login/second-factor/"))
+        # Enrolment used the current time step; the next one is within the accepted skew.
+        pg.fill("#code", totp(acct["totp_secret"], offset=1))
+        pg.click("text=Verify")
+        pg.wait_for_url(f"{base}/manage/account/")
+        pg.goto(f"{base}/manage/projects/")
+        rows = [r.split() for r in pg.locator("table.list tbody tr").all_inner_texts()]
+        assert [r[:2] for r in rows] == [["web-managed", "owner"]], rows
+        pg.click("a:text-is('web-managed')")
+        pg.wait_for_url(f"{base}/manage/project/web-managed/")
+
+        # Yank 2.0 with a reason: installers and the public page see it; then un-yank.
+        pg.fill("#reason-1", "broken on Windows")
+        pg.click("text=Yank 2.0")
+        assert "Release 2.0 yanked" in pg.locator(".notice-ok").inner_text()
+        assert server.simple_json("web-managed").json()["files"][1]["yanked"] == "broken on Windows"
+        screenshot(pg, "manage-project")
+        if axe_available():
+            assert not serious_accessibility_problems(pg)
+        pg.goto(f"{base}/project/web-managed/2.0/")
+        assert "broken on Windows" in pg.locator(".banner-yanked").inner_text()
+        pg.goto(f"{base}/manage/project/web-managed/")
+        pg.click("text=Un-yank 2.0")
+        assert "no longer yanked" in pg.locator(".notice-ok").inner_text()
+        assert not server.simple_json("web-managed").json()["files"][1]["yanked"]
+
+        # Collaborators: add a maintainer, remove them; the last owner cannot leave.
+        pg.fill("#role-user", "webcarol")
+        pg.select_option("#role-role", "maintainer")
+        pg.click("text=Add or change role")
+        assert "webcarol is now maintainer" in pg.locator(".notice-ok").inner_text()
+        assert "webcarol" in pg.locator("section[aria-labelledby=roles] table").inner_text()
+        pg.click("text=Remove webcarol")
+        assert "webcarol no longer has a role" in pg.locator(".notice-ok").inner_text()
+        with pg.expect_response(lambda r: r.request.method == "POST") as answer:
+            pg.click("text=Remove webdave")
+        assert answer.value.status >= 400
+        assert "owner" in pg.locator(".error").inner_text()
+
+        # A trusted publisher, added and removed.
+        pg.fill("#pub-repo", "acme/web-managed")
+        pg.fill("#pub-workflow", "release.yml")
+        pg.click("text=Add publisher")
+        assert "Trusted publisher added" in pg.locator(".notice-ok").inner_text()
+        assert "acme/web-managed" in pg.locator("section[aria-labelledby=publishers]").inner_text()
+        pg.click("section[aria-labelledby=publishers] button:text('Remove')")
+        assert "removed" in pg.locator(".notice-ok").inner_text()
+        assert "None: uploads need an API token" in pg.locator("section[aria-labelledby=publishers]").inner_text()
+    finally:
+        context.close()
+    # A user with no role is turned away by the API's own authorization.
+    carol = server.login("webcarol")
+    r = requests.get(f"{base}/manage/project/web-managed/", cookies={"__Host-palisade_session": carol}, timeout=30)
+    assert r.status_code == 403

@@ -493,6 +493,16 @@ impl Db {
         .await?)
     }
 
+    /// The roles one user holds, by project name.
+    pub async fn user_roles(&self, user_id: i64) -> Result<Vec<RoleRow>, StoreError> {
+        Ok(sqlx::query_as::<_, RoleRow>(
+            "SELECT p.normalized AS project, u.name AS user_name, r.role FROM roles r JOIN projects p ON p.id = r.project_id JOIN users u ON u.id = r.user_id WHERE r.user_id = $1 ORDER BY p.normalized",
+        )
+        .bind(user_id)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
     pub async fn set_role(&self, normalized: &str, user: &str, role: Role, actor: &str) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let project = project_in(&mut tx, normalized).await?;

@@ -29,12 +29,12 @@ fn field<'a>(form: &'a FormData, name: &str) -> &'a str {
 }
 
 /// `/manage/...` pages are only for the signed-in: others go to the login page, and back after.
-fn to_login(next: &str) -> Response {
+pub(super) fn to_login(next: &str) -> Response {
     see_other(&format!("/account/login/?next={}", percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)))
 }
 
 /// `303 See Other`: where a form's answer sends the browser.
-fn see_other(location: &str) -> Response {
+pub(super) fn see_other(location: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(location) {
         r.headers_mut().insert(header::LOCATION, v);
@@ -48,7 +48,7 @@ fn safe_next(next: Option<&str>) -> &str {
         .unwrap_or("/manage/account/")
 }
 
-fn render(state: &AppState, status: StatusCode, template: &str, ctx: Value) -> Response {
+pub(super) fn render(state: &AppState, status: StatusCode, template: &str, ctx: Value) -> Response {
     match templates::render(template, ctx) {
         Ok(body) => {
             let mut r = html(status, body);

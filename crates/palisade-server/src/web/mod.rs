@@ -1,8 +1,9 @@
 //! The web interface: server-rendered pages at PyPI's paths (`/`, `/search/`, `/project/<name>/`,
-//! `/project/<name>/<version>/`, `/account/login/`, `/manage/account/`), the stylesheet, and
+//! `/project/<name>/<version>/`, `/account/login/`, `/manage/account/`, `/manage/projects/`,
+//! `/manage/project/<name>/`), the stylesheet, and
 //! `/.well-known/security.txt`. `session` says who the visitor is (the session cookie) and
 //! checks forms (CSRF); `account` is login and the account's pages, through the account API's
-//! own handlers.
+//! own handlers; `manage` is project management, through the project API's.
 //!
 //! Pages are rendered from templates compiled into the binary (`templates`), every value
 //! autoescaped; the only markup taken from users is a project's description, rendered from
@@ -14,6 +15,7 @@
 mod account;
 mod assets;
 mod home;
+mod manage;
 mod markdown;
 mod project;
 mod security_txt;
@@ -46,6 +48,15 @@ pub fn routes() -> Router<AppState> {
         .route("/manage/account/tokens/{id}/revoke/", post(account::revoke_token))
         .route("/manage/account/totp/", post(account::totp_begin))
         .route("/manage/account/totp/{id}/confirm/", post(account::totp_confirm))
+        .route("/manage/projects/", get(manage::projects_page))
+        .route("/manage/project/{name}/", get(manage::manage_project))
+        .route("/manage/project/{name}", get(add_slash))
+        .route("/manage/project/{name}/releases/{version}/yank/", post(manage::yank))
+        .route("/manage/project/{name}/releases/{version}/unyank/", post(manage::unyank))
+        .route("/manage/project/{name}/roles/", post(manage::set_role))
+        .route("/manage/project/{name}/roles/{user}/remove/", post(manage::remove_role))
+        .route("/manage/project/{name}/publishers/", post(manage::add_publisher))
+        .route("/manage/project/{name}/publishers/{id}/remove/", post(manage::remove_publisher))
         .route(assets::STYLESHEET, get(assets::stylesheet))
         .route("/.well-known/security.txt", get(security_txt::serve))
         .layer(middleware::map_response(security_headers))

@@ -19,6 +19,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("../../templates/login.html")),
     ("second_factor.html", include_str!("../../templates/second_factor.html")),
     ("account.html", include_str!("../../templates/account.html")),
+    ("projects.html", include_str!("../../templates/projects.html")),
+    ("manage_project.html", include_str!("../../templates/manage_project.html")),
 ];
 
 fn environment() -> &'static Environment<'static> {
