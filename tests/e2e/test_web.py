@@ -155,6 +155,13 @@ def test_start_page_and_search(site, page):
     screenshot(page, "search")
     page.goto(f"{srv.url}/search/?q=no-such-thing-anywhere")
     assert "No project matches" in page.locator("main").inner_text()
+    # The metadata's keys and descriptions are not searched: only names, summaries, keywords.
+    for query in ("summary", "requires_python", "table"):
+        page.goto(f"{srv.url}/search/?q={query}")
+        assert page.locator(".card-name").count() == 0, query
+    page.goto(f"{srv.url}/search/?q=web,")
+    assert page.locator(".card-name").all_inner_texts() == ["web-widgets"], "found by its keywords"
+
 
 
 def test_unknown_pages_and_spellings(site):

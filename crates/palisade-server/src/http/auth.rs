@@ -39,9 +39,10 @@ impl FromRequestParts<AppState> for Caller {
 
 impl Caller {
     /// A caller presenting a login session's secret (the web interface's session cookie), as
-    /// if it were sent in `Authorization`.
-    pub fn with_session(client: Client, secret: &str) -> Self {
-        let authorization = HeaderValue::from_str(&format!("Bearer {secret}")).ok();
+    /// if it were sent in `Authorization`; anything but a session secret presents nothing.
+    pub fn with_session(client: Client, secret: Option<&str>) -> Self {
+        let authorization =
+            secret.filter(|s| s.starts_with(SESSION_PREFIX)).and_then(|s| HeaderValue::from_str(&format!("Bearer {s}")).ok());
         Caller { client, authorization }
     }
 

@@ -93,6 +93,9 @@ pub enum Doc {
     JsonApi,
     /// The web interface's project page.
     WebPage,
+    /// How the web interface's lists (start page, search) describe the project: its name,
+    /// latest public version and summary (JSON).
+    WebCard,
 }
 
 /// What a document is about: the document, and the canonical version (`None`: the project's
@@ -289,6 +292,7 @@ impl IndexCache {
         let tag = match doc {
             Doc::JsonApi => "a",
             Doc::WebPage => "w",
+            Doc::WebCard => "c",
         };
         let page = Arc::new(Page::new(body, tag, serial).with_gzip());
         self.keep_json_api(generation, key, page.clone());

@@ -132,9 +132,16 @@ pub async fn second_factor_page(State(state): State<AppState>, visitor: Visitor,
 }
 
 fn second_factor_form(state: &AppState, visitor: &Visitor, next: Option<&str>, error: Option<&str>, status: StatusCode) -> Response {
-    let csrf = visitor.cookie(CSRF).unwrap_or_default().to_string();
-    let ctx = minijinja::context! { site => ser(templates::site(state)), csrf, next => safe_next(next), error };
-    render(state, status, "second_factor.html", ctx)
+    let (csrf, fresh) = match visitor.cookie(CSRF) {
+        Some(c) => (c.to_string(), false),
+        None => (session::new_csrf(), true),
+    };
+    let ctx = minijinja::context! { site => ser(templates::site(state)), csrf => csrf.clone(), next => safe_next(next), error };
+    let mut r = render(state, status, "second_factor.html", ctx);
+    if fresh {
+        r.headers_mut().append(header::SET_COOKIE, session::set_cookie(CSRF, &csrf, 3600));
+    }
+    r
 }
 
 pub async fn second_factor(State(state): State<AppState>, visitor: Visitor, Form(form): Form<FormData>) -> Response {

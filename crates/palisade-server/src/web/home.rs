@@ -6,11 +6,12 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use palisade_store::ProjectCard;
-use serde::Serialize;
+use serde_json::Value as Json;
 
 use super::templates::{self, ser};
 use super::{error_page, html};
 use crate::AppState;
+use crate::pypi::cache::Doc;
 
 /// Projects the start page lists.
 const RECENT: i64 = 24;
@@ -19,33 +20,29 @@ const RESULTS: i64 = 50;
 /// The longest query searched for.
 const MAX_QUERY: usize = 200;
 
-/// A project in a list.
-#[derive(Serialize)]
-struct Card {
-    name: String,
-    normalized: String,
-    version: String,
-    summary: Option<String>,
-    updated: Option<String>,
-}
-
-impl From<ProjectCard> for Card {
-    fn from(c: ProjectCard) -> Self {
-        let metadata: serde_json::Value = serde_json::from_str(&c.metadata).unwrap_or_default();
-        let summary = metadata.get("summary").and_then(|s| s.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-        Card {
-            name: c.name,
-            normalized: c.normalized,
-            version: c.version,
-            summary,
-            updated: (c.updated > 0).then(|| palisade_core::timestamp(c.updated)),
+/// A project in a list: its card (`project::card`, cached per project change) and when it was
+/// last updated.
+async fn describe(state: &AppState, found: Vec<ProjectCard>) -> Vec<Json> {
+    let mut out = Vec::with_capacity(found.len());
+    for c in found {
+        let Ok((page, hit)) = state.cache.document(Doc::WebCard, &c.normalized, None, || super::project::card(state, &c.normalized)).await
+        else {
+            // Nothing public (every file blocked, say): not listed.
+            continue;
+        };
+        state.count_cache(hit);
+        let mut card: Json = serde_json::from_slice(&page.body).unwrap_or(Json::Null);
+        if c.updated > 0 {
+            card["updated"] = Json::from(palisade_core::timestamp(c.updated));
         }
+        out.push(card);
     }
+    out
 }
 
 pub async fn home(State(state): State<AppState>) -> Response {
     let recent = match state.db.recent_projects(RECENT).await {
-        Ok(r) => r.into_iter().map(Card::from).collect::<Vec<_>>(),
+        Ok(r) => describe(&state, r).await,
         Err(e) => return super::from_api_error(&state, crate::http::error::internal(e)),
     };
     let ctx = minijinja::context! { site => ser(templates::site(&state)), recent => ser(recent) };
@@ -65,8 +62,9 @@ pub async fn search(State(state): State<AppState>, Query(params): Query<HashMap<
             Err(e) => return super::from_api_error(&state, crate::http::error::internal(e)),
         };
         truncated = found.len() as i64 > RESULTS;
-        results = rank(found, &normalized);
-        results.truncate(RESULTS as usize);
+        let mut ranked = rank(found, &normalized);
+        ranked.truncate(RESULTS as usize);
+        results = describe(&state, ranked).await;
     }
     let ctx = minijinja::context! { site => ser(templates::site(&state)), query, results => ser(results), truncated };
     page(&state, "search.html", ctx)
@@ -74,7 +72,7 @@ pub async fn search(State(state): State<AppState>, Query(params): Query<HashMap<
 
 /// Name matches first (the exact name, then names that start with the query, then names that
 /// contain it), then matches in the text; the most recently updated first within each.
-fn rank(found: Vec<ProjectCard>, normalized: &str) -> Vec<Card> {
+fn rank(found: Vec<ProjectCard>, normalized: &str) -> Vec<ProjectCard> {
     let mut found: Vec<(u8, ProjectCard)> = found
         .into_iter()
         .map(|c| {
@@ -92,7 +90,7 @@ fn rank(found: Vec<ProjectCard>, normalized: &str) -> Vec<Card> {
         })
         .collect();
     found.sort_by(|(a, x), (b, y)| a.cmp(b).then(y.updated.cmp(&x.updated)).then(x.normalized.cmp(&y.normalized)));
-    found.into_iter().map(|(_, c)| Card::from(c)).collect()
+    found.into_iter().map(|(_, c)| c).collect()
 }
 
 fn page(state: &AppState, template: &str, ctx: minijinja::Value) -> Response {
@@ -107,7 +105,7 @@ mod tests {
     use super::*;
 
     fn card(name: &str, updated: i64) -> ProjectCard {
-        ProjectCard { name: name.into(), normalized: name.into(), version: "1".into(), metadata: "{}".into(), updated }
+        ProjectCard { name: name.into(), normalized: name.into(), updated }
     }
 
     #[test]

@@ -30,11 +30,17 @@ fn markdown(source: &str) -> String {
     let clean = ammonia::Builder::default()
         .link_rel(Some("nofollow noopener noreferrer"))
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
-        // A relative address would point into this site, where it means nothing.
-        .url_relative(ammonia::UrlRelative::Deny)
+        // A relative address would point into this site, where it means nothing; an in-page
+        // anchor (a table of contents, a footnote) stays.
+        .url_relative(ammonia::UrlRelative::Custom(Box::new(in_page_only)))
         .clean(&unsafe_html)
         .to_string();
     with_image_alts(&clean)
+}
+
+/// Keeps a relative URL only when it is an anchor on the page itself.
+fn in_page_only(url: &str) -> Option<std::borrow::Cow<'_, str>> {
+    url.starts_with('#').then_some(std::borrow::Cow::Borrowed(url))
 }
 
 /// Gives every image without alternative text an empty one (decorative, to screen readers).
@@ -112,6 +118,14 @@ mod tests {
         assert!(!h.contains("src=\"x\""), "a relative address is dropped: {h}");
         assert_eq!(with_image_alts("<p><img alt=\"a\" src=\"s\"></p>"), "<p><img alt=\"a\" src=\"s\"></p>");
         assert_eq!(with_image_alts("<img src=\"s\">x<img>"), "<img alt=\"\" src=\"s\">x<img alt=\"\">");
+        // Markup inside an attribute value stays inside it: the serializer escapes it.
+        let h =
+            html_of("<a title=\"<img x>\" href=\"https://example.org\">t</a> <img title='a\"><script>' src=\"https://example.org/i.png\">");
+        assert!(!h.contains("<script") && !h.contains("<img x"), "{h}");
+        assert_eq!(h.matches("<img").count(), 1, "{h}");
+        // Anchors on the page survive; other relative links do not.
+        let h = html_of("[Install](#install) [rel](docs/x.md)\n\n## Install");
+        assert!(h.contains("href=\"#install\"") && !h.contains("docs/x.md"), "{h}");
     }
 
     #[test]

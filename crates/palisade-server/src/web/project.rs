@@ -168,6 +168,30 @@ async fn build(state: &AppState, normalized: &str, asked: Option<&str>, canonica
     Ok((templates::render("project.html", ctx).map_err(internal)?.into_bytes(), project.last_serial))
 }
 
+/// How lists describe a project (`Doc::WebCard`): its name, latest public version and summary,
+/// from its public files only (held, removed and blocked files say nothing), with the serial.
+/// A project with nothing public is a 404, which lists leave out.
+pub(super) async fn card(state: &AppState, normalized: &str) -> ApiResult<(Vec<u8>, i64)> {
+    let missing = || not_found(format!("there is no project named {normalized:?}"));
+    let project = state.db.project(normalized).await.map_err(internal)?.ok_or_else(missing)?;
+    let releases = state.db.releases(project.id).await.map_err(internal)?;
+    let mut files = state.db.project_files(project.id).await.map_err(internal)?;
+    state.blocks().hide(&mut files);
+    let public = public_releases(&project, &releases, &files);
+    let latest = crate::pypi::json_api::latest(&public).ok_or_else(missing)?;
+    let raw = state.db.core_metadata(&latest.first.filename).await.map_err(internal)?.unwrap_or_default();
+    let fields = palisade_dist::CoreMetadata::read_fields(&raw).ok().and_then(|m| serde_json::to_value(m).ok()).unwrap_or(Json::Null);
+    let summary = fields.get("summary").and_then(Json::as_str).map(str::trim).filter(|s| !s.is_empty());
+    let name = fields.get("name").and_then(Json::as_str).map(str::trim).filter(|n| palisade_dist::normalize(n) == normalized);
+    let body = serde_json::json!({
+        "name": name.unwrap_or(&project.name),
+        "normalized": normalized,
+        "version": latest.version,
+        "summary": summary,
+    });
+    Ok((serde_json::to_vec(&body).map_err(internal)?, project.last_serial))
+}
+
 #[derive(Serialize)]
 struct ProjectCtx {
     name: String,

@@ -19,8 +19,9 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use palisade_store::User;
 
 use crate::AppState;
-use crate::http::auth::{Caller, Client, Principal, check_session};
+use crate::http::auth::{Caller, Client, Principal, SESSION_PREFIX, check_session};
 use crate::http::error::{ApiError, ApiResult, forbidden};
+use crate::http::throttle::count_invalid_secret;
 
 pub const SESSION: &str = "__Host-palisade_session";
 /// The login ticket between the password and the second factor (five minutes).
@@ -79,25 +80,37 @@ impl Visitor {
         self.cookies.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty() && v.len() <= 256)
     }
 
-    /// The signed-in user, if the session cookie names an active session.
+    /// The session secret in the cookie, if it is one (an API token there is ignored).
+    fn session_secret(&self) -> Option<&str> {
+        self.cookie(SESSION).filter(|s| s.starts_with(SESSION_PREFIX))
+    }
+
+    /// The signed-in user, if the session cookie names an active session. A cookie naming no
+    /// session (or an ended one) counts as a wrong guess of a secret against the visitor's
+    /// address, as the API's credentials do.
     pub async fn user(&self, state: &AppState) -> Option<(Principal, User)> {
-        let secret = self.cookie(SESSION)?;
-        let p = check_session(&state.db, secret).await.ok()?;
+        let secret = self.session_secret()?;
+        let p = match check_session(&state.db, secret).await {
+            Ok(p) => p,
+            Err(e) => {
+                if matches!(e, palisade_core::Error::Unauthenticated(_)) {
+                    let _ = count_invalid_secret(state, &self.client);
+                }
+                return None;
+            }
+        };
         let user = state.db.user_by_id(p.user_id?).await.ok()?;
         Some((p, user))
     }
 
     /// The visitor as the account API sees a caller: with the session's secret, if any.
     pub fn caller(&self) -> Caller {
-        match self.cookie(SESSION) {
-            Some(secret) => Caller::with_session(self.client.clone(), secret),
-            None => Caller::with_session(self.client.clone(), ""),
-        }
+        Caller::with_session(self.client.clone(), self.session_secret())
     }
 
     /// The CSRF token a signed-in visitor's forms carry.
     pub fn csrf_token(&self) -> Option<String> {
-        self.cookie(SESSION).map(session_csrf)
+        self.session_secret().map(session_csrf)
     }
 
     /// Refuses a state-changing request from another site, or without the form's token.
@@ -105,7 +118,7 @@ impl Visitor {
         if self.cross_site {
             return Err(forbidden("this form was sent from another site; refused"));
         }
-        let expected = match self.cookie(SESSION) {
+        let expected = match self.session_secret() {
             Some(secret) => session_csrf(secret),
             None => self.cookie(CSRF).map(str::to_string).ok_or_else(csrf_missing)?,
         };
