@@ -53,7 +53,7 @@ async fn answer(state: &AppState, name: &str, version: Option<&str>, headers: &H
     let (page, hit) =
         state.cache.json_api(&normalized, canonical.as_deref(), || build(state, &normalized, version, canonical.as_deref(), &base)).await?;
     state.count_cache(hit);
-    Ok(respond(&page, headers))
+    Ok(respond_as(&page, headers, "application/json"))
 }
 
 /// The JSON answer and the project's serial, or the 404 to send.
@@ -99,8 +99,9 @@ async fn vulnerabilities(state: &AppState, normalized: &str, version: &str) -> A
     Ok(Value::Array(state.vulnerabilities(normalized, version).await.map_err(internal)?))
 }
 
-/// The cached page, as gzip when the client accepts it, with a validator.
-fn respond(page: &Page, headers: &HeaderMap) -> Response {
+/// The cached page, as gzip when the client accepts it, with a validator: a JSON API answer, or
+/// (`content_type`) a web page.
+pub(crate) fn respond_as(page: &Page, headers: &HeaderMap, content_type: &'static str) -> Response {
     let etag = &page.etag;
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
@@ -113,7 +114,7 @@ fn respond(page: &Page, headers: &HeaderMap) -> Response {
         gzip.cloned().unwrap_or_else(|| page.body.clone()).into_response()
     };
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if gzip.is_some() && !not_modified {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }

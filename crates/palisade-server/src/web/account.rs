@@ -76,14 +76,26 @@ pub async fn login_page(State(state): State<AppState>, visitor: Visitor, Query(q
     login_form(&state, &visitor, q.get("next").map(String::as_str), None, StatusCode::OK)
 }
 
-/// The password form, with a fresh double-submit token when the visitor has none.
+/// The password form.
 fn login_form(state: &AppState, visitor: &Visitor, next: Option<&str>, error: Option<&str>, status: StatusCode) -> Response {
+    anonymous_form(state, visitor, "login.html", next, error, status)
+}
+
+/// A form shown before login, with a fresh double-submit token when the visitor has none.
+fn anonymous_form(
+    state: &AppState,
+    visitor: &Visitor,
+    template: &str,
+    next: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
     let (csrf, fresh) = match visitor.cookie(CSRF) {
         Some(c) => (c.to_string(), false),
         None => (session::new_csrf(), true),
     };
     let ctx = minijinja::context! { site => ser(templates::site(state)), csrf => csrf.clone(), next => safe_next(next), error };
-    let mut r = render(state, status, "login.html", ctx);
+    let mut r = render(state, status, template, ctx);
     if fresh {
         r.headers_mut().append(header::SET_COOKIE, session::set_cookie(CSRF, &csrf, 3600));
     }
@@ -132,16 +144,7 @@ pub async fn second_factor_page(State(state): State<AppState>, visitor: Visitor,
 }
 
 fn second_factor_form(state: &AppState, visitor: &Visitor, next: Option<&str>, error: Option<&str>, status: StatusCode) -> Response {
-    let (csrf, fresh) = match visitor.cookie(CSRF) {
-        Some(c) => (c.to_string(), false),
-        None => (session::new_csrf(), true),
-    };
-    let ctx = minijinja::context! { site => ser(templates::site(state)), csrf => csrf.clone(), next => safe_next(next), error };
-    let mut r = render(state, status, "second_factor.html", ctx);
-    if fresh {
-        r.headers_mut().append(header::SET_COOKIE, session::set_cookie(CSRF, &csrf, 3600));
-    }
-    r
+    anonymous_form(state, visitor, "second_factor.html", next, error, status)
 }
 
 pub async fn second_factor(State(state): State<AppState>, visitor: Visitor, Form(form): Form<FormData>) -> Response {

@@ -4,10 +4,10 @@
 //! only, OSV-blocked files hidden) and cached per project change.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use minijinja::Value;
-use palisade_store::{FileRow, Project};
+use palisade_store::{FileRow, Project, Release};
 use serde::Serialize;
 use serde_json::Value as Json;
 
@@ -16,7 +16,7 @@ use super::markdown::{self, Rendered};
 use super::templates::{self, ser};
 use crate::AppState;
 use crate::http::error::{ApiResult, internal, not_found};
-use crate::pypi::cache::{Doc, Page};
+use crate::pypi::cache::Doc;
 use crate::pypi::render::{PublicRelease, effective_status, encode_filename, public_releases};
 
 pub async fn latest(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> Response {
@@ -48,43 +48,31 @@ async fn answer(state: &AppState, name: &str, version: Option<&str>, headers: &H
     match built {
         Ok((page, hit)) => {
             state.count_cache(hit);
-            respond(&page, headers)
+            crate::pypi::json_api::respond_as(&page, headers, "text/html; charset=utf-8")
         }
         Err(e) => from_api_error(state, e),
     }
 }
 
-/// The cached page, gzipped when the client accepts it, with a validator.
-fn respond(page: &Page, headers: &HeaderMap) -> Response {
-    let etag = page.etag.to_str().unwrap_or("");
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == etag));
-    let gzip = page.gzip.as_ref().filter(|_| crate::pypi::json_api::accepts_gzip(headers));
-    let mut response = if not_modified {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        gzip.cloned().unwrap_or_else(|| page.body.clone()).into_response()
-    };
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    if gzip.is_some() && !not_modified {
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    }
-    h.insert(header::ETAG, page.etag.clone());
-    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60, public"));
-    response
-}
-
 /// The page and the project's serial, or the error to show.
-async fn build(state: &AppState, normalized: &str, asked: Option<&str>, canonical: Option<&str>) -> ApiResult<(Vec<u8>, i64)> {
-    let missing = || not_found(format!("there is no project named {normalized:?}"));
-    let project = state.db.project(normalized).await.map_err(internal)?.ok_or_else(missing)?;
+/// A project as anonymous clients may see it: its releases, and its files less those an OSV
+/// record blocks (`public_releases` then keeps the published ones).
+async fn public_view(state: &AppState, normalized: &str) -> ApiResult<(Project, Vec<Release>, Vec<FileRow>)> {
+    let project = state
+        .db
+        .project(normalized)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| not_found(format!("there is no project named {normalized:?}")))?;
     let releases = state.db.releases(project.id).await.map_err(internal)?;
     let mut files = state.db.project_files(project.id).await.map_err(internal)?;
     state.blocks().hide(&mut files);
+    Ok((project, releases, files))
+}
+
+async fn build(state: &AppState, normalized: &str, asked: Option<&str>, canonical: Option<&str>) -> ApiResult<(Vec<u8>, i64)> {
+    let missing = || not_found(format!("there is no project named {normalized:?}"));
+    let (project, releases, files) = public_view(state, normalized).await?;
     let public = public_releases(&project, &releases, &files);
     let site = templates::site(state);
     if public.is_empty() {
@@ -173,10 +161,7 @@ async fn build(state: &AppState, normalized: &str, asked: Option<&str>, canonica
 /// A project with nothing public is a 404, which lists leave out.
 pub(super) async fn card(state: &AppState, normalized: &str) -> ApiResult<(Vec<u8>, i64)> {
     let missing = || not_found(format!("there is no project named {normalized:?}"));
-    let project = state.db.project(normalized).await.map_err(internal)?.ok_or_else(missing)?;
-    let releases = state.db.releases(project.id).await.map_err(internal)?;
-    let mut files = state.db.project_files(project.id).await.map_err(internal)?;
-    state.blocks().hide(&mut files);
+    let (project, releases, files) = public_view(state, normalized).await?;
     let public = public_releases(&project, &releases, &files);
     let latest = crate::pypi::json_api::latest(&public).ok_or_else(missing)?;
     let raw = state.db.core_metadata(&latest.first.filename).await.map_err(internal)?.unwrap_or_default();
