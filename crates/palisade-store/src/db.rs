@@ -124,6 +124,8 @@ pub(crate) const TOKEN_FROM: &str = "tokens t LEFT JOIN users u ON u.id = t.user
 pub(crate) const USER_COLUMNS: &str = "u.id, u.name, u.is_admin, u.created_at, u.email, u.email_verified_at, u.disabled_at, \
      EXISTS (SELECT 1 FROM second_factors s WHERE s.user_id = u.id AND s.confirmed_at IS NOT NULL) AS has_2fa, \
      (u.password_hash IS NOT NULL) AS has_password";
+/// Roles with their project's and user's names (`RoleRow`), to be filtered.
+const ROLE_ROWS: &str = "SELECT p.normalized AS project, u.name AS user_name, r.role FROM roles r JOIN projects p ON p.id = r.project_id JOIN users u ON u.id = r.user_id";
 const PROJECT_COLUMNS: &str = "id, name, normalized, created_at, last_serial, status, status_reason, require_attestations";
 const REPORT_COLUMNS: &str =
     "id, filename, project, sha256, verdict, score, report, outcome, trigger, actor, created_at, decision, decided_by, decided_at, note";
@@ -484,9 +486,9 @@ impl Db {
     }
 
     pub async fn roles(&self, project: Option<&str>) -> Result<Vec<RoleRow>, StoreError> {
-        Ok(sqlx::query_as::<_, RoleRow>(
-            "SELECT p.normalized AS project, u.name AS user_name, r.role FROM roles r JOIN projects p ON p.id = r.project_id JOIN users u ON u.id = r.user_id WHERE ($1 IS NULL OR p.normalized = $2) ORDER BY p.normalized, u.name",
-        )
+        Ok(sqlx::query_as::<_, RoleRow>(sqlx::AssertSqlSafe(format!(
+            "{ROLE_ROWS} WHERE ($1 IS NULL OR p.normalized = $2) ORDER BY p.normalized, u.name"
+        )))
         .bind(project)
         .bind(project)
         .fetch_all(&self.reader)
@@ -495,12 +497,10 @@ impl Db {
 
     /// The roles one user holds, by project name.
     pub async fn user_roles(&self, user_id: i64) -> Result<Vec<RoleRow>, StoreError> {
-        Ok(sqlx::query_as::<_, RoleRow>(
-            "SELECT p.normalized AS project, u.name AS user_name, r.role FROM roles r JOIN projects p ON p.id = r.project_id JOIN users u ON u.id = r.user_id WHERE r.user_id = $1 ORDER BY p.normalized",
-        )
-        .bind(user_id)
-        .fetch_all(&self.reader)
-        .await?)
+        Ok(sqlx::query_as::<_, RoleRow>(sqlx::AssertSqlSafe(format!("{ROLE_ROWS} WHERE r.user_id = $1 ORDER BY p.normalized")))
+            .bind(user_id)
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     pub async fn set_role(&self, normalized: &str, user: &str, role: Role, actor: &str) -> Result<(), StoreError> {
