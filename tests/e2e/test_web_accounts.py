@@ -96,7 +96,7 @@ def test_new_user_enrols_totp_makes_a_token_and_uploads(server, browser, module_
         pg.click("text=Create token")
         token = pg.locator("#token-value").input_value()
         assert re.fullmatch(r"pal_[0-9A-Za-z]{38}", token), token
-        assert "web-flow-demo" in pg.locator("table.list").inner_text()
+        assert "web-flow-demo" in pg.locator("table.tokens").inner_text()
 
         wheel = WheelBuilder("web-flow-demo", "1.0").build(tmp_path)
         module_clients.twine_upload(server, token, wheel)

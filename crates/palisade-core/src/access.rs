@@ -44,6 +44,11 @@ pub struct Principal {
     pub is_admin: bool,
     pub has_2fa: bool,
     pub email_verified: bool,
+    /// Phishing-resistant: a session logged in with a WebAuthn credential, or a token whose
+    /// user holds one. The critical-project policy asks for it.
+    pub phishing_resistant: bool,
+    /// For a session: when its login (or the last re-authentication) was made.
+    pub authenticated_at: Option<i64>,
     /// Normalized project names the credential is limited to; `None` is user-wide.
     pub scope: Option<Vec<String>>,
     pub credential: Credential,
@@ -141,6 +146,8 @@ pub async fn check_token(db: &Db, secret: &str) -> Result<Principal> {
         is_admin: token.user_is_admin,
         has_2fa: token.user_has_2fa,
         email_verified: token.user_email_verified,
+        phishing_resistant: token.user_has_webauthn,
+        authenticated_at: None,
         scope: token.project_scope(),
         credential,
     })
@@ -172,6 +179,8 @@ pub async fn check_session(db: &Db, secret: &str) -> Result<Principal> {
         is_admin: user.is_admin,
         has_2fa: user.has_2fa,
         email_verified: user.email_verified(),
+        phishing_resistant: session.phishing_resistant(),
+        authenticated_at: Some(session.created_at),
         scope: None,
         credential: Credential::Session { id: session.id },
     })
@@ -190,6 +199,24 @@ pub fn require_session(p: &Principal) -> Result<i64> {
         (true, Some(uid)) => Ok(uid),
         _ => Err(forbidden("this endpoint needs a login session (POST /api/login), not an API token")),
     }
+}
+
+/// Whether a session's login is older than `accounts.reauth_secs`, too old for a sensitive
+/// change (adding an owner or a trusted publisher, creating an API token). Tokens are not
+/// sessions: they carry their own scopes and are not asked.
+pub fn needs_reauth(core: &Core, p: &Principal) -> bool {
+    let window = i64::try_from(core.config.accounts.reauth_secs.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+    p.is_session() && p.authenticated_at.is_none_or(|at| now_micros().saturating_sub(at) > window)
+}
+
+/// Refuses a sensitive change through a session whose login is too old ([`needs_reauth`]).
+pub fn require_recent_login(core: &Core, p: &Principal, what: &str) -> Result<()> {
+    if needs_reauth(core, p) {
+        return Err(forbidden(format!(
+            "{what} needs a recent login: confirm it is you (POST /api/account/reauth with your password) and send it again"
+        )));
+    }
+    Ok(())
 }
 
 /// The instance policy for anyone who publishes or administers: a confirmed second factor and a
@@ -226,6 +253,11 @@ pub async fn authorize(core: &Core, p: &Principal, action: Action, project: Opti
     if !p.may_touch(name) {
         return Err(forbidden(format!("this API token is not valid for project {name:?}")));
     }
+    if let Some(project) = project
+        && action != Action::Report
+    {
+        check_critical(core, p, project)?;
+    }
     if p.is_admin {
         return Ok(());
     }
@@ -256,6 +288,27 @@ pub async fn authorize(core: &Core, p: &Principal, action: Action, project: Opti
     } else {
         let need = if action == Action::Manage { "an owner" } else { "an owner or maintainer" };
         Err(forbidden(format!("user {:?} is not {need} of project {name:?}", p.user_name)))
+    }
+}
+
+/// The critical-project policy (`accounts.critical_require_webauthn`): a critical project is
+/// changed only by users holding a WebAuthn credential, and through a session only one logged
+/// in with it. Trusted publishers and the console are not users logging in, so it does not
+/// apply to them.
+fn check_critical(core: &Core, p: &Principal, project: &Project) -> Result<()> {
+    if !project.critical || !core.config.accounts.critical_require_webauthn || p.phishing_resistant {
+        return Ok(());
+    }
+    match p.credential {
+        Credential::Session { .. } => Err(forbidden(format!(
+            "project {:?} is critical: changing it needs a login with a security key or passkey (WebAuthn); log in again with one",
+            project.normalized
+        ))),
+        Credential::Token { .. } => Err(forbidden(format!(
+            "project {:?} is critical: its owners and maintainers need a security key or passkey (WebAuthn) on their account, and user {:?} has none",
+            project.normalized, p.user_name
+        ))),
+        Credential::Publisher { .. } | Credential::Console => Ok(()),
     }
 }
 

@@ -444,6 +444,12 @@ pub struct AccountPolicy {
     pub require_2fa: bool,
     /// A verified email address is required to publish, manage projects or create tokens.
     pub require_verified_email: bool,
+    /// Owners and maintainers of projects an administrator marked critical must hold a WebAuthn
+    /// credential (a security key or passkey) and, in the browser, have logged in with it.
+    pub critical_require_webauthn: bool,
+    /// How recent, in seconds, a session's login must be for sensitive changes (adding an owner
+    /// or a trusted publisher, creating an API token); older sessions re-authenticate first.
+    pub reauth_secs: u64,
     /// Anyone may create an account through `POST /api/register`.
     pub registration: bool,
     /// How long a login session lasts, in hours (at most [`MAX_SESSION_HOURS`]).
@@ -479,6 +485,8 @@ impl Default for AccountPolicy {
         Self {
             require_2fa: true,
             require_verified_email: true,
+            critical_require_webauthn: true,
+            reauth_secs: 900,
             registration: false,
             session_hours: 12,
             max_failures: 5,
@@ -1088,6 +1096,9 @@ impl Config {
             errors.push("smtp.port = 0: expected a TCP port".into());
         }
         let a = &self.accounts;
+        if !(1..=86_400).contains(&a.reauth_secs) {
+            errors.push(format!("accounts.reauth_secs = {}: expected 1 to 86400 (a day)", a.reauth_secs));
+        }
         if !(1..=MAX_SESSION_HOURS).contains(&a.session_hours) {
             errors.push(format!("accounts.session_hours = {}: expected 1 to {MAX_SESSION_HOURS} (a year)", a.session_hours));
         }

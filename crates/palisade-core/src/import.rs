@@ -29,6 +29,8 @@ impl Core {
             is_admin: false,
             has_2fa: user.has_2fa,
             email_verified: user.email_verified(),
+            phishing_resistant: user.has_webauthn,
+            authenticated_at: None,
             scope: None,
             credential: Credential::Console,
         })

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::http::auth::{Action, Caller, Principal, check_policy, require_session};
+use crate::http::auth::{Action, Caller, Principal, check_policy, require_recent_login, require_session};
 use crate::http::body::json_body;
 use crate::http::error::{ApiResult, bad_request, internal, not_found};
 
@@ -100,6 +100,9 @@ pub async fn set_role(
     let (p, project) = trust_change(&caller, &state, &name).await?;
     let b: RoleBody = json_body(&body)?;
     let role = Role::parse(&b.role).ok_or_else(|| bad_request(format!("unknown role {:?}: expected owner or maintainer", b.role)))?;
+    if role == Role::Owner {
+        require_recent_login(&state, &p, "adding an owner")?;
+    }
     let target = admin::set_role(&state, &Actor::of(&p, &caller.client), &project, &user, role).await?;
     Ok(Json(json!({ "project": project.normalized, "user": target.name, "role": role.as_str() })))
 }
@@ -124,6 +127,7 @@ pub async fn publishers(State(state): State<AppState>, caller: Caller, Path(name
 
 pub async fn create_publisher(State(state): State<AppState>, caller: Caller, Path(name): Path<String>, body: Bytes) -> ApiResult<Response> {
     let (p, project) = trust_change(&caller, &state, &name).await?;
+    require_recent_login(&state, &p, "adding a trusted publisher")?;
     let input: PublisherInput = json_body(&body)?;
     let publisher = admin::add_publisher(&state, &Actor::of(&p, &caller.client), PublisherTarget::Project(&project), input).await?;
     Ok((StatusCode::CREATED, Json(palisade_core::publishers::to_json(&publisher))).into_response())
@@ -165,6 +169,7 @@ pub async fn create_pending(State(state): State<AppState>, caller: Caller, body:
     let p = caller.principal(&state).await?;
     let uid = require_session(&p)?;
     check_policy(&state, &p, "register trusted publishers")?;
+    require_recent_login(&state, &p, "adding a trusted publisher")?;
     let b: PendingBody = json_body(&body)?;
     let owner = state.db.user_by_id(uid).await?;
     let input =

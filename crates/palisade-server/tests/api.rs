@@ -549,7 +549,17 @@ async fn authorization_matrix() {
         let secret = palisade_auth::random_token("palsess_", 32);
         let uid = db.user_by_name(name).await.unwrap().id;
         let far = palisade_store::now_micros() + 3_600_000_000;
-        db.create_session(uid, &palisade_auth::hash_secret(&secret), "active", far, Some("127.0.0.1"), None).await.unwrap();
+        db.create_session(palisade_store::NewSession {
+            user_id: uid,
+            hash: &palisade_auth::hash_secret(&secret),
+            stage: "active",
+            expires_at: far,
+            addr: Some("127.0.0.1"),
+            user_agent: None,
+            method: Some("password"),
+        })
+        .await
+        .unwrap();
         secret
     };
     let owner_session = session("owen").await;
@@ -751,7 +761,17 @@ async fn session_bearer_cannot_upload() {
     let secret = palisade_auth::random_token("palsess_", 32);
     let uid = db.user_by_name("owen").await.unwrap().id;
     let far = palisade_store::now_micros() + 3_600_000_000;
-    db.create_session(uid, &palisade_auth::hash_secret(&secret), "active", far, Some("127.0.0.1"), None).await.unwrap();
+    db.create_session(palisade_store::NewSession {
+        user_id: uid,
+        hash: &palisade_auth::hash_secret(&secret),
+        stage: "active",
+        expires_at: far,
+        addr: Some("127.0.0.1"),
+        user_agent: None,
+        method: Some("password"),
+    })
+    .await
+    .unwrap();
     for (project, filename) in [("demo", "demo-2.0-py3-none-any.whl"), ("fresh", "fresh-1.0-py3-none-any.whl")] {
         let boundary = "b0undary";
         let content = wheel(project, filename.split('-').nth(1).unwrap(), project, filename.split('-').nth(1).unwrap());
@@ -788,7 +808,19 @@ async fn a_database_failure_while_creating_a_token_is_a_generic_500() {
     let uid = app.state.db.user_by_name("tess").await.unwrap().id;
     let session = palisade_auth::random_token("palsess_", 32);
     let far = palisade_store::now_micros() + 3_600_000_000;
-    app.state.db.create_session(uid, &palisade_auth::hash_secret(&session), "active", far, Some("127.0.0.1"), None).await.unwrap();
+    app.state
+        .db
+        .create_session(palisade_store::NewSession {
+            user_id: uid,
+            hash: &palisade_auth::hash_secret(&session),
+            stage: "active",
+            expires_at: far,
+            addr: Some("127.0.0.1"),
+            user_agent: None,
+            method: Some("password"),
+        })
+        .await
+        .unwrap();
 
     match app.state.config.database.url.as_ref() {
         None => {

@@ -118,15 +118,17 @@ pub enum PublishOutcome {
 pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.user_id, t.publisher_id, COALESCE(u.name, 'publisher:' || t.publisher_id) AS user_name, \
      COALESCE(u.is_admin, FALSE) AS user_is_admin, \
      EXISTS (SELECT 1 FROM second_factors s WHERE s.user_id = t.user_id AND s.confirmed_at IS NOT NULL) AS user_has_2fa, \
+     EXISTS (SELECT 1 FROM second_factors s WHERE s.user_id = t.user_id AND s.kind = 'webauthn' AND s.confirmed_at IS NOT NULL) AS user_has_webauthn, \
      (u.email IS NOT NULL AND u.email_verified_at IS NOT NULL) AS user_email_verified, (u.disabled_at IS NOT NULL) AS user_disabled, \
      t.hint, t.projects, t.actions, t.description, t.created_at, t.expires_at, t.revoked_at, t.revoked_reason, t.last_used_at, t.last_used_addr";
 pub(crate) const TOKEN_FROM: &str = "tokens t LEFT JOIN users u ON u.id = t.user_id";
 pub(crate) const USER_COLUMNS: &str = "u.id, u.name, u.is_admin, u.created_at, u.email, u.email_verified_at, u.disabled_at, \
      EXISTS (SELECT 1 FROM second_factors s WHERE s.user_id = u.id AND s.confirmed_at IS NOT NULL) AS has_2fa, \
-     (u.password_hash IS NOT NULL) AS has_password";
+     (u.password_hash IS NOT NULL) AS has_password, \
+     EXISTS (SELECT 1 FROM second_factors s WHERE s.user_id = u.id AND s.kind = 'webauthn' AND s.confirmed_at IS NOT NULL) AS has_webauthn";
 /// Roles with their project's and user's names (`RoleRow`), to be filtered.
 const ROLE_ROWS: &str = "SELECT p.normalized AS project, u.name AS user_name, r.role FROM roles r JOIN projects p ON p.id = r.project_id JOIN users u ON u.id = r.user_id";
-const PROJECT_COLUMNS: &str = "id, name, normalized, created_at, last_serial, status, status_reason, require_attestations";
+const PROJECT_COLUMNS: &str = "id, name, normalized, created_at, last_serial, status, status_reason, require_attestations, critical";
 const REPORT_COLUMNS: &str =
     "id, filename, project, sha256, verdict, score, report, outcome, trigger, actor, created_at, decision, decided_by, decided_at, note";
 const FILE_COLUMNS: &str = "f.id, f.release_id, f.project_id, r.version, f.filename, f.packagetype, f.python_version, f.size, f.sha256, f.blake2b_256, f.md5, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked, f.yanked_reason, p.status AS project_status, CASE WHEN f.confirmed THEN 'malicious' ELSE f.status END AS status, p.normalized AS project, EXISTS (SELECT 1 FROM attestations a WHERE a.file_id = f.id) AS has_provenance";
@@ -436,6 +438,19 @@ impl Db {
             .bind(normalized)
             .fetch_optional(&self.reader)
             .await?)
+    }
+
+    /// Marks a project critical (or not); false if there is no such project.
+    pub async fn set_project_critical(&self, normalized: &str, on: bool) -> Result<bool, StoreError> {
+        let res =
+            sqlx::query("UPDATE projects SET critical = $1 WHERE normalized = $2").bind(on).bind(normalized).execute(&self.writer).await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// The projects marked critical.
+    pub async fn critical_projects(&self) -> Result<Vec<Project>, StoreError> {
+        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE critical ORDER BY normalized");
+        Ok(sqlx::query_as::<_, Project>(sqlx::AssertSqlSafe(sql)).fetch_all(&self.reader).await?)
     }
 
     pub async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {

@@ -48,6 +48,9 @@ pub struct User {
     /// Whether a password is set (the hash itself is only read by `Db::password_hash`).
     #[sqlx(try_from = "Flag")]
     pub has_password: bool,
+    /// Whether the user holds a WebAuthn credential (a security key or a passkey).
+    #[sqlx(try_from = "Flag")]
+    pub has_webauthn: bool,
 }
 
 impl User {
@@ -68,6 +71,9 @@ pub struct Token {
     pub user_is_admin: bool,
     #[sqlx(try_from = "Flag")]
     pub user_has_2fa: bool,
+    /// Whether the user holds a WebAuthn credential (a security key or a passkey).
+    #[sqlx(try_from = "Flag")]
+    pub user_has_webauthn: bool,
     #[sqlx(try_from = "Flag")]
     pub user_email_verified: bool,
     #[sqlx(try_from = "Flag")]
@@ -140,6 +146,9 @@ pub struct Project {
     /// Uploads must carry a valid PEP 740 attestation from a registered trusted publisher.
     #[sqlx(try_from = "Flag")]
     pub require_attestations: bool,
+    /// Marked critical by an administrator: changing it takes a WebAuthn second factor.
+    #[sqlx(try_from = "Flag")]
+    pub critical: bool,
 }
 
 #[derive(Clone, Debug, FromRow)]
@@ -260,6 +269,29 @@ pub struct Session {
     pub addr: Option<String>,
     pub user_agent: Option<String>,
     pub revoked_at: Option<i64>,
+    /// How the login was made: `password`, `totp`, `recovery_code`, `security_key`, `passkey`.
+    pub method: Option<String>,
+}
+
+/// A session to open: `stage` `active`, or `second_factor` for a login ticket.
+#[derive(Clone, Copy, Debug)]
+pub struct NewSession<'a> {
+    pub user_id: i64,
+    /// The SHA-256 of the session's secret.
+    pub hash: &'a str,
+    pub stage: &'a str,
+    pub expires_at: i64,
+    pub addr: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    /// How the login was made (see [`Session::method`]).
+    pub method: Option<&'a str>,
+}
+
+impl Session {
+    /// Whether the login used a phishing-resistant factor (WebAuthn).
+    pub fn phishing_resistant(&self) -> bool {
+        matches!(self.method.as_deref(), Some("security_key" | "passkey"))
+    }
 }
 
 #[derive(Clone, Debug, FromRow)]
@@ -271,6 +303,27 @@ pub struct SecondFactor {
     pub created_at: i64,
     pub confirmed_at: Option<i64>,
     pub last_used_at: Option<i64>,
+}
+
+/// A WebAuthn credential: webauthn-rs's stored form (`credential`, JSON), for verification.
+#[derive(Clone, Debug, FromRow)]
+pub struct WebauthnCredential {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    /// A passkey (discoverable, user-verifying: logs in alone) rather than a security key.
+    #[sqlx(try_from = "Flag")]
+    pub passkey: bool,
+    pub credential_id: String,
+    pub credential: String,
+}
+
+/// The server's half of a WebAuthn ceremony in progress.
+#[derive(Clone, Debug, FromRow)]
+pub struct Ceremony {
+    pub user_id: Option<i64>,
+    pub bound: Option<String>,
+    pub state: String,
 }
 
 /// A TOTP factor with its secret, for verification only.

@@ -29,6 +29,14 @@ pub enum ProjectCmd {
         #[arg(long)]
         off: bool,
     },
+    /// Mark a project critical: uploading, yanking and managing it then need a WebAuthn security
+    /// key or passkey (`accounts.critical_require_webauthn`); `--off` unmarks it. Without a
+    /// name, lists the critical projects.
+    Critical {
+        name: Option<String>,
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(Args)]
@@ -76,6 +84,22 @@ pub async fn run(core: &Core, cmd: ProjectCmd) -> anyhow::Result<()> {
                 eprintln!("{} now refuses uploads without a valid attestation from one of its trusted publishers", p.normalized);
             }
         }
+        ProjectCmd::Critical { name: None, .. } => {
+            for p in core.db.critical_projects().await? {
+                println!("{}", p.normalized);
+            }
+        }
+        ProjectCmd::Critical { name: Some(name), off } => {
+            let p = existing(core, &name).await?;
+            admin::set_critical(core, &Actor::cli(), &p, !off).await?;
+            if off {
+                eprintln!("{} is no longer critical", p.normalized);
+            } else if core.config.accounts.critical_require_webauthn {
+                eprintln!("{} is critical: its owners and maintainers need a security key or passkey to change it", p.normalized);
+            } else {
+                eprintln!("{} is critical (accounts.critical_require_webauthn is off: no WebAuthn is required)", p.normalized);
+            }
+        }
     }
     Ok(())
 }
@@ -111,6 +135,9 @@ async fn show(core: &Core, name: &str) -> anyhow::Result<()> {
     println!("name:    {}", p.name);
     println!("status:  {}{}", p.status, p.status_reason.clone().map(|r| format!(" ({r})")).unwrap_or_default());
     println!("serial:  {}", p.last_serial);
+    if p.critical {
+        println!("critical: yes");
+    }
     println!("created: {}", time(p.created_at));
     println!("roles:");
     for r in core.db.roles(Some(&p.normalized)).await? {

@@ -16,7 +16,7 @@ pub mod users;
 
 pub use publishers::{PublisherTarget, add_publisher, remove_publisher, sweep_expired_publishers};
 pub use quarantine::{RescanSummary, confirm, release, rescan};
-pub use releases::{remove_file, remove_malicious, set_require_attestations, set_status, set_yanked};
+pub use releases::{remove_file, remove_malicious, set_critical, set_require_attestations, set_status, set_yanked};
 pub use roles::{remove_role, set_role};
 pub use sharing::{set_trusted_reporter, waive};
 pub use tokens::{create_token, create_token_for, parse_duration, revoke_token};

@@ -104,3 +104,23 @@ pub async fn set_require_attestations(core: &Core, actor: &Actor, project: &Proj
     record(core, "project_attestation_policy_changed", &actor.name, actor.user_id, Some(project.id), &actor.origin, details).await;
     Ok(())
 }
+
+/// Marks a project critical, or not: its owners and maintainers then need a WebAuthn credential
+/// to change it (`accounts.critical_require_webauthn`). Each owner is told.
+pub async fn set_critical(core: &Core, actor: &Actor, project: &Project, on: bool) -> Result<()> {
+    core.db.set_project_critical(&project.normalized, on).await?;
+    record(core, "project_critical_changed", &actor.name, actor.user_id, Some(project.id), &actor.origin, json!({ "critical": on })).await;
+    if on && core.config.accounts.critical_require_webauthn {
+        let what = format!(
+            "An administrator marked project {:?} critical. Uploading, yanking and managing it now need a security key or passkey \
+             (WebAuthn) on your account, and in the browser a login made with it. Add one on your account page.",
+            project.normalized
+        );
+        for role in core.db.roles(Some(&project.normalized)).await? {
+            if let Ok(user) = core.db.user_by_name(&role.user_name).await {
+                crate::mail::notify(&core.mailer, &user, &format!("{} is now a critical project", project.normalized), &what).await;
+            }
+        }
+    }
+    Ok(())
+}

@@ -58,6 +58,8 @@ variables! {
         PALISADE_SCAN_REUSE_MIB => "scan.reuse_mib",
         PALISADE_ACCOUNTS_REQUIRE_2FA => "accounts.require_2fa",
         PALISADE_ACCOUNTS_REQUIRE_VERIFIED_EMAIL => "accounts.require_verified_email",
+        PALISADE_ACCOUNTS_CRITICAL_REQUIRE_WEBAUTHN => "accounts.critical_require_webauthn",
+        PALISADE_ACCOUNTS_REAUTH_SECS => "accounts.reauth_secs",
         PALISADE_ACCOUNTS_REGISTRATION => "accounts.registration",
         PALISADE_ACCOUNTS_SESSION_HOURS => "accounts.session_hours",
         PALISADE_ACCOUNTS_MAX_FAILURES => "accounts.max_failures",

@@ -254,7 +254,7 @@ fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
         keys!("jobs": JobsConfig { lease_secs }),
         keys!("scan": ScanPolicy { enabled, quarantine_at, reject_at, suspicious_score, malicious_score, rules_dirs, popular_list,
             typosquat, reuse_mib }),
-        keys!("accounts": AccountPolicy { require_2fa, require_verified_email, registration, session_hours, max_failures,
+        keys!("accounts": AccountPolicy { require_2fa, require_verified_email, critical_require_webauthn, reauth_secs, registration, session_hours, max_failures,
             account_max_failures, address_max_failures, global_max_failures, token_max_failures, lockout_secs,
             first_lockout_secs, known_address_days }),
         keys!("smtp": SmtpConfig { host, port, security, username, password, from }),

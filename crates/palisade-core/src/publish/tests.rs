@@ -101,6 +101,8 @@ async fn core_and_uploader(dir: &std::path::Path) -> (Core, Principal) {
         is_admin: false,
         has_2fa: true,
         email_verified: true,
+        phishing_resistant: false,
+        authenticated_at: None,
         scope: None,
         credential: Credential::Token { id: 0, actions: None },
     };

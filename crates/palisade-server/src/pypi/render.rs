@@ -203,6 +203,7 @@ mod tests {
             status: status.into(),
             status_reason: None,
             require_attestations: false,
+            critical: false,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Accounts in the browser: `/account/login/` (password, then a TOTP or recovery code),
 //! `/account/logout/`, and `/manage/account/` (the account, two-factor enrolment with a QR code,
-//! API tokens, sessions). Each form calls the account API's own handler with the visitor's
+//! security keys and passkeys (see `webauthn`), API tokens, sessions). Each form calls the account API's own handler with the visitor's
 //! session (`Visitor::caller`), so the pages apply exactly the API's rules, rate limits, events
 //! and mail; this module only turns forms into those calls and answers into pages.
 
@@ -22,9 +22,9 @@ use crate::AppState;
 use crate::accounts;
 use crate::http::error::ApiError;
 
-type FormData = HashMap<String, String>;
+pub(super) type FormData = HashMap<String, String>;
 
-fn field<'a>(form: &'a FormData, name: &str) -> &'a str {
+pub(super) fn field<'a>(form: &'a FormData, name: &str) -> &'a str {
     form.get(name).map(String::as_str).unwrap_or("")
 }
 
@@ -43,7 +43,7 @@ pub(super) fn see_other(location: &str) -> Response {
 }
 
 /// A `next` that stays on this site: a path, never `//host` or a scheme.
-fn safe_next(next: Option<&str>) -> &str {
+pub(super) fn safe_next(next: Option<&str>) -> &str {
     next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.chars().any(char::is_control))
         .unwrap_or("/manage/account/")
 }
@@ -66,7 +66,7 @@ async fn json_of(response: Response) -> Json {
     serde_json::from_slice(&bytes).unwrap_or(Json::Null)
 }
 
-fn body(value: Json) -> Bytes {
+pub(super) fn body(value: Json) -> Bytes {
     Bytes::from(value.to_string())
 }
 
@@ -90,11 +90,17 @@ fn anonymous_form(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
+    anonymous_page(state, visitor, template, status, minijinja::context! { next => safe_next(next), error })
+}
+
+/// A page shown before login with forms on it (`ctx` adds to the site and the CSRF token).
+pub(super) fn anonymous_page(state: &AppState, visitor: &Visitor, template: &str, status: StatusCode, ctx: Value) -> Response {
     let (csrf, fresh) = match visitor.cookie(CSRF) {
         Some(c) => (c.to_string(), false),
         None => (session::new_csrf(), true),
     };
-    let ctx = minijinja::context! { site => ser(templates::site(state)), csrf => csrf.clone(), next => safe_next(next), error };
+    let registration = state.config.accounts.registration;
+    let ctx = minijinja::context! { site => ser(templates::site(state)), csrf => csrf.clone(), registration, ..ctx };
     let mut r = render(state, status, template, ctx);
     if fresh {
         r.headers_mut().append(header::SET_COOKIE, session::set_cookie(CSRF, &csrf, 3600));
@@ -126,14 +132,19 @@ pub async fn login(State(state): State<AppState>, visitor: Visitor, Form(form): 
 /// The answer to a completed login: the new session's cookie (a new id: it rotates at every
 /// login), the login ticket forgotten, and on to `next`.
 fn signed_in(answer: &Json, next: &str) -> Response {
+    let mut r = see_other(next);
+    for cookie in session_cookies(answer) {
+        r.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    r
+}
+
+/// The cookies of a completed login: the session (as long as it lasts), the ticket forgotten.
+pub(super) fn session_cookies(answer: &Json) -> [HeaderValue; 2] {
     let secret = answer["session"].as_str().unwrap_or_default();
     let expires = answer["expires"].as_str().and_then(|e| e.parse::<jiff::Timestamp>().ok());
     let max_age = expires.map(|t| (t.as_second() - jiff::Timestamp::now().as_second()).max(0) as u64).unwrap_or(3600);
-    let mut r = see_other(next);
-    let h = r.headers_mut();
-    h.append(header::SET_COOKIE, session::set_cookie(SESSION, secret, max_age));
-    h.append(header::SET_COOKIE, session::set_cookie(LOGIN, "", 0));
-    r
+    [session::set_cookie(SESSION, secret, max_age), session::set_cookie(LOGIN, "", 0)]
 }
 
 pub async fn second_factor_page(State(state): State<AppState>, visitor: Visitor, Query(q): Query<FormData>) -> Response {
@@ -202,8 +213,21 @@ async fn account_page(state: &AppState, visitor: &Visitor, status: StatusCode, e
     render(state, status, "account.html", ctx)
 }
 
-pub async fn manage_account(State(state): State<AppState>, visitor: Visitor) -> Response {
-    account_page(&state, &visitor, StatusCode::OK, Value::UNDEFINED).await
+pub async fn manage_account(State(state): State<AppState>, visitor: Visitor, Query(q): Query<FormData>) -> Response {
+    // After a redirect (a new session cookie): say what was done.
+    let extra = match q.get("changed").map(String::as_str) {
+        Some("password") => {
+            minijinja::context! { notice => "Your password is changed. Every other session was ended and every API token revoked." }
+        }
+        _ if q.get("added").map(String::as_str) == Some("passkey") => {
+            minijinja::context! { notice => "Passkey added: it logs you in without your password." }
+        }
+        _ if q.get("added").map(String::as_str) == Some("security_key") => {
+            minijinja::context! { notice => "Security key added: logins ask for it after your password." }
+        }
+        _ => Value::UNDEFINED,
+    };
+    account_page(&state, &visitor, StatusCode::OK, extra).await
 }
 
 /// The account page again, reporting a refused form.
@@ -225,6 +249,9 @@ async fn checked(state: &AppState, visitor: &Visitor, form: &FormData) -> Option
 pub async fn create_token(State(state): State<AppState>, visitor: Visitor, Form(form): Form<Vec<(String, String)>>) -> Response {
     let single: FormData = form.iter().cloned().collect();
     if let Some(r) = checked(&state, &visitor, &single).await {
+        return r;
+    }
+    if let Some(r) = reauth_first(&state, &visitor, "/manage/account/").await {
         return r;
     }
     let projects: Vec<&str> = field(&single, "projects").split([',', ' ']).map(str::trim).filter(|p| !p.is_empty()).collect();
@@ -285,6 +312,108 @@ pub async fn totp_confirm(State(state): State<AppState>, visitor: Visitor, Path(
             account_page(&state, &visitor, StatusCode::OK, extra).await
         }
         Err(e) => refused(&state, &visitor, e).await,
+    }
+}
+
+/// A new password: every session ends (this one is replaced by a new one) and every API token
+/// is revoked, as through the API.
+pub async fn change_password(State(state): State<AppState>, visitor: Visitor, Form(form): Form<FormData>) -> Response {
+    if let Some(r) = checked(&state, &visitor, &form).await {
+        return r;
+    }
+    let request = json!({ "current_password": field(&form, "current_password"), "new_password": field(&form, "new_password") });
+    match accounts::change_password(State(state.clone()), visitor.caller(), body(request)).await {
+        Ok(axum::Json(done)) => {
+            let mut r = see_other("/manage/account/?changed=password");
+            for cookie in session_cookies(&done) {
+                r.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            r
+        }
+        Err(e) => refused(&state, &visitor, e).await,
+    }
+}
+
+pub async fn change_email(State(state): State<AppState>, visitor: Visitor, Form(form): Form<FormData>) -> Response {
+    if let Some(r) = checked(&state, &visitor, &form).await {
+        return r;
+    }
+    let request = json!({ "email": field(&form, "email").trim(), "password": field(&form, "password") });
+    match accounts::change_email(State(state.clone()), visitor.caller(), body(request)).await {
+        Ok(axum::Json(done)) => {
+            let notice = if done["verification_sent"] == true {
+                format!("The address is now {}; open the link we mailed there to verify it.", done["email"].as_str().unwrap_or_default())
+            } else {
+                format!(
+                    "The address is now {}; an administrator verifies it (this instance sends no mail).",
+                    done["email"].as_str().unwrap_or_default()
+                )
+            };
+            account_page(&state, &visitor, StatusCode::OK, minijinja::context! { notice }).await
+        }
+        Err(e) => refused(&state, &visitor, e).await,
+    }
+}
+
+pub async fn resend_verification(State(state): State<AppState>, visitor: Visitor, Form(form): Form<FormData>) -> Response {
+    if let Some(r) = checked(&state, &visitor, &form).await {
+        return r;
+    }
+    match accounts::resend_verification(State(state.clone()), visitor.caller()).await {
+        Ok(_) => {
+            account_page(&state, &visitor, StatusCode::OK, minijinja::context! { notice => "A new verification link is on its way." }).await
+        }
+        Err(e) => refused(&state, &visitor, e).await,
+    }
+}
+
+pub async fn remove_factor(State(state): State<AppState>, visitor: Visitor, Path(id): Path<i64>, Form(form): Form<FormData>) -> Response {
+    if let Some(r) = checked(&state, &visitor, &form).await {
+        return r;
+    }
+    let request = json!({ "password": field(&form, "password") });
+    match accounts::remove_factor(State(state.clone()), visitor.caller(), Path(id), body(request)).await {
+        Ok(axum::Json(done)) => {
+            let notice = if done["two_factor"] == true {
+                "The second factor was removed.".to_string()
+            } else {
+                "The second factor was removed. The account has none left: logins ask only for the password.".to_string()
+            };
+            account_page(&state, &visitor, StatusCode::OK, minijinja::context! { notice }).await
+        }
+        Err(e) => refused(&state, &visitor, e).await,
+    }
+}
+
+/// Before a sensitive change (adding an owner or a publisher, creating a token): when the
+/// session's login is older than the API allows, the re-authentication page, and back to `back`.
+pub(super) async fn reauth_first(state: &AppState, visitor: &Visitor, back: &str) -> Option<Response> {
+    let (p, _) = visitor.user(state).await?;
+    crate::http::auth::needs_reauth(state, &p).then(|| {
+        see_other(&format!("/account/reauth/?next={}", percent_encoding::utf8_percent_encode(back, percent_encoding::NON_ALPHANUMERIC)))
+    })
+}
+
+pub async fn reauth_page(State(state): State<AppState>, visitor: Visitor, Query(q): Query<FormData>) -> Response {
+    let next = safe_next(q.get("next").map(String::as_str)).to_string();
+    let Some((_, user)) = visitor.user(&state).await else { return to_login(&next) };
+    reauth_form(&state, &visitor, &user.name, &next, None, StatusCode::OK)
+}
+
+fn reauth_form(state: &AppState, visitor: &Visitor, user: &str, next: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let ctx = minijinja::context! { site => ser(templates::site(state)), user, csrf => visitor.csrf_token(), next, error };
+    render(state, status, "reauth.html", ctx)
+}
+
+pub async fn reauth(State(state): State<AppState>, visitor: Visitor, Form(form): Form<FormData>) -> Response {
+    let next = safe_next(form.get("next").map(String::as_str)).to_string();
+    let Some((_, user)) = visitor.user(&state).await else { return to_login(&next) };
+    if let Err(e) = visitor.check_form(form.get("csrf").map(String::as_str)) {
+        return reauth_form(&state, &visitor, &user.name, &next, Some(&e.message), e.status);
+    }
+    match accounts::reauth(State(state.clone()), visitor.caller(), body(json!({ "password": field(&form, "password") }))).await {
+        Ok(axum::Json(answer)) => signed_in(&answer, &next),
+        Err(e) => reauth_form(&state, &visitor, &user.name, &next, Some(&e.message), e.status),
     }
 }
 

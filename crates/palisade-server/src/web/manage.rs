@@ -14,7 +14,7 @@ use bytes::Bytes;
 use minijinja::Value;
 use serde_json::{Value as Json, json};
 
-use super::account::{render, to_login};
+use super::account::{reauth_first, render, to_login};
 use super::error_page;
 use super::session::Visitor;
 use super::templates::{self, ser};
@@ -164,6 +164,11 @@ pub async fn set_role(State(state): State<AppState>, visitor: Visitor, Path(name
     }
     let who = field(&form, "user").trim().to_string();
     let role = field(&form, "role").to_string();
+    if role == "owner"
+        && let Some(r) = reauth_first(&state, &visitor, &format!("/manage/project/{}/", palisade_dist::normalize(&name))).await
+    {
+        return r;
+    }
     let outcome =
         projects::set_role(State(state.clone()), visitor.caller(), Path((name.clone(), who.clone())), body(json!({ "role": role })))
             .await
@@ -193,6 +198,9 @@ pub async fn add_publisher(
     Form(form): Form<FormData>,
 ) -> Response {
     if let Some(r) = checked(&state, &visitor, &name, &form).await {
+        return r;
+    }
+    if let Some(r) = reauth_first(&state, &visitor, &format!("/manage/project/{}/", palisade_dist::normalize(&name))).await {
         return r;
     }
     let environment = field(&form, "environment").trim();

@@ -1,9 +1,12 @@
 //! The web interface: server-rendered pages at PyPI's paths (`/`, `/search/`, `/project/<name>/`,
-//! `/project/<name>/<version>/`, `/account/login/`, `/manage/account/`, `/manage/projects/`,
-//! `/manage/project/<name>/`), the stylesheet, and
+//! `/project/<name>/<version>/`, `/account/login/`, `/account/register/`, `/account/verify-email/`,
+//! `/account/reset-password/`, `/manage/account/`, `/manage/projects/`,
+//! `/manage/project/<name>/`), the stylesheet, the WebAuthn script, and
 //! `/.well-known/security.txt`. `session` says who the visitor is (the session cookie) and
-//! checks forms (CSRF); `account` is login and the account's pages, through the account API's
-//! own handlers; `manage` is project management, through the project API's.
+//! checks forms (CSRF); `account` is login and the account's pages, `recovery` registration,
+//! email verification and password reset, all through the account API's
+//! own handlers; `webauthn` the JSON endpoints of security keys and passkeys, through the
+//! account API's; `manage` is project management, through the project API's.
 //!
 //! Pages are rendered from templates compiled into the binary (`templates`), every value
 //! autoescaped; the only markup taken from users is a project's description, rendered from
@@ -13,14 +16,18 @@
 //! files only (the rules of the JSON API), and cached per change like the index pages.
 
 mod account;
+mod admin;
 mod assets;
 mod home;
 mod manage;
 mod markdown;
 mod project;
+mod recovery;
+mod report;
 mod security_txt;
 mod session;
 mod templates;
+mod webauthn;
 
 use axum::Router;
 use axum::extract::OriginalUri;
@@ -43,11 +50,25 @@ pub fn routes() -> Router<AppState> {
         .route("/account/login/", get(account::login_page).post(account::login))
         .route("/account/login/second-factor/", get(account::second_factor_page).post(account::second_factor))
         .route("/account/logout/", post(account::logout))
+        .route("/account/reauth/", get(account::reauth_page).post(account::reauth))
+        .route("/account/register/", get(recovery::register_page).post(recovery::register))
+        .route("/account/verify-email/", get(recovery::verify_email))
+        .route("/account/reset-password/", get(recovery::reset_page).post(recovery::reset))
+        .route("/manage/account/password/", post(account::change_password))
+        .route("/manage/account/email/", post(account::change_email))
+        .route("/manage/account/email/verify/", post(account::resend_verification))
         .route("/manage/account/", get(account::manage_account))
         .route("/manage/account/tokens/", post(account::create_token))
         .route("/manage/account/tokens/{id}/revoke/", post(account::revoke_token))
         .route("/manage/account/totp/", post(account::totp_begin))
         .route("/manage/account/totp/{id}/confirm/", post(account::totp_confirm))
+        .route("/manage/account/2fa/{id}/remove/", post(account::remove_factor))
+        .route("/manage/account/webauthn/options", post(webauthn::register_options))
+        .route("/manage/account/webauthn/validate", post(webauthn::register_validate))
+        .route("/account/login/webauthn/options", post(webauthn::second_factor_options))
+        .route("/account/login/webauthn/validate", post(webauthn::second_factor_validate))
+        .route("/account/login/passkey/options", post(webauthn::passkey_options))
+        .route("/account/login/passkey/validate", post(webauthn::passkey_validate))
         .route("/manage/projects/", get(manage::projects_page))
         .route("/manage/project/{name}/", get(manage::manage_project))
         .route("/manage/project/{name}", get(add_slash))
@@ -57,7 +78,15 @@ pub fn routes() -> Router<AppState> {
         .route("/manage/project/{name}/roles/{user}/remove/", post(manage::remove_role))
         .route("/manage/project/{name}/publishers/", post(manage::add_publisher))
         .route("/manage/project/{name}/publishers/{id}/remove/", post(manage::remove_publisher))
+        .route("/admin/", get(admin::admin_page))
+        .route("/admin", get(add_slash))
+        .route("/admin/quarantine/{filename}/{decision}/", post(admin::decide))
+        .route("/admin/users/{name}/{action}/", post(admin::user_action))
+        .route("/admin/critical/", post(admin::critical))
+        .route("/manage/scan/{filename}/", get(admin::scan_report))
+        .route("/project/{name}/report/", get(report::report_page).post(report::report))
         .route(assets::STYLESHEET, get(assets::stylesheet))
+        .route(assets::WEBAUTHN_JS, get(assets::webauthn_js))
         .route("/.well-known/security.txt", get(security_txt::serve))
         .layer(middleware::map_response(security_headers))
 }

@@ -18,7 +18,7 @@ fn publisher_live(n: usize) -> String {
 }
 const PUBLISHER_FROM: &str = "publishers pb LEFT JOIN projects p ON p.id = pb.project_id LEFT JOIN users u ON u.id = pb.created_by";
 const EVENT_COLUMNS: &str = "e.id, e.at, e.kind, u.name AS user_name, p.normalized AS project, e.actor, e.addr, e.user_agent, e.details";
-const SESSION_COLUMNS: &str = "id, user_id, stage, created_at, expires_at, last_seen_at, addr, user_agent, revoked_at";
+const SESSION_COLUMNS: &str = "id, user_id, stage, created_at, expires_at, last_seen_at, addr, user_agent, revoked_at, method";
 
 impl Db {
     // ---- users -------------------------------------------------------------------------------
@@ -230,27 +230,20 @@ impl Db {
 
     // ---- sessions ----------------------------------------------------------------------------
 
-    pub async fn create_session(
-        &self,
-        user_id: i64,
-        hash: &str,
-        stage: &str,
-        expires_at: i64,
-        addr: Option<&str>,
-        user_agent: Option<&str>,
-    ) -> Result<i64, StoreError> {
+    pub async fn create_session(&self, new: NewSession<'_>) -> Result<i64, StoreError> {
         let now = now_micros();
         let row = sqlx::query(
-            "INSERT INTO sessions (user_id, hash, stage, created_at, expires_at, last_seen_at, addr, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO sessions (user_id, hash, stage, created_at, expires_at, last_seen_at, addr, user_agent, method) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
-        .bind(user_id)
-        .bind(hash)
-        .bind(stage)
+        .bind(new.user_id)
+        .bind(new.hash)
+        .bind(new.stage)
         .bind(now)
-        .bind(expires_at)
+        .bind(new.expires_at)
         .bind(now)
-        .bind(addr)
-        .bind(user_agent)
+        .bind(new.addr)
+        .bind(new.user_agent)
+        .bind(new.method)
         .fetch_one(&self.writer)
         .await?;
         Ok(row.get(0))
@@ -260,6 +253,12 @@ impl Db {
     pub async fn session_by_hash(&self, hash: &str) -> Result<Option<Session>, StoreError> {
         let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE hash = $1 AND revoked_at IS NULL AND expires_at > $2");
         Ok(sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql)).bind(hash).bind(now_micros()).fetch_optional(&self.writer).await?)
+    }
+
+    /// How a session's login was made (`None` for sessions older than the column).
+    pub async fn session_method(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT method FROM sessions WHERE id = $1").bind(id).fetch_optional(&self.writer).await?;
+        Ok(row.and_then(|r| r.get::<Option<String>, _>(0)))
     }
 
     pub async fn touch_session(&self, id: i64) -> Result<(), StoreError> {
@@ -348,7 +347,8 @@ impl Db {
 
     pub async fn second_factors(&self, user_id: i64) -> Result<Vec<SecondFactor>, StoreError> {
         Ok(sqlx::query_as::<_, SecondFactor>(
-            "SELECT id, user_id, kind, name, created_at, confirmed_at, last_used_at FROM second_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL ORDER BY id",
+            "SELECT id, user_id, CASE WHEN kind = 'webauthn' AND passkey THEN 'passkey' WHEN kind = 'webauthn' THEN 'security_key' ELSE kind END AS kind, \
+             name, created_at, confirmed_at, last_used_at FROM second_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL ORDER BY id",
         )
         .bind(user_id)
         .fetch_all(&self.reader)
@@ -368,6 +368,116 @@ impl Db {
         }
         tx.commit().await?;
         Ok(res.rows_affected() == 1)
+    }
+
+    // ---- WebAuthn ----------------------------------------------------------------------------
+
+    /// The user's WebAuthn user handle, made from `fresh` at the first call.
+    pub async fn webauthn_handle(&self, user_id: i64, fresh: &str) -> Result<String, StoreError> {
+        sqlx::query("UPDATE users SET webauthn_handle = $1 WHERE id = $2 AND webauthn_handle IS NULL")
+            .bind(fresh)
+            .bind(user_id)
+            .execute(&self.writer)
+            .await?;
+        let row = sqlx::query("SELECT webauthn_handle FROM users WHERE id = $1").bind(user_id).fetch_one(&self.writer).await?;
+        Ok(row.get::<Option<String>, _>(0).unwrap_or_default())
+    }
+
+    /// Adds a confirmed WebAuthn credential. A credential id registered before (to anyone) is
+    /// refused: an authenticator's credential belongs to one account.
+    pub async fn add_webauthn(
+        &self,
+        user_id: i64,
+        name: &str,
+        credential_id: &str,
+        passkey: bool,
+        credential: &str,
+    ) -> Result<i64, StoreError> {
+        let now = now_micros();
+        let res = sqlx::query(
+            "INSERT INTO second_factors (user_id, kind, name, credential, credential_id, passkey, created_at, confirmed_at) \
+             VALUES ($1, 'webauthn', $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(name)
+        .bind(credential)
+        .bind(credential_id)
+        .bind(passkey)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await;
+        match res {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Exists("this authenticator's credential".into())),
+            other => Ok(other?.get(0)),
+        }
+    }
+
+    const WEBAUTHN_COLUMNS: &str = "id, user_id, name, passkey, credential_id, credential";
+
+    /// The user's WebAuthn credentials.
+    pub async fn webauthn_credentials(&self, user_id: i64) -> Result<Vec<WebauthnCredential>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM second_factors WHERE user_id = $1 AND kind = 'webauthn' AND confirmed_at IS NOT NULL AND credential IS NOT NULL ORDER BY id",
+            Self::WEBAUTHN_COLUMNS
+        );
+        Ok(sqlx::query_as::<_, WebauthnCredential>(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_all(&self.writer).await?)
+    }
+
+    /// The WebAuthn credential with this id (base64url), whoever holds it.
+    pub async fn webauthn_by_credential_id(&self, credential_id: &str) -> Result<Option<WebauthnCredential>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM second_factors WHERE credential_id = $1 AND kind = 'webauthn' AND confirmed_at IS NOT NULL AND credential IS NOT NULL",
+            Self::WEBAUTHN_COLUMNS
+        );
+        Ok(sqlx::query_as::<_, WebauthnCredential>(sqlx::AssertSqlSafe(sql)).bind(credential_id).fetch_optional(&self.writer).await?)
+    }
+
+    /// Records a use of a WebAuthn credential, with its updated stored form (sign count) if any.
+    pub async fn use_webauthn(&self, id: i64, credential: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE second_factors SET last_used_at = $1, credential = COALESCE($2, credential) WHERE id = $3")
+            .bind(now_micros())
+            .bind(credential)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps the server's half of a ceremony under the hash of the browser's handle.
+    pub async fn put_ceremony(
+        &self,
+        id: &str,
+        user_id: Option<i64>,
+        purpose: &str,
+        bound: Option<&str>,
+        state: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        // Ceremonies nobody finished go when new ones begin.
+        sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires_at <= $1").bind(now_micros()).execute(&self.writer).await?;
+        sqlx::query("INSERT INTO webauthn_ceremonies (id, user_id, purpose, bound, state, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(id)
+            .bind(user_id)
+            .bind(purpose)
+            .bind(bound)
+            .bind(state)
+            .bind(expires_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes (deletes and returns) a live ceremony of `purpose`: each is answered at most once.
+    pub async fn take_ceremony(&self, id: &str, purpose: &str) -> Result<Option<Ceremony>, StoreError> {
+        Ok(sqlx::query_as::<_, Ceremony>(
+            "DELETE FROM webauthn_ceremonies WHERE id = $1 AND purpose = $2 AND expires_at > $3 RETURNING user_id, bound, state",
+        )
+        .bind(id)
+        .bind(purpose)
+        .bind(now_micros())
+        .fetch_optional(&self.writer)
+        .await?)
     }
 
     // ---- recovery codes ----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! The account API: registration, email verification, password reset, login with a second
 //! factor, sessions, TOTP enrolment and recovery codes, API tokens and the account's security
-//! history. Every route answers JSON; errors use the server's plain-text envelope.
+//! history. Every route answers JSON; errors use the server's plain-text envelope. Security keys
+//! and passkeys (WebAuthn) are in [`webauthn`].
 //!
 //! Passwords and one-time codes are checked in constant time (argon2's verifier, `ct_eq`), an
 //! unknown user costs the same as a wrong password, and wrong guesses are rate limited per
@@ -29,13 +30,15 @@ use palisade_core::events::record;
 use palisade_core::mail::notify;
 
 use crate::AppState;
-use crate::http::auth::{Action, Caller, Client, SESSION_PREFIX, check_policy, require_session};
+use crate::http::auth::{Action, Caller, Client, SESSION_PREFIX, check_policy, require_recent_login, require_session};
 use crate::http::body::json_body;
 use crate::http::error::{ApiError, ApiResult, bad_request, forbidden, internal, not_found, too_many, unauthorized};
 use crate::http::throttle::{Limits, addr_key, check_limit, fail_limit, invalid_secret};
 
+pub mod webauthn;
+
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    webauthn::routes()
         .route("/api/register", post(register))
         .route("/api/verify-email", get(verify_email).post(verify_email))
         .route("/api/password/forgot", post(forgot_password))
@@ -45,6 +48,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/logout", post(logout))
         .route("/api/account", get(account))
         .route("/api/account/password", post(change_password))
+        .route("/api/account/reauth", post(reauth))
         .route("/api/account/email", post(change_email))
         .route("/api/account/email/verify", post(resend_verification))
         .route("/api/account/2fa/totp", post(totp_begin))
@@ -60,7 +64,7 @@ pub fn routes() -> Router<AppState> {
 
 /// A guess of a password or code, counted against its (account, address) pair until it turns
 /// out right or wrong.
-struct Guess<'a> {
+pub(crate) struct Guess<'a> {
     limits: &'a Limits,
     limiter: &'a GuessLimiter,
     account: String,
@@ -72,12 +76,12 @@ impl Guess<'_> {
         if std::ptr::eq(self.limiter, &self.limits.password) { "password" } else { "second_factor" }
     }
 
-    fn wrong(&self) {
+    pub(crate) fn wrong(&self) {
         self.limiter.fail(&self.account, &self.addr, Instant::now());
         self.limits.publish(self.name(), "fail", &self.account, &self.addr);
     }
 
-    fn right(&self) {
+    pub(crate) fn right(&self) {
         self.limiter.succeed(&self.account, &self.addr);
         self.limits.publish(self.name(), "succeed", &self.account, &self.addr);
     }
@@ -89,7 +93,7 @@ impl Guess<'_> {
 /// `user` completed a login from this address recently; the pair's own limit never is. The
 /// guess is counted against the pair before the (slow) check, so parallel guesses cannot all
 /// slip under its limit.
-async fn begin_guess<'a>(
+pub(crate) async fn begin_guess<'a>(
     state: &'a AppState,
     limiter: &'a GuessLimiter,
     user: Option<&User>,
@@ -116,7 +120,7 @@ async fn begin_guess<'a>(
     Ok(guess)
 }
 
-fn micros_to_rfc3339(us: i64) -> String {
+pub(crate) fn micros_to_rfc3339(us: i64) -> String {
     palisade_core::timestamp(us)
 }
 
@@ -148,9 +152,11 @@ pub async fn send_verification(state: &AppState, user: &User, email: &str) -> Ap
     let secret = palisade_auth::random_token("", 32);
     let expires = now_micros() + 48 * 3600 * 1_000_000;
     state.db.create_email_token(&palisade_auth::hash_secret(&secret), user.id, "verify", email, expires).await.map_err(internal)?;
-    let link = format!("{}/api/verify-email?token={secret}", state.base_url());
+    let base = state.base_url();
     let body = format!(
-        "Hello {},\n\nconfirm that {email} is your address for Palisade by opening this link within 48 hours:\n\n{link}\n\nIf you did not ask for this, ignore this message.\n",
+        "Hello {},\n\nconfirm that {email} is your address for Palisade by opening this link within 48 hours:\n\n\
+         {base}/account/verify-email/?token={secret}\n\n(From a script: GET {base}/api/verify-email?token={secret} )\n\n\
+         If you did not ask for this, ignore this message.\n",
         user.name
     );
     state.mailer.send_secret(email, "[Palisade] Verify your email address", body).await;
@@ -241,11 +247,13 @@ pub async fn forgot_password(State(state): State<AppState>, client: Client, body
         let secret = palisade_auth::random_token("", 32);
         let expires = now_micros() + 3600 * 1_000_000;
         state.db.create_email_token(&palisade_auth::hash_secret(&secret), user.id, "reset", email, expires).await.map_err(internal)?;
+        let base = state.base_url();
         let body = format!(
             "Hello {},\n\nsomeone asked to reset your Palisade password. Use this token within an hour:\n\n{secret}\n\n\
-             POST {}/api/password/reset with {{\"token\": \"...\", \"new_password\": \"...\"}}\n\nIf it was not you, ignore this message; your password is unchanged.\n",
-            user.name,
-            state.base_url()
+             in the browser: {base}/account/reset-password/?token={secret}\n\n\
+             or from a script: POST {base}/api/password/reset with {{\"token\": \"...\", \"new_password\": \"...\"}}\n\n\
+             If it was not you, ignore this message; your password is unchanged.\n",
+            user.name
         );
         state.mailer.send_secret(email, "[Palisade] Password reset", body).await;
         record(&state, "password_reset_requested", "anonymous", Some(user.id), None, &client, Value::Null).await;
@@ -310,22 +318,31 @@ struct LoginBody {
     password: String,
 }
 
-async fn new_session(state: &AppState, user: &User, stage: &str, client: &Client) -> ApiResult<(String, i64)> {
+/// A new session (`stage` `active`, or `second_factor` for a login ticket) made by `method`.
+async fn new_session(state: &AppState, user: &User, stage: &str, client: &Client, method: Option<&str>) -> ApiResult<(String, i64)> {
     let secret = palisade_auth::random_token(SESSION_PREFIX, 32);
     let ttl = if stage == "active" { state.config.accounts.session_micros() } else { 300 * 1_000_000 };
     let expires = now_micros().saturating_add(ttl);
     state
         .db
-        .create_session(user.id, &palisade_auth::hash_secret(&secret), stage, expires, client.addr.as_deref(), client.user_agent.as_deref())
+        .create_session(palisade_store::NewSession {
+            user_id: user.id,
+            hash: &palisade_auth::hash_secret(&secret),
+            stage,
+            expires_at: expires,
+            addr: client.addr.as_deref(),
+            user_agent: client.user_agent.as_deref(),
+            method,
+        })
         .await
         .map_err(internal)?;
     Ok((secret, expires))
 }
 
 /// Finishes a login: an active session, the event, and a mail when the client is new.
-async fn complete_login(state: &AppState, user: &User, client: &Client, method: &str) -> ApiResult<Json<Value>> {
+pub(crate) async fn complete_login(state: &AppState, user: &User, client: &Client, method: &str) -> ApiResult<Json<Value>> {
     let known = state.db.known_client(user.id, client.addr.as_deref(), client.user_agent.as_deref()).await.map_err(internal)?;
-    let (secret, expires) = new_session(state, user, "active", client).await?;
+    let (secret, expires) = new_session(state, user, "active", client, Some(method)).await?;
     record(state, "login", &user.name, Some(user.id), None, client, json!({ "method": method })).await;
     if !known {
         let what = format!(
@@ -368,12 +385,16 @@ pub async fn login(State(state): State<AppState>, client: Client, body: Bytes) -
     // but the client is told to have it changed.
     let weak = check_strength(&b.password, &user.name, user.email.as_deref()).is_err();
     if user.has_2fa {
-        let (ticket, expires) = new_session(&state, &user, "second_factor", &client).await?;
+        let (ticket, expires) = new_session(&state, &user, "second_factor", &client, None).await?;
+        let mut methods = vec!["totp", "recovery_code"];
+        if user.has_webauthn {
+            methods.push("webauthn");
+        }
         return Ok(Json(json!({
             "second_factor_required": true,
             "ticket": ticket,
             "expires": micros_to_rfc3339(expires),
-            "methods": ["totp", "recovery_code"],
+            "methods": methods,
             "password_change_recommended": weak,
         })));
     }
@@ -388,6 +409,27 @@ struct SecondFactorBody {
     ticket: String,
     code: Option<String>,
     recovery_code: Option<String>,
+}
+
+/// The login ticket (the session between the password and the second factor) and its user.
+pub(crate) async fn login_ticket(state: &AppState, client: &Client, ticket: &str) -> ApiResult<(Session, User)> {
+    let Some(ticket) = state.db.session_by_hash(&palisade_auth::hash_secret(ticket.trim())).await.map_err(internal)? else {
+        return Err(invalid_secret(state, client, unauthorized("the login ticket is invalid or expired; log in again")));
+    };
+    if ticket.stage != "second_factor" {
+        return Err(bad_request("this is not a login ticket"));
+    }
+    let user = state.db.user_by_id(ticket.user_id).await?;
+    Ok((ticket, user))
+}
+
+/// Ends a login ticket once its second factor is right. It is single-use: of two concurrent
+/// completions only one gets a session.
+pub(crate) async fn use_ticket(state: &AppState, ticket: &Session) -> ApiResult<()> {
+    if !state.db.revoke_session(ticket.id, ticket.user_id).await.map_err(internal)? {
+        return Err(unauthorized("the login ticket was already used; log in again"));
+    }
+    Ok(())
 }
 
 /// Checks a TOTP code against the user's confirmed factors and consumes its time step.
@@ -412,13 +454,7 @@ pub async fn second_factor(State(state): State<AppState>, client: Client, body: 
     if b.code.is_some() == b.recovery_code.is_some() {
         return Err(bad_request("send exactly one of \"code\" and \"recovery_code\""));
     }
-    let Some(ticket) = state.db.session_by_hash(&palisade_auth::hash_secret(b.ticket.trim())).await.map_err(internal)? else {
-        return Err(invalid_secret(&state, &client, unauthorized("the login ticket is invalid or expired; log in again")));
-    };
-    if ticket.stage != "second_factor" {
-        return Err(bad_request("this is not a login ticket"));
-    }
-    let user = state.db.user_by_id(ticket.user_id).await?;
+    let (ticket, user) = login_ticket(&state, &client, &b.ticket).await?;
     let guess = begin_guess(&state, &state.limits.second_factor, Some(&user), format!("user:{}", user.id), &client).await?;
     let method = match (&b.code, &b.recovery_code) {
         (Some(code), _) => totp_ok(&state, user.id, code, None).await?.map(|_| "totp"),
@@ -433,10 +469,7 @@ pub async fn second_factor(State(state): State<AppState>, client: Client, body: 
         return Err(unauthorized("invalid or already used code"));
     };
     guess.right();
-    // The ticket is single-use: of two concurrent completions only one gets a session.
-    if !state.db.revoke_session(ticket.id, user.id).await.map_err(internal)? {
-        return Err(unauthorized("the login ticket was already used; log in again"));
-    }
+    use_ticket(&state, &ticket).await?;
     if method == "recovery_code" {
         let left = state.db.recovery_codes_left(user.id).await.map_err(internal)?;
         notify(
@@ -488,7 +521,7 @@ struct PasswordChange {
 }
 
 /// Re-checks the password for a sensitive change, rate limited like login.
-async fn confirm_password(state: &AppState, user: &User, client: &Client, password: &str) -> ApiResult<()> {
+pub(crate) async fn confirm_password(state: &AppState, user: &User, client: &Client, password: &str) -> ApiResult<()> {
     let guess = begin_guess(state, &state.limits.password, Some(user), format!("user:{}", user.id), client).await?;
     if password_ok(state, Some(user), password).await? {
         guess.right();
@@ -500,15 +533,34 @@ async fn confirm_password(state: &AppState, user: &User, client: &Client, passwo
     Ok(())
 }
 
+/// `POST /api/account/reauth` `{"password"}`: confirms it is still the account's holder before a
+/// sensitive change. The session is replaced by a new one (the id rotates), made the same way
+/// (a passkey login stays one), whose login counts as recent.
+pub async fn reauth(State(state): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Json<Value>> {
+    let (p, user) = caller.session(&state).await?;
+    let b: PasswordBody = json_body(&body)?;
+    confirm_password(&state, &user, &caller.client, &b.password).await?;
+    let crate::http::auth::Credential::Session { id } = p.credential else { return Err(bad_request("not a session")) };
+    let method = state.db.session_method(id).await.map_err(internal)?;
+    let (secret, expires) = new_session(&state, &user, "active", &caller.client, method.as_deref()).await?;
+    state.db.revoke_session(id, user.id).await.map_err(internal)?;
+    record(&state, "reauthenticated", &user.name, Some(user.id), None, &caller.client, Value::Null).await;
+    Ok(Json(json!({ "session": secret, "expires": micros_to_rfc3339(expires) })))
+}
+
 /// `POST /api/account/password`: ends every session and revokes every API token, then opens a
 /// new session for the caller.
 pub async fn change_password(State(state): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Json<Value>> {
-    let (_, user) = caller.session(&state).await?;
+    let (p, user) = caller.session(&state).await?;
     let b: PasswordChange = json_body(&body)?;
     confirm_password(&state, &user, &caller.client, &b.current_password).await?;
     check_strength(&b.new_password, &user.name, user.email.as_deref())?;
     let (sessions, tokens) = apply_new_password(&state, &user, &caller.client, b.new_password, "password_changed", "changed").await?;
-    let (secret, expires) = new_session(&state, &user, "active", &caller.client).await?;
+    let method = match p.credential {
+        crate::http::auth::Credential::Session { id } => state.db.session_method(id).await.map_err(internal)?,
+        _ => None,
+    };
+    let (secret, expires) = new_session(&state, &user, "active", &caller.client, method.as_deref()).await?;
     Ok(Json(
         json!({ "changed": true, "sessions_ended": sessions, "tokens_revoked": tokens, "session": secret, "expires": micros_to_rfc3339(expires) }),
     ))
@@ -623,7 +675,7 @@ pub async fn totp_confirm(State(state): State<AppState>, caller: Caller, Path(id
     Ok(Json(out))
 }
 
-async fn issue_recovery_codes(state: &AppState, user_id: i64) -> ApiResult<Vec<String>> {
+pub(crate) async fn issue_recovery_codes(state: &AppState, user_id: i64) -> ApiResult<Vec<String>> {
     let codes = palisade_auth::new_recovery_codes(10);
     let hashes: Vec<String> = codes.iter().map(|c| palisade_auth::hash_secret(&palisade_auth::normalize_recovery_code(c))).collect();
     state.db.replace_recovery_codes(user_id, &hashes).await.map_err(internal)?;
@@ -748,6 +800,7 @@ struct NewTokenBody {
 pub async fn create_token(State(state): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
     let (p, user) = caller.session(&state).await?;
     check_policy(&state, &p, "create API tokens")?;
+    require_recent_login(&state, &p, "creating an API token")?;
     let b: NewTokenBody = json_body(&body)?;
     let keys = [format!("user:{}", user.id)];
     check_limit(&state.limits.tokens, &keys)?;
