@@ -49,6 +49,7 @@ ENDPOINTS = [
     ("project_json", "/simple/<p>/ (JSON)"),
     ("project_random_html", "random <p> (HTML)"),
     ("file", "file download"),
+    ("web_project", "/project/<p>/ (web)"),
 ]
 PAGE_ENDPOINTS = ["simple_html", "simple_json", "project_html", "project_json", "project_random_html"]
 
@@ -202,7 +203,7 @@ def check_endpoint(srv, key: str, path: str, accept: str | None, sample: str, sa
     text = body.decode(errors="replace")
     if key == "simple_html":
         return "" if sample in text else f"{sample} not listed"
-    if key == "project_html":
+    if key in ("project_html", "web_project"):
         missing = [w.filename for w in sample_files if w.filename not in text]
         return f"missing {missing}" if missing else ""
     return ""
@@ -240,7 +241,11 @@ def bench_server(ctx: Ctx, srv, scale: int, prev: int, wheels, sample: str, res:
         accept = JSON_ACCEPT if key.endswith("_json") else None
         if accept and not srv.supports_json:
             continue
-        if key.startswith("simple_"):
+        if key == "web_project" and not srv.supports_web:
+            continue
+        if key == "web_project":
+            path = f"/project/{sample}/"
+        elif key.startswith("simple_"):
             path = srv.simple_path
         elif key == "file":
             path = srv.file_path(sample)
@@ -524,6 +529,18 @@ def evaluate_targets(results: dict) -> list[dict]:
                     ok = worst[0] >= need
                     detail = [f"worst {worst[0]:,.2f}x on {worst[1]} c={worst[2]}"]
             add(f"pages {label} {tag}", ok, detail[0] if detail else f"{other} not measured")
+        # The web interface's project page (rendered once per change and cached) against nginx
+        # serving the same bytes as a static file.
+        worst = None
+        for c, p in pal["wrk"].get("web_project", {}).items():
+            o = rs.get("nginx", {}).get("wrk", {}).get("web_project", {}).get(c)
+            if o and o["ok"] and p["ok"] and o["rps"]:
+                r = p["rps"] / o["rps"]
+                if worst is None or r < worst[0]:
+                    worst = (r, c)
+        add(f"project web page >= 0.5x nginx requests/s {tag}", None if worst is None else worst[0] >= 0.5,
+            f"worst {worst[0]:,.2f}x at c={worst[1]}" if worst else "nginx or the web page not measured")
+
         def p99_at_64(server, key):
             d = rs.get(server, {}).get("wrk", {}).get(key, {}).get("64")
             if not d or not d["ok"]:

@@ -36,6 +36,8 @@ from wheels import Wheel, project_name
 class Server:
     name = "?"
     supports_json = True
+    # A project's web page at PyPI's path (/project/<name>/): Palisade's, and nginx serving it.
+    supports_web = False
     ready_path = "/simple/"
     simple_path = "/simple/"
 
@@ -135,6 +137,7 @@ def totp(secret_b32: str, at: float | None = None) -> str:
 
 
 class Palisade(Server):
+    supports_web = True
     name = "palisade"
     ready_path = "/healthz"
     user = "bench"
@@ -421,6 +424,7 @@ http {{
         location = /upload-sink {{ client_max_body_size 16m; return 200 "ok"; }}
         location /simple/ {{ index $simple_index; }}
         location /files/ {{ }}
+        location /project/ {{ index index.html; }}
     }}
 }}
 """
@@ -428,6 +432,7 @@ http {{
 
 class Nginx(Server):
     name = "nginx"
+    supports_web = True
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -493,6 +498,10 @@ class Nginx(Server):
             d = www / "simple" / n
             d.mkdir(exist_ok=True)
             (d / "index.json").write_bytes(body)
+        for n, body in pages.get("web_project", {}).items():
+            d = www / "project" / n
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "index.html").write_bytes(body)
         first = sorted(files_by[sample], key=lambda w: w.filename)[0]
         shutil.copyfile(first.path, www / "files" / first.filename)
         self._file_path = f"/files/{first.filename}"
@@ -518,10 +527,13 @@ def save_palisade_pages(p: Palisade, scale: int, sample: str, log) -> dict:
     got = fetch_many(p.port, [p.project_path(n) for n in names], deadline_s=300)
     projects_html = {n: got[p.project_path(n)] for n in names if p.project_path(n) in got}
     st3, _, pj = http_get(p.port, p.project_path(sample), {"Accept": JSON_ACCEPT})
+    st4, _, web = http_get(p.port, f"/project/{sample}/")
+    if st4 != 200:
+        raise RuntimeError(f"palisade /project/{sample}/ answered {st4}")
     log(f"    saved {len(projects_html)}/{len(names)} palisade project pages for nginx in {time.monotonic() - t0:.1f}s")
     if sample not in projects_html or st3 != 200:
         raise RuntimeError("could not save palisade's sample project page")
     # Rewrite file links? No: nginx serves the pages verbatim; the file
     # download endpoint is measured on /files/<wheel> separately.
     return {"simple_html": simple_html, "simple_json": simple_json, "projects_html": projects_html,
-            "project_json": {sample: pj}}
+            "project_json": {sample: pj}, "web_project": {sample: web}}

@@ -225,6 +225,29 @@ def test_owners_yank_and_manage_collaborators_and_publishers(server, browser, mo
         pg.click("section[aria-labelledby=publishers] button:text('Remove')")
         assert "removed" in pg.locator(".notice-ok").inner_text()
         assert "None: uploads need an API token" in pg.locator("section[aria-labelledby=publishers]").inner_text()
+        # A GitLab pipeline and a custom issuer's claims (a bad claim line is refused clearly).
+        pg.click("text=Add a GitLab CI pipeline")
+        pg.fill("#gl-project", "acme/group/web-managed")
+        pg.click("text=Add GitLab publisher")
+        assert "Trusted publisher added" in pg.locator(".notice-ok").inner_text()
+        assert "acme/group/web-managed" in pg.locator("section[aria-labelledby=publishers]").inner_text()
+        pg.click("text=Add another OIDC issuer")
+        pg.fill("#custom-issuer", "https://ci.example.org")
+        pg.fill("#custom-claims", "repository acme/web-managed")
+        pg.click("text=Add issuer publisher")
+        assert "not name=value" in pg.locator(".error").inner_text()
+
+        # Settings: require attestations, then lift it; the history shows every change above.
+        pg.check("input[name=require_attestations]")
+        pg.click("text=Save settings")
+        assert "need a valid attestation" in pg.locator(".notice-ok").inner_text()
+        assert pg.locator("input[name=require_attestations]").is_checked()
+        pg.uncheck("input[name=require_attestations]")
+        pg.click("text=Save settings")
+        assert "no longer need an attestation" in pg.locator(".notice-ok").inner_text()
+        history = pg.locator("section[aria-labelledby=history]").inner_text()
+        for kind in ("release_yanked", "role_changed", "publisher_added", "project_attestation_policy_changed"):
+            assert kind in history, (kind, history)
     finally:
         context.close()
     # A user with no role is turned away by the API's own authorization.

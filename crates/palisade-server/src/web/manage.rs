@@ -83,14 +83,20 @@ async fn project_page(state: &AppState, visitor: &Visitor, name: &str, status: S
         })
         .collect();
     listed.reverse();
-    let (roles, publishers) = if owner {
+    let (roles, publishers, history) = if owner {
         let roles = projects::roles(State(state.clone()), visitor.caller(), Path(normalized.clone())).await.map(|j| j.0["roles"].clone());
         let list = state.db.publishers(Some(&normalized)).await.unwrap_or_default();
         let publishers: Vec<Json> =
             list.iter().map(|p| json!({ "id": p.id, "pending": p.pending, "what": palisade_core::publishers::describe(p) })).collect();
-        (roles.unwrap_or(Json::Null), publishers)
+        let events =
+            projects::events(State(state.clone()), visitor.caller(), Path(normalized.clone())).await.map(|j| j.0["events"].clone());
+        let mut history = events.unwrap_or(Json::Null);
+        if let Some(list) = history.as_array_mut() {
+            list.truncate(50);
+        }
+        (roles.unwrap_or(Json::Null), publishers, history)
     } else {
-        (Json::Null, Vec::new())
+        (Json::Null, Vec::new(), Json::Null)
     };
     let ctx = minijinja::context! {
         site => ser(templates::site(state)),
@@ -101,6 +107,9 @@ async fn project_page(state: &AppState, visitor: &Visitor, name: &str, status: S
         releases => ser(listed),
         roles => ser(roles),
         publishers => ser(publishers),
+        history => ser(history),
+        require_attestations => project.require_attestations,
+        critical => project.critical,
         extra,
     };
     render(state, status, "manage_project.html", ctx)
@@ -203,14 +212,65 @@ pub async fn add_publisher(
     if let Some(r) = reauth_first(&state, &visitor, &format!("/manage/project/{}/", palisade_dist::normalize(&name))).await {
         return r;
     }
-    let environment = field(&form, "environment").trim();
-    let mut github = json!({ "repository": field(&form, "repository").trim(), "workflow": field(&form, "workflow").trim() });
-    if !environment.is_empty() {
-        github["environment"] = json!(environment);
+    let outcome = match publisher_of(&form) {
+        Ok(request) => projects::create_publisher(State(state.clone()), visitor.caller(), Path(name.clone()), body(request))
+            .await
+            .map(|_| "Trusted publisher added: that workflow may now publish without a stored token.".to_string()),
+        Err(e) => Err(e),
+    };
+    after(&state, &visitor, &name, outcome).await
+}
+
+/// The publisher a form describes, as the API takes it: a GitHub workflow, a GitLab CI
+/// configuration, or another OIDC issuer with the claims its tokens must carry (`name=value`
+/// lines).
+fn publisher_of(form: &FormData) -> Result<Json, ApiError> {
+    let environment = field(form, "environment").trim();
+    let with_environment = |mut v: Json| {
+        if !environment.is_empty() {
+            v["environment"] = json!(environment);
+        }
+        v
+    };
+    match field(form, "kind") {
+        "" | "github" => Ok(json!({ "github": with_environment(json!({
+            "repository": field(form, "repository").trim(),
+            "workflow": field(form, "workflow").trim(),
+        })) })),
+        "gitlab" => Ok(json!({ "gitlab": with_environment(json!({
+            "project": field(form, "gitlab_project").trim(),
+            "ci_config_path": field(form, "ci_config_path").trim(),
+        })) })),
+        "issuer" => {
+            let mut claims = serde_json::Map::new();
+            for line in field(form, "claims").lines().map(str::trim).filter(|l| !l.is_empty()) {
+                let Some((k, v)) = line.split_once('=') else {
+                    return Err(crate::http::error::bad_request(format!("claim line {line:?} is not name=value")));
+                };
+                claims.insert(k.trim().to_string(), json!(v.trim()));
+            }
+            Ok(json!({ "issuer": field(form, "issuer").trim(), "claims": claims }))
+        }
+        other => Err(crate::http::error::bad_request(format!("unknown publisher kind {other:?}"))),
     }
-    let outcome = projects::create_publisher(State(state.clone()), visitor.caller(), Path(name.clone()), body(json!({ "github": github })))
-        .await
-        .map(|_| "Trusted publisher added: that workflow may now publish without a stored token.".to_string());
+}
+
+/// The project's settings: whether uploads must carry a PEP 740 attestation.
+pub async fn settings(State(state): State<AppState>, visitor: Visitor, Path(name): Path<String>, Form(form): Form<FormData>) -> Response {
+    if let Some(r) = checked(&state, &visitor, &name, &form).await {
+        return r;
+    }
+    let on = field(&form, "require_attestations") == "on";
+    let outcome =
+        projects::set_settings(State(state.clone()), visitor.caller(), Path(name.clone()), body(json!({ "require_attestations": on })))
+            .await
+            .map(|_| {
+                if on {
+                    "Uploads now need a valid attestation from one of the project's trusted publishers.".to_string()
+                } else {
+                    "Uploads no longer need an attestation.".to_string()
+                }
+            });
     after(&state, &visitor, &name, outcome).await
 }
 

@@ -78,6 +78,7 @@ pub fn routes() -> Router<AppState> {
         .route("/manage/project/{name}/roles/{user}/remove/", post(manage::remove_role))
         .route("/manage/project/{name}/publishers/", post(manage::add_publisher))
         .route("/manage/project/{name}/publishers/{id}/remove/", post(manage::remove_publisher))
+        .route("/manage/project/{name}/settings/", post(manage::settings))
         .route("/admin/", get(admin::admin_page))
         .route("/admin", get(add_slash))
         .route("/admin/quarantine/{filename}/{decision}/", post(admin::decide))
