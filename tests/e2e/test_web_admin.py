@@ -13,6 +13,9 @@ from distbuilder import WheelBuilder
 from support import free_port, strong_password, totp
 from webtest import axe_available, screenshot, serious_accessibility_problems
 
+# What the XSS checks put into every string a user controls here (report texts, token names).
+PAYLOAD = '<script>window.__xss=(window.__xss||0)+1</script><img src=x onerror="window.__xss=(window.__xss||0)+1">'
+
 # A module that sends the host name away at import: suspicious, so held for review.
 BEACON_INIT = (
     "import socket\n"
@@ -39,7 +42,8 @@ def test_register_verify_email_and_reset_password(make_server, sink, browser):
     # Sensitive changes need a login of the last 2 seconds here (15 minutes by default); the
     # instance does not ask for a second factor, so the newcomer may make tokens.
     srv, base = localhost_server(
-        make_server, sink, PALISADE_ACCOUNTS_REGISTRATION="true", PALISADE_ACCOUNTS_REAUTH_SECS="2", PALISADE_ACCOUNTS_REQUIRE_2FA="false"
+        make_server, sink, PALISADE_ACCOUNTS_REGISTRATION="true", PALISADE_ACCOUNTS_REAUTH_SECS="2", PALISADE_ACCOUNTS_REQUIRE_2FA="false",
+        PALISADE_WEB_NOTICES="Maintenance on Sunday <b>09:00</b>",
     )
     context = browser.new_context(bypass_csp=True)
     pg = context.new_page()
@@ -53,7 +57,11 @@ def test_register_verify_email_and_reset_password(make_server, sink, browser):
 
     password = strong_password("newcomer")
     try:
+        # The instance's notice is on every page, as text.
+        pg.goto(f"{base}/")
+        assert pg.locator(".notice").inner_text() == "Maintenance on Sunday <b>09:00</b>"
         pg.goto(f"{base}/account/login/")
+        assert "Maintenance on Sunday" in pg.locator(".notice").inner_text()
         pg.click("text=Register")
         pg.wait_for_url(f"{base}/account/register/")
         audit("registration page")
@@ -128,9 +136,11 @@ def test_register_verify_email_and_reset_password(make_server, sink, browser):
         pg.fill("#password", third)
         pg.click("form.stack button[type=submit]")
         pg.wait_for_url(f"{base}/manage/account/")
-        pg.fill("#token-description", "after re-authentication")
+        pg.fill("#token-description", f"after re-authentication {PAYLOAD}")
         pg.click("text=Create token")
         assert re.fullmatch(r"pal_[0-9A-Za-z]{38}", pg.locator("#token-value").input_value())
+        # The token's name (user text) is shown as text on the account page.
+        assert PAYLOAD in pg.locator("table.tokens").inner_text() and pg.evaluate("window.__xss") is None
         rotated = [c["value"] for c in context.cookies() if c["name"] == "__Host-palisade_session"]
         assert rotated and rotated != cookie, "re-authentication rotates the session"
         assert not problems, f"axe-core: {problems}"
@@ -183,7 +193,7 @@ def test_report_malware_and_review_queue(make_server, sink, browser, module_clie
         audit("report form")
         pg.select_option("#kind", "is_malware")
         pg.fill("#version", "3.0")
-        pg.fill("#summary", "3.0 downloads a second stage at import")
+        pg.fill("#summary", f"3.0 downloads a second stage at import {PAYLOAD}")
         pg.fill("#inspector", "https://inspector.example.test/project/queue-demo/3.0/")
         pg.click("form.stack button[type=submit]")
         assert "Thank you" in pg.locator("h1").inner_text()
@@ -206,6 +216,10 @@ def test_report_malware_and_review_queue(make_server, sink, browser, module_clie
         queue = pg.locator("section[aria-labelledby=queue]").inner_text()
         assert beacon.name in queue and "suspicious" in queue, queue
         assert "queue_demo-3.0-py3-none-any.whl" in queue and "second stage" in queue and "(trusted)" in queue, queue
+        # The report's text is shown as text: no script ran, and the policy headers are there.
+        assert PAYLOAD in queue and pg.evaluate("window.__xss") is None
+        r = srv.http.get(f"{base}/admin/", timeout=30)
+        assert "script-src 'self'" in r.headers["Content-Security-Policy"] and r.headers["X-Frame-Options"] == "DENY"
         screenshot(pg, "admin")
         pg.click(f"a:text('{beacon.name}')")
         assert "gethostname" in pg.locator("main").inner_text()

@@ -135,6 +135,26 @@ pub struct Config {
     /// without the section, no such file is served.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security_txt: Option<SecurityTxt>,
+    /// The web interface.
+    pub web: WebConfig,
+}
+
+/// `[web]`: what the web interface shows beyond the projects.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Notices shown on every page (plain text: maintenance windows, policy changes).
+    pub notices: Vec<String>,
+}
+
+impl WebConfig {
+    fn validate(&self, errors: &mut Vec<String>) {
+        for n in &self.notices {
+            if n.trim().is_empty() || n.chars().count() > 500 {
+                errors.push(format!("web.notices: each notice is 1 to 500 characters of text, not {n:?}"));
+            }
+        }
+    }
 }
 
 /// `[security_txt]`: what `/.well-known/security.txt` says (RFC 9116). `canonical` is added from
@@ -975,6 +995,7 @@ impl Default for Config {
             sharing: SharingConfig::default(),
             http: HttpConfig::default(),
             security_txt: None,
+            web: WebConfig::default(),
         }
     }
 }
@@ -1155,6 +1176,7 @@ impl Config {
             }
         }
         self.http.validate(&mut errors);
+        self.web.validate(&mut errors);
         errors
     }
 }

@@ -111,6 +111,7 @@ variables! {
         PALISADE_HTTP_BODY_TIMEOUT_SECS => "http.body_timeout_secs",
         PALISADE_HTTP_MAX_CONNECTIONS => "http.max_connections",
         PALISADE_HTTP_MAX_CONNECTIONS_PER_CLIENT => "http.max_connections_per_client",
+        PALISADE_WEB_NOTICES => "web.notices",
     }
 }
 

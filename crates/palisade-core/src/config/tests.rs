@@ -239,6 +239,7 @@ const SECTIONS: &[&str] = &[
     "sharing",
     "http",
     "security_txt",
+    "web",
 ];
 
 /// Every key, with its section ("" for the top level; `disclosure.partners` for a partner's keys).
@@ -247,7 +248,7 @@ fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
     let lists = [
         keys!("": Config { listen, data_dir, max_upload_bytes, max_uncompressed_bytes, max_description_bytes, public_url, log,
             journal_poll_ms, sweep_young_blobs, client_ip_header, database, storage, jobs, scan, accounts, smtp, oidc, attestations,
-            transparency, disclosure, sharing, http, security_txt }),
+            transparency, disclosure, sharing, http, security_txt, web }),
         keys!("database": DatabaseConfig { url, pool_size }),
         keys!("storage": StorageConfig { url, endpoint, region, access_key_id, secret_access_key, allow_http,
             presigned_downloads_secs }),
@@ -271,6 +272,7 @@ fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
         keys!("disclosure.partners": DisclosurePartner { name, key_id_header, signature_header, keys_url, keys_ttl_secs, public_keys }),
         keys!("disclosure.partners.public_keys": PartnerKey { key_identifier, key }),
         keys!("security_txt": SecurityTxt { contact, expires, policy, preferred_languages, acknowledgments }),
+        keys!("web": WebConfig { notices }),
         keys!("http": HttpConfig { header_timeout_secs, idle_timeout_secs, body_timeout_secs, max_connections,
             max_connections_per_client }),
     ];

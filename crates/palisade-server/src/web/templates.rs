@@ -74,7 +74,7 @@ pub fn site(state: &AppState) -> Site {
         version: env!("CARGO_PKG_VERSION"),
         base: state.base_url(),
         asset_version: super::assets::version(),
-        notices: Vec::new(),
+        notices: state.config.web.notices.clone(),
         security_txt: state.config.security_txt.is_some(),
     }
 }
