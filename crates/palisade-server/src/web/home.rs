@@ -71,7 +71,8 @@ pub async fn search(State(state): State<AppState>, Query(params): Query<HashMap<
 }
 
 /// Name matches first (the exact name, then names that start with the query, then names that
-/// contain it), then matches in the text; the most recently updated first within each.
+/// contain it), the most recently updated first within each; then matches in the summary or
+/// keywords, the most relevant first (the full-text index's score), then the most recent.
 fn rank(found: Vec<ProjectCard>, normalized: &str) -> Vec<ProjectCard> {
     let mut found: Vec<(u8, ProjectCard)> = found
         .into_iter()
@@ -89,7 +90,13 @@ fn rank(found: Vec<ProjectCard>, normalized: &str) -> Vec<ProjectCard> {
             (class, c)
         })
         .collect();
-    found.sort_by(|(a, x), (b, y)| a.cmp(b).then(y.updated.cmp(&x.updated)).then(x.normalized.cmp(&y.normalized)));
+    let relevance = |c: &ProjectCard| c.relevance.unwrap_or(f64::INFINITY);
+    found.sort_by(|(a, x), (b, y)| {
+        a.cmp(b)
+            .then(if *a == 3 { relevance(x).total_cmp(&relevance(y)) } else { std::cmp::Ordering::Equal })
+            .then(y.updated.cmp(&x.updated))
+            .then(x.normalized.cmp(&y.normalized))
+    });
     found.into_iter().map(|(_, c)| c).collect()
 }
 
@@ -105,14 +112,24 @@ mod tests {
     use super::*;
 
     fn card(name: &str, updated: i64) -> ProjectCard {
-        ProjectCard { name: name.into(), normalized: name.into(), updated }
+        ProjectCard { name: name.into(), normalized: name.into(), updated, relevance: None }
+    }
+
+    fn text(name: &str, updated: i64, relevance: f64) -> ProjectCard {
+        ProjectCard { relevance: Some(relevance), ..card(name, updated) }
     }
 
     #[test]
     fn exact_then_prefix_then_contains_then_text() {
-        let found =
-            vec![card("zzz", 9), card("my-requests", 5), card("requests-oauth", 1), card("requests", 0), card("requests-toolbelt", 3)];
+        let found = vec![
+            text("zzz", 9, -1.0),
+            card("my-requests", 5),
+            text("aaa", 1, -3.0),
+            card("requests-oauth", 1),
+            card("requests", 0),
+            card("requests-toolbelt", 3),
+        ];
         let names: Vec<String> = rank(found, "requests").into_iter().map(|c| c.name).collect();
-        assert_eq!(names, ["requests", "requests-toolbelt", "requests-oauth", "my-requests", "zzz"]);
+        assert_eq!(names, ["requests", "requests-toolbelt", "requests-oauth", "my-requests", "aaa", "zzz"]);
     }
 }

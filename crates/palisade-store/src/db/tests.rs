@@ -715,3 +715,45 @@ async fn local_records_and_waivers() {
     assert!(db.note_advisory_notice(demo.id, "MAL-9").await.unwrap());
     assert!(!db.note_advisory_notice(demo.id, "MAL-9").await.unwrap());
 }
+
+/// Search: names first, then the full-text index of summaries and keywords (stemmed, the last
+/// word a prefix), over published files only; query syntax in the input is only text.
+#[tokio::test]
+async fn search_ranks_names_then_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = open_test(dir.path()).await;
+    let blobs = BlobStore::open(dir.path()).unwrap();
+    let alice = db.create_user("alice", false, None, false, None).await.unwrap();
+    let file = |name: &str, summary: &str, keywords: &str, sha: &str, status: &str| {
+        let normalized = palisade_dist::normalize(name);
+        let mut f = new_file(&format!("{}-1.0-py3-none-any.whl", normalized.replace('-', "_")), sha, &alice);
+        f.project_name = name.into();
+        f.normalized = normalized;
+        f.metadata_json = format!(r#"{{"summary": "{summary}", "keywords": "{keywords}"}}"#);
+        f.status = status.into();
+        f
+    };
+    for f in [
+        file("httpx", "The next generation HTTP client.", "http,async", "h1", "published"),
+        file("fetchlib", "Fetch pages with connection pooling", "http,clients", "h2", "published"),
+        file("clientele", "Unrelated tools", "", "h3", "published"),
+        file("held-back", "An HTTP client held for review", "", "h4", "quarantined"),
+        file("colours", "Terminal colours", "ansi", "h5", "published"),
+    ] {
+        publish(&db, &blobs, &f).await.unwrap();
+    }
+    let names = |v: Vec<ProjectCard>| v.into_iter().map(|c| c.normalized).collect::<Vec<_>>();
+    // A name match comes first; "clients" in fetchlib's keywords stems to "client"; the held
+    // release is not found.
+    let found = names(db.search_projects("client", "client", 10).await.unwrap());
+    assert_eq!(found[0], "clientele", "{found:?}");
+    assert!(found.contains(&"httpx".to_string()) && found.contains(&"fetchlib".to_string()), "{found:?}");
+    assert!(!found.contains(&"held-back".to_string()) && !found.contains(&"colours".to_string()), "{found:?}");
+    // The last word is a prefix: "conn" finds "connection".
+    assert_eq!(names(db.search_projects("pooling conn", "pooling-conn", 10).await.unwrap()), ["fetchlib"]);
+    // FTS and tsquery syntax are words here, never an error.
+    for hostile in ["\"", "*", "http AND", "a:* & !b", "NEAR(x y)", "'; DROP TABLE releases; --", "---"] {
+        db.search_projects(hostile, &palisade_dist::normalize(hostile), 10).await.unwrap();
+    }
+    assert_eq!(names(db.search_projects("ansi", "ansi", 10).await.unwrap()), ["colours"]);
+}
