@@ -12,18 +12,14 @@ import re
 import requests
 
 from distbuilder import WheelBuilder, file_sha256
-from support import strong_password, totp
-from webtest import axe_available, screenshot, serious_accessibility_problems
+from support import totp
+from webtest import Audit, make_user, screenshot
 
 
 def local(srv) -> str:
     return f"http://localhost:{srv.port}"
 
 
-def make_user(srv, name: str) -> str:
-    password = strong_password(name)
-    srv.cli_input(password + "\n", "user", "create", name, "--email", f"{name}@example.test", "--email-verified", "--password-stdin")
-    return password
 
 
 def log_in(pg, base: str, name: str, password: str) -> None:
@@ -47,13 +43,7 @@ def test_new_user_enrols_totp_makes_a_token_and_uploads(server, browser, module_
     # CSP itself is tested in test_web.py.
     context = browser.new_context(bypass_csp=True)
     pg = context.new_page()
-    problems = {}
-
-    def audit(name: str) -> None:
-        if axe_available():
-            bad = serious_accessibility_problems(pg)
-            if bad:
-                problems[name] = bad
+    audit = Audit(pg)
 
     try:
         # A wrong password is refused on the page, with the API's message.
@@ -121,7 +111,7 @@ def test_new_user_enrols_totp_makes_a_token_and_uploads(server, browser, module_
         pg.click("text=Verify")
         pg.wait_for_url(f"{base}/manage/account/")
         assert session_cookie(context)["value"] not in (first["value"], "")
-        assert not problems, f"axe-core: {problems}"
+        audit.check()
     finally:
         context.close()
 
@@ -194,8 +184,9 @@ def test_owners_yank_and_manage_collaborators_and_publishers(server, browser, mo
         assert "Release 2.0 yanked" in pg.locator(".notice-ok").inner_text()
         assert server.simple_json("web-managed").json()["files"][1]["yanked"] == "broken on Windows"
         screenshot(pg, "manage-project")
-        if axe_available():
-            assert not serious_accessibility_problems(pg)
+        audit = Audit(pg)
+        audit("manage project")
+        audit.check()
         pg.goto(f"{base}/project/web-managed/2.0/")
         assert "broken on Windows" in pg.locator(".banner-yanked").inner_text()
         pg.goto(f"{base}/manage/project/web-managed/")

@@ -11,7 +11,7 @@ import time
 
 from distbuilder import WheelBuilder
 from support import free_port, strong_password, totp
-from webtest import axe_available, screenshot, serious_accessibility_problems
+from webtest import Audit, password_login, screenshot
 
 # What the XSS checks put into every string a user controls here (report texts, token names).
 PAYLOAD = '<script>window.__xss=(window.__xss||0)+1</script><img src=x onerror="window.__xss=(window.__xss||0)+1">'
@@ -31,11 +31,6 @@ def localhost_server(make_server, sink, **env):
     return srv, f"http://localhost:{port}"
 
 
-def password_login(pg, base: str, name: str, password: str) -> None:
-    pg.goto(f"{base}/account/login/")
-    pg.fill("#username", name)
-    pg.fill("#password", password)
-    pg.click("form.stack button[type=submit]")
 
 
 def test_register_verify_email_and_reset_password(make_server, sink, browser):
@@ -47,13 +42,7 @@ def test_register_verify_email_and_reset_password(make_server, sink, browser):
     )
     context = browser.new_context(bypass_csp=True)
     pg = context.new_page()
-    problems = {}
-
-    def audit(name: str) -> None:
-        if axe_available():
-            bad = serious_accessibility_problems(pg)
-            if bad:
-                problems[name] = bad
+    audit = Audit(pg)
 
     password = strong_password("newcomer")
     try:
@@ -143,7 +132,7 @@ def test_register_verify_email_and_reset_password(make_server, sink, browser):
         assert PAYLOAD in pg.locator("table.tokens").inner_text() and pg.evaluate("window.__xss") is None
         rotated = [c["value"] for c in context.cookies() if c["name"] == "__Host-palisade_session"]
         assert rotated and rotated != cookie, "re-authentication rotates the session"
-        assert not problems, f"axe-core: {problems}"
+        audit.check()
     finally:
         context.close()
 
@@ -167,13 +156,7 @@ def test_report_malware_and_review_queue(make_server, sink, browser, module_clie
 
     context = browser.new_context(bypass_csp=True)
     pg = context.new_page()
-    problems = {}
-
-    def audit(name: str) -> None:
-        if axe_available():
-            bad = serious_accessibility_problems(pg)
-            if bad:
-                problems[name] = bad
+    audit = Audit(pg)
 
     def login_totp(name: str, acct: dict) -> None:
         password_login(pg, base, name, acct["password"])
@@ -248,6 +231,6 @@ def test_report_malware_and_review_queue(make_server, sink, browser, module_clie
         assert srv.api("GET", "/api/account", reporter["session"]).status_code in (401, 403)
         pg.click("button:text('Enable reporter')")
         assert "enabled again" in pg.locator(".notice-ok").inner_text()
-        assert not problems, f"axe-core: {problems}"
+        audit.check()
     finally:
         context.close()

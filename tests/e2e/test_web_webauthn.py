@@ -13,8 +13,8 @@ import re
 import threading
 
 from distbuilder import WheelBuilder
-from support import free_port, strong_password
-from webtest import axe_available, screenshot, serious_accessibility_problems
+from support import free_port
+from webtest import Audit, make_user, password_login, screenshot
 
 # Runs in a page: asks the authenticator for an assertion with options from the server (binary
 # fields in base64url) and returns the answer as the server reads it.
@@ -41,10 +41,6 @@ def webauthn_server(make_server):
     return srv, f"http://localhost:{port}"
 
 
-def make_user(srv, name: str) -> str:
-    password = strong_password(name)
-    srv.cli_input(password + "\n", "user", "create", name, "--email", f"{name}@example.test", "--email-verified", "--password-stdin")
-    return password
 
 
 def virtual_authenticator(context, pg) -> tuple[object, str]:
@@ -62,11 +58,6 @@ def plug_in(cdp, transport: str) -> str:
     return added["authenticatorId"]
 
 
-def password_login(pg, base: str, name: str, password: str) -> None:
-    pg.goto(f"{base}/account/login/")
-    pg.fill("#username", name)
-    pg.fill("#password", password)
-    pg.click("form.stack button[type=submit]")
 
 
 def log_out(pg, base: str) -> None:
@@ -101,13 +92,7 @@ def test_security_key_then_passkey_logins(make_server, browser, module_clients, 
     context = browser.new_context(bypass_csp=True)
     pg = context.new_page()
     cdp, authenticator = virtual_authenticator(context, pg)
-    problems = {}
-
-    def audit(name: str) -> None:
-        if axe_available():
-            bad = serious_accessibility_problems(pg)
-            if bad:
-                problems[name] = bad
+    audit = Audit(pg)
 
     try:
         password_login(pg, base, "keyholder", password)
@@ -221,6 +206,6 @@ def test_security_key_then_passkey_logins(make_server, browser, module_clients, 
         pg.fill("input[name=reason]", "superseded")
         pg.click("form[action$='/releases/1.0/yank/'] button[type=submit]")
         assert "yanked" in pg.locator("main").inner_text().lower()
-        assert not problems, f"axe-core: {problems}"
+        audit.check()
     finally:
         context.close()

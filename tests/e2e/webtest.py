@@ -34,3 +34,38 @@ def serious_accessibility_problems(pg) -> list[str]:
 
 def axe_available() -> bool:
     return bool(AXE) and Path(AXE).is_file()
+
+
+class Audit:
+    """axe-core's serious and critical problems, page by page, over one test: call it with a
+    name on each page worth checking, then `check()` at the end (so one run shows them all)."""
+
+    def __init__(self, pg):
+        self.pg = pg
+        self.problems: dict[str, list[str]] = {}
+
+    def __call__(self, name: str) -> None:
+        if axe_available():
+            bad = serious_accessibility_problems(self.pg)
+            if bad:
+                self.problems[name] = bad
+
+    def check(self) -> None:
+        assert not self.problems, f"axe-core: {self.problems}"
+
+
+def make_user(srv, name: str) -> str:
+    """An account with a verified address and no second factor; its password."""
+    from support import strong_password
+
+    password = strong_password(name)
+    srv.cli_input(password + "\n", "user", "create", name, "--email", f"{name}@example.test", "--email-verified", "--password-stdin")
+    return password
+
+
+def password_login(pg, base: str, name: str, password: str) -> None:
+    """Sends the login page's password form."""
+    pg.goto(f"{base}/account/login/")
+    pg.fill("#username", name)
+    pg.fill("#password", password)
+    pg.click("form.stack button[type=submit]")

@@ -181,6 +181,24 @@ const JSON: &str = "application/vnd.pypi.simple.v1+json";
 /// What, token, filename, content, extra form fields, expected status, expected text.
 type Case<'a> = (&'a str, Option<&'a str>, &'a str, Vec<u8>, Vec<(&'a str, &'a str)>, StatusCode, &'a str);
 
+/// A password login session of `name` for an hour (as `POST /api/login` makes one): its secret.
+async fn login_session(db: &palisade_store::Db, name: &str) -> String {
+    let secret = palisade_auth::random_token("palsess_", 32);
+    let uid = db.user_by_name(name).await.unwrap().id;
+    db.create_session(palisade_store::NewSession {
+        user_id: uid,
+        hash: &palisade_auth::hash_secret(&secret),
+        stage: "active",
+        expires_at: palisade_store::now_micros() + 3_600_000_000,
+        addr: Some("127.0.0.1"),
+        user_agent: None,
+        method: Some("password"),
+    })
+    .await
+    .unwrap();
+    secret
+}
+
 #[tokio::test]
 async fn upload_then_index_and_download() {
     let app = TestApp::new().await;
@@ -545,25 +563,8 @@ async fn authorization_matrix() {
     let (revoked_id, revoked) = create_token(&app.state, "owen", &[], &[], None, None).await.unwrap();
     db.revoke_token(revoked_id, "test").await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let session = |name: &'static str| async move {
-        let secret = palisade_auth::random_token("palsess_", 32);
-        let uid = db.user_by_name(name).await.unwrap().id;
-        let far = palisade_store::now_micros() + 3_600_000_000;
-        db.create_session(palisade_store::NewSession {
-            user_id: uid,
-            hash: &palisade_auth::hash_secret(&secret),
-            stage: "active",
-            expires_at: far,
-            addr: Some("127.0.0.1"),
-            user_agent: None,
-            method: Some("password"),
-        })
-        .await
-        .unwrap();
-        secret
-    };
-    let owner_session = session("owen").await;
-    let admin_session = session("ada").await;
+    let owner_session = login_session(db, "owen").await;
+    let admin_session = login_session(db, "ada").await;
     let tokens: [Option<&str>; 10] = [
         None,
         Some(&other),
@@ -758,20 +759,7 @@ async fn session_bearer_cannot_upload() {
         app.upload(Some(&owner), "demo-1.0-py3-none-any.whl", &wheel("demo", "1.0", "demo", "1.0"), &[]).await.status,
         StatusCode::OK
     );
-    let secret = palisade_auth::random_token("palsess_", 32);
-    let uid = db.user_by_name("owen").await.unwrap().id;
-    let far = palisade_store::now_micros() + 3_600_000_000;
-    db.create_session(palisade_store::NewSession {
-        user_id: uid,
-        hash: &palisade_auth::hash_secret(&secret),
-        stage: "active",
-        expires_at: far,
-        addr: Some("127.0.0.1"),
-        user_agent: None,
-        method: Some("password"),
-    })
-    .await
-    .unwrap();
+    let secret = login_session(db, "owen").await;
     for (project, filename) in [("demo", "demo-2.0-py3-none-any.whl"), ("fresh", "fresh-1.0-py3-none-any.whl")] {
         let boundary = "b0undary";
         let content = wheel(project, filename.split('-').nth(1).unwrap(), project, filename.split('-').nth(1).unwrap());
@@ -805,22 +793,7 @@ async fn a_database_failure_while_creating_a_token_is_a_generic_500() {
 
     let app = TestApp::new().await;
     app.user("tess", false).await;
-    let uid = app.state.db.user_by_name("tess").await.unwrap().id;
-    let session = palisade_auth::random_token("palsess_", 32);
-    let far = palisade_store::now_micros() + 3_600_000_000;
-    app.state
-        .db
-        .create_session(palisade_store::NewSession {
-            user_id: uid,
-            hash: &palisade_auth::hash_secret(&session),
-            stage: "active",
-            expires_at: far,
-            addr: Some("127.0.0.1"),
-            user_agent: None,
-            method: Some("password"),
-        })
-        .await
-        .unwrap();
+    let session = login_session(&app.state.db, "tess").await;
 
     match app.state.config.database.url.as_ref() {
         None => {
