@@ -197,6 +197,10 @@ def test_security_key_then_passkey_logins(make_server, browser, module_clients, 
         assert srv.api("PUT", "/api/projects/crit-demo/roles/totponly", session, json={"role": "maintainer"}).status_code in (200, 201)
         r = srv.api("POST", "/api/projects/crit-demo/releases/1.0/yank", helper["session"], json={"reason": "test"})
         assert r.status_code == 403 and "critical" in r.text and "security key" in r.text, r.text
+        # Nor may that TOTP session mint a token (a phished password and code must not get past
+        # the policy that way); the administrator's CLI may.
+        r = srv.api("POST", "/api/account/tokens", helper["session"], json={"description": "sneaky", "projects": ["crit-demo"]})
+        assert r.status_code == 403 and "critical project" in r.text, r.text
         helper_token = srv.create_token("totponly", ["crit-demo"])
         wheel2 = WheelBuilder("crit-demo", "1.1").build(tmp_path)
         out = module_clients.twine_upload(srv, helper_token, wheel2, check=False)

@@ -312,6 +312,22 @@ fn check_critical(core: &Core, p: &Principal, project: &Project) -> Result<()> {
     }
 }
 
+/// The critical-project policy at the account's doors: a user with a role on a critical project
+/// creates API tokens, and adds a WebAuthn credential to one that has some, only through a session
+/// logged in with WebAuthn; otherwise a phished password and TOTP code could mint a token, or
+/// register the attacker's own passkey, and so get past [`check_critical`].
+pub async fn require_phishing_resistant_for_critical(core: &Core, p: &Principal, user_id: i64, what: &str) -> Result<()> {
+    if !core.config.accounts.critical_require_webauthn || p.phishing_resistant || !p.is_session() {
+        return Ok(());
+    }
+    if core.db.has_critical_role(user_id).await.map_err(internal)? {
+        return Err(forbidden(format!(
+            "{what} needs a login with a security key or passkey: you have a role on a critical project; log in again with one"
+        )));
+    }
+    Ok(())
+}
+
 /// For a trusted publisher's token: the publisher through which it may upload to `name`, one
 /// registered for the existing `project`, or for a project that does not exist yet a live
 /// pending one for the name. `None` for other credentials, or when there is no such publisher.

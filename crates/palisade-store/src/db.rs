@@ -447,6 +447,15 @@ impl Db {
         Ok(res.rows_affected() == 1)
     }
 
+    /// Whether the user has a role on a project marked critical.
+    pub async fn has_critical_role(&self, user_id: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM roles r JOIN projects p ON p.id = r.project_id WHERE r.user_id = $1 AND p.critical LIMIT 1")
+            .bind(user_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// The projects marked critical.
     pub async fn critical_projects(&self) -> Result<Vec<Project>, StoreError> {
         let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE critical ORDER BY normalized");

@@ -30,7 +30,9 @@ use palisade_core::events::record;
 use palisade_core::mail::notify;
 
 use crate::AppState;
-use crate::http::auth::{Action, Caller, Client, SESSION_PREFIX, check_policy, require_recent_login, require_session};
+use crate::http::auth::{
+    Action, Caller, Client, SESSION_PREFIX, check_policy, require_phishing_resistant_for_critical, require_recent_login, require_session,
+};
 use crate::http::body::json_body;
 use crate::http::error::{ApiError, ApiResult, bad_request, forbidden, internal, not_found, too_many, unauthorized};
 use crate::http::throttle::{Limits, addr_key, check_limit, fail_limit, invalid_secret};
@@ -534,15 +536,16 @@ pub(crate) async fn confirm_password(state: &AppState, user: &User, client: &Cli
 }
 
 /// `POST /api/account/reauth` `{"password"}`: confirms it is still the account's holder before a
-/// sensitive change. The session is replaced by a new one (the id rotates), made the same way
-/// (a passkey login stays one), whose login counts as recent.
+/// sensitive change. The session is replaced by a new one (the id rotates), a password login,
+/// whose login counts as recent.
 pub async fn reauth(State(state): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Json<Value>> {
     let (p, user) = caller.session(&state).await?;
     let b: PasswordBody = json_body(&body)?;
     confirm_password(&state, &user, &caller.client, &b.password).await?;
     let crate::http::auth::Credential::Session { id } = p.credential else { return Err(bad_request("not a session")) };
-    let method = state.db.session_method(id).await.map_err(internal)?;
-    let (secret, expires) = new_session(&state, &user, "active", &caller.client, method.as_deref()).await?;
+    // It proved the password only: the new session counts as a password login (a passkey
+    // session re-authenticated this way no longer meets the critical-project policy).
+    let (secret, expires) = new_session(&state, &user, "active", &caller.client, Some("password")).await?;
     state.db.revoke_session(id, user.id).await.map_err(internal)?;
     record(&state, "reauthenticated", &user.name, Some(user.id), None, &caller.client, Value::Null).await;
     Ok(Json(json!({ "session": secret, "expires": micros_to_rfc3339(expires) })))
@@ -551,16 +554,12 @@ pub async fn reauth(State(state): State<AppState>, caller: Caller, body: Bytes) 
 /// `POST /api/account/password`: ends every session and revokes every API token, then opens a
 /// new session for the caller.
 pub async fn change_password(State(state): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Json<Value>> {
-    let (p, user) = caller.session(&state).await?;
+    let (_, user) = caller.session(&state).await?;
     let b: PasswordChange = json_body(&body)?;
     confirm_password(&state, &user, &caller.client, &b.current_password).await?;
     check_strength(&b.new_password, &user.name, user.email.as_deref())?;
     let (sessions, tokens) = apply_new_password(&state, &user, &caller.client, b.new_password, "password_changed", "changed").await?;
-    let method = match p.credential {
-        crate::http::auth::Credential::Session { id } => state.db.session_method(id).await.map_err(internal)?,
-        _ => None,
-    };
-    let (secret, expires) = new_session(&state, &user, "active", &caller.client, method.as_deref()).await?;
+    let (secret, expires) = new_session(&state, &user, "active", &caller.client, Some("password")).await?;
     Ok(Json(
         json!({ "changed": true, "sessions_ended": sessions, "tokens_revoked": tokens, "session": secret, "expires": micros_to_rfc3339(expires) }),
     ))
@@ -801,6 +800,7 @@ pub async fn create_token(State(state): State<AppState>, caller: Caller, body: B
     let (p, user) = caller.session(&state).await?;
     check_policy(&state, &p, "create API tokens")?;
     require_recent_login(&state, &p, "creating an API token")?;
+    require_phishing_resistant_for_critical(&state, &p, user.id, "creating an API token").await?;
     let b: NewTokenBody = json_body(&body)?;
     let keys = [format!("user:{}", user.id)];
     check_limit(&state.limits.tokens, &keys)?;

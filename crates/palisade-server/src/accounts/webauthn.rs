@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 
 use super::{begin_guess, complete_login, confirm_password, issue_recovery_codes, login_ticket, use_ticket};
 use crate::AppState;
-use crate::http::auth::{Caller, Client, Credential};
+use crate::http::auth::{Caller, Client, Credential, require_phishing_resistant_for_critical};
 use crate::http::body::json_body;
 use crate::http::error::{ApiError, ApiResult, bad_request, internal, unauthorized};
 use crate::http::throttle::{addr_key, check_limit, fail_limit, invalid_secret};
@@ -124,6 +124,9 @@ pub async fn register_begin(State(state): State<AppState>, caller: Caller, body:
         other => return Err(bad_request(format!("unknown kind {other:?}: expected \"security_key\" or \"passkey\""))),
     };
     let rp = relying_party(&state)?;
+    if user.has_webauthn {
+        require_phishing_resistant_for_critical(&state, &p, user.id, "adding a security key or passkey").await?;
+    }
     confirm_password(&state, &user, &caller.client, &b.password).await?;
     let name: String = b.name.unwrap_or_default().chars().filter(|c| !c.is_control()).take(64).collect::<String>().trim().to_string();
     let name = if name.is_empty() { if kind == KeyKind::Passkey { "passkey" } else { "security key" }.to_string() } else { name };
@@ -200,6 +203,10 @@ pub async fn second_factor_begin(State(state): State<AppState>, client: Client, 
     let b: TicketBody = json_body(&body)?;
     let rp = relying_party(&state)?;
     let (ticket, user) = login_ticket(&state, &client, &b.ticket).await?;
+    // Each begun ceremony costs a row until it expires: a ticket may begin a few, not thousands.
+    let keys = [format!("webauthn-ticket:{}", ticket.id)];
+    check_limit(&state.limits.tokens, &keys)?;
+    fail_limit(&state.limits, &state.limits.tokens, &keys);
     let creds: Vec<String> = state.db.webauthn_credentials(user.id).await.map_err(internal)?.into_iter().map(|c| c.credential).collect();
     if creds.is_empty() {
         return Err(bad_request("this account has no security key or passkey; use its authenticator app or a recovery code"));
@@ -214,8 +221,8 @@ pub async fn second_factor_finish(State(state): State<AppState>, client: Client,
     let b: FinishBody = json_body(&body)?;
     let rp = relying_party(&state)?;
     let (ticket, user) = login_ticket(&state, &client, b.ticket.as_deref().unwrap_or_default()).await?;
-    let guess = begin_guess(&state, &state.limits.second_factor, Some(&user), format!("user:{}", user.id), &client).await?;
     let c = take(&state, &client, &b.ceremony, "second_factor", Some(&format!("ticket:{}", ticket.id))).await?;
+    let guess = begin_guess(&state, &state.limits.second_factor, Some(&user), format!("user:{}", user.id), &client).await?;
     let creds: Vec<(String, String)> =
         state.db.webauthn_credentials(user.id).await.map_err(internal)?.into_iter().map(|c| (c.credential_id, c.credential)).collect();
     let verified = match rp.finish_authentication(&b.credential, &c.state, &creds) {
@@ -270,9 +277,6 @@ pub async fn passkey_finish(State(state): State<AppState>, client: Client, body:
     if own != handle {
         return Err(no_such());
     }
-    if user.disabled_at.is_some() {
-        return Err(crate::http::error::forbidden("this account is disabled"));
-    }
     let guess = begin_guess(&state, &state.limits.second_factor, Some(&user), format!("user:{}", user.id), &client).await?;
     let verified = match rp.finish_passkey_login(&b.credential, &c.state, &cred.credential) {
         Ok(v) => v,
@@ -283,6 +287,10 @@ pub async fn passkey_finish(State(state): State<AppState>, client: Client, body:
         }
     };
     guess.right();
+    // Said only to the passkey's holder, as the password login says it after the password.
+    if user.disabled_at.is_some() {
+        return Err(crate::http::error::forbidden("this account is disabled"));
+    }
     used(&state, &verified).await?;
     complete_login(&state, &user, &client, "passkey").await
 }

@@ -13,8 +13,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use base64::Engine;
 pub use palisade_core::access::{
-    Action, Credential, Principal, SESSION_PREFIX, authorize, check_policy, check_session, check_token, needs_reauth, require_recent_login,
-    require_session,
+    Action, Credential, Principal, SESSION_PREFIX, authorize, check_policy, check_session, check_token, needs_reauth,
+    require_phishing_resistant_for_critical, require_recent_login, require_session,
 };
 use palisade_store::{Db, Project, User};
 

@@ -13,7 +13,7 @@ use axum::response::Response;
 use minijinja::Value;
 use serde_json::{Value as Json, json};
 
-use super::account::{FormData, body, field, render, to_login};
+use super::account::{FormData, body, field, reauth_first, render, to_login};
 use super::session::Visitor;
 use super::templates::{self, ser};
 use super::{error_page, from_api_error};
@@ -33,11 +33,12 @@ async fn admin_visitor(state: &AppState, visitor: &Visitor, here: &str) -> Resul
     Ok((p, user.name))
 }
 
-/// A signed-in administrator's form, with its CSRF token checked.
+/// A signed-in administrator's form, with its CSRF token checked and the instance policy
+/// applied as the API applies it (`Caller::admin`: a second factor, a verified address).
 async fn admin_form(state: &AppState, visitor: &Visitor, form: &FormData) -> Result<Principal, Response> {
-    let (p, _) = admin_visitor(state, visitor, "/admin/").await?;
+    admin_visitor(state, visitor, "/admin/").await?;
     visitor.check_form(form.get("csrf").map(String::as_str)).map_err(|e| error_page(state, e.status, &e.message))?;
-    Ok(p)
+    visitor.caller().admin(state).await.map_err(|e| error_page(state, e.status, &e.message))
 }
 
 async fn page(state: &AppState, visitor: &Visitor, status: StatusCode, extra: Value) -> Response {
@@ -142,6 +143,10 @@ pub async fn user_action(
         Ok(p) => p,
         Err(r) => return r,
     };
+    // Locking a user out or removing their second factors is a sensitive change.
+    if let Some(r) = reauth_first(&state, &visitor, "/admin/").await {
+        return r;
+    }
     let actor = Actor::of(&p, &visitor.client);
     let done = match action.as_str() {
         "disable" if p.user_name == name => Err(palisade_core::Error::Invalid("you cannot disable your own account".into())),
@@ -163,6 +168,9 @@ pub async fn critical(State(state): State<AppState>, visitor: Visitor, Form(form
         Err(r) => return r,
     };
     let on = field(&form, "critical") != "off";
+    if !on && let Some(r) = reauth_first(&state, &visitor, "/admin/").await {
+        return r;
+    }
     let normalized = palisade_dist::normalize(field(&form, "project").trim());
     let done = async {
         let project = state.db.project(&normalized).await.map_err(internal)?;

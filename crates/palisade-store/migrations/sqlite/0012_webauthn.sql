@@ -20,6 +20,7 @@ CREATE TABLE webauthn_ceremonies (
     state       TEXT NOT NULL,
     expires_at  INTEGER NOT NULL
 );
+CREATE INDEX webauthn_ceremonies_expiry ON webauthn_ceremonies(expires_at);
 
 -- How a session was authenticated: 'password', 'totp', 'recovery_code', 'security_key',
 -- 'passkey'. The critical-project policy asks for the last two.
