@@ -203,9 +203,15 @@ def check_endpoint(srv, key: str, path: str, accept: str | None, sample: str, sa
     text = body.decode(errors="replace")
     if key == "simple_html":
         return "" if sample in text else f"{sample} not listed"
-    if key in ("project_html", "web_project"):
+    if key == "project_html":
         missing = [w.filename for w in sample_files if w.filename not in text]
         return f"missing {missing}" if missing else ""
+    if key == "web_project":
+        # The page of the latest release: it lists that release's files only.
+        newest = max((w.version for w in sample_files), key=lambda v: tuple(int(x) for x in v.split(".")))
+        want = [w.filename for w in sample_files if w.version == newest]
+        missing = [f for f in want if f not in text]
+        return f"missing {missing} (of release {newest})" if missing else ""
     return ""
 
 
