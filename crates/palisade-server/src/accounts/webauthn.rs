@@ -60,11 +60,9 @@ fn relying_party(state: &AppState) -> ApiResult<RelyingParty> {
     RelyingParty::new(url, "Palisade").map_err(refused)
 }
 
+/// A ceremony that cannot go on: the instance's configuration, or the browser's answer.
 fn refused(e: WebauthnError) -> ApiError {
-    match e {
-        WebauthnError::Config(m) => bad_request(m),
-        other => bad_request(other.to_string()),
-    }
+    bad_request(e.to_string())
 }
 
 /// Keeps a ceremony's state; answers its handle.
