@@ -30,7 +30,7 @@ sys.path.insert(0, str(BENCH))
 
 from wheels import ensure_wheels  # noqa: E402
 
-ENDPOINTS = ["simple_html", "simple_json", "project_html", "project_json", "project_random_html", "file"]
+ENDPOINTS = ["simple_html", "simple_json", "project_html", "project_json", "project_random_html", "file", "web_project"]
 REPORT_LABELS = ["/simple/ (HTML)", "/simple/ (JSON)", "/simple/<p>/ (HTML)", "/simple/<p>/ (JSON)",
                  "random <p> (HTML)", "file download"]
 
