@@ -266,7 +266,8 @@ mod tests {
         for bad in [serde_json::json!({}), serde_json::json!("x"), serde_json::json!({"id": "AA", "rawId": "!!", "type": "public-key"})] {
             assert!(matches!(rp.finish_registration(KeyKind::Passkey, &bad, &begun.state), Err(WebauthnError::Malformed(_))), "{bad}");
         }
-        // A state of the other kind is unreadable, not a panic.
+        // A passkey login is asked for from a button (no conditional mediation) and names no
+        // credential: the authenticator offers its discoverable ones.
         let login = rp.begin_passkey_login().unwrap();
         assert!(login.options.get("mediation").is_none());
         assert!(login.options["publicKey"]["allowCredentials"].as_array().is_none_or(|a| a.is_empty()));
