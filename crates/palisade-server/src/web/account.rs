@@ -61,7 +61,7 @@ pub(super) fn render(state: &AppState, status: StatusCode, template: &str, ctx: 
 }
 
 /// The JSON body of an API handler's answer.
-async fn json_of(response: Response) -> Json {
+pub(super) async fn json_of(response: Response) -> Json {
     let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     serde_json::from_slice(&bytes).unwrap_or(Json::Null)
 }

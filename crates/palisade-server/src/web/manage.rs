@@ -4,8 +4,6 @@
 //! so authorization (maintainers yank; owners manage roles and publishers, with a login session)
 //! and the rules (a project keeps an owner) are the API's.
 
-use std::collections::HashMap;
-
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,7 +12,7 @@ use bytes::Bytes;
 use minijinja::Value;
 use serde_json::{Value as Json, json};
 
-use super::account::{reauth_first, render, to_login};
+use super::account::{FormData, body, field, reauth_first, render, to_login};
 use super::error_page;
 use super::session::Visitor;
 use super::templates::{self, ser};
@@ -23,16 +21,6 @@ use crate::http::auth::Action;
 use crate::http::error::ApiError;
 use crate::projects;
 use crate::pypi::render::public_releases;
-
-type FormData = HashMap<String, String>;
-
-fn field<'a>(form: &'a FormData, name: &str) -> &'a str {
-    form.get(name).map(String::as_str).unwrap_or("")
-}
-
-fn body(value: Json) -> Bytes {
-    Bytes::from(value.to_string())
-}
 
 pub async fn projects_page(State(state): State<AppState>, visitor: Visitor) -> Response {
     let Some((_, user)) = visitor.user(&state).await else { return to_login("/manage/projects/") };

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::account::{safe_next, session_cookies};
+use super::account::{body, json_of, safe_next, session_cookies};
 use super::session::{LOGIN, Visitor};
 use crate::AppState;
 use crate::accounts::webauthn as api;
@@ -39,28 +39,17 @@ fn string(v: &Value, key: &str) -> Value {
     v.get(key).filter(|s| s.is_string()).cloned().unwrap_or(Value::Null)
 }
 
-/// The body for an API handler.
-fn api_body(v: Value) -> Bytes {
-    Bytes::from(v.to_string())
-}
-
-async fn json_of(response: Response) -> Value {
-    use http_body_util::BodyExt;
-    let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-}
-
 // ---- adding a key ---------------------------------------------------------------------------
 
-pub async fn register_options(State(state): State<AppState>, visitor: Visitor, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn register_options(State(state): State<AppState>, visitor: Visitor, headers: HeaderMap, raw: Bytes) -> Response {
     let run = async {
         signed_in(&state, &visitor, &headers).await?;
-        let b = parse(&body)?;
+        let b = parse(&raw)?;
         let mut request = json!({ "password": string(&b, "password"), "kind": string(&b, "kind") });
         if let Some(name) = b.get("name").and_then(Value::as_str).filter(|n| !n.trim().is_empty()) {
             request["name"] = json!(name);
         }
-        api::register_begin(State(state.clone()), visitor.caller(), api_body(request)).await
+        api::register_begin(State(state.clone()), visitor.caller(), body(request)).await
     };
     match run.await {
         Ok(answer) => answer.into_response(),
@@ -68,12 +57,12 @@ pub async fn register_options(State(state): State<AppState>, visitor: Visitor, h
     }
 }
 
-pub async fn register_validate(State(state): State<AppState>, visitor: Visitor, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn register_validate(State(state): State<AppState>, visitor: Visitor, headers: HeaderMap, raw: Bytes) -> Response {
     let run = async {
         signed_in(&state, &visitor, &headers).await?;
-        let b = parse(&body)?;
+        let b = parse(&raw)?;
         let request = json!({ "ceremony": string(&b, "ceremony"), "credential": b.get("credential").cloned().unwrap_or(Value::Null) });
-        let created = json_of(api::register_finish(State(state.clone()), visitor.caller(), api_body(request)).await?).await;
+        let created = json_of(api::register_finish(State(state.clone()), visitor.caller(), body(request)).await?).await;
         let what = if created["kind"] == "passkey" { "Passkey" } else { "Security key" };
         let mut out = json!({
             "id": created["id"],
@@ -123,7 +112,7 @@ pub async fn second_factor_options(State(state): State<AppState>, visitor: Visit
     let run = async {
         visitor.check_anonymous_form(csrf(&headers))?;
         let ticket = visitor.cookie(LOGIN).ok_or_else(|| unauthorized("the login has expired; log in again"))?;
-        api::second_factor_begin(State(state.clone()), visitor.client.clone(), api_body(json!({ "ticket": ticket }))).await
+        api::second_factor_begin(State(state.clone()), visitor.client.clone(), body(json!({ "ticket": ticket }))).await
     };
     match run.await {
         Ok(answer) => answer.into_response(),
@@ -131,13 +120,13 @@ pub async fn second_factor_options(State(state): State<AppState>, visitor: Visit
     }
 }
 
-pub async fn second_factor_validate(State(state): State<AppState>, visitor: Visitor, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn second_factor_validate(State(state): State<AppState>, visitor: Visitor, headers: HeaderMap, raw: Bytes) -> Response {
     let run = async {
         visitor.check_anonymous_form(csrf(&headers))?;
         let ticket = visitor.cookie(LOGIN).ok_or_else(|| unauthorized("the login has expired; log in again"))?;
-        let b = parse(&body)?;
+        let b = parse(&raw)?;
         let request = json!({ "ticket": ticket, "ceremony": string(&b, "ceremony"), "credential": b.get("credential").cloned().unwrap_or(Value::Null) });
-        let Json(answer) = api::second_factor_finish(State(state.clone()), visitor.client.clone(), api_body(request)).await?;
+        let Json(answer) = api::second_factor_finish(State(state.clone()), visitor.client.clone(), body(request)).await?;
         Ok::<_, ApiError>((answer, next_of(&b)))
     };
     match run.await {
@@ -157,12 +146,12 @@ pub async fn passkey_options(State(state): State<AppState>, visitor: Visitor, he
     }
 }
 
-pub async fn passkey_validate(State(state): State<AppState>, visitor: Visitor, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn passkey_validate(State(state): State<AppState>, visitor: Visitor, headers: HeaderMap, raw: Bytes) -> Response {
     let run = async {
         visitor.check_anonymous_form(csrf(&headers))?;
-        let b = parse(&body)?;
+        let b = parse(&raw)?;
         let request = json!({ "ceremony": string(&b, "ceremony"), "credential": b.get("credential").cloned().unwrap_or(Value::Null) });
-        let Json(answer) = api::passkey_finish(State(state.clone()), visitor.client.clone(), api_body(request)).await?;
+        let Json(answer) = api::passkey_finish(State(state.clone()), visitor.client.clone(), body(request)).await?;
         Ok::<_, ApiError>((answer, next_of(&b)))
     };
     match run.await {

@@ -84,24 +84,23 @@ impl Db {
         let hits = match self.engine() {
             Engine::Sqlite => {
                 "SELECT r.project_id AS pid, MIN(m.score) AS score \
-                 FROM (SELECT rowid AS rid, rank AS score FROM release_text WHERE release_text MATCH $2) m \
+                 FROM (SELECT rowid AS rid, rank AS score FROM release_text WHERE release_text MATCH $4) m \
                  JOIN releases r ON r.id = m.rid \
                  WHERE EXISTS (SELECT 1 FROM files f3 WHERE f3.release_id = r.id AND f3.status = 'published') \
                  GROUP BY r.project_id"
             }
             Engine::Postgres => {
                 "SELECT r.project_id AS pid, MIN(-ts_rank(to_tsvector('english', COALESCE(r.metadata::json ->> 'summary', '') || ' ' \
-                   || COALESCE(r.metadata::json ->> 'keywords', '')), to_tsquery('english', $2))) AS score FROM releases r \
+                   || COALESCE(r.metadata::json ->> 'keywords', '')), to_tsquery('english', $4))) AS score FROM releases r \
                  WHERE to_tsvector('english', COALESCE(r.metadata::json ->> 'summary', '') || ' ' || COALESCE(r.metadata::json ->> 'keywords', '')) \
-                   @@ to_tsquery('english', $2) \
+                   @@ to_tsquery('english', $4) \
                    AND EXISTS (SELECT 1 FROM files f3 WHERE f3.release_id = r.id AND f3.status = 'published') \
                  GROUP BY r.project_id"
             }
         };
-        // Without words (a query of punctuation), only names can match: a query that matches
-        // nothing stands in.
+        // Without words (a query of punctuation), only names can match: no text hits at all.
         let text = text_query(self.engine(), &words(query));
-        let hits = if text.is_some() { hits.to_string() } else { "SELECT 0 AS pid, 0.0 AS score WHERE $2 = ''".to_string() };
+        let hits = if text.is_some() { hits } else { "SELECT 0 AS pid, 0.0 AS score WHERE 1 = 0" };
         let sql = format!(
             "WITH hits AS ({hits}) \
              SELECT p.name, p.normalized, \
@@ -110,15 +109,14 @@ impl Db {
              FROM projects p LEFT JOIN hits h ON h.pid = p.id \
              WHERE p.status <> 'quarantined' AND EXISTS (SELECT 1 FROM files f2 WHERE f2.project_id = p.id AND f2.status = 'published') \
                AND (p.normalized LIKE $1 ESCAPE '\\' OR h.pid IS NOT NULL) \
-             ORDER BY CASE WHEN p.normalized LIKE $3 ESCAPE '\\' THEN 0 ELSE 1 END, h.score, updated DESC LIMIT $4"
+             ORDER BY CASE WHEN p.normalized LIKE $2 ESCAPE '\\' THEN 0 ELSE 1 END, h.score, updated DESC LIMIT $3"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(contains_pattern(normalized))
-            .bind(text.unwrap_or_else(|| "x".into()))
-            .bind(contains_pattern(normalized))
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(contains_pattern(normalized)).bind(contains_pattern(normalized)).bind(limit);
+        // `$4`, the text query, is in the hits only.
+        if let Some(text) = text {
+            q = q.bind(text);
+        }
+        let rows = q.fetch_all(&self.reader).await?;
         Ok(rows.iter().map(card).collect())
     }
 }
