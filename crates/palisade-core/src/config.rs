@@ -77,6 +77,10 @@ macro_rules! closed_set {
     };
 }
 
+pub mod mirror;
+
+pub use mirror::{MirrorConfig, UpstreamConfig, UpstreamNames};
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -137,6 +141,8 @@ pub struct Config {
     pub security_txt: Option<SecurityTxt>,
     /// The web interface.
     pub web: WebConfig,
+    /// The pull-through mirror of other indexes (docs/mirror.md).
+    pub mirror: MirrorConfig,
 }
 
 /// `[web]`: what the web interface shows beyond the projects.
@@ -996,6 +1002,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             security_txt: None,
             web: WebConfig::default(),
+            mirror: MirrorConfig::default(),
         }
     }
 }
@@ -1177,6 +1184,7 @@ impl Config {
         }
         self.http.validate(&mut errors);
         self.web.validate(&mut errors);
+        self.mirror.validate(&mut errors);
         errors
     }
 }

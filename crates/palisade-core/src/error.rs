@@ -27,6 +27,9 @@ pub enum Error {
     /// A part the operation needs is down (the scanner; HTTP 503).
     #[error("{0}")]
     Unavailable(String),
+    /// An upstream index failed or answered wrongly (the mirror; HTTP 502).
+    #[error("{0}")]
+    BadGateway(String),
     /// Anything else: a bug or a failing disk or database (HTTP 500).
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),

@@ -14,6 +14,7 @@ pub mod import;
 pub mod jobs;
 pub mod mail;
 pub mod migrate;
+pub mod mirror;
 pub mod provenance;
 pub mod publish;
 pub mod publishers;
@@ -46,6 +47,8 @@ pub struct Core {
     pub attestations: provenance::Attestations,
     /// The OSV records that block, as this process last loaded them.
     pub sharing: Arc<sharing::Sharing>,
+    /// The pull-through mirror's HTTP client, requests in flight and counters.
+    pub mirror: Arc<mirror::Mirror>,
     hooks: Arc<RwLock<Vec<ChangeHook>>>,
 }
 
@@ -73,6 +76,7 @@ impl Core {
             mailer,
             attestations,
             sharing: Default::default(),
+            mirror: Arc::new(mirror::Mirror::new()?),
             hooks: Default::default(),
         };
         core.refresh_blocks().await.context("loading the OSV records that block")?;

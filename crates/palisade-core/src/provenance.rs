@@ -124,6 +124,56 @@ impl Attestations {
     }
 }
 
+impl Attestations {
+    /// Verifies an upstream's PEP 740 provenance object for the file `filename` with `sha256`:
+    /// every attestation of every bundle must verify against this instance's trust root and be
+    /// signed by the publisher its bundle names (GitHub or GitLab; the certificate issuers are
+    /// this instance's). Blocking: call it from a blocking thread.
+    pub fn verify_provenance(&self, provenance: &Value, filename: &str, sha256: &str) -> std::result::Result<usize, String> {
+        if provenance.get("version").and_then(Value::as_u64) != Some(1) {
+            return Err("not a PEP 740 provenance object (version 1)".into());
+        }
+        let bundles = provenance.get("attestation_bundles").and_then(Value::as_array).ok_or("no attestation_bundles")?;
+        if bundles.is_empty() || bundles.len() > 8 {
+            return Err(format!("{} attestation bundles (expected 1 to 8)", bundles.len()));
+        }
+        let mut count = 0;
+        for bundle in bundles {
+            let publisher = bundle.get("publisher").ok_or("a bundle without a publisher")?;
+            let text = |k: &str| publisher.get(k).and_then(Value::as_str).map(str::to_string);
+            let expected = match publisher.get("kind").and_then(Value::as_str) {
+                Some("GitHub") => Expected::Github {
+                    certificate_issuer: self.config.github_certificate_issuer.clone(),
+                    repository: text("repository").ok_or("a GitHub publisher without a repository")?,
+                    workflow: text("workflow").ok_or("a GitHub publisher without a workflow")?,
+                    environment: text("environment").filter(|e| !e.is_empty()),
+                    owner_id: None,
+                    repository_id: None,
+                },
+                Some("GitLab") => Expected::Gitlab {
+                    certificate_issuer: self.config.gitlab_certificate_issuer.clone(),
+                    project: text("repository").ok_or("a GitLab publisher without a repository")?,
+                    ci_config_path: text("workflow_filepath").ok_or("a GitLab publisher without a workflow_filepath")?,
+                    environment: text("environment").filter(|e| !e.is_empty()),
+                },
+                other => return Err(format!("a publisher of kind {other:?}, which this instance cannot check")),
+            };
+            let list = bundle.get("attestations").and_then(Value::as_array).ok_or("a bundle without attestations")?;
+            if list.is_empty() || list.len() > MAX_ATTESTATIONS {
+                return Err(format!("a bundle of {} attestations (expected 1 to {MAX_ATTESTATIONS})", list.len()));
+            }
+            let mut verified = Vec::with_capacity(list.len());
+            for a in list {
+                let v = self.verifier.verify(a, filename, sha256, std::slice::from_ref(&expected)).map_err(|r| r.to_string())?;
+                verified.push(v);
+            }
+            palisade_attest::check_set(&verified).map_err(|r| r.to_string())?;
+            count += verified.len();
+        }
+        Ok(count)
+    }
+}
+
 impl crate::Core {
     /// The project's policy, for a new file: refuses one without a verified attestation when the
     /// owners require them. (An identical re-upload is a no-op and is not asked for them.)

@@ -89,6 +89,10 @@ impl Core {
             self.announce("feed_block", details).await;
             return Err(forbidden(format!("Upload refused: {} is {}", filename, block.message())));
         }
+        // A new project whose name exists upstream, when the mirror refuses those.
+        if project.is_none() {
+            self.check_new_name(&normalized).await?;
+        }
         let principal = self.bind_publisher(principal, project.as_ref(), &normalized).await?;
         // Provenance, checked offline before the archive is read (a refusal costs a millisecond),
         // and before reuse: an identical re-upload with attestations that do not verify is
@@ -159,6 +163,11 @@ impl Core {
         }
         if outcome == PublishOutcome::Identical {
             return Ok(Published::Identical);
+        }
+        if project.is_none() && self.config.mirror.enabled() {
+            let core = self.clone();
+            let name = normalized.clone();
+            tokio::spawn(async move { core.note_shadow(&name).await });
         }
         let project = self.db.project(&normalized).await.ok().flatten();
         let kind = if quarantined { "file_quarantined" } else { "file_uploaded" };

@@ -99,7 +99,7 @@ impl ScanService {
         Ok(report.with_findings(finding.into_iter().collect(), &self.thresholds()))
     }
 
-    fn thresholds(&self) -> Thresholds {
+    pub fn thresholds(&self) -> Thresholds {
         Thresholds { suspicious: self.policy.suspicious_score, malicious: self.policy.malicious_score }
     }
 

@@ -223,6 +223,20 @@ pub fn decisive(f: &Finding) -> bool {
 impl Report {
     /// Adds findings made outside the scanner (the server's check against hosted names) and
     /// recomputes score and verdict.
+    /// The report without the findings of `rules`, its verdict recomputed.
+    pub fn without_rules(self, rules: &[&str], t: &Thresholds) -> Self {
+        if !self.findings.iter().any(|f| rules.contains(&f.rule.as_str())) {
+            return self;
+        }
+        let findings = self.findings.into_iter().filter(|f| !rules.contains(&f.rule.as_str())).collect();
+        let mut r = Report::new(self.file, findings, t, self.complete);
+        r.project = self.project;
+        r.version = self.version;
+        r.duration_ms = self.duration_ms;
+        r.capabilities = self.capabilities;
+        r
+    }
+
     pub fn with_findings(self, extra: Vec<Finding>, t: &Thresholds) -> Self {
         if extra.is_empty() {
             return self;

@@ -40,6 +40,8 @@ pub use palisade_core::{Config, ConfigError};
 pub struct AppState {
     pub core: Core,
     cache: Arc<pypi::cache::IndexCache>,
+    /// Upstream pages rendered by the mirror, kept briefly.
+    mirror_pages: Arc<pypi::mirror::MirrorPages>,
     metrics: Arc<ops::metrics::Metrics>,
     limits: Arc<http::throttle::Limits>,
     oidc: Arc<trusted_publishing::OidcKeys>,
@@ -79,9 +81,13 @@ impl AppState {
         let cache: Arc<pypi::cache::IndexCache> = Default::default();
         let hook = cache.clone();
         core.on_change(Arc::new(move |project: &str| hook.invalidate(project)));
+        let mirror_pages: Arc<pypi::mirror::MirrorPages> = Default::default();
+        let hook = mirror_pages.clone();
+        core.on_change(Arc::new(move |project: &str| hook.invalidate(project)));
         Ok(Self {
             core,
             cache,
+            mirror_pages,
             metrics: Default::default(),
             limits,
             oidc: Arc::new(trusted_publishing::OidcKeys::new(http.clone())),
@@ -227,6 +233,8 @@ pub async fn serve(
     {
         let cache = state.cache.clone();
         state.core.on_blocks_reloaded(std::sync::Arc::new(move || cache.invalidate_all()));
+        let mirror_pages = state.mirror_pages.clone();
+        state.core.on_blocks_reloaded(std::sync::Arc::new(move || mirror_pages.invalidate_all()));
         let core = state.core.clone();
         let every = Duration::from_millis(state.config.journal_poll_ms.max(500));
         tokio::spawn(async move { core.watch_blocks(every).await });

@@ -51,6 +51,9 @@ pub(crate) fn violates(e: &dyn sqlx::error::DatabaseError, index: &str, columns:
     e.is_unique_violation() && (e.constraint() == Some(index) || e.message().contains(columns))
 }
 
+/// Whether a blob is referenced: by an uploaded file, or by a file the mirror fetched.
+const REFERENCED: &str = "SELECT 1 FROM files WHERE sha256 = $1 UNION ALL SELECT 1 FROM mirror_files WHERE sha256 = $1 LIMIT 1";
+
 /// Microseconds since the Unix epoch.
 pub fn now_micros() -> i64 {
     jiff::Timestamp::now().as_microsecond()
@@ -911,8 +914,7 @@ impl Db {
     /// file committed before the check keeps the blob, and one committed after puts it back.
     pub async fn remove_blob_if_unreferenced(&self, blobs: &BlobStore, sha256: &str) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        let referenced =
-            sqlx::query("SELECT 1 FROM files WHERE sha256 = $1 LIMIT 1").bind(sha256).fetch_optional(&mut *tx).await?.is_some();
+        let referenced = sqlx::query(REFERENCED).bind(sha256).fetch_optional(&mut *tx).await?.is_some();
         if !referenced {
             blobs.remove(sha256).await?;
         }
@@ -923,7 +925,7 @@ impl Db {
 
     /// Whether any live file has this sha256 (a cheap read before [`Db::remove_blob_if_unreferenced`]).
     pub async fn blob_referenced(&self, sha256: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query("SELECT 1 FROM files WHERE sha256 = $1 LIMIT 1").bind(sha256).fetch_optional(&self.reader).await?.is_some())
+        Ok(sqlx::query(REFERENCED).bind(sha256).fetch_optional(&self.reader).await?.is_some())
     }
 
     // ---- scanning and quarantine --------------------------------------------------------------
@@ -1195,6 +1197,8 @@ mod copy;
 pub use copy::Counts;
 mod jobs;
 mod limits;
+mod mirror;
+pub use mirror::{Exemption, MirrorFile, MirrorPage, MirrorStats, Shadow};
 mod provenance;
 pub use provenance::{NewAttestation, StoredAttestation};
 mod sharing;

@@ -15,6 +15,7 @@ mod inspect;
 mod jobs;
 mod log;
 mod migrate;
+mod mirror;
 mod osv;
 mod project;
 mod publisher;
@@ -127,6 +128,9 @@ enum Command {
     /// Information sharing: OSV feeds, Palisade's own records, waivers and reports.
     #[command(subcommand)]
     Osv(osv::OsvCmd),
+    /// The pull-through mirror: status, cooldown exemptions, held upstream files, prefetch.
+    #[command(subcommand)]
+    Mirror(mirror::MirrorCmd),
     /// Read the security event log, newest first.
     Audit {
         /// Only events about this project.
@@ -185,6 +189,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Unyank(args) => project::unyank(&core, args).await,
         Command::RemoveFile { filename, malicious, note } => project::remove_file(&core, &filename, malicious, note.as_deref()).await,
         Command::Osv(cmd) => osv::run(&core, cmd).await,
+        Command::Mirror(cmd) => mirror::run(&core, cmd, cli.quiet).await,
         Command::Publisher(cmd) => publisher::run(&core, cmd).await,
         Command::Audit { project, user, limit, json } => audit::run(&core, project, user, limit, json).await,
         Command::Quarantine(cmd) => quarantine::run(&core, cmd).await,

@@ -112,6 +112,14 @@ variables! {
         PALISADE_HTTP_MAX_CONNECTIONS => "http.max_connections",
         PALISADE_HTTP_MAX_CONNECTIONS_PER_CLIENT => "http.max_connections_per_client",
         PALISADE_WEB_NOTICES => "web.notices",
+        PALISADE_MIRROR_RESERVED => "mirror.reserved",
+        PALISADE_MIRROR_MERGE => "mirror.merge",
+        PALISADE_MIRROR_MIN_AGE => "mirror.min_age",
+        PALISADE_MIRROR_UPSTREAM_NAMES => "mirror.upstream_names",
+        PALISADE_MIRROR_REFRESH => "mirror.refresh",
+        PALISADE_MIRROR_NEGATIVE => "mirror.negative",
+        PALISADE_MIRROR_MAX_PAGE_BYTES => "mirror.max_page_bytes",
+        PALISADE_MIRROR_CACHE_BYTES => "mirror.cache_bytes",
     }
 }
 

@@ -240,6 +240,7 @@ const SECTIONS: &[&str] = &[
     "http",
     "security_txt",
     "web",
+    "mirror",
 ];
 
 /// Every key, with its section ("" for the top level; `disclosure.partners` for a partner's keys).
@@ -248,7 +249,7 @@ fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
     let lists = [
         keys!("": Config { listen, data_dir, max_upload_bytes, max_uncompressed_bytes, max_description_bytes, public_url, log,
             journal_poll_ms, sweep_young_blobs, client_ip_header, database, storage, jobs, scan, accounts, smtp, oidc, attestations,
-            transparency, disclosure, sharing, http, security_txt, web }),
+            transparency, disclosure, sharing, http, security_txt, web, mirror }),
         keys!("database": DatabaseConfig { url, pool_size }),
         keys!("storage": StorageConfig { url, endpoint, region, access_key_id, secret_access_key, allow_http,
             presigned_downloads_secs }),
@@ -273,6 +274,9 @@ fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
         keys!("disclosure.partners.public_keys": PartnerKey { key_identifier, key }),
         keys!("security_txt": SecurityTxt { contact, expires, policy, preferred_languages, acknowledgments }),
         keys!("web": WebConfig { notices }),
+        keys!("mirror": MirrorConfig { upstreams, reserved, merge, min_age, upstream_names, refresh, negative, max_page_bytes,
+            cache_bytes }),
+        keys!("mirror.upstreams": UpstreamConfig { name, url, file_hosts }),
         keys!("http": HttpConfig { header_timeout_secs, idle_timeout_secs, body_timeout_secs, max_connections,
             max_connections_per_client }),
     ];
@@ -330,6 +334,9 @@ fn keys_from_defaults_and_env_vars_are_every_key() {
             ("sharing.feeds", "token"),
             ("sharing.webhooks", "url"),
             ("sharing.webhooks", "secret"),
+            ("mirror.upstreams", "name"),
+            ("mirror.upstreams", "url"),
+            ("mirror.upstreams", "file_hosts"),
         ]
         .map(|(s, k)| (s.into(), k.into())),
     );
@@ -348,6 +355,8 @@ fn every_key_has_its_env_var() {
             || section.starts_with("sharing.")
             || (section, key) == ("sharing", "feeds")
             || (section, key) == ("sharing", "webhooks")
+            || section == "mirror.upstreams"
+            || (section, key) == ("mirror", "upstreams")
         {
             continue;
         }

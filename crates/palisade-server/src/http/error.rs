@@ -80,6 +80,7 @@ impl From<palisade_core::Error> for ApiError {
             E::Exists(m) => ApiError::new(StatusCode::CONFLICT, m),
             E::TooMany(m) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, m),
             E::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m),
+            E::BadGateway(m) => ApiError::new(StatusCode::BAD_GATEWAY, m),
             E::Internal(e) => internal(format!("{e:#}")),
         }
     }

@@ -32,7 +32,72 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], state.metrics.render()).into_response()
+    let mut text = state.metrics.render();
+    if state.config.mirror.enabled() {
+        text.push_str(&mirror_metrics(&state).await);
+    }
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], text).into_response()
+}
+
+/// The mirror's counters, and what its tables hold: how stale the kept pages are.
+async fn mirror_metrics(state: &AppState) -> String {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = &state.core.mirror.counters;
+    let mut out = String::new();
+    let counters = [
+        ("palisade_mirror_upstream_requests_total", "Requests sent to upstream indexes.", "kind=\"page\"", c.page_requests.load(Relaxed)),
+        ("palisade_mirror_upstream_requests_total", "", "kind=\"file\"", c.file_requests.load(Relaxed)),
+        ("palisade_mirror_upstream_requests_total", "", "kind=\"other\"", c.other_requests.load(Relaxed)),
+        (
+            "palisade_mirror_upstream_errors_total",
+            "Upstream requests that failed or answered wrongly.",
+            "",
+            c.upstream_errors.load(Relaxed),
+        ),
+        (
+            "palisade_mirror_stale_served_total",
+            "Pages served from the kept copy because upstream failed.",
+            "",
+            c.stale_served.load(Relaxed),
+        ),
+        ("palisade_mirror_files_fetched_total", "Upstream files fetched, checked and scanned.", "", c.files_fetched.load(Relaxed)),
+        ("palisade_mirror_files_refused_total", "Upstream files the scanner held or blocked.", "", c.files_refused.load(Relaxed)),
+    ];
+    for (name, help, labels, n) in counters {
+        if !help.is_empty() {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        }
+        let labels = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(out, "{name}{labels} {n}");
+    }
+    if let Ok(stats) = state.db.mirror_stats().await {
+        let age = if stats.oldest_fetch > 0 { (palisade_store::now_micros() - stats.oldest_fetch).max(0) as f64 / 1e6 } else { 0.0 };
+        let _ = writeln!(
+            out,
+            "# HELP palisade_mirror_pages Upstream pages kept.\n# TYPE palisade_mirror_pages gauge\npalisade_mirror_pages {}",
+            stats.pages
+        );
+        let _ = writeln!(
+            out,
+            "# HELP palisade_mirror_page_bytes Bytes of upstream pages kept.\n# TYPE palisade_mirror_page_bytes gauge\npalisade_mirror_page_bytes {}",
+            stats.page_bytes
+        );
+        let _ = writeln!(
+            out,
+            "# HELP palisade_mirror_stale_pages Kept pages whose last refresh failed (served stale).\n# TYPE palisade_mirror_stale_pages gauge\npalisade_mirror_stale_pages {}",
+            stats.stale
+        );
+        let _ = writeln!(
+            out,
+            "# HELP palisade_mirror_oldest_page_age_seconds Age of the least recently fetched kept page.\n# TYPE palisade_mirror_oldest_page_age_seconds gauge\npalisade_mirror_oldest_page_age_seconds {age:.0}"
+        );
+        let _ = writeln!(out, "# HELP palisade_mirror_files Upstream files kept, by status.\n# TYPE palisade_mirror_files gauge");
+        for (status, n, _) in &stats.files {
+            let _ = writeln!(out, "palisade_mirror_files{{status=\"{status}\"}} {n}");
+        }
+    }
+    out
 }
 
 /// Records the request in the metrics (route, method, status, latency). Logging and the request id

@@ -49,6 +49,11 @@ impl Page {
         Self { body: Bytes::from(body), gzip: None, etag, serial: HeaderValue::from(serial), serial_number: serial }
     }
 
+    /// A page rendered outside this cache (the mirror's), tagged `tag`.
+    pub(crate) fn rendered(body: Vec<u8>, tag: &str, serial: i64) -> Self {
+        Self::new(body, tag, serial)
+    }
+
     /// Adds a gzip copy when the body is large enough for it to matter.
     fn with_gzip(mut self) -> Self {
         use std::io::Write;

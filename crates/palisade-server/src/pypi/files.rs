@@ -53,11 +53,11 @@ async fn may_download(state: &AppState, file: &palisade_store::FileRow, caller: 
     if owner && file.status != "malicious" { Ok(()) } else { Err(hidden()) }
 }
 
-/// How long a shared cache may keep an answer about `file`: forever for a public file (files
-/// never change), not at all for one shown to its owners only (or to administrators, when a
-/// record blocks it), which also varies with the credential.
-fn cache_headers(state: &AppState, file: &palisade_store::FileRow, h: &mut HeaderMap) {
-    if public(file) && state.blocks().decide_file(file).is_none() {
+/// How long a shared cache may keep an answer about a file: forever for a public file (files
+/// never change: published, and no record blocks it), not at all for one shown to its owners
+/// only (or to administrators, when a record blocks it), which also varies with the credential.
+fn cache_headers(public: bool, h: &mut HeaderMap) {
+    if public {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     } else {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
@@ -69,30 +69,41 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, c
     if let Some(dist) = name.strip_suffix(".metadata") {
         return metadata(&state, dist, &caller).await;
     }
-    let file = state.db.file(&name).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {name:?}")))?;
+    let Some(file) = state.db.file(&name).await.map_err(internal)? else {
+        // Not a hosted file: an upstream one through the mirror, fetched, checked and scanned on
+        // its first request.
+        if !state.config.mirror.enabled() {
+            return Err(not_found(format!("no file named {name:?}")));
+        }
+        let row = state.core.mirror_download(&name).await?;
+        return send(&state, &name, &row.sha256, row.size as u64, true, &headers).await;
+    };
     may_download(&state, &file, &caller).await?;
-    let etag = format!("\"{}\"", file.sha256);
+    let public = public(&file) && state.blocks().decide_file(&file).is_none();
+    send(&state, &name, &file.sha256, file.size as u64, public, &headers).await
+}
+
+/// Sends the blob `sha256` as the file `name`: whole or a range, tagged with its sha256, cached
+/// forever by shared caches when `public` (never otherwise: see `cache_headers`).
+async fn send(state: &AppState, name: &str, sha256: &str, size: u64, public: bool, headers: &HeaderMap) -> ApiResult<Response> {
+    let etag = format!("\"{sha256}\"");
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
     {
         let mut resp = (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
-        cache_headers(&state, &file, resp.headers_mut());
+        cache_headers(public, resp.headers_mut());
         return Ok(resp);
     }
     // Files a shared cache may keep can be handed out by the bucket itself, when the operator
     // enabled it; held files always come through here, to the caller alone.
-    if public(&file)
-        && state.blocks().decide_file(&file).is_none()
-        && let Some(url) = state.blobs.presigned_url(&file.sha256, &file.filename).await.map_err(internal)?
-    {
+    if public && let Some(url) = state.blobs.presigned_url(sha256, name).await.map_err(internal)? {
         let mut resp = (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url)]).into_response();
         resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
         return Ok(resp);
     }
-    let size = file.size as u64;
-    let content_type = if name.ends_with(".whl") { "application/zip" } else { "application/gzip" };
+    let content_type = if name.ends_with(".whl") || name.ends_with(".zip") { "application/zip" } else { "application/gzip" };
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map_or(Range::Whole, |r| parse_range(r, size));
     let (status, start, len) = match range {
         Range::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
@@ -108,9 +119,9 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, c
     };
     let bytes = state
         .blobs
-        .read(&file.sha256, (status == StatusCode::PARTIAL_CONTENT).then_some(start..start + len))
+        .read(sha256, (status == StatusCode::PARTIAL_CONTENT).then_some(start..start + len))
         .await
-        .map_err(|e| internal(format!("blob {} for {name}: {e}", file.sha256)))?;
+        .map_err(|e| internal(format!("blob {sha256} for {name}: {e}")))?;
     state.metrics.download_bytes.fetch_add(len, Ordering::Relaxed);
     let body = Body::from_stream(bytes);
     let mut resp = (status, body).into_response();
@@ -118,7 +129,7 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, c
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    cache_headers(&state, &file, h);
+    cache_headers(public, h);
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
@@ -131,12 +142,18 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, c
 }
 
 async fn metadata(state: &AppState, dist: &str, caller: &Caller) -> ApiResult<Response> {
-    let file = state.db.file(dist).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {dist:?}")))?;
+    let Some(file) = state.db.file(dist).await.map_err(internal)? else {
+        let data = crate::pypi::mirror::metadata(state, dist).await?;
+        let etag = format!("\"{}\"", palisade_dist::sha256_hex(&data));
+        let mut resp = ([(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::ETAG, etag)], data).into_response();
+        cache_headers(true, resp.headers_mut());
+        return Ok(resp);
+    };
     may_download(state, &file, caller).await?;
     let data = state.db.core_metadata(dist).await.map_err(internal)?.ok_or_else(|| not_found(format!("no file named {dist:?}")))?;
     let etag = format!("\"{}\"", file.metadata_sha256);
     let mut resp = ([(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::ETAG, etag)], data).into_response();
-    cache_headers(state, &file, resp.headers_mut());
+    cache_headers(public(&file) && state.blocks().decide_file(&file).is_none(), resp.headers_mut());
     Ok(resp)
 }
 

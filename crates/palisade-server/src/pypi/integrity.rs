@@ -33,7 +33,20 @@ pub async fn provenance(
         return Err(ApiError::new(StatusCode::NOT_ACCEPTABLE, format!("the Integrity API answers {MEDIA_TYPE} only")));
     }
     let missing = || not_found(format!("no provenance for {filename:?} in {project} {version}"));
-    let file = state.db.file(&filename).await.map_err(internal)?.ok_or_else(missing)?;
+    let Some(file) = state.db.file(&filename).await.map_err(internal)? else {
+        // An upstream file's provenance, kept only when every attestation verified here.
+        if !state.config.mirror.enabled()
+            || palisade_core::mirror::page::identify(&filename).map(|(p, _)| p) != Some(palisade_dist::normalize(&project))
+        {
+            return Err(missing());
+        }
+        let body = state.core.mirror_provenance(&filename).await?.ok_or_else(missing)?;
+        let mut response = (StatusCode::OK, body).into_response();
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+        return Ok(response);
+    };
     let same_version = palisade_dist::parse_version(&version)
         .ok()
         .zip(palisade_dist::parse_version(&file.version).ok())

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod files;
 pub mod integrity;
 pub mod json_api;
+pub mod mirror;
 pub mod negotiate;
 pub mod render;
 pub mod simple;

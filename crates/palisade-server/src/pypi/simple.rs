@@ -7,6 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use palisade_core::mirror::{Route, names};
+
 use crate::AppState;
 use crate::http::error::{ApiError, ApiResult, internal, not_found};
 use crate::pypi::cache::{Kind, Page};
@@ -30,13 +32,26 @@ pub async fn project(
         return Ok(redirect_to(&format!("/simple/{normalized}/"), &q));
     }
     let format = pick(&headers, &q)?;
-    let Some((page, hit)) =
+    let mirror = &state.config.mirror;
+    // A name the operator merged with upstream: this index's files and upstream's on one page.
+    if mirror.enabled() && names::route(mirror, &normalized, true) == Route::Merged {
+        let local = crate::pypi::mirror::local_json(&state, &normalized).await?;
+        let page = crate::pypi::mirror::page(&state, &normalized, kind_of(format), local).await?;
+        return page.map(|p| respond(&p, format, &headers)).ok_or_else(|| not_found(format!("no project named {normalized:?}")));
+    }
+    if let Some((page, hit)) =
         state.cache.project(&state.db, &normalized, kind_of(format), &state.base_url(), || state.blocks()).await.map_err(internal)?
-    else {
-        return Err(not_found(format!("no project named {normalized:?}")));
-    };
-    state.count_cache(hit);
-    Ok(respond(&page, format, &headers))
+    {
+        state.count_cache(hit);
+        return Ok(respond(&page, format, &headers));
+    }
+    // Not hosted here: upstream's, unless the name is reserved.
+    if names::route(mirror, &normalized, false) == Route::Mirror
+        && let Some(page) = crate::pypi::mirror::page(&state, &normalized, kind_of(format), None).await?
+    {
+        return Ok(respond(&page, format, &headers));
+    }
+    Err(not_found(format!("no project named {normalized:?}")))
 }
 
 /// `/simple/<name>` without the slash.

@@ -269,6 +269,41 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("outcome", Text),
         ],
     ),
+    (
+        "mirror_pages",
+        &[
+            ("project", Text),
+            ("upstream", Text),
+            ("body", Text),
+            ("etag", Text),
+            ("missing", Bool),
+            ("size", Int),
+            ("fetched_at", Int),
+            ("checked_at", Int),
+            ("error", Text),
+        ],
+    ),
+    (
+        "mirror_files",
+        &[
+            ("filename", Text),
+            ("project", Text),
+            ("version", Text),
+            ("upstream", Text),
+            ("sha256", Text),
+            ("size", Int),
+            ("status", Text),
+            ("reason", Text),
+            ("report", Text),
+            ("provenance", Text),
+            ("provenance_error", Text),
+            ("fetched_at", Int),
+            ("decided_by", Text),
+        ],
+    ),
+    ("mirror_metadata", &[("filename", Text), ("sha256", Text), ("data", Bytes), ("fetched_at", Int)]),
+    ("mirror_exemptions", &[("id", Int), ("project", Text), ("until_at", Int), ("reason", Text), ("actor", Text), ("created_at", Int)]),
+    ("mirror_shadows", &[("project", Text), ("upstream", Text), ("found_at", Int)]),
 ];
 
 /// The tables whose first column is an identity (PostgreSQL's sequences must move past the copied
@@ -291,6 +326,7 @@ const IDENTITY_TABLES: &[(&str, &str)] = &[
     ("jobs", "id"),
     ("limiter_events", "id"),
     ("attestations", "id"),
+    ("mirror_exemptions", "id"),
 ];
 
 /// Rows per `SELECT` while copying.

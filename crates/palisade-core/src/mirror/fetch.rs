@@ -1,0 +1,152 @@
+//! An upstream file's first download: fetched into a temporary blob while hashed, checked
+//! against the sha256 and size upstream's page gives, scanned with the upload policy (the
+//! checks meant for new local projects, typosquatting names, are left out: upstream names are
+//! upstream's), its PEP 740 provenance verified, and stored. Only a file the policy publishes
+//! is served; a held or blocked one answers 403 from then on, and its release leaves the index.
+
+use std::sync::atomic::Ordering;
+
+use palisade_store::MirrorFile;
+
+use super::upstream::{self, FileError};
+use super::{View, now, page};
+use crate::Core;
+use crate::error::{Error, Result};
+use crate::scanning::Outcome;
+
+/// Scanner findings about a new local project's name, which do not apply to upstream names.
+const LOCAL_ONLY_RULES: &[&str] = &["meta-typosquat"];
+
+/// The largest provenance object fetched.
+const PROVENANCE_BYTES: u64 = 1 << 20;
+
+pub(super) async fn file(core: &Core, view: &View, f: &page::File) -> Result<MirrorFile> {
+    if let Some(row) = core.db.mirror_file(&f.filename).await? {
+        return served(row, f);
+    }
+    let _turn = core.mirror.one_at_a_time(&format!("file:{}", f.filename)).await;
+    if let Some(row) = core.db.mirror_file(&f.filename).await? {
+        return served(row, f);
+    }
+    let counters = &core.mirror.counters;
+    counters.file_requests.fetch_add(1, Ordering::Relaxed);
+    let max = core.config.max_upload_bytes;
+    let temp = match upstream::file(&core.mirror.client, &core.blobs, &f.url, &f.sha256, f.size, max).await {
+        Ok(t) => t,
+        Err(FileError::Upstream(e)) => {
+            counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::BadGateway(format!("upstream {}: {e}", view.upstream)));
+        }
+        Err(FileError::Mismatch(e)) => {
+            counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(file = %f.filename, upstream = %view.upstream, error = %e, "an upstream file is not what its page says; not served");
+            return Err(Error::BadGateway(format!("{} from upstream {} was not served: {e}", f.filename, view.upstream)));
+        }
+        Err(FileError::Local(e)) => return Err(Error::Internal(e)),
+    };
+
+    let (status, reason, report) = judge(core, temp.path(), &f.filename).await?;
+    let (provenance, provenance_error) = match &f.provenance {
+        Some(url) if status == Outcome::Publish => verify_provenance(core, url, f).await,
+        _ => (None, None),
+    };
+    let size = match f.size {
+        Some(n) => n,
+        None => tokio::fs::metadata(temp.path()).await.map_err(|e| Error::Internal(e.into()))?.len(),
+    };
+    let stored = core.blobs.persist(temp, &f.sha256).await.map_err(|e| Error::Internal(e.into()))?;
+    let row = MirrorFile {
+        filename: f.filename.clone(),
+        project: view.page.name.clone(),
+        version: f.version.clone(),
+        upstream: view.upstream.clone(),
+        sha256: f.sha256.clone(),
+        size: i64::try_from(size).unwrap_or(i64::MAX),
+        status: match status {
+            Outcome::Publish => "published",
+            Outcome::Quarantine => "quarantined",
+            Outcome::Reject => "malicious",
+        }
+        .to_string(),
+        reason,
+        report,
+        provenance,
+        provenance_error,
+        fetched_at: now(),
+        decided_by: None,
+    };
+    let row = core.db.record_mirror_file(&row, &stored).await?;
+    drop(stored);
+    counters.files_fetched.fetch_add(1, Ordering::Relaxed);
+    if row.status != "published" {
+        counters.files_refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(file = %row.filename, status = %row.status, reason = %row.reason, "an upstream file was refused by the scanner");
+        let details = serde_json::json!({"project": row.project, "filename": row.filename, "sha256": row.sha256, "status": row.status, "reason": row.reason, "upstream": row.upstream});
+        crate::events::record(core, "mirror_file_refused", "mirror", None, None, &Default::default(), details.clone()).await;
+        core.announce("mirror_block", details).await;
+        // The release leaves the index pages now.
+        core.changed(&row.project);
+    } else {
+        tracing::info!(file = %row.filename, upstream = %row.upstream, provenance = row.provenance.is_some(), "upstream file fetched, checked and scanned");
+    }
+    served(row, f)
+}
+
+/// A stored file, if it is what the page names and it is served.
+fn served(row: MirrorFile, f: &page::File) -> Result<MirrorFile> {
+    if row.sha256 != f.sha256 {
+        return Err(Error::BadGateway(format!(
+            "upstream now lists other bytes for {} (sha256 {}) than it served before ({}); files never change, so neither is served",
+            f.filename, f.sha256, row.sha256
+        )));
+    }
+    match row.status.as_str() {
+        "published" => Ok(row),
+        "quarantined" => Err(Error::Forbidden(format!("{} is held for review: {}", row.filename, row.reason))),
+        _ => Err(Error::Forbidden(format!("{} is blocked: {}", row.filename, row.reason))),
+    }
+}
+
+/// Scans the file with the upload policy: (outcome, the reason a refusal names, the report).
+async fn judge(core: &Core, path: &std::path::Path, filename: &str) -> Result<(Outcome, String, String)> {
+    if !core.scan.enabled() {
+        return Ok((Outcome::Publish, String::new(), "{}".into()));
+    }
+    let report = core.scan.scan(path, filename, Vec::new()).await.map_err(|e| {
+        tracing::error!(error = %e, "scanner unavailable");
+        Error::Unavailable("the malware scanner is unavailable, so upstream files are not served; try again later".into())
+    })?;
+    let report = report.without_rules(LOCAL_ONLY_RULES, &core.scan.thresholds());
+    let outcome = core.scan.decide(&report);
+    let reason = match outcome {
+        Outcome::Publish => String::new(),
+        _ => format!("the scanner found it {}: {}", report.verdict.as_str(), crate::scanning::summary(&report)),
+    };
+    Ok((outcome, reason, serde_json::to_string(&report).unwrap_or_else(|_| "{}".into())))
+}
+
+/// Fetches and verifies upstream's provenance: (the object, kept when it verified; why not).
+async fn verify_provenance(core: &Core, url: &str, f: &page::File) -> (Option<String>, Option<String>) {
+    core.mirror.counters.other_requests.fetch_add(1, Ordering::Relaxed);
+    let body = match upstream::document(&core.mirror.client, url, PROVENANCE_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return (None, Some(format!("could not fetch it: {e}"))),
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return (None, Some("not JSON".into()));
+    };
+    let attestations = core.attestations.clone();
+    let (filename, sha256) = (f.filename.clone(), f.sha256.clone());
+    let checked = tokio::task::spawn_blocking(move || attestations.verify_provenance(&value, &filename, &sha256).map(|n| (n, value))).await;
+    match checked {
+        Ok(Ok((n, value))) => {
+            tracing::info!(file = %f.filename, attestations = n, "upstream provenance verified");
+            (Some(value.to_string()), None)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(file = %f.filename, error = %e, "upstream provenance did not verify; the file is served without it");
+            (None, Some(e))
+        }
+        Err(e) => (None, Some(format!("verification failed: {e}"))),
+    }
+}

@@ -1,0 +1,471 @@
+//! The pull-through mirror (docs/mirror.md): names not hosted here are served from the
+//! configured upstream indexes, through the same checks as uploads.
+//!
+//! - [`names`]: which names go upstream (never a hosted one unless merged, never a reserved one).
+//! - [`page`]: an upstream's PEP 691 page, read strictly into the form kept in the database.
+//! - [`decide`]: the one decision per file (cooldown, scanner verdicts, OSV records) that both the
+//!   index pages and downloads take.
+//! - [`upstream`]: the HTTP side, bounded.
+//! - [`fetch`]: a file's first download: fetched, checked against upstream's sha256, scanned with
+//!   the upload policy, its provenance verified, stored; only then served.
+//!
+//! Pages are refreshed after `mirror.refresh`, with the upstream's ETag; a failed refresh serves
+//! the kept page (stale-if-error). Concurrent requests for one uncached page or file wait for one
+//! upstream request (per process; each node of a cluster fetches at most once).
+
+pub mod decide;
+mod fetch;
+pub mod names;
+pub mod page;
+mod upstream;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use palisade_store::{MirrorFile, MirrorPage};
+use serde_json::json;
+
+pub use decide::Decision;
+pub use names::Route;
+pub use page::Page;
+
+use crate::Core;
+use crate::admin::Actor;
+use crate::config::UpstreamNames;
+use crate::error::{Error, Result};
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub page_requests: AtomicU64,
+    pub file_requests: AtomicU64,
+    pub other_requests: AtomicU64,
+    pub upstream_errors: AtomicU64,
+    pub stale_served: AtomicU64,
+    pub files_fetched: AtomicU64,
+    pub files_refused: AtomicU64,
+}
+
+/// The mirror's process state: the HTTP client, the requests in flight (for coalescing), counters.
+pub struct Mirror {
+    client: reqwest::Client,
+    inflight: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub counters: Counters,
+}
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror").finish_non_exhaustive()
+    }
+}
+
+impl Mirror {
+    pub fn new() -> anyhow::Result<Self> {
+        Ok(Self { client: upstream::client()?, inflight: Default::default(), counters: Counters::default() })
+    }
+
+    /// Waits for the right to fetch `key`: one holder at a time; the rest find its result.
+    async fn one_at_a_time(&self, key: &str) -> Coalesced<'_> {
+        let lock = self.inflight.lock().unwrap_or_else(|e| e.into_inner()).entry(key.to_string()).or_default().clone();
+        let guard = lock.clone().lock_owned().await;
+        Coalesced { mirror: self, key: key.to_string(), lock, _guard: guard }
+    }
+}
+
+/// Held while one request fetches a key; forgets the key when the last waiter is done.
+struct Coalesced<'a> {
+    mirror: &'a Mirror,
+    key: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for Coalesced<'_> {
+    fn drop(&mut self) {
+        let mut map = self.mirror.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's copy, this one and the guard's: nobody else waits.
+        if Arc::strong_count(&self.lock) <= 3 {
+            map.remove(&self.key);
+        }
+    }
+}
+
+/// An upstream project as clients see it through this index.
+#[derive(Clone, Debug)]
+pub struct View {
+    pub upstream: String,
+    pub page: Page,
+    /// Per file of `page`, in order.
+    pub decisions: Vec<Decision>,
+    /// Fetched files with verified provenance.
+    pub provenance: std::collections::HashSet<String>,
+    /// Whether the page is served stale (the last refresh failed).
+    pub stale: bool,
+    /// When upstream was last asked (micros).
+    pub checked_at: i64,
+}
+
+impl View {
+    /// The files listed, with their decisions' agreement: exactly those downloads serve.
+    pub fn listed(&self) -> impl Iterator<Item = &page::File> {
+        self.page.files.iter().zip(&self.decisions).filter(|(_, d)| **d == Decision::Listed).map(|(f, _)| f)
+    }
+
+    pub fn decision(&self, filename: &str) -> Option<(&page::File, &Decision)> {
+        self.page.files.iter().zip(&self.decisions).find(|(f, _)| f.filename == filename)
+    }
+}
+
+fn now() -> i64 {
+    palisade_store::now_micros()
+}
+
+fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl Core {
+    /// Where the page of `normalized` comes from.
+    pub async fn mirror_route(&self, normalized: &str) -> Result<Route> {
+        let config = &self.config.mirror;
+        if !config.enabled() {
+            return Ok(Route::Local);
+        }
+        let hosted = self.db.project(normalized).await?.is_some();
+        Ok(names::route(config, normalized, hosted))
+    }
+
+    /// The kept page of `normalized`, refreshed from upstream when older than `mirror.refresh`;
+    /// `None` when no upstream has it.
+    async fn mirror_page(&self, normalized: &str) -> Result<Option<(MirrorPage, Page)>> {
+        let config = &self.config.mirror;
+        let fresh = |p: &MirrorPage| {
+            let ttl = if p.missing { config.negative_for() } else { config.refresh_every() };
+            p.checked_at.saturating_add(micros(ttl)) > now()
+        };
+        let read = |p: MirrorPage| -> Result<Option<(MirrorPage, Page)>> {
+            if p.missing {
+                return Ok(None);
+            }
+            let page: Page =
+                serde_json::from_str(&p.body).map_err(|e| crate::error::internal(format!("kept page of {normalized}: {e}")))?;
+            Ok(Some((p, page)))
+        };
+        if let Some(p) = self.db.mirror_page(normalized).await?
+            && fresh(&p)
+        {
+            return read(p);
+        }
+        let _turn = self.mirror.one_at_a_time(&format!("page:{normalized}")).await;
+        let kept = self.db.mirror_page(normalized).await?;
+        if let Some(p) = &kept
+            && fresh(p)
+        {
+            return read(p.clone());
+        }
+        let at = now();
+        let counters = &self.mirror.counters;
+        for u in &config.upstreams {
+            let etag = kept.as_ref().filter(|p| p.upstream == u.name && !p.missing).and_then(|p| p.etag.as_deref());
+            counters.page_requests.fetch_add(1, Ordering::Relaxed);
+            match upstream::page(&self.mirror.client, &u.url, normalized, etag, config.max_page_bytes).await {
+                Ok(upstream::PageAnswer::Missing) => continue,
+                Ok(upstream::PageAnswer::NotModified) => {
+                    self.db.mirror_page_checked(normalized, at, None).await?;
+                    let mut p = kept.clone().expect("a 304 answers a request with the kept page's etag");
+                    (p.checked_at, p.error) = (at, None);
+                    return read(p);
+                }
+                Ok(upstream::PageAnswer::Page { body, etag, url }) => match page::parse(normalized, &body, &url, &u.file_hosts) {
+                    Ok(parsed) => {
+                        if !parsed.skipped.is_empty() {
+                            tracing::info!(project = normalized, upstream = %u.name, skipped = ?parsed.skipped, "upstream file entries left out");
+                        }
+                        let row = MirrorPage {
+                            project: normalized.to_string(),
+                            upstream: u.name.clone(),
+                            body: serde_json::to_string(&parsed).map_err(crate::error::internal)?,
+                            etag,
+                            missing: false,
+                            fetched_at: at,
+                            checked_at: at,
+                            error: None,
+                        };
+                        self.db.put_mirror_page(&row, i64::try_from(config.cache_bytes).unwrap_or(i64::MAX)).await?;
+                        return Ok(Some((row, parsed)));
+                    }
+                    Err(e) => return self.stale_or(normalized, kept, at, format!("upstream {}: {e}", u.name)).await,
+                },
+                // An upstream that fails is not passed over for the next: that one could serve
+                // another project of the same name.
+                Err(e) => return self.stale_or(normalized, kept, at, format!("upstream {}: {e}", u.name)).await,
+            }
+        }
+        let row = MirrorPage {
+            project: normalized.to_string(),
+            upstream: String::new(),
+            body: String::new(),
+            etag: None,
+            missing: true,
+            fetched_at: at,
+            checked_at: at,
+            error: None,
+        };
+        self.db.put_mirror_page(&row, i64::try_from(config.cache_bytes).unwrap_or(i64::MAX)).await?;
+        Ok(None)
+    }
+
+    /// A failed refresh: the kept page if there is one (stale-if-error), else the failure.
+    async fn stale_or(&self, normalized: &str, kept: Option<MirrorPage>, at: i64, error: String) -> Result<Option<(MirrorPage, Page)>> {
+        let counters = &self.mirror.counters;
+        counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(project = normalized, error = %error, "upstream page refresh failed");
+        match kept.filter(|p| !p.missing) {
+            Some(mut p) => {
+                self.db.mirror_page_checked(normalized, at, Some(&error)).await?;
+                counters.stale_served.fetch_add(1, Ordering::Relaxed);
+                (p.checked_at, p.error) = (at, Some(error));
+                let page: Page = serde_json::from_str(&p.body).map_err(crate::error::internal)?;
+                Ok(Some((p, page)))
+            }
+            None => Err(Error::BadGateway(error)),
+        }
+    }
+
+    /// The upstream project `normalized` as this index serves it, with every file's decision;
+    /// `None` when no upstream has it. The caller checked the route.
+    pub async fn mirror_view(&self, normalized: &str) -> Result<Option<View>> {
+        let Some((row, page)) = self.mirror_page(normalized).await? else { return Ok(None) };
+        self.view_of(row, page).await.map(Some)
+    }
+
+    /// Every kept upstream page as clients would see it now, without asking upstream (for
+    /// `palisade mirror status`).
+    pub async fn mirror_kept_views(&self) -> Result<Vec<View>> {
+        let mut out = Vec::new();
+        for row in self.db.mirror_pages_kept().await? {
+            let page: Page = serde_json::from_str(&row.body).map_err(crate::error::internal)?;
+            out.push(self.view_of(row, page).await?);
+        }
+        Ok(out)
+    }
+
+    async fn view_of(&self, row: MirrorPage, page: Page) -> Result<View> {
+        let normalized = page.name.clone();
+        let normalized = normalized.as_str();
+        let at = now();
+        let fetched = self.db.mirror_project_files(normalized).await?;
+        let exempt = !self.db.exemptions(Some(normalized), at).await?.is_empty();
+        let blocks = self.blocks();
+        let osv = page
+            .files
+            .iter()
+            .filter_map(|f| blocks.decide(normalized, &f.version, &f.sha256).map(|b| (f.filename.clone(), b.message())))
+            .collect();
+        let inputs = decide::Inputs {
+            now: at,
+            min_age: self.config.mirror.min_age_micros(),
+            exempt,
+            fetched: fetched.iter().map(|f| (f.filename.clone(), (f.status.clone(), f.reason.clone()))).collect(),
+            osv,
+        };
+        let decisions = decide::decide(&page, &inputs);
+        let provenance = fetched.iter().filter(|f| f.provenance.is_some() && f.status == "published").map(|f| f.filename.clone()).collect();
+        Ok(View { upstream: row.upstream, page, decisions, provenance, stale: row.error.is_some(), checked_at: row.checked_at })
+    }
+
+    /// The upstream file `filename` for a download: fetched, checked and scanned on its first
+    /// request. A file the decision does not list is refused (`Forbidden`, naming why).
+    pub async fn mirror_download(&self, filename: &str) -> Result<MirrorFile> {
+        let (file, view) = self.mirror_file_decision(filename).await?;
+        fetch::file(self, &view, &file).await
+    }
+
+    /// The PEP 658 metadata of an upstream file, checked against the hash its page gives.
+    pub async fn mirror_metadata(&self, filename: &str) -> Result<Vec<u8>> {
+        let (file, _) = self.mirror_file_decision(filename).await?;
+        let Some(want) = &file.metadata_sha256 else { return Err(Error::NotFound(format!("no metadata file for {filename:?}"))) };
+        if let Some((sha, data)) = self.db.mirror_metadata(filename).await?
+            && &sha == want
+        {
+            return Ok(data);
+        }
+        let _turn = self.mirror.one_at_a_time(&format!("metadata:{filename}")).await;
+        if let Some((sha, data)) = self.db.mirror_metadata(filename).await?
+            && &sha == want
+        {
+            return Ok(data);
+        }
+        self.mirror.counters.other_requests.fetch_add(1, Ordering::Relaxed);
+        let data = upstream::document(&self.mirror.client, &format!("{}.metadata", file.url), METADATA_BYTES).await.map_err(|e| {
+            self.mirror.counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            Error::BadGateway(e)
+        })?;
+        let got = palisade_dist::sha256_hex(&data);
+        if &got != want {
+            return Err(Error::BadGateway(format!("upstream sent metadata with sha256 {got}, but its page says {want}")));
+        }
+        self.db.put_mirror_metadata(filename, want, &data, now()).await?;
+        Ok(data)
+    }
+
+    /// The verified provenance object of a fetched upstream file, if it has one and is served.
+    pub async fn mirror_provenance(&self, filename: &str) -> Result<Option<String>> {
+        let (_, view) = self.mirror_file_decision(filename).await?;
+        let _ = view;
+        Ok(self.db.mirror_file(filename).await?.filter(|f| f.status == "published").and_then(|f| f.provenance))
+    }
+
+    /// The page entry of `filename` and the view it is decided in, if it is listed.
+    async fn mirror_file_decision(&self, filename: &str) -> Result<(page::File, View)> {
+        let missing = || Error::NotFound(format!("no file named {filename:?}"));
+        let (project, _) = page::identify(filename).ok_or_else(missing)?;
+        if self.mirror_route(&project).await? == Route::Local {
+            return Err(missing());
+        }
+        let view = self.mirror_view(&project).await?.ok_or_else(missing)?;
+        let (file, decision) = view.decision(filename).ok_or_else(missing)?;
+        if let Some(why) = decision.message(filename, &self.config.mirror.min_age) {
+            return Err(Error::Forbidden(why));
+        }
+        let file = file.clone();
+        Ok((file, view))
+    }
+
+    /// Lifts the cooldown for `project`'s upstream releases until `until` (micros), recorded with
+    /// its reason and who asked.
+    pub async fn mirror_exempt(&self, project: &str, until: i64, reason: &str, actor: &Actor) -> Result<palisade_store::Exemption> {
+        let normalized = palisade_dist::normalize(project);
+        if palisade_dist::ProjectName::new(project).is_err() {
+            return Err(Error::Invalid(format!("{project:?} is not a project name")));
+        }
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::Invalid("say why the exemption is needed (--reason)".into()));
+        }
+        palisade_dist::check_text("reason", reason).map_err(|e| Error::Invalid(e.to_string()))?;
+        let at = now();
+        if until <= at {
+            return Err(Error::Invalid("the exemption must end in the future (--until)".into()));
+        }
+        let e = self.db.add_exemption(&normalized, until, reason, &actor.name, at).await?;
+        crate::events::record(
+            self,
+            "mirror_exemption",
+            &actor.name,
+            actor.user_id,
+            None,
+            &actor.origin,
+            json!({"project": normalized, "until": crate::timestamp(until), "reason": reason}),
+        )
+        .await;
+        self.changed(&normalized);
+        Ok(e)
+    }
+
+    /// An administrator's decision on a fetched upstream file that the scanner held or blocked:
+    /// `release` serves it, otherwise it is blocked.
+    pub async fn mirror_decide(&self, filename: &str, release: bool, note: &str, actor: &Actor) -> Result<MirrorFile> {
+        let note = note.trim();
+        if note.is_empty() {
+            return Err(Error::Invalid("say why (--note)".into()));
+        }
+        palisade_dist::check_text("note", note).map_err(|e| Error::Invalid(e.to_string()))?;
+        let (status, reason) = if release { ("published", format!("released: {note}")) } else { ("malicious", note.to_string()) };
+        let f = self.db.decide_mirror_file(filename, status, &reason, &actor.name).await?;
+        crate::events::record(
+            self,
+            if release { "mirror_file_released" } else { "mirror_file_blocked" },
+            &actor.name,
+            actor.user_id,
+            None,
+            &actor.origin,
+            json!({"project": f.project, "filename": filename, "note": note}),
+        )
+        .await;
+        self.changed(&f.project);
+        Ok(f)
+    }
+
+    /// Before the first upload of `normalized` creates it here: whether its name exists upstream
+    /// (the upstream's name), by `mirror.upstream_names`. With `refuse`, an upstream that has the
+    /// name refuses the upload (409); with `allow` the check runs after the upload (see
+    /// [`Core::note_shadow`]). Reserved and merged names are not looked up.
+    pub async fn check_new_name(&self, normalized: &str) -> Result<()> {
+        let config = &self.config.mirror;
+        if !config.enabled() || config.upstream_names != UpstreamNames::Refuse || names::route(config, normalized, true) != Route::Local {
+            return Ok(());
+        }
+        if names::reserved(config, normalized) {
+            return Ok(());
+        }
+        match self.upstream_has(normalized).await {
+            Ok(Some(upstream)) => Err(Error::Exists(format!(
+                "a project named {normalized:?} exists on the upstream index {upstream:?}; this index refuses new projects with public names (mirror.upstream_names = \"refuse\"): ask an administrator to reserve the name"
+            ))),
+            Ok(None) => Ok(()),
+            Err(e) => Err(Error::Unavailable(format!(
+                "cannot tell whether {normalized:?} exists upstream ({e}); try again later (mirror.upstream_names = \"refuse\")"
+            ))),
+        }
+    }
+
+    /// After the first upload of `normalized` created it: if its name exists upstream (and is
+    /// neither reserved nor merged), the project is flagged and its owners are mailed.
+    pub async fn note_shadow(&self, normalized: &str) {
+        let config = &self.config.mirror;
+        if !config.enabled() || names::reserved(config, normalized) || names::route(config, normalized, true) != Route::Local {
+            return;
+        }
+        match self.upstream_has(normalized).await {
+            Ok(Some(upstream)) => {
+                if let Err(e) = self.db.put_shadow(normalized, &upstream, now()).await {
+                    tracing::error!(project = normalized, error = %e, "could not flag a project whose name exists upstream");
+                    return;
+                }
+                tracing::warn!(project = normalized, upstream = %upstream, "a new project's name exists upstream");
+                let subject = format!("{normalized} also exists on {upstream}");
+                let body = format!(
+                    "The project {normalized} was just created on this index, and a project of the same name exists on the upstream index {upstream}.\n\n\
+                     This index serves only its own {normalized}: clients that install through it never get the upstream one. \
+                     Clients that also use the upstream directly (pip's --extra-index-url) may get the upstream one instead, \
+                     whichever has the higher version: that is how dependency-confusion attacks work.\n\n\
+                     If the name is meant to be private, ask an administrator to add it (or its prefix) to mirror.reserved.\n"
+                );
+                if let Err(e) = self.mail_owners(normalized, &subject, &body).await {
+                    tracing::warn!(project = normalized, error = %e, "could not mail the owners about an upstream name");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(project = normalized, error = %e, "could not ask upstream whether a new project's name exists there"),
+        }
+    }
+
+    /// Mails the owners of a hosted project.
+    async fn mail_owners(&self, normalized: &str, subject: &str, body: &str) -> Result<()> {
+        let Some(project) = self.db.project(normalized).await? else { return Ok(()) };
+        for user in self.owners(&project).await? {
+            if let Some(email) = &user.email {
+                self.mailer.send(email, &format!("[Palisade] {subject}"), format!("Hello {},\n\n{body}", user.name)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first upstream that has a project named `normalized`.
+    async fn upstream_has(&self, normalized: &str) -> std::result::Result<Option<String>, String> {
+        for u in &self.config.mirror.upstreams {
+            self.mirror.counters.page_requests.fetch_add(1, Ordering::Relaxed);
+            match upstream::page(&self.mirror.client, &u.url, normalized, None, self.config.mirror.max_page_bytes).await {
+                Ok(upstream::PageAnswer::Missing) => continue,
+                Ok(_) => return Ok(Some(u.name.clone())),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The largest PEP 658 metadata file fetched.
+const METADATA_BYTES: u64 = 16 << 20;
