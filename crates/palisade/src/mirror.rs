@@ -306,12 +306,17 @@ fn read_requirements(path: &Path, wants: &mut BTreeMap<String, Want>, depth: usi
             continue;
         }
         let spec = line.split(';').next().unwrap_or("").split(" --").next().unwrap_or("").trim();
-        let (name, version) = match spec.split_once("==") {
-            Some((n, v)) => (n, Some(v.trim().to_string())),
-            None => (spec.split(['<', '>', '=', '!', '~', ' ']).next().unwrap_or(""), None),
+        let end = spec.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))).unwrap_or(spec.len());
+        let (name, mut rest) = (&spec[..end], spec[end..].trim_start());
+        if rest.starts_with('[') {
+            rest = rest.split_once(']').map_or("", |(_, r)| r).trim_start();
+        }
+        let version = match rest.strip_prefix("==") {
+            Some(v) if !v.contains([',', '*']) => Some(v.trim().to_string()),
+            _ => None,
         };
-        let name = name.split('[').next().unwrap_or("").trim();
-        if palisade_dist::ProjectName::new(name).is_err() {
+        let operator = ["===", "==", ">=", "<=", "!=", "~=", ">", "<"].iter().any(|op| rest.starts_with(op));
+        if palisade_dist::ProjectName::new(name).is_err() || !(rest.is_empty() || operator) {
             bail!("{}:{}: cannot read {raw:?} (expected name==version)", path.display(), n + 1);
         }
         let want = wants.entry(palisade_dist::normalize(name)).or_default();

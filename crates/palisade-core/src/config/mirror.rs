@@ -207,7 +207,7 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want} missing from:\n{text}");
         }
-        assert!(!text.contains("acme-*"), "{text}");
+        assert!(!text.contains("mirror.reserved \"acme-*\""), "{text}");
         let mut ok = Vec::new();
         MirrorConfig::default().validate(&mut ok);
         assert!(ok.is_empty(), "{ok:?}");

@@ -139,7 +139,7 @@ mod tests {
     fn a_release_is_as_old_as_its_earliest_file() {
         let p =
             page(vec![file("a-1-py3-none-any.whl", "1", Some(10 * DAY)), file("a-1.tar.gz", "1", Some(1)), file("a-2.tar.gz", "2", None)]);
-        let inputs = Inputs { now: 3 * DAY, min_age: 3 * DAY, ..Inputs::default() };
+        let inputs = Inputs { now: 3 * DAY + 1, min_age: 3 * DAY, ..Inputs::default() };
         let d = decide(&p, &inputs);
         assert_eq!(d[0], Decision::Listed);
         assert_eq!(d[1], Decision::Listed);

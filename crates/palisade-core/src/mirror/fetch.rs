@@ -45,14 +45,18 @@ pub(super) async fn file(core: &Core, view: &View, f: &page::File) -> Result<Mir
         Err(FileError::Local(e)) => return Err(Error::Internal(e)),
     };
 
-    let (status, reason, report) = judge(core, temp.path(), &f.filename).await?;
-    let (provenance, provenance_error) = match &f.provenance {
-        Some(url) if status == Outcome::Publish => verify_provenance(core, url, f).await,
-        _ => (None, None),
-    };
     let size = match f.size {
         Some(n) => n,
         None => tokio::fs::metadata(temp.path()).await.map_err(|e| Error::Internal(e.into()))?.len(),
+    };
+    counters.upstream_bytes.fetch_add(size, Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    let (status, reason, report) = judge(core, temp.path(), &f.filename).await?;
+    let scan_ms = started.elapsed().as_millis() as u64;
+    counters.scan_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    let (provenance, provenance_error) = match &f.provenance {
+        Some(url) if status == Outcome::Publish => verify_provenance(core, url, f).await,
+        _ => (None, None),
     };
     let stored = core.blobs.persist(temp, &f.sha256).await.map_err(|e| Error::Internal(e.into()))?;
     let row = MirrorFile {
@@ -87,7 +91,7 @@ pub(super) async fn file(core: &Core, view: &View, f: &page::File) -> Result<Mir
         // The release leaves the index pages now.
         core.changed(&row.project);
     } else {
-        tracing::info!(file = %row.filename, upstream = %row.upstream, provenance = row.provenance.is_some(), "upstream file fetched, checked and scanned");
+        tracing::info!(file = %row.filename, upstream = %row.upstream, size, scan_ms, provenance = row.provenance.is_some(), "upstream file fetched, checked and scanned");
     }
     served(row, f)
 }

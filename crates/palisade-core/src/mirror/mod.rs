@@ -45,6 +45,10 @@ pub struct Counters {
     pub stale_served: AtomicU64,
     pub files_fetched: AtomicU64,
     pub files_refused: AtomicU64,
+    /// Bytes received from upstreams (pages, files, metadata, provenance).
+    pub upstream_bytes: AtomicU64,
+    /// Time spent scanning upstream files, in microseconds.
+    pub scan_micros: AtomicU64,
 }
 
 /// The mirror's process state: the HTTP client, the requests in flight (for coalescing), counters.
@@ -177,7 +181,10 @@ impl Core {
                     (p.checked_at, p.error) = (at, None);
                     return read(p);
                 }
-                Ok(upstream::PageAnswer::Page { body, etag, url }) => match page::parse(normalized, &body, &url, &u.file_hosts) {
+                Ok(upstream::PageAnswer::Page { body, etag, url }) => match {
+                    counters.upstream_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                    page::parse(normalized, &body, &url, &u.file_hosts)
+                } {
                     Ok(parsed) => {
                         if !parsed.skipped.is_empty() {
                             tracing::info!(project = normalized, upstream = %u.name, skipped = ?parsed.skipped, "upstream file entries left out");
@@ -302,6 +309,7 @@ impl Core {
             self.mirror.counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
             Error::BadGateway(e)
         })?;
+        self.mirror.counters.upstream_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
         let got = palisade_dist::sha256_hex(&data);
         if &got != want {
             return Err(Error::BadGateway(format!("upstream sent metadata with sha256 {got}, but its page says {want}")));

@@ -57,14 +57,24 @@ const MAX_FILENAME: usize = 255;
 /// Longest free text kept (a yank reason, a status reason, Requires-Python).
 const MAX_TEXT: usize = 1000;
 
-/// The project and version a distribution's filename names: wheels and `.tar.gz` sdists by
-/// their grammar, legacy `.zip` sdists as their `.tar.gz` spelling would read.
+/// The project and version a distribution's filename names, read leniently (upstream files keep
+/// their upstream spellings, `Django-1.0.tar.gz` among them): a wheel by its grammar
+/// (`{name}-{version}(-{build})?-{python}-{abi}-{platform}.whl`), an sdist (`.tar.gz`, legacy
+/// `.zip`) as `{name}-{version}` split at the last `-`. The version must be PEP 440.
 pub fn identify(filename: &str) -> Option<(String, palisade_dist::Version)> {
-    let parsed = match filename.strip_suffix(".zip") {
-        Some(stem) => palisade_dist::DistFilename::parse(&format!("{stem}.tar.gz")),
-        None => palisade_dist::DistFilename::parse(filename),
+    let (name, version) = if let Some(stem) = filename.strip_suffix(".whl") {
+        let parts: Vec<&str> = stem.split('-').collect();
+        if !(parts.len() == 5 || parts.len() == 6) || parts.iter().any(|p| p.is_empty()) {
+            return None;
+        }
+        (parts[0], parts[1])
+    } else {
+        let stem = filename.strip_suffix(".tar.gz").or_else(|| filename.strip_suffix(".zip"))?;
+        stem.rsplit_once('-')?
     };
-    parsed.ok().map(|d| (d.normalized_name, d.version))
+    palisade_dist::ProjectName::new(name).ok()?;
+    let version = palisade_dist::parse_version(version).ok()?;
+    Some((palisade_dist::normalize(name), version))
 }
 
 fn is_hex64(s: &str) -> bool {

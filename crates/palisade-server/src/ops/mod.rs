@@ -63,6 +63,7 @@ async fn mirror_metrics(state: &AppState) -> String {
         ),
         ("palisade_mirror_files_fetched_total", "Upstream files fetched, checked and scanned.", "", c.files_fetched.load(Relaxed)),
         ("palisade_mirror_files_refused_total", "Upstream files the scanner held or blocked.", "", c.files_refused.load(Relaxed)),
+        ("palisade_mirror_upstream_bytes_total", "Bytes received from upstream indexes.", "", c.upstream_bytes.load(Relaxed)),
     ];
     for (name, help, labels, n) in counters {
         if !help.is_empty() {
@@ -71,6 +72,11 @@ async fn mirror_metrics(state: &AppState) -> String {
         let labels = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
         let _ = writeln!(out, "{name}{labels} {n}");
     }
+    let scan = c.scan_micros.load(Relaxed) as f64 / 1e6;
+    let _ = writeln!(
+        out,
+        "# HELP palisade_mirror_scan_seconds_total Time spent scanning upstream files.\n# TYPE palisade_mirror_scan_seconds_total counter\npalisade_mirror_scan_seconds_total {scan:.3}"
+    );
     if let Ok(stats) = state.db.mirror_stats().await {
         let age = if stats.oldest_fetch > 0 { (palisade_store::now_micros() - stats.oldest_fetch).max(0) as f64 / 1e6 } else { 0.0 };
         let _ = writeln!(
