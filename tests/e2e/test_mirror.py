@@ -104,10 +104,10 @@ def mirror_config(path: Path, upstream: UpstreamIndex, extra: str = "") -> dict[
 
 
 @pytest.fixture(scope="module")
-def srv(palisade_bin, tmp_path_factory, upstream):
+def srv(palisade_bin, tmp_path_factory, upstream, sink):
     root = tmp_path_factory.mktemp("srv-mirror")
-    s = Server(palisade_bin, root, "test_mirror", mirror_config(root / "palisade.toml", upstream)).start()
-    s.create_user("owner")
+    s = Server(palisade_bin, root, "test_mirror", {**mirror_config(root / "palisade.toml", upstream), **sink.env()}).start()
+    s.create_user("owner", email="owner@example.test")
     yield s
     s.stop()
 
@@ -159,7 +159,8 @@ def test_pip_and_uv_install_a_tree_through_the_mirror_with_hashes(srv, upstream,
     assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == hashes["mirror_util-2.0-py3-none-any.whl"]
 
 
-def test_dependency_confusion_is_impossible(srv, upstream, clients, tmp_path):
+def test_dependency_confusion_is_impossible(srv, upstream, sink, clients, tmp_path):
+    mark = sink.mark()
     token = srv.create_token("owner")
     path = WheelBuilder("acme-internal", "1.0").build(tmp_path / "dist")
     clients.twine_upload(srv, token, path)
@@ -181,6 +182,11 @@ def test_dependency_confusion_is_impossible(srv, upstream, clients, tmp_path):
         return out
 
     assert "on local-pypi" in eventually(flagged)
+    # ...on its page, and in a mail to its owners.
+    page = srv.get("/project/acme-internal/").text
+    assert "also exists on the upstream index local-pypi" in page, page
+    mail = sink.wait_for(to="owner@example.test", subject_contains="acme-internal also exists on local-pypi", start=mark, timeout=20)
+    assert "mirror.reserved" in mail.body
 
 
 def test_cooldown_holds_young_releases_in_the_listing_and_the_download(srv, upstream, clients, tmp_path):

@@ -433,6 +433,8 @@ impl Core {
                     return;
                 }
                 tracing::warn!(project = normalized, upstream = %upstream, "a new project's name exists upstream");
+                // Its page says so from now on.
+                self.changed(normalized);
                 let subject = format!("{normalized} also exists on {upstream}");
                 let body = format!(
                     "The project {normalized} was just created on this index, and a project of the same name exists on the upstream index {upstream}.\n\n\

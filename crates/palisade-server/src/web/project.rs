@@ -133,6 +133,8 @@ async fn build(state: &AppState, normalized: &str, asked: Option<&str>, canonica
     let yanked = release.files.iter().all(|f| f.yanked);
     let mut shown = project_ctx(&project, &files);
     shown.name = name.unwrap_or(&project.name).to_string();
+    // A hosted project whose name also exists on an upstream the mirror uses.
+    shown.upstream_namesake = state.db.shadows(Some(normalized)).await.map_err(internal)?.into_iter().next().map(|s| s.upstream);
     let ctx = minijinja::context! {
         site => ser(site),
         project => ser(shown),
@@ -185,6 +187,8 @@ struct ProjectCtx {
     status_title: &'static str,
     status_text: &'static str,
     status_reason: Option<String>,
+    /// The upstream index that also has a project of this name, if any.
+    upstream_namesake: Option<String>,
 }
 
 /// The project and its PEP 792 status as a banner says it.
@@ -203,6 +207,7 @@ fn project_ctx(project: &Project, files: &[FileRow]) -> ProjectCtx {
         status_title,
         status_text,
         status_reason: project.status_reason.clone(),
+        upstream_namesake: None,
     }
 }
 
