@@ -175,6 +175,12 @@ def test_dependency_confusion_is_impossible(srv, upstream, sink, clients, tmp_pa
     assert srv.simple_json("corp-secret").status_code == 404
     assert get_file(srv, "corp_secret-5.0-py3-none-any.whl").status_code == 404
     assert upstream.hits["/simple/corp-secret/"] == 0
+    # Only project names are ever sent upstream: a path that decodes to a URL is not one.
+    before = sum(upstream.hits.values())
+    for hostile in (f"http:%2F%2F127.0.0.1:{upstream.port}%2Fsimple%2Fmirror-app", "..%2F..%2Fadmin", "%2F%2F2852039166%2Fx"):
+        r = srv.get(f"/simple/{hostile}/")
+        assert r.status_code in (301, 404), (hostile, r.status_code, r.text)
+    assert sum(upstream.hits.values()) == before, upstream.hits
     # The hosted project's name exists upstream: flagged in `mirror status`.
     def flagged():
         out = srv.cli("mirror", "status").stdout
@@ -232,6 +238,12 @@ def test_a_malicious_upstream_file_is_blocked_with_its_release(srv, upstream, cl
     assert installed_versions(tmp_path / "pip") == {"evil-helper": "0.9"}
     status = srv.cli("mirror", "status").stdout
     assert "evil_helper-1.0.tar.gz" in status and "malicious" in status
+    # Upstream drops the blocked sdist: the release stays blocked.
+    project = upstream.projects["evil-helper"]
+    project.files = [f for f in project.files if f.filename != "evil_helper-1.0.tar.gz"]
+    time.sleep(1.2)  # past mirror.refresh
+    assert list(listed(srv, "evil-helper")) == ["evil_helper-0.9-py3-none-any.whl"]
+    assert get_file(srv, "evil_helper-1.0-py3-none-any.whl").status_code == 403
 
 
 def test_fifty_concurrent_requests_for_one_uncached_file_fetch_it_once(srv, upstream):
@@ -268,7 +280,7 @@ def test_prefetch_then_installs_survive_upstream_going_down(srv, upstream, clien
     bad = tmp_path / "bad.txt"
     bad.write_text("evil-helper==1.0\n")
     out = srv.cli("mirror", "prefetch", "-r", str(bad), check=False)
-    assert out.returncode == 1 and "evil_helper-1.0.tar.gz is blocked" in out.stderr, out.stderr
+    assert out.returncode == 1 and "evil_helper-1.0" in out.stderr and "is blocked" in out.stderr, out.stderr
     upstream.stop()
     # Past mirror.refresh (1 s here): every page asks upstream again, and finds it down.
     time.sleep(1.5)

@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod mail;
 pub mod migrate;
 pub mod mirror;
+mod net;
 pub mod provenance;
 pub mod publish;
 pub mod publishers;

@@ -129,13 +129,15 @@ async fn status(core: &Core) -> anyhow::Result<()> {
         if view.stale {
             stale.push(format!("{} (last asked {})", view.page.name, time(view.checked_at)));
         }
-        let mut releases: BTreeMap<String, Option<i64>> = BTreeMap::new();
+        // By release (canonical version), shown as its first file spells it.
+        let mut releases: BTreeMap<String, (String, Option<i64>)> = BTreeMap::new();
         for (f, d) in view.page.files.iter().zip(&view.decisions) {
             if let Decision::TooNew { until } = d {
-                releases.insert(f.version.clone(), *until);
+                let entry = releases.entry(f.release.clone()).or_insert((f.version.clone(), *until));
+                entry.1 = entry.1.max(*until);
             }
         }
-        for (version, until) in releases {
+        for (version, until) in releases.into_values() {
             holds.push(format!(
                 "{} {version}: {}",
                 view.page.name,
@@ -311,7 +313,7 @@ fn read_requirements(path: &Path, wants: &mut BTreeMap<String, Want>, depth: usi
         if rest.starts_with('[') {
             rest = rest.split_once(']').map_or("", |(_, r)| r).trim_start();
         }
-        let version = match rest.strip_prefix("==") {
+        let version = match rest.strip_prefix("===").or_else(|| rest.strip_prefix("==")) {
             Some(v) if !v.contains([',', '*']) => Some(v.trim().to_string()),
             _ => None,
         };

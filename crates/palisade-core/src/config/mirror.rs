@@ -77,6 +77,23 @@ impl MirrorConfig {
         !self.upstreams.is_empty()
     }
 
+    /// Whether `normalized` matches an entry of `reserved`: `acme-*` covers `acme` and every
+    /// `acme-...`; `acme*` every name starting with `acme`; `acme` that name only.
+    pub fn reserves(&self, normalized: &str) -> bool {
+        self.reserved.iter().any(|entry| match entry.strip_suffix('*') {
+            Some(stem) => {
+                let bare = stem.trim_end_matches(['-', '_', '.']);
+                let prefix = palisade_dist::normalize(bare);
+                if bare.len() < stem.len() {
+                    normalized == prefix || normalized.strip_prefix(&prefix).is_some_and(|rest| rest.starts_with('-'))
+                } else {
+                    normalized.starts_with(&prefix)
+                }
+            }
+            None => palisade_dist::normalize(entry) == normalized,
+        })
+    }
+
     /// The cooldown, in microseconds (0: none).
     pub fn min_age_micros(&self) -> i64 {
         parse_span(&self.min_age, true).map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
@@ -132,6 +149,12 @@ impl MirrorConfig {
                         if key == "reserved" { " or a prefix such as acme-*" } else { "" }
                     ));
                 }
+            }
+        }
+        for m in &self.merge {
+            let normalized = palisade_dist::normalize(m);
+            if self.reserves(&normalized) {
+                errors.push(format!("mirror.merge {m:?} is also reserved (mirror.reserved): a reserved name is never looked up upstream"));
             }
         }
         for (key, text, zero) in [("min_age", &self.min_age, true), ("refresh", &self.refresh, false), ("negative", &self.negative, true)] {

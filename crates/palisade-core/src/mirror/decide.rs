@@ -3,9 +3,12 @@
 //! downloaded.
 //!
 //! A release (files sharing a canonical version) is decided whole: blocked when any of its files
-//! is (the scanner's verdict, an OSV record), held while any is held for review, too new while
-//! its earliest file's upstream upload time is younger than `mirror.min_age` (a release without
-//! any upload time counts as too new), unless the project is exempt.
+//! is (the scanner's verdict on any file ever fetched of it, even one upstream has since dropped;
+//! an OSV record), held while any is held for review, too new while its earliest file's upstream
+//! upload time is younger than `mirror.min_age` (a release without any upload time counts as too
+//! new), unless the project is exempt. A file added later to an old release waits out the
+//! cooldown itself too (a stolen token adding a wheel to a release of years ago). A file larger
+//! than this instance fetches is refused alone.
 
 use std::collections::HashMap;
 
@@ -23,6 +26,11 @@ pub enum Decision {
     Held(String),
     /// Blocked (the scanner's verdict, an OSV record, upstream's quarantine).
     Blocked(String),
+    /// Larger than `max_upload_bytes`: never fetched.
+    TooLarge {
+        size: u64,
+        max: u64,
+    },
 }
 
 impl Decision {
@@ -39,6 +47,9 @@ impl Decision {
             }
             Decision::Held(why) => Some(format!("{filename} is held for review: {why}")),
             Decision::Blocked(why) => Some(format!("{filename} is blocked: {why}")),
+            Decision::TooLarge { size, max } => {
+                Some(format!("{filename} is {size} bytes, more than this instance fetches from upstream (max_upload_bytes = {max})"))
+            }
         }
     }
 }
@@ -52,8 +63,12 @@ pub struct Inputs {
     pub min_age: i64,
     /// Whether an unexpired exemption covers the project.
     pub exempt: bool,
-    /// Files already fetched: filename → (status, reason).
-    pub fetched: HashMap<String, (String, String)>,
+    /// Verdicts on the files already fetched, by release (canonical version): a release with a
+    /// `malicious` or `quarantined` file → (status, reason). Every fetched file counts, listed on
+    /// the page or not.
+    pub verdicts: HashMap<String, (String, String)>,
+    /// The largest file fetched (`max_upload_bytes`); 0: no limit.
+    pub max_bytes: u64,
     /// Files an OSV record blocks: filename → the record's sentence.
     pub osv: HashMap<String, String>,
 }
@@ -72,10 +87,10 @@ pub fn decide(page: &Page, inputs: &Inputs) -> Vec<Decision> {
         if let Some(t) = f.upload_time {
             *e = Some(e.map_or(t, |e: i64| e.min(t)));
         }
-        let own = match (inputs.osv.get(&f.filename), inputs.fetched.get(&f.filename)) {
+        let own = match (inputs.osv.get(&f.filename), inputs.verdicts.get(&f.release)) {
             (Some(record), _) => Some(Decision::Blocked(record.clone())),
-            (None, Some((status, reason))) if status == "malicious" => Some(Decision::Blocked(reason.clone())),
             (None, Some((status, reason))) if status == "quarantined" => Some(Decision::Held(reason.clone())),
+            (None, Some((_, reason))) => Some(Decision::Blocked(reason.clone())),
             _ => None,
         };
         if let Some(d) = own {
@@ -100,6 +115,16 @@ pub fn decide(page: &Page, inputs: &Inputs) -> Vec<Decision> {
                     }
                     Some(_) => {}
                 }
+                if let Some(t) = f.upload_time
+                    && t.saturating_add(inputs.min_age) > inputs.now
+                {
+                    return Decision::TooNew { until: Some(t.saturating_add(inputs.min_age)) };
+                }
+            }
+            if inputs.max_bytes > 0
+                && let Some(size) = f.size.filter(|s| *s > inputs.max_bytes)
+            {
+                return Decision::TooLarge { size, max: inputs.max_bytes };
             }
             Decision::Listed
         })
@@ -146,20 +171,34 @@ mod tests {
         assert_eq!(d[2], Decision::TooNew { until: None });
         let younger = Inputs { now: 2 * DAY, ..inputs.clone() };
         assert_eq!(decide(&p, &younger)[0], Decision::TooNew { until: Some(3 * DAY + 1) });
-        assert!(decide(&p, &Inputs { exempt: true, ..younger }).iter().all(|d| *d == Decision::Listed));
+        assert!(decide(&p, &Inputs { exempt: true, ..younger.clone() }).iter().all(|d| *d == Decision::Listed));
+        // A wheel added today to the old release 1 waits out the cooldown alone.
+        let mut added = p.clone();
+        added.files.push(file("a-1-cp313-cp313-linux_x86_64.whl", "1", Some(3 * DAY)));
+        let d = decide(&added, &inputs);
+        assert_eq!((&d[0], &d[3]), (&Decision::Listed, &Decision::TooNew { until: Some(6 * DAY) }));
+        // Too large to fetch: that file only.
+        let big = decide(&p, &Inputs { max_bytes: 0, ..inputs.clone() });
+        assert_eq!(big[0], Decision::Listed);
+        let mut large = p.clone();
+        large.files[0].size = Some(10);
+        assert_eq!(decide(&large, &Inputs { max_bytes: 5, ..inputs })[0], Decision::TooLarge { size: 10, max: 5 });
     }
 
     #[test]
     fn one_blocked_file_hides_its_release() {
         let p = page(vec![file("a-1-py3-none-any.whl", "1", Some(1)), file("a-1.tar.gz", "1", Some(1)), file("a-2.tar.gz", "2", Some(1))]);
         let mut inputs = Inputs::default();
-        inputs.fetched.insert("a-1.tar.gz".into(), ("malicious".into(), "py-install-exec".into()));
+        inputs.verdicts.insert("1".into(), ("malicious".into(), "py-install-exec".into()));
         let d = decide(&p, &inputs);
         assert_eq!(d[0], Decision::Blocked("py-install-exec".into()));
         assert_eq!(d[1], d[0]);
         assert_eq!(d[2], Decision::Listed);
         inputs.osv.insert("a-2.tar.gz".into(), "blocked by MAL-1".into());
         assert_eq!(decide(&p, &inputs)[2], Decision::Blocked("blocked by MAL-1".into()));
+        // The blocked file dropped from upstream's page: its release stays blocked.
+        let dropped = page(vec![file("a-1-py3-none-any.whl", "1", Some(1))]);
+        assert_eq!(decide(&dropped, &inputs)[0], Decision::Blocked("py-install-exec".into()));
         let quarantined = Page { status: "quarantined".into(), ..p };
         assert!(decide(&quarantined, &Inputs::default()).iter().all(|d| matches!(d, Decision::Blocked(_))));
     }
@@ -180,8 +219,8 @@ mod tests {
                 for (i, mark) in marks {
                     if let Some(f) = files.get(i) {
                         match mark {
-                            0 => drop(inputs.fetched.insert(f.filename.clone(), ("malicious".into(), "bad".into()))),
-                            1 => drop(inputs.fetched.insert(f.filename.clone(), ("quarantined".into(), "odd".into()))),
+                            0 => drop(inputs.verdicts.insert(f.release.clone(), ("malicious".into(), "bad".into()))),
+                            1 => drop(inputs.verdicts.insert(f.release.clone(), ("quarantined".into(), "odd".into()))),
                             _ => drop(inputs.osv.insert(f.filename.clone(), "MAL".into())),
                         }
                     }
@@ -203,13 +242,17 @@ mod tests {
                 let one = decide(&p, &inputs).into_iter().nth(i).unwrap();
                 prop_assert_eq!(&one, &all[i]);
                 let same_release: Vec<&Decision> = p.files.iter().zip(&all).filter(|(g, _)| g.release == f.release).map(|(_, d)| d).collect();
-                prop_assert!(same_release.iter().all(|d| **d == all[i]), "a release is decided whole");
+                // A release is blocked or held whole.
+                if matches!(all[i], Decision::Blocked(_) | Decision::Held(_)) {
+                    prop_assert!(same_release.iter().all(|d| **d == all[i]), "a release is blocked or held whole");
+                }
                 if all[i] == Decision::Listed {
-                    prop_assert!(!inputs.osv.contains_key(&f.filename));
-                    prop_assert!(inputs.fetched.get(&f.filename).is_none_or(|(s, _)| s == "published"));
+                    prop_assert!(!p.files.iter().any(|g| g.release == f.release && inputs.osv.contains_key(&g.filename)));
+                    prop_assert!(!inputs.verdicts.contains_key(&f.release));
                     if inputs.min_age > 0 && !inputs.exempt {
                         let earliest = p.files.iter().filter(|g| g.release == f.release).filter_map(|g| g.upload_time).min();
                         prop_assert!(earliest.is_some_and(|t| t + inputs.min_age <= inputs.now));
+                        prop_assert!(f.upload_time.is_none_or(|t| t + inputs.min_age <= inputs.now));
                     }
                 }
             }

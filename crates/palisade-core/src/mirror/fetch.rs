@@ -24,23 +24,41 @@ pub(super) async fn file(core: &Core, view: &View, f: &page::File) -> Result<Mir
     if let Some(row) = core.db.mirror_file(&f.filename).await? {
         return served(row, f);
     }
-    let _turn = core.mirror.one_at_a_time(&format!("file:{}", f.filename)).await;
+    let turn = core.mirror.one_at_a_time(&format!("file:{}", f.filename)).await;
     if let Some(row) = core.db.mirror_file(&f.filename).await? {
         return served(row, f);
     }
+    // The fetch runs on its own task, holding the turn: a client that gives up (pip's time-out)
+    // does not throw the work away, and the next request finds the file stored.
+    let (core, upstream, project, f) = (core.clone(), view.upstream.clone(), view.page.name.clone(), f.clone());
+    let task = tokio::spawn(async move {
+        let _turn = turn;
+        let row = fetch_and_store(&core, &upstream, &project, &f).await?;
+        served(row, &f)
+    });
+    task.await.map_err(|e| Error::Internal(anyhow::anyhow!("the fetch of an upstream file failed: {e}")))?
+}
+
+/// The longest a file's fetch from upstream may take, whatever its size.
+const FETCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+async fn fetch_and_store(core: &Core, upstream_name: &str, project: &str, f: &page::File) -> Result<MirrorFile> {
     let counters = &core.mirror.counters;
     counters.file_requests.fetch_add(1, Ordering::Relaxed);
     let max = core.config.max_upload_bytes;
-    let temp = match upstream::file(&core.mirror.client, &core.blobs, &f.url, &f.sha256, f.size, max).await {
+    let fetched = tokio::time::timeout(FETCH_DEADLINE, upstream::file(&core.mirror.client, &core.blobs, &f.url, &f.sha256, f.size, max))
+        .await
+        .unwrap_or_else(|_| Err(FileError::Upstream(format!("{}: took longer than {} minutes", f.url, FETCH_DEADLINE.as_secs() / 60))));
+    let temp = match fetched {
         Ok(t) => t,
         Err(FileError::Upstream(e)) => {
             counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
-            return Err(Error::BadGateway(format!("upstream {}: {e}", view.upstream)));
+            return Err(Error::BadGateway(format!("upstream {upstream_name}: {e}")));
         }
         Err(FileError::Mismatch(e)) => {
             counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(file = %f.filename, upstream = %view.upstream, error = %e, "an upstream file is not what its page says; not served");
-            return Err(Error::BadGateway(format!("{} from upstream {} was not served: {e}", f.filename, view.upstream)));
+            tracing::error!(file = %f.filename, upstream = %upstream_name, error = %e, "an upstream file is not what its page says; not served");
+            return Err(Error::BadGateway(format!("{} from upstream {} was not served: {e}", f.filename, upstream_name)));
         }
         Err(FileError::Local(e)) => return Err(Error::Internal(e)),
     };
@@ -61,9 +79,9 @@ pub(super) async fn file(core: &Core, view: &View, f: &page::File) -> Result<Mir
     let stored = core.blobs.persist(temp, &f.sha256).await.map_err(|e| Error::Internal(e.into()))?;
     let row = MirrorFile {
         filename: f.filename.clone(),
-        project: view.page.name.clone(),
+        project: project.to_string(),
         version: f.version.clone(),
-        upstream: view.upstream.clone(),
+        upstream: upstream_name.to_string(),
         sha256: f.sha256.clone(),
         size: i64::try_from(size).unwrap_or(i64::MAX),
         status: match status {
@@ -93,7 +111,7 @@ pub(super) async fn file(core: &Core, view: &View, f: &page::File) -> Result<Mir
     } else {
         tracing::info!(file = %row.filename, upstream = %row.upstream, size, scan_ms, provenance = row.provenance.is_some(), "upstream file fetched, checked and scanned");
     }
-    served(row, f)
+    Ok(row)
 }
 
 /// A stored file, if it is what the page names and it is served.

@@ -70,22 +70,22 @@ impl Mirror {
     }
 
     /// Waits for the right to fetch `key`: one holder at a time; the rest find its result.
-    async fn one_at_a_time(&self, key: &str) -> Coalesced<'_> {
+    async fn one_at_a_time(self: &Arc<Self>, key: &str) -> Coalesced {
         let lock = self.inflight.lock().unwrap_or_else(|e| e.into_inner()).entry(key.to_string()).or_default().clone();
         let guard = lock.clone().lock_owned().await;
-        Coalesced { mirror: self, key: key.to_string(), lock, _guard: guard }
+        Coalesced { mirror: self.clone(), key: key.to_string(), lock, _guard: guard }
     }
 }
 
 /// Held while one request fetches a key; forgets the key when the last waiter is done.
-struct Coalesced<'a> {
-    mirror: &'a Mirror,
+struct Coalesced {
+    mirror: Arc<Mirror>,
     key: String,
     lock: Arc<tokio::sync::Mutex<()>>,
     _guard: tokio::sync::OwnedMutexGuard<()>,
 }
 
-impl Drop for Coalesced<'_> {
+impl Drop for Coalesced {
     fn drop(&mut self) {
         let mut map = self.mirror.inflight.lock().unwrap_or_else(|e| e.into_inner());
         // The map's copy, this one and the guard's: nobody else waits.
@@ -133,7 +133,7 @@ impl Core {
     /// Where the page of `normalized` comes from.
     pub async fn mirror_route(&self, normalized: &str) -> Result<Route> {
         let config = &self.config.mirror;
-        if !config.enabled() {
+        if !config.enabled() || !names::valid(normalized) {
             return Ok(Route::Local);
         }
         let hosted = self.db.project(normalized).await?.is_some();
@@ -176,34 +176,45 @@ impl Core {
             match upstream::page(&self.mirror.client, &u.url, normalized, etag, config.max_page_bytes).await {
                 Ok(upstream::PageAnswer::Missing) => continue,
                 Ok(upstream::PageAnswer::NotModified) => {
+                    // Only a request with the kept page's ETag may be answered 304.
+                    let Some(mut p) = kept.clone().filter(|_| etag.is_some()) else {
+                        let e = format!("upstream {}: answered 304 Not Modified to a request without an ETag", u.name);
+                        return self.stale_or(normalized, kept, at, e).await;
+                    };
                     self.db.mirror_page_checked(normalized, at, None).await?;
-                    let mut p = kept.clone().expect("a 304 answers a request with the kept page's etag");
                     (p.checked_at, p.error) = (at, None);
                     return read(p);
                 }
-                Ok(upstream::PageAnswer::Page { body, etag, url }) => match {
+                Ok(upstream::PageAnswer::Page { body, etag, url }) => {
                     counters.upstream_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-                    page::parse(normalized, &body, &url, &u.file_hosts)
-                } {
-                    Ok(parsed) => {
-                        if !parsed.skipped.is_empty() {
-                            tracing::info!(project = normalized, upstream = %u.name, skipped = ?parsed.skipped, "upstream file entries left out");
+                    let parsed = page::parse(normalized, &body, &url, &u.file_hosts);
+                    match parsed {
+                        Ok(parsed) => {
+                            if !parsed.skipped.is_empty() {
+                                tracing::info!(project = normalized, upstream = %u.name, skipped = ?parsed.skipped, "upstream file entries left out");
+                            }
+                            let row = MirrorPage {
+                                project: normalized.to_string(),
+                                upstream: u.name.clone(),
+                                body: serde_json::to_string(&parsed).map_err(crate::error::internal)?,
+                                etag,
+                                missing: false,
+                                fetched_at: at,
+                                checked_at: at,
+                                error: None,
+                            };
+                            self.db
+                                .put_mirror_page(
+                                    &row,
+                                    i64::try_from(config.cache_bytes).unwrap_or(i64::MAX),
+                                    at - micros(config.negative_for()),
+                                )
+                                .await?;
+                            return Ok(Some((row, parsed)));
                         }
-                        let row = MirrorPage {
-                            project: normalized.to_string(),
-                            upstream: u.name.clone(),
-                            body: serde_json::to_string(&parsed).map_err(crate::error::internal)?,
-                            etag,
-                            missing: false,
-                            fetched_at: at,
-                            checked_at: at,
-                            error: None,
-                        };
-                        self.db.put_mirror_page(&row, i64::try_from(config.cache_bytes).unwrap_or(i64::MAX)).await?;
-                        return Ok(Some((row, parsed)));
+                        Err(e) => return self.stale_or(normalized, kept, at, format!("upstream {}: {e}", u.name)).await,
                     }
-                    Err(e) => return self.stale_or(normalized, kept, at, format!("upstream {}: {e}", u.name)).await,
-                },
+                }
                 // An upstream that fails is not passed over for the next: that one could serve
                 // another project of the same name.
                 Err(e) => return self.stale_or(normalized, kept, at, format!("upstream {}: {e}", u.name)).await,
@@ -219,7 +230,7 @@ impl Core {
             checked_at: at,
             error: None,
         };
-        self.db.put_mirror_page(&row, i64::try_from(config.cache_bytes).unwrap_or(i64::MAX)).await?;
+        self.db.put_mirror_page(&row, i64::try_from(config.cache_bytes).unwrap_or(i64::MAX), at - micros(config.negative_for())).await?;
         Ok(None)
     }
 
@@ -274,7 +285,15 @@ impl Core {
             now: at,
             min_age: self.config.mirror.min_age_micros(),
             exempt,
-            fetched: fetched.iter().map(|f| (f.filename.clone(), (f.status.clone(), f.reason.clone()))).collect(),
+            verdicts: fetched
+                .iter()
+                .filter(|f| f.status != "published")
+                .filter_map(|f| {
+                    let release = palisade_dist::canonical_version(&palisade_dist::parse_version(&f.version).ok()?);
+                    Some((release, (f.status.clone(), f.reason.clone())))
+                })
+                .collect(),
+            max_bytes: self.config.max_upload_bytes,
             osv,
         };
         let decisions = decide::decide(&page, &inputs);
@@ -305,7 +324,15 @@ impl Core {
             return Ok(data);
         }
         self.mirror.counters.other_requests.fetch_add(1, Ordering::Relaxed);
-        let data = upstream::document(&self.mirror.client, &format!("{}.metadata", file.url), METADATA_BYTES).await.map_err(|e| {
+        let metadata_url = match url::Url::parse(&file.url) {
+            Ok(mut u) => {
+                let path = format!("{}.metadata", u.path());
+                u.set_path(&path);
+                u.to_string()
+            }
+            Err(e) => return Err(Error::BadGateway(format!("{}: {e}", file.url))),
+        };
+        let data = upstream::document(&self.mirror.client, &metadata_url, METADATA_BYTES).await.map_err(|e| {
             self.mirror.counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
             Error::BadGateway(e)
         })?;

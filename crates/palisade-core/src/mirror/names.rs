@@ -15,31 +15,21 @@ pub enum Route {
     Merged,
 }
 
-/// Whether `normalized` matches an entry of `mirror.reserved`: `acme-*` covers `acme` and every
-/// `acme-...`; `acme*` every name starting with `acme`; `acme` that name only.
+/// Whether `normalized` is reserved (`mirror.reserved`; see [`MirrorConfig::reserves`]).
 pub fn reserved(config: &MirrorConfig, normalized: &str) -> bool {
-    config.reserved.iter().any(|entry| matches(entry, normalized))
+    config.reserves(normalized)
 }
 
-fn matches(entry: &str, normalized: &str) -> bool {
-    match entry.strip_suffix('*') {
-        Some(stem) => {
-            let bare = stem.trim_end_matches(['-', '_', '.']);
-            let prefix = palisade_dist::normalize(bare);
-            if bare.len() < stem.len() {
-                normalized == prefix || normalized.strip_prefix(&prefix).is_some_and(|rest| rest.starts_with('-'))
-            } else {
-                normalized.starts_with(&prefix)
-            }
-        }
-        None => palisade_dist::normalize(entry) == normalized,
-    }
+/// Whether `normalized` is a PEP 503 normalized project name: only such names are ever sent
+/// upstream (a path segment like `http:%2F%2Fhost` must not become a URL).
+pub fn valid(normalized: &str) -> bool {
+    palisade_dist::ProjectName::new(normalized).is_ok() && palisade_dist::normalize(normalized) == normalized
 }
 
 /// Where the page of `normalized` comes from; `hosted` says whether a project of that name
 /// exists here.
 pub fn route(config: &MirrorConfig, normalized: &str, hosted: bool) -> Route {
-    if !config.enabled() {
+    if !config.enabled() || !valid(normalized) {
         return Route::Local;
     }
     if config.merge.iter().any(|m| palisade_dist::normalize(m) == normalized) {
@@ -82,5 +72,8 @@ mod tests {
         assert_eq!(route(&c, "shared-lib", true), Route::Merged);
         assert_eq!(route(&c, "shared-lib", false), Route::Merged);
         assert_eq!(route(&MirrorConfig::default(), "requests", false), Route::Local);
+        for hostile in ["http://localhost:8080/admin", "//2852039166/x", "a/../b", "", "x y", "Requests"] {
+            assert_eq!(route(&c, hostile, false), Route::Local, "{hostile}");
+        }
     }
 }

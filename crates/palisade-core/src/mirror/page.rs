@@ -89,11 +89,11 @@ fn text(v: Option<&Value>) -> Option<String> {
 /// the page's host or one of `file_hosts`, without user information.
 pub fn allowed_url(url: &url::Url, page_url: &url::Url, file_hosts: &[String]) -> bool {
     let same_origin = url.origin() == page_url.origin();
-    let host_ok = match url.host_str() {
-        Some(h) => h.eq_ignore_ascii_case(page_url.host_str().unwrap_or("")) || file_hosts.iter().any(|f| f.eq_ignore_ascii_case(h)),
-        None => false,
-    };
-    (same_origin || url.scheme() == "https") && host_ok && url.username().is_empty() && url.password().is_none()
+    // A file host named in the configuration: over https on its standard port only.
+    let file_host = url.scheme() == "https"
+        && url.port_or_known_default() == Some(443)
+        && url.host_str().is_some_and(|h| file_hosts.iter().any(|f| f.eq_ignore_ascii_case(h)));
+    (same_origin || file_host) && url.username().is_empty() && url.password().is_none()
 }
 
 /// Reads an upstream's PEP 691 answer about `project` (normalized), fetched from `page_url`.
@@ -190,7 +190,7 @@ fn file(project: &str, f: &Value, page_url: &url::Url, file_hosts: &[String]) ->
         .get("provenance")
         .and_then(Value::as_str)
         .and_then(|p| page_url.join(p).ok())
-        .filter(|u| allowed_url(u, page_url, file_hosts) || u.host_str() == page_url.host_str())
+        .filter(|u| allowed_url(u, page_url, file_hosts))
         .map(|u| u.to_string());
     let size = match f.get("size") {
         None | Some(Value::Null) => None,
@@ -263,11 +263,13 @@ mod tests {
             entry("demo-1.0.exe", "demo-1.0.exe"),
             entry("demo-1.0-py3-none-any.whl", "https://evil.example/demo-1.0-py3-none-any.whl"),
             entry("demo-1.1-py3-none-any.whl", "http://files.example/demo-1.1-py3-none-any.whl"),
+            entry("demo-1.2-py3-none-any.whl", "https://files.example:6379/demo-1.2-py3-none-any.whl"),
+            entry("demo-1.3-py3-none-any.whl", "https://pypi.example:8443/demo-1.3-py3-none-any.whl"),
             no_hash,
             bad_yank,
         ]);
         assert!(p.files.is_empty(), "{:?}", p.files);
-        assert_eq!(p.skipped.len(), 7, "{:?}", p.skipped);
+        assert_eq!(p.skipped.len(), 9, "{:?}", p.skipped);
         assert!(p.skipped[0].contains("names another project"));
         assert!(p.skipped[3].contains("evil.example"));
     }

@@ -23,16 +23,18 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
         .user_agent(concat!("palisade/", env!("CARGO_PKG_VERSION"), " (mirror)"))
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))
-        .redirect(reqwest::redirect::Policy::custom(|attempt| {
-            let same = attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
-            if attempt.previous().len() > 5 || !same { attempt.stop() } else { attempt.follow() }
-        }))
+        .redirect(crate::net::same_origin_redirects())
         .build()?)
 }
 
 /// Asks for `{base}{project}/` as PEP 691 JSON.
 pub async fn page(client: &reqwest::Client, base: &str, project: &str, etag: Option<&str>, max: u64) -> Result<PageAnswer, String> {
-    let url = url::Url::parse(base).and_then(|b| b.join(&format!("{project}/"))).map_err(|e| format!("{base}: {e}"))?;
+    let base_url = url::Url::parse(base).map_err(|e| format!("{base}: {e}"))?;
+    let mut url = base_url.clone();
+    url.path_segments_mut().map_err(|()| format!("{base}: not a base URL"))?.pop_if_empty().push(project).push("");
+    if url.origin() != base_url.origin() {
+        return Err(format!("{project:?} is not a name to ask {base} about"));
+    }
     let mut request = client.get(url.clone()).header(reqwest::header::ACCEPT, JSON_V1).timeout(Duration::from_secs(60));
     if let Some(tag) = etag {
         request = request.header(reqwest::header::IF_NONE_MATCH, tag);

@@ -134,11 +134,7 @@ fn client() -> anyhow::Result<reqwest::Client> {
         .user_agent(concat!("palisade/", env!("CARGO_PKG_VERSION"), " (OSV feed)"))
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(300))
-        // A redirect may only stay on the same origin (a mirror's path layout), never leave it.
-        .redirect(reqwest::redirect::Policy::custom(|attempt| {
-            let same = attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
-            if attempt.previous().len() > 5 || !same { attempt.stop() } else { attempt.follow() }
-        }))
+        .redirect(crate::net::same_origin_redirects())
         .build()?)
 }
 

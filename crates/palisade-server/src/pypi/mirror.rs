@@ -72,11 +72,28 @@ pub async fn page(state: &AppState, normalized: &str, kind: Kind, local: Option<
     {
         return Ok(Some(r.page.clone()));
     }
-    let view = state.core.mirror_view(normalized).await?;
+    let view = match state.core.mirror_view(normalized).await {
+        Ok(view) => view,
+        // A merged name's own files are served whatever upstream does.
+        Err(e) if local.is_some() => {
+            tracing::warn!(project = normalized, error = %e, "upstream failed; the merged page lists this index's files only");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     if view.is_none() && local.is_none() {
         return Ok(None);
     }
-    let json = merged(view.as_ref(), local, &state.base_url(), normalized);
+    // Every filename hosted here, listed or not (a held file's upstream namesake would answer
+    // the hosted file's 404): upstream's files of those names are left out.
+    let hosted = match (&view, local.is_some()) {
+        (Some(_), true) => match state.db.project(normalized).await.map_err(internal)? {
+            Some(p) => state.db.project_files(p.id).await.map_err(internal)?.into_iter().map(|f| f.filename).collect(),
+            None => Default::default(),
+        },
+        _ => Default::default(),
+    };
+    let json = merged(view.as_ref(), local, &hosted, &state.base_url(), normalized);
     let serial = json.pointer("/meta/_last-serial").and_then(Value::as_i64).unwrap_or(0);
     let body = match kind {
         Kind::Json => json.to_string().into_bytes(),
@@ -88,7 +105,7 @@ pub async fn page(state: &AppState, normalized: &str, kind: Kind, local: Option<
 }
 
 /// The PEP 691 answer: this index's files first (merged names), then upstream's listed files.
-fn merged(view: Option<&View>, local: Option<Value>, base: &str, normalized: &str) -> Value {
+fn merged(view: Option<&View>, local: Option<Value>, hosted: &std::collections::HashSet<String>, base: &str, normalized: &str) -> Value {
     let mut out = local.unwrap_or_else(|| {
         json!({
             "meta": { "api-version": render::API_VERSION, "_last-serial": 0 },
@@ -107,8 +124,9 @@ fn merged(view: Option<&View>, local: Option<Value>, base: &str, normalized: &st
         }
         out["project-status"] = status;
     }
-    let local_names: std::collections::HashSet<String> =
+    let mut local_names: std::collections::HashSet<String> =
         out["files"].as_array().into_iter().flatten().filter_map(|f| f["filename"].as_str().map(str::to_string)).collect();
+    local_names.extend(hosted.iter().cloned());
     let mut versions: Vec<String> =
         out["versions"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect();
     let mut files = out["files"].as_array().cloned().unwrap_or_default();

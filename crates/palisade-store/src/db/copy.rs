@@ -351,9 +351,11 @@ impl Db {
         Ok(true)
     }
 
-    /// The digests of every stored file (published or held), each once.
+    /// The digests of every stored file (published or held, uploaded or mirrored), each once.
     pub async fn file_digests(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT DISTINCT sha256 FROM files ORDER BY sha256").fetch_all(&self.reader).await?)
+        Ok(sqlx::query_scalar("SELECT sha256 FROM files UNION SELECT sha256 FROM mirror_files ORDER BY sha256")
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     /// Row counts of every table.

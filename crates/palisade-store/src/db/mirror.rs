@@ -140,10 +140,16 @@ impl Db {
         Ok(rows.iter().map(page).collect::<Result<_, _>>()?)
     }
 
-    /// Stores an upstream's answer (replacing the last), then drops the pages checked longest
-    /// ago while the kept pages add up to more than `cache_bytes`.
-    pub async fn put_mirror_page(&self, p: &MirrorPage, cache_bytes: i64) -> Result<(), StoreError> {
+    /// Stores an upstream's answer (replacing the last), drops the "missing upstream" rows
+    /// checked before `forget_missing_before` (expired: asked again anyway), then the pages
+    /// checked longest ago while the kept pages add up to more than `cache_bytes`.
+    pub async fn put_mirror_page(&self, p: &MirrorPage, cache_bytes: i64, forget_missing_before: i64) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM mirror_pages WHERE missing = TRUE AND checked_at < $1 AND project <> $2")
+            .bind(forget_missing_before)
+            .bind(&p.project)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO mirror_pages (project, upstream, body, etag, missing, size, fetched_at, checked_at, error) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (project) DO UPDATE SET upstream = excluded.upstream, \
