@@ -164,7 +164,7 @@ mod tests {
     fn a_release_is_as_old_as_its_earliest_file() {
         let p =
             page(vec![file("a-1-py3-none-any.whl", "1", Some(10 * DAY)), file("a-1.tar.gz", "1", Some(1)), file("a-2.tar.gz", "2", None)]);
-        let inputs = Inputs { now: 3 * DAY + 1, min_age: 3 * DAY, ..Inputs::default() };
+        let inputs = Inputs { now: 20 * DAY, min_age: 3 * DAY, ..Inputs::default() };
         let d = decide(&p, &inputs);
         assert_eq!(d[0], Decision::Listed);
         assert_eq!(d[1], Decision::Listed);
@@ -174,9 +174,9 @@ mod tests {
         assert!(decide(&p, &Inputs { exempt: true, ..younger.clone() }).iter().all(|d| *d == Decision::Listed));
         // A wheel added today to the old release 1 waits out the cooldown alone.
         let mut added = p.clone();
-        added.files.push(file("a-1-cp313-cp313-linux_x86_64.whl", "1", Some(3 * DAY)));
+        added.files.push(file("a-1-cp313-cp313-linux_x86_64.whl", "1", Some(19 * DAY)));
         let d = decide(&added, &inputs);
-        assert_eq!((&d[0], &d[3]), (&Decision::Listed, &Decision::TooNew { until: Some(6 * DAY) }));
+        assert_eq!((&d[0], &d[3]), (&Decision::Listed, &Decision::TooNew { until: Some(22 * DAY) }));
         // Too large to fetch: that file only.
         let big = decide(&p, &Inputs { max_bytes: 0, ..inputs.clone() });
         assert_eq!(big[0], Decision::Listed);
