@@ -115,12 +115,19 @@ class Palisade:
             f'url = "{PYPI}"\nfile_hosts = ["files.pythonhosted.org"]\n'
         )
         self.port = free_port()
-        env = {**os.environ, "PALISADE_CONFIG": str(config), "PALISADE_LOG": "warn"}
+        env = {**os.environ, "PALISADE_CONFIG": str(config), "PALISADE_LOG": "warn,palisade_core::scanning=info"}
         self.proc = subprocess.Popen(
             [str(palisade_binary()), "--data-dir", str(self.work / "data"), "serve", "--listen", f"127.0.0.1:{self.port}"],
             stdout=open(self.work / "server.log", "ab"), stderr=subprocess.STDOUT, env=env,
         )
         wait_ready(self.port, "/healthz", self.proc)
+        # A server that has been up a while has its scanner built: the cold install measures
+        # fetching and scanning, not the rules' compilation at start.
+        deadline = time.monotonic() + 120
+        while "malware scanner ready" not in (self.work / "server.log").read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the scanner was not ready within 120 s")
+            time.sleep(0.1)
         return f"http://127.0.0.1:{self.port}/simple/"
 
     def figures(self) -> dict:
@@ -156,6 +163,17 @@ class Devpi:
             stdout=open(self.work / "server.log", "ab"), stderr=subprocess.STDOUT,
         )
         wait_ready(self.port, "/+api", self.proc)
+        # devpi first loads PyPI's whole list of names (tens of MB), and until it has it, answers
+        # "does not exist" to requests that wait more than 10 s: load it before the clock runs,
+        # so that its cold install measures the packages, not that list.
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if get(self.port, "/root/pypi/+simple/pip/")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
         return f"http://127.0.0.1:{self.port}/root/pypi/+simple/"
 
     def figures(self) -> dict:

@@ -71,10 +71,13 @@ impl ScanService {
 
     /// Compiles the rules now, so the first upload does not wait for it.
     pub async fn warm_up(&self) {
-        if self.policy.enabled
-            && let Err(e) = self.scanner().await
-        {
-            tracing::error!(error = %e, "the malware scanner could not be built; uploads will be refused until this is fixed");
+        if !self.policy.enabled {
+            return;
+        }
+        let started = std::time::Instant::now();
+        match self.scanner().await {
+            Ok(_) => tracing::info!(duration_ms = started.elapsed().as_millis() as u64, "malware scanner ready"),
+            Err(e) => tracing::error!(error = %e, "the malware scanner could not be built; uploads will be refused until this is fixed"),
         }
     }
 
