@@ -1198,7 +1198,7 @@ pub use copy::Counts;
 mod jobs;
 mod limits;
 mod mirror;
-pub use mirror::{Exemption, MirrorFile, MirrorPage, MirrorStats, Shadow};
+pub use mirror::{Exemption, MirrorFile, MirrorPage, MirrorStats, MirrorVerdict, Shadow};
 mod provenance;
 pub use provenance::{NewAttestation, StoredAttestation};
 mod sharing;

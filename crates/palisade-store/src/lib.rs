@@ -15,9 +15,9 @@ pub mod testing;
 
 pub use blobs::{BlobInfo, BlobStore, BlobStream, BucketConfig, LocalBlob, Storage, StoredBlob, TempBlob};
 pub use db::{
-    Counts, Db, Engine, Exemption, FeedChanges, FeedRow, LimiterEvent, LogEntry, MirrorFile, MirrorPage, MirrorStats, NewAdvisory,
-    NewAttestation, NewFile, NewObservation, NewScan, Observation, ProjectCard, PublishOutcome, Shadow, StoredAdvisory, StoredAttestation,
-    StoredCheckpoint, Waiver, now_micros, sqlite_url,
+    Counts, Db, Engine, Exemption, FeedChanges, FeedRow, LimiterEvent, LogEntry, MirrorFile, MirrorPage, MirrorStats, MirrorVerdict,
+    NewAdvisory, NewAttestation, NewFile, NewObservation, NewScan, Observation, ProjectCard, PublishOutcome, Shadow, StoredAdvisory,
+    StoredAttestation, StoredCheckpoint, Waiver, now_micros, sqlite_url,
 };
 pub use error::StoreError;
 pub use models::*;

@@ -55,8 +55,14 @@ pub struct Counters {
 pub struct Mirror {
     client: reqwest::Client,
     inflight: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Kept pages already parsed, by project, with the `fetched_at` of the version parsed: a
+    /// request reads the page's head, not its body (megabytes for the largest projects).
+    parsed: std::sync::Mutex<HashMap<String, (i64, Arc<Page>)>>,
     pub counters: Counters,
 }
+
+/// Parsed pages kept in memory, at most; past it, the map starts again.
+const PARSED_PAGES: usize = 1024;
 
 impl std::fmt::Debug for Mirror {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,7 +72,20 @@ impl std::fmt::Debug for Mirror {
 
 impl Mirror {
     pub fn new() -> anyhow::Result<Self> {
-        Ok(Self { client: upstream::client()?, inflight: Default::default(), counters: Counters::default() })
+        Ok(Self { client: upstream::client()?, inflight: Default::default(), parsed: Default::default(), counters: Counters::default() })
+    }
+
+    fn parsed(&self, project: &str, fetched_at: i64) -> Option<Arc<Page>> {
+        let map = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(project).filter(|(at, _)| *at == fetched_at).map(|(_, p)| p.clone())
+    }
+
+    fn keep_parsed(&self, project: &str, fetched_at: i64, page: Arc<Page>) {
+        let mut map = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= PARSED_PAGES && !map.contains_key(project) {
+            map.clear();
+        }
+        map.insert(project.to_string(), (fetched_at, page));
     }
 
     /// Waits for the right to fetch `key`: one holder at a time; the rest find its result.
@@ -99,7 +118,7 @@ impl Drop for Coalesced {
 #[derive(Clone, Debug)]
 pub struct View {
     pub upstream: String,
-    pub page: Page,
+    pub page: Arc<Page>,
     /// Per file of `page`, in order.
     pub decisions: Vec<Decision>,
     /// Fetched files with verified provenance.
@@ -142,31 +161,23 @@ impl Core {
 
     /// The kept page of `normalized`, refreshed from upstream when older than `mirror.refresh`;
     /// `None` when no upstream has it.
-    async fn mirror_page(&self, normalized: &str) -> Result<Option<(MirrorPage, Page)>> {
+    async fn mirror_page(&self, normalized: &str) -> Result<Option<(MirrorPage, Arc<Page>)>> {
         let config = &self.config.mirror;
         let fresh = |p: &MirrorPage| {
             let ttl = if p.missing { config.negative_for() } else { config.refresh_every() };
             p.checked_at.saturating_add(micros(ttl)) > now()
         };
-        let read = |p: MirrorPage| -> Result<Option<(MirrorPage, Page)>> {
-            if p.missing {
-                return Ok(None);
-            }
-            let page: Page =
-                serde_json::from_str(&p.body).map_err(|e| crate::error::internal(format!("kept page of {normalized}: {e}")))?;
-            Ok(Some((p, page)))
-        };
-        if let Some(p) = self.db.mirror_page(normalized).await?
-            && fresh(&p)
+        if let Some(head) = self.db.mirror_page_head(normalized).await?
+            && fresh(&head)
         {
-            return read(p);
+            return self.read_kept(head).await;
         }
         let _turn = self.mirror.one_at_a_time(&format!("page:{normalized}")).await;
-        let kept = self.db.mirror_page(normalized).await?;
-        if let Some(p) = &kept
-            && fresh(p)
+        let kept = self.db.mirror_page_head(normalized).await?;
+        if let Some(head) = &kept
+            && fresh(head)
         {
-            return read(p.clone());
+            return self.read_kept(head.clone()).await;
         }
         let at = now();
         let counters = &self.mirror.counters;
@@ -182,8 +193,12 @@ impl Core {
                         return self.stale_or(normalized, kept, at, e).await;
                     };
                     self.db.mirror_page_checked(normalized, at, None).await?;
-                    (p.checked_at, p.error) = (at, None);
-                    return read(p);
+                    // Unchanged: a parsed copy stays good under the new fetch time.
+                    if let Some(parsed) = self.mirror.parsed(normalized, p.fetched_at) {
+                        self.mirror.keep_parsed(normalized, at, parsed);
+                    }
+                    (p.checked_at, p.fetched_at, p.error) = (at, at, None);
+                    return self.read_kept(p).await;
                 }
                 Ok(upstream::PageAnswer::Page { body, etag, url }) => {
                     counters.upstream_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
@@ -210,6 +225,8 @@ impl Core {
                                     at - micros(config.negative_for()),
                                 )
                                 .await?;
+                            let parsed = Arc::new(parsed);
+                            self.mirror.keep_parsed(normalized, at, parsed.clone());
                             return Ok(Some((row, parsed)));
                         }
                         Err(e) => return self.stale_or(normalized, kept, at, format!("upstream {}: {e}", u.name)).await,
@@ -234,8 +251,33 @@ impl Core {
         Ok(None)
     }
 
+    /// A kept page (its head), parsed: from memory when this version was parsed before.
+    async fn read_kept(&self, head: MirrorPage) -> Result<Option<(MirrorPage, Arc<Page>)>> {
+        if head.missing {
+            return Ok(None);
+        }
+        if let Some(page) = self.mirror.parsed(&head.project, head.fetched_at) {
+            return Ok(Some((head, page)));
+        }
+        let Some(full) = self.db.mirror_page(&head.project).await? else { return Ok(None) };
+        if full.missing {
+            return Ok(None);
+        }
+        let page: Page =
+            serde_json::from_str(&full.body).map_err(|e| crate::error::internal(format!("kept page of {}: {e}", head.project)))?;
+        let page = Arc::new(page);
+        self.mirror.keep_parsed(&head.project, full.fetched_at, page.clone());
+        Ok(Some((head, page)))
+    }
+
     /// A failed refresh: the kept page if there is one (stale-if-error), else the failure.
-    async fn stale_or(&self, normalized: &str, kept: Option<MirrorPage>, at: i64, error: String) -> Result<Option<(MirrorPage, Page)>> {
+    async fn stale_or(
+        &self,
+        normalized: &str,
+        kept: Option<MirrorPage>,
+        at: i64,
+        error: String,
+    ) -> Result<Option<(MirrorPage, Arc<Page>)>> {
         let counters = &self.mirror.counters;
         counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(project = normalized, error = %error, "upstream page refresh failed");
@@ -244,8 +286,7 @@ impl Core {
                 self.db.mirror_page_checked(normalized, at, Some(&error)).await?;
                 counters.stale_served.fetch_add(1, Ordering::Relaxed);
                 (p.checked_at, p.error) = (at, Some(error));
-                let page: Page = serde_json::from_str(&p.body).map_err(crate::error::internal)?;
-                Ok(Some((p, page)))
+                self.read_kept(p).await
             }
             None => Err(Error::BadGateway(error)),
         }
@@ -264,16 +305,16 @@ impl Core {
         let mut out = Vec::new();
         for row in self.db.mirror_pages_kept().await? {
             let page: Page = serde_json::from_str(&row.body).map_err(crate::error::internal)?;
-            out.push(self.view_of(row, page).await?);
+            out.push(self.view_of(row, Arc::new(page)).await?);
         }
         Ok(out)
     }
 
-    async fn view_of(&self, row: MirrorPage, page: Page) -> Result<View> {
+    async fn view_of(&self, row: MirrorPage, page: Arc<Page>) -> Result<View> {
         let normalized = page.name.clone();
         let normalized = normalized.as_str();
         let at = now();
-        let fetched = self.db.mirror_project_files(normalized).await?;
+        let fetched = self.db.mirror_verdicts(normalized).await?;
         let exempt = !self.db.exemptions(Some(normalized), at).await?.is_empty();
         let blocks = self.blocks();
         let osv = page
@@ -297,7 +338,7 @@ impl Core {
             osv,
         };
         let decisions = decide::decide(&page, &inputs);
-        let provenance = fetched.iter().filter(|f| f.provenance.is_some() && f.status == "published").map(|f| f.filename.clone()).collect();
+        let provenance = fetched.iter().filter(|f| f.provenance && f.status == "published").map(|f| f.filename.clone()).collect();
         Ok(View { upstream: row.upstream, page, decisions, provenance, stale: row.error.is_some(), checked_at: row.checked_at })
     }
 

@@ -53,6 +53,17 @@ pub struct MirrorFile {
     pub decided_by: Option<String>,
 }
 
+/// A fetched file's verdict, without its report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirrorVerdict {
+    pub filename: String,
+    pub version: String,
+    pub status: String,
+    pub reason: String,
+    /// Whether verified provenance is kept.
+    pub provenance: bool,
+}
+
 /// A cooldown exemption.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exemption {
@@ -129,6 +140,38 @@ impl Db {
             .fetch_optional(&self.reader)
             .await?;
         Ok(row.as_ref().map(page).transpose()?)
+    }
+
+    /// The kept page of `project` without its body (`body` is empty): enough to tell whether it
+    /// is fresh, and which version of it a parsed copy is.
+    pub async fn mirror_page_head(&self, project: &str) -> Result<Option<MirrorPage>, StoreError> {
+        let row =
+            sqlx::query("SELECT project, upstream, '', etag, missing, fetched_at, checked_at, error FROM mirror_pages WHERE project = $1")
+                .bind(project)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(row.as_ref().map(page).transpose()?)
+    }
+
+    /// The verdicts on a project's fetched files (no reports): what the index needs per request.
+    pub async fn mirror_verdicts(&self, project: &str) -> Result<Vec<MirrorVerdict>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT filename, version, status, reason, CASE WHEN provenance IS NULL THEN 0 ELSE 1 END FROM mirror_files WHERE project = $1",
+        )
+        .bind(project)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MirrorVerdict {
+                    filename: r.try_get(0)?,
+                    version: r.try_get(1)?,
+                    status: r.try_get(2)?,
+                    reason: r.try_get(3)?,
+                    provenance: r.try_get::<i64, _>(4)? == 1,
+                })
+            })
+            .collect()
     }
 
     /// Every kept page (not the names remembered as missing), by name.
