@@ -388,8 +388,8 @@ impl Core {
 
     /// The verified provenance object of a fetched upstream file, if it has one and is served.
     pub async fn mirror_provenance(&self, filename: &str) -> Result<Option<String>> {
-        let (_, view) = self.mirror_file_decision(filename).await?;
-        let _ = view;
+        // Only what is listed (the same decision as a download) has its provenance served.
+        self.mirror_file_decision(filename).await?;
         Ok(self.db.mirror_file(filename).await?.filter(|f| f.status == "published").and_then(|f| f.provenance))
     }
 
