@@ -13,7 +13,9 @@ local PEP 691 upstream written for the test (upstream_index.py):
   concurrent requests for one uncached file cause one upstream fetch;
 - provenance: an upstream file with a valid PEP 740 provenance object is served with it, a
   tampered one without;
-- upstream_names = "refuse" answers the first upload of a public name with 409.
+- upstream_names = "refuse" answers the first upload of a public name with 409;
+- reading ahead: after pip or uv fetches a wheel, its dependencies for their environment are
+  fetched and scanned before they ask, and only those.
 
 Every "malicious" package here is synthetic and inert: code in a string, never run.
 """
@@ -58,6 +60,23 @@ def upstream():
     ]:
         filename, data = wheel(name, version, requires_dist=deps)
         up.add(name, filename, data, yanked="broken build" if version == "1.1" else False)
+    # Reading ahead: ahead-app's dependencies for pip's environment are ahead-lib (its newest final
+    # release, 2.0) and, through it, ahead-leaf<2; not the Windows-only or extra-only ones.
+    for name, version, deps in [
+        ("ahead-app", "1.0", ["ahead-lib", 'ahead-win; sys_platform == "win32"', 'ahead-extra; extra == "x"']),
+        ("ahead-lib", "1.0", []),
+        ("ahead-lib", "2.0", ["ahead-leaf<2"]),
+        ("ahead-lib", "3.0b1", []),
+        ("ahead-leaf", "1.0", []),
+        ("ahead-leaf", "2.0", []),
+        ("ahead-win", "1.0", []),
+        ("ahead-extra", "1.0", []),
+        ("ahead-uv-app", "1.0", ["ahead-uv-dep"]),
+        ("ahead-uv-dep", "1.0", []),
+        ("ahead-plain", "1.0", ["ahead-orphan"]),
+        ("ahead-orphan", "1.0", []),
+    ]:
+        up.add(name, *wheel(name, version, requires_dist=deps))
     # Dependency confusion: a public acme-internal with a higher version than the hosted one.
     up.add("acme-internal", *wheel("acme-internal", "99.0"))
     # A reserved prefix: only upstream has it.
@@ -244,6 +263,40 @@ def test_a_malicious_upstream_file_is_blocked_with_its_release(srv, upstream, cl
     time.sleep(1.2)  # past mirror.refresh
     assert list(listed(srv, "evil-helper")) == ["evil_helper-0.9-py3-none-any.whl"]
     assert get_file(srv, "evil_helper-1.0-py3-none-any.whl").status_code == 403
+
+
+def test_what_a_client_will_ask_for_next_is_fetched_ahead(srv, upstream, clients, tmp_path):
+    whl = "{}-{}-py3-none-any.whl".format
+    # A client that does not describe its environment (a script, curl) gets only what it asks for.
+    assert get_file(srv, whl("ahead_plain", "1.0")).status_code == 200
+    # pip installs ahead-app alone: Palisade fetches and scans what pip would ask for next, for
+    # the environment pip's User-Agent describes, two levels down.
+    clients.pip_install(srv, "ahead-app", target=tmp_path / "pip", extra=["--no-deps"])
+    assert installed_versions(tmp_path / "pip") == {"ahead-app": "1.0"}
+
+    def fetched_ahead():
+        assert upstream.file_hits(whl("ahead_leaf", "1.0")) == 1
+
+    eventually(fetched_ahead, timeout=30)
+    assert upstream.file_hits(whl("ahead_lib", "2.0")) == 1
+    # Not an older or pre-release, a release the requirement excludes, nor what applies elsewhere.
+    for never in (whl("ahead_lib", "1.0"), whl("ahead_lib", "3.0b1"), whl("ahead_leaf", "2.0"), whl("ahead_win", "1.0"),
+                  whl("ahead_extra", "1.0"), whl("ahead_orphan", "1.0")):
+        assert upstream.file_hits(never) == 0, never
+    # The install that asks for them finds them fetched, checked and scanned: upstream is not asked again.
+    clients.pip_install(srv, "ahead-app", target=tmp_path / "pip2")
+    assert installed_versions(tmp_path / "pip2") == {"ahead-app": "1.0", "ahead-lib": "2.0", "ahead-leaf": "1.0"}
+    assert upstream.file_hits(whl("ahead_lib", "2.0")) == 1 and upstream.file_hits(whl("ahead_leaf", "1.0")) == 1
+    metrics = srv.get("/metrics").text
+    ahead = [l for l in metrics.splitlines() if l.startswith("palisade_mirror_read_ahead_total ")]
+    assert ahead and int(ahead[0].split()[1]) >= 2, metrics
+    # uv describes its environment the same way.
+    clients.uv_install(srv, "ahead-uv-app", target=tmp_path / "uv", extra=["--no-deps"])
+
+    def uv_fetched_ahead():
+        assert upstream.file_hits(whl("ahead_uv_dep", "1.0")) == 1
+
+    eventually(uv_fetched_ahead, timeout=30)
 
 
 def test_fifty_concurrent_requests_for_one_uncached_file_fetch_it_once(srv, upstream):

@@ -69,6 +69,7 @@ impl Core {
         let mailer = mail::Mailer::new(&config.smtp, db.clone())?;
         let attestations = provenance::Attestations::new(&config.attestations)?;
         provenance::warn_about_issuers(&config);
+        let mirror = Arc::new(mirror::Mirror::new(config.mirror.read_ahead)?);
         let core = Self {
             db,
             blobs,
@@ -77,7 +78,7 @@ impl Core {
             mailer,
             attestations,
             sharing: Default::default(),
-            mirror: Arc::new(mirror::Mirror::new()?),
+            mirror,
             hooks: Default::default(),
         };
         core.refresh_blocks().await.context("loading the OSV records that block")?;

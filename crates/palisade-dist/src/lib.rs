@@ -1,6 +1,7 @@
 //! The vocabulary of Python distributions, with no I/O: project names (PEP 503), versions
 //! (PEP 440), wheel and sdist filenames (PEP 427, PEP 625) and their identity, core metadata,
-//! digests, and the rules for the short free text people attach to them (yank reasons).
+//! digests, the environments installers install for (which wheels and requirements apply there,
+//! PEP 425 and PEP 508), and the rules for the short free text people attach to them (yank reasons).
 //!
 //! Everything here is a pure function of its input so that the server, the CLI and the scanner can
 //! agree on what a filename or a metadata file means.
@@ -9,14 +10,16 @@ mod digest;
 mod filename;
 mod metadata;
 mod name;
+mod target;
 mod text;
 
 pub use digest::{Digests, Hasher, sha256_hex};
 pub use filename::{DistFilename, DistKind, FilenameError};
 pub use metadata::{CoreMetadata, MetadataError};
 pub use name::{NameError, ProjectName, normalize};
-pub use pep440_rs::Version;
+pub use pep440_rs::{Version, VersionSpecifiers};
 pub use python_pkginfo::Metadata as MetadataFields;
+pub use target::{Dependency, Libc, Target};
 pub use text::{MAX_TEXT_CHARS, TextError, check_text, display_hazard};
 
 /// Parses a PEP 440 version, accepting the non-canonical spellings the spec allows

@@ -256,7 +256,7 @@ async fn prefetch(core: &Core, args: PrefetchArgs, quiet: bool) -> anyhow::Resul
     let mut done = 0;
     for (_, filename) in &files {
         bar.set_message(filename.clone());
-        match core.mirror_download(filename).await {
+        match core.mirror_download(filename, None).await {
             Ok(_) => done += 1,
             Err(e @ (Error::Forbidden(_) | Error::NotFound(_) | Error::BadGateway(_))) => {
                 bar.suspend(|| eprintln!("{e}"));

@@ -120,6 +120,7 @@ variables! {
         PALISADE_MIRROR_NEGATIVE => "mirror.negative",
         PALISADE_MIRROR_MAX_PAGE_BYTES => "mirror.max_page_bytes",
         PALISADE_MIRROR_CACHE_BYTES => "mirror.cache_bytes",
+        PALISADE_MIRROR_READ_AHEAD => "mirror.read_ahead",
     }
 }
 

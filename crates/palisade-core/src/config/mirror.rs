@@ -38,6 +38,10 @@ pub struct MirrorConfig {
     pub max_page_bytes: u64,
     /// Bytes of upstream pages kept in the database; past it, the pages checked longest ago go.
     pub cache_bytes: u64,
+    /// How many upstream files may be fetched and scanned at once ahead of the clients that will
+    /// ask for them (a wheel's dependencies, for the environment its client described); 0 fetches
+    /// only what is asked for.
+    pub read_ahead: u32,
 }
 
 impl Default for MirrorConfig {
@@ -52,6 +56,7 @@ impl Default for MirrorConfig {
             negative: "1m".into(),
             max_page_bytes: 64 << 20,
             cache_bytes: 256 << 20,
+            read_ahead: 4,
         }
     }
 }
@@ -164,6 +169,9 @@ impl MirrorConfig {
         }
         if self.max_page_bytes < 1 << 20 {
             errors.push("mirror.max_page_bytes: expected at least 1 MiB".into());
+        }
+        if self.read_ahead > 64 {
+            errors.push("mirror.read_ahead: expected at most 64 (files fetched and scanned at once)".into());
         }
         if self.cache_bytes < self.max_page_bytes {
             errors.push("mirror.cache_bytes: expected at least mirror.max_page_bytes".into());

@@ -275,7 +275,7 @@ fn all_keys() -> BTreeSet<(&'static str, &'static str)> {
         keys!("security_txt": SecurityTxt { contact, expires, policy, preferred_languages, acknowledgments }),
         keys!("web": WebConfig { notices }),
         keys!("mirror": MirrorConfig { upstreams, reserved, merge, min_age, upstream_names, refresh, negative, max_page_bytes,
-            cache_bytes }),
+            cache_bytes, read_ahead }),
         keys!("mirror.upstreams": UpstreamConfig { name, url, file_hosts }),
         keys!("http": HttpConfig { header_timeout_secs, idle_timeout_secs, body_timeout_secs, max_connections,
             max_connections_per_client }),

@@ -4,7 +4,10 @@
 //! upstream's), its PEP 740 provenance verified, and stored. Only a file the policy publishes
 //! is served; a held or blocked one answers 403 from then on, and its release leaves the index.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+use palisade_dist::Target;
 
 use palisade_store::MirrorFile;
 
@@ -20,7 +23,9 @@ const LOCAL_ONLY_RULES: &[&str] = &["meta-typosquat"];
 /// The largest provenance object fetched.
 const PROVENANCE_BYTES: u64 = 1 << 20;
 
-pub(super) async fn file(core: &Core, view: &View, f: &page::File) -> Result<MirrorFile> {
+/// `ahead`: the environment of the client that asked (or that a read-ahead guesses for): a file
+/// fetched now has its dependencies read ahead for it.
+pub(super) async fn file(core: &Core, view: &View, f: &page::File, ahead: Option<Arc<Target>>) -> Result<MirrorFile> {
     if let Some(row) = core.db.mirror_file(&f.filename).await? {
         return served(row, f);
     }
@@ -33,7 +38,7 @@ pub(super) async fn file(core: &Core, view: &View, f: &page::File) -> Result<Mir
     let (core, upstream, project, f) = (core.clone(), view.upstream.clone(), view.page.name.clone(), f.clone());
     let task = tokio::spawn(async move {
         let _turn = turn;
-        let row = fetch_and_store(&core, &upstream, &project, &f).await?;
+        let row = fetch_and_store(&core, &upstream, &project, &f, ahead).await?;
         served(row, &f)
     });
     task.await.map_err(|e| Error::Internal(anyhow::anyhow!("the fetch of an upstream file failed: {e}")))?
@@ -42,7 +47,13 @@ pub(super) async fn file(core: &Core, view: &View, f: &page::File) -> Result<Mir
 /// The longest a file's fetch from upstream may take, whatever its size.
 const FETCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
-async fn fetch_and_store(core: &Core, upstream_name: &str, project: &str, f: &page::File) -> Result<MirrorFile> {
+async fn fetch_and_store(
+    core: &Core,
+    upstream_name: &str,
+    project: &str,
+    f: &page::File,
+    ahead: Option<Arc<Target>>,
+) -> Result<MirrorFile> {
     let counters = &core.mirror.counters;
     counters.file_requests.fetch_add(1, Ordering::Relaxed);
     let max = core.config.max_upload_bytes;
@@ -75,6 +86,12 @@ async fn fetch_and_store(core: &Core, upstream_name: &str, project: &str, f: &pa
     let (provenance, provenance_error) = match &f.provenance {
         Some(url) if status == Outcome::Publish => verify_provenance(core, url, f).await,
         _ => (None, None),
+    };
+    // A wheel that is served names the dependencies to read ahead (read now, while it is a file
+    // on this machine whatever the storage).
+    let requires_dist = match &ahead {
+        Some(_) if status == Outcome::Publish => requires_dist(temp.path(), &f.filename).await,
+        _ => Vec::new(),
     };
     let stored = core.blobs.persist(temp, &f.sha256).await.map_err(|e| Error::Internal(e.into()))?;
     let row = MirrorFile {
@@ -110,8 +127,26 @@ async fn fetch_and_store(core: &Core, upstream_name: &str, project: &str, f: &pa
         core.changed(&row.project);
     } else {
         tracing::info!(file = %row.filename, upstream = %row.upstream, size, scan_ms, provenance = row.provenance.is_some(), "upstream file fetched, checked and scanned");
+        if let Some(target) = &ahead {
+            core.read_ahead_dependencies(&requires_dist, target);
+        }
     }
     Ok(row)
+}
+
+/// The `Requires-Dist` lines of a wheel's core metadata (none for an sdist, whose metadata may
+/// not be final, or an unreadable wheel: reading ahead is a guess).
+async fn requires_dist(path: &std::path::Path, filename: &str) -> Vec<String> {
+    let Ok(dist) = palisade_dist::DistFilename::parse(filename) else { return Vec::new() };
+    if dist.kind != palisade_dist::DistKind::Wheel {
+        return Vec::new();
+    }
+    let (path, name) = (path.to_path_buf(), filename.to_string());
+    let read = tokio::task::spawn_blocking(move || {
+        let raw = palisade_archive::read_core_metadata(&path, &dist, &name, &palisade_archive::Limits::default()).ok()?;
+        palisade_dist::CoreMetadata::read_fields(&raw).ok()
+    });
+    read.await.ok().flatten().map(|m| m.requires_dist).unwrap_or_default()
 }
 
 /// A stored file, if it is what the page names and it is served.

@@ -8,11 +8,14 @@
 //! - [`upstream`]: the HTTP side, bounded.
 //! - [`fetch`]: a file's first download: fetched, checked against upstream's sha256, scanned with
 //!   the upload policy, its provenance verified, stored; only then served.
+//! - [`ahead`]: reading ahead: the files a client will ask for next (a wheel's dependencies, for
+//!   the environment its User-Agent describes), fetched the same way before it asks.
 //!
 //! Pages are refreshed after `mirror.refresh`, with the upstream's ETag; a failed refresh serves
 //! the kept page (stale-if-error). Concurrent requests for one uncached page or file wait for one
 //! upstream request (per process; each node of a cluster fetches at most once).
 
+pub mod ahead;
 pub mod decide;
 mod fetch;
 pub mod names;
@@ -23,9 +26,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use palisade_dist::Target;
 use palisade_store::{MirrorFile, MirrorPage};
 use serde_json::json;
 
+pub use ahead::target_of;
 pub use decide::Decision;
 pub use names::Route;
 pub use page::Page;
@@ -49,6 +54,8 @@ pub struct Counters {
     pub upstream_bytes: AtomicU64,
     /// Time spent scanning upstream files, in microseconds.
     pub scan_micros: AtomicU64,
+    /// Files chosen to be fetched ahead of the clients (fetched unless already kept).
+    pub read_ahead: AtomicU64,
 }
 
 /// The mirror's process state: the HTTP client, the requests in flight (for coalescing), counters.
@@ -58,6 +65,7 @@ pub struct Mirror {
     /// Kept pages already parsed, by project, with the `fetched_at` of the version parsed: a
     /// request reads the page's head, not its body (megabytes for the largest projects).
     parsed: std::sync::Mutex<HashMap<String, (i64, Arc<Page>)>>,
+    ahead: ahead::ReadAhead,
     pub counters: Counters,
 }
 
@@ -71,8 +79,15 @@ impl std::fmt::Debug for Mirror {
 }
 
 impl Mirror {
-    pub fn new() -> anyhow::Result<Self> {
-        Ok(Self { client: upstream::client()?, inflight: Default::default(), parsed: Default::default(), counters: Counters::default() })
+    /// `read_ahead`: files fetched ahead of the clients at once (`mirror.read_ahead`).
+    pub fn new(read_ahead: u32) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: upstream::client()?,
+            inflight: Default::default(),
+            parsed: Default::default(),
+            ahead: ahead::ReadAhead::new(read_ahead),
+            counters: Counters::default(),
+        })
     }
 
     fn parsed(&self, project: &str, fetched_at: i64) -> Option<Arc<Page>> {
@@ -343,15 +358,35 @@ impl Core {
     }
 
     /// The upstream file `filename` for a download: fetched, checked and scanned on its first
-    /// request. A file the decision does not list is refused (`Forbidden`, naming why).
-    pub async fn mirror_download(&self, filename: &str) -> Result<MirrorFile> {
+    /// request. A file the decision does not list is refused (`Forbidden`, naming why). `client`:
+    /// the environment the client described, whose next files a first fetch reads ahead.
+    pub async fn mirror_download(&self, filename: &str, client: Option<Target>) -> Result<MirrorFile> {
         let (file, view) = self.mirror_file_decision(filename).await?;
-        fetch::file(self, &view, &file).await
+        fetch::file(self, &view, &file, self.ahead_for(client)).await
     }
 
-    /// The PEP 658 metadata of an upstream file, checked against the hash its page gives.
-    pub async fn mirror_metadata(&self, filename: &str) -> Result<Vec<u8>> {
-        let (file, _) = self.mirror_file_decision(filename).await?;
+    fn ahead_for(&self, client: Option<Target>) -> Option<Arc<Target>> {
+        client.filter(|_| self.mirror.ahead.enabled()).map(Arc::new)
+    }
+
+    /// The PEP 658 metadata of an upstream file, checked against the hash its page gives. With
+    /// `client`, the file itself and the dependencies the metadata names are read ahead.
+    pub async fn mirror_metadata(&self, filename: &str, client: Option<Target>) -> Result<Vec<u8>> {
+        let (file, view) = self.mirror_file_decision(filename).await?;
+        let data = self.mirror_metadata_of(&file).await?;
+        if let Some(target) = self.ahead_for(client)
+            && self.db.mirror_file(filename).await?.is_none()
+        {
+            if let Ok(fields) = palisade_dist::CoreMetadata::read_fields(&data) {
+                self.read_ahead_dependencies(&fields.requires_dist, &target);
+            }
+            self.read_ahead_file(&view, &file, target);
+        }
+        Ok(data)
+    }
+
+    async fn mirror_metadata_of(&self, file: &page::File) -> Result<Vec<u8>> {
+        let filename = file.filename.as_str();
         let Some(want) = &file.metadata_sha256 else { return Err(Error::NotFound(format!("no metadata file for {filename:?}"))) };
         if let Some((sha, data)) = self.db.mirror_metadata(filename).await?
             && &sha == want

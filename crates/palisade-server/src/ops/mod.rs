@@ -63,6 +63,12 @@ async fn mirror_metrics(state: &AppState) -> String {
         ),
         ("palisade_mirror_files_fetched_total", "Upstream files fetched, checked and scanned.", "", c.files_fetched.load(Relaxed)),
         ("palisade_mirror_files_refused_total", "Upstream files the scanner held or blocked.", "", c.files_refused.load(Relaxed)),
+        (
+            "palisade_mirror_read_ahead_total",
+            "Upstream files chosen to be fetched ahead of the clients (fetched unless already kept).",
+            "",
+            c.read_ahead.load(Relaxed),
+        ),
         ("palisade_mirror_upstream_bytes_total", "Bytes received from upstream indexes.", "", c.upstream_bytes.load(Relaxed)),
     ];
     for (name, help, labels, n) in counters {

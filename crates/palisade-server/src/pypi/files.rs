@@ -67,7 +67,7 @@ fn cache_headers(public: bool, h: &mut HeaderMap) {
 
 pub async fn download(State(state): State<AppState>, Path(name): Path<String>, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(dist) = name.strip_suffix(".metadata") {
-        return metadata(&state, dist, &caller).await;
+        return metadata(&state, dist, &caller, &headers).await;
     }
     let Some(file) = state.db.file(&name).await.map_err(internal)? else {
         // Not a hosted file: an upstream one through the mirror, fetched, checked and scanned on
@@ -75,7 +75,7 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, c
         if !state.config.mirror.enabled() {
             return Err(not_found(format!("no file named {name:?}")));
         }
-        let row = state.core.mirror_download(&name).await?;
+        let row = state.core.mirror_download(&name, client_target(&headers)).await?;
         return send(&state, &name, &row.sha256, row.size as u64, true, &headers).await;
     };
     may_download(&state, &file, &caller).await?;
@@ -141,9 +141,14 @@ async fn send(state: &AppState, name: &str, sha256: &str, size: u64, public: boo
     Ok(resp)
 }
 
-async fn metadata(state: &AppState, dist: &str, caller: &Caller) -> ApiResult<Response> {
+/// The environment an installer's User-Agent describes (pip, uv), for the mirror's read-ahead.
+fn client_target(headers: &HeaderMap) -> Option<palisade_dist::Target> {
+    headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).and_then(palisade_core::mirror::target_of)
+}
+
+async fn metadata(state: &AppState, dist: &str, caller: &Caller, headers: &HeaderMap) -> ApiResult<Response> {
     let Some(file) = state.db.file(dist).await.map_err(internal)? else {
-        let data = crate::pypi::mirror::metadata(state, dist).await?;
+        let data = crate::pypi::mirror::metadata(state, dist, client_target(headers)).await?;
         let etag = format!("\"{}\"", palisade_dist::sha256_hex(&data));
         let mut resp = ([(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::ETAG, etag)], data).into_response();
         cache_headers(true, resp.headers_mut());

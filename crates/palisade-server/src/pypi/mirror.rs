@@ -227,9 +227,9 @@ pub async fn local_json(state: &AppState, normalized: &str) -> ApiResult<Option<
 }
 
 /// `Some(bytes)` of an upstream file's metadata.
-pub async fn metadata(state: &AppState, dist: &str) -> ApiResult<Bytes> {
+pub async fn metadata(state: &AppState, dist: &str, client: Option<palisade_dist::Target>) -> ApiResult<Bytes> {
     if !state.config.mirror.enabled() {
         return Err(not_found(format!("no file named {dist:?}")));
     }
-    Ok(Bytes::from(state.core.mirror_metadata(dist).await?))
+    Ok(Bytes::from(state.core.mirror_metadata(dist, client).await?))
 }

@@ -1,0 +1,256 @@
+//! Reading ahead: a client that fetches an upstream wheel, or its metadata, is about to ask for
+//! that wheel and its dependencies. Where the client's User-Agent describes its environment (pip
+//! and uv send Python's version and implementation, the system, the machine and the C library),
+//! the mirror fetches and scans those files in the background, `mirror.read_ahead` at a time, so
+//! that the first install through a cold mirror waits for upstream and the scanner less.
+//!
+//! What is read ahead is what a download would fetch, through the same path ([`super::fetch`])
+//! and the same decisions: only files the index lists (never a held, blocked or cooling release),
+//! only names that go upstream (never a hosted or reserved one). For each dependency that applies
+//! to the environment (markers evaluated without extras), the newest final release the
+//! requirement accepts is chosen, and of it the wheels that fit the environment best (at most
+//! [`FILES_PER_PROJECT`]), else its sdist. A guess that turns out wrong costs upstream traffic and
+//! scanner time, never correctness: the client still gets exactly what it asks for.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use palisade_dist::{Dependency, Libc, Target, Version};
+
+use super::{Route, View, fetch, page};
+use crate::Core;
+
+/// Files of one project read ahead at most (the best-fitting wheels of one release).
+pub const FILES_PER_PROJECT: usize = 2;
+/// Read-aheads waiting for a turn, at most; past it, new ones are dropped.
+const MAX_QUEUED: usize = 256;
+/// Projects remembered as read ahead lately; past it, the memory starts again.
+const MAX_RECENT: usize = 4096;
+
+/// The mirror's read-ahead state.
+pub(super) struct ReadAhead {
+    permits: Option<Arc<tokio::sync::Semaphore>>,
+    queued: AtomicUsize,
+    /// Projects read ahead lately (by environment), with when: not again within `mirror.refresh`.
+    recent: std::sync::Mutex<HashMap<String, Instant>>,
+}
+
+impl ReadAhead {
+    pub(super) fn new(at_once: u32) -> Self {
+        let permits = (at_once > 0).then(|| Arc::new(tokio::sync::Semaphore::new(at_once as usize)));
+        Self { permits, queued: AtomicUsize::new(0), recent: Default::default() }
+    }
+
+    pub(super) fn enabled(&self) -> bool {
+        self.permits.is_some()
+    }
+
+    /// Whether `key` was not read ahead within `every`; notes it as read ahead now.
+    fn first_in(&self, key: &str, every: std::time::Duration) -> bool {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.get(key).is_some_and(|at| at.elapsed() < every) {
+            return false;
+        }
+        if recent.len() >= MAX_RECENT {
+            recent.clear();
+        }
+        recent.insert(key.to_string(), Instant::now());
+        true
+    }
+}
+
+/// The environment an installer's User-Agent describes: pip's and uv's `{name}/{version} {json}`
+/// (linehaul's format: `python`, `implementation.name`, `system.name`, `cpu`, `distro.libc`).
+/// `None` for any other client, which is then not read ahead for.
+pub fn target_of(user_agent: &str) -> Option<Target> {
+    let (_, json) = user_agent.split_once(' ')?;
+    let v: serde_json::Value = serde_json::from_str(json.trim()).ok()?;
+    let text = |pointer: &str| v.pointer(pointer).and_then(serde_json::Value::as_str);
+    let libc = match (text("/distro/libc/lib"), text("/distro/libc/version").and_then(major_minor)) {
+        (Some("glibc"), Some((a, b))) => Some(Libc::Glibc(a, b)),
+        (Some("musl"), Some((a, b))) => Some(Libc::Musl(a, b)),
+        _ => None,
+    };
+    Target::new(text("/python")?, text("/implementation/name")?, text("/system/name")?, text("/cpu")?, libc)
+}
+
+fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// The files of `view` a client in `target` asking for `dependency` would most likely fetch.
+pub fn choose<'v>(view: &'v View, dependency: &Dependency, target: &Target) -> Vec<&'v page::File> {
+    let mut releases: BTreeMap<Version, Vec<(u32, &page::File)>> = BTreeMap::new();
+    for f in view.listed() {
+        if f.yanked.is_some() || !target.python_ok(f.requires_python.as_deref()) {
+            continue;
+        }
+        let Ok(version) = palisade_dist::parse_version(&f.version) else { continue };
+        if version.any_prerelease() || !dependency.versions.contains(&version) {
+            continue;
+        }
+        let rank = match f.filename.strip_suffix(".whl") {
+            Some(stem) => {
+                let mut tags = stem.rsplitn(4, '-');
+                let (Some(platform), Some(abi), Some(python)) = (tags.next(), tags.next(), tags.next()) else { continue };
+                match target.wheel_rank(python, abi, platform) {
+                    Some(r) => r + 1,
+                    None => continue,
+                }
+            }
+            // An sdist, when no wheel fits.
+            None => 0,
+        };
+        releases.entry(version).or_default().push((rank, f));
+    }
+    let Some((_, files)) = releases.into_iter().next_back() else { return Vec::new() };
+    let best = files.iter().map(|(r, _)| *r).max().unwrap_or(0);
+    files.into_iter().filter(|(r, _)| *r == best).map(|(_, f)| f).take(FILES_PER_PROJECT).collect()
+}
+
+impl Core {
+    /// After a client's request for `file` (its metadata): fetches the file itself ahead.
+    pub(super) fn read_ahead_file(&self, view: &View, file: &page::File, target: Arc<Target>) {
+        let (core, view, file) = (self.clone(), view.clone(), file.clone());
+        self.spawn_ahead(async move {
+            if let Err(e) = fetch::file(&core, &view, &file, Some(target)).await {
+                tracing::debug!(file = %file.filename, error = %e, "read-ahead fetch failed");
+            }
+        });
+    }
+
+    /// The dependencies `requires_dist` names that apply to `target`, each fetched ahead.
+    pub(super) fn read_ahead_dependencies(&self, requires_dist: &[String], target: &Arc<Target>) {
+        if !self.mirror.ahead.enabled() {
+            return;
+        }
+        let every = self.config.mirror.refresh_every();
+        for line in requires_dist {
+            let Some(dependency) = target.dependency(line) else { continue };
+            let key = format!("{} {}", dependency.name, dependency.versions);
+            if !self.mirror.ahead.first_in(&key, every) {
+                continue;
+            }
+            let (core, target) = (self.clone(), target.clone());
+            self.spawn_ahead(async move { core.read_ahead_project(&dependency, target).await });
+        }
+    }
+
+    async fn read_ahead_project(&self, dependency: &Dependency, target: Arc<Target>) {
+        let name = dependency.name.as_str();
+        match self.mirror_route(name).await {
+            Ok(Route::Mirror | Route::Merged) => {}
+            Ok(Route::Local) => return,
+            Err(e) => return tracing::debug!(project = name, error = %e, "read-ahead: no route"),
+        }
+        let view = match self.mirror_view(name).await {
+            Ok(Some(view)) => view,
+            Ok(None) => return,
+            Err(e) => return tracing::debug!(project = name, error = %e, "read-ahead: no page"),
+        };
+        for file in choose(&view, dependency, &target) {
+            self.mirror.counters.read_ahead.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = fetch::file(self, &view, file, Some(target.clone())).await {
+                tracing::debug!(file = %file.filename, error = %e, "read-ahead fetch failed");
+            }
+        }
+    }
+
+    /// Runs `work` when a read-ahead turn is free; drops it when too many wait.
+    fn spawn_ahead(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let ahead = &self.mirror.ahead;
+        let Some(permits) = ahead.permits.clone() else { return };
+        if ahead.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED {
+            ahead.queued.fetch_sub(1, Ordering::Relaxed);
+            tracing::debug!("read-ahead queue full; a guess is dropped");
+            return;
+        }
+        let mirror = self.mirror.clone();
+        tokio::spawn(async move {
+            if let Ok(_turn) = permits.acquire_owned().await {
+                work.await;
+            }
+            mirror.ahead.queued.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIP: &str = r#"pip/26.3 {"ci":null,"cpu":"x86_64","distro":{"id":"bookworm","libc":{"lib":"glibc","version":"2.36"},"name":"Debian GNU/Linux","version":"12"},"implementation":{"name":"CPython","version":"3.11.7"},"installer":{"name":"pip","version":"26.3"},"openssl_version":"OpenSSL 3.0.11 19 Sep 2023","python":"3.11.7","system":{"name":"Linux","release":"6.1.0"}}"#;
+
+    #[test]
+    fn pip_describes_its_environment_and_other_clients_do_not() {
+        let t = target_of(PIP).expect("pip's user agent describes an environment");
+        assert!(t.wheel_rank("cp311", "cp311", "manylinux_2_28_x86_64").is_some());
+        assert!(t.wheel_rank("cp311", "cp311", "manylinux_2_38_x86_64").is_none(), "glibc 2.36 was read");
+        assert!(target_of("curl/8.5.0").is_none());
+        assert!(target_of("Mozilla/5.0 (X11; Linux x86_64)").is_none());
+        assert!(target_of(r#"pip/26.3 {"python":"3.11.7"}"#).is_none());
+    }
+
+    fn file(filename: &str, version: &str) -> page::File {
+        page::File {
+            filename: filename.into(),
+            version: version.into(),
+            release: version.into(),
+            url: format!("https://files.example/{filename}"),
+            sha256: "0".repeat(64),
+            size: Some(1),
+            upload_time: Some(0),
+            requires_python: None,
+            yanked: None,
+            metadata_sha256: None,
+            provenance: None,
+        }
+    }
+
+    fn view(files: Vec<page::File>) -> View {
+        let decisions = vec![super::super::Decision::Listed; files.len()];
+        let page = page::Page { name: "demo".into(), files, ..Default::default() };
+        View { upstream: "up".into(), page: Arc::new(page), decisions, provenance: Default::default(), stale: false, checked_at: 0 }
+    }
+
+    #[test]
+    fn the_newest_accepted_release_and_its_best_wheels() {
+        let t = target_of(PIP).unwrap();
+        let mut newer = file("demo-3.0-cp311-cp311-manylinux_2_17_x86_64.whl", "3.0");
+        newer.requires_python = Some(">=3.12".into());
+        let mut yanked = file("demo-2.5-py3-none-any.whl", "2.5");
+        yanked.yanked = Some(String::new());
+        let v = view(vec![
+            file("demo-1.0-py3-none-any.whl", "1.0"),
+            file("demo-2.0.tar.gz", "2.0"),
+            file("demo-2.0-py3-none-any.whl", "2.0"),
+            file("demo-2.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "2.0"),
+            file("demo-2.0-cp311-cp311-win_amd64.whl", "2.0"),
+            yanked,
+            file("demo-2.6b1-py3-none-any.whl", "2.6b1"),
+            newer,
+        ]);
+        let any = t.dependency("demo").unwrap();
+        let names = |files: Vec<&page::File>| files.iter().map(|f| f.filename.clone()).collect::<Vec<_>>();
+        assert_eq!(names(choose(&v, &any, &t)), ["demo-2.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"]);
+        let old = t.dependency("demo<2").unwrap();
+        assert_eq!(names(choose(&v, &old, &t)), ["demo-1.0-py3-none-any.whl"]);
+        let none = t.dependency("demo>=4").unwrap();
+        assert!(choose(&v, &none, &t).is_empty());
+        // Only an sdist: the sdist.
+        let sdist = view(vec![file("demo-1.5.tar.gz", "1.5"), file("demo-1.5-cp311-cp311-win_amd64.whl", "1.5")]);
+        assert_eq!(names(choose(&sdist, &any, &t)), ["demo-1.5.tar.gz"]);
+    }
+
+    #[test]
+    fn files_the_index_does_not_list_are_never_chosen() {
+        let t = target_of(PIP).unwrap();
+        let mut v = view(vec![file("demo-1.0-py3-none-any.whl", "1.0"), file("demo-2.0-py3-none-any.whl", "2.0")]);
+        v.decisions[1] = super::super::Decision::TooNew { until: None };
+        let names: Vec<_> = choose(&v, &t.dependency("demo").unwrap(), &t).iter().map(|f| f.filename.clone()).collect();
+        assert_eq!(names, ["demo-1.0-py3-none-any.whl"]);
+    }
+}
