@@ -14,8 +14,9 @@ local PEP 691 upstream written for the test (upstream_index.py):
 - provenance: an upstream file with a valid PEP 740 provenance object is served with it, a
   tampered one without;
 - upstream_names = "refuse" answers the first upload of a public name with 409;
-- reading ahead: after pip or uv fetches a wheel, its dependencies for their environment are
-  fetched and scanned before they ask, and only those.
+- reading ahead: after pip or uv reads a page or fetches a wheel, the newest release's file and
+  the wheel's dependencies for their environment are fetched and scanned before they ask, and
+  only those.
 
 Every "malicious" package here is synthetic and inert: code in a string, never run.
 """
@@ -27,6 +28,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -75,6 +77,8 @@ def upstream():
         ("ahead-uv-dep", "1.0", []),
         ("ahead-plain", "1.0", ["ahead-orphan"]),
         ("ahead-orphan", "1.0", []),
+        ("ahead-page", "1.0", []),
+        ("ahead-page", "2.0", []),
     ]:
         up.add(name, *wheel(name, version, requires_dist=deps))
     # Dependency confusion: a public acme-internal with a higher version than the hosted one.
@@ -297,6 +301,16 @@ def test_what_a_client_will_ask_for_next_is_fetched_ahead(srv, upstream, clients
         assert upstream.file_hits(whl("ahead_uv_dep", "1.0")) == 1
 
     eventually(uv_fetched_ahead, timeout=30)
+    # pip reads the pages of all its requirements before it downloads a file: a page read by pip
+    # has its newest release's file fetched ahead.
+    proc = clients.run([sys.executable, "-m", "pip", "index", "versions", "--index-url", srv.index_url, "ahead-page"])
+    assert proc.returncode == 0 and "2.0" in proc.stdout, clients.describe(proc)
+
+    def page_read_ahead():
+        assert upstream.file_hits(whl("ahead_page", "2.0")) == 1
+
+    eventually(page_read_ahead, timeout=30)
+    assert upstream.file_hits(whl("ahead_page", "1.0")) == 0
 
 
 def test_fifty_concurrent_requests_for_one_uncached_file_fetch_it_once(srv, upstream):

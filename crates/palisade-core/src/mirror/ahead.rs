@@ -1,8 +1,9 @@
-//! Reading ahead: a client that fetches an upstream wheel, or its metadata, is about to ask for
-//! that wheel and its dependencies. Where the client's User-Agent describes its environment (pip
-//! and uv send Python's version and implementation, the system, the machine and the C library),
-//! the mirror fetches and scans those files in the background, `mirror.read_ahead` at a time, so
-//! that the first install through a cold mirror waits for upstream and the scanner less.
+//! Reading ahead: a client that reads an upstream project's page is about to ask for a file of
+//! its newest release, and one that fetches an upstream wheel, or its metadata, is about to ask
+//! for that wheel and its dependencies. Where the client's User-Agent describes its environment
+//! (pip and uv send Python's version and implementation, the system, the machine and the C
+//! library), the mirror fetches and scans those files in the background, `mirror.read_ahead` at a
+//! time, so that the first install through a cold mirror waits for upstream and the scanner less.
 //!
 //! What is read ahead is what a download would fetch, through the same path ([`super::fetch`])
 //! and the same decisions: only files the index lists (never a held, blocked or cooling release),
@@ -120,6 +121,20 @@ impl Core {
                 tracing::debug!(file = %file.filename, error = %e, "read-ahead fetch failed");
             }
         });
+    }
+
+    /// A client in `client` was served the page of the upstream project `normalized`: the files
+    /// it will most likely ask for next (the newest final release's best files for it) are read
+    /// ahead. pip asks for the pages of all the requirements it is given before it downloads the
+    /// first file, so their files are fetched and scanned side by side rather than one by one.
+    pub fn mirror_read_ahead_page(&self, normalized: &str, client: Option<Target>) {
+        let Some(target) = self.ahead_for(client) else { return };
+        let dependency = Dependency { name: normalized.to_string(), versions: palisade_dist::VersionSpecifiers::empty() };
+        if !self.mirror.ahead.first_in(&format!("{normalized} "), self.config.mirror.refresh_every()) {
+            return;
+        }
+        let core = self.clone();
+        self.spawn_ahead(async move { core.read_ahead_project(&dependency, target).await });
     }
 
     /// The dependencies `requires_dist` names that apply to `target`, each fetched ahead.

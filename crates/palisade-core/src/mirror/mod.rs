@@ -365,7 +365,7 @@ impl Core {
         fetch::file(self, &view, &file, self.ahead_for(client)).await
     }
 
-    fn ahead_for(&self, client: Option<Target>) -> Option<Arc<Target>> {
+    pub(super) fn ahead_for(&self, client: Option<Target>) -> Option<Arc<Target>> {
         client.filter(|_| self.mirror.ahead.enabled()).map(Arc::new)
     }
 

@@ -75,7 +75,7 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>, c
         if !state.config.mirror.enabled() {
             return Err(not_found(format!("no file named {name:?}")));
         }
-        let row = state.core.mirror_download(&name, client_target(&headers)).await?;
+        let row = state.core.mirror_download(&name, crate::pypi::mirror::client_target(&headers)).await?;
         return send(&state, &name, &row.sha256, row.size as u64, true, &headers).await;
     };
     may_download(&state, &file, &caller).await?;
@@ -141,14 +141,9 @@ async fn send(state: &AppState, name: &str, sha256: &str, size: u64, public: boo
     Ok(resp)
 }
 
-/// The environment an installer's User-Agent describes (pip, uv), for the mirror's read-ahead.
-fn client_target(headers: &HeaderMap) -> Option<palisade_dist::Target> {
-    headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).and_then(palisade_core::mirror::target_of)
-}
-
 async fn metadata(state: &AppState, dist: &str, caller: &Caller, headers: &HeaderMap) -> ApiResult<Response> {
     let Some(file) = state.db.file(dist).await.map_err(internal)? else {
-        let data = crate::pypi::mirror::metadata(state, dist, client_target(headers)).await?;
+        let data = crate::pypi::mirror::metadata(state, dist, crate::pypi::mirror::client_target(headers)).await?;
         let etag = format!("\"{}\"", palisade_dist::sha256_hex(&data));
         let mut resp = ([(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::ETAG, etag)], data).into_response();
         cache_headers(true, resp.headers_mut());

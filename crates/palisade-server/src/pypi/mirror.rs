@@ -226,6 +226,11 @@ pub async fn local_json(state: &AppState, normalized: &str) -> ApiResult<Option<
     Ok(Some(serde_json::from_slice(&page.body).map_err(internal)?))
 }
 
+/// The environment an installer's User-Agent describes (pip, uv), for the mirror's read-ahead.
+pub fn client_target(headers: &axum::http::HeaderMap) -> Option<palisade_dist::Target> {
+    headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).and_then(palisade_core::mirror::target_of)
+}
+
 /// `Some(bytes)` of an upstream file's metadata.
 pub async fn metadata(state: &AppState, dist: &str, client: Option<palisade_dist::Target>) -> ApiResult<Bytes> {
     if !state.config.mirror.enabled() {

@@ -35,6 +35,7 @@ pub async fn project(
     let mirror = &state.config.mirror;
     // A name the operator merged with upstream: this index's files and upstream's on one page.
     if mirror.enabled() && names::route(mirror, &normalized, true) == Route::Merged {
+        state.core.mirror_read_ahead_page(&normalized, crate::pypi::mirror::client_target(&headers));
         let local = crate::pypi::mirror::local_json(&state, &normalized).await?;
         let page = crate::pypi::mirror::page(&state, &normalized, kind_of(format), local).await?;
         return page.map(|p| respond(&p, format, &headers)).ok_or_else(|| not_found(format!("no project named {normalized:?}")));
@@ -49,6 +50,7 @@ pub async fn project(
     if names::route(mirror, &normalized, false) == Route::Mirror
         && let Some(page) = crate::pypi::mirror::page(&state, &normalized, kind_of(format), None).await?
     {
+        state.core.mirror_read_ahead_page(&normalized, crate::pypi::mirror::client_target(&headers));
         return Ok(respond(&page, format, &headers));
     }
     Err(not_found(format!("no project named {normalized:?}")))
