@@ -14,6 +14,8 @@ local PEP 691 upstream written for the test (upstream_index.py):
 - provenance: an upstream file with a valid PEP 740 provenance object is served with it, a
   tampered one without;
 - upstream_names = "refuse" answers the first upload of a public name with 409;
+- a wheel upstream serves no metadata file for gets one read out of it (range requests, or the
+  whole file where upstream answers none);
 - reading ahead: after pip or uv reads a page or fetches a wheel, the newest release's file and
   the wheel's dependencies for their environment are fetched and scanned before they ask, and
   only those.
@@ -81,6 +83,13 @@ def upstream():
         ("ahead-page", "2.0", []),
     ]:
         up.add(name, *wheel(name, version, requires_dist=deps))
+    # Wheels upstream serves no metadata file for: bare-app is small (fetched whole), bare-big and
+    # bare-norange large (stored, not compressed), so their metadata is read out of parts.
+    up.add("bare-app", *wheel("bare-app", "1.0", requires_dist=["bare-big"]), metadata=False)
+    lines = {"data.txt": b"".join(b"line %d\n" % i for i in range(120_000))}
+    for name in ("bare-big", "bare-norange"):
+        up.add(name, *wheel(name, "1.0", compress=False, extra_files={f"{name.replace('-', '_')}/{k}": v for k, v in lines.items()}),
+               metadata=False)
     # Dependency confusion: a public acme-internal with a higher version than the hosted one.
     up.add("acme-internal", *wheel("acme-internal", "99.0"))
     # A reserved prefix: only upstream has it.
@@ -311,6 +320,43 @@ def test_what_a_client_will_ask_for_next_is_fetched_ahead(srv, upstream, clients
 
     eventually(page_read_ahead, timeout=30)
     assert upstream.file_hits(whl("ahead_page", "1.0")) == 0
+
+
+def test_wheels_without_upstream_metadata_get_theirs_read_out_of_them(srv, upstream, clients, tmp_path):
+    big = "bare_big-1.0-py3-none-any.whl"
+    entry = listed(srv, "bare-big")[big]
+    assert entry["core-metadata"] is True and entry["dist-info-metadata"] is True
+    assert 'data-core-metadata="true"' in srv.get("/simple/bare-big/", headers={"Accept": "text/html"}).text
+    # Read out of parts of the wheel (its end, where the central directory is, then the member if
+    # it is not there too): upstream never sends the file.
+    r = srv.get(f"/files/{big}.metadata")
+    assert r.status_code == 200, r.text
+    assert b"Name: bare-big" in r.content and b"Version: 1.0" in r.content
+    assert upstream.range_hits[big] >= 1 and upstream.file_hits(big) == 0
+    whole = next(f for f in upstream.projects["bare-big"].files if f.filename == big).data
+    assert len(whole) > 800_000
+    # pip and uv install through it; the metadata they resolved with is the wheel's own.
+    clients.pip_install(srv, "bare-app", target=tmp_path / "pip")
+    assert installed_versions(tmp_path / "pip") == {"bare-app": "1.0", "bare-big": "1.0"}
+    clients.uv_install(srv, "bare-app", target=tmp_path / "uv")
+    assert installed_versions(tmp_path / "uv") == {"bare-app": "1.0", "bare-big": "1.0"}
+    from upstream_index import wheel_metadata
+    assert srv.get(f"/files/{big}.metadata").content == wheel_metadata(whole)
+    # An upstream that answers range requests with the whole file: the file is fetched, checked
+    # and scanned first, and kept, so the download that follows asks upstream nothing more.
+    norange = "bare_norange-1.0-py3-none-any.whl"
+    upstream.ranges = False
+    try:
+        r = srv.get(f"/files/{norange}.metadata")
+        assert r.status_code == 200 and b"Name: bare-norange" in r.content, r.text
+        assert upstream.range_hits[norange] == 0
+        hits = upstream.file_hits(norange)
+        assert hits in (1, 2)  # the range request it answered whole, and the fetch
+        assert get_file(srv, norange).status_code == 200
+        assert upstream.file_hits(norange) == hits
+        assert "answers no range requests" in srv.log_text()
+    finally:
+        upstream.ranges = True
 
 
 def test_fifty_concurrent_requests_for_one_uncached_file_fetch_it_once(srv, upstream):

@@ -1,7 +1,7 @@
 """A small PEP 691 index for the mirror tests: the upstream Palisade mirrors.
 
-It serves `/simple/<name>/` as PEP 691 JSON (with ETags and 304s), `/files/<filename>`, the PEP
-658 `.metadata` files and PEP 740 provenance objects, every field under the test's control
+It serves `/simple/<name>/` as PEP 691 JSON (with ETags and 304s), `/files/<filename>` (whole,
+or one range, unless `ranges` is off), the PEP 658 `.metadata` files and PEP 740 provenance objects, every field under the test's control
 (upload times, yanks, status). It counts every request by path, can hold a file's answer back
 (to line concurrent requests up) and can be stopped and started on the same port.
 """
@@ -50,6 +50,9 @@ class UpstreamIndex:
         self.projects: dict[str, UpstreamProject] = {}
         self.hits: collections.Counter[str] = collections.Counter()
         self.hold: dict[str, float] = {}
+        # Whether Range requests are answered (206), and how many were, by filename.
+        self.ranges = True
+        self.range_hits: collections.Counter[str] = collections.Counter()
         self.lock = threading.Lock()
         self.port = 0
         self.httpd: http.server.ThreadingHTTPServer | None = None
@@ -152,6 +155,16 @@ class UpstreamIndex:
                             if want_meta:
                                 return self.send(200 if f.metadata else 404, f.metadata or b"")
                             time.sleep(index.hold.get(filename, 0))
+                            rng = self.headers.get("Range")
+                            if rng and index.ranges:
+                                # One range, as the mirror asks: bytes=start-last.
+                                start, _, last = rng.removeprefix("bytes=").partition("-")
+                                start, last = int(start), min(int(last), len(f.data) - 1)
+                                with index.lock:
+                                    index.range_hits[filename] += 1
+                                    index.hits[path] -= 1  # a part, not the file
+                                return self.send(206, f.data[start:last + 1], headers={
+                                    "Content-Range": f"bytes {start}-{last}/{len(f.data)}"})
                             return self.send(200, f.data)
                 return self.send(404, b"not found\n", "text/plain")
 

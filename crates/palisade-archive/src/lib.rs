@@ -12,6 +12,7 @@ use std::path::Path;
 use palisade_dist::{DistFilename, DistKind};
 
 mod anomaly;
+pub mod partial;
 mod tarread;
 mod tree;
 mod walk;

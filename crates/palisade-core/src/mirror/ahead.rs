@@ -34,7 +34,8 @@ const MAX_RECENT: usize = 4096;
 pub(super) struct ReadAhead {
     permits: Option<Arc<tokio::sync::Semaphore>>,
     queued: AtomicUsize,
-    /// Projects read ahead lately (by environment), with when: not again within `mirror.refresh`.
+    /// Projects read ahead lately, with when: one guess per project within `mirror.refresh`, so
+    /// that a resolver trying many releases (backtracking) does not multiply the fetches.
     recent: std::sync::Mutex<HashMap<String, Instant>>,
 }
 
@@ -113,8 +114,12 @@ pub fn choose<'v>(view: &'v View, dependency: &Dependency, target: &Target) -> V
 }
 
 impl Core {
-    /// After a client's request for `file` (its metadata): fetches the file itself ahead.
+    /// After a client's request for `file` (its metadata): fetches the file itself ahead, unless
+    /// its project was read ahead lately.
     pub(super) fn read_ahead_file(&self, view: &View, file: &page::File, target: Arc<Target>) {
+        if !self.mirror.ahead.first_in(&view.page.name, self.config.mirror.refresh_every()) {
+            return;
+        }
         let (core, view, file) = (self.clone(), view.clone(), file.clone());
         self.spawn_ahead(async move {
             if let Err(e) = fetch::file(&core, &view, &file, Some(target)).await {
@@ -130,7 +135,7 @@ impl Core {
     pub fn mirror_read_ahead_page(&self, normalized: &str, client: Option<Target>) {
         let Some(target) = self.ahead_for(client) else { return };
         let dependency = Dependency { name: normalized.to_string(), versions: palisade_dist::VersionSpecifiers::empty() };
-        if !self.mirror.ahead.first_in(&format!("{normalized} "), self.config.mirror.refresh_every()) {
+        if !self.mirror.ahead.first_in(normalized, self.config.mirror.refresh_every()) {
             return;
         }
         let core = self.clone();
@@ -145,8 +150,7 @@ impl Core {
         let every = self.config.mirror.refresh_every();
         for line in requires_dist {
             let Some(dependency) = target.dependency(line) else { continue };
-            let key = format!("{} {}", dependency.name, dependency.versions);
-            if !self.mirror.ahead.first_in(&key, every) {
+            if !self.mirror.ahead.first_in(&dependency.name, every) {
                 continue;
             }
             let (core, target) = (self.clone(), target.clone());

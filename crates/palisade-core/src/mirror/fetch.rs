@@ -87,11 +87,11 @@ async fn fetch_and_store(
         Some(url) if status == Outcome::Publish => verify_provenance(core, url, f).await,
         _ => (None, None),
     };
-    // A wheel that is served names the dependencies to read ahead (read now, while it is a file
-    // on this machine whatever the storage).
-    let requires_dist = match &ahead {
-        Some(_) if status == Outcome::Publish => requires_dist(temp.path(), &f.filename).await,
-        _ => Vec::new(),
+    // A wheel that is served: its metadata (read now, while it is a file on this machine whatever
+    // the storage) is served when upstream serves none, and names the dependencies to read ahead.
+    let metadata = match status {
+        Outcome::Publish => wheel_metadata(temp.path(), &f.filename).await,
+        _ => None,
     };
     let stored = core.blobs.persist(temp, &f.sha256).await.map_err(|e| Error::Internal(e.into()))?;
     let row = MirrorFile {
@@ -127,26 +127,49 @@ async fn fetch_and_store(
         core.changed(&row.project);
     } else {
         tracing::info!(file = %row.filename, upstream = %row.upstream, size, scan_ms, provenance = row.provenance.is_some(), "upstream file fetched, checked and scanned");
-        if let Some(target) = &ahead {
-            core.read_ahead_dependencies(&requires_dist, target);
+        if let Some(metadata) = &metadata {
+            keep_metadata(core, f, metadata).await?;
+            if let Some(target) = &ahead
+                && let Ok(fields) = palisade_dist::CoreMetadata::read_fields(metadata)
+            {
+                core.read_ahead_dependencies(&fields.requires_dist, target);
+            }
         }
     }
     Ok(row)
 }
 
-/// The `Requires-Dist` lines of a wheel's core metadata (none for an sdist, whose metadata may
-/// not be final, or an unreadable wheel: reading ahead is a guess).
-async fn requires_dist(path: &std::path::Path, filename: &str) -> Vec<String> {
-    let Ok(dist) = palisade_dist::DistFilename::parse(filename) else { return Vec::new() };
+/// The core metadata of a wheel (`None` for an sdist, whose metadata may not be final, or an
+/// unreadable wheel: the scanner has judged the file, and this is only for reading ahead and for
+/// upstreams without metadata files).
+async fn wheel_metadata(path: &std::path::Path, filename: &str) -> Option<Vec<u8>> {
+    let dist = palisade_dist::DistFilename::parse(filename).ok()?;
     if dist.kind != palisade_dist::DistKind::Wheel {
-        return Vec::new();
+        return None;
     }
     let (path, name) = (path.to_path_buf(), filename.to_string());
     let read = tokio::task::spawn_blocking(move || {
-        let raw = palisade_archive::read_core_metadata(&path, &dist, &name, &palisade_archive::Limits::default()).ok()?;
-        palisade_dist::CoreMetadata::read_fields(&raw).ok()
+        palisade_archive::read_core_metadata(&path, &dist, &name, &palisade_archive::Limits::default()).ok()
     });
-    read.await.ok().flatten().map(|m| m.requires_dist).unwrap_or_default()
+    read.await.ok().flatten()
+}
+
+/// Keeps the metadata of a wheel upstream serves no metadata file for: the whole file's own,
+/// replacing what was read from parts of it before (upstream's word).
+async fn keep_metadata(core: &Core, f: &page::File, metadata: &[u8]) -> Result<()> {
+    if f.metadata_sha256.is_some() {
+        return Ok(());
+    }
+    let sha256 = palisade_dist::sha256_hex(metadata);
+    match core.db.mirror_metadata(&f.filename).await? {
+        Some((kept, _)) if kept == sha256 => return Ok(()),
+        Some(_) => {
+            tracing::warn!(file = %f.filename, "the metadata read from parts of an upstream file is not the whole file's; the whole file's is served from now on")
+        }
+        None => {}
+    }
+    core.db.put_mirror_metadata(&f.filename, &sha256, metadata, now()).await?;
+    Ok(())
 }
 
 /// A stored file, if it is what the page names and it is served.

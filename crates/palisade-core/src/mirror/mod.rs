@@ -66,6 +66,8 @@ pub struct Mirror {
     /// request reads the page's head, not its body (megabytes for the largest projects).
     parsed: std::sync::Mutex<HashMap<String, (i64, Arc<Page>)>>,
     ahead: ahead::ReadAhead,
+    /// Upstreams that answered a range request with the whole file: not asked for parts again.
+    no_ranges: std::sync::Mutex<std::collections::HashSet<String>>,
     pub counters: Counters,
 }
 
@@ -86,6 +88,7 @@ impl Mirror {
             inflight: Default::default(),
             parsed: Default::default(),
             ahead: ahead::ReadAhead::new(read_ahead),
+            no_ranges: Default::default(),
             counters: Counters::default(),
         })
     }
@@ -369,12 +372,18 @@ impl Core {
         client.filter(|_| self.mirror.ahead.enabled()).map(Arc::new)
     }
 
-    /// The PEP 658 metadata of an upstream file, checked against the hash its page gives. With
-    /// `client`, the file itself and the dependencies the metadata names are read ahead.
+    /// The PEP 658 metadata of an upstream file: upstream's, checked against the hash its page
+    /// gives; for a wheel upstream serves none for, read out of the wheel (see
+    /// [`Core::wheel_metadata`]). With `client`, the file itself and the dependencies the
+    /// metadata names are read ahead.
     pub async fn mirror_metadata(&self, filename: &str, client: Option<Target>) -> Result<Vec<u8>> {
         let (file, view) = self.mirror_file_decision(filename).await?;
-        let data = self.mirror_metadata_of(&file).await?;
-        if let Some(target) = self.ahead_for(client)
+        let target = self.ahead_for(client);
+        let data = match &file.metadata_sha256 {
+            Some(want) => self.upstream_metadata(&file, want).await?,
+            None => self.wheel_metadata(&view, &file, target.clone()).await?,
+        };
+        if let Some(target) = target
             && self.db.mirror_file(filename).await?.is_none()
         {
             if let Ok(fields) = palisade_dist::CoreMetadata::read_fields(&data) {
@@ -385,9 +394,54 @@ impl Core {
         Ok(data)
     }
 
-    async fn mirror_metadata_of(&self, file: &page::File) -> Result<Vec<u8>> {
+    /// The metadata of a wheel whose upstream serves no PEP 658 file: kept from an earlier read,
+    /// else read out of upstream's file by range requests (its end, then the member), else (a
+    /// small file, or an upstream that answers no range requests) from the whole file, fetched, checked and scanned as a
+    /// download would. Parts of a file cannot be checked against its sha256: metadata read from
+    /// them is upstream's word, as a PEP 658 file would be, and is replaced by the whole file's
+    /// own when that is fetched.
+    async fn wheel_metadata(&self, view: &View, file: &page::File, ahead: Option<Arc<Target>>) -> Result<Vec<u8>> {
         let filename = file.filename.as_str();
-        let Some(want) = &file.metadata_sha256 else { return Err(Error::NotFound(format!("no metadata file for {filename:?}"))) };
+        let missing = || Error::NotFound(format!("no metadata file for {filename:?}"));
+        if !filename.ends_with(".whl") {
+            return Err(missing());
+        }
+        if let Some((_, data)) = self.db.mirror_metadata(filename).await? {
+            return Ok(data);
+        }
+        let turn = self.mirror.one_at_a_time(&format!("metadata:{filename}")).await;
+        if let Some((_, data)) = self.db.mirror_metadata(filename).await? {
+            return Ok(data);
+        }
+        // A small file is fetched whole: as many bytes, and the download that follows is ready.
+        let ranges = !self.mirror.no_ranges.lock().unwrap_or_else(|e| e.into_inner()).contains(&view.upstream);
+        if let Some(size) = file.size.filter(|&n| n > palisade_archive::partial::MIN_PART && ranges) {
+            let counters = &self.mirror.counters;
+            let (read, requests, bytes) = upstream::wheel_metadata(&self.mirror.client, &file.url, size, PARTS_BYTES).await;
+            counters.other_requests.fetch_add(requests, Ordering::Relaxed);
+            counters.upstream_bytes.fetch_add(bytes, Ordering::Relaxed);
+            match read {
+                Ok(data) => {
+                    self.db.put_mirror_metadata(filename, &palisade_dist::sha256_hex(&data), &data, now()).await?;
+                    return Ok(data);
+                }
+                Err(upstream::PartsError::NoRanges(e)) => {
+                    tracing::warn!(upstream = %view.upstream, error = %e, "the upstream answers no range requests; wheels without metadata files are fetched whole");
+                    self.mirror.no_ranges.lock().unwrap_or_else(|e| e.into_inner()).insert(view.upstream.clone());
+                }
+                Err(upstream::PartsError::Other(e)) => {
+                    tracing::info!(file = filename, error = %e, "metadata not read from parts of the file; fetching it whole");
+                }
+            }
+        }
+        drop(turn);
+        // The whole file: `fetch` keeps its metadata.
+        fetch::file(self, view, file, ahead).await?;
+        self.db.mirror_metadata(filename).await?.map(|(_, data)| data).ok_or_else(missing)
+    }
+
+    async fn upstream_metadata(&self, file: &page::File, want: &String) -> Result<Vec<u8>> {
+        let filename = file.filename.as_str();
         if let Some((sha, data)) = self.db.mirror_metadata(filename).await?
             && &sha == want
         {
@@ -582,3 +636,5 @@ impl Core {
 
 /// The largest PEP 658 metadata file fetched.
 const METADATA_BYTES: u64 = 16 << 20;
+/// The most read of a wheel by range requests to find its metadata.
+const PARTS_BYTES: u64 = 8 << 20;

@@ -68,6 +68,75 @@ pub async fn document(client: &reqwest::Client, url: &str, max: u64) -> Result<V
     bounded(&mut resp, max, &parsed).await
 }
 
+/// The core metadata of the wheel at `url` (`size` bytes, as its page says), read out of it with
+/// range requests: its end first, then what the zip's central directory points at; more than
+/// `max` bytes in all is given up. Returns the metadata, the requests made and the bytes read.
+/// An upstream that does not answer range requests is an error (the caller fetches the file).
+pub async fn wheel_metadata(client: &reqwest::Client, url: &str, size: u64, max: u64) -> (Result<Vec<u8>, PartsError>, u64, u64) {
+    use palisade_archive::partial::{MIN_PART, Parts, Step, wheel_metadata};
+    let mut parts = Parts::new(size);
+    let (mut start, mut end) = parts.tail(MIN_PART);
+    let mut requests = 0;
+    while requests < 8 {
+        if parts.held() + (end - start) > max {
+            return (Err(PartsError::Other(format!("{url}: its metadata is more than {max} bytes into the file"))), requests, parts.held());
+        }
+        requests += 1;
+        match range(client, url, start, end, size).await {
+            Ok(bytes) => parts.add(start, bytes),
+            Err(e) => return (Err(e), requests, parts.held()),
+        }
+        match wheel_metadata(&parts, url, &palisade_archive::Limits::default()) {
+            Ok(Step::Metadata(data)) => return (Ok(data), requests, parts.held()),
+            Ok(Step::Need { start: s, end: e }) => (start, end) = (s, e),
+            Err(e) => return (Err(PartsError::Other(e.to_string())), requests, parts.held()),
+        }
+    }
+    (Err(PartsError::Other(format!("{url}: its metadata was not found in {requests} parts"))), requests, parts.held())
+}
+
+/// Why a wheel's metadata was not read from parts of it.
+pub enum PartsError {
+    /// The upstream answers range requests with the whole file.
+    NoRanges(String),
+    Other(String),
+}
+
+impl From<String> for PartsError {
+    fn from(e: String) -> Self {
+        Self::Other(e)
+    }
+}
+
+/// The bytes `start..end` of the file at `url`, whose size is `size` (a 206 answer, exactly them).
+async fn range(client: &reqwest::Client, url: &str, start: u64, end: u64, size: u64) -> Result<Vec<u8>, PartsError> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let last = end.saturating_sub(1);
+    let mut resp = client
+        .get(parsed.clone())
+        .header(reqwest::header::RANGE, format!("bytes={start}-{last}"))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {}", without_url(&e)))?;
+    match resp.status() {
+        reqwest::StatusCode::PARTIAL_CONTENT => {
+            let want = format!("bytes {start}-{last}/{size}");
+            let got = resp.headers().get(reqwest::header::CONTENT_RANGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if got != want {
+                return Err(PartsError::Other(format!("{url}: upstream answered the range {got:?} where {want:?} was asked for")));
+            }
+            let body = bounded(&mut resp, end - start, &parsed).await?;
+            if body.len() as u64 != end - start {
+                return Err(PartsError::Other(format!("{url}: upstream sent {} bytes of a {}-byte range", body.len(), end - start)));
+            }
+            Ok(body)
+        }
+        reqwest::StatusCode::OK => Err(PartsError::NoRanges(format!("{url}: upstream answered a range request with the whole file"))),
+        other => Err(PartsError::Other(format!("{url}: upstream answered {other} to a range request"))),
+    }
+}
+
 async fn bounded(resp: &mut reqwest::Response, max: u64, url: &url::Url) -> Result<Vec<u8>, String> {
     if resp.content_length().is_some_and(|n| n > max) {
         return Err(format!("{url}: larger than {max} bytes"));

@@ -136,7 +136,12 @@ fn merged(view: Option<&View>, local: Option<Value>, hosted: &std::collections::
             Some(r) if r.is_empty() => Value::Bool(true),
             Some(r) => Value::String(r.clone()),
         };
-        let meta = f.metadata_sha256.as_ref().map_or(Value::Bool(false), |h| json!({ "sha256": h }));
+        // Upstream's metadata file with its hash; for a wheel upstream serves none for, this
+        // index reads one out of the wheel, whose hash is not known before (PEP 714's `true`).
+        let meta = match &f.metadata_sha256 {
+            Some(h) => json!({ "sha256": h }),
+            None => Value::Bool(f.filename.ends_with(".whl")),
+        };
         let provenance = view.provenance.contains(&f.filename).then(|| {
             format!(
                 "{base}/integrity/{normalized}/{}/{}/provenance",
@@ -199,6 +204,8 @@ fn html(v: &Value) -> String {
         }
         if let Some(m) = f.pointer("/core-metadata/sha256").and_then(Value::as_str) {
             let _ = write!(out, " data-dist-info-metadata=\"sha256={0}\" data-core-metadata=\"sha256={0}\"", esc(m));
+        } else if f["core-metadata"] == Value::Bool(true) {
+            out.push_str(" data-dist-info-metadata=\"true\" data-core-metadata=\"true\"");
         }
         if let Some(p) = f["provenance"].as_str().filter(|u| u.starts_with("https://")) {
             let _ = write!(out, " data-provenance=\"{}\"", esc(p));
