@@ -101,9 +101,8 @@ impl Target {
     /// does not install here, otherwise higher for a more specific build (a CPython build for
     /// this version over the stable ABI over pure Python), as installers prefer.
     pub fn wheel_rank(&self, python_tags: &str, abi_tags: &str, platform_tags: &str) -> Option<u32> {
-        if !platform_tags.split('.').any(|p| self.platform_ok(p)) {
-            return None;
-        }
+        // The most specific platform tag that fits (a newer glibc baseline over an older one).
+        let platform = platform_tags.split('.').filter_map(|p| self.platform_score(p)).max()?;
         let specific = platform_tags != "any";
         let (major, minor) = self.minor;
         let mut best = None;
@@ -123,18 +122,21 @@ impl Target {
                 } else {
                     None
                 };
-                // A platform build of the same kind beats a pure one.
-                best = best.max(rank.map(|r| r * 2 + u32::from(specific)));
+                // A platform build of the same kind beats a pure one; then the platform decides.
+                best = best.max(rank.map(|r| (r * 2 + u32::from(specific)) * 100_000 + platform));
             }
         }
         best
     }
 
-    fn platform_ok(&self, tag: &str) -> bool {
+    /// Whether a platform tag fits, and how specifically: 0 for `any`, a manylinux or musllinux
+    /// tag by its libc baseline (`2_28` over `2_17`), 1 for the rest.
+    fn platform_score(&self, tag: &str) -> Option<u32> {
         if tag == "any" {
-            return true;
+            return Some(0);
         }
         let machine = self.machine.as_str();
+        let fits = |ok: bool, score: u32| ok.then_some(score);
         match self.system {
             System::Linux => {
                 let versioned = |rest: &str, prefix: &str| -> Option<(u32, u32)> {
@@ -144,41 +146,41 @@ impl Target {
                     let (minor, arch) = rest.split_once('_')?;
                     (arch == machine).then_some((major.parse().ok()?, minor.parse().ok()?))
                 };
-                let glibc = |need: (u32, u32)| matches!(self.libc, Some(Libc::Glibc(a, b)) if (a, b) >= need);
+                let glibc = |need: (u32, u32)| {
+                    matches!(self.libc, Some(Libc::Glibc(a, b)) if (a, b) >= need).then_some(need.0 * 1000 + need.1.min(999))
+                };
                 if tag == format!("linux_{machine}") {
-                    return true;
+                    return Some(1);
                 }
-                if let Some(arch) = tag.strip_prefix("manylinux1_") {
-                    return arch == machine && glibc((2, 5));
-                }
-                if let Some(arch) = tag.strip_prefix("manylinux2010_") {
-                    return arch == machine && glibc((2, 12));
-                }
-                if let Some(arch) = tag.strip_prefix("manylinux2014_") {
-                    return arch == machine && glibc((2, 17));
+                for (legacy, baseline) in [("manylinux1_", (2, 5)), ("manylinux2010_", (2, 12)), ("manylinux2014_", (2, 17))] {
+                    if let Some(arch) = tag.strip_prefix(legacy) {
+                        return if arch == machine { glibc(baseline) } else { None };
+                    }
                 }
                 if let Some(need) = versioned(tag, "manylinux_") {
                     return glibc(need);
                 }
-                if let Some(need) = versioned(tag, "musllinux_") {
-                    return matches!(self.libc, Some(Libc::Musl(a, b)) if (a, b) >= need);
-                }
-                false
+                let (a, b) = versioned(tag, "musllinux_")?;
+                fits(matches!(self.libc, Some(Libc::Musl(x, y)) if (x, y) >= (a, b)), a * 1000 + b.min(999))
             }
             // The macOS version is not known here: any deployment target fits.
-            System::Darwin => {
+            System::Darwin => fits(
                 tag.starts_with("macosx_")
                     && (tag.ends_with(&format!("_{machine}"))
                         || tag.ends_with("_universal2")
-                        || (machine == "x86_64" && (tag.ends_with("_intel") || tag.ends_with("_universal"))))
-            }
-            System::Windows => match tag {
-                "win_amd64" => matches!(machine, "AMD64" | "x86_64"),
-                "win32" => matches!(machine, "x86" | "i686"),
-                "win_arm64" => matches!(machine, "ARM64" | "aarch64"),
-                _ => false,
-            },
-            System::Other => false,
+                        || (machine == "x86_64" && (tag.ends_with("_intel") || tag.ends_with("_universal")))),
+                1,
+            ),
+            System::Windows => fits(
+                match tag {
+                    "win_amd64" => matches!(machine, "AMD64" | "x86_64"),
+                    "win32" => matches!(machine, "x86" | "i686"),
+                    "win_arm64" => matches!(machine, "ARM64" | "aarch64"),
+                    _ => false,
+                },
+                1,
+            ),
+            System::Other => None,
         }
     }
 
@@ -209,20 +211,30 @@ mod tests {
     #[test]
     fn wheels_that_install_on_linux_rank_by_specificity() {
         let t = linux();
-        assert_eq!(t.wheel_rank("py3", "none", "any"), Some(2));
-        assert_eq!(t.wheel_rank("py2.py3", "none", "any"), Some(2));
-        assert_eq!(t.wheel_rank("cp311", "cp311", "manylinux_2_17_x86_64.manylinux2014_x86_64"), Some(7));
-        assert_eq!(t.wheel_rank("cp38", "abi3", "manylinux_2_28_x86_64"), Some(5));
-        assert!(t.wheel_rank("cp311", "cp311", "manylinux_2_17_x86_64").unwrap() > t.wheel_rank("py3", "none", "any").unwrap());
+        let rank = |py, abi, platform| t.wheel_rank(py, abi, platform);
+        let pure = rank("py3", "none", "any").unwrap();
+        assert_eq!(rank("py2.py3", "none", "any"), Some(pure));
+        let cp311 = rank("cp311", "cp311", "manylinux_2_17_x86_64.manylinux2014_x86_64").unwrap();
+        let abi3 = rank("cp38", "abi3", "manylinux_2_28_x86_64").unwrap();
+        // As pip prefers: this CPython's ABI, then the stable ABI, then pure Python; within
+        // one, the newer glibc baseline.
+        assert!(cp311 > abi3 && abi3 > pure);
+        assert!(rank("cp311", "cp311", "manylinux_2_28_x86_64").unwrap() > cp311);
+        assert!(rank("cp311", "cp311", "manylinux1_x86_64").unwrap() < cp311);
+        assert!(rank("py3", "none", "manylinux_2_17_x86_64").unwrap() > pure);
         // Not here: another Python, machine, libc, newer glibc, another system.
-        assert_eq!(t.wheel_rank("cp312", "cp312", "manylinux_2_17_x86_64"), None);
-        assert_eq!(t.wheel_rank("cp311", "cp311", "manylinux_2_17_aarch64"), None);
-        assert_eq!(t.wheel_rank("cp311", "cp311", "musllinux_1_1_x86_64"), None);
-        assert_eq!(t.wheel_rank("cp311", "cp311", "manylinux_2_39_x86_64"), None);
-        assert_eq!(t.wheel_rank("cp311", "cp311", "win_amd64"), None);
-        assert_eq!(t.wheel_rank("py2", "none", "any"), None);
-        assert_eq!(t.wheel_rank("py312", "none", "any"), None);
-        assert_eq!(t.wheel_rank("cp312", "abi3", "manylinux_2_17_x86_64"), None);
+        assert_eq!(rank("cp312", "cp312", "manylinux_2_17_x86_64"), None);
+        assert_eq!(rank("cp311", "cp311", "manylinux_2_17_aarch64"), None);
+        assert_eq!(rank("cp311", "cp311", "manylinux2014_aarch64"), None);
+        assert_eq!(rank("cp311", "cp311", "musllinux_1_1_x86_64"), None);
+        assert_eq!(rank("cp311", "cp311", "manylinux_2_39_x86_64"), None);
+        assert_eq!(rank("cp311", "cp311", "win_amd64"), None);
+        assert_eq!(rank("py2", "none", "any"), None);
+        assert_eq!(rank("py312", "none", "any"), None);
+        assert_eq!(rank("cp312", "abi3", "manylinux_2_17_x86_64"), None);
+        let musl = Target::new("3.11.7", "CPython", "Linux", "x86_64", Some(Libc::Musl(1, 2))).unwrap();
+        assert!(musl.wheel_rank("cp311", "cp311", "musllinux_1_1_x86_64").is_some());
+        assert!(musl.wheel_rank("cp311", "cp311", "manylinux_2_17_x86_64").is_none());
     }
 
     #[test]
