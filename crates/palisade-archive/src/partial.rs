@@ -10,6 +10,8 @@
 
 use std::io::{self, Read, Seek, SeekFrom};
 
+use palisade_dist::DistFilename;
+
 use crate::{ArchiveError, Limits};
 
 /// The parts of one file fetched so far.
@@ -98,27 +100,33 @@ impl Seek for Sparse<'_> {
     }
 }
 
-/// The core metadata of the wheel `display`, from `parts`, or the part needed next. A wheel with
-/// no, or more than one, top-level `*.dist-info/METADATA` is an error, as is one that is not a
-/// zip or whose metadata exceeds `limits.max_metadata_bytes`.
-pub fn wheel_metadata(parts: &Parts, display: &str, limits: &Limits) -> Result<Step, ArchiveError> {
+/// The core metadata of the wheel `filename`, from `parts`, or the part needed next. A wheel
+/// with no, or more than one, top-level `*.dist-info/METADATA`, or whose metadata folder names
+/// another release, is an error, as is one that is not a zip, repeats a member name, or whose
+/// metadata exceeds `limits.max_metadata_bytes`.
+pub fn wheel_metadata(parts: &Parts, filename: &DistFilename, display: &str, limits: &Limits) -> Result<Step, ArchiveError> {
     let mut reader = Sparse { parts, pos: 0, missing: None };
-    let result = read(&mut reader, display, limits);
+    let result = read(&mut reader, filename, display, limits);
     match (result, reader.missing) {
         (Ok(data), _) => Ok(Step::Metadata(data)),
         (Err(_), Some((start, len))) => {
-            let end = start.saturating_add(len.max(MIN_PART)).min(parts.size);
+            // At least as much as is held already: a central directory read entry by entry
+            // comes in a few requests, however large.
+            let end = start.saturating_add(len.max(MIN_PART).max(parts.held())).min(parts.size);
             Ok(Step::Need { start, end })
         }
         (Err(e), None) => Err(e),
     }
 }
 
-fn read(reader: &mut Sparse<'_>, display: &str, limits: &Limits) -> Result<Vec<u8>, ArchiveError> {
+fn read(reader: &mut Sparse<'_>, filename: &DistFilename, display: &str, limits: &Limits) -> Result<Vec<u8>, ArchiveError> {
     let zerr = |e: zip::result::ZipError| ArchiveError::Zip(display.to_string(), e.to_string());
     let mut zip = zip::ZipArchive::new(reader).map_err(zerr)?;
     if zip.len() as u64 > limits.max_entries {
         return Err(ArchiveError::TooManyEntries(display.to_string(), limits.max_entries));
+    }
+    if zip.has_duplicate_names() {
+        return Err(ArchiveError::Duplicate(display.to_string(), "(a name in the central directory)".into()));
     }
     let found: Vec<usize> = (0..zip.len())
         .filter(|&i| {
@@ -130,6 +138,14 @@ fn read(reader: &mut Sparse<'_>, display: &str, limits: &Limits) -> Result<Vec<u
         [] => return Err(ArchiveError::Layout(display.to_string(), "the wheel has no *.dist-info/METADATA".into())),
         _ => return Err(ArchiveError::Layout(display.to_string(), "the wheel has more than one *.dist-info/METADATA".into())),
     };
+    let folder = zip.name_for_index(index).and_then(Result::ok).unwrap_or_default();
+    let stem = folder.trim_end_matches("/METADATA").trim_end_matches(".dist-info");
+    if !crate::names_release(stem, filename) {
+        return Err(ArchiveError::Layout(
+            display.to_string(),
+            format!("the wheel's metadata folder {stem:?}.dist-info is not that of {} {}", filename.normalized_name, filename.version),
+        ));
+    }
     let member = zip.by_index(index).map_err(zerr)?;
     let name = member.name().map_err(zerr)?.to_string();
     if member.size() > limits.max_metadata_bytes {
@@ -169,13 +185,17 @@ mod tests {
         let (start, end) = parts.tail(first);
         parts.add(start, file[start as usize..end as usize].to_vec());
         for fetches in 1..10 {
-            match wheel_metadata(&parts, "demo.whl", &Limits::default()) {
+            match wheel_metadata(&parts, &demo(), "demo.whl", &Limits::default()) {
                 Ok(Step::Metadata(m)) => return (Ok(m), fetches),
                 Ok(Step::Need { start, end }) => parts.add(start, file[start as usize..end as usize].to_vec()),
                 Err(e) => return (Err(e), fetches),
             }
         }
         panic!("never done");
+    }
+
+    fn demo() -> DistFilename {
+        DistFilename::parse("demo-1.0-py3-none-any.whl").unwrap()
     }
 
     fn noise(n: usize) -> Vec<u8> {
@@ -208,7 +228,24 @@ mod tests {
         assert!(matches!(by_parts(&two, 64 << 10).0, Err(ArchiveError::Layout(..))));
         let nested = wheel(&[("demo/vendored-1.0.dist-info/METADATA", b"x".to_vec())]);
         assert!(matches!(by_parts(&nested, 64 << 10).0, Err(ArchiveError::Layout(..))));
+        // Another release's metadata in demo-1.0's wheel.
+        let other = wheel(&[("evil-2.0.dist-info/METADATA", b"Name: evil".to_vec())]);
+        assert!(matches!(by_parts(&other, 64 << 10).0, Err(ArchiveError::Layout(..))));
         assert!(matches!(by_parts(b"not a zip at all, just text", 64).0, Err(ArchiveError::Zip(..))));
+    }
+
+    #[test]
+    fn a_large_central_directory_comes_in_few_parts() {
+        let metadata = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n".to_vec();
+        let mut members: Vec<(String, Vec<u8>)> =
+            (0..40_000).map(|i| (format!("demo/module_with_a_long_name_{i}.py"), Vec::new())).collect();
+        members.push(("demo-1.0.dist-info/METADATA".into(), metadata.clone()));
+        let members: Vec<(&str, Vec<u8>)> = members.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+        let file = wheel(&members);
+        assert!(file.len() > 3 << 20, "{}", file.len());
+        let (got, fetches) = by_parts(&file, MIN_PART);
+        assert_eq!(got.unwrap(), metadata);
+        assert!(fetches <= 6, "{fetches} fetches");
     }
 
     #[test]
@@ -217,7 +254,7 @@ mod tests {
         let mut parts = Parts::new(file.len() as u64);
         parts.add(0, file.clone());
         let limits = Limits { max_metadata_bytes: 1000, ..Limits::default() };
-        assert!(matches!(wheel_metadata(&parts, "demo.whl", &limits), Err(ArchiveError::MetadataTooLarge(..))));
+        assert!(matches!(wheel_metadata(&parts, &demo(), "demo.whl", &limits), Err(ArchiveError::MetadataTooLarge(..))));
     }
 
     #[test]

@@ -146,9 +146,9 @@ impl Target {
                     let (minor, arch) = rest.split_once('_')?;
                     (arch == machine).then_some((major.parse().ok()?, minor.parse().ok()?))
                 };
-                let glibc = |need: (u32, u32)| {
-                    matches!(self.libc, Some(Libc::Glibc(a, b)) if (a, b) >= need).then_some(need.0 * 1000 + need.1.min(999))
-                };
+                // Below 100 000, so that the platform never outweighs the ABI (see wheel_rank).
+                let score = |(a, b): (u32, u32)| a.min(99) * 1000 + b.min(999);
+                let glibc = |need: (u32, u32)| matches!(self.libc, Some(Libc::Glibc(a, b)) if (a, b) >= need).then(|| score(need));
                 if tag == format!("linux_{machine}") {
                     return Some(1);
                 }
@@ -160,8 +160,8 @@ impl Target {
                 if let Some(need) = versioned(tag, "manylinux_") {
                     return glibc(need);
                 }
-                let (a, b) = versioned(tag, "musllinux_")?;
-                fits(matches!(self.libc, Some(Libc::Musl(x, y)) if (x, y) >= (a, b)), a * 1000 + b.min(999))
+                let need = versioned(tag, "musllinux_")?;
+                matches!(self.libc, Some(Libc::Musl(a, b)) if (a, b) >= need).then(|| score(need))
             }
             // The macOS version is not known here: any deployment target fits.
             System::Darwin => fits(
@@ -232,6 +232,13 @@ mod tests {
         assert_eq!(rank("py2", "none", "any"), None);
         assert_eq!(rank("py312", "none", "any"), None);
         assert_eq!(rank("cp312", "abi3", "manylinux_2_17_x86_64"), None);
+        // Absurd baselines neither overflow nor outweigh the ABI.
+        assert_eq!(rank("cp311", "cp311", "musllinux_4000000000_0_x86_64"), None);
+        let huge = Target::new("3.11.7", "CPython", "Linux", "x86_64", Some(Libc::Glibc(u32::MAX, u32::MAX))).unwrap();
+        assert!(
+            huge.wheel_rank("cp38", "abi3", "manylinux_4000000000_4000000000_x86_64").unwrap()
+                < huge.wheel_rank("cp311", "cp311", "manylinux_2_17_x86_64").unwrap()
+        );
         let musl = Target::new("3.11.7", "CPython", "Linux", "x86_64", Some(Libc::Musl(1, 2))).unwrap();
         assert!(musl.wheel_rank("cp311", "cp311", "musllinux_1_1_x86_64").is_some());
         assert!(musl.wheel_rank("cp311", "cp311", "manylinux_2_17_x86_64").is_none());

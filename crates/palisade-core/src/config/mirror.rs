@@ -38,9 +38,10 @@ pub struct MirrorConfig {
     pub max_page_bytes: u64,
     /// Bytes of upstream pages kept in the database; past it, the pages checked longest ago go.
     pub cache_bytes: u64,
-    /// How many upstream files may be fetched and scanned at once ahead of the clients that will
-    /// ask for them (a wheel's dependencies, for the environment its client described); 0 fetches
-    /// only what is asked for.
+    /// How many read-ahead guesses are worked on at once: the files pip or uv will ask for next
+    /// after a page or a wheel (the newest release, the wheel's dependencies, for the environment
+    /// its User-Agent describes), fetched and scanned before it asks; 0 fetches only what is
+    /// asked for.
     pub read_ahead: u32,
 }
 

@@ -12,6 +12,11 @@
 //! requirement accepts is chosen, and of it the wheels that fit the environment best (at most
 //! [`FILES_PER_PROJECT`]), else its sdist. A guess that turns out wrong costs upstream traffic and
 //! scanner time, never correctness: the client still gets exactly what it asks for.
+//!
+//! The work one request can start is bounded: dependencies are followed [`CLIENT_DEPTH`] levels
+//! below a file a client asked for ([`PAGE_DEPTH`] below one guessed from a page), at most
+//! [`DEPENDENCIES_PER_FILE`] per file, each guess made once per `mirror.refresh`, and at most
+//! [`MAX_QUEUED`] wait for one of the `mirror.read_ahead` turns.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -27,15 +32,47 @@ use crate::Core;
 pub const FILES_PER_PROJECT: usize = 2;
 /// Read-aheads waiting for a turn, at most; past it, new ones are dropped.
 const MAX_QUEUED: usize = 256;
-/// Projects remembered as read ahead lately; past it, the memory starts again.
+/// Guesses remembered; past it, expired ones are forgotten, and while none has expired, new
+/// guesses are dropped.
 const MAX_RECENT: usize = 4096;
+/// Dependencies of one file read ahead at most.
+const DEPENDENCIES_PER_FILE: usize = 64;
+/// Levels of dependencies read ahead below a file a client asked for.
+const CLIENT_DEPTH: u8 = 3;
+/// Levels of dependencies read ahead below the file guessed from a page.
+const PAGE_DEPTH: u8 = 2;
+
+/// A guess's environment, and how many more levels of dependencies may be read ahead from a
+/// file fetched for it: whatever a client asks for, the work it starts is bounded.
+#[derive(Clone, Debug)]
+pub struct Guess {
+    target: Arc<Target>,
+    depth: u8,
+}
+
+impl Guess {
+    /// For a client's own request for a file or its metadata.
+    pub(super) fn client(target: Target) -> Self {
+        Self { target: Arc::new(target), depth: CLIENT_DEPTH }
+    }
+
+    fn with_depth(&self, depth: u8) -> Self {
+        Self { target: self.target.clone(), depth }
+    }
+
+    /// For the files of a file's dependencies: one level less, none past the last.
+    fn deeper(&self) -> Option<Self> {
+        self.depth.checked_sub(1).map(|d| self.with_depth(d))
+    }
+}
 
 /// The mirror's read-ahead state.
 pub(super) struct ReadAhead {
     permits: Option<Arc<tokio::sync::Semaphore>>,
     queued: AtomicUsize,
-    /// Projects read ahead lately, with when: one guess per project within `mirror.refresh`, so
-    /// that a resolver trying many releases (backtracking) does not multiply the fetches.
+    /// Guesses made lately (`page:`, `dep:` a project, `file:` a file), with when: each at most
+    /// once within `mirror.refresh`, so that a resolver trying many releases (backtracking)
+    /// does not multiply the fetches.
     recent: std::sync::Mutex<HashMap<String, Instant>>,
 }
 
@@ -49,14 +86,26 @@ impl ReadAhead {
         self.permits.is_some()
     }
 
-    /// Whether `key` was not read ahead within `every`; notes it as read ahead now.
+    fn full(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) >= MAX_QUEUED
+    }
+
+    /// Whether the guess `key` was made within `every`.
+    fn seen(&self, key: &str, every: std::time::Duration) -> bool {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner()).get(key).is_some_and(|at| at.elapsed() < every)
+    }
+
+    /// Whether the guess `key` was not made within `every`; notes it as made now.
     fn first_in(&self, key: &str, every: std::time::Duration) -> bool {
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         if recent.get(key).is_some_and(|at| at.elapsed() < every) {
             return false;
         }
         if recent.len() >= MAX_RECENT {
-            recent.clear();
+            recent.retain(|_, at| at.elapsed() < every);
+            if recent.len() >= MAX_RECENT {
+                return false;
+            }
         }
         recent.insert(key.to_string(), Instant::now());
         true
@@ -114,51 +163,58 @@ pub fn choose<'v>(view: &'v View, dependency: &Dependency, target: &Target) -> V
 }
 
 impl Core {
-    /// After a client's request for `file` (its metadata): fetches the file itself ahead, unless
-    /// its project was read ahead lately.
-    pub(super) fn read_ahead_file(&self, view: &View, file: &page::File, target: Arc<Target>) {
-        if !self.mirror.ahead.first_in(&view.page.name, self.config.mirror.refresh_every()) {
+    /// After a client's request for `filename`'s metadata: fetches the file itself ahead.
+    pub(super) fn read_ahead_file(&self, filename: &str, guess: Guess) {
+        if self.mirror.ahead.full() || !self.mirror.ahead.first_in(&format!("file:{filename}"), self.config.mirror.refresh_every()) {
             return;
         }
-        let (core, view, file) = (self.clone(), view.clone(), file.clone());
+        let (core, filename) = (self.clone(), filename.to_string());
         self.spawn_ahead(async move {
-            if let Err(e) = fetch::file(&core, &view, &file, Some(target)).await {
-                tracing::debug!(file = %file.filename, error = %e, "read-ahead fetch failed");
-            }
+            core.mirror.counters.read_ahead.fetch_add(1, Ordering::Relaxed);
+            core.fetch_ahead(&filename, guess).await;
         });
     }
 
     /// A client in `client` was served the page of the upstream project `normalized`: the files
     /// it will most likely ask for next (the newest final release's best files for it) are read
-    /// ahead. pip asks for the pages of all the requirements it is given before it downloads the
-    /// first file, so their files are fetched and scanned side by side rather than one by one.
+    /// ahead, unless the project was guessed as a dependency lately. pip asks for the pages of
+    /// all the requirements it is given before it downloads the first file, so their files are
+    /// fetched and scanned side by side rather than one by one.
     pub fn mirror_read_ahead_page(&self, normalized: &str, client: Option<Target>) {
-        let Some(target) = self.ahead_for(client) else { return };
-        let dependency = Dependency { name: normalized.to_string(), versions: palisade_dist::VersionSpecifiers::empty() };
-        if !self.mirror.ahead.first_in(normalized, self.config.mirror.refresh_every()) {
+        let Some(guess) = self.ahead_for(client) else { return };
+        let (ahead, every) = (&self.mirror.ahead, self.config.mirror.refresh_every());
+        // A project reached as a dependency was guessed with its requirement, a better guess
+        // than the newest release.
+        if ahead.full() || ahead.seen(&format!("dep:{normalized}"), every) || !ahead.first_in(&format!("page:{normalized}"), every) {
             return;
         }
+        let dependency = Dependency { name: normalized.to_string(), versions: palisade_dist::VersionSpecifiers::empty() };
         let core = self.clone();
-        self.spawn_ahead(async move { core.read_ahead_project(&dependency, target).await });
+        self.spawn_ahead(async move { core.read_ahead_project(&dependency, guess.with_depth(PAGE_DEPTH)).await });
     }
 
-    /// The dependencies `requires_dist` names that apply to `target`, each fetched ahead.
-    pub(super) fn read_ahead_dependencies(&self, requires_dist: &[String], target: &Arc<Target>) {
-        if !self.mirror.ahead.enabled() {
-            return;
-        }
+    /// The dependencies `requires_dist` names that apply to the guess's environment, each
+    /// fetched ahead one level down (none past the guess's depth; at most
+    /// [`DEPENDENCIES_PER_FILE`]).
+    pub(super) fn read_ahead_dependencies(&self, requires_dist: &[String], guess: &Guess) {
+        let Some(next) = guess.deeper() else { return };
+        let ahead = &self.mirror.ahead;
         let every = self.config.mirror.refresh_every();
-        for line in requires_dist {
-            let Some(dependency) = target.dependency(line) else { continue };
-            if !self.mirror.ahead.first_in(&dependency.name, every) {
+        let dependencies = requires_dist.iter().filter_map(|line| next.target.dependency(line)).take(DEPENDENCIES_PER_FILE);
+        for dependency in dependencies {
+            if ahead.full() {
+                tracing::debug!("read-ahead queue full; guesses dropped");
+                break;
+            }
+            if !ahead.first_in(&format!("dep:{}", dependency.name), every) {
                 continue;
             }
-            let (core, target) = (self.clone(), target.clone());
-            self.spawn_ahead(async move { core.read_ahead_project(&dependency, target).await });
+            let (core, next) = (self.clone(), next.clone());
+            self.spawn_ahead(async move { core.read_ahead_project(&dependency, next).await });
         }
     }
 
-    async fn read_ahead_project(&self, dependency: &Dependency, target: Arc<Target>) {
+    async fn read_ahead_project(&self, dependency: &Dependency, guess: Guess) {
         let name = dependency.name.as_str();
         match self.mirror_route(name).await {
             Ok(Route::Mirror | Route::Merged) => {}
@@ -170,11 +226,21 @@ impl Core {
             Ok(None) => return,
             Err(e) => return tracing::debug!(project = name, error = %e, "read-ahead: no page"),
         };
-        for file in choose(&view, dependency, &target) {
+        for file in choose(&view, dependency, &guess.target) {
             self.mirror.counters.read_ahead.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = fetch::file(self, &view, file, Some(target.clone())).await {
-                tracing::debug!(file = %file.filename, error = %e, "read-ahead fetch failed");
-            }
+            self.fetch_ahead(&file.filename, guess.clone()).await;
+        }
+    }
+
+    /// Fetches `filename` as a download would, deciding on it now (the decision a job queued
+    /// earlier saw may have changed: a file of the release was just blocked).
+    async fn fetch_ahead(&self, filename: &str, guess: Guess) {
+        let fetched = match self.mirror_file_decision(filename).await {
+            Ok((file, view)) => fetch::file(self, &view, &file, Some(guess)).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = fetched {
+            tracing::debug!(file = filename, error = %e, "read-ahead fetch not done");
         }
     }
 

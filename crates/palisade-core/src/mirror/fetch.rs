@@ -4,13 +4,11 @@
 //! upstream's), its PEP 740 provenance verified, and stored. Only a file the policy publishes
 //! is served; a held or blocked one answers 403 from then on, and its release leaves the index.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-
-use palisade_dist::Target;
 
 use palisade_store::MirrorFile;
 
+use super::ahead::Guess;
 use super::upstream::{self, FileError};
 use super::{View, now, page};
 use crate::Core;
@@ -23,9 +21,9 @@ const LOCAL_ONLY_RULES: &[&str] = &["meta-typosquat"];
 /// The largest provenance object fetched.
 const PROVENANCE_BYTES: u64 = 1 << 20;
 
-/// `ahead`: the environment of the client that asked (or that a read-ahead guesses for): a file
+/// `ahead`: the guess for the client that asked (or that a read-ahead guesses for): a file
 /// fetched now has its dependencies read ahead for it.
-pub(super) async fn file(core: &Core, view: &View, f: &page::File, ahead: Option<Arc<Target>>) -> Result<MirrorFile> {
+pub(super) async fn file(core: &Core, view: &View, f: &page::File, ahead: Option<Guess>) -> Result<MirrorFile> {
     if let Some(row) = core.db.mirror_file(&f.filename).await? {
         return served(row, f);
     }
@@ -47,13 +45,7 @@ pub(super) async fn file(core: &Core, view: &View, f: &page::File, ahead: Option
 /// The longest a file's fetch from upstream may take, whatever its size.
 const FETCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
-async fn fetch_and_store(
-    core: &Core,
-    upstream_name: &str,
-    project: &str,
-    f: &page::File,
-    ahead: Option<Arc<Target>>,
-) -> Result<MirrorFile> {
+async fn fetch_and_store(core: &Core, upstream_name: &str, project: &str, f: &page::File, ahead: Option<Guess>) -> Result<MirrorFile> {
     let counters = &core.mirror.counters;
     counters.file_requests.fetch_add(1, Ordering::Relaxed);
     let max = core.config.max_upload_bytes;
@@ -90,7 +82,7 @@ async fn fetch_and_store(
     // A wheel that is served: its metadata (read now, while it is a file on this machine whatever
     // the storage) is served when upstream serves none, and names the dependencies to read ahead.
     let metadata = match status {
-        Outcome::Publish => wheel_metadata(temp.path(), &f.filename).await,
+        Outcome::Publish => wheel_metadata(temp.path(), &f.filename, limits(core)).await,
         _ => None,
     };
     let stored = core.blobs.persist(temp, &f.sha256).await.map_err(|e| Error::Internal(e.into()))?;
@@ -128,48 +120,75 @@ async fn fetch_and_store(
     } else {
         tracing::info!(file = %row.filename, upstream = %row.upstream, size, scan_ms, provenance = row.provenance.is_some(), "upstream file fetched, checked and scanned");
         if let Some(metadata) = &metadata {
-            keep_metadata(core, f, metadata).await?;
-            if let Some(target) = &ahead
+            keep_metadata(core, f, metadata).await;
+            if let Some(guess) = &ahead
                 && let Ok(fields) = palisade_dist::CoreMetadata::read_fields(metadata)
             {
-                core.read_ahead_dependencies(&fields.requires_dist, target);
+                core.read_ahead_dependencies(&fields.requires_dist, guess);
             }
         }
     }
     Ok(row)
 }
 
+/// The limits a wheel's metadata is read within: an upload's.
+pub(super) fn limits(core: &Core) -> palisade_archive::Limits {
+    palisade_archive::Limits { max_total_uncompressed: core.config.max_uncompressed_bytes, ..Default::default() }
+}
+
 /// The core metadata of a wheel (`None` for an sdist, whose metadata may not be final, or an
 /// unreadable wheel: the scanner has judged the file, and this is only for reading ahead and for
 /// upstreams without metadata files).
-async fn wheel_metadata(path: &std::path::Path, filename: &str) -> Option<Vec<u8>> {
+async fn wheel_metadata(path: &std::path::Path, filename: &str, limits: palisade_archive::Limits) -> Option<Vec<u8>> {
     let dist = palisade_dist::DistFilename::parse(filename).ok()?;
     if dist.kind != palisade_dist::DistKind::Wheel {
         return None;
     }
     let (path, name) = (path.to_path_buf(), filename.to_string());
-    let read = tokio::task::spawn_blocking(move || {
-        palisade_archive::read_core_metadata(&path, &dist, &name, &palisade_archive::Limits::default()).ok()
+    let read = tokio::task::spawn_blocking(move || match palisade_archive::read_core_metadata(&path, &dist, &name, &limits) {
+        Ok(data) => Some(data),
+        Err(e) => {
+            tracing::warn!(file = %name, error = %e, "the metadata of a served upstream wheel could not be read");
+            None
+        }
     });
     read.await.ok().flatten()
 }
 
+/// The metadata of a stored, served upstream wheel, read from the stored file and kept (a wheel
+/// fetched before its metadata was kept, or released by an administrator).
+pub(super) async fn stored_metadata(core: &Core, row: &MirrorFile, f: &page::File) -> Result<Option<Vec<u8>>> {
+    if row.status != "published" {
+        return Ok(None);
+    }
+    let Some(local) = core.blobs.local(&row.sha256).await.map_err(|e| Error::Internal(e.into()))? else { return Ok(None) };
+    let Some(metadata) = wheel_metadata(local.path(), &row.filename, limits(core)).await else { return Ok(None) };
+    keep_metadata(core, f, &metadata).await;
+    Ok(Some(metadata))
+}
+
 /// Keeps the metadata of a wheel upstream serves no metadata file for: the whole file's own,
-/// replacing what was read from parts of it before (upstream's word).
-async fn keep_metadata(core: &Core, f: &page::File, metadata: &[u8]) -> Result<()> {
+/// replacing what was read from parts of it before (upstream's word). A failure is logged: the
+/// file itself is stored and served either way.
+async fn keep_metadata(core: &Core, f: &page::File, metadata: &[u8]) {
     if f.metadata_sha256.is_some() {
-        return Ok(());
+        return;
     }
     let sha256 = palisade_dist::sha256_hex(metadata);
-    match core.db.mirror_metadata(&f.filename).await? {
-        Some((kept, _)) if kept == sha256 => return Ok(()),
+    let kept = match core.db.mirror_metadata(&f.filename).await {
+        Ok(kept) => kept,
+        Err(e) => return tracing::error!(file = %f.filename, error = %e, "could not read the kept metadata of an upstream wheel"),
+    };
+    match kept {
+        Some((kept, _)) if kept == sha256 => return,
         Some(_) => {
             tracing::warn!(file = %f.filename, "the metadata read from parts of an upstream file is not the whole file's; the whole file's is served from now on")
         }
         None => {}
     }
-    core.db.put_mirror_metadata(&f.filename, &sha256, metadata, now()).await?;
-    Ok(())
+    if let Err(e) = core.db.put_mirror_metadata(&f.filename, &sha256, metadata, now(), true).await {
+        tracing::error!(file = %f.filename, error = %e, "could not keep the metadata of an upstream wheel");
+    }
 }
 
 /// A stored file, if it is what the page names and it is served.

@@ -66,8 +66,9 @@ pub struct Mirror {
     /// request reads the page's head, not its body (megabytes for the largest projects).
     parsed: std::sync::Mutex<HashMap<String, (i64, Arc<Page>)>>,
     ahead: ahead::ReadAhead,
-    /// Upstreams that answered a range request with the whole file: not asked for parts again.
-    no_ranges: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Upstream file hosts that answered a range request with the whole file, and when: not
+    /// asked for parts again for [`NO_RANGES_FOR`].
+    no_ranges: std::sync::Mutex<HashMap<String, std::time::Instant>>,
     pub counters: Counters,
 }
 
@@ -91,6 +92,12 @@ impl Mirror {
             no_ranges: Default::default(),
             counters: Counters::default(),
         })
+    }
+
+    fn answers_ranges(&self, host: &str) -> bool {
+        let mut hosts = self.no_ranges.lock().unwrap_or_else(|e| e.into_inner());
+        hosts.retain(|_, at| at.elapsed() < NO_RANGES_FOR);
+        !hosts.contains_key(host)
     }
 
     fn parsed(&self, project: &str, fetched_at: i64) -> Option<Arc<Page>> {
@@ -368,8 +375,8 @@ impl Core {
         fetch::file(self, &view, &file, self.ahead_for(client)).await
     }
 
-    pub(super) fn ahead_for(&self, client: Option<Target>) -> Option<Arc<Target>> {
-        client.filter(|_| self.mirror.ahead.enabled()).map(Arc::new)
+    pub(super) fn ahead_for(&self, client: Option<Target>) -> Option<ahead::Guess> {
+        client.filter(|_| self.mirror.ahead.enabled()).map(ahead::Guess::client)
     }
 
     /// The PEP 658 metadata of an upstream file: upstream's, checked against the hash its page
@@ -378,29 +385,30 @@ impl Core {
     /// metadata names are read ahead.
     pub async fn mirror_metadata(&self, filename: &str, client: Option<Target>) -> Result<Vec<u8>> {
         let (file, view) = self.mirror_file_decision(filename).await?;
-        let target = self.ahead_for(client);
+        let guess = self.ahead_for(client);
         let data = match &file.metadata_sha256 {
             Some(want) => self.upstream_metadata(&file, want).await?,
-            None => self.wheel_metadata(&view, &file, target.clone()).await?,
+            None => self.wheel_metadata(&view, &file, guess.clone()).await?,
         };
-        if let Some(target) = target
+        if let Some(guess) = guess
             && self.db.mirror_file(filename).await?.is_none()
         {
             if let Ok(fields) = palisade_dist::CoreMetadata::read_fields(&data) {
-                self.read_ahead_dependencies(&fields.requires_dist, &target);
+                self.read_ahead_dependencies(&fields.requires_dist, &guess);
             }
-            self.read_ahead_file(&view, &file, target);
+            self.read_ahead_file(filename, guess);
         }
         Ok(data)
     }
 
-    /// The metadata of a wheel whose upstream serves no PEP 658 file: kept from an earlier read,
-    /// else read out of upstream's file by range requests (its end, then the member), else (a
-    /// small file, or an upstream that answers no range requests) from the whole file, fetched, checked and scanned as a
-    /// download would. Parts of a file cannot be checked against its sha256: metadata read from
-    /// them is upstream's word, as a PEP 658 file would be, and is replaced by the whole file's
-    /// own when that is fetched.
-    async fn wheel_metadata(&self, view: &View, file: &page::File, ahead: Option<Arc<Target>>) -> Result<Vec<u8>> {
+    /// The metadata of a wheel whose upstream serves no PEP 658 file: kept from an earlier read;
+    /// else the stored file's, when it was fetched already; else read out of upstream's file by
+    /// range requests (its end, then the member); else (a small file, an upstream that answers
+    /// no range requests, parts that do not make a wheel of this release) the whole file's,
+    /// fetched, checked and scanned as a download would. Parts of a file cannot be checked
+    /// against its sha256: metadata read from them is upstream's word, as a PEP 658 file would
+    /// be, and is replaced by the whole file's own when that is fetched.
+    async fn wheel_metadata(&self, view: &View, file: &page::File, ahead: Option<ahead::Guess>) -> Result<Vec<u8>> {
         let filename = file.filename.as_str();
         let missing = || Error::NotFound(format!("no metadata file for {filename:?}"));
         if !filename.ends_with(".whl") {
@@ -409,35 +417,56 @@ impl Core {
         if let Some((_, data)) = self.db.mirror_metadata(filename).await? {
             return Ok(data);
         }
-        let turn = self.mirror.one_at_a_time(&format!("metadata:{filename}")).await;
+        // Held to the end: requests that wait find the metadata kept, whichever way it was read.
+        let _turn = self.mirror.one_at_a_time(&format!("metadata:{filename}")).await;
         if let Some((_, data)) = self.db.mirror_metadata(filename).await? {
             return Ok(data);
         }
+        if let Some(row) = self.db.mirror_file(filename).await? {
+            return fetch::stored_metadata(self, &row, file).await?.ok_or_else(missing);
+        }
         // A small file is fetched whole: as many bytes, and the download that follows is ready.
-        let ranges = !self.mirror.no_ranges.lock().unwrap_or_else(|e| e.into_inner()).contains(&view.upstream);
-        if let Some(size) = file.size.filter(|&n| n > palisade_archive::partial::MIN_PART && ranges) {
-            let counters = &self.mirror.counters;
-            let (read, requests, bytes) = upstream::wheel_metadata(&self.mirror.client, &file.url, size, PARTS_BYTES).await;
-            counters.other_requests.fetch_add(requests, Ordering::Relaxed);
-            counters.upstream_bytes.fetch_add(bytes, Ordering::Relaxed);
-            match read {
+        let host = url::Url::parse(&file.url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+        if let Some(size) = file.size.filter(|&n| n > palisade_archive::partial::MIN_PART && self.mirror.answers_ranges(&host)) {
+            match self.metadata_from_parts(file, size).await {
                 Ok(data) => {
-                    self.db.put_mirror_metadata(filename, &palisade_dist::sha256_hex(&data), &data, now()).await?;
-                    return Ok(data);
+                    // Kept unless the whole file's own was kept meanwhile.
+                    self.db.put_mirror_metadata(filename, &palisade_dist::sha256_hex(&data), &data, now(), false).await?;
+                    return Ok(self.db.mirror_metadata(filename).await?.map_or(data, |(_, kept)| kept));
                 }
                 Err(upstream::PartsError::NoRanges(e)) => {
-                    tracing::warn!(upstream = %view.upstream, error = %e, "the upstream answers no range requests; wheels without metadata files are fetched whole");
-                    self.mirror.no_ranges.lock().unwrap_or_else(|e| e.into_inner()).insert(view.upstream.clone());
+                    tracing::warn!(host = %host, error = %e, "an upstream host answers range requests with whole files; its wheels without metadata files are fetched whole for an hour");
+                    self.mirror.no_ranges.lock().unwrap_or_else(|e| e.into_inner()).insert(host, std::time::Instant::now());
                 }
                 Err(upstream::PartsError::Other(e)) => {
+                    self.mirror.counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(file = filename, error = %e, "metadata not read from parts of the file; fetching it whole");
                 }
             }
         }
-        drop(turn);
-        // The whole file: `fetch` keeps its metadata.
-        fetch::file(self, view, file, ahead).await?;
-        self.db.mirror_metadata(filename).await?.map(|(_, data)| data).ok_or_else(missing)
+        let row = fetch::file(self, view, file, ahead).await?;
+        match self.db.mirror_metadata(filename).await? {
+            Some((_, data)) => Ok(data),
+            None => fetch::stored_metadata(self, &row, file).await?.ok_or_else(missing),
+        }
+    }
+
+    /// A wheel's metadata read out of parts of upstream's file, if it is that of the release
+    /// the filename names.
+    async fn metadata_from_parts(&self, file: &page::File, size: u64) -> std::result::Result<Vec<u8>, upstream::PartsError> {
+        let other = |e: String| upstream::PartsError::Other(format!("{}: {e}", file.filename));
+        let dist = palisade_dist::DistFilename::parse(&file.filename).map_err(|e| other(e.to_string()))?;
+        let limits = fetch::limits(self);
+        let counters = &self.mirror.counters;
+        let (read, requests, bytes) = upstream::wheel_metadata(&self.mirror.client, &file.url, size, &dist, &limits, PARTS_BYTES).await;
+        counters.other_requests.fetch_add(requests, Ordering::Relaxed);
+        counters.upstream_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let data = read?;
+        let parsed = palisade_dist::CoreMetadata::parse(&data).map_err(|e| other(e.to_string()))?;
+        if parsed.normalized_name != dist.normalized_name || parsed.version != dist.version {
+            return Err(other(format!("its metadata names {} {}", parsed.normalized_name, parsed.version)));
+        }
+        Ok(data)
     }
 
     async fn upstream_metadata(&self, file: &page::File, want: &String) -> Result<Vec<u8>> {
@@ -471,7 +500,7 @@ impl Core {
         if &got != want {
             return Err(Error::BadGateway(format!("upstream sent metadata with sha256 {got}, but its page says {want}")));
         }
-        self.db.put_mirror_metadata(filename, want, &data, now()).await?;
+        self.db.put_mirror_metadata(filename, want, &data, now(), true).await?;
         Ok(data)
     }
 
@@ -638,3 +667,5 @@ impl Core {
 const METADATA_BYTES: u64 = 16 << 20;
 /// The most read of a wheel by range requests to find its metadata.
 const PARTS_BYTES: u64 = 8 << 20;
+/// How long a file host that answered a range request with the whole file is not asked again.
+const NO_RANGES_FOR: std::time::Duration = std::time::Duration::from_secs(3600);

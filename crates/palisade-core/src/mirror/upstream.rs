@@ -72,7 +72,14 @@ pub async fn document(client: &reqwest::Client, url: &str, max: u64) -> Result<V
 /// range requests: its end first, then what the zip's central directory points at; more than
 /// `max` bytes in all is given up. Returns the metadata, the requests made and the bytes read.
 /// An upstream that does not answer range requests is an error (the caller fetches the file).
-pub async fn wheel_metadata(client: &reqwest::Client, url: &str, size: u64, max: u64) -> (Result<Vec<u8>, PartsError>, u64, u64) {
+pub async fn wheel_metadata(
+    client: &reqwest::Client,
+    url: &str,
+    size: u64,
+    filename: &palisade_dist::DistFilename,
+    limits: &palisade_archive::Limits,
+    max: u64,
+) -> (Result<Vec<u8>, PartsError>, u64, u64) {
     use palisade_archive::partial::{MIN_PART, Parts, Step, wheel_metadata};
     let mut parts = Parts::new(size);
     let (mut start, mut end) = parts.tail(MIN_PART);
@@ -86,7 +93,7 @@ pub async fn wheel_metadata(client: &reqwest::Client, url: &str, size: u64, max:
             Ok(bytes) => parts.add(start, bytes),
             Err(e) => return (Err(e), requests, parts.held()),
         }
-        match wheel_metadata(&parts, url, &palisade_archive::Limits::default()) {
+        match wheel_metadata(&parts, filename, url, limits) {
             Ok(Step::Metadata(data)) => return (Ok(data), requests, parts.held()),
             Ok(Step::Need { start: s, end: e }) => (start, end) = (s, e),
             Err(e) => return (Err(PartsError::Other(e.to_string())), requests, parts.held()),

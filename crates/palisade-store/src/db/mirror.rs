@@ -345,13 +345,16 @@ impl Db {
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
-    /// Keeps (or replaces) the metadata of an upstream file.
-    pub async fn put_mirror_metadata(&self, filename: &str, sha256: &str, data: &[u8], at: i64) -> Result<(), StoreError> {
+    /// Keeps the metadata of an upstream file: replacing what is kept with `replace`, else only
+    /// if none is.
+    pub async fn put_mirror_metadata(&self, filename: &str, sha256: &str, data: &[u8], at: i64, replace: bool) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        sqlx::query(
+        sqlx::query(if replace {
             "INSERT INTO mirror_metadata (filename, sha256, data, fetched_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (filename) DO UPDATE SET sha256 = excluded.sha256, data = excluded.data, fetched_at = excluded.fetched_at",
-        )
+             ON CONFLICT (filename) DO UPDATE SET sha256 = excluded.sha256, data = excluded.data, fetched_at = excluded.fetched_at"
+        } else {
+            "INSERT INTO mirror_metadata (filename, sha256, data, fetched_at) VALUES ($1, $2, $3, $4) ON CONFLICT (filename) DO NOTHING"
+        })
         .bind(filename)
         .bind(sha256)
         .bind(data)
