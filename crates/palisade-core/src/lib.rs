@@ -92,6 +92,7 @@ impl Core {
 
     /// Tells the hooks that `project` changed. Other processes learn of it from the journal.
     pub fn changed(&self, project: &str) {
+        self.mirror.forget_view(project);
         let hooks = self.hooks.read().unwrap_or_else(|e| e.into_inner()).clone();
         for hook in hooks {
             hook(project);

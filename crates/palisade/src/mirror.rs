@@ -131,7 +131,7 @@ async fn status(core: &Core) -> anyhow::Result<()> {
         }
         // By release (canonical version), shown as its first file spells it.
         let mut releases: BTreeMap<String, (String, Option<i64>)> = BTreeMap::new();
-        for (f, d) in view.page.files.iter().zip(&view.decisions) {
+        for (f, d) in view.page.files.iter().zip(view.decisions.iter()) {
             if let Decision::TooNew { until } = d {
                 let entry = releases.entry(f.release.clone()).or_insert((f.version.clone(), *until));
                 entry.1 = entry.1.max(*until);
@@ -224,7 +224,7 @@ async fn prefetch(core: &Core, args: PrefetchArgs, quiet: bool) -> anyhow::Resul
             .map(|v| palisade_dist::canonical_version(&v))
             .collect();
         let mut matched = 0;
-        for (f, d) in view.page.files.iter().zip(&view.decisions) {
+        for (f, d) in view.page.files.iter().zip(view.decisions.iter()) {
             let wanted = if !want.hashes.is_empty() || !want.filenames.is_empty() {
                 want.hashes.contains(&f.sha256) || want.filenames.contains(&f.filename)
             } else if want.newest {

@@ -70,7 +70,7 @@ impl Guess {
 pub(super) struct ReadAhead {
     permits: Option<Arc<tokio::sync::Semaphore>>,
     queued: AtomicUsize,
-    /// Guesses made lately (`page:`, `dep:` a project, `file:` a file), with when: each at most
+    /// Guesses made lately (`page:`, `dep:`, `meta:` and a project), with when: each at most
     /// once within `mirror.refresh`, so that a resolver trying many releases (backtracking)
     /// does not multiply the fetches.
     recent: std::sync::Mutex<HashMap<String, Instant>>,
@@ -163,9 +163,12 @@ pub fn choose<'v>(view: &'v View, dependency: &Dependency, target: &Target) -> V
 }
 
 impl Core {
-    /// After a client's request for `filename`'s metadata: fetches the file itself ahead.
-    pub(super) fn read_ahead_file(&self, filename: &str, guess: Guess) {
-        if self.mirror.ahead.full() || !self.mirror.ahead.first_in(&format!("file:{filename}"), self.config.mirror.refresh_every()) {
+    /// After a client's request for the metadata of `filename`, a file of `project`: fetches the
+    /// file itself ahead, the first time the project's metadata is asked for lately (resolvers
+    /// ask for the newest release first; one that backtracks asks for many more, each of which
+    /// it will not download).
+    pub(super) fn read_ahead_file(&self, project: &str, filename: &str, guess: Guess) {
+        if self.mirror.ahead.full() || !self.mirror.ahead.first_in(&format!("meta:{project}"), self.config.mirror.refresh_every()) {
             return;
         }
         let (core, filename) = (self.clone(), filename.to_string());
@@ -296,7 +299,7 @@ mod tests {
     }
 
     fn view(files: Vec<page::File>) -> View {
-        let decisions = vec![super::super::Decision::Listed; files.len()];
+        let decisions = vec![super::super::Decision::Listed; files.len()].into();
         let page = page::Page { name: "demo".into(), files, ..Default::default() };
         View { upstream: "up".into(), page: Arc::new(page), decisions, provenance: Default::default(), stale: false, checked_at: 0 }
     }
@@ -334,7 +337,7 @@ mod tests {
     fn files_the_index_does_not_list_are_never_chosen() {
         let t = target_of(PIP).unwrap();
         let mut v = view(vec![file("demo-1.0-py3-none-any.whl", "1.0"), file("demo-2.0-py3-none-any.whl", "2.0")]);
-        v.decisions[1] = super::super::Decision::TooNew { until: None };
+        v.decisions = vec![super::super::Decision::Listed, super::super::Decision::TooNew { until: None }].into();
         let names: Vec<_> = choose(&v, &t.dependency("demo").unwrap(), &t).iter().map(|f| f.filename.clone()).collect();
         assert_eq!(names, ["demo-1.0-py3-none-any.whl"]);
     }

@@ -108,6 +108,8 @@ async fn fetch_and_store(core: &Core, upstream_name: &str, project: &str, f: &pa
     };
     let row = core.db.record_mirror_file(&row, &stored).await?;
     drop(stored);
+    // Its verdict and provenance are part of the project's view from now on.
+    core.mirror.forget_view(&row.project);
     counters.files_fetched.fetch_add(1, Ordering::Relaxed);
     if row.status != "published" {
         counters.files_refused.fetch_add(1, Ordering::Relaxed);

@@ -66,6 +66,12 @@ pub struct Mirror {
     /// request reads the page's head, not its body (megabytes for the largest projects).
     parsed: std::sync::Mutex<HashMap<String, (i64, Arc<Page>)>>,
     ahead: ahead::ReadAhead,
+    /// Views decided lately, by project, with when: a resolver asks for many files of one project
+    /// at once, and a large project's view (thousands of files) is not decided again for each.
+    /// Used for [`VIEW_FRESH`], dropped when the project changes ([`Mirror::forget_view`]).
+    views: std::sync::Mutex<HashMap<String, (std::time::Instant, View)>>,
+    /// Bumped by every [`Mirror::forget_view`]: a view decided before it is not kept.
+    views_generation: AtomicU64,
     /// Upstream file hosts that answered a range request with the whole file, and when: not
     /// asked for parts again for [`NO_RANGES_FOR`].
     no_ranges: std::sync::Mutex<HashMap<String, std::time::Instant>>,
@@ -89,9 +95,37 @@ impl Mirror {
             inflight: Default::default(),
             parsed: Default::default(),
             ahead: ahead::ReadAhead::new(read_ahead),
+            views: Default::default(),
+            views_generation: AtomicU64::new(0),
             no_ranges: Default::default(),
             counters: Counters::default(),
         })
+    }
+
+    fn fresh_view(&self, project: &str) -> Option<View> {
+        let views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        views.get(project).filter(|(at, _)| at.elapsed() < VIEW_FRESH).map(|(_, v)| v.clone())
+    }
+
+    fn keep_view(&self, project: &str, view: &View, generation: u64) {
+        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        if self.views_generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if views.len() >= PARSED_PAGES {
+            views.retain(|_, (at, _)| at.elapsed() < VIEW_FRESH);
+        }
+        if views.len() < PARSED_PAGES {
+            views.insert(project.to_string(), (std::time::Instant::now(), view.clone()));
+        }
+    }
+
+    /// Drops the view of `project` (a file of it was blocked, an exemption added, a decision
+    /// taken): the next request decides again.
+    pub fn forget_view(&self, project: &str) {
+        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        self.views_generation.fetch_add(1, Ordering::AcqRel);
+        views.remove(project);
     }
 
     fn answers_ranges(&self, host: &str) -> bool {
@@ -145,9 +179,9 @@ pub struct View {
     pub upstream: String,
     pub page: Arc<Page>,
     /// Per file of `page`, in order.
-    pub decisions: Vec<Decision>,
+    pub decisions: Arc<[Decision]>,
     /// Fetched files with verified provenance.
-    pub provenance: std::collections::HashSet<String>,
+    pub provenance: Arc<std::collections::HashSet<String>>,
     /// Whether the page is served stale (the last refresh failed).
     pub stale: bool,
     /// When upstream was last asked (micros).
@@ -157,11 +191,11 @@ pub struct View {
 impl View {
     /// The files listed, with their decisions' agreement: exactly those downloads serve.
     pub fn listed(&self) -> impl Iterator<Item = &page::File> {
-        self.page.files.iter().zip(&self.decisions).filter(|(_, d)| **d == Decision::Listed).map(|(f, _)| f)
+        self.page.files.iter().zip(self.decisions.iter()).filter(|(_, d)| **d == Decision::Listed).map(|(f, _)| f)
     }
 
     pub fn decision(&self, filename: &str) -> Option<(&page::File, &Decision)> {
-        self.page.files.iter().zip(&self.decisions).find(|(f, _)| f.filename == filename)
+        self.page.files.iter().zip(self.decisions.iter()).find(|(f, _)| f.filename == filename)
     }
 }
 
@@ -320,8 +354,14 @@ impl Core {
     /// The upstream project `normalized` as this index serves it, with every file's decision;
     /// `None` when no upstream has it. The caller checked the route.
     pub async fn mirror_view(&self, normalized: &str) -> Result<Option<View>> {
+        if let Some(view) = self.mirror.fresh_view(normalized) {
+            return Ok(Some(view));
+        }
+        let generation = self.mirror.views_generation.load(Ordering::Acquire);
         let Some((row, page)) = self.mirror_page(normalized).await? else { return Ok(None) };
-        self.view_of(row, page).await.map(Some)
+        let view = self.view_of(row, page).await?;
+        self.mirror.keep_view(normalized, &view, generation);
+        Ok(Some(view))
     }
 
     /// Every kept upstream page as clients would see it now, without asking upstream (for
@@ -362,8 +402,8 @@ impl Core {
             max_bytes: self.config.max_upload_bytes,
             osv,
         };
-        let decisions = decide::decide(&page, &inputs);
-        let provenance = fetched.iter().filter(|f| f.provenance && f.status == "published").map(|f| f.filename.clone()).collect();
+        let decisions = decide::decide(&page, &inputs).into();
+        let provenance = Arc::new(fetched.iter().filter(|f| f.provenance && f.status == "published").map(|f| f.filename.clone()).collect());
         Ok(View { upstream: row.upstream, page, decisions, provenance, stale: row.error.is_some(), checked_at: row.checked_at })
     }
 
@@ -396,7 +436,7 @@ impl Core {
             if let Ok(fields) = palisade_dist::CoreMetadata::read_fields(&data) {
                 self.read_ahead_dependencies(&fields.requires_dist, &guess);
             }
-            self.read_ahead_file(filename, guess);
+            self.read_ahead_file(&view.page.name, filename, guess);
         }
         Ok(data)
     }
@@ -667,5 +707,7 @@ impl Core {
 const METADATA_BYTES: u64 = 16 << 20;
 /// The most read of a wheel by range requests to find its metadata.
 const PARTS_BYTES: u64 = 8 << 20;
+/// How long a decided view is reused (the rendered pages are kept 5 s).
+const VIEW_FRESH: std::time::Duration = std::time::Duration::from_secs(2);
 /// How long a file host that answered a range request with the whole file is not asked again.
 const NO_RANGES_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
