@@ -10,13 +10,15 @@ cache and an empty target every time:
   PyPI resolves), then warm: the same again, the mirror's cache now full;
 - devpi cold and warm: the same with devpi-server's root/pypi mirror.
 
-Prints wall times (median of --runs), Palisade's upstream requests and bytes and the time its
-scanner took, and the ratios the issue sets: a warm install through Palisade at least as fast as
-devpi's warm install, and a cold one adding under 5% over going direct. PyPI's CDN is the noisiest
-part of the run: compare figures of one run only.
+Runs are interleaved (direct, Palisade cold and warm, devpi cold and warm; again for each of
+--runs, every mirror fresh each time), and medians are printed: wall times, Palisade's upstream
+requests and bytes and the time its scanner took, and the ratios the issue sets: a warm install
+through Palisade at least as fast as devpi's warm install, and a cold one adding under 5% over
+going direct. PyPI's CDN and the shared machine are the noisiest part of the run (the same warm
+install varies by 20% from one run to the next): compare medians of one run only.
 
-    python3 bench/mirror.py                      # release binary, 1 run (~5 min with a fast link)
-    python3 bench/mirror.py --runs 3 --clients pip
+    python3 bench/mirror.py                      # release binary, 1 run (~10 min with a fast link)
+    python3 bench/mirror.py --runs 5 --clients pip
     PALISADE_BIN=/path/to/palisade python3 bench/mirror.py
 """
 
@@ -217,29 +219,31 @@ def main() -> None:
     scratch.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
 
-    def cell(key: str, client: str, index: str) -> float:
-        times, n = [], 0
-        for _ in range(a.runs):
-            t, n = install(client, index, a.requirements, bin_dir, scratch)
-            times.append(t)
-        med = statistics.median(times)
-        results[key] = {"seconds": med, "runs": times, "packages": n}
-        log(f"{key:<24} {med:7.2f} s  ({n} packages)")
-        return med
+    def keep(key: str, seconds: float, packages: int = 0, **figures) -> None:
+        r = results.setdefault(key, {"runs": [], "figures": []})
+        r["runs"].append(seconds)
+        r["seconds"] = statistics.median(r["runs"])
+        if packages:
+            r["packages"] = packages
+        if figures:
+            r["figures"].append(figures)
+        log(f"{key:<24} {seconds:7.2f} s  {figures or ''}")
 
+    # Runs are interleaved (direct, then each mirror cold and warm, again), each mirror fresh
+    # every run, so that a drift of the machine or the network hits every column alike.
     for client in clients:
-        cell(f"direct/{client}", client, PYPI)
-        for server in (Palisade(a.work / "palisade"), Devpi(a.work / "devpi", bin_dir)):
-            index = server.start()
-            try:
-                t0 = time.monotonic()
-                install(client, index, a.requirements, bin_dir, scratch)  # cold: fills the mirror
-                cold = time.monotonic() - t0
-                results[f"{server.name}-cold/{client}"] = {"seconds": cold, "runs": [cold], **server.figures()}
-                log(f"{server.name + '-cold/' + client:<24} {cold:7.2f} s  {server.figures()}")
-                cell(f"{server.name}-warm/{client}", client, index)
-            finally:
-                server.stop()
+        for _ in range(a.runs):
+            t, n = install(client, PYPI, a.requirements, bin_dir, scratch)
+            keep(f"direct/{client}", t, n)
+            for server in (Palisade(a.work / "palisade"), Devpi(a.work / "devpi", bin_dir)):
+                index = server.start()
+                try:
+                    t, n = install(client, index, a.requirements, bin_dir, scratch)  # cold: fills the mirror
+                    keep(f"{server.name}-cold/{client}", t, n, **server.figures())
+                    t, n = install(client, index, a.requirements, bin_dir, scratch)
+                    keep(f"{server.name}-warm/{client}", t, n)
+                finally:
+                    server.stop()
 
     print("\nInstall of", sum(1 for line in a.requirements.read_text().splitlines() if line.strip() and not line.startswith("#")),
           "requirements (wheels, with dependencies), empty client caches; seconds")
@@ -249,10 +253,11 @@ def main() -> None:
         print(f"{client:<10}" + "".join(f"{v:>12.2f}" if v is not None else f"{'-':>12}" for v in row))
     for client in clients:
         r = lambda k: results[f"{k}/{client}"]["seconds"]  # noqa: E731
-        pal = results[f"palisade-cold/{client}"]
-        print(f"\n{client}: packages {results[f'direct/{client}']['packages']}; Palisade cold: {pal.get('upstream_requests', 0):.0f} upstream "
-              f"requests, {pal.get('upstream_bytes', 0) / 1e6:.1f} MB, scanning {pal.get('scan_seconds', 0):.1f} s, "
-              f"{pal.get('files_refused', 0):.0f} refused")
+        figures = results[f"palisade-cold/{client}"]["figures"]
+        pal = {k: statistics.median(f.get(k, 0) for f in figures) for k in ("upstream_requests", "upstream_bytes", "scan_seconds", "files_refused")}
+        print(f"\n{client}: packages {results[f'direct/{client}']['packages']}; {a.runs} run(s), medians; Palisade cold: "
+              f"{pal['upstream_requests']:.0f} upstream requests, {pal['upstream_bytes'] / 1e6:.1f} MB, scanning {pal['scan_seconds']:.1f} s, "
+              f"{pal['files_refused']:.0f} refused")
         print(f"  warm: Palisade / devpi = {r('palisade-warm') / r('devpi-warm'):.2f}x the time (target <= 1.00)")
         print(f"  cold: Palisade adds {100 * (r('palisade-cold') / r('direct') - 1):+.1f}% over direct (target < +5%); "
               f"devpi adds {100 * (r('devpi-cold') / r('direct') - 1):+.1f}%")
