@@ -9,6 +9,8 @@ local PEP 691 upstream written for the test (upstream_index.py):
   exemption lifts it, and both agree;
 - a synthetic malicious file upstream is blocked at its first download with 403 and its release
   leaves the index;
+- a page past mirror.refresh is served while upstream is asked again in the background (past
+  twice that, the request waits);
 - upstream stopped: cached installs still work and /metrics shows the stale pages; fifty
   concurrent requests for one uncached file cause one upstream fetch;
 - provenance: an upstream file with a valid PEP 740 provenance object is served with it, a
@@ -85,8 +87,8 @@ def upstream():
         ("ahead-meta-dep", "1.0", []),
     ]:
         up.add(name, *wheel(name, version, requires_dist=deps))
-    # Wheels upstream serves no metadata file for: bare-app is small (fetched whole), bare-big and
-    # bare-norange large (stored, not compressed), so their metadata is read out of parts.
+    # Wheels upstream serves no metadata file for: bare-app is small, bare-big and bare-norange
+    # large (stored, not compressed), so their metadata is read out of parts of them.
     up.add("bare-app", *wheel("bare-app", "1.0", requires_dist=["bare-big"]), metadata=False)
     lines = {"data.txt": b"".join(b"line %d\n" % i for i in range(120_000))}
     for name in ("bare-big", "bare-norange"):
@@ -276,6 +278,14 @@ def test_a_malicious_upstream_file_is_blocked_with_its_release(srv, upstream, cl
     project = upstream.projects["evil-helper"]
     project.files = [f for f in project.files if f.filename != "evil_helper-1.0.tar.gz"]
     time.sleep(1.2)  # past mirror.refresh
+    asked = upstream.hits["/simple/evil-helper/"]
+    listed(srv, "evil-helper")  # the kept page, while upstream is asked in the background
+
+    def refreshed():
+        assert upstream.hits["/simple/evil-helper/"] > asked
+
+    eventually(refreshed)
+    time.sleep(1.1)  # past the rendered page's life
     assert list(listed(srv, "evil-helper")) == ["evil_helper-0.9-py3-none-any.whl"]
     assert get_file(srv, "evil_helper-1.0-py3-none-any.whl").status_code == 403
 
@@ -370,6 +380,33 @@ def test_wheels_without_upstream_metadata_get_theirs_read_out_of_them(srv, upstr
         assert "answers range requests with whole files" in srv.log_text()
     finally:
         upstream.ranges = True
+
+
+def test_a_stale_page_is_served_while_upstream_is_asked_again(srv, upstream):
+    before = listed(srv, "mirror-util")
+    time.sleep(1.2)  # past mirror.refresh (1 s here), within twice it
+    asked = upstream.hits["/simple/mirror-util/"]
+    upstream.hold["page:mirror-util"] = 3.0
+    try:
+        started = time.monotonic()
+        assert listed(srv, "mirror-util") == before
+        assert time.monotonic() - started < 2.0, "the kept page waited for upstream"
+
+        def asked_again():
+            assert upstream.hits["/simple/mirror-util/"] == asked + 1
+
+        eventually(asked_again)
+    finally:
+        upstream.hold.pop("page:mirror-util", None)
+    # Past twice mirror.refresh, a request waits for upstream's answer.
+    time.sleep(4.5)
+    upstream.hold["page:mirror-util"] = 1.0
+    try:
+        started = time.monotonic()
+        assert listed(srv, "mirror-util") == before
+        assert time.monotonic() - started >= 1.0
+    finally:
+        upstream.hold.pop("page:mirror-util", None)
 
 
 def test_fifty_concurrent_requests_for_one_uncached_file_fetch_it_once(srv, upstream):

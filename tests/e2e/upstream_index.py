@@ -2,8 +2,8 @@
 
 It serves `/simple/<name>/` as PEP 691 JSON (with ETags and 304s), `/files/<filename>` (whole,
 or one range, unless `ranges` is off), the PEP 658 `.metadata` files and PEP 740 provenance objects, every field under the test's control
-(upload times, yanks, status). It counts every request by path, can hold a file's answer back
-(to line concurrent requests up) and can be stopped and started on the same port.
+(upload times, yanks, status). It counts every request by path, can hold a file's or a page's
+answer back (`hold`: filename, or `page:` and the name; to line concurrent requests up) and can be stopped and started on the same port.
 """
 
 from __future__ import annotations
@@ -132,6 +132,7 @@ class UpstreamIndex:
                     index.hits[path] += 1
                 if path.startswith("/simple/"):
                     name = path[len("/simple/"):].strip("/")
+                    time.sleep(index.hold.get(f"page:{name}", 0))
                     body = index.page(name)
                     if body is None:
                         return self.send(404, b"not found\n", "text/plain")

@@ -69,7 +69,7 @@ impl Core {
         let mailer = mail::Mailer::new(&config.smtp, db.clone())?;
         let attestations = provenance::Attestations::new(&config.attestations)?;
         provenance::warn_about_issuers(&config);
-        let mirror = Arc::new(mirror::Mirror::new(config.mirror.read_ahead)?);
+        let mirror = Arc::new(mirror::Mirror::new(&config.mirror)?);
         let core = Self {
             db,
             blobs,

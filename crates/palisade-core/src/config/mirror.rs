@@ -30,7 +30,8 @@ pub struct MirrorConfig {
     pub min_age: String,
     /// The first upload of a project whose name exists upstream: `allow` (flagged) or `refuse`.
     pub upstream_names: UpstreamNames,
-    /// How long an upstream page is used before upstream is asked again (a conditional request).
+    /// How long an upstream page is used before upstream is asked again (a conditional request;
+    /// until twice that, in the background while the kept page is served).
     pub refresh: String,
     /// How long "upstream has no such project" is remembered.
     pub negative: String,

@@ -11,9 +11,10 @@
 //! - [`ahead`]: reading ahead: the files a client will ask for next (a wheel's dependencies, for
 //!   the environment its User-Agent describes), fetched the same way before it asks.
 //!
-//! Pages are refreshed after `mirror.refresh`, with the upstream's ETag; a failed refresh serves
-//! the kept page (stale-if-error). Concurrent requests for one uncached page or file wait for one
-//! upstream request (per process; each node of a cluster fetches at most once).
+//! Pages are refreshed after `mirror.refresh`, with the upstream's ETag, in the background while
+//! the kept page is served (until twice `refresh`, when a request waits for upstream); a failed
+//! refresh serves the kept page (stale-if-error). Concurrent requests for one uncached page or
+//! file wait for one upstream request (per process; each node of a cluster fetches at most once).
 
 pub mod ahead;
 pub mod decide;
@@ -68,10 +69,14 @@ pub struct Mirror {
     ahead: ahead::ReadAhead,
     /// Views decided lately, by project, with when: a resolver asks for many files of one project
     /// at once, and a large project's view (thousands of files) is not decided again for each.
-    /// Used for [`VIEW_FRESH`], dropped when the project changes ([`Mirror::forget_view`]).
+    /// Used for [`VIEW_FRESH`] (never longer than `mirror.refresh`), dropped when the project
+    /// changes ([`Mirror::forget_view`]).
     views: std::sync::Mutex<HashMap<String, (std::time::Instant, View)>>,
+    view_fresh: std::time::Duration,
     /// Bumped by every [`Mirror::forget_view`]: a view decided before it is not kept.
     views_generation: AtomicU64,
+    /// Pages being refreshed in the background.
+    revalidating: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Upstream file hosts that answered a range request with the whole file, and when: not
     /// asked for parts again for [`NO_RANGES_FOR`].
     no_ranges: std::sync::Mutex<HashMap<String, std::time::Instant>>,
@@ -88,15 +93,16 @@ impl std::fmt::Debug for Mirror {
 }
 
 impl Mirror {
-    /// `read_ahead`: files fetched ahead of the clients at once (`mirror.read_ahead`).
-    pub fn new(read_ahead: u32) -> anyhow::Result<Self> {
+    pub fn new(config: &crate::config::MirrorConfig) -> anyhow::Result<Self> {
         Ok(Self {
             client: upstream::client()?,
             inflight: Default::default(),
             parsed: Default::default(),
-            ahead: ahead::ReadAhead::new(read_ahead),
+            ahead: ahead::ReadAhead::new(config.read_ahead),
             views: Default::default(),
+            view_fresh: VIEW_FRESH.min(config.refresh_every()),
             views_generation: AtomicU64::new(0),
+            revalidating: Default::default(),
             no_ranges: Default::default(),
             counters: Counters::default(),
         })
@@ -104,7 +110,7 @@ impl Mirror {
 
     fn fresh_view(&self, project: &str) -> Option<View> {
         let views = self.views.lock().unwrap_or_else(|e| e.into_inner());
-        views.get(project).filter(|(at, _)| at.elapsed() < VIEW_FRESH).map(|(_, v)| v.clone())
+        views.get(project).filter(|(at, _)| at.elapsed() < self.view_fresh).map(|(_, v)| v.clone())
     }
 
     fn keep_view(&self, project: &str, view: &View, generation: u64) {
@@ -113,7 +119,7 @@ impl Mirror {
             return;
         }
         if views.len() >= PARSED_PAGES {
-            views.retain(|_, (at, _)| at.elapsed() < VIEW_FRESH);
+            views.retain(|_, (at, _)| at.elapsed() < self.view_fresh);
         }
         if views.len() < PARSED_PAGES {
             views.insert(project.to_string(), (std::time::Instant::now(), view.clone()));
@@ -226,11 +232,41 @@ impl Core {
             let ttl = if p.missing { config.negative_for() } else { config.refresh_every() };
             p.checked_at.saturating_add(micros(ttl)) > now()
         };
-        if let Some(head) = self.db.mirror_page_head(normalized).await?
-            && fresh(&head)
-        {
-            return self.read_kept(head).await;
+        if let Some(head) = self.db.mirror_page_head(normalized).await? {
+            if fresh(&head) {
+                return self.read_kept(head).await;
+            }
+            // Stale while revalidating: a kept page checked less than twice `refresh` ago is
+            // served as it is while one background request asks upstream; an older one waits.
+            if !head.missing && head.checked_at.saturating_add(2 * micros(config.refresh_every())) > now() {
+                self.revalidate(normalized);
+                return self.read_kept(head).await;
+            }
         }
+        self.fetch_page(normalized).await
+    }
+
+    /// Asks upstream for the page of `normalized` in the background, once at a time.
+    fn revalidate(&self, normalized: &str) {
+        if !self.mirror.revalidating.lock().unwrap_or_else(|e| e.into_inner()).insert(normalized.to_string()) {
+            return;
+        }
+        let (core, name) = (self.clone(), normalized.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = core.fetch_page(&name).await {
+                tracing::debug!(project = %name, error = %e, "background page refresh failed");
+            }
+            core.mirror.revalidating.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
+        });
+    }
+
+    /// The page of `normalized` from upstream, unless another request refreshed it meanwhile.
+    async fn fetch_page(&self, normalized: &str) -> Result<Option<(MirrorPage, Arc<Page>)>> {
+        let config = &self.config.mirror;
+        let fresh = |p: &MirrorPage| {
+            let ttl = if p.missing { config.negative_for() } else { config.refresh_every() };
+            p.checked_at.saturating_add(micros(ttl)) > now()
+        };
         let _turn = self.mirror.one_at_a_time(&format!("page:{normalized}")).await;
         let kept = self.db.mirror_page_head(normalized).await?;
         if let Some(head) = &kept
@@ -443,8 +479,8 @@ impl Core {
 
     /// The metadata of a wheel whose upstream serves no PEP 658 file: kept from an earlier read;
     /// else the stored file's, when it was fetched already; else read out of upstream's file by
-    /// range requests (its end, then the member); else (a small file, an upstream that answers
-    /// no range requests, parts that do not make a wheel of this release) the whole file's,
+    /// range requests (its end, then the member); else (a file of unknown size, an upstream that
+    /// answers no range requests, parts that do not make a wheel of this release) the whole file's,
     /// fetched, checked and scanned as a download would. Parts of a file cannot be checked
     /// against its sha256: metadata read from them is upstream's word, as a PEP 658 file would
     /// be, and is replaced by the whole file's own when that is fetched.
@@ -465,9 +501,10 @@ impl Core {
         if let Some(row) = self.db.mirror_file(filename).await? {
             return fetch::stored_metadata(self, &row, file).await?.ok_or_else(missing);
         }
-        // A small file is fetched whole: as many bytes, and the download that follows is ready.
+        // Even a small file is read in parts rather than fetched and scanned: a resolver waits
+        // for its metadata, not for the scan (reading ahead, or the download, fetches the file).
         let host = url::Url::parse(&file.url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
-        if let Some(size) = file.size.filter(|&n| n > palisade_archive::partial::MIN_PART && self.mirror.answers_ranges(&host)) {
+        if let Some(size) = file.size.filter(|_| self.mirror.answers_ranges(&host)) {
             match self.metadata_from_parts(file, size).await {
                 Ok(data) => {
                     // Kept unless the whole file's own was kept meanwhile.

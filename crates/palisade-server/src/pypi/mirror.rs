@@ -3,8 +3,9 @@
 //! JSON and PEP 503 HTML as hosted pages, with links to this index's `/files/`; and for
 //! `mirror.merge` names, this index's files and upstream's on one page.
 //!
-//! Rendered pages are kept briefly ([`FRESH_FOR`]): a cooldown ends with time, and another node
-//! may have blocked a file. This process's own changes (a verdict, an exemption) drop them at once.
+//! Rendered pages are kept briefly ([`FRESH_FOR`], and never longer than `mirror.refresh`): a
+//! cooldown ends with time, another node may have blocked a file, and a page past its refresh is
+//! asked for again. This process's own changes (a verdict, an exemption) drop them at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,7 +68,7 @@ impl MirrorPages {
 pub async fn page(state: &AppState, normalized: &str, kind: Kind, local: Option<Value>) -> ApiResult<Option<Arc<Page>>> {
     let key = (normalized.to_string(), kind);
     if let Some(r) = state.mirror_pages.cache.get(&key)
-        && r.made.elapsed() < FRESH_FOR
+        && r.made.elapsed() < FRESH_FOR.min(state.config.mirror.refresh_every())
         && local.is_none()
     {
         return Ok(Some(r.page.clone()));
