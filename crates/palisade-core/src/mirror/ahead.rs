@@ -13,8 +13,8 @@
 //! [`FILES_PER_PROJECT`]), else its sdist. A guess that turns out wrong costs upstream traffic and
 //! scanner time, never correctness: the client still gets exactly what it asks for.
 //!
-//! The work one request can start is bounded: dependencies are followed [`CLIENT_DEPTH`] levels
-//! below a file a client asked for ([`PAGE_DEPTH`] below one guessed from a page), at most
+//! The work one request can start is bounded: dependencies are followed a few levels below a
+//! file a client asked for (see [`Guess`]), at most
 //! [`DEPENDENCIES_PER_FILE`] per file, each guess made once per `mirror.refresh`, and at most
 //! [`MAX_QUEUED`] wait for one of the `mirror.read_ahead` turns.
 
@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use palisade_dist::{Dependency, Libc, Target, Version};
 
+use super::guess::{Guess, PAGE_DEPTH};
 use super::{Route, View, fetch, page};
 use crate::Core;
 
@@ -37,35 +38,6 @@ const MAX_QUEUED: usize = 256;
 const MAX_RECENT: usize = 4096;
 /// Dependencies of one file read ahead at most.
 const DEPENDENCIES_PER_FILE: usize = 64;
-/// Levels of dependencies read ahead below a file a client asked for.
-const CLIENT_DEPTH: u8 = 3;
-/// Levels of dependencies read ahead below the file guessed from a page.
-const PAGE_DEPTH: u8 = 2;
-
-/// A guess's environment, and how many more levels of dependencies may be read ahead from a
-/// file fetched for it: whatever a client asks for, the work it starts is bounded.
-#[derive(Clone, Debug)]
-pub struct Guess {
-    target: Arc<Target>,
-    depth: u8,
-}
-
-impl Guess {
-    /// For a client's own request for a file or its metadata.
-    pub(super) fn client(target: Target) -> Self {
-        Self { target: Arc::new(target), depth: CLIENT_DEPTH }
-    }
-
-    fn with_depth(&self, depth: u8) -> Self {
-        Self { target: self.target.clone(), depth }
-    }
-
-    /// For the files of a file's dependencies: one level less, none past the last.
-    fn deeper(&self) -> Option<Self> {
-        self.depth.checked_sub(1).map(|d| self.with_depth(d))
-    }
-}
-
 /// The mirror's read-ahead state.
 pub(super) struct ReadAhead {
     permits: Option<Arc<tokio::sync::Semaphore>>,
@@ -203,7 +175,7 @@ impl Core {
         let Some(next) = guess.deeper() else { return };
         let ahead = &self.mirror.ahead;
         let every = self.config.mirror.refresh_every();
-        let dependencies = requires_dist.iter().filter_map(|line| next.target.dependency(line)).take(DEPENDENCIES_PER_FILE);
+        let dependencies = requires_dist.iter().filter_map(|line| next.target().dependency(line)).take(DEPENDENCIES_PER_FILE);
         for dependency in dependencies {
             if ahead.full() {
                 tracing::debug!("read-ahead queue full; guesses dropped");
@@ -229,7 +201,7 @@ impl Core {
             Ok(None) => return,
             Err(e) => return tracing::debug!(project = name, error = %e, "read-ahead: no page"),
         };
-        for file in choose(&view, dependency, &guess.target) {
+        for file in choose(&view, dependency, guess.target()) {
             self.mirror.counters.read_ahead.fetch_add(1, Ordering::Relaxed);
             self.fetch_ahead(&file.filename, guess.clone()).await;
         }

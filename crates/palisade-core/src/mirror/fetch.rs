@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use palisade_store::MirrorFile;
 
-use super::ahead::Guess;
+use super::guess::Guess;
 use super::upstream::{self, FileError};
 use super::{View, now, page};
 use crate::Core;

@@ -8,8 +8,9 @@
 //! - [`upstream`]: the HTTP side, bounded.
 //! - [`fetch`]: a file's first download: fetched, checked against upstream's sha256, scanned with
 //!   the upload policy, its provenance verified, stored; only then served.
-//! - [`ahead`]: reading ahead: the files a client will ask for next (a wheel's dependencies, for
-//!   the environment its User-Agent describes), fetched the same way before it asks.
+//! - [`ahead`]: reading ahead: the files a client will ask for next (the newest release after a
+//!   page, a wheel's dependencies, for the environment its User-Agent describes), fetched the
+//!   same way before it asks; [`guess`] bounds how far.
 //!
 //! Pages are refreshed after `mirror.refresh`, with the upstream's ETag, in the background while
 //! the kept page is served (until twice `refresh`, when a request waits for upstream); a failed
@@ -19,6 +20,7 @@
 pub mod ahead;
 pub mod decide;
 mod fetch;
+mod guess;
 pub mod names;
 pub mod page;
 mod upstream;
@@ -451,8 +453,8 @@ impl Core {
         fetch::file(self, &view, &file, self.ahead_for(client)).await
     }
 
-    pub(super) fn ahead_for(&self, client: Option<Target>) -> Option<ahead::Guess> {
-        client.filter(|_| self.mirror.ahead.enabled()).map(ahead::Guess::client)
+    pub(super) fn ahead_for(&self, client: Option<Target>) -> Option<guess::Guess> {
+        client.filter(|_| self.mirror.ahead.enabled()).map(guess::Guess::client)
     }
 
     /// The PEP 658 metadata of an upstream file: upstream's, checked against the hash its page
@@ -484,7 +486,7 @@ impl Core {
     /// fetched, checked and scanned as a download would. Parts of a file cannot be checked
     /// against its sha256: metadata read from them is upstream's word, as a PEP 658 file would
     /// be, and is replaced by the whole file's own when that is fetched.
-    async fn wheel_metadata(&self, view: &View, file: &page::File, ahead: Option<ahead::Guess>) -> Result<Vec<u8>> {
+    async fn wheel_metadata(&self, view: &View, file: &page::File, ahead: Option<guess::Guess>) -> Result<Vec<u8>> {
         let filename = file.filename.as_str();
         let missing = || Error::NotFound(format!("no metadata file for {filename:?}"));
         if !filename.ends_with(".whl") {
