@@ -211,6 +211,12 @@ fn now() -> i64 {
     palisade_store::now_micros()
 }
 
+/// Whether a kept page (or "no such project") is still within `refresh` (`negative`).
+fn page_fresh(config: &crate::config::MirrorConfig, p: &MirrorPage) -> bool {
+    let ttl = if p.missing { config.negative_for() } else { config.refresh_every() };
+    p.checked_at.saturating_add(micros(ttl)) > now()
+}
+
 fn micros(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -230,10 +236,7 @@ impl Core {
     /// `None` when no upstream has it.
     async fn mirror_page(&self, normalized: &str) -> Result<Option<(MirrorPage, Arc<Page>)>> {
         let config = &self.config.mirror;
-        let fresh = |p: &MirrorPage| {
-            let ttl = if p.missing { config.negative_for() } else { config.refresh_every() };
-            p.checked_at.saturating_add(micros(ttl)) > now()
-        };
+        let fresh = |p: &MirrorPage| page_fresh(config, p);
         if let Some(head) = self.db.mirror_page_head(normalized).await? {
             if fresh(&head) {
                 return self.read_kept(head).await;
@@ -265,10 +268,7 @@ impl Core {
     /// The page of `normalized` from upstream, unless another request refreshed it meanwhile.
     async fn fetch_page(&self, normalized: &str) -> Result<Option<(MirrorPage, Arc<Page>)>> {
         let config = &self.config.mirror;
-        let fresh = |p: &MirrorPage| {
-            let ttl = if p.missing { config.negative_for() } else { config.refresh_every() };
-            p.checked_at.saturating_add(micros(ttl)) > now()
-        };
+        let fresh = |p: &MirrorPage| page_fresh(config, p);
         let _turn = self.mirror.one_at_a_time(&format!("page:{normalized}")).await;
         let kept = self.db.mirror_page_head(normalized).await?;
         if let Some(head) = &kept
