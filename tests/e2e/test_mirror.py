@@ -43,6 +43,8 @@ from distbuilder import SdistBuilder, WheelBuilder
 from support import DROPPER_SETUP, Server, eventually, installed_versions
 from upstream_index import UpstreamIndex
 
+JSON = "application/vnd.pypi.simple.v1+json"
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pep740"
 ATTESTED_SDIST = "pypi_attestations-0.0.19.tar.gz"
 GITLAB_SDIST = "gitlab_oidc_project-0.0.3.tar.gz"
@@ -87,6 +89,11 @@ def upstream():
         ("ahead-meta-dep", "1.0", []),
     ]:
         up.add(name, *wheel(name, version, requires_dist=deps))
+    # Reading ahead in lanes: lane-mid's metadata is read from parts of it (upstream serves no
+    # metadata file) while the whole file is held back, and names lane-leaf.
+    up.add("lane-app", *wheel("lane-app", "1.0", requires_dist=["lane-mid"]))
+    up.add("lane-mid", *wheel("lane-mid", "1.0", requires_dist=["lane-leaf"]), metadata=False)
+    up.add("lane-leaf", *wheel("lane-leaf", "1.0"))
     # Wheels upstream serves no metadata file for: bare-app is small, bare-big and bare-norange
     # large (stored, not compressed), so their metadata is read out of parts of them.
     up.add("bare-app", *wheel("bare-app", "1.0", requires_dist=["bare-big"]), metadata=False)
@@ -344,6 +351,43 @@ def test_what_a_client_will_ask_for_next_is_fetched_ahead(srv, upstream, clients
     for never in (whl("ahead_lib", "1.0"), whl("ahead_lib", "3.0b1"), whl("ahead_leaf", "2.0"), whl("ahead_win", "1.0"),
                   whl("ahead_extra", "1.0"), whl("ahead_orphan", "1.0"), whl("ahead_page", "1.0")):
         assert upstream.file_hits(never) == 0, never
+
+
+def test_dependencies_are_read_ahead_from_metadata_before_the_files_arrive(srv, upstream, clients):
+    # A resolver asks for a page, then its metadata, then its dependencies' pages: those are read
+    # ahead from metadata (upstream's file, or parts of the wheel), not after each whole file has
+    # been fetched and scanned. lane-mid's whole file is held back for 8 s; lane-leaf, which only
+    # its metadata names, is fetched well before that.
+    whl = "{}-1.0-py3-none-any.whl".format
+    upstream.hold[f"whole:{whl('lane_mid')}"] = 8.0
+    try:
+        proc = clients.run([sys.executable, "-c", "from pip._internal.network.session import user_agent; print(user_agent())"])
+        pip_agent = proc.stdout.strip()
+        assert proc.returncode == 0 and pip_agent.startswith("pip/"), clients.describe(proc)
+        started = time.monotonic()
+        r = requests.get(f"{srv.url}/simple/lane-app/", headers={"User-Agent": pip_agent, "Accept": JSON}, timeout=30)
+        assert r.status_code == 200, r.text
+
+        def leaf_fetched():
+            assert upstream.file_hits(whl("lane_leaf")) == 1
+
+        eventually(leaf_fetched, timeout=30)
+        assert time.monotonic() - started < 7.0, "lane-leaf waited for lane-mid's whole file"
+        assert upstream.range_hits[whl("lane_mid")] >= 1
+        # Its page and metadata are kept: a resolver asking now gets them without waiting.
+        hits = upstream.hits["/simple/lane-leaf/"]
+        assert srv.get("/simple/lane-leaf/", headers={"Accept": JSON}).status_code == 200
+        meta = srv.get(f"/files/{whl('lane_mid')}.metadata")
+        assert meta.status_code == 200 and b"Requires-Dist: lane-leaf" in meta.content
+        assert upstream.hits["/simple/lane-leaf/"] == hits
+    finally:
+        upstream.hold.pop(f"whole:{whl('lane_mid')}", None)
+
+    def mid_fetched():
+        r = srv.get(f"/files/{whl('lane_mid')}")
+        assert r.status_code == 200
+    eventually(mid_fetched, timeout=30)
+    assert upstream.file_hits(whl("lane_mid")) == 1
 
 
 def test_wheels_without_upstream_metadata_get_theirs_read_out_of_them(srv, upstream, clients, tmp_path):

@@ -3,7 +3,7 @@
 It serves `/simple/<name>/` as PEP 691 JSON (with ETags and 304s), `/files/<filename>` (whole,
 or one range, unless `ranges` is off), the PEP 658 `.metadata` files and PEP 740 provenance objects, every field under the test's control
 (upload times, yanks, status). It counts every request by path, can hold a file's or a page's
-answer back (`hold`: filename, or `page:` and the name; to line concurrent requests up) and can be stopped and started on the same port.
+answer back (`hold`: filename, `whole:` and a filename for the whole file but not its parts, or `page:` and the name; to line concurrent requests up) and can be stopped and started on the same port.
 """
 
 from __future__ import annotations
@@ -157,6 +157,8 @@ class UpstreamIndex:
                                 return self.send(200 if f.metadata else 404, f.metadata or b"")
                             time.sleep(index.hold.get(filename, 0))
                             rng = self.headers.get("Range")
+                            if not (rng and index.ranges):
+                                time.sleep(index.hold.get(f"whole:{filename}", 0))
                             if rng and index.ranges:
                                 # One range, as the mirror asks: bytes=start-last.
                                 start, _, last = rng.removeprefix("bytes=").partition("-")

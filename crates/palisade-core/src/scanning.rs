@@ -12,6 +12,8 @@ use tokio::sync::OnceCell;
 
 use crate::config::ScanPolicy;
 
+mod background;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Publish,
@@ -42,11 +44,12 @@ pub struct ScanService {
     /// projects created since (by any process or node: read from the database by id), so a new
     /// project's check does not reread every name.
     hosted: tokio::sync::Mutex<Option<Hosted>>,
+    background: background::Background,
 }
 
 impl ScanService {
     pub fn new(policy: ScanPolicy) -> Self {
-        Self { policy, scanner: OnceCell::new(), hosted: tokio::sync::Mutex::new(None) }
+        Self { policy, scanner: OnceCell::new(), hosted: tokio::sync::Mutex::new(None), background: Default::default() }
     }
 
     pub fn enabled(&self) -> bool {
@@ -87,6 +90,14 @@ impl ScanService {
         let path = path.to_path_buf();
         let filename = filename.to_string();
         Ok(tokio::task::spawn_blocking(move || scanner.scan_path_with(&path, &filename, &hosted)).await?)
+    }
+
+    /// Like [`ScanService::scan`], for a file nobody waits for yet (read ahead): at a lower CPU
+    /// priority, so that it yields the processor to requests and to scans someone waits on.
+    pub async fn scan_in_background(&self, path: &Path, filename: &str) -> anyhow::Result<Report> {
+        let scanner = self.scanner().await?;
+        let (path, filename) = (path.to_path_buf(), filename.to_string());
+        self.background.run(move || scanner.scan_path_with(&path, &filename, &[])).await
     }
 
     /// Whether `name` (a project about to be created) imitates a hosted project; if so the

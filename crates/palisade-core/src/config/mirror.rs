@@ -39,10 +39,10 @@ pub struct MirrorConfig {
     pub max_page_bytes: u64,
     /// Bytes of upstream pages kept in the database; past it, the pages checked longest ago go.
     pub cache_bytes: u64,
-    /// How many read-ahead guesses are worked on at once: the files pip or uv will ask for next
-    /// after a page or a wheel (the newest release, the wheel's dependencies, for the environment
-    /// its User-Agent describes), fetched and scanned before it asks; 0 fetches only what is
-    /// asked for.
+    /// How many files are read ahead at once: the files pip or uv will ask for next after a page
+    /// or a wheel (the newest release, the wheel's dependencies, for the environment its
+    /// User-Agent describes), fetched and scanned before it asks; twice as many pages and
+    /// metadata files are looked up at once. 0 fetches only what is asked for.
     pub read_ahead: u32,
 }
 

@@ -13,10 +13,17 @@
 //! [`FILES_PER_PROJECT`]), else its sdist. A guess that turns out wrong costs upstream traffic and
 //! scanner time, never correctness: the client still gets exactly what it asks for.
 //!
+//! A guess is worked on in two lanes. Its page and the chosen wheel's metadata (upstream's
+//! metadata file, or parts of the wheel) are read first, and the dependencies they name are
+//! guessed at once: a resolver's whole tree of pages and metadata is ready within a few upstream
+//! round trips per level, while the files themselves, each fetched whole and scanned, follow
+//! `mirror.read_ahead` at a time. Lookups take twice as many turns: they are small and wait on
+//! the network, not on the scanner.
+//!
 //! The work one request can start is bounded: dependencies are followed a few levels below a
 //! file a client asked for (see [`Guess`]), at most
 //! [`DEPENDENCIES_PER_FILE`] per file, each guess made once per `mirror.refresh`, and at most
-//! [`MAX_QUEUED`] wait for one of the `mirror.read_ahead` turns.
+//! [`MAX_QUEUED`] wait for a turn.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -40,7 +47,9 @@ const MAX_RECENT: usize = 4096;
 const DEPENDENCIES_PER_FILE: usize = 64;
 /// The mirror's read-ahead state.
 pub(super) struct ReadAhead {
-    permits: Option<Arc<tokio::sync::Semaphore>>,
+    /// Turns for fetching and scanning files, and for lookups (pages and metadata); none when
+    /// reading ahead is off.
+    permits: Option<Lanes>,
     queued: AtomicUsize,
     /// Guesses made lately (`page:`, `dep:`, `meta:` and a project), with when: each at most
     /// once within `mirror.refresh`, so that a resolver trying many releases (backtracking)
@@ -48,9 +57,26 @@ pub(super) struct ReadAhead {
     recent: std::sync::Mutex<HashMap<String, Instant>>,
 }
 
+struct Lanes {
+    files: Arc<tokio::sync::Semaphore>,
+    lookups: Arc<tokio::sync::Semaphore>,
+}
+
+/// What a read-ahead job waits on.
+#[derive(Clone, Copy)]
+enum Lane {
+    /// A file fetched whole and scanned.
+    File,
+    /// A page, and the metadata of the wheel chosen from it.
+    Lookup,
+}
+
 impl ReadAhead {
     pub(super) fn new(at_once: u32) -> Self {
-        let permits = (at_once > 0).then(|| Arc::new(tokio::sync::Semaphore::new(at_once as usize)));
+        let permits = (at_once > 0).then(|| Lanes {
+            files: Arc::new(tokio::sync::Semaphore::new(at_once as usize)),
+            lookups: Arc::new(tokio::sync::Semaphore::new(2 * at_once as usize)),
+        });
         Self { permits, queued: AtomicUsize::new(0), recent: Default::default() }
     }
 
@@ -143,8 +169,13 @@ impl Core {
         if self.mirror.ahead.full() || !self.mirror.ahead.first_in(&format!("meta:{project}"), self.config.mirror.refresh_every()) {
             return;
         }
+        self.file_ahead(filename, guess);
+    }
+
+    /// Fetches `filename` ahead, in the file lane.
+    fn file_ahead(&self, filename: &str, guess: Guess) {
         let (core, filename) = (self.clone(), filename.to_string());
-        self.spawn_ahead(async move {
+        self.spawn_ahead(Lane::File, async move {
             core.mirror.counters.read_ahead.fetch_add(1, Ordering::Relaxed);
             core.fetch_ahead(&filename, guess).await;
         });
@@ -165,7 +196,7 @@ impl Core {
         }
         let dependency = Dependency { name: normalized.to_string(), versions: palisade_dist::VersionSpecifiers::empty() };
         let core = self.clone();
-        self.spawn_ahead(async move { core.read_ahead_project(&dependency, guess.with_depth(PAGE_DEPTH)).await });
+        self.spawn_ahead(Lane::Lookup, async move { core.read_ahead_project(&dependency, guess.with_depth(PAGE_DEPTH)).await });
     }
 
     /// The dependencies `requires_dist` names that apply to the guess's environment, each
@@ -185,10 +216,13 @@ impl Core {
                 continue;
             }
             let (core, next) = (self.clone(), next.clone());
-            self.spawn_ahead(async move { core.read_ahead_project(&dependency, next).await });
+            self.spawn_ahead(Lane::Lookup, async move { core.read_ahead_project(&dependency, next).await });
         }
     }
 
+    /// In the lookup lane: the project's page, the files chosen from it, and the first chosen
+    /// wheel's metadata, whose dependencies are guessed at once; the files are queued in the file
+    /// lane.
     async fn read_ahead_project(&self, dependency: &Dependency, guess: Guess) {
         let name = dependency.name.as_str();
         match self.mirror_route(name).await {
@@ -201,9 +235,21 @@ impl Core {
             Ok(None) => return,
             Err(e) => return tracing::debug!(project = name, error = %e, "read-ahead: no page"),
         };
-        for file in choose(&view, dependency, guess.target()) {
-            self.mirror.counters.read_ahead.fetch_add(1, Ordering::Relaxed);
-            self.fetch_ahead(&file.filename, guess.clone()).await;
+        let chosen = choose(&view, dependency, guess.target());
+        for file in &chosen {
+            self.file_ahead(&file.filename, guess.clone());
+        }
+        // The wheels chosen are one release's: one's dependencies are the others'.
+        if let Some(wheel) = chosen.iter().find(|f| f.filename.ends_with(".whl")) {
+            match self.metadata_ahead(wheel).await {
+                Ok(Some(data)) => match palisade_dist::CoreMetadata::read_fields(&data) {
+                    Ok(fields) => self.read_ahead_dependencies(&fields.requires_dist, &guess),
+                    Err(e) => tracing::debug!(file = %wheel.filename, error = %e, "read-ahead: unreadable metadata"),
+                },
+                // Only the whole file tells: its fetch reads the dependencies ahead.
+                Ok(None) => {}
+                Err(e) => tracing::debug!(file = %wheel.filename, error = %e, "read-ahead: no metadata"),
+            }
         }
     }
 
@@ -211,7 +257,7 @@ impl Core {
     /// earlier saw may have changed: a file of the release was just blocked).
     async fn fetch_ahead(&self, filename: &str, guess: Guess) {
         let fetched = match self.mirror_file_decision(filename).await {
-            Ok((file, view)) => fetch::file(self, &view, &file, Some(guess)).await.map(|_| ()),
+            Ok((file, view)) => fetch::file(self, &view, &file, Some(guess), fetch::For::ReadAhead).await.map(|_| ()),
             Err(e) => Err(e),
         };
         if let Err(e) = fetched {
@@ -219,10 +265,14 @@ impl Core {
         }
     }
 
-    /// Runs `work` when a read-ahead turn is free; drops it when too many wait.
-    fn spawn_ahead(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+    /// Runs `work` when a turn in `lane` is free; drops it when too many wait.
+    fn spawn_ahead(&self, lane: Lane, work: impl std::future::Future<Output = ()> + Send + 'static) {
         let ahead = &self.mirror.ahead;
-        let Some(permits) = ahead.permits.clone() else { return };
+        let Some(lanes) = &ahead.permits else { return };
+        let permits = match lane {
+            Lane::File => lanes.files.clone(),
+            Lane::Lookup => lanes.lookups.clone(),
+        };
         if ahead.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED {
             ahead.queued.fetch_sub(1, Ordering::Relaxed);
             tracing::debug!("read-ahead queue full; a guess is dropped");

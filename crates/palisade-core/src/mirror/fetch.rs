@@ -21,9 +21,19 @@ const LOCAL_ONLY_RULES: &[&str] = &["meta-typosquat"];
 /// The largest provenance object fetched.
 const PROVENANCE_BYTES: u64 = 1 << 20;
 
+/// Whom a fetch is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum For {
+    /// A client waiting for it.
+    Client,
+    /// A read-ahead guess: scanned at a lower CPU priority (a client that asks meanwhile waits
+    /// for that scan).
+    ReadAhead,
+}
+
 /// `ahead`: the guess for the client that asked (or that a read-ahead guesses for): a file
 /// fetched now has its dependencies read ahead for it.
-pub(super) async fn file(core: &Core, view: &View, f: &page::File, ahead: Option<Guess>) -> Result<MirrorFile> {
+pub(super) async fn file(core: &Core, view: &View, f: &page::File, ahead: Option<Guess>, whom: For) -> Result<MirrorFile> {
     if let Some(row) = core.db.mirror_file(&f.filename).await? {
         return served(row, f);
     }
@@ -36,7 +46,7 @@ pub(super) async fn file(core: &Core, view: &View, f: &page::File, ahead: Option
     let (core, upstream, project, f) = (core.clone(), view.upstream.clone(), view.page.name.clone(), f.clone());
     let task = tokio::spawn(async move {
         let _turn = turn;
-        let row = fetch_and_store(&core, &upstream, &project, &f, ahead).await?;
+        let row = fetch_and_store(&core, &upstream, &project, &f, ahead, whom).await?;
         served(row, &f)
     });
     task.await.map_err(|e| Error::Internal(anyhow::anyhow!("the fetch of an upstream file failed: {e}")))?
@@ -45,7 +55,14 @@ pub(super) async fn file(core: &Core, view: &View, f: &page::File, ahead: Option
 /// The longest a file's fetch from upstream may take, whatever its size.
 const FETCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
-async fn fetch_and_store(core: &Core, upstream_name: &str, project: &str, f: &page::File, ahead: Option<Guess>) -> Result<MirrorFile> {
+async fn fetch_and_store(
+    core: &Core,
+    upstream_name: &str,
+    project: &str,
+    f: &page::File,
+    ahead: Option<Guess>,
+    whom: For,
+) -> Result<MirrorFile> {
     let counters = &core.mirror.counters;
     counters.file_requests.fetch_add(1, Ordering::Relaxed);
     let max = core.config.max_upload_bytes;
@@ -72,7 +89,7 @@ async fn fetch_and_store(core: &Core, upstream_name: &str, project: &str, f: &pa
     };
     counters.upstream_bytes.fetch_add(size, Ordering::Relaxed);
     let started = std::time::Instant::now();
-    let (status, reason, report) = judge(core, temp.path(), &f.filename).await?;
+    let (status, reason, report) = judge(core, temp.path(), &f.filename, whom).await?;
     let scan_ms = started.elapsed().as_millis() as u64;
     counters.scan_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     let (provenance, provenance_error) = match &f.provenance {
@@ -209,11 +226,15 @@ fn served(row: MirrorFile, f: &page::File) -> Result<MirrorFile> {
 }
 
 /// Scans the file with the upload policy: (outcome, the reason a refusal names, the report).
-async fn judge(core: &Core, path: &std::path::Path, filename: &str) -> Result<(Outcome, String, String)> {
+async fn judge(core: &Core, path: &std::path::Path, filename: &str, whom: For) -> Result<(Outcome, String, String)> {
     if !core.scan.enabled() {
         return Ok((Outcome::Publish, String::new(), "{}".into()));
     }
-    let report = core.scan.scan(path, filename, Vec::new()).await.map_err(|e| {
+    let report = match whom {
+        For::Client => core.scan.scan(path, filename, Vec::new()).await,
+        For::ReadAhead => core.scan.scan_in_background(path, filename).await,
+    };
+    let report = report.map_err(|e| {
         tracing::error!(error = %e, "scanner unavailable");
         Error::Unavailable("the malware scanner is unavailable, so upstream files are not served; try again later".into())
     })?;

@@ -450,7 +450,7 @@ impl Core {
     /// the environment the client described, whose next files a first fetch reads ahead.
     pub async fn mirror_download(&self, filename: &str, client: Option<Target>) -> Result<MirrorFile> {
         let (file, view) = self.mirror_file_decision(filename).await?;
-        fetch::file(self, &view, &file, self.ahead_for(client)).await
+        fetch::file(self, &view, &file, self.ahead_for(client), fetch::For::Client).await
     }
 
     pub(super) fn ahead_for(&self, client: Option<Target>) -> Option<guess::Guess> {
@@ -497,37 +497,68 @@ impl Core {
         }
         // Held to the end: requests that wait find the metadata kept, whichever way it was read.
         let _turn = self.mirror.one_at_a_time(&format!("metadata:{filename}")).await;
-        if let Some((_, data)) = self.db.mirror_metadata(filename).await? {
+        if let Some(data) = self.wheel_metadata_unfetched(file).await? {
             return Ok(data);
         }
-        if let Some(row) = self.db.mirror_file(filename).await? {
-            return fetch::stored_metadata(self, &row, file).await?.ok_or_else(missing);
-        }
-        // Even a small file is read in parts rather than fetched and scanned: a resolver waits
-        // for its metadata, not for the scan (reading ahead, or the download, fetches the file).
-        let host = url::Url::parse(&file.url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
-        if let Some(size) = file.size.filter(|_| self.mirror.answers_ranges(&host)) {
-            match self.metadata_from_parts(file, size).await {
-                Ok(data) => {
-                    // Kept unless the whole file's own was kept meanwhile.
-                    self.db.put_mirror_metadata(filename, &palisade_dist::sha256_hex(&data), &data, now(), false).await?;
-                    return Ok(self.db.mirror_metadata(filename).await?.map_or(data, |(_, kept)| kept));
-                }
-                Err(upstream::PartsError::NoRanges(e)) => {
-                    tracing::warn!(host = %host, error = %e, "an upstream host answers range requests with whole files; its wheels without metadata files are fetched whole for an hour");
-                    self.mirror.no_ranges.lock().unwrap_or_else(|e| e.into_inner()).insert(host, std::time::Instant::now());
-                }
-                Err(upstream::PartsError::Other(e)) => {
-                    self.mirror.counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(file = filename, error = %e, "metadata not read from parts of the file; fetching it whole");
-                }
-            }
-        }
-        let row = fetch::file(self, view, file, ahead).await?;
+        let row = fetch::file(self, view, file, ahead, fetch::For::Client).await?;
         match self.db.mirror_metadata(filename).await? {
             Some((_, data)) => Ok(data),
             None => fetch::stored_metadata(self, &row, file).await?.ok_or_else(missing),
         }
+    }
+
+    /// The metadata of a wheel upstream serves no metadata file for, without fetching the file
+    /// whole: kept; else the stored file's; else read from parts of upstream's file. `None` when
+    /// only the whole file would tell. The caller holds the file's `metadata:` turn.
+    async fn wheel_metadata_unfetched(&self, file: &page::File) -> Result<Option<Vec<u8>>> {
+        let filename = file.filename.as_str();
+        if let Some((_, data)) = self.db.mirror_metadata(filename).await? {
+            return Ok(Some(data));
+        }
+        if let Some(row) = self.db.mirror_file(filename).await? {
+            return match fetch::stored_metadata(self, &row, file).await? {
+                Some(data) => Ok(Some(data)),
+                None => Err(Error::NotFound(format!("no metadata file for {filename:?}"))),
+            };
+        }
+        // Even a small file is read in parts rather than fetched and scanned: a resolver waits
+        // for its metadata, not for the scan (reading ahead, or the download, fetches the file).
+        let host = url::Url::parse(&file.url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+        let Some(size) = file.size.filter(|_| self.mirror.answers_ranges(&host)) else { return Ok(None) };
+        match self.metadata_from_parts(file, size).await {
+            Ok(data) => {
+                // Kept unless the whole file's own was kept meanwhile.
+                self.db.put_mirror_metadata(filename, &palisade_dist::sha256_hex(&data), &data, now(), false).await?;
+                Ok(Some(self.db.mirror_metadata(filename).await?.map_or(data, |(_, kept)| kept)))
+            }
+            Err(upstream::PartsError::NoRanges(e)) => {
+                tracing::warn!(host = %host, error = %e, "an upstream host answers range requests with whole files; its wheels without metadata files are fetched whole for an hour");
+                self.mirror.no_ranges.lock().unwrap_or_else(|e| e.into_inner()).insert(host, std::time::Instant::now());
+                Ok(None)
+            }
+            Err(upstream::PartsError::Other(e)) => {
+                self.mirror.counters.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(file = filename, error = %e, "metadata not read from parts of the file; fetching it whole");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The metadata of a listed wheel, for reading ahead: upstream's metadata file, or read from
+    /// parts of the wheel; `None` when only fetching the whole file would tell (that is the
+    /// file read-ahead's work, not this one's).
+    pub(super) async fn metadata_ahead(&self, file: &page::File) -> Result<Option<Vec<u8>>> {
+        if !file.filename.ends_with(".whl") {
+            return Ok(None);
+        }
+        if let Some(want) = &file.metadata_sha256 {
+            return self.upstream_metadata(file, want).await.map(Some);
+        }
+        if let Some((_, data)) = self.db.mirror_metadata(&file.filename).await? {
+            return Ok(Some(data));
+        }
+        let _turn = self.mirror.one_at_a_time(&format!("metadata:{}", file.filename)).await;
+        self.wheel_metadata_unfetched(file).await
     }
 
     /// A wheel's metadata read out of parts of upstream's file, if it is that of the release
