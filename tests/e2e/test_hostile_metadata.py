@@ -370,7 +370,7 @@ def test_json_api_links_ignore_the_host_header(server, owner):
     assert s.get(server.url + "/pypi/host-kit/json", timeout=30).json()["urls"][0]["url"] == f"{server.url}/files/{w.default_filename()}"
 
 
-def test_json_api_links_use_public_url(make_server):
+def test_json_api_and_index_links_use_public_url(make_server):
     s = make_server({"PALISADE_PUBLIC_URL": "https://pypi.example.org/"})
     s.create_user("pub-owner")
     token = s.create_token("pub-owner")
@@ -379,6 +379,11 @@ def test_json_api_links_use_public_url(make_server):
     body = s.get("/pypi/public-kit/json", headers={"Host": "evil.example"}).json()
     assert body["info"]["release_url"] == "https://pypi.example.org/pypi/public-kit/1.0/json"
     assert body["urls"][0]["url"] == f"https://pypi.example.org/files/{w.default_filename()}"
+    # Index pages link files under it too (absolute, as PyPI's), whatever Host a request names.
+    page = s.get("/simple/public-kit/", headers={"Host": "evil.example", "Accept": "application/vnd.pypi.simple.v1+json"}).json()
+    assert page["files"][0]["url"] == f"https://pypi.example.org/files/{w.default_filename()}"
+    html = s.get("/simple/public-kit/", headers={"Host": "evil.example", "Accept": "text/html"}).text
+    assert f'href="https://pypi.example.org/files/{w.default_filename()}#sha256=' in html and "evil" not in html
 
 
 # ---- item 12: a single-use field appears once; headers are read as Python reads them ---------

@@ -109,6 +109,11 @@ impl AppState {
             (None, None) => format!("http://{}", self.config.listen),
         }
     }
+
+    /// The links of index pages: files under `public_url` when one is configured.
+    fn links(&self) -> pypi::render::Links {
+        pypi::render::Links::new(self.base_url(), self.config.public_url.as_deref())
+    }
 }
 
 pub fn router(state: AppState) -> Router {

@@ -326,7 +326,7 @@ impl IndexCache {
         db: &Db,
         normalized: &str,
         kind: Kind,
-        base: &str,
+        links: &render::Links,
         blocks: impl FnOnce() -> Arc<palisade_core::sharing::Blocks>,
     ) -> Result<Option<(Arc<Page>, bool)>, palisade_store::StoreError> {
         let key = (normalized.to_string(), kind);
@@ -342,8 +342,8 @@ impl IndexCache {
         let mut files = db.project_files(project.id).await?;
         blocks.hide(&mut files);
         let body = match kind {
-            Kind::Html => render::project_html(&project, &releases, &files, base).into_bytes(),
-            Kind::Json => serde_json::to_vec(&render::project_json(&project, &releases, &files, base)).unwrap_or_default(),
+            Kind::Html => render::project_html(&project, &releases, &files, links).into_bytes(),
+            Kind::Json => serde_json::to_vec(&render::project_json(&project, &releases, &files, links)).unwrap_or_default(),
         };
         let page = Arc::new(Page::new(body, tag(kind), project.last_serial));
         if let Some(_kept) = self.keep(generation, Some(normalized), project.last_serial) {

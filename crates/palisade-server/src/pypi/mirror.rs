@@ -94,7 +94,7 @@ pub async fn page(state: &AppState, normalized: &str, kind: Kind, local: Option<
         },
         _ => Default::default(),
     };
-    let json = merged(view.as_ref(), local, &hosted, &state.base_url(), normalized);
+    let json = merged(view.as_ref(), local, &hosted, &state.links(), normalized);
     let serial = json.pointer("/meta/_last-serial").and_then(Value::as_i64).unwrap_or(0);
     let body = match kind {
         Kind::Json => json.to_string().into_bytes(),
@@ -106,7 +106,13 @@ pub async fn page(state: &AppState, normalized: &str, kind: Kind, local: Option<
 }
 
 /// The PEP 691 answer: this index's files first (merged names), then upstream's listed files.
-fn merged(view: Option<&View>, local: Option<Value>, hosted: &std::collections::HashSet<String>, base: &str, normalized: &str) -> Value {
+fn merged(
+    view: Option<&View>,
+    local: Option<Value>,
+    hosted: &std::collections::HashSet<String>,
+    links: &render::Links,
+    normalized: &str,
+) -> Value {
     let mut out = local.unwrap_or_else(|| {
         json!({
             "meta": { "api-version": render::API_VERSION, "_last-serial": 0 },
@@ -145,14 +151,15 @@ fn merged(view: Option<&View>, local: Option<Value>, hosted: &std::collections::
         };
         let provenance = view.provenance.contains(&f.filename).then(|| {
             format!(
-                "{base}/integrity/{normalized}/{}/{}/provenance",
+                "{}/integrity/{normalized}/{}/{}/provenance",
+                links.base,
                 render::encode_filename(&f.version),
                 render::encode_filename(&f.filename)
             )
         });
         let mut entry = json!({
             "filename": f.filename,
-            "url": render::file_href(&f.filename),
+            "url": links.file(&f.filename),
             "hashes": { "sha256": f.sha256 },
             "requires-python": f.requires_python,
             "core-metadata": meta,
@@ -227,7 +234,7 @@ fn html(v: &Value) -> String {
 /// This index's own page of a merged name, as JSON, if it hosts the project.
 pub async fn local_json(state: &AppState, normalized: &str) -> ApiResult<Option<Value>> {
     let Some((page, _)) =
-        state.cache.project(&state.db, normalized, Kind::Json, &state.base_url(), || state.blocks()).await.map_err(internal)?
+        state.cache.project(&state.db, normalized, Kind::Json, &state.links(), || state.blocks()).await.map_err(internal)?
     else {
         return Ok(None);
     };

@@ -41,7 +41,7 @@ pub async fn project(
         return page.map(|p| respond(&p, format, &headers)).ok_or_else(|| not_found(format!("no project named {normalized:?}")));
     }
     if let Some((page, hit)) =
-        state.cache.project(&state.db, &normalized, kind_of(format), &state.base_url(), || state.blocks()).await.map_err(internal)?
+        state.cache.project(&state.db, &normalized, kind_of(format), &state.links(), || state.blocks()).await.map_err(internal)?
     {
         state.count_cache(hit);
         return Ok(respond(&page, format, &headers));
