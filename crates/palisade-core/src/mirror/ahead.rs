@@ -38,7 +38,7 @@ use crate::Core;
 
 /// Files of one project read ahead at most (the best-fitting wheels of one release).
 pub const FILES_PER_PROJECT: usize = 2;
-/// Read-aheads waiting for a turn, at most; past it, new ones are dropped.
+/// Read-aheads waiting for a turn in one lane, at most; past it, new ones are dropped.
 const MAX_QUEUED: usize = 256;
 /// Guesses remembered; past it, expired ones are forgotten, and while none has expired, new
 /// guesses are dropped.
@@ -50,7 +50,8 @@ pub(super) struct ReadAhead {
     /// Turns for fetching and scanning files, and for lookups (pages and metadata); none when
     /// reading ahead is off.
     permits: Option<Lanes>,
-    queued: AtomicUsize,
+    /// Jobs waiting or under way, by lane ([`Lane::index`]).
+    queued: [AtomicUsize; 2],
     /// Guesses made lately (`page:`, `dep:`, `meta:` and a project), with when: each at most
     /// once within `mirror.refresh`, so that a resolver trying many releases (backtracking)
     /// does not multiply the fetches.
@@ -71,21 +72,30 @@ enum Lane {
     Lookup,
 }
 
+impl Lane {
+    fn index(self) -> usize {
+        match self {
+            Lane::File => 0,
+            Lane::Lookup => 1,
+        }
+    }
+}
+
 impl ReadAhead {
     pub(super) fn new(at_once: u32) -> Self {
         let permits = (at_once > 0).then(|| Lanes {
             files: Arc::new(tokio::sync::Semaphore::new(at_once as usize)),
             lookups: Arc::new(tokio::sync::Semaphore::new(2 * at_once as usize)),
         });
-        Self { permits, queued: AtomicUsize::new(0), recent: Default::default() }
+        Self { permits, queued: Default::default(), recent: Default::default() }
     }
 
     pub(super) fn enabled(&self) -> bool {
         self.permits.is_some()
     }
 
-    fn full(&self) -> bool {
-        self.queued.load(Ordering::Relaxed) >= MAX_QUEUED
+    fn full(&self, lane: Lane) -> bool {
+        self.queued[lane.index()].load(Ordering::Relaxed) >= MAX_QUEUED
     }
 
     /// Whether the guess `key` was made within `every`.
@@ -166,7 +176,8 @@ impl Core {
     /// ask for the newest release first; one that backtracks asks for many more, each of which
     /// it will not download).
     pub(super) fn read_ahead_file(&self, project: &str, filename: &str, guess: Guess) {
-        if self.mirror.ahead.full() || !self.mirror.ahead.first_in(&format!("meta:{project}"), self.config.mirror.refresh_every()) {
+        if self.mirror.ahead.full(Lane::File) || !self.mirror.ahead.first_in(&format!("meta:{project}"), self.config.mirror.refresh_every())
+        {
             return;
         }
         self.file_ahead(filename, guess);
@@ -191,7 +202,10 @@ impl Core {
         let (ahead, every) = (&self.mirror.ahead, self.config.mirror.refresh_every());
         // A project reached as a dependency was guessed with its requirement, a better guess
         // than the newest release.
-        if ahead.full() || ahead.seen(&format!("dep:{normalized}"), every) || !ahead.first_in(&format!("page:{normalized}"), every) {
+        if ahead.full(Lane::Lookup)
+            || ahead.seen(&format!("dep:{normalized}"), every)
+            || !ahead.first_in(&format!("page:{normalized}"), every)
+        {
             return;
         }
         let dependency = Dependency { name: normalized.to_string(), versions: palisade_dist::VersionSpecifiers::empty() };
@@ -208,7 +222,7 @@ impl Core {
         let every = self.config.mirror.refresh_every();
         let dependencies = requires_dist.iter().filter_map(|line| next.target().dependency(line)).take(DEPENDENCIES_PER_FILE);
         for dependency in dependencies {
-            if ahead.full() {
+            if ahead.full(Lane::Lookup) {
                 tracing::debug!("read-ahead queue full; guesses dropped");
                 break;
             }
@@ -273,8 +287,9 @@ impl Core {
             Lane::File => lanes.files.clone(),
             Lane::Lookup => lanes.lookups.clone(),
         };
-        if ahead.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED {
-            ahead.queued.fetch_sub(1, Ordering::Relaxed);
+        let queued = &ahead.queued[lane.index()];
+        if queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED {
+            queued.fetch_sub(1, Ordering::Relaxed);
             tracing::debug!("read-ahead queue full; a guess is dropped");
             return;
         }
@@ -283,7 +298,7 @@ impl Core {
             if let Ok(_turn) = permits.acquire_owned().await {
                 work.await;
             }
-            mirror.ahead.queued.fetch_sub(1, Ordering::Relaxed);
+            mirror.ahead.queued[lane.index()].fetch_sub(1, Ordering::Relaxed);
         });
     }
 }

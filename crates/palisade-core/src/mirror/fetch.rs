@@ -4,13 +4,15 @@
 //! upstream's), its PEP 740 provenance verified, and stored. Only a file the policy publishes
 //! is served; a held or blocked one answers 403 from then on, and its release leaves the index.
 
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use palisade_store::MirrorFile;
 
 use super::guess::Guess;
 use super::upstream::{self, FileError};
-use super::{View, now, page};
+use super::{Mirror, View, now, page};
 use crate::Core;
 use crate::error::{Error, Result};
 use crate::scanning::Outcome;
@@ -26,9 +28,76 @@ const PROVENANCE_BYTES: u64 = 1 << 20;
 pub(super) enum For {
     /// A client waiting for it.
     Client,
-    /// A read-ahead guess: scanned at a lower CPU priority (a client that asks meanwhile waits
-    /// for that scan).
+    /// A read-ahead guess: scanned at a lower CPU priority until a client asks for the file, and
+    /// from then on raced by a scan at normal priority (see [`Waiting`]).
     ReadAhead,
+}
+
+/// Files being fetched ahead, each with whether a client waits for it. A client marks the file
+/// before it waits for the file's turn, and a read-ahead registers the file before it takes the
+/// turn, so a client waiting behind a read-ahead is always seen: a scan nobody waited for when
+/// it started is not left at a low priority once somebody does.
+#[derive(Default)]
+pub(super) struct Waiting {
+    files: std::sync::Mutex<HashMap<String, Arc<Wanted>>>,
+}
+
+#[derive(Default)]
+struct Wanted {
+    flag: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Wanted {
+    fn is_wanted(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Returns once a client waits for the file.
+    async fn wanted(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_wanted() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Waiting {
+    /// A client is about to wait for `filename`.
+    fn want(&self, filename: &str) {
+        if let Some(w) = self.files.lock().unwrap_or_else(|e| e.into_inner()).get(filename) {
+            w.flag.store(true, Ordering::SeqCst);
+            w.notify.notify_waiters();
+        }
+    }
+}
+
+/// A read-ahead of `filename` starts; it ends when the guard is dropped.
+fn register(mirror: &Arc<Mirror>, filename: &str) -> Registered {
+    let wanted = mirror.waiting.files.lock().unwrap_or_else(|e| e.into_inner()).entry(filename.to_string()).or_default().clone();
+    Registered { mirror: mirror.clone(), filename: filename.to_string(), wanted }
+}
+
+/// A read-ahead's registration; the entry goes with the last one for the file.
+struct Registered {
+    mirror: Arc<Mirror>,
+    filename: String,
+    wanted: Arc<Wanted>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut files = self.mirror.waiting.files.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's copy and this one: no other read-ahead of the file is under way.
+        if Arc::strong_count(&self.wanted) <= 2 {
+            files.remove(&self.filename);
+        }
+    }
 }
 
 /// `ahead`: the guess for the client that asked (or that a read-ahead guesses for): a file
@@ -37,6 +106,13 @@ pub(super) async fn file(core: &Core, view: &View, f: &page::File, ahead: Option
     if let Some(row) = core.db.mirror_file(&f.filename).await? {
         return served(row, f);
     }
+    let registered = match whom {
+        For::Client => {
+            core.mirror.waiting.want(&f.filename);
+            None
+        }
+        For::ReadAhead => Some(register(&core.mirror, &f.filename)),
+    };
     let turn = core.mirror.one_at_a_time(&format!("file:{}", f.filename)).await;
     if let Some(row) = core.db.mirror_file(&f.filename).await? {
         return served(row, f);
@@ -46,7 +122,8 @@ pub(super) async fn file(core: &Core, view: &View, f: &page::File, ahead: Option
     let (core, upstream, project, f) = (core.clone(), view.upstream.clone(), view.page.name.clone(), f.clone());
     let task = tokio::spawn(async move {
         let _turn = turn;
-        let row = fetch_and_store(&core, &upstream, &project, &f, ahead, whom).await?;
+        let wanted = registered.as_ref().map(|r| r.wanted.as_ref());
+        let row = fetch_and_store(&core, &upstream, &project, &f, ahead, wanted).await?;
         served(row, &f)
     });
     task.await.map_err(|e| Error::Internal(anyhow::anyhow!("the fetch of an upstream file failed: {e}")))?
@@ -61,7 +138,7 @@ async fn fetch_and_store(
     project: &str,
     f: &page::File,
     ahead: Option<Guess>,
-    whom: For,
+    read_ahead: Option<&Wanted>,
 ) -> Result<MirrorFile> {
     let counters = &core.mirror.counters;
     counters.file_requests.fetch_add(1, Ordering::Relaxed);
@@ -89,7 +166,7 @@ async fn fetch_and_store(
     };
     counters.upstream_bytes.fetch_add(size, Ordering::Relaxed);
     let started = std::time::Instant::now();
-    let (status, reason, report) = judge(core, temp.path(), &f.filename, whom).await?;
+    let (status, reason, report) = judge(core, temp.path(), &f.filename, read_ahead).await?;
     let scan_ms = started.elapsed().as_millis() as u64;
     counters.scan_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     let (provenance, provenance_error) = match &f.provenance {
@@ -226,13 +303,29 @@ fn served(row: MirrorFile, f: &page::File) -> Result<MirrorFile> {
 }
 
 /// Scans the file with the upload policy: (outcome, the reason a refusal names, the report).
-async fn judge(core: &Core, path: &std::path::Path, filename: &str, whom: For) -> Result<(Outcome, String, String)> {
+/// `read_ahead`: for a file read ahead, whether a client waits for it: until one does, it is
+/// scanned at a lower priority; from then on a scan at normal priority races that one (the
+/// reports are the same; the first is taken).
+async fn judge(core: &Core, path: &std::path::Path, filename: &str, read_ahead: Option<&Wanted>) -> Result<(Outcome, String, String)> {
     if !core.scan.enabled() {
         return Ok((Outcome::Publish, String::new(), "{}".into()));
     }
-    let report = match whom {
-        For::Client => core.scan.scan(path, filename, Vec::new()).await,
-        For::ReadAhead => core.scan.scan_in_background(path, filename).await,
+    let report = match read_ahead {
+        Some(wanted) if !wanted.is_wanted() => {
+            let background = core.scan.scan_in_background(path, filename);
+            tokio::pin!(background);
+            tokio::select! {
+                report = &mut background => report,
+                () = wanted.wanted() => {
+                    tracing::debug!(file = filename, "a client waits for a file scanned ahead: it is scanned at normal priority too");
+                    tokio::select! {
+                        report = &mut background => report,
+                        report = core.scan.scan(path, filename, Vec::new()) => report,
+                    }
+                }
+            }
+        }
+        _ => core.scan.scan(path, filename, Vec::new()).await,
     };
     let report = report.map_err(|e| {
         tracing::error!(error = %e, "scanner unavailable");
@@ -270,5 +363,34 @@ async fn verify_provenance(core: &Core, url: &str, f: &page::File) -> (Option<St
             (None, Some(e))
         }
         Err(e) => (None, Some(format!("verification failed: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_client_waiting_for_a_file_read_ahead_is_seen_and_the_entry_goes_with_the_last_read_ahead() {
+        let mirror = Arc::new(Mirror::new(&Default::default()).unwrap());
+        let files = |m: &Mirror| m.waiting.files.lock().unwrap().keys().cloned().collect::<Vec<_>>();
+        // Nobody reads it ahead: nothing to mark, nothing kept.
+        mirror.waiting.want("a-1.0-py3-none-any.whl");
+        assert!(files(&mirror).is_empty());
+        let first = register(&mirror, "a-1.0-py3-none-any.whl");
+        let second = register(&mirror, "a-1.0-py3-none-any.whl");
+        assert!(!first.wanted.is_wanted());
+        let wanted = first.wanted.clone();
+        let waiter = tokio::spawn(async move { wanted.wanted().await });
+        tokio::task::yield_now().await;
+        mirror.waiting.want("a-1.0-py3-none-any.whl");
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.expect("the scan learns a client waits").unwrap();
+        assert!(second.wanted.is_wanted());
+        // Wanted before the scan starts: it starts at normal priority (no wait at all).
+        tokio::time::timeout(std::time::Duration::from_secs(5), second.wanted.wanted()).await.unwrap();
+        drop(first);
+        assert_eq!(files(&mirror), ["a-1.0-py3-none-any.whl"]);
+        drop(second);
+        assert!(files(&mirror).is_empty());
     }
 }

@@ -82,6 +82,8 @@ pub struct Mirror {
     /// Upstream file hosts that answered a range request with the whole file, and when: not
     /// asked for parts again for [`NO_RANGES_FOR`].
     no_ranges: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    /// Files being fetched ahead, and whether a client waits for one.
+    waiting: fetch::Waiting,
     pub counters: Counters,
 }
 
@@ -106,6 +108,7 @@ impl Mirror {
             views_generation: AtomicU64::new(0),
             revalidating: Default::default(),
             no_ranges: Default::default(),
+            waiting: Default::default(),
             counters: Counters::default(),
         })
     }
@@ -160,6 +163,13 @@ impl Mirror {
         let lock = self.inflight.lock().unwrap_or_else(|e| e.into_inner()).entry(key.to_string()).or_default().clone();
         let guard = lock.clone().lock_owned().await;
         Coalesced { mirror: self.clone(), key: key.to_string(), lock, _guard: guard }
+    }
+
+    /// The turn for `key` if nobody holds it now.
+    fn try_one_at_a_time(self: &Arc<Self>, key: &str) -> Option<Coalesced> {
+        let lock = self.inflight.lock().unwrap_or_else(|e| e.into_inner()).entry(key.to_string()).or_default().clone();
+        let guard = lock.clone().try_lock_owned().ok()?;
+        Some(Coalesced { mirror: self.clone(), key: key.to_string(), lock, _guard: guard })
     }
 }
 
@@ -546,18 +556,22 @@ impl Core {
 
     /// The metadata of a listed wheel, for reading ahead: upstream's metadata file, or read from
     /// parts of the wheel; `None` when only fetching the whole file would tell (that is the
-    /// file read-ahead's work, not this one's).
+    /// file read-ahead's work, not this one's), or when someone is reading it now (a client,
+    /// whose request reads its dependencies ahead, or a whole fetch, which does too): a lookup
+    /// never waits behind a fetch.
     pub(super) async fn metadata_ahead(&self, file: &page::File) -> Result<Option<Vec<u8>>> {
         if !file.filename.ends_with(".whl") {
             return Ok(None);
         }
+        if let Some((sha, data)) = self.db.mirror_metadata(&file.filename).await?
+            && file.metadata_sha256.as_ref().is_none_or(|want| &sha == want)
+        {
+            return Ok(Some(data));
+        }
         if let Some(want) = &file.metadata_sha256 {
             return self.upstream_metadata(file, want).await.map(Some);
         }
-        if let Some((_, data)) = self.db.mirror_metadata(&file.filename).await? {
-            return Ok(Some(data));
-        }
-        let _turn = self.mirror.one_at_a_time(&format!("metadata:{}", file.filename)).await;
+        let Some(_turn) = self.mirror.try_one_at_a_time(&format!("metadata:{}", file.filename)) else { return Ok(None) };
         self.wheel_metadata_unfetched(file).await
     }
 

@@ -1,19 +1,22 @@
 //! Scans nobody waits for yet (upstream files read ahead for a client) run on threads of their
-//! own at a lower CPU priority (`nice` 10 on Linux), so that speculative work yields the
+//! own at a lower CPU priority (10 `nice` levels below the server's, on Linux), so that
+//! speculative work yields the
 //! processor to the requests being served and to the scans a client or an uploader waits on.
 //! The threads that analyse one archive's members are started by these threads and inherit
 //! their priority. On a machine with idle cores they run as fast as any other scan.
 //!
-//! A client that asks for a file while its background scan runs waits for that scan, which then
-//! has the processor to itself unless other work is queued: the speculation costs the client
-//! nothing it would not have spent scanning the file itself.
+//! A client that asks for a file while its background scan runs does not wait on the low
+//! priority: the mirror then races that scan with one at normal priority (`mirror::fetch`).
 
 use std::sync::Mutex;
 use std::sync::mpsc::{Sender, channel};
 
-/// The `nice` value of the background threads: CFS gives a thread at 10 about a tenth of the
-/// processor time of one at 0 when both want it.
+/// How many `nice` levels below the server's the background threads run: CFS gives a thread 10
+/// levels below another about a tenth of its processor time when both want it.
 const NICE: i32 = 10;
+/// The lowest priority there is.
+#[cfg(target_os = "linux")]
+const LOWEST: i32 = 19;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -68,11 +71,17 @@ impl Background {
     }
 }
 
-/// Lowers the calling thread's priority (and that of the threads it starts).
+/// Lowers the calling thread's priority by [`NICE`] levels, never past the lowest (and that of
+/// the threads it starts).
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE) {
-        tracing::warn!(error = %e, "could not lower the priority of a background scan thread; it runs at normal priority");
+    {
+        let tid = Some(rustix::thread::gettid());
+        let lowered = rustix::process::getpriority_process(tid)
+            .and_then(|now| rustix::process::setpriority_process(tid, now.saturating_add(NICE).min(LOWEST)));
+        if let Err(e) = lowered {
+            tracing::warn!(error = %e, "could not lower the priority of a background scan thread; it runs at the server's");
+        }
     }
 }
 
@@ -92,9 +101,10 @@ mod tests {
         assert_eq!(background.run(|| 6 * 7).await.unwrap(), 42);
         #[cfg(target_os = "linux")]
         {
+            // The threads are started by the first job, from this thread's priority.
             let here = priority();
             let (there, helper) = background.run(|| (priority(), std::thread::spawn(priority).join().unwrap())).await.unwrap();
-            assert!(there >= NICE.min(19) && there > here, "background {there}, caller {here}");
+            assert_eq!(there, (here + NICE).min(LOWEST), "background {there}, caller {here}");
             assert_eq!(helper, there, "a thread a background scan starts inherits its priority");
         }
         // A job that panics fails alone; the threads keep working.
